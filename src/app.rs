@@ -1,0 +1,183 @@
+//! Runs a parsed command line. Each command resolves its inputs, runs its
+//! preflight (failures there are [`Error::NothingChanged`]), then does its
+//! work, and prints its result on stdout.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use crate::cli::{Cli, Command, RestoreArgs, SnapshotArgs, SnapshotsCommand};
+use crate::config::{Config, Overrides};
+use crate::error::Error;
+use crate::progress::format_bytes;
+use crate::snapshot::restore::{self, RestoreFailure, RestoreOptions};
+use crate::snapshot::take::{SnapshotRequest, Snapshotter};
+use crate::snapshot::{self, Manifest};
+use crate::store::Store;
+
+/// Runs `cli` to completion.
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    let overrides = Overrides { database_url: cli.database_url.clone(), store_url: cli.store.clone() };
+    let config = Config::load(cli.config.as_deref(), &overrides)?;
+    match cli.command {
+        Command::Snapshot(args) => snapshot(&config, args).await,
+        Command::Snapshots { command: SnapshotsCommand::List { all, json } } => list(&config, all, json).await,
+        Command::Snapshots { command: SnapshotsCommand::Show { snapshot, json } } => show(&config, &snapshot, json).await,
+        Command::Restore(args) => restore(&config, args).await,
+    }
+}
+
+async fn open_store(config: &Config) -> Result<Store, Error> {
+    let location = config.store_location()?;
+    Ok(Store::open(location, &config.store).await)
+}
+
+async fn snapshot(config: &Config, args: SnapshotArgs) -> Result<(), Error> {
+    let db = config.database_url()?;
+    let store = open_store(config).await?;
+    let snapshotter = Snapshotter::prepare(&store, db, &config.snapshot, config.database.pg_bin_dir.as_deref())
+        .await
+        .map_err(|e| Error::nothing_changed("snapshot", e))?;
+    let request = SnapshotRequest { release_id: args.release, ..SnapshotRequest::default() };
+    let manifest = snapshotter.take(&request).await.map_err(|e| Error::failed("snapshot", e))?;
+    if args.json {
+        print_json(&manifest);
+    } else {
+        println!("snapshot {}", manifest.id);
+        println!("  location  {}", manifest.dump_uri);
+        println!(
+            "  size      {} (archive {}, {} level {})",
+            format_bytes(manifest.size_bytes),
+            format_bytes(manifest.archive_bytes),
+            manifest.compression,
+            manifest.compression_level
+        );
+        println!("  sha256    {}", manifest.sha256);
+        println!("restore it with: snapguard restore {}", manifest.id);
+    }
+    Ok(())
+}
+
+async fn list(config: &Config, all: bool, json: bool) -> Result<(), Error> {
+    let store = open_store(config).await?;
+    let listed = snapshot::list(&store).await.map_err(|e| Error::failed("snapshots list", e))?;
+    let incomplete = listed.iter().filter(|l| l.manifest.is_none()).count();
+    let shown: Vec<_> = listed.into_iter().filter(|l| all || l.manifest.is_some()).collect();
+    if json {
+        let rows: Vec<_> = shown
+            .iter()
+            .map(|l| serde_json::json!({ "id": l.id, "complete": l.manifest.is_some(), "manifest": l.manifest }))
+            .collect();
+        print_json(&rows);
+        return Ok(());
+    }
+    println!("{:<34} {:<20} {:<16} {:>10}  {}", "ID", "CREATED (UTC)", "DATABASE", "SIZE", "RELEASE");
+    for l in &shown {
+        match &l.manifest {
+            Some(m) => println!(
+                "{:<34} {:<20} {:<16} {:>10}  {}",
+                m.id.as_str(),
+                m.created_at.format("%Y-%m-%d %H:%M:%S"),
+                m.database,
+                format_bytes(m.size_bytes),
+                m.release_id.as_deref().unwrap_or("-")
+            ),
+            None => println!("{:<34} incomplete: no manifest, never restorable", l.id.as_str()),
+        }
+    }
+    if incomplete > 0 && !all {
+        tracing::info!("{incomplete} incomplete snapshot(s) not shown; `--all` lists them");
+    }
+    Ok(())
+}
+
+async fn show(config: &Config, which: &str, json: bool) -> Result<(), Error> {
+    let store = open_store(config).await?;
+    let m = snapshot::resolve(&store, which).await.map_err(|e| Error::failed("snapshots show", e))?;
+    if json {
+        print_json(&m);
+        return Ok(());
+    }
+    print_manifest(&m);
+    Ok(())
+}
+
+fn print_manifest(m: &Manifest) {
+    println!("snapshot        {}", m.id);
+    println!("database        {} (PostgreSQL {}, pg_dump {})", m.database, m.server_version, m.pg_dump_version);
+    println!("created         {}", m.created_at.format("%Y-%m-%d %H:%M:%S UTC"));
+    println!("location        {}", m.dump_uri);
+    println!("size            {} ({} archive, {} level {})", format_bytes(m.size_bytes), format_bytes(m.archive_bytes), m.compression, m.compression_level);
+    println!("sha256          {}", m.sha256);
+    println!("toc entries     {}", m.toc_entries);
+    println!("wal position    {}", m.wal_lsn.as_deref().unwrap_or("-"));
+    println!("release         {}", m.release_id.as_deref().unwrap_or("-"));
+    println!("last migration  {}", m.last_migration.as_deref().unwrap_or("-"));
+    println!();
+    println!("restore:         snapguard restore {}", m.id);
+    println!("restore by hand, without snapguard:");
+    for c in m.manual_restore_commands() {
+        println!("  {c}");
+    }
+}
+
+async fn restore(config: &Config, args: RestoreArgs) -> Result<(), Error> {
+    let db = config.database_url()?;
+    let store = open_store(config).await?;
+    let jobs = args
+        .jobs
+        .or(config.snapshot.restore_jobs)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get() as u32));
+    let options = RestoreOptions {
+        snapshot: args.snapshot.clone(),
+        to: args.to.clone(),
+        no_owner: args.no_owner,
+        terminate_sessions: args.terminate_sessions,
+        jobs,
+        no_analyze: args.no_analyze,
+    };
+    let plan = restore::plan(&store, db, &config.database.maintenance_db, config.database.pg_bin_dir.as_deref(), options)
+        .await
+        .map_err(|e| Error::nothing_changed("restore", e))?;
+    if plan.is_destructive() && !args.yes {
+        confirm(&plan.describe(), &plan.database)?;
+    } else {
+        tracing::info!("{}", plan.describe().replace('\n', " "));
+    }
+    let report = plan.execute(&store).await.map_err(|failure| match failure {
+        RestoreFailure::Verify(e) => Error::nothing_changed("restore", e),
+        RestoreFailure::Restore(e) => Error::failed("restore", e),
+    })?;
+    if args.json {
+        print_json(&report);
+    } else {
+        println!("restored snapshot {} into `{}` in {:.1}s", report.snapshot_id, report.restored_into, report.total_seconds);
+        if let Some(replaced) = &report.replaced_as {
+            println!("the previous database is kept as `{replaced}`; drop it when you no longer need it:");
+            println!("  DROP DATABASE \"{replaced}\";");
+        }
+    }
+    Ok(())
+}
+
+/// Asks on the terminal; without one, refuses and names `--yes`.
+fn confirm(description: &str, database: &str) -> Result<(), Error> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(format!(
+            "restore replaces database `{database}` and needs confirmation, but there is no terminal to ask on; pass `--yes` to confirm"
+        )));
+    }
+    let mut stderr = std::io::stderr();
+    let _ = writeln!(stderr, "{description}");
+    let _ = write!(stderr, "Type the database name `{database}` to continue: ");
+    let _ = stderr.flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).map_err(|e| Error::Usage(format!("cannot read the confirmation: {e}")))?;
+    if answer.trim() == database {
+        Ok(())
+    } else {
+        Err(Error::Usage("not confirmed; nothing was changed".into()))
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(value).expect("serializable"));
+}

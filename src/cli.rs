@@ -1,0 +1,112 @@
+//! The command line (clap derive types only).
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::logging::LogFormat;
+
+/// Safe PostgreSQL deploys: snapshots to object storage and emergency restores.
+#[derive(Debug, Parser)]
+#[command(name = "snapguard", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The config file [default: ./snapguard.yml when it exists].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log output: `auto` (colours and a progress bar on a terminal), `text`, `json`.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+    /// More log detail (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+    /// The application database (overrides `database.url`; prefer the
+    /// SNAPGUARD_DATABASE_URL variable, which `ps` does not show).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// The store: `s3://bucket/prefix` or `file:///path` (overrides `store.url`).
+    #[arg(long = "store", global = true, value_name = "URL")]
+    pub store: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Take a snapshot of the database into the store now.
+    Snapshot(SnapshotArgs),
+    /// List and inspect the snapshots in the store.
+    Snapshots {
+        /// `list` or `show`.
+        #[command(subcommand)]
+        command: SnapshotsCommand,
+    },
+    /// Restore a snapshot: into a new database, then swap it in under the
+    /// original name (the replaced database is kept).
+    Restore(RestoreArgs),
+}
+
+/// `snapguard snapshot`.
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// The release running now, recorded in the manifest.
+    #[arg(long, value_name = "ID")]
+    pub release: Option<String>,
+    /// Print the manifest as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `snapguard snapshots …`.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotsCommand {
+    /// List snapshots, oldest first.
+    List {
+        /// Also list incomplete snapshots (no manifest; never restorable).
+        #[arg(long)]
+        all: bool,
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one snapshot's manifest and how to restore it by hand.
+    Show {
+        /// A snapshot id, or `latest`.
+        snapshot: String,
+        /// Print the manifest as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `snapguard restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A snapshot id, or `latest`.
+    pub snapshot: String,
+    /// Restore into this new database side by side, without swapping.
+    #[arg(long, value_name = "NAME")]
+    pub to: Option<String>,
+    /// Skip owners and privileges (for a server whose roles differ).
+    #[arg(long)]
+    pub no_owner: bool,
+    /// Do not ask for confirmation (required without a terminal).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// End sessions connected to the database being replaced.
+    #[arg(long)]
+    pub terminate_sessions: bool,
+    /// Parallel `pg_restore` jobs [default: `snapshot.restore_jobs`, else the CPU count].
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<u32>,
+    /// Skip `ANALYZE` after restoring (the planner then has no statistics).
+    #[arg(long)]
+    pub no_analyze: bool,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}

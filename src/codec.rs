@@ -1,0 +1,338 @@
+//! Compression and hashing of the archive stream.
+//!
+//! Both run on blocking threads (CPU work stays off the async workers) and
+//! talk to the async side through bounded channels, so memory stays at a few
+//! chunks whatever the dump's size. The SHA-256 is always of the *stored*
+//! (compressed) bytes: it is what a download must reproduce.
+
+use std::io::{self, Write};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::config::Compression;
+
+/// The size of the chunks passed between stages.
+pub const CHUNK: usize = 1024 * 1024;
+
+/// How many chunks may wait in each channel.
+pub const CHANNEL_DEPTH: usize = 8;
+
+/// What an encoder produced.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    /// SHA-256 of the stored bytes, lowercase hex.
+    pub sha256: String,
+    /// Bytes after compression.
+    pub stored_bytes: u64,
+    /// Bytes before compression.
+    pub raw_bytes: u64,
+}
+
+/// What a decoder consumed and produced.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// SHA-256 of the stored bytes that came in, lowercase hex.
+    pub sha256: String,
+    /// Bytes that came in.
+    pub stored_bytes: u64,
+    /// Bytes written out after decompression.
+    pub raw_bytes: u64,
+    /// The sink stopped accepting data before the end (a reader such as
+    /// `pg_restore -l` that needs only the head of the archive).
+    pub sink_closed: bool,
+}
+
+/// Decoding failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The stored bytes are not valid for the compression.
+    #[error("the archive does not decompress as {compression}")]
+    Corrupt {
+        /// The compression tried.
+        compression: Compression,
+        /// The hash of everything that came in, so the caller can tell a
+        /// checksum mismatch from a corrupt upload.
+        sha256: String,
+        /// The decompressor's error.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing the decompressed bytes failed.
+    #[error("writing the decompressed archive failed")]
+    Sink(#[source] io::Error),
+}
+
+/// Forwards everything written to it as hashed, counted chunks on a channel.
+struct ChannelWriter {
+    tx: mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl ChannelWriter {
+    fn send_buf(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.hasher.update(&chunk);
+        self.count += chunk.len() as u64;
+        self.tx
+            .blocking_send(Bytes::from(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped reading"))
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send_buf()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send_buf()
+    }
+}
+
+enum Encoder<W: Write> {
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+    Gzip(flate2::write::GzEncoder<W>),
+    None(W),
+}
+
+impl<W: Write> Encoder<W> {
+    fn new(compression: Compression, level: i32, inner: W) -> io::Result<Self> {
+        Ok(match compression {
+            Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(inner, level)?),
+            Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(inner, flate2::Compression::new(level as u32))),
+            Compression::None => Encoder::None(inner),
+        })
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Encoder::Zstd(e) => e.write_all(data),
+            Encoder::Gzip(e) => e.write_all(data),
+            Encoder::None(w) => w.write_all(data),
+        }
+    }
+
+    fn finish(self) -> io::Result<W> {
+        match self {
+            Encoder::Zstd(e) => e.finish(),
+            Encoder::Gzip(e) => e.finish(),
+            Encoder::None(w) => Ok(w),
+        }
+    }
+}
+
+/// Starts a thread that compresses the chunks from `input`, hashes the
+/// result and sends it on `output` in [`CHUNK`]-sized pieces. It ends when
+/// `input` closes (returning the totals) or `output` is dropped (an error).
+pub fn spawn_encoder(
+    compression: Compression,
+    level: i32,
+    mut input: mpsc::Receiver<Bytes>,
+    output: mpsc::Sender<Bytes>,
+) -> JoinHandle<io::Result<Encoded>> {
+    tokio::task::spawn_blocking(move || {
+        let sink = ChannelWriter { tx: output, buf: Vec::with_capacity(CHUNK), hasher: Sha256::new(), count: 0 };
+        let mut encoder = Encoder::new(compression, level, sink)?;
+        let mut raw_bytes = 0u64;
+        while let Some(chunk) = input.blocking_recv() {
+            raw_bytes += chunk.len() as u64;
+            encoder.write_all(&chunk)?;
+        }
+        let mut sink = encoder.finish()?;
+        sink.flush()?;
+        Ok(Encoded { sha256: hex::encode(sink.hasher.finalize()), stored_bytes: sink.count, raw_bytes })
+    })
+}
+
+/// Counts what passes through to the real sink.
+struct Counting<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(data)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+enum Decoder<W: Write> {
+    Zstd(zstd::stream::write::Decoder<'static, W>),
+    Gzip(flate2::write::GzDecoder<W>),
+    None(W),
+}
+
+impl<W: Write> Decoder<W> {
+    fn new(compression: Compression, inner: W) -> io::Result<Self> {
+        Ok(match compression {
+            Compression::Zstd => Decoder::Zstd(zstd::stream::write::Decoder::new(inner)?),
+            Compression::Gzip => Decoder::Gzip(flate2::write::GzDecoder::new(inner)),
+            Compression::None => Decoder::None(inner),
+        })
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Decoder::Zstd(d) => d.write_all(data),
+            Decoder::Gzip(d) => d.write_all(data),
+            Decoder::None(w) => w.write_all(data),
+        }
+    }
+
+    fn finish(self) -> io::Result<W> {
+        match self {
+            Decoder::Zstd(mut d) => {
+                d.flush()?;
+                Ok(d.into_inner())
+            }
+            Decoder::Gzip(d) => d.finish(),
+            Decoder::None(w) => Ok(w),
+        }
+    }
+}
+
+/// Tells the sink's own failures (`Sink`) from bad input (`Corrupt`): a
+/// decompressor reports both as `io::Error`, so the sink marks its own.
+struct MarkSinkErrors<W> {
+    inner: W,
+    failed: Option<io::ErrorKind>,
+}
+
+impl<W: Write> Write for MarkSinkErrors<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.inner.write(data).inspect_err(|e| self.failed = Some(e.kind()))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().inspect_err(|e| self.failed = Some(e.kind()))
+    }
+}
+
+/// Starts a thread that hashes the stored chunks from `input`, decompresses
+/// them and writes the result to `sink`. If the sink closes early (broken
+/// pipe) the rest of the input is discarded and `sink_closed` is set.
+pub fn spawn_decoder<W: Write + Send + 'static>(
+    compression: Compression,
+    mut input: mpsc::Receiver<Bytes>,
+    sink: W,
+) -> JoinHandle<Result<Decoded, DecodeError>> {
+    tokio::task::spawn_blocking(move || {
+        let mut hasher = Sha256::new();
+        let mut stored_bytes = 0u64;
+        let marked = MarkSinkErrors { inner: Counting { inner: sink, count: 0 }, failed: None };
+        let mut decoder = Decoder::new(compression, marked).map_err(DecodeError::Sink)?;
+        let mut failure: Option<io::Error> = None;
+        while let Some(chunk) = input.blocking_recv() {
+            hasher.update(&chunk);
+            stored_bytes += chunk.len() as u64;
+            if failure.is_none() {
+                if let Err(e) = decoder.write_all(&chunk) {
+                    failure = Some(e);
+                }
+            }
+        }
+        let (raw_bytes, sink_failed) = match failure {
+            None => match decoder.finish() {
+                Ok(mut w) => match w.flush() {
+                    Ok(()) => (w.inner.count, None),
+                    Err(e) => return Err(DecodeError::Sink(e)),
+                },
+                Err(e) => {
+                    failure = Some(e);
+                    (0, None)
+                }
+            },
+            Some(_) => (0, decoder_sink_failure(&decoder)),
+        };
+        let sha256 = hex::encode(hasher.finalize());
+        match (failure, sink_failed) {
+            (None, _) => Ok(Decoded { sha256, stored_bytes, raw_bytes, sink_closed: false }),
+            (Some(_), Some(io::ErrorKind::BrokenPipe)) => {
+                Ok(Decoded { sha256, stored_bytes, raw_bytes, sink_closed: true })
+            }
+            (Some(e), Some(_)) => Err(DecodeError::Sink(e)),
+            (Some(source), None) => Err(DecodeError::Corrupt { compression, sha256, source }),
+        }
+    })
+}
+
+fn decoder_sink_failure<W: Write>(decoder: &Decoder<MarkSinkErrors<W>>) -> Option<io::ErrorKind> {
+    match decoder {
+        Decoder::Zstd(d) => d.get_ref().failed,
+        Decoder::Gzip(d) => d.get_ref().failed,
+        Decoder::None(w) => w.failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn round_trip(compression: Compression, data: Vec<u8>) -> (Encoded, Decoded, Vec<u8>) {
+        let (raw_tx, raw_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let (out_tx, mut out_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let encoder = spawn_encoder(compression, compression.default_level(), raw_rx, out_tx);
+        let feed = tokio::spawn(async move {
+            for piece in data.chunks(300_000) {
+                raw_tx.send(Bytes::copy_from_slice(piece)).await.unwrap();
+            }
+        });
+        let mut stored = Vec::new();
+        while let Some(c) = out_rx.recv().await {
+            stored.extend_from_slice(&c);
+        }
+        feed.await.unwrap();
+        let encoded = encoder.await.unwrap().unwrap();
+        let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+        let decoder = spawn_decoder(compression, rx, Vec::new());
+        for piece in stored.chunks(70_000) {
+            tx.send(Bytes::copy_from_slice(piece)).await.unwrap();
+        }
+        drop(tx);
+        let decoded = decoder.await.unwrap().unwrap();
+        (encoded, decoded, stored)
+    }
+
+    #[tokio::test]
+    async fn every_compression_round_trips_with_matching_hashes() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8 ^ (i / 7919) as u8).collect();
+        for c in [Compression::Zstd, Compression::Gzip, Compression::None] {
+            let (enc, dec, stored) = round_trip(c, data.clone()).await;
+            assert_eq!(enc.raw_bytes, data.len() as u64);
+            assert_eq!(enc.stored_bytes, stored.len() as u64);
+            assert_eq!(enc.sha256, dec.sha256, "{c}");
+            assert_eq!(dec.raw_bytes, data.len() as u64, "{c}");
+            if c != Compression::None {
+                assert!(enc.stored_bytes < enc.raw_bytes, "{c} did not compress");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn garbage_is_reported_as_corrupt_with_its_hash() {
+        let (tx, rx) = mpsc::channel(2);
+        let decoder = spawn_decoder(Compression::Zstd, rx, Vec::new());
+        tx.send(Bytes::from_static(b"this is not zstd at all")).await.unwrap();
+        drop(tx);
+        let err = decoder.await.unwrap().unwrap_err();
+        assert!(matches!(err, DecodeError::Corrupt { ref sha256, .. } if sha256.len() == 64), "{err}");
+    }
+}

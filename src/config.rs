@@ -1,0 +1,819 @@
+//! `snapguard.yml` → one validated [`Config`].
+//!
+//! Every setting is resolved once, here, with a fixed precedence: command-line
+//! flags, then `SNAPGUARD_*` environment variables (the key in capitals with
+//! dots as underscores: `store.url` → `SNAPGUARD_STORE_URL`), then the file,
+//! then defaults. Values from the file may use `${VAR}` interpolation. Each
+//! value keeps its [`Origin`] so an error names the file, line and column, or
+//! the variable or flag it came from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use serde_saphyr::Spanned;
+
+use crate::db::ConnInfo;
+use crate::store::StoreLocation;
+
+/// The default config file, relative to the working directory.
+pub const DEFAULT_CONFIG_FILE: &str = "snapguard.yml";
+
+/// Where a setting's value came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A position in the config file.
+    File {
+        /// The config file.
+        path: PathBuf,
+        /// One-based line.
+        line: u64,
+        /// One-based column.
+        column: u64,
+    },
+    /// An environment variable.
+    Env(String),
+    /// A command-line flag.
+    Flag(&'static str),
+    /// The built-in default.
+    Default,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File { path, line, column } => {
+                write!(f, "{}:{line}:{column}", path.display())
+            }
+            Origin::Env(var) => write!(f, "environment variable `{var}`"),
+            Origin::Flag(flag) => write!(f, "flag `{flag}`"),
+            Origin::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// A configuration problem; every variant names where the bad value is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file exists but cannot be read.
+    #[error("cannot read config file `{}`", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file given with `--config` does not exist.
+    #[error("config file `{}` does not exist", path.display())]
+    NotFound {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The YAML does not parse, or has an unknown key or a value of the wrong type.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// One-based line (0 when the parser could not tell).
+        line: u64,
+        /// One-based column (0 when the parser could not tell).
+        column: u64,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value is present but not valid for its key.
+    #[error("{origin}: `{key}`: {message}")]
+    Invalid {
+        /// Where the value came from.
+        origin: Origin,
+        /// The dotted key, for example `store.part_size`.
+        key: &'static str,
+        /// What is wrong, without the value when it may hold a secret.
+        message: String,
+    },
+    /// A `${VAR}` in the file names an unset variable.
+    #[error("{origin}: `{key}`: environment variable `{var}` is not set")]
+    MissingVar {
+        /// Where the reference is.
+        origin: Origin,
+        /// The dotted key.
+        key: &'static str,
+        /// The variable's name.
+        var: String,
+    },
+    /// A required setting is set nowhere.
+    #[error("`{key}` is not configured: set it in {file}{}, or set `{env}`", flag.map(|f| format!(", pass `{f}`")).unwrap_or_default())]
+    Missing {
+        /// The dotted key.
+        key: &'static str,
+        /// The config file that was read (or the default name).
+        file: String,
+        /// The environment variable that would set it.
+        env: String,
+        /// The flag that would set it, if there is one.
+        flag: Option<&'static str>,
+    },
+}
+
+/// Values given on the command line; they win over everything else.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--database-url`.
+    pub database_url: Option<String>,
+    /// `--store`.
+    pub store_url: Option<String>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file that was read, if any.
+    pub file: Option<PathBuf>,
+    /// The `database` section.
+    pub database: DatabaseConfig,
+    /// The `store` section.
+    pub store: StoreConfig,
+    /// The `snapshot` section.
+    pub snapshot: SnapshotConfig,
+    missing_hint: String,
+}
+
+/// `database`: what to snapshot and restore.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// `database.url`: the application database. Optional here because some
+    /// commands (`snapshots list`) do not need it; see [`Config::database_url`].
+    pub url: Option<ConnInfo>,
+    /// `database.maintenance_db`: where snapguard connects to create, rename
+    /// and drop databases.
+    pub maintenance_db: String,
+    /// `database.pg_bin_dir`: where to find `pg_dump` and `pg_restore`
+    /// instead of searching.
+    pub pg_bin_dir: Option<PathBuf>,
+}
+
+/// Server-side encryption for S3 objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sse {
+    /// SSE-S3 (`AES256`).
+    Aes256,
+    /// SSE-KMS with an optional key id (the bucket's default key otherwise).
+    Kms {
+        /// `store.kms_key_id`.
+        key_id: Option<String>,
+    },
+}
+
+/// `store`: where snapshots live.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `store.url`: `s3://bucket/prefix` or `file:///path`.
+    pub location: Option<StoreLocation>,
+    /// `store.endpoint`: an S3-compatible endpoint instead of AWS.
+    pub endpoint: Option<String>,
+    /// `store.region`: the S3 region; the AWS chain decides when unset.
+    pub region: Option<String>,
+    /// `store.path_style`: path-style addressing, needed by most
+    /// S3-compatible servers.
+    pub path_style: bool,
+    /// `store.sse`: server-side encryption.
+    pub sse: Option<Sse>,
+    /// `store.part_size`: the first multipart part size in bytes; it grows
+    /// so that 10,000 parts cover any object.
+    pub part_size: u64,
+}
+
+/// How the archive is compressed in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// zstd frames (`zstd -d` reads them).
+    Zstd,
+    /// gzip (`gunzip` reads it).
+    Gzip,
+    /// The custom-format archive as `pg_dump -Z0` writes it.
+    None,
+}
+
+impl Compression {
+    /// The default level for this algorithm.
+    pub fn default_level(self) -> i32 {
+        match self {
+            Compression::Zstd => 3,
+            Compression::Gzip => 1,
+            Compression::None => 0,
+        }
+    }
+
+    fn valid_levels(self) -> std::ops::RangeInclusive<i32> {
+        match self {
+            Compression::Zstd => 1..=19,
+            Compression::Gzip => 1..=9,
+            Compression::None => 0..=0,
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Compression::Zstd => "zstd",
+            Compression::Gzip => "gzip",
+            Compression::None => "none",
+        })
+    }
+}
+
+/// `snapshot`: how snapshots are taken and restored.
+#[derive(Debug, Clone)]
+pub struct SnapshotConfig {
+    /// `snapshot.compression`.
+    pub compression: Compression,
+    /// `snapshot.compression_level`.
+    pub compression_level: i32,
+    /// `snapshot.lock_wait_timeout`: passed to `pg_dump --lock-wait-timeout`
+    /// so a snapshot fails instead of queueing behind an exclusive lock.
+    pub lock_wait_timeout: Duration,
+    /// `snapshot.restore_jobs`: `pg_restore -j`; the number of CPUs when unset.
+    pub restore_jobs: Option<u32>,
+}
+
+impl Config {
+    /// Loads `path` (or `./snapguard.yml` when `path` is `None` and the file
+    /// exists), applies the process environment and `overrides`, and
+    /// validates the result.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, overrides, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::load`] with an explicit environment, for tests.
+    pub fn load_with_env(
+        path: Option<&Path>,
+        overrides: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let (file, text) = read_file(path)?;
+        let mut settings = match (&file, &text) {
+            (Some(file), Some(text)) => file_settings(file, text)?,
+            _ => Settings::new(),
+        };
+        for &key in KEYS {
+            let var = env_var_for(key);
+            if let Some(value) = env(&var) {
+                settings.insert(key, Setting::plain(value, Origin::Env(var)));
+            }
+        }
+        if let Some(url) = &overrides.database_url {
+            settings.insert("database.url", Setting::plain(url.clone(), Origin::Flag("--database-url")));
+        }
+        if let Some(url) = &overrides.store_url {
+            settings.insert("store.url", Setting::plain(url.clone(), Origin::Flag("--store")));
+        }
+        let base_dir = file
+            .as_ref()
+            .and_then(|f| f.parent().map(Path::to_path_buf))
+            .unwrap_or_default();
+        Resolver { settings, env, base_dir }.config(file)
+    }
+
+    /// The application database, or an error that says how to set it.
+    pub fn database_url(&self) -> Result<&ConnInfo, ConfigError> {
+        self.database.url.as_ref().ok_or_else(|| self.missing("database.url", Some("--database-url")))
+    }
+
+    /// The store location, or an error that says how to set it.
+    pub fn store_location(&self) -> Result<&StoreLocation, ConfigError> {
+        self.store.location.as_ref().ok_or_else(|| self.missing("store.url", Some("--store")))
+    }
+
+    fn missing(&self, key: &'static str, flag: Option<&'static str>) -> ConfigError {
+        ConfigError::Missing {
+            key,
+            file: self.missing_hint.clone(),
+            env: env_var_for(key),
+            flag,
+        }
+    }
+}
+
+fn read_file(path: Option<&Path>) -> Result<(Option<PathBuf>, Option<String>), ConfigError> {
+    let (path, explicit) = match path {
+        Some(p) => (p.to_path_buf(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((Some(path), Some(text))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok((None, None)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ConfigError::NotFound { path }),
+        Err(source) => Err(ConfigError::Read { path, source }),
+    }
+}
+
+fn env_var_for(key: &str) -> String {
+    format!("SNAPGUARD_{}", key.replace('.', "_").to_uppercase())
+}
+
+/// Every setting, in the order the README documents them.
+const KEYS: &[&str] = &[
+    "database.url",
+    "database.maintenance_db",
+    "database.pg_bin_dir",
+    "store.url",
+    "store.endpoint",
+    "store.region",
+    "store.path_style",
+    "store.sse",
+    "store.kms_key_id",
+    "store.part_size",
+    "snapshot.compression",
+    "snapshot.compression_level",
+    "snapshot.lock_wait_timeout",
+    "snapshot.restore_jobs",
+];
+
+/// One value and where it came from.
+#[derive(Debug, Clone)]
+struct Setting {
+    value: String,
+    origin: Origin,
+    /// Values from the file may contain `${VAR}`; values from the
+    /// environment and flags are taken literally.
+    interpolate: bool,
+}
+
+impl Setting {
+    fn plain(value: String, origin: Origin) -> Self {
+        Setting { value, origin, interpolate: false }
+    }
+}
+
+type Settings = BTreeMap<&'static str, Setting>;
+
+/// A YAML scalar of any type, read as text so every layer is handled alike.
+#[derive(Debug)]
+struct Scalar(String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl Visitor<'_> for ScalarVisitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_owned()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+type Value = Option<Spanned<Scalar>>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    database: Option<FileDatabase>,
+    store: Option<FileStore>,
+    snapshot: Option<FileSnapshot>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDatabase {
+    url: Value,
+    maintenance_db: Value,
+    pg_bin_dir: Value,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileStore {
+    url: Value,
+    endpoint: Value,
+    region: Value,
+    path_style: Value,
+    sse: Value,
+    kms_key_id: Value,
+    part_size: Value,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSnapshot {
+    compression: Value,
+    compression_level: Value,
+    lock_wait_timeout: Value,
+    restore_jobs: Value,
+}
+
+fn file_settings(path: &Path, text: &str) -> Result<Settings, ConfigError> {
+    let parsed: FileConfig = if is_blank_yaml(text) {
+        FileConfig::default()
+    } else {
+        let options = serde_saphyr::options! { with_snippet: false };
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+            let loc = e.location();
+            ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line: loc.map_or(0, |l| l.line()),
+                column: loc.map_or(0, |l| l.column()),
+                message: syntax_message(&e),
+            }
+        })?
+    };
+    let mut settings = Settings::new();
+    let mut add = |key: &'static str, value: Value| {
+        if let Some(v) = value {
+            let origin = Origin::File {
+                path: path.to_path_buf(),
+                line: v.referenced.line(),
+                column: v.referenced.column(),
+            };
+            settings.insert(key, Setting { value: v.value.0, origin, interpolate: true });
+        }
+    };
+    let d = parsed.database.unwrap_or_default();
+    add("database.url", d.url);
+    add("database.maintenance_db", d.maintenance_db);
+    add("database.pg_bin_dir", d.pg_bin_dir);
+    let s = parsed.store.unwrap_or_default();
+    add("store.url", s.url);
+    add("store.endpoint", s.endpoint);
+    add("store.region", s.region);
+    add("store.path_style", s.path_style);
+    add("store.sse", s.sse);
+    add("store.kms_key_id", s.kms_key_id);
+    add("store.part_size", s.part_size);
+    let n = parsed.snapshot.unwrap_or_default();
+    add("snapshot.compression", n.compression);
+    add("snapshot.compression_level", n.compression_level);
+    add("snapshot.lock_wait_timeout", n.lock_wait_timeout);
+    add("snapshot.restore_jobs", n.restore_jobs);
+    Ok(settings)
+}
+
+/// True for a file with nothing but comments and blank lines, which the YAML
+/// parser would otherwise reject as an empty document.
+fn is_blank_yaml(text: &str) -> bool {
+    text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#') || l == "---"
+    })
+}
+
+/// The parser's message without its own location suffix, which the caller
+/// prints in `file:line:column` form instead.
+fn syntax_message(e: &serde_saphyr::Error) -> String {
+    let text = e.without_snippet().to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+struct Resolver<'a> {
+    settings: Settings,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    base_dir: PathBuf,
+}
+
+impl Resolver<'_> {
+    fn config(&self, file: Option<PathBuf>) -> Result<Config, ConfigError> {
+        let database = DatabaseConfig {
+            url: self
+                .parse("database.url", |v| ConnInfo::parse(v).map_err(|e| e.to_string()))?,
+            maintenance_db: self.string("database.maintenance_db")?.unwrap_or_else(|| "postgres".into()),
+            pg_bin_dir: self.string("database.pg_bin_dir")?.map(|p| self.base_dir.join(p)),
+        };
+        let sse = match self.string("store.sse")?.as_deref() {
+            None => None,
+            Some("AES256") => Some(Sse::Aes256),
+            Some("aws:kms") => Some(Sse::Kms { key_id: self.string("store.kms_key_id")? }),
+            Some(other) => {
+                return Err(self.invalid("store.sse", format!("unknown value `{other}`; expected `AES256` or `aws:kms`")));
+            }
+        };
+        if sse.is_none() && self.settings.contains_key("store.kms_key_id") {
+            return Err(self.invalid("store.kms_key_id", "needs `store.sse: aws:kms`".into()));
+        }
+        let store = StoreConfig {
+            location: self.parse("store.url", |v| StoreLocation::parse(v, &self.base_dir))?,
+            endpoint: self.string("store.endpoint")?,
+            region: self.string("store.region")?,
+            path_style: self.parse("store.path_style", parse_bool)?.unwrap_or(false),
+            sse,
+            part_size: self.parse("store.part_size", parse_part_size)?.unwrap_or(DEFAULT_PART_SIZE),
+        };
+        let compression = self
+            .parse("snapshot.compression", |v| match v {
+                "zstd" => Ok(Compression::Zstd),
+                "gzip" => Ok(Compression::Gzip),
+                "none" => Ok(Compression::None),
+                other => Err(format!("unknown compression `{other}`; expected `zstd`, `gzip` or `none`")),
+            })?
+            .unwrap_or(Compression::Zstd);
+        let compression_level = self
+            .parse("snapshot.compression_level", |v| {
+                let level: i32 = v.parse().map_err(|_| format!("`{v}` is not a whole number"))?;
+                let valid = compression.valid_levels();
+                if valid.contains(&level) {
+                    Ok(level)
+                } else {
+                    Err(format!("{compression} takes a level from {} to {}, not {level}", valid.start(), valid.end()))
+                }
+            })?
+            .unwrap_or_else(|| compression.default_level());
+        let snapshot = SnapshotConfig {
+            compression,
+            compression_level,
+            lock_wait_timeout: self
+                .parse("snapshot.lock_wait_timeout", parse_duration)?
+                .unwrap_or(Duration::from_secs(60)),
+            restore_jobs: self.parse("snapshot.restore_jobs", |v| match v.parse::<u32>() {
+                Ok(n) if n >= 1 => Ok(n),
+                _ => Err(format!("`{v}` is not a whole number of at least 1")),
+            })?,
+        };
+        let missing_hint = match &file {
+            Some(f) => format!("`{}`", f.display()),
+            None => format!("`{DEFAULT_CONFIG_FILE}` (not found)"),
+        };
+        Ok(Config { file, database, store, snapshot, missing_hint })
+    }
+
+    /// The interpolated value of `key`, if it is set anywhere.
+    fn string(&self, key: &'static str) -> Result<Option<String>, ConfigError> {
+        let Some(setting) = self.settings.get(key) else { return Ok(None) };
+        if !setting.interpolate {
+            return Ok(Some(setting.value.clone()));
+        }
+        interpolate(&setting.value, self.env)
+            .map(Some)
+            .map_err(|e| match e {
+                InterpolationError::Unset(var) => ConfigError::MissingVar { origin: setting.origin.clone(), key, var },
+                InterpolationError::Syntax(message) => self.invalid(key, message),
+            })
+    }
+
+    fn parse<T>(&self, key: &'static str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Option<T>, ConfigError> {
+        match self.string(key)? {
+            None => Ok(None),
+            Some(v) => parse(v.trim()).map(Some).map_err(|message| self.invalid(key, message)),
+        }
+    }
+
+    fn invalid(&self, key: &'static str, message: String) -> ConfigError {
+        let origin = self.settings.get(key).map_or(Origin::Default, |s| s.origin.clone());
+        ConfigError::Invalid { origin, key, message }
+    }
+}
+
+/// The default first part size: 8 MiB, so 10,000 growing parts cover 5 TiB.
+pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
+/// S3 refuses parts smaller than 5 MiB (except the last).
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
+fn parse_part_size(v: &str) -> Result<u64, String> {
+    let size = parse_size(v)?;
+    if size < MIN_PART_SIZE {
+        return Err(format!("`{v}` is below S3's minimum part size of 5MiB"));
+    }
+    if size > 5 * 1024 * 1024 * 1024 {
+        return Err(format!("`{v}` is above S3's maximum part size of 5GiB"));
+    }
+    Ok(size)
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(format!("`{other}` is not `true` or `false`")),
+    }
+}
+
+/// Parses `500ms`, `30s`, `15m`, `2h`.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (digits, unit) = v.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{v}` is not a duration; write it like `500ms`, `30s`, `15m` or `2h`"))?;
+    let d = match unit.trim() {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("`{v}` is not a duration; write it like `500ms`, `30s`, `15m` or `2h`")),
+    };
+    Ok(d)
+}
+
+/// Parses `8MiB`, `64KiB`, `1GiB`, `5MB` or a plain number of bytes.
+pub fn parse_size(v: &str) -> Result<u64, String> {
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (digits, unit) = v.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| format!("`{v}` is not a size; write it like `8MiB`"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return Err(format!("`{v}` is not a size; write it like `8MiB`")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("`{v}` is too large"))
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum InterpolationError {
+    Unset(String),
+    Syntax(String),
+}
+
+/// Expands `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`.
+fn interpolate(raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, InterpolationError> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        if let Some(after) = rest.strip_prefix("$$") {
+            out.push('$');
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix("${") {
+            let end = after
+                .find('}')
+                .ok_or_else(|| InterpolationError::Syntax("unterminated `${`; close it with `}`".into()))?;
+            let inner = &after[..end];
+            let (name, default) = match inner.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (inner, None),
+            };
+            if !is_var_name(name) {
+                return Err(InterpolationError::Syntax(format!("`${{{inner}}}` is not a valid variable reference")));
+            }
+            match (env(name), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => return Err(InterpolationError::Unset(name.to_owned())),
+            }
+            rest = &after[end + 1..];
+        } else {
+            out.push('$');
+            rest = &rest[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn is_var_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    }
+
+    fn load(text: &str, pairs: &'static [(&'static str, &'static str)], overrides: Overrides) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snapguard.yml");
+        std::fs::write(&path, text).unwrap();
+        Config::load_with_env(Some(&path), &overrides, &env_of(pairs))
+    }
+
+    #[test]
+    fn interpolation_expands_defaults_and_escapes() {
+        let env = env_of(&[("A", "x")]);
+        assert_eq!(interpolate("${A}-${B:-y}-$$-$z", &env).unwrap(), "x-y-$-$z");
+        assert_eq!(interpolate("${B}", &env), Err(InterpolationError::Unset("B".into())));
+        assert!(matches!(interpolate("${A", &env), Err(InterpolationError::Syntax(_))));
+        assert!(matches!(interpolate("${1A}", &env), Err(InterpolationError::Syntax(_))));
+    }
+
+    #[test]
+    fn a_full_file_resolves() {
+        let text = "database:\n  url: ${DB}\n  maintenance_db: admin\nstore:\n  url: s3://bucket/some/prefix\n  endpoint: http://127.0.0.1:9000\n  path_style: true\n  sse: aws:kms\n  kms_key_id: k1\n  part_size: 16MiB\nsnapshot:\n  compression: gzip\n  compression_level: 6\n  lock_wait_timeout: 30s\n  restore_jobs: 4\n";
+        let c = load(text, &[("DB", "postgres://u:secret@h:5433/shop")], Overrides::default()).unwrap();
+        let url = c.database_url().unwrap();
+        assert_eq!(url.dbname(), "shop");
+        assert_eq!(c.database.maintenance_db, "admin");
+        assert_eq!(c.store.location, Some(StoreLocation::S3 { bucket: "bucket".into(), prefix: "some/prefix".into() }));
+        assert!(c.store.path_style);
+        assert_eq!(c.store.sse, Some(Sse::Kms { key_id: Some("k1".into()) }));
+        assert_eq!(c.store.part_size, 16 << 20);
+        assert_eq!(c.snapshot.compression, Compression::Gzip);
+        assert_eq!(c.snapshot.compression_level, 6);
+        assert_eq!(c.snapshot.lock_wait_timeout, Duration::from_secs(30));
+        assert_eq!(c.snapshot.restore_jobs, Some(4));
+    }
+
+    #[test]
+    fn precedence_is_flag_then_env_then_file() {
+        let text = "store:\n  url: file:///from-file\n  region: file-region\n";
+        let c = load(text, &[("SNAPGUARD_STORE_URL", "file:///from-env"), ("SNAPGUARD_STORE_REGION", "env-region")], Overrides::default()).unwrap();
+        assert_eq!(c.store.location, Some(StoreLocation::Fs { root: "/from-env".into() }));
+        assert_eq!(c.store.region.as_deref(), Some("env-region"));
+        let flags = Overrides { store_url: Some("file:///from-flag".into()), ..Overrides::default() };
+        let c = load(text, &[("SNAPGUARD_STORE_URL", "file:///from-env")], flags).unwrap();
+        assert_eq!(c.store.location, Some(StoreLocation::Fs { root: "/from-flag".into() }));
+    }
+
+    #[test]
+    fn an_override_makes_an_unset_file_variable_harmless() {
+        let text = "database:\n  url: ${DATABASE_URL}\n";
+        let c = load(text, &[("SNAPGUARD_DATABASE_URL", "postgres://h/db")], Overrides::default()).unwrap();
+        assert_eq!(c.database_url().unwrap().dbname(), "db");
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let err = load("store:\n  url: file:///x\n  bucket: nope\n", &[], Overrides::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, ConfigError::Syntax { line: 3, column: 3, .. }), "{msg}");
+        assert!(msg.contains("snapguard.yml:3:3"), "{msg}");
+        assert!(msg.contains("bucket"), "{msg}");
+    }
+
+    #[test]
+    fn broken_yaml_names_the_position() {
+        let err = load("store:\n  url: [unclosed\n", &[], Overrides::default()).unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { line, .. } if line >= 2), "{err}");
+    }
+
+    #[test]
+    fn missing_variable_names_file_line_and_variable() {
+        let err = load("database:\n  url: ${NOPE_URL}\n", &[], Overrides::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("snapguard.yml:2:8"), "{msg}");
+        assert!(msg.contains("`NOPE_URL` is not set"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_name_their_origin() {
+        let err = load("snapshot:\n  lock_wait_timeout: soon\n", &[], Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("snapguard.yml:2:22: `snapshot.lock_wait_timeout`"), "{err}");
+        let err = load("", &[("SNAPGUARD_STORE_PART_SIZE", "1MiB")], Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("environment variable `SNAPGUARD_STORE_PART_SIZE`"), "{err}");
+        let err = load("snapshot:\n  compression: zstd\n  compression_level: 40\n", &[], Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("from 1 to 19"), "{err}");
+        let err = load("store:\n  url: ftp://x\n", &[], Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("snapguard.yml:2:8: `store.url`"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_database_url_never_echoes_the_password() {
+        let err = load("database:\n  url: mysql://u:hunter2@h/db\n", &[], Overrides::default()).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn missing_required_setting_says_how_to_set_it() {
+        let c = load("# nothing yet\n", &[], Overrides::default()).unwrap();
+        let msg = c.database_url().unwrap_err().to_string();
+        assert!(msg.contains("SNAPGUARD_DATABASE_URL") && msg.contains("--database-url"), "{msg}");
+    }
+
+    #[test]
+    fn explicit_missing_file_is_an_error_but_default_is_not() {
+        let err = Config::load_with_env(Some(Path::new("/nonexistent/sg.yml")), &Overrides::default(), &|_| None).unwrap_err();
+        assert!(matches!(err, ConfigError::NotFound { .. }));
+    }
+
+    #[test]
+    fn sizes_and_durations_parse() {
+        assert_eq!(parse_size("8MiB").unwrap(), 8 << 20);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert!(parse_size("8 parsecs").is_err());
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert!(parse_duration("15").is_err());
+    }
+}

@@ -1,0 +1,111 @@
+//! PostgreSQL connections: parsing the URL, TLS, the server version, and the
+//! database-level administration that snapshots and restores need.
+//!
+//! There is deliberately no trait in front of `tokio_postgres::Client`: the
+//! product talks to a real server, and so do its tests.
+
+pub mod admin;
+mod conninfo;
+mod tls;
+
+pub use admin::{DatabaseProperties, RoleSetting, Session, quote_ident, quote_literal};
+pub use conninfo::{ConnInfo, Secret, SslMode, UrlError};
+
+use tokio_postgres::Client;
+
+/// A failure talking to PostgreSQL.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The connection could not be made (network, authentication, TLS).
+    #[error("cannot connect to `{target}`")]
+    Connect {
+        /// The redacted URL.
+        target: String,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// TLS could not be set up from the URL's `sslmode` / `sslrootcert`.
+    #[error("cannot set up TLS for `{target}`: {message}")]
+    Tls {
+        /// The redacted URL.
+        target: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A statement failed.
+    #[error("{what} failed")]
+    Query {
+        /// What snapguard was doing, for example `reading the server version`.
+        what: String,
+        /// The driver's error, with the server's message in its chain.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+}
+
+impl DbError {
+    pub(crate) fn query(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> DbError {
+        let what = what.into();
+        move |source| DbError::Query { what, source }
+    }
+}
+
+/// A PostgreSQL server version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ServerVersion {
+    /// `server_version_num`, for example `150018`.
+    pub num: u32,
+}
+
+impl ServerVersion {
+    /// The major version (`15` for 15.18; `9` style minors are not supported).
+    pub fn major(self) -> u32 {
+        self.num / 10_000
+    }
+}
+
+impl std::fmt::Display for ServerVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major(), self.num % 10_000)
+    }
+}
+
+/// Connects to `info`, spawning the connection task on the current runtime.
+pub async fn connect(info: &ConnInfo) -> Result<Client, DbError> {
+    let config = info.driver_config();
+    let tls = tls::connector(info)?;
+    let (client, connection) = config.connect(tls).await.map_err(|source| DbError::Connect {
+        target: info.to_string(),
+        source,
+    })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "database connection closed with an error");
+        }
+    });
+    Ok(client)
+}
+
+/// Reads `server_version_num`.
+pub async fn server_version(client: &Client) -> Result<ServerVersion, DbError> {
+    let row = client
+        .query_one("SELECT current_setting('server_version_num')::int4", &[])
+        .await
+        .map_err(DbError::query("reading the server version"))?;
+    let num: i32 = row.get(0);
+    Ok(ServerVersion { num: num as u32 })
+}
+
+/// The current WAL insert position, or `None` on a standby (where there is
+/// no insert position to record).
+pub async fn current_wal_lsn(client: &Client) -> Result<Option<String>, DbError> {
+    let row = client
+        .query_one(
+            "SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END",
+            &[],
+        )
+        .await
+        .map_err(DbError::query("reading the WAL position"))?;
+    Ok(row.get(0))
+}

@@ -1,0 +1,256 @@
+//! A throwaway local PostgreSQL server: `initdb` in a temporary directory,
+//! listening on loopback on a free port, removed when dropped.
+//!
+//! The server refuses to run as root, so when snapguard runs as root (CI
+//! containers) the directory is handed to the `postgres` user and the server
+//! programs run through `runuser`. A watchdog process stops the server and
+//! removes the directory if this process dies without dropping it.
+
+use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::db::ConnInfo;
+use crate::process::ProcessError;
+
+/// The server could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum EphemeralError {
+    /// No `initdb` was found.
+    #[error("no PostgreSQL server binaries found under `/usr/lib/postgresql/*/bin` (install e.g. `postgresql-15`)")]
+    NoServerBinaries,
+    /// Running as root, but there is no `postgres` user to run the server as.
+    #[error("running as root and there is no `postgres` user to run the server as")]
+    NoPostgresUser,
+    /// A file operation failed.
+    #[error("{what} `{}` failed", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `initdb` or `pg_ctl` failed.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+}
+
+/// Options for [`EphemeralServer::start`].
+#[derive(Debug, Clone, Default)]
+pub struct EphemeralOptions {
+    /// The major version to run; the newest installed when `None` or when
+    /// that version is not installed.
+    pub major: Option<u32>,
+}
+
+/// A running throwaway server.
+pub struct EphemeralServer {
+    dir: PathBuf,
+    bin_dir: PathBuf,
+    major: u32,
+    port: u16,
+    password: String,
+    run_as: Option<String>,
+    watchdog: Option<std::process::Child>,
+}
+
+impl EphemeralServer {
+    /// Creates, starts and returns a server. Blocks for a second or two.
+    pub fn start(options: &EphemeralOptions) -> Result<Self, EphemeralError> {
+        let (major, bin_dir) = server_binaries(options.major).ok_or(EphemeralError::NoServerBinaries)?;
+        let run_as = is_root().then(|| "postgres".to_owned());
+        let owner = match &run_as {
+            Some(user) => Some(user_ids(user).ok_or(EphemeralError::NoPostgresUser)?),
+            None => None,
+        };
+        let dir = std::env::temp_dir().join(format!("snapguard-pg-{}-{}", std::process::id(), crate::snapshot::random_suffix()));
+        let io = |what, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| EphemeralError::Io { what, path, source }
+        };
+        std::fs::create_dir(&dir).map_err(io("creating", &dir))?;
+        let password = format!("sg{}{}", crate::snapshot::random_suffix(), crate::snapshot::random_suffix());
+        let pwfile = dir.join("pwfile");
+        std::fs::write(&pwfile, &password).map_err(io("writing", &pwfile))?;
+        if let Some((uid, gid)) = owner {
+            for p in [&dir, &pwfile] {
+                std::os::unix::fs::chown(p, Some(uid), Some(gid)).map_err(io("changing the owner of", p))?;
+            }
+        }
+        let mut server = EphemeralServer { dir, bin_dir, major, port: 0, password, run_as, watchdog: None };
+        server.watchdog = server.spawn_watchdog().ok();
+        let data = server.data_dir();
+        server.run(
+            "initdb",
+            &[
+                "-D", &data.display().to_string(),
+                "-U", "postgres",
+                "-E", "UTF8",
+                "--locale=C",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                &format!("--pwfile={}", pwfile.display()),
+                "--no-sync",
+            ],
+        )?;
+        let mut last_error = None;
+        for _ in 0..3 {
+            server.port = free_port();
+            let opts = format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+                server.port,
+                server.dir.display()
+            );
+            let log = server.dir.join("server.log");
+            match server.run("pg_ctl", &["-D", &data.display().to_string(), "-l", &log.display().to_string(), "-w", "-t", "60", "-o", &opts, "start"]) {
+                Ok(()) => return Ok(server),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.expect("three attempts were made"))
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's major version.
+    pub fn major(&self) -> u32 {
+        self.major
+    }
+
+    /// The directory holding the server's programs (`pg_dump` among them).
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
+    }
+
+    /// A URL for database `db` as the superuser `postgres`, over TCP with a
+    /// password, as a real deployment would connect.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres:{}@127.0.0.1:{}/{db}?sslmode=disable", self.password, self.port)
+    }
+
+    /// The same as [`url`](Self::url), parsed.
+    pub fn conn_info(&self, db: &str) -> ConnInfo {
+        ConnInfo::parse(&self.url(db)).expect("our own URL parses")
+    }
+
+    /// The superuser's password (random per server).
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin_dir.join(program);
+        match &self.run_as {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(path);
+                c
+            }
+            None => Command::new(path),
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Result<(), EphemeralError> {
+        let mut cmd = self.command(program);
+        cmd.args(args).stdin(Stdio::null()).current_dir(&self.dir);
+        let described = format!("{program} {}", args.join(" "));
+        let out = cmd.output().map_err(|source| ProcessError::Spawn { command: described.clone(), source })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let mut tail = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        if let Ok(log) = std::fs::read_to_string(self.dir.join("server.log")) {
+            tail.push_str(&format!("\nserver log:\n{}", log.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")));
+        }
+        Err(ProcessError::Exited { command: described, status: out.status, stderr_tail: tail }.into())
+    }
+
+    /// A detached shell that waits for this process to exit, then stops the
+    /// server and removes its directory.
+    fn spawn_watchdog(&self) -> std::io::Result<std::process::Child> {
+        let pg_ctl = self.bin_dir.join("pg_ctl");
+        let stop = match &self.run_as {
+            Some(user) => format!("runuser -u {user} -- {} -D {} -m immediate stop", pg_ctl.display(), self.data_dir().display()),
+            None => format!("{} -D {} -m immediate stop", pg_ctl.display(), self.data_dir().display()),
+        };
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf {dir}",
+            pid = std::process::id(),
+            dir = self.dir.display()
+        );
+        Command::new("setsid")
+            .args(["sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+    }
+}
+
+impl Drop for EphemeralServer {
+    fn drop(&mut self) {
+        if self.port != 0 {
+            let data = self.data_dir().display().to_string();
+            let _ = self.run("pg_ctl", &["-D", &data, "-m", "immediate", "stop"]);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+    }
+}
+
+/// Picks the requested major version's binaries, else the newest installed.
+fn server_binaries(major: Option<u32>) -> Option<(u32, PathBuf)> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let v: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((v, bin))
+        })
+        .collect();
+    found.sort_by_key(|(v, _)| *v);
+    if let Some(m) = major {
+        if let Some(hit) = found.iter().find(|(v, _)| *v == m) {
+            return Some(hit.clone());
+        }
+    }
+    found.pop()
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
+
+/// The uid and gid of `user`, from `/etc/passwd`.
+fn user_ids(user: &str) -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        if fields.next()? != user {
+            return None;
+        }
+        let uid = fields.nth(1)?.parse().ok()?;
+        let gid = fields.next()?.parse().ok()?;
+        Some((uid, gid))
+    })
+}
+
+/// A port that was free a moment ago; the caller retries if it is taken.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(54_329)
+}

@@ -1,0 +1,68 @@
+//! The top-level error of a command, and how it maps to an exit code.
+//!
+//! Module errors say *what* failed; this type adds *how far* the command got,
+//! because that decides the exit code: a failure before anything changed is
+//! [`exit_codes::PREFLIGHT`], whatever its cause.
+
+use crate::exit_codes;
+
+/// A boxed error from any module, kept whole so `main` can print its chain.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `snapguard.yml`, the environment or the flags are wrong.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The command was called in a way it refuses, for example a destructive
+    /// command without a terminal and without `--yes`.
+    #[error("{0}")]
+    Usage(String),
+    /// The command stopped before it changed anything.
+    #[error("{step} stopped before changing anything")]
+    NothingChanged {
+        /// The command or step, for example `restore`.
+        step: &'static str,
+        /// What went wrong.
+        #[source]
+        source: BoxError,
+    },
+    /// The command failed after it started its work; the chain says where and
+    /// what state it left behind.
+    #[error("{step} failed")]
+    Failed {
+        /// The command or step, for example `snapshot`.
+        step: &'static str,
+        /// What went wrong.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl Error {
+    /// Wraps a failure that happened before anything was changed.
+    pub fn nothing_changed(step: &'static str, source: impl Into<BoxError>) -> Self {
+        Error::NothingChanged {
+            step,
+            source: source.into(),
+        }
+    }
+
+    /// Wraps a failure that happened while the command was doing its work.
+    pub fn failed(step: &'static str, source: impl Into<BoxError>) -> Self {
+        Error::Failed {
+            step,
+            source: source.into(),
+        }
+    }
+
+    /// The documented exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) | Error::Usage(_) => exit_codes::USAGE,
+            Error::NothingChanged { .. } => exit_codes::PREFLIGHT,
+            Error::Failed { .. } => exit_codes::INTERNAL,
+        }
+    }
+}

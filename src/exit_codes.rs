@@ -1,0 +1,20 @@
+//! Process exit codes, one constant per outcome (DESIGN section 6).
+//!
+//! CI systems branch on these, so they are part of the public interface: a
+//! value never changes meaning once released.
+
+/// Success, or nothing to do.
+pub const SUCCESS: i32 = 0;
+/// Internal or runtime error; the printed error chain says what failed.
+pub const INTERNAL: i32 = 1;
+/// Usage or configuration error: bad flags, broken `snapguard.yml`, a missing
+/// environment variable.
+pub const USAGE: i32 = 2;
+/// A check before any change failed: nothing was changed.
+pub const PREFLIGHT: i32 = 3;
+/// The deploy failed and was rolled back cleanly.
+pub const ROLLED_BACK: i32 = 4;
+/// The rollback is incomplete: manual action is needed, maintenance is left on.
+pub const ROLLBACK_INCOMPLETE: i32 = 5;
+/// Another deploy holds the lock.
+pub const LOCKED: i32 = 6;

@@ -1,0 +1,38 @@
+//! snapguard: safe PostgreSQL deploys.
+//!
+//! This crate is the library behind the `snapguard` binary. It takes
+//! `pg_dump` snapshots into object storage, lists them, and restores them by
+//! swapping databases, with every step checked before anything changes.
+//!
+//! # Layout
+//!
+//! - [`cli`]: the command-line types (clap), nothing else.
+//! - [`app`]: runs a parsed command line; maps failures to [`Error`].
+//! - [`config`]: `snapguard.yml` + environment + flags → one validated `Config`.
+//! - [`db`]: connections (TLS), server version, database-level administration.
+//! - [`pgtools`]: finding `pg_dump` / `pg_restore` of the right major version.
+//! - [`process`]: child-process errors and stderr capture.
+//! - [`store`]: the object store seam; S3 and local-directory implementations.
+//! - [`snapshot`]: ids, manifests, taking, listing, verifying and restoring snapshots.
+//! - [`codec`]: compression and hashing of the archive stream, off the async threads.
+//! - [`progress`]: byte counts and rates, as a bar or as periodic log lines.
+//! - [`logging`]: `tracing` output for terminals, CI logs and machines.
+//! - [`ephemeral`]: a throwaway local PostgreSQL server.
+//! - [`exit_codes`]: the documented process exit codes.
+
+pub mod app;
+pub mod cli;
+pub mod codec;
+pub mod config;
+pub mod db;
+pub mod ephemeral;
+pub mod error;
+pub mod exit_codes;
+pub mod logging;
+pub mod pgtools;
+pub mod process;
+pub mod progress;
+pub mod snapshot;
+pub mod store;
+
+pub use error::Error;

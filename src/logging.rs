@@ -1,0 +1,45 @@
+//! `tracing` output: readable on a terminal, compact with timestamps in CI
+//! logs, JSON for machines. Logs go to stderr; command results to stdout.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::progress;
+
+/// The `--log-format` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Text; colours and a progress bar on a terminal, plain lines elsewhere.
+    Auto,
+    /// Plain text lines with timestamps.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// True when running under a CI system (they all set `CI`).
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
+}
+
+/// Installs the global subscriber. `verbosity` is 0 by default, positive for
+/// `-v`, negative for `-q`. `SNAPGUARD_LOG` (an `EnvFilter` directive)
+/// overrides it.
+pub fn init(format: LogFormat, verbosity: i8) {
+    let default = match verbosity {
+        i8::MIN..=-1 => "snapguard=warn,warn",
+        0 => "snapguard=info,warn",
+        1 => "snapguard=debug,warn",
+        _ => "snapguard=trace,info",
+    };
+    let filter = EnvFilter::try_from_env("SNAPGUARD_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let terminal = std::io::stderr().is_terminal() && !in_ci();
+    progress::set_mode(if terminal && format == LogFormat::Auto { progress::Mode::Bar } else { progress::Mode::Lines });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Auto if terminal => builder.without_time().init(),
+        _ => builder.with_ansi(false).compact().init(),
+    }
+}

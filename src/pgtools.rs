@@ -1,0 +1,180 @@
+//! Finding `pg_dump`, `pg_restore` and `psql` of a major version at least the
+//! server's, and describing them.
+//!
+//! An older `pg_dump` refuses to dump a newer server ("aborting because of
+//! server version mismatch"), and an older `pg_restore` cannot read a newer
+//! archive, so the choice is checked before anything starts.
+//! <https://www.postgresql.org/docs/current/app-pgdump.html>
+
+use std::path::{Path, PathBuf};
+
+/// One of the PostgreSQL client programs snapguard runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Program {
+    /// `pg_dump`.
+    PgDump,
+    /// `pg_restore`.
+    PgRestore,
+    /// `psql`.
+    Psql,
+}
+
+impl Program {
+    /// The executable's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Program::PgDump => "pg_dump",
+            Program::PgRestore => "pg_restore",
+            Program::Psql => "psql",
+        }
+    }
+}
+
+/// A client program that was found and is recent enough.
+#[derive(Debug, Clone)]
+pub struct Tool {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its major version.
+    pub major: u32,
+    /// Its full version, for example `15.18`.
+    pub version: String,
+}
+
+/// A client program could not be chosen.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    /// No such program in any place searched.
+    #[error("`{program}` not found (searched {}); install the PostgreSQL {min_major} client (e.g. `apt-get install postgresql-client-{min_major}`) or set `database.pg_bin_dir`", searched.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", "))]
+    NotFound {
+        /// The program.
+        program: &'static str,
+        /// The smallest acceptable major version.
+        min_major: u32,
+        /// The directories searched.
+        searched: Vec<PathBuf>,
+    },
+    /// Only older versions exist.
+    #[error("`{program}` must be version {min_major} or newer to work with this server, but only {} found; install postgresql-client-{min_major} or set `database.pg_bin_dir`", found.iter().map(|(p, v)| format!("{v} at `{}`", p.display())).collect::<Vec<_>>().join(", "))]
+    TooOld {
+        /// The program.
+        program: &'static str,
+        /// The smallest acceptable major version.
+        min_major: u32,
+        /// What was found: path and version.
+        found: Vec<(PathBuf, String)>,
+    },
+}
+
+/// Finds `program` with a major version of at least `min_major`.
+///
+/// With `bin_dir` set only that directory is used. Otherwise `PATH` and
+/// `/usr/lib/postgresql/<major>/bin` are searched; the server's own major
+/// version is preferred (its dumps restore with the same major's tools by
+/// hand), then the newest.
+pub fn find(program: Program, min_major: u32, bin_dir: Option<&Path>) -> Result<Tool, ToolError> {
+    let dirs = match bin_dir {
+        Some(d) => vec![d.to_path_buf()],
+        None => search_dirs(),
+    };
+    let mut found = Vec::new();
+    for dir in &dirs {
+        let path = dir.join(program.name());
+        if !path.is_file() {
+            continue;
+        }
+        if let Some(version) = version_of(&path) {
+            if !found.iter().any(|(p, _): &(PathBuf, String)| same_file(p, &path)) {
+                found.push((path, version));
+            }
+        }
+    }
+    let candidates: Vec<Tool> = found
+        .iter()
+        .filter_map(|(path, version)| {
+            let major = parse_major(version)?;
+            (major >= min_major).then(|| Tool { path: path.clone(), major, version: version.clone() })
+        })
+        .collect();
+    let best = candidates
+        .iter()
+        .find(|t| t.major == min_major)
+        .or_else(|| candidates.iter().max_by_key(|t| t.major));
+    match best {
+        Some(tool) => Ok(tool.clone()),
+        None if found.is_empty() => Err(ToolError::NotFound { program: program.name(), min_major, searched: dirs }),
+        None => Err(ToolError::TooOld { program: program.name(), min_major, found }),
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+fn search_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let major = e.file_name().to_str()?.parse().ok()?;
+            Some((major, e.path().join("bin")))
+        })
+        .collect();
+    versioned.sort_by(|a, b| b.0.cmp(&a.0));
+    dirs.extend(versioned.into_iter().map(|(_, d)| d));
+    dirs
+}
+
+/// Runs `program --version` and returns the version number it prints.
+fn version_of(path: &Path) -> Option<String> {
+    let out = std::process::Command::new(path).arg("--version").output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    parse_version(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// `pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)` → `15.18`.
+fn parse_version(output: &str) -> Option<String> {
+    let after = output.split(')').nth(1)?.trim_start();
+    let version: String = after.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    (!version.is_empty()).then_some(version)
+}
+
+/// `15.18` → 15, `16beta1` → 16.
+pub fn parse_major(version: &str) -> Option<u32> {
+    version.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(parse_version("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n").as_deref(), Some("15.18"));
+        assert_eq!(parse_version("pg_restore (PostgreSQL) 17.2\n").as_deref(), Some("17.2"));
+        assert_eq!(parse_version("garbage"), None);
+        assert_eq!(parse_major("15.18"), Some(15));
+    }
+
+    #[test]
+    fn a_fake_old_pg_dump_is_refused_with_its_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("pg_dump");
+        std::fs::write(&fake, "#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n").unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let err = find(Program::PgDump, 15, Some(dir.path())).unwrap_err();
+        assert!(matches!(err, ToolError::TooOld { .. }));
+        assert!(err.to_string().contains("9.6.24"), "{err}");
+        let err = find(Program::PgRestore, 15, Some(dir.path())).unwrap_err();
+        assert!(matches!(err, ToolError::NotFound { .. }), "{err}");
+    }
+}

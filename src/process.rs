@@ -1,0 +1,67 @@
+//! Running child processes, with the two kinds of failure the house style
+//! distinguishes: could not start, and ran but failed.
+
+use std::collections::VecDeque;
+use std::process::ExitStatus;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// A child process failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The program could not be started.
+    #[error("cannot start `{command}`")]
+    Spawn {
+        /// The program and its arguments (never secrets: those go through the
+        /// environment).
+        command: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The program ran and failed.
+    #[error("`{command}` {status}{}", tail_suffix(stderr_tail))]
+    Exited {
+        /// The program and its arguments.
+        command: String,
+        /// How it ended.
+        status: ExitStatus,
+        /// The last lines it wrote to stderr.
+        stderr_tail: String,
+    },
+}
+
+fn tail_suffix(tail: &str) -> String {
+    if tail.is_empty() { String::new() } else { format!(": {tail}") }
+}
+
+/// How many stderr lines to keep for error messages.
+const TAIL_LINES: usize = 20;
+
+/// Reads a child's stderr to the end, logging each line at debug level and
+/// keeping the last few for an error message.
+pub async fn collect_stderr(stderr: impl AsyncRead + Unpin, program: &str) -> String {
+    let mut reader = tokio::io::BufReader::new(stderr);
+    let mut buf = Vec::new();
+    let _ = reader.read_to_end(&mut buf).await;
+    let text = String::from_utf8_lossy(&buf);
+    let mut tail = VecDeque::with_capacity(TAIL_LINES);
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        tracing::debug!(program, "{line}");
+        if tail.len() == TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line.to_owned());
+    }
+    Vec::from(tail).join("\n")
+}
+
+/// Renders a program and its arguments for messages.
+pub fn describe(program: &std::path::Path, args: &[String]) -> String {
+    let mut s = program.display().to_string();
+    for a in args {
+        s.push(' ');
+        s.push_str(a);
+    }
+    s
+}

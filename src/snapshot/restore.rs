@@ -1,0 +1,428 @@
+//! The manual emergency restore: download and verify a snapshot, restore it
+//! into a new database created from `template0`, carry over the
+//! database-level properties, then swap names so the restored database takes
+//! the original name. The replaced database is kept, renamed, for forensics.
+//!
+//! `pg_restore --clean` into the live database is never used: it leaves
+//! behind objects created after the snapshot and its exit status is not
+//! reliable (DESIGN section 4).
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio_postgres::Client;
+
+use super::{CatalogError, Manifest, TransferError, download_verified, resolve, transfer};
+use crate::db::{self, ConnInfo, DbError, Session, admin};
+use crate::pgtools::{self, Program, Tool, ToolError};
+use crate::process::{self, ProcessError};
+use crate::progress::format_bytes;
+use crate::store::ObjectStore;
+
+/// PostgreSQL truncates identifiers longer than this many bytes.
+const MAX_IDENTIFIER: usize = 63;
+
+/// How long to wait for terminated sessions to go away.
+const TERMINATE_WAIT: Duration = Duration::from_secs(10);
+
+/// A restore failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The snapshot could not be found or read.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The database server failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// No suitable `pg_restore`.
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    /// Download, checksum or archive check failed.
+    #[error(transparent)]
+    Transfer(#[from] TransferError),
+    /// A scratch file could not be created.
+    #[error("cannot create a scratch file for the download in `{}`", std::env::temp_dir().display())]
+    Scratch(#[source] std::io::Error),
+    /// A database with the name to restore into exists already.
+    #[error("database `{0}` already exists; drop it or choose another name with `--to`")]
+    TargetExists(String),
+    /// A generated name would be longer than PostgreSQL allows.
+    #[error("database name `{0}` is longer than 63 bytes")]
+    NameTooLong(String),
+    /// Sessions are connected to the database to replace.
+    #[error("{} connected to `{database}`; they block the swap. Stop them, or pass `--terminate-sessions` to end them:\n{}", sessions_phrase(sessions.len()), sessions.iter().map(|s| format!("  {s}")).collect::<Vec<_>>().join("\n"))]
+    SessionsConnected {
+        /// The database.
+        database: String,
+        /// Who is connected.
+        sessions: Vec<Session>,
+    },
+    /// `pg_restore` failed.
+    #[error("pg_restore into `{database}` failed")]
+    PgRestore {
+        /// The database restored into.
+        database: String,
+        /// How it failed.
+        #[source]
+        source: ProcessError,
+    },
+    /// The restore failed and the partial database could not be dropped.
+    #[error("{original}; dropping the partial database `{database}` also failed ({cleanup}); drop it by hand: `DROP DATABASE \"{database}\"`")]
+    CleanupFailed {
+        /// The partial database.
+        database: String,
+        /// The restore's failure.
+        original: Box<RestoreError>,
+        /// Why the drop failed.
+        cleanup: DbError,
+    },
+}
+
+fn sessions_phrase(n: usize) -> String {
+    if n == 1 { "1 session is".into() } else { format!("{n} sessions are") }
+}
+
+/// What the user asked for.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// A snapshot id or `latest`.
+    pub snapshot: String,
+    /// Restore side by side into this database instead of swapping.
+    pub to: Option<String>,
+    /// Skip owners and privileges (`pg_restore --no-owner --no-acl`), for
+    /// another server whose roles differ.
+    pub no_owner: bool,
+    /// End sessions that block the swap.
+    pub terminate_sessions: bool,
+    /// `pg_restore -j`.
+    pub jobs: u32,
+    /// Skip `ANALYZE` after the restore.
+    pub no_analyze: bool,
+}
+
+/// What a restore will do, worked out before anything changes.
+#[derive(Debug)]
+pub struct RestorePlan {
+    /// The snapshot.
+    pub manifest: Manifest,
+    /// The database the snapshot will replace (or sit beside).
+    pub database: String,
+    /// Where `pg_restore` writes.
+    pub restore_into: String,
+    /// The name the replaced database gets; `None` with `--to`.
+    pub replaced_as: Option<String>,
+    /// Whether `database` exists now.
+    pub database_exists: bool,
+    pg_restore: Tool,
+    admin_info: ConnInfo,
+    options: RestoreOptions,
+}
+
+impl RestorePlan {
+    /// True when the restore replaces a live database (and so needs
+    /// confirmation).
+    pub fn is_destructive(&self) -> bool {
+        self.replaced_as.is_some() && self.database_exists
+    }
+
+    /// A one-paragraph description for the confirmation prompt.
+    pub fn describe(&self) -> String {
+        let m = &self.manifest;
+        let what = format!(
+            "snapshot {} of `{}` taken {} ({}, PostgreSQL {})",
+            m.id,
+            m.database,
+            m.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            format_bytes(m.size_bytes),
+            m.server_version
+        );
+        match (&self.replaced_as, self.database_exists) {
+            (Some(replaced), true) => format!(
+                "Restore {what}\ninto `{}`, replacing the current `{}` (kept as `{replaced}`).",
+                self.database, self.database
+            ),
+            (Some(_), false) => format!("Restore {what}\nas `{}` (which does not exist now).", self.database),
+            (None, _) => format!("Restore {what}\ninto the new database `{}`; `{}` is not touched.", self.restore_into, self.database),
+        }
+    }
+}
+
+/// The outcome of a restore.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RestoreReport {
+    /// The snapshot restored.
+    pub snapshot_id: String,
+    /// The database that now holds it.
+    pub restored_into: String,
+    /// Where the previous database went, if one was replaced.
+    pub replaced_as: Option<String>,
+    /// Roles missing on this server, whose settings or grants were skipped.
+    pub skipped_roles: Vec<String>,
+    /// Seconds spent downloading and verifying.
+    pub download_seconds: f64,
+    /// Seconds spent in `pg_restore`.
+    pub pg_restore_seconds: f64,
+    /// Seconds spent in `ANALYZE`.
+    pub analyze_seconds: f64,
+    /// Seconds for the whole restore.
+    pub total_seconds: f64,
+}
+
+/// Works out the restore and checks everything that can be checked without
+/// changing anything: the snapshot, the tools, the names, the sessions.
+pub async fn plan(
+    store: &impl ObjectStore,
+    database: &ConnInfo,
+    maintenance_db: &str,
+    bin_dir: Option<&std::path::Path>,
+    options: RestoreOptions,
+) -> Result<RestorePlan, RestoreError> {
+    let manifest = resolve(store, &options.snapshot).await?;
+    let admin_info = database.with_dbname(maintenance_db);
+    let client = db::connect(&admin_info).await?;
+    let server = db::server_version(&client).await?;
+    let archive_major = pgtools::parse_major(&manifest.pg_dump_version).unwrap_or(0);
+    let pg_restore = pgtools::find(Program::PgRestore, server.major().max(archive_major), bin_dir)?;
+
+    let dbname = database.dbname().to_owned();
+    let short = manifest.id.short();
+    let (restore_into, replaced_as) = match &options.to {
+        Some(to) => (to.clone(), None),
+        None => (derived_name(&dbname, "restore", &short)?, Some(derived_name(&dbname, "replaced", &short)?)),
+    };
+    if restore_into.len() > MAX_IDENTIFIER {
+        return Err(RestoreError::NameTooLong(restore_into));
+    }
+    if admin::exists(&client, &restore_into).await? {
+        return Err(RestoreError::TargetExists(restore_into));
+    }
+    let database_exists = admin::exists(&client, &dbname).await?;
+    if let (Some(replaced), true) = (&replaced_as, database_exists) {
+        if admin::exists(&client, replaced).await? {
+            return Err(RestoreError::TargetExists(replaced.clone()));
+        }
+        let sessions = admin::sessions(&client, &dbname).await?;
+        if !sessions.is_empty() && !options.terminate_sessions {
+            return Err(RestoreError::SessionsConnected { database: dbname, sessions });
+        }
+    }
+    Ok(RestorePlan { manifest, database: dbname, restore_into, replaced_as, database_exists, pg_restore, admin_info, options })
+}
+
+/// `<db>__<what>_<short id>`, shortening the database part to stay within
+/// PostgreSQL's identifier limit.
+fn derived_name(db: &str, what: &str, short: &str) -> Result<String, RestoreError> {
+    let suffix = format!("__{what}_{short}");
+    let room = MAX_IDENTIFIER.saturating_sub(suffix.len());
+    let mut head = db.to_owned();
+    while head.len() > room {
+        head.pop();
+    }
+    if head.is_empty() {
+        return Err(RestoreError::NameTooLong(format!("{db}{suffix}")));
+    }
+    Ok(format!("{head}{suffix}"))
+}
+
+impl RestorePlan {
+    /// Downloads, verifies, restores and (unless `--to`) swaps.
+    ///
+    /// Until the final rename the original database is untouched: any
+    /// failure before it drops the partial database and leaves everything as
+    /// it was. The checksum is verified before any database is created.
+    pub async fn execute(self, store: &impl ObjectStore) -> Result<RestoreReport, RestoreFailure> {
+        let started = Instant::now();
+        let scratch = tempfile::Builder::new()
+            .prefix("snapguard-restore-")
+            .tempdir()
+            .map_err(|e| RestoreFailure::Verify(RestoreError::Scratch(e)))?;
+        let archive = scratch.path().join("archive.dump");
+        let file = std::fs::File::create(&archive).map_err(|e| RestoreFailure::Verify(RestoreError::Scratch(e)))?;
+        tracing::info!(snapshot = %self.manifest.id, uri = %store.uri(&self.manifest.dump_key), "downloading");
+        let decoded = download_verified(store, &self.manifest, std::io::BufWriter::with_capacity(1 << 20, file))
+            .await
+            .map_err(|e| RestoreFailure::Verify(e.into()))?;
+        transfer::list_toc_file(&archive, &self.pg_restore)
+            .await
+            .map_err(|e| RestoreFailure::Verify(e.into()))?;
+        let download_seconds = started.elapsed().as_secs_f64();
+        tracing::info!(
+            sha256 = %decoded.sha256,
+            archive = %format_bytes(decoded.raw_bytes),
+            seconds = format!("{download_seconds:.1}"),
+            "download verified"
+        );
+
+        let mut client = db::connect(&self.admin_info).await.map_err(|e| RestoreFailure::Verify(e.into()))?;
+        let props = &self.manifest.database_properties;
+        admin::create_empty(&client, &self.restore_into, props)
+            .await
+            .map_err(|e| RestoreFailure::Verify(e.into()))?;
+        let restored = self.restore_into_new(&client, &archive).await;
+        let (pg_restore_seconds, analyze_seconds, skipped_roles) = match restored {
+            Ok(r) => r,
+            Err(e) => return Err(RestoreFailure::Restore(self.drop_partial(&client, e).await)),
+        };
+        drop(scratch);
+
+        if let Some(replaced) = &self.replaced_as {
+            if let Err(e) = self.swap(&mut client, replaced).await {
+                return Err(RestoreFailure::Restore(self.drop_partial(&client, e).await));
+            }
+            tracing::info!(database = %self.database, replaced_as = %replaced, "swapped: the restored database now has the original name");
+        }
+        Ok(RestoreReport {
+            snapshot_id: self.manifest.id.to_string(),
+            restored_into: if self.replaced_as.is_some() { self.database.clone() } else { self.restore_into.clone() },
+            replaced_as: self.replaced_as.clone().filter(|_| self.database_exists),
+            skipped_roles,
+            download_seconds,
+            pg_restore_seconds,
+            analyze_seconds,
+            total_seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// `pg_restore -j N`, then the database-level properties, then `ANALYZE`
+    /// (a logical restore has no planner statistics, and swapping in a
+    /// database without them gives production slow plans).
+    async fn restore_into_new(&self, client: &Client, archive: &std::path::Path) -> Result<(f64, f64, Vec<String>), RestoreError> {
+        let target = self.admin_info.with_dbname(&self.restore_into);
+        let mut args = vec![
+            format!("--jobs={}", self.options.jobs.max(1)),
+            "--exit-on-error".to_owned(),
+            "--no-password".to_owned(),
+            format!("--dbname={}", self.restore_into),
+        ];
+        if self.options.no_owner {
+            args.push("--no-owner".into());
+            args.push("--no-acl".into());
+        }
+        args.push(archive.display().to_string());
+        let command = process::describe(&self.pg_restore.path, &args);
+        tracing::info!(into = %self.restore_into, jobs = self.options.jobs, "pg_restore started");
+        let started = Instant::now();
+        let mut child = tokio::process::Command::new(&self.pg_restore.path)
+            .args(&args)
+            .envs(target.libpq_env())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| RestoreError::PgRestore {
+                database: self.restore_into.clone(),
+                source: ProcessError::Spawn { command: command.clone(), source },
+            })?;
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (status, stderr_tail) = tokio::join!(child.wait(), process::collect_stderr(stderr, "pg_restore"));
+        let status = status.map_err(|source| RestoreError::PgRestore {
+            database: self.restore_into.clone(),
+            source: ProcessError::Spawn { command: command.clone(), source },
+        })?;
+        if !status.success() {
+            return Err(RestoreError::PgRestore {
+                database: self.restore_into.clone(),
+                source: ProcessError::Exited { command, status, stderr_tail },
+            });
+        }
+        let pg_restore_seconds = started.elapsed().as_secs_f64();
+        tracing::info!(seconds = format!("{pg_restore_seconds:.1}"), "pg_restore finished");
+
+        let skipped = admin::apply_properties(client, &self.restore_into, &self.manifest.database_properties, self.options.no_owner).await?;
+        if !skipped.is_empty() {
+            tracing::warn!(roles = %skipped.join(", "), "roles missing on this server; their database settings and grants were skipped");
+        }
+        let analyze_started = Instant::now();
+        if !self.options.no_analyze {
+            let restored = db::connect(&target).await?;
+            restored.batch_execute("ANALYZE").await.map_err(DbError::query(format!("ANALYZE on `{}`", self.restore_into)))?;
+            tracing::info!(seconds = format!("{:.1}", analyze_started.elapsed().as_secs_f64()), "planner statistics gathered");
+        }
+        Ok((pg_restore_seconds, if self.options.no_analyze { 0.0 } else { analyze_started.elapsed().as_secs_f64() }, skipped))
+    }
+
+    /// Renames `<db>` → `<db>__replaced_<id>` and the restored database →
+    /// `<db>` in one transaction. New connections to `<db>` are refused
+    /// while the sessions are checked, so none can slip in before the rename.
+    async fn swap(&self, client: &mut Client, replaced: &str) -> Result<(), RestoreError> {
+        if !self.database_exists {
+            admin::rename_all(client, &[(&self.restore_into, &self.database)]).await?;
+            return Ok(());
+        }
+        let original = allows_connections(client, &self.database).await?;
+        admin::set_allow_connections(client, &self.database, false).await?;
+        let result = self.rename_when_idle(client, replaced).await;
+        let reopen = match &result {
+            Ok(()) => replaced,
+            Err(_) => self.database.as_str(),
+        };
+        if let Err(e) = admin::set_allow_connections(client, reopen, original).await {
+            tracing::warn!(error = %e, database = reopen, "could not restore ALLOW_CONNECTIONS");
+        }
+        result
+    }
+
+    async fn rename_when_idle(&self, client: &mut Client, replaced: &str) -> Result<(), RestoreError> {
+        let deadline = Instant::now() + TERMINATE_WAIT;
+        loop {
+            let sessions = admin::sessions(client, &self.database).await?;
+            if sessions.is_empty() {
+                break;
+            }
+            if !self.options.terminate_sessions {
+                return Err(RestoreError::SessionsConnected { database: self.database.clone(), sessions });
+            }
+            if Instant::now() > deadline {
+                return Err(RestoreError::SessionsConnected { database: self.database.clone(), sessions });
+            }
+            tracing::warn!(count = sessions.len(), database = %self.database, "ending sessions");
+            admin::terminate_sessions(client, &self.database).await?;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        admin::rename_all(client, &[(&self.database, replaced), (&self.restore_into, &self.database)]).await?;
+        Ok(())
+    }
+
+    /// Drops the partial database after a failure, keeping both errors if
+    /// that fails too.
+    async fn drop_partial(&self, client: &Client, error: RestoreError) -> RestoreError {
+        match admin::drop_database(client, &self.restore_into).await {
+            Ok(()) => {
+                tracing::info!(database = %self.restore_into, "dropped the partial database; nothing else changed");
+                error
+            }
+            Err(cleanup) => RestoreError::CleanupFailed { database: self.restore_into.clone(), original: Box::new(error), cleanup },
+        }
+    }
+}
+
+async fn allows_connections(client: &Client, name: &str) -> Result<bool, DbError> {
+    Ok(db::DatabaseProperties::read(client, name).await?.is_none_or(|p| p.allow_connections))
+}
+
+/// How far a failed restore got, which decides the exit code. Either way the
+/// original database is as it was.
+#[derive(Debug)]
+pub enum RestoreFailure {
+    /// Failed while downloading or verifying: no database was created.
+    Verify(RestoreError),
+    /// Failed while restoring or swapping: the partial database was dropped
+    /// (or the error says how to drop it).
+    Restore(RestoreError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_names_fit_the_identifier_limit() {
+        let short = "20261121t050342z_3fa9";
+        assert_eq!(derived_name("shop", "restore", short).unwrap(), "shop__restore_20261121t050342z_3fa9");
+        let long = "a".repeat(60);
+        let name = derived_name(&long, "replaced", short).unwrap();
+        assert_eq!(name.len(), MAX_IDENTIFIER);
+        assert!(name.ends_with("__replaced_20261121t050342z_3fa9"));
+    }
+}

@@ -1,0 +1,293 @@
+//! Taking a snapshot: `pg_dump -Fc -Z0` → compression and SHA-256 → a
+//! streaming upload → a table-of-contents check of the stored archive → the
+//! manifest.
+//!
+//! `pg_dump` compresses nothing itself (`-Z0`): its built-in gzip runs in
+//! the same single thread that reads from the server, while our compressor
+//! runs on another core. The README has the measurements behind the choice.
+
+use std::process::Stdio;
+use std::time::Instant;
+
+use bytes::Bytes;
+use chrono::Utc;
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+
+use super::{Manifest, SnapshotId, TransferError, dump_key, list_toc, manifest::MANIFEST_VERSION, manifest_key};
+use crate::codec::{self, CHANNEL_DEPTH, CHUNK};
+use crate::config::SnapshotConfig;
+use crate::db::{self, ConnInfo, DatabaseProperties, DbError, ServerVersion};
+use crate::pgtools::{self, Program, Tool, ToolError};
+use crate::process::{self, ProcessError};
+use crate::progress::{Progress, format_bytes, rate};
+use crate::store::{ObjectStore, ObjectUpload, StoreError};
+
+/// Taking a snapshot failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The database could not be reached or queried.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// No suitable `pg_dump` / `pg_restore`.
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The database does not exist.
+    #[error("database `{0}` does not exist")]
+    NoDatabase(String),
+    /// `pg_dump` failed; the upload was aborted.
+    #[error("pg_dump failed; the partial upload was discarded and no manifest was written")]
+    Dump(#[source] ProcessError),
+    /// Compression failed.
+    #[error("compressing the archive failed; the partial upload was discarded")]
+    Compress(#[source] std::io::Error),
+    /// Reading `pg_dump`'s output failed.
+    #[error("reading pg_dump's output failed; the partial upload was discarded")]
+    Read(#[source] std::io::Error),
+    /// The upload failed and was aborted.
+    #[error("uploading the archive failed; the partial upload was discarded and no manifest was written")]
+    Upload(#[source] StoreError),
+    /// The stored archive does not read back.
+    #[error("the stored archive failed its check and was deleted; no manifest was written")]
+    Check(#[source] TransferError),
+    /// The manifest could not be written.
+    #[error("writing the manifest failed; the archive was deleted, so no incomplete snapshot is left")]
+    Manifest(#[source] StoreError),
+}
+
+/// Context recorded in the manifest.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotRequest {
+    /// The release running now.
+    pub release_id: Option<String>,
+    /// The deploy taking the snapshot.
+    pub deploy_id: Option<String>,
+    /// The newest applied migration.
+    pub last_migration: Option<String>,
+}
+
+/// A snapshot ready to be taken: preflight passed.
+pub struct Snapshotter<'a, S: ObjectStore> {
+    store: &'a S,
+    db: &'a ConnInfo,
+    config: &'a SnapshotConfig,
+    server: ServerVersion,
+    pg_dump: Tool,
+    pg_restore: Tool,
+}
+
+impl<'a, S: ObjectStore> Snapshotter<'a, S> {
+    /// Preflight, changing nothing: the database answers and exists, a
+    /// `pg_dump` and `pg_restore` at least as new as the server exist, and the
+    /// store is reachable and writable.
+    pub async fn prepare(
+        store: &'a S,
+        db: &'a ConnInfo,
+        config: &'a SnapshotConfig,
+        bin_dir: Option<&std::path::Path>,
+    ) -> Result<Self, SnapshotError> {
+        let client = db::connect(db).await?;
+        let server = db::server_version(&client).await?;
+        let pg_dump = pgtools::find(Program::PgDump, server.major(), bin_dir)?;
+        let pg_restore = pgtools::find(Program::PgRestore, pg_dump.major, bin_dir)?;
+        tracing::debug!(server = %server, pg_dump = %pg_dump.path.display(), "preflight: tools chosen");
+        store.check_writable().await?;
+        Ok(Snapshotter { store, db, config, server, pg_dump, pg_restore })
+    }
+
+    /// The `pg_dump` that will run.
+    pub fn pg_dump(&self) -> &Tool {
+        &self.pg_dump
+    }
+
+    /// Takes the snapshot. On any failure nothing is left in the store that
+    /// could be mistaken for a snapshot: the archive is aborted or deleted
+    /// and no manifest is written.
+    pub async fn take(&self, request: &SnapshotRequest) -> Result<Manifest, SnapshotError> {
+        let client = db::connect(self.db).await?;
+        let dbname = self.db.dbname();
+        let properties = DatabaseProperties::read(&client, dbname)
+            .await?
+            .ok_or_else(|| SnapshotError::NoDatabase(dbname.to_owned()))?;
+        let wal_lsn = db::current_wal_lsn(&client).await?;
+        drop(client);
+
+        let created_at = Utc::now();
+        let id = SnapshotId::new(dbname, created_at);
+        let key = dump_key(&id);
+        let started = Instant::now();
+        tracing::info!(id = %id, uri = %self.store.uri(&key), "snapshot started");
+
+        let mut upload = self.store.upload(&key).await.map_err(SnapshotError::Upload)?;
+        let streamed = self.stream_dump(&mut upload).await;
+        let encoded = match streamed {
+            Ok(encoded) => encoded,
+            Err(e) => {
+                if let Err(abort) = upload.abort().await {
+                    tracing::warn!(error = %abort, "aborting the partial upload failed");
+                }
+                return Err(e);
+            }
+        };
+        let stored = upload.finish().await.map_err(SnapshotError::Upload)?;
+        let in_store = self.store.size(&key).await.map_err(SnapshotError::Upload)?;
+        if in_store != Some(stored) {
+            self.discard(&key).await;
+            return Err(SnapshotError::Upload(StoreError::SizeMismatch {
+                uri: self.store.uri(&key),
+                written: stored,
+                stored: in_store.unwrap_or(0),
+            }));
+        }
+
+        let toc_entries = match list_toc(self.store, &key, self.config.compression, &self.pg_restore).await {
+            Ok(n) if n > 0 => n,
+            Ok(_) => {
+                self.discard(&key).await;
+                return Err(SnapshotError::Check(TransferError::Toc {
+                    uri: self.store.uri(&key),
+                    source: ProcessError::Exited {
+                        command: format!("{} -l", self.pg_restore.path.display()),
+                        status: std::process::ExitStatus::default(),
+                        stderr_tail: "the table of contents is empty".into(),
+                    },
+                }));
+            }
+            Err(e) => {
+                self.discard(&key).await;
+                return Err(SnapshotError::Check(e));
+            }
+        };
+
+        let manifest = Manifest {
+            manifest_version: MANIFEST_VERSION,
+            id: id.clone(),
+            database: dbname.to_owned(),
+            server_version: self.server.to_string(),
+            pg_dump_version: self.pg_dump.version.clone(),
+            format: "custom".into(),
+            compression: self.config.compression,
+            compression_level: self.config.compression_level,
+            dump_key: key.clone(),
+            dump_uri: self.store.uri(&key),
+            size_bytes: encoded.stored_bytes,
+            archive_bytes: encoded.raw_bytes,
+            sha256: encoded.sha256,
+            toc_entries,
+            created_at,
+            completed_at: Utc::now(),
+            wal_lsn,
+            release_id: request.release_id.clone(),
+            last_migration: request.last_migration.clone(),
+            deploy_id: request.deploy_id.clone(),
+            database_properties: properties,
+            snapguard_version: env!("CARGO_PKG_VERSION").into(),
+        };
+        let body = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
+        if let Err(e) = self.store.put(&manifest_key(&id), Bytes::from(body)).await {
+            self.discard(&key).await;
+            return Err(SnapshotError::Manifest(e));
+        }
+        let elapsed = started.elapsed();
+        tracing::info!(
+            id = %id,
+            size = %format_bytes(manifest.size_bytes),
+            archive = %format_bytes(manifest.archive_bytes),
+            seconds = format!("{:.1}", elapsed.as_secs_f64()),
+            rate = %format!("{}/s", format_bytes(rate(manifest.archive_bytes, elapsed))),
+            "snapshot complete"
+        );
+        Ok(manifest)
+    }
+
+    /// Runs `pg_dump` into `upload` through the encoder. Returns the
+    /// encoder's totals, or the first failure in causal order: `pg_dump`'s
+    /// own failure explains the others, so it wins.
+    async fn stream_dump(&self, upload: &mut S::Upload) -> Result<codec::Encoded, SnapshotError> {
+        let args = vec![
+            "--format=custom".to_owned(),
+            "--compress=0".to_owned(),
+            "--no-password".to_owned(),
+            format!("--lock-wait-timeout={}", self.config.lock_wait_timeout.as_millis()),
+        ];
+        let command = process::describe(&self.pg_dump.path, &args);
+        let mut child = tokio::process::Command::new(&self.pg_dump.path)
+            .args(&args)
+            .envs(self.db.libpq_env())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| SnapshotError::Dump(ProcessError::Spawn { command: command.clone(), source }))?;
+        let mut stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+
+        let (raw_tx, raw_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+        let (out_tx, out_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+        let encoder = codec::spawn_encoder(self.config.compression, self.config.compression_level, raw_rx, out_tx);
+
+        let read = async move {
+            let mut progress = Progress::start("dump", None);
+            // `Ok(true)`: read to the end; `Ok(false)`: the encoder stopped
+            // taking data because something downstream failed.
+            let result = loop {
+                let mut buf = vec![0u8; CHUNK];
+                match stdout.read(&mut buf).await {
+                    Ok(0) => break Ok(true),
+                    Ok(n) => {
+                        buf.truncate(n);
+                        progress.add(n as u64);
+                        if raw_tx.send(Bytes::from(buf)).await.is_err() {
+                            break Ok(false);
+                        }
+                    }
+                    Err(e) => break Err(e),
+                }
+            };
+            progress.finish();
+            result
+        };
+        let write = async {
+            // Owned here so a failed upload drops the receiver at once and
+            // the stages before it stop instead of waiting for room.
+            let mut out_rx = out_rx;
+            while let Some(chunk) = out_rx.recv().await {
+                upload.write(chunk).await?;
+            }
+            Ok::<(), StoreError>(())
+        };
+        let (read_result, write_result, stderr_tail) =
+            tokio::join!(read, write, process::collect_stderr(stderr, "pg_dump"));
+        let encoded = encoder.await.expect("encoder thread panicked");
+        let status = child
+            .wait()
+            .await
+            .map_err(|source| SnapshotError::Dump(ProcessError::Spawn { command: command.clone(), source }))?;
+
+        let dump_failed = || SnapshotError::Dump(ProcessError::Exited { command, status, stderr_tail });
+        // pg_dump failing on its own explains everything after it; pg_dump
+        // failing because we stopped reading is a consequence, not a cause.
+        let read_to_end = read_result.map_err(SnapshotError::Read)?;
+        if !status.success() && read_to_end {
+            return Err(dump_failed());
+        }
+        write_result.map_err(SnapshotError::Upload)?;
+        let encoded = encoded.map_err(SnapshotError::Compress)?;
+        if !status.success() {
+            return Err(dump_failed());
+        }
+        Ok(encoded)
+    }
+
+    /// Deletes an archive that must not stay behind; failures are logged,
+    /// since the archive is harmless without a manifest.
+    async fn discard(&self, key: &str) {
+        if let Err(e) = self.store.delete(key).await {
+            tracing::warn!(error = %e, uri = %self.store.uri(key), "could not delete the archive; without a manifest it is never offered for restore");
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Moving archives out of the store: streamed download through the decoder
+//! into a sink, and the table-of-contents check that proves an archive is
+//! readable by `pg_restore`.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use bytes::Bytes;
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+
+use crate::codec::{self, CHANNEL_DEPTH, CHUNK, DecodeError, Decoded};
+use crate::config::Compression;
+use crate::pgtools::Tool;
+use crate::process::ProcessError;
+use crate::progress::Progress;
+use crate::store::{ObjectStore, StoreError};
+
+/// Reading an archive back failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The download broke off.
+    #[error("reading `{uri}` failed")]
+    Read {
+        /// The object.
+        uri: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bytes do not decompress.
+    #[error("`{uri}` is damaged")]
+    Decode {
+        /// The object.
+        uri: String,
+        /// The decoder's error.
+        #[source]
+        source: DecodeError,
+    },
+    /// What the store returned is not what was uploaded.
+    #[error("checksum mismatch for `{uri}`: the manifest records sha256 {expected} ({expected_bytes} bytes) but the store returned {actual} ({actual_bytes} bytes); the archive is corrupt or was replaced")]
+    ChecksumMismatch {
+        /// The object.
+        uri: String,
+        /// From the manifest.
+        expected: String,
+        /// Computed from the download.
+        actual: String,
+        /// From the manifest.
+        expected_bytes: u64,
+        /// Downloaded.
+        actual_bytes: u64,
+    },
+    /// `pg_restore -l` cannot read the archive.
+    #[error("`pg_restore -l` cannot read the archive `{uri}`")]
+    Toc {
+        /// The archive.
+        uri: String,
+        /// How `pg_restore` failed.
+        #[source]
+        source: ProcessError,
+    },
+}
+
+/// Streams `key` through the decoder into `sink`, with progress.
+pub async fn download_decoded<W: Write + Send + 'static>(
+    store: &impl ObjectStore,
+    key: &str,
+    compression: Compression,
+    sink: W,
+    progress: Option<Progress>,
+) -> Result<Decoded, TransferError> {
+    let uri = store.uri(key);
+    let mut reader = store.open(key).await?;
+    let (tx, rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+    let decoder = codec::spawn_decoder(compression, rx, sink);
+    let mut progress = progress;
+    let mut read_error = None;
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        let n = match reader.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                read_error = Some(e);
+                break;
+            }
+        };
+        buf.truncate(n);
+        if let Some(p) = progress.as_mut() {
+            p.add(n as u64);
+        }
+        if tx.send(Bytes::from(buf)).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    if let Some(p) = progress {
+        p.finish();
+    }
+    let decoded = decoder.await.expect("decoder thread panicked");
+    if let Some(source) = read_error {
+        return Err(TransferError::Read { uri, source });
+    }
+    decoded.map_err(|source| TransferError::Decode { uri, source })
+}
+
+/// Downloads `key`, decodes it into `sink` and checks the result against
+/// the manifest's hash and size.
+pub async fn download_verified<W: Write + Send + 'static>(
+    store: &impl ObjectStore,
+    manifest: &super::Manifest,
+    sink: W,
+) -> Result<Decoded, TransferError> {
+    let uri = store.uri(&manifest.dump_key);
+    let progress = Progress::start("download", Some(manifest.size_bytes));
+    let mismatch = |actual: String, actual_bytes| TransferError::ChecksumMismatch {
+        uri: uri.clone(),
+        expected: manifest.sha256.clone(),
+        actual,
+        expected_bytes: manifest.size_bytes,
+        actual_bytes,
+    };
+    match download_decoded(store, &manifest.dump_key, manifest.compression, sink, Some(progress)).await {
+        Ok(d) if d.sha256 != manifest.sha256 || d.stored_bytes != manifest.size_bytes => {
+            Err(mismatch(d.sha256, d.stored_bytes))
+        }
+        // A damaged download with the wrong hash is reported as a mismatch:
+        // that is the cause, the decoder's complaint only a symptom.
+        Err(TransferError::Decode { source: DecodeError::Corrupt { sha256, .. }, .. }) if sha256 != manifest.sha256 => {
+            Err(mismatch(sha256, 0))
+        }
+        other => other,
+    }
+}
+
+/// Reads the table of contents of the stored archive `key` with
+/// `pg_restore -l`, downloading only as much as `pg_restore` reads, and
+/// returns the number of entries.
+pub async fn list_toc(
+    store: &impl ObjectStore,
+    key: &str,
+    compression: Compression,
+    pg_restore: &Tool,
+) -> Result<usize, TransferError> {
+    let uri = store.uri(key);
+    let command = format!("{} -l", pg_restore.path.display());
+    let mut child = Command::new(&pg_restore.path)
+        .arg("-l")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| TransferError::Toc { uri: uri.clone(), source: ProcessError::Spawn { command: command.clone(), source } })?;
+    let stdin = child.stdin.take().expect("stdin is piped");
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let transfer = download_decoded(store, key, compression, stdin, None).await;
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.expect("wait thread panicked");
+    let listing = out_reader.join().unwrap_or_default();
+    let errors = err_reader.join().unwrap_or_default();
+    let status = status.map_err(|source| TransferError::Toc { uri: uri.clone(), source: ProcessError::Spawn { command: command.clone(), source } })?;
+    if !status.success() {
+        return Err(TransferError::Toc {
+            uri,
+            source: ProcessError::Exited { command, status, stderr_tail: errors.trim().to_owned() },
+        });
+    }
+    transfer?;
+    Ok(count_entries(&listing))
+}
+
+/// Runs `pg_restore -l` on a local archive and returns the number of entries.
+pub async fn list_toc_file(path: &Path, pg_restore: &Tool) -> Result<usize, TransferError> {
+    let uri = path.display().to_string();
+    let command = format!("{} -l {uri}", pg_restore.path.display());
+    let out = tokio::process::Command::new(&pg_restore.path)
+        .arg("-l")
+        .arg(path)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|source| TransferError::Toc { uri: uri.clone(), source: ProcessError::Spawn { command: command.clone(), source } })?;
+    if !out.status.success() {
+        let stderr_tail = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        return Err(TransferError::Toc { uri, source: ProcessError::Exited { command, status: out.status, stderr_tail } });
+    }
+    Ok(count_entries(&String::from_utf8_lossy(&out.stdout)))
+}
+
+fn count_entries(listing: &str) -> usize {
+    listing.lines().filter(|l| !l.trim().is_empty() && !l.starts_with(';')).count()
+}
