@@ -1,0 +1,276 @@
+//! Shared fixtures: one throwaway PostgreSQL server and one S3-compatible
+//! server (`s3s-fs`) per test binary, a fresh database per test, and the
+//! built `snapguard` binary with a clean environment.
+
+#![allow(dead_code)]
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use snapguard::ephemeral::{EphemeralOptions, EphemeralServer};
+
+/// The PostgreSQL server shared by every test in this binary.
+pub fn pg() -> &'static EphemeralServer {
+    static SERVER: OnceLock<EphemeralServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        EphemeralServer::start(&EphemeralOptions { major: Some(15) }).expect("start a throwaway PostgreSQL")
+    })
+}
+
+/// Runs SQL through `psql` against `db`, failing the test on error; returns
+/// stdout (unaligned, tuples only).
+pub fn psql(db: &str, sql: &str) -> String {
+    let out = psql_output(db, sql);
+    assert!(out.status.success(), "psql failed on {db}: {}\nSQL: {sql}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Like [`psql`] but returns the raw output, for statements expected to fail.
+pub fn psql_output(db: &str, sql: &str) -> Output {
+    Command::new(pg().bin_dir().join("psql"))
+        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", &pg().url(db), "-c", sql])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run psql")
+}
+
+/// Creates an empty database named `name` (dropping a leftover one).
+pub fn create_db(name: &str) -> String {
+    psql("postgres", &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+    psql("postgres", &format!("CREATE DATABASE \"{name}\""));
+    name.to_owned()
+}
+
+/// Creates a database and loads `tests/fixtures/seed.sql` into it: several
+/// schemas, JSONB, sequences, views, functions, an extension.
+pub fn seeded_db(name: &str) -> String {
+    create_db(name);
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed.sql");
+    let out = Command::new(pg().bin_dir().join("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &pg().url(name), "-f"])
+        .arg(&seed)
+        .output()
+        .expect("run psql");
+    assert!(out.status.success(), "seeding failed: {}", String::from_utf8_lossy(&out.stderr));
+    name.to_owned()
+}
+
+/// Whether a database exists.
+pub fn db_exists(name: &str) -> bool {
+    psql("postgres", &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'")) == "1"
+}
+
+/// Databases whose names start with `prefix`.
+pub fn databases_like(prefix: &str) -> Vec<String> {
+    let out = psql("postgres", &format!("SELECT datname FROM pg_database WHERE datname LIKE '{prefix}%' ORDER BY 1"));
+    out.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect()
+}
+
+/// A fingerprint of a database's schema and content: the schema-only dump,
+/// and per table its row count and an md5 of its rows in a fixed order.
+pub fn fingerprint(db: &str) -> String {
+    let schema = Command::new(pg().bin_dir().join("pg_dump"))
+        .args(["--schema-only", "--no-comments", "-d", &pg().url(db)])
+        .output()
+        .expect("run pg_dump");
+    assert!(schema.status.success(), "{}", String::from_utf8_lossy(&schema.stderr));
+    let tables = psql(
+        db,
+        "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables \
+         WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+    );
+    // `\restrict` lines carry a random key per dump (pg_dump 15.14 and later).
+    let mut out: String = String::from_utf8_lossy(&schema.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for table in tables.lines() {
+        let row = psql(db, &format!("SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '-') FROM {table} t"));
+        out.push_str(&format!("\n{table}: {row}"));
+    }
+    let seqs = psql(db, "SELECT string_agg(format('%I.%I=%s', schemaname, sequencename, last_value), ',' ORDER BY schemaname, sequencename) FROM pg_sequences");
+    out.push_str(&format!("\nsequences: {seqs}"));
+    out
+}
+
+/// The S3-compatible server shared by every test in this binary.
+pub struct S3Server {
+    pub endpoint: String,
+    pub root: PathBuf,
+    pub access_key: String,
+    pub secret_key: String,
+    child: Child,
+}
+
+/// Starts `s3s-fs` on a free loopback port with SigV4 keys.
+pub fn s3() -> &'static S3Server {
+    static SERVER: OnceLock<S3Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let root = std::env::temp_dir().join(format!("snapguard-s3-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let access_key = "SGTESTACCESSKEY".to_owned();
+        let secret_key = "sg-test-secret-key-do-not-log-4d2f".to_owned();
+        let child = Command::new(s3s_fs_binary())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", &access_key, "--secret-key", &secret_key])
+            .arg(&root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start s3s-fs (install it with `cargo install s3s-fs@0.14.1 --features binary --locked`)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "s3s-fs did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        spawn_reaper(child.id(), &root);
+        S3Server { endpoint: format!("http://127.0.0.1:{port}"), root, access_key, secret_key, child }
+    })
+}
+
+/// Kills `s3s-fs` and removes its directory when this test process exits
+/// (statics are never dropped).
+fn spawn_reaper(pid: u32, root: &Path) {
+    let script = format!(
+        "while kill -0 {me} 2>/dev/null; do sleep 1; done; kill {pid} 2>/dev/null; rm -rf {root}",
+        me = std::process::id(),
+        root = root.display()
+    );
+    let _ = Command::new("setsid").args(["sh", "-c", &script]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+}
+
+fn s3s_fs_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("S3S_FS") {
+        return p.into();
+    }
+    let home = std::env::var("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|_| Path::new(&std::env::var("HOME").unwrap()).join(".cargo"));
+    let candidate = home.join("bin/s3s-fs");
+    if candidate.is_file() { candidate } else { "s3s-fs".into() }
+}
+
+impl S3Server {
+    /// Creates a bucket (a directory to `s3s-fs`) and returns its name.
+    pub fn bucket(&self, name: &str) -> String {
+        std::fs::create_dir_all(self.root.join(name)).unwrap();
+        name.to_owned()
+    }
+
+    /// Leftover multipart state: part files and upload records.
+    pub fn pending_uploads(&self) -> Vec<String> {
+        std::fs::read_dir(&self.root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".upload"))
+            .collect()
+    }
+
+    /// Every object key in `bucket`.
+    pub fn objects(&self, bucket: &str) -> Vec<String> {
+        let base = self.root.join(bucket);
+        let mut out = Vec::new();
+        let mut stack = vec![base.clone()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push(p.strip_prefix(&base).unwrap().to_string_lossy().into_owned());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+/// A scratch directory with a `snapguard.yml`.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("snapguard.yml"), config).unwrap();
+        Workspace { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The `snapguard` binary, run in this directory, with a clean
+    /// environment: no inherited `SNAPGUARD_*`, the test S3 credentials, no
+    /// instance metadata look-ups, and `CI` set so output is plain.
+    pub fn snapguard(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_snapguard"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("SNAPGUARD_") || k.starts_with("AWS_") || k == "DATABASE_URL" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.current_dir(self.path())
+            .env("CI", "true")
+            .env("AWS_ACCESS_KEY_ID", &s3().access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &s3().secret_key)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs the binary with `args` and returns its output.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run(self.snapguard().args(args).output().expect("run snapguard"))
+    }
+}
+
+/// A finished run of the binary.
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    /// Asserts the exit code, printing both streams on failure.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code(), code, "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout(), self.stderr());
+        self
+    }
+    /// The snapshot id printed by `snapguard snapshot`.
+    pub fn snapshot_id(&self) -> String {
+        self.stdout()
+            .lines()
+            .find_map(|l| l.strip_prefix("snapshot "))
+            .unwrap_or_else(|| panic!("no snapshot id in output:\n{}\n{}", self.stdout(), self.stderr()))
+            .trim()
+            .to_owned()
+    }
+}
+
+/// A config for database `db` and an S3 bucket, plus extra YAML.
+pub fn s3_config(db: &str, bucket: &str, extra: &str) -> String {
+    format!(
+        "database:\n  url: ${{TEST_DATABASE_URL:-{url}}}\nstore:\n  url: s3://{bucket}/prod\n  endpoint: {endpoint}\n  region: us-east-1\n  path_style: true\n{extra}",
+        url = pg().url(db),
+        endpoint = s3().endpoint,
+    )
+}
+
+/// A config for database `db` and a local-directory store in the workspace.
+pub fn fs_config(db: &str, extra: &str) -> String {
+    format!("database:\n  url: {}\nstore:\n  url: file://./backups\n{extra}", pg().url(db))
+}
