@@ -15,12 +15,19 @@ use crate::store::Store;
 
 /// Runs `cli` to completion.
 pub async fn run(cli: Cli) -> Result<(), Error> {
-    let overrides = Overrides { database_url: cli.database_url.clone(), store_url: cli.store.clone() };
+    let overrides = Overrides {
+        database_url: cli.database_url.clone(),
+        store_url: cli.store.clone(),
+    };
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     match cli.command {
         Command::Snapshot(args) => snapshot(&config, args).await,
-        Command::Snapshots { command: SnapshotsCommand::List { all, json } } => list(&config, all, json).await,
-        Command::Snapshots { command: SnapshotsCommand::Show { snapshot, json } } => show(&config, &snapshot, json).await,
+        Command::Snapshots {
+            command: SnapshotsCommand::List { all, json },
+        } => list(&config, all, json).await,
+        Command::Snapshots {
+            command: SnapshotsCommand::Show { snapshot, json },
+        } => show(&config, &snapshot, json).await,
         Command::Restore(args) => restore(&config, args).await,
     }
 }
@@ -33,11 +40,22 @@ async fn open_store(config: &Config) -> Result<Store, Error> {
 async fn snapshot(config: &Config, args: SnapshotArgs) -> Result<(), Error> {
     let db = config.database_url()?;
     let store = open_store(config).await?;
-    let snapshotter = Snapshotter::prepare(&store, db, &config.snapshot, config.database.pg_bin_dir.as_deref())
+    let snapshotter = Snapshotter::prepare(
+        &store,
+        db,
+        &config.snapshot,
+        config.database.pg_bin_dir.as_deref(),
+    )
+    .await
+    .map_err(|e| Error::nothing_changed("snapshot", e))?;
+    let request = SnapshotRequest {
+        release_id: args.release,
+        ..SnapshotRequest::default()
+    };
+    let manifest = snapshotter
+        .take(&request)
         .await
-        .map_err(|e| Error::nothing_changed("snapshot", e))?;
-    let request = SnapshotRequest { release_id: args.release, ..SnapshotRequest::default() };
-    let manifest = snapshotter.take(&request).await.map_err(|e| Error::failed("snapshot", e))?;
+        .map_err(|e| Error::failed("snapshot", e))?;
     if args.json {
         print_json(&manifest);
     } else {
@@ -58,9 +76,14 @@ async fn snapshot(config: &Config, args: SnapshotArgs) -> Result<(), Error> {
 
 async fn list(config: &Config, all: bool, json: bool) -> Result<(), Error> {
     let store = open_store(config).await?;
-    let listed = snapshot::list(&store).await.map_err(|e| Error::failed("snapshots list", e))?;
+    let listed = snapshot::list(&store)
+        .await
+        .map_err(|e| Error::failed("snapshots list", e))?;
     let incomplete = listed.iter().filter(|l| l.manifest.is_none()).count();
-    let shown: Vec<_> = listed.into_iter().filter(|l| all || l.manifest.is_some()).collect();
+    let shown: Vec<_> = listed
+        .into_iter()
+        .filter(|l| all || l.manifest.is_some())
+        .collect();
     if json {
         let rows: Vec<_> = shown
             .iter()
@@ -69,7 +92,10 @@ async fn list(config: &Config, all: bool, json: bool) -> Result<(), Error> {
         print_json(&rows);
         return Ok(());
     }
-    println!("{:<34} {:<20} {:<16} {:>10}  {}", "ID", "CREATED (UTC)", "DATABASE", "SIZE", "RELEASE");
+    println!(
+        "{:<34} {:<20} {:<16} {:>10}  RELEASE",
+        "ID", "CREATED (UTC)", "DATABASE", "SIZE"
+    );
     for l in &shown {
         match &l.manifest {
             Some(m) => println!(
@@ -80,7 +106,10 @@ async fn list(config: &Config, all: bool, json: bool) -> Result<(), Error> {
                 format_bytes(m.size_bytes),
                 m.release_id.as_deref().unwrap_or("-")
             ),
-            None => println!("{:<34} incomplete: no manifest, never restorable", l.id.as_str()),
+            None => println!(
+                "{:<34} incomplete: no manifest, never restorable",
+                l.id.as_str()
+            ),
         }
     }
     if incomplete > 0 && !all {
@@ -91,7 +120,9 @@ async fn list(config: &Config, all: bool, json: bool) -> Result<(), Error> {
 
 async fn show(config: &Config, which: &str, json: bool) -> Result<(), Error> {
     let store = open_store(config).await?;
-    let m = snapshot::resolve(&store, which).await.map_err(|e| Error::failed("snapshots show", e))?;
+    let m = snapshot::resolve(&store, which)
+        .await
+        .map_err(|e| Error::failed("snapshots show", e))?;
     if json {
         print_json(&m);
         return Ok(());
@@ -102,15 +133,30 @@ async fn show(config: &Config, which: &str, json: bool) -> Result<(), Error> {
 
 fn print_manifest(m: &Manifest) {
     println!("snapshot        {}", m.id);
-    println!("database        {} (PostgreSQL {}, pg_dump {})", m.database, m.server_version, m.pg_dump_version);
-    println!("created         {}", m.created_at.format("%Y-%m-%d %H:%M:%S UTC"));
+    println!(
+        "database        {} (PostgreSQL {}, pg_dump {})",
+        m.database, m.server_version, m.pg_dump_version
+    );
+    println!(
+        "created         {}",
+        m.created_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
     println!("location        {}", m.dump_uri);
-    println!("size            {} ({} archive, {} level {})", format_bytes(m.size_bytes), format_bytes(m.archive_bytes), m.compression, m.compression_level);
+    println!(
+        "size            {} ({} archive, {} level {})",
+        format_bytes(m.size_bytes),
+        format_bytes(m.archive_bytes),
+        m.compression,
+        m.compression_level
+    );
     println!("sha256          {}", m.sha256);
     println!("toc entries     {}", m.toc_entries);
     println!("wal position    {}", m.wal_lsn.as_deref().unwrap_or("-"));
     println!("release         {}", m.release_id.as_deref().unwrap_or("-"));
-    println!("last migration  {}", m.last_migration.as_deref().unwrap_or("-"));
+    println!(
+        "last migration  {}",
+        m.last_migration.as_deref().unwrap_or("-")
+    );
     println!();
     println!("restore:         snapguard restore {}", m.id);
     println!("restore by hand, without snapguard:");
@@ -134,24 +180,38 @@ async fn restore(config: &Config, args: RestoreArgs) -> Result<(), Error> {
         jobs,
         no_analyze: args.no_analyze,
     };
-    let plan = restore::plan(&store, db, &config.database.maintenance_db, config.database.pg_bin_dir.as_deref(), options)
-        .await
-        .map_err(|e| Error::nothing_changed("restore", e))?;
+    let plan = restore::plan(
+        &store,
+        db,
+        &config.database.maintenance_db,
+        config.database.pg_bin_dir.as_deref(),
+        options,
+    )
+    .await
+    .map_err(|e| Error::nothing_changed("restore", e))?;
     if plan.is_destructive() && !args.yes {
         confirm(&plan.describe(), &plan.database)?;
     } else {
         tracing::info!("{}", plan.describe().replace('\n', " "));
     }
-    let report = plan.execute(&store).await.map_err(|failure| match failure {
-        RestoreFailure::Verify(e) => Error::nothing_changed("restore", e),
-        RestoreFailure::Restore(e) => Error::failed("restore", e),
-    })?;
+    let report = plan
+        .execute(&store)
+        .await
+        .map_err(|failure| match failure {
+            RestoreFailure::Verify(e) => Error::nothing_changed("restore", e),
+            RestoreFailure::Restore(e) => Error::failed("restore", e),
+        })?;
     if args.json {
         print_json(&report);
     } else {
-        println!("restored snapshot {} into `{}` in {:.1}s", report.snapshot_id, report.restored_into, report.total_seconds);
+        println!(
+            "restored snapshot {} into `{}` in {:.1}s",
+            report.snapshot_id, report.restored_into, report.total_seconds
+        );
         if let Some(replaced) = &report.replaced_as {
-            println!("the previous database is kept as `{replaced}`; drop it when you no longer need it:");
+            println!(
+                "the previous database is kept as `{replaced}`; drop it when you no longer need it:"
+            );
             println!("  DROP DATABASE \"{replaced}\";");
         }
     }
@@ -170,7 +230,10 @@ fn confirm(description: &str, database: &str) -> Result<(), Error> {
     let _ = write!(stderr, "Type the database name `{database}` to continue: ");
     let _ = stderr.flush();
     let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer).map_err(|e| Error::Usage(format!("cannot read the confirmation: {e}")))?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::Usage(format!("cannot read the confirmation: {e}")))?;
     if answer.trim() == database {
         Ok(())
     } else {
@@ -179,5 +242,8 @@ fn confirm(description: &str, database: &str) -> Result<(), Error> {
 }
 
 fn print_json(value: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string_pretty(value).expect("serializable"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("serializable")
+    );
 }

@@ -111,7 +111,10 @@ impl<W: Write> Encoder<W> {
     fn new(compression: Compression, level: i32, inner: W) -> io::Result<Self> {
         Ok(match compression {
             Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(inner, level)?),
-            Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(inner, flate2::Compression::new(level as u32))),
+            Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
+                inner,
+                flate2::Compression::new(level as u32),
+            )),
             Compression::None => Encoder::None(inner),
         })
     }
@@ -143,7 +146,12 @@ pub fn spawn_encoder(
     output: mpsc::Sender<Bytes>,
 ) -> JoinHandle<io::Result<Encoded>> {
     tokio::task::spawn_blocking(move || {
-        let sink = ChannelWriter { tx: output, buf: Vec::with_capacity(CHUNK), hasher: Sha256::new(), count: 0 };
+        let sink = ChannelWriter {
+            tx: output,
+            buf: Vec::with_capacity(CHUNK),
+            hasher: Sha256::new(),
+            count: 0,
+        };
         let mut encoder = Encoder::new(compression, level, sink)?;
         let mut raw_bytes = 0u64;
         while let Some(chunk) = input.blocking_recv() {
@@ -152,7 +160,11 @@ pub fn spawn_encoder(
         }
         let mut sink = encoder.finish()?;
         sink.flush()?;
-        Ok(Encoded { sha256: hex::encode(sink.hasher.finalize()), stored_bytes: sink.count, raw_bytes })
+        Ok(Encoded {
+            sha256: hex::encode(sink.hasher.finalize()),
+            stored_bytes: sink.count,
+            raw_bytes,
+        })
     })
 }
 
@@ -218,11 +230,15 @@ struct MarkSinkErrors<W> {
 
 impl<W: Write> Write for MarkSinkErrors<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.inner.write(data).inspect_err(|e| self.failed = Some(e.kind()))
+        self.inner
+            .write(data)
+            .inspect_err(|e| self.failed = Some(e.kind()))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush().inspect_err(|e| self.failed = Some(e.kind()))
+        self.inner
+            .flush()
+            .inspect_err(|e| self.failed = Some(e.kind()))
     }
 }
 
@@ -237,16 +253,22 @@ pub fn spawn_decoder<W: Write + Send + 'static>(
     tokio::task::spawn_blocking(move || {
         let mut hasher = Sha256::new();
         let mut stored_bytes = 0u64;
-        let marked = MarkSinkErrors { inner: Counting { inner: sink, count: 0 }, failed: None };
+        let marked = MarkSinkErrors {
+            inner: Counting {
+                inner: sink,
+                count: 0,
+            },
+            failed: None,
+        };
         let mut decoder = Decoder::new(compression, marked).map_err(DecodeError::Sink)?;
         let mut failure: Option<io::Error> = None;
         while let Some(chunk) = input.blocking_recv() {
             hasher.update(&chunk);
             stored_bytes += chunk.len() as u64;
-            if failure.is_none() {
-                if let Err(e) = decoder.write_all(&chunk) {
-                    failure = Some(e);
-                }
+            if failure.is_none()
+                && let Err(e) = decoder.write_all(&chunk)
+            {
+                failure = Some(e);
             }
         }
         let (raw_bytes, sink_failed) = match failure {
@@ -264,12 +286,24 @@ pub fn spawn_decoder<W: Write + Send + 'static>(
         };
         let sha256 = hex::encode(hasher.finalize());
         match (failure, sink_failed) {
-            (None, _) => Ok(Decoded { sha256, stored_bytes, raw_bytes, sink_closed: false }),
-            (Some(_), Some(io::ErrorKind::BrokenPipe)) => {
-                Ok(Decoded { sha256, stored_bytes, raw_bytes, sink_closed: true })
-            }
+            (None, _) => Ok(Decoded {
+                sha256,
+                stored_bytes,
+                raw_bytes,
+                sink_closed: false,
+            }),
+            (Some(_), Some(io::ErrorKind::BrokenPipe)) => Ok(Decoded {
+                sha256,
+                stored_bytes,
+                raw_bytes,
+                sink_closed: true,
+            }),
             (Some(e), Some(_)) => Err(DecodeError::Sink(e)),
-            (Some(source), None) => Err(DecodeError::Corrupt { compression, sha256, source }),
+            (Some(source), None) => Err(DecodeError::Corrupt {
+                compression,
+                sha256,
+                source,
+            }),
         }
     })
 }
@@ -313,7 +347,9 @@ mod tests {
 
     #[tokio::test]
     async fn every_compression_round_trips_with_matching_hashes() {
-        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8 ^ (i / 7919) as u8).collect();
+        let data: Vec<u8> = (0..3_000_000u32)
+            .map(|i| (i % 251) as u8 ^ (i / 7919) as u8)
+            .collect();
         for c in [Compression::Zstd, Compression::Gzip, Compression::None] {
             let (enc, dec, stored) = round_trip(c, data.clone()).await;
             assert_eq!(enc.raw_bytes, data.len() as u64);
@@ -330,9 +366,14 @@ mod tests {
     async fn garbage_is_reported_as_corrupt_with_its_hash() {
         let (tx, rx) = mpsc::channel(2);
         let decoder = spawn_decoder(Compression::Zstd, rx, Vec::new());
-        tx.send(Bytes::from_static(b"this is not zstd at all")).await.unwrap();
+        tx.send(Bytes::from_static(b"this is not zstd at all"))
+            .await
+            .unwrap();
         drop(tx);
         let err = decoder.await.unwrap().unwrap_err();
-        assert!(matches!(err, DecodeError::Corrupt { ref sha256, .. } if sha256.len() == 64), "{err}");
+        assert!(
+            matches!(err, DecodeError::Corrupt { ref sha256, .. } if sha256.len() == 64),
+            "{err}"
+        );
     }
 }

@@ -268,26 +268,43 @@ impl Config {
             }
         }
         if let Some(url) = &overrides.database_url {
-            settings.insert("database.url", Setting::plain(url.clone(), Origin::Flag("--database-url")));
+            settings.insert(
+                "database.url",
+                Setting::plain(url.clone(), Origin::Flag("--database-url")),
+            );
         }
         if let Some(url) = &overrides.store_url {
-            settings.insert("store.url", Setting::plain(url.clone(), Origin::Flag("--store")));
+            settings.insert(
+                "store.url",
+                Setting::plain(url.clone(), Origin::Flag("--store")),
+            );
         }
         let base_dir = file
             .as_ref()
             .and_then(|f| f.parent().map(Path::to_path_buf))
             .unwrap_or_default();
-        Resolver { settings, env, base_dir }.config(file)
+        Resolver {
+            settings,
+            env,
+            base_dir,
+        }
+        .config(file)
     }
 
     /// The application database, or an error that says how to set it.
     pub fn database_url(&self) -> Result<&ConnInfo, ConfigError> {
-        self.database.url.as_ref().ok_or_else(|| self.missing("database.url", Some("--database-url")))
+        self.database
+            .url
+            .as_ref()
+            .ok_or_else(|| self.missing("database.url", Some("--database-url")))
     }
 
     /// The store location, or an error that says how to set it.
     pub fn store_location(&self) -> Result<&StoreLocation, ConfigError> {
-        self.store.location.as_ref().ok_or_else(|| self.missing("store.url", Some("--store")))
+        self.store
+            .location
+            .as_ref()
+            .ok_or_else(|| self.missing("store.url", Some("--store")))
     }
 
     fn missing(&self, key: &'static str, flag: Option<&'static str>) -> ConfigError {
@@ -347,7 +364,11 @@ struct Setting {
 
 impl Setting {
     fn plain(value: String, origin: Origin) -> Self {
-        Setting { value, origin, interpolate: false }
+        Setting {
+            value,
+            origin,
+            interpolate: false,
+        }
     }
 }
 
@@ -447,7 +468,14 @@ fn file_settings(path: &Path, text: &str) -> Result<Settings, ConfigError> {
                 line: v.referenced.line(),
                 column: v.referenced.column(),
             };
-            settings.insert(key, Setting { value: v.value.0, origin, interpolate: true });
+            settings.insert(
+                key,
+                Setting {
+                    value: v.value.0,
+                    origin,
+                    interpolate: true,
+                },
+            );
         }
     };
     let d = parsed.database.unwrap_or_default();
@@ -498,17 +526,27 @@ struct Resolver<'a> {
 impl Resolver<'_> {
     fn config(&self, file: Option<PathBuf>) -> Result<Config, ConfigError> {
         let database = DatabaseConfig {
-            url: self
-                .parse("database.url", |v| ConnInfo::parse(v).map_err(|e| e.to_string()))?,
-            maintenance_db: self.string("database.maintenance_db")?.unwrap_or_else(|| "postgres".into()),
-            pg_bin_dir: self.string("database.pg_bin_dir")?.map(|p| self.base_dir.join(p)),
+            url: self.parse("database.url", |v| {
+                ConnInfo::parse(v).map_err(|e| e.to_string())
+            })?,
+            maintenance_db: self
+                .string("database.maintenance_db")?
+                .unwrap_or_else(|| "postgres".into()),
+            pg_bin_dir: self
+                .string("database.pg_bin_dir")?
+                .map(|p| self.base_dir.join(p)),
         };
         let sse = match self.string("store.sse")?.as_deref() {
             None => None,
             Some("AES256") => Some(Sse::Aes256),
-            Some("aws:kms") => Some(Sse::Kms { key_id: self.string("store.kms_key_id")? }),
+            Some("aws:kms") => Some(Sse::Kms {
+                key_id: self.string("store.kms_key_id")?,
+            }),
             Some(other) => {
-                return Err(self.invalid("store.sse", format!("unknown value `{other}`; expected `AES256` or `aws:kms`")));
+                return Err(self.invalid(
+                    "store.sse",
+                    format!("unknown value `{other}`; expected `AES256` or `aws:kms`"),
+                ));
             }
         };
         if sse.is_none() && self.settings.contains_key("store.kms_key_id") {
@@ -520,24 +558,34 @@ impl Resolver<'_> {
             region: self.string("store.region")?,
             path_style: self.parse("store.path_style", parse_bool)?.unwrap_or(false),
             sse,
-            part_size: self.parse("store.part_size", parse_part_size)?.unwrap_or(DEFAULT_PART_SIZE),
+            part_size: self
+                .parse("store.part_size", parse_part_size)?
+                .unwrap_or(DEFAULT_PART_SIZE),
         };
         let compression = self
             .parse("snapshot.compression", |v| match v {
                 "zstd" => Ok(Compression::Zstd),
                 "gzip" => Ok(Compression::Gzip),
                 "none" => Ok(Compression::None),
-                other => Err(format!("unknown compression `{other}`; expected `zstd`, `gzip` or `none`")),
+                other => Err(format!(
+                    "unknown compression `{other}`; expected `zstd`, `gzip` or `none`"
+                )),
             })?
             .unwrap_or(Compression::Zstd);
         let compression_level = self
             .parse("snapshot.compression_level", |v| {
-                let level: i32 = v.parse().map_err(|_| format!("`{v}` is not a whole number"))?;
+                let level: i32 = v
+                    .parse()
+                    .map_err(|_| format!("`{v}` is not a whole number"))?;
                 let valid = compression.valid_levels();
                 if valid.contains(&level) {
                     Ok(level)
                 } else {
-                    Err(format!("{compression} takes a level from {} to {}, not {level}", valid.start(), valid.end()))
+                    Err(format!(
+                        "{compression} takes a level from {} to {}, not {level}",
+                        valid.start(),
+                        valid.end()
+                    ))
                 }
             })?
             .unwrap_or_else(|| compression.default_level());
@@ -556,33 +604,58 @@ impl Resolver<'_> {
             Some(f) => format!("`{}`", f.display()),
             None => format!("`{DEFAULT_CONFIG_FILE}` (not found)"),
         };
-        Ok(Config { file, database, store, snapshot, missing_hint })
+        Ok(Config {
+            file,
+            database,
+            store,
+            snapshot,
+            missing_hint,
+        })
     }
 
     /// The interpolated value of `key`, if it is set anywhere.
     fn string(&self, key: &'static str) -> Result<Option<String>, ConfigError> {
-        let Some(setting) = self.settings.get(key) else { return Ok(None) };
+        let Some(setting) = self.settings.get(key) else {
+            return Ok(None);
+        };
         if !setting.interpolate {
             return Ok(Some(setting.value.clone()));
         }
         interpolate(&setting.value, self.env)
             .map(Some)
             .map_err(|e| match e {
-                InterpolationError::Unset(var) => ConfigError::MissingVar { origin: setting.origin.clone(), key, var },
+                InterpolationError::Unset(var) => ConfigError::MissingVar {
+                    origin: setting.origin.clone(),
+                    key,
+                    var,
+                },
                 InterpolationError::Syntax(message) => self.invalid(key, message),
             })
     }
 
-    fn parse<T>(&self, key: &'static str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Option<T>, ConfigError> {
+    fn parse<T>(
+        &self,
+        key: &'static str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
         match self.string(key)? {
             None => Ok(None),
-            Some(v) => parse(v.trim()).map(Some).map_err(|message| self.invalid(key, message)),
+            Some(v) => parse(v.trim())
+                .map(Some)
+                .map_err(|message| self.invalid(key, message)),
         }
     }
 
     fn invalid(&self, key: &'static str, message: String) -> ConfigError {
-        let origin = self.settings.get(key).map_or(Origin::Default, |s| s.origin.clone());
-        ConfigError::Invalid { origin, key, message }
+        let origin = self
+            .settings
+            .get(key)
+            .map_or(Origin::Default, |s| s.origin.clone());
+        ConfigError::Invalid {
+            origin,
+            key,
+            message,
+        }
     }
 }
 
@@ -614,15 +687,19 @@ fn parse_bool(v: &str) -> Result<bool, String> {
 pub fn parse_duration(v: &str) -> Result<Duration, String> {
     let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
     let (digits, unit) = v.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{v}` is not a duration; write it like `500ms`, `30s`, `15m` or `2h`"))?;
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("`{v}` is not a duration; write it like `500ms`, `30s`, `15m` or `2h`")
+    })?;
     let d = match unit.trim() {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n * 60),
         "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("`{v}` is not a duration; write it like `500ms`, `30s`, `15m` or `2h`")),
+        _ => {
+            return Err(format!(
+                "`{v}` is not a duration; write it like `500ms`, `30s`, `15m` or `2h`"
+            ));
+        }
     };
     Ok(d)
 }
@@ -631,7 +708,9 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
 pub fn parse_size(v: &str) -> Result<u64, String> {
     let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
     let (digits, unit) = v.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| format!("`{v}` is not a size; write it like `8MiB`"))?;
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{v}` is not a size; write it like `8MiB`"))?;
     let mult: u64 = match unit.trim() {
         "" | "B" => 1,
         "KiB" => 1 << 10,
@@ -642,7 +721,8 @@ pub fn parse_size(v: &str) -> Result<u64, String> {
         "GB" => 1_000_000_000,
         _ => return Err(format!("`{v}` is not a size; write it like `8MiB`")),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("`{v}` is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{v}` is too large"))
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -652,7 +732,10 @@ enum InterpolationError {
 }
 
 /// Expands `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`.
-fn interpolate(raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, InterpolationError> {
+fn interpolate(
+    raw: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, InterpolationError> {
     let mut out = String::with_capacity(raw.len());
     let mut rest = raw;
     while let Some(i) = rest.find('$') {
@@ -662,16 +745,18 @@ fn interpolate(raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String
             out.push('$');
             rest = after;
         } else if let Some(after) = rest.strip_prefix("${") {
-            let end = after
-                .find('}')
-                .ok_or_else(|| InterpolationError::Syntax("unterminated `${`; close it with `}`".into()))?;
+            let end = after.find('}').ok_or_else(|| {
+                InterpolationError::Syntax("unterminated `${`; close it with `}`".into())
+            })?;
             let inner = &after[..end];
             let (name, default) = match inner.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
                 None => (inner, None),
             };
             if !is_var_name(name) {
-                return Err(InterpolationError::Syntax(format!("`${{{inner}}}` is not a valid variable reference")));
+                return Err(InterpolationError::Syntax(format!(
+                    "`${{{inner}}}` is not a valid variable reference"
+                )));
             }
             match (env(name), default) {
                 (Some(v), _) => out.push_str(&v),
@@ -699,10 +784,19 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
-    fn load(text: &str, pairs: &'static [(&'static str, &'static str)], overrides: Overrides) -> Result<Config, ConfigError> {
+    fn load(
+        text: &str,
+        pairs: &'static [(&'static str, &'static str)],
+        overrides: Overrides,
+    ) -> Result<Config, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("snapguard.yml");
         std::fs::write(&path, text).unwrap();
@@ -713,21 +807,46 @@ mod tests {
     fn interpolation_expands_defaults_and_escapes() {
         let env = env_of(&[("A", "x")]);
         assert_eq!(interpolate("${A}-${B:-y}-$$-$z", &env).unwrap(), "x-y-$-$z");
-        assert_eq!(interpolate("${B}", &env), Err(InterpolationError::Unset("B".into())));
-        assert!(matches!(interpolate("${A", &env), Err(InterpolationError::Syntax(_))));
-        assert!(matches!(interpolate("${1A}", &env), Err(InterpolationError::Syntax(_))));
+        assert_eq!(
+            interpolate("${B}", &env),
+            Err(InterpolationError::Unset("B".into()))
+        );
+        assert!(matches!(
+            interpolate("${A", &env),
+            Err(InterpolationError::Syntax(_))
+        ));
+        assert!(matches!(
+            interpolate("${1A}", &env),
+            Err(InterpolationError::Syntax(_))
+        ));
     }
 
     #[test]
     fn a_full_file_resolves() {
         let text = "database:\n  url: ${DB}\n  maintenance_db: admin\nstore:\n  url: s3://bucket/some/prefix\n  endpoint: http://127.0.0.1:9000\n  path_style: true\n  sse: aws:kms\n  kms_key_id: k1\n  part_size: 16MiB\nsnapshot:\n  compression: gzip\n  compression_level: 6\n  lock_wait_timeout: 30s\n  restore_jobs: 4\n";
-        let c = load(text, &[("DB", "postgres://u:secret@h:5433/shop")], Overrides::default()).unwrap();
+        let c = load(
+            text,
+            &[("DB", "postgres://u:secret@h:5433/shop")],
+            Overrides::default(),
+        )
+        .unwrap();
         let url = c.database_url().unwrap();
         assert_eq!(url.dbname(), "shop");
         assert_eq!(c.database.maintenance_db, "admin");
-        assert_eq!(c.store.location, Some(StoreLocation::S3 { bucket: "bucket".into(), prefix: "some/prefix".into() }));
+        assert_eq!(
+            c.store.location,
+            Some(StoreLocation::S3 {
+                bucket: "bucket".into(),
+                prefix: "some/prefix".into()
+            })
+        );
         assert!(c.store.path_style);
-        assert_eq!(c.store.sse, Some(Sse::Kms { key_id: Some("k1".into()) }));
+        assert_eq!(
+            c.store.sse,
+            Some(Sse::Kms {
+                key_id: Some("k1".into())
+            })
+        );
         assert_eq!(c.store.part_size, 16 << 20);
         assert_eq!(c.snapshot.compression, Compression::Gzip);
         assert_eq!(c.snapshot.compression_level, 6);
@@ -738,26 +857,67 @@ mod tests {
     #[test]
     fn precedence_is_flag_then_env_then_file() {
         let text = "store:\n  url: file:///from-file\n  region: file-region\n";
-        let c = load(text, &[("SNAPGUARD_STORE_URL", "file:///from-env"), ("SNAPGUARD_STORE_REGION", "env-region")], Overrides::default()).unwrap();
-        assert_eq!(c.store.location, Some(StoreLocation::Fs { root: "/from-env".into() }));
+        let c = load(
+            text,
+            &[
+                ("SNAPGUARD_STORE_URL", "file:///from-env"),
+                ("SNAPGUARD_STORE_REGION", "env-region"),
+            ],
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.store.location,
+            Some(StoreLocation::Fs {
+                root: "/from-env".into()
+            })
+        );
         assert_eq!(c.store.region.as_deref(), Some("env-region"));
-        let flags = Overrides { store_url: Some("file:///from-flag".into()), ..Overrides::default() };
+        let flags = Overrides {
+            store_url: Some("file:///from-flag".into()),
+            ..Overrides::default()
+        };
         let c = load(text, &[("SNAPGUARD_STORE_URL", "file:///from-env")], flags).unwrap();
-        assert_eq!(c.store.location, Some(StoreLocation::Fs { root: "/from-flag".into() }));
+        assert_eq!(
+            c.store.location,
+            Some(StoreLocation::Fs {
+                root: "/from-flag".into()
+            })
+        );
     }
 
     #[test]
     fn an_override_makes_an_unset_file_variable_harmless() {
         let text = "database:\n  url: ${DATABASE_URL}\n";
-        let c = load(text, &[("SNAPGUARD_DATABASE_URL", "postgres://h/db")], Overrides::default()).unwrap();
+        let c = load(
+            text,
+            &[("SNAPGUARD_DATABASE_URL", "postgres://h/db")],
+            Overrides::default(),
+        )
+        .unwrap();
         assert_eq!(c.database_url().unwrap().dbname(), "db");
     }
 
     #[test]
     fn unknown_key_names_line_and_column() {
-        let err = load("store:\n  url: file:///x\n  bucket: nope\n", &[], Overrides::default()).unwrap_err();
+        let err = load(
+            "store:\n  url: file:///x\n  bucket: nope\n",
+            &[],
+            Overrides::default(),
+        )
+        .unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(err, ConfigError::Syntax { line: 3, column: 3, .. }), "{msg}");
+        assert!(
+            matches!(
+                err,
+                ConfigError::Syntax {
+                    line: 3,
+                    column: 3,
+                    ..
+                }
+            ),
+            "{msg}"
+        );
         assert!(msg.contains("snapguard.yml:3:3"), "{msg}");
         assert!(msg.contains("bucket"), "{msg}");
     }
@@ -765,7 +925,10 @@ mod tests {
     #[test]
     fn broken_yaml_names_the_position() {
         let err = load("store:\n  url: [unclosed\n", &[], Overrides::default()).unwrap_err();
-        assert!(matches!(err, ConfigError::Syntax { line, .. } if line >= 2), "{err}");
+        assert!(
+            matches!(err, ConfigError::Syntax { line, .. } if line >= 2),
+            "{err}"
+        );
     }
 
     #[test]
@@ -778,19 +941,50 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_origin() {
-        let err = load("snapshot:\n  lock_wait_timeout: soon\n", &[], Overrides::default()).unwrap_err();
-        assert!(err.to_string().contains("snapguard.yml:2:22: `snapshot.lock_wait_timeout`"), "{err}");
-        let err = load("", &[("SNAPGUARD_STORE_PART_SIZE", "1MiB")], Overrides::default()).unwrap_err();
-        assert!(err.to_string().contains("environment variable `SNAPGUARD_STORE_PART_SIZE`"), "{err}");
-        let err = load("snapshot:\n  compression: zstd\n  compression_level: 40\n", &[], Overrides::default()).unwrap_err();
+        let err = load(
+            "snapshot:\n  lock_wait_timeout: soon\n",
+            &[],
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("snapguard.yml:2:22: `snapshot.lock_wait_timeout`"),
+            "{err}"
+        );
+        let err = load(
+            "",
+            &[("SNAPGUARD_STORE_PART_SIZE", "1MiB")],
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("environment variable `SNAPGUARD_STORE_PART_SIZE`"),
+            "{err}"
+        );
+        let err = load(
+            "snapshot:\n  compression: zstd\n  compression_level: 40\n",
+            &[],
+            Overrides::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("from 1 to 19"), "{err}");
         let err = load("store:\n  url: ftp://x\n", &[], Overrides::default()).unwrap_err();
-        assert!(err.to_string().contains("snapguard.yml:2:8: `store.url`"), "{err}");
+        assert!(
+            err.to_string().contains("snapguard.yml:2:8: `store.url`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_bad_database_url_never_echoes_the_password() {
-        let err = load("database:\n  url: mysql://u:hunter2@h/db\n", &[], Overrides::default()).unwrap_err();
+        let err = load(
+            "database:\n  url: mysql://u:hunter2@h/db\n",
+            &[],
+            Overrides::default(),
+        )
+        .unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
@@ -798,12 +992,20 @@ mod tests {
     fn missing_required_setting_says_how_to_set_it() {
         let c = load("# nothing yet\n", &[], Overrides::default()).unwrap();
         let msg = c.database_url().unwrap_err().to_string();
-        assert!(msg.contains("SNAPGUARD_DATABASE_URL") && msg.contains("--database-url"), "{msg}");
+        assert!(
+            msg.contains("SNAPGUARD_DATABASE_URL") && msg.contains("--database-url"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn explicit_missing_file_is_an_error_but_default_is_not() {
-        let err = Config::load_with_env(Some(Path::new("/nonexistent/sg.yml")), &Overrides::default(), &|_| None).unwrap_err();
+        let err = Config::load_with_env(
+            Some(Path::new("/nonexistent/sg.yml")),
+            &Overrides::default(),
+            &|_| None,
+        )
+        .unwrap_err();
         assert!(matches!(err, ConfigError::NotFound { .. }));
     }
 

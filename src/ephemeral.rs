@@ -18,7 +18,9 @@ use crate::process::ProcessError;
 #[derive(Debug, thiserror::Error)]
 pub enum EphemeralError {
     /// No `initdb` was found.
-    #[error("no PostgreSQL server binaries found under `/usr/lib/postgresql/*/bin` (install e.g. `postgresql-15`)")]
+    #[error(
+        "no PostgreSQL server binaries found under `/usr/lib/postgresql/*/bin` (install e.g. `postgresql-15`)"
+    )]
     NoServerBinaries,
     /// Running as root, but there is no `postgres` user to run the server as.
     #[error("running as root and there is no `postgres` user to run the server as")]
@@ -61,35 +63,56 @@ pub struct EphemeralServer {
 impl EphemeralServer {
     /// Creates, starts and returns a server. Blocks for a second or two.
     pub fn start(options: &EphemeralOptions) -> Result<Self, EphemeralError> {
-        let (major, bin_dir) = server_binaries(options.major).ok_or(EphemeralError::NoServerBinaries)?;
+        let (major, bin_dir) =
+            server_binaries(options.major).ok_or(EphemeralError::NoServerBinaries)?;
         let run_as = is_root().then(|| "postgres".to_owned());
         let owner = match &run_as {
             Some(user) => Some(user_ids(user).ok_or(EphemeralError::NoPostgresUser)?),
             None => None,
         };
-        let dir = std::env::temp_dir().join(format!("snapguard-pg-{}-{}", std::process::id(), crate::snapshot::random_suffix()));
+        let dir = std::env::temp_dir().join(format!(
+            "snapguard-pg-{}-{}",
+            std::process::id(),
+            crate::snapshot::random_suffix()
+        ));
         let io = |what, path: &Path| {
             let path = path.to_path_buf();
             move |source| EphemeralError::Io { what, path, source }
         };
         std::fs::create_dir(&dir).map_err(io("creating", &dir))?;
-        let password = format!("sg{}{}", crate::snapshot::random_suffix(), crate::snapshot::random_suffix());
+        let password = format!(
+            "sg{}{}",
+            crate::snapshot::random_suffix(),
+            crate::snapshot::random_suffix()
+        );
         let pwfile = dir.join("pwfile");
         std::fs::write(&pwfile, &password).map_err(io("writing", &pwfile))?;
         if let Some((uid, gid)) = owner {
             for p in [&dir, &pwfile] {
-                std::os::unix::fs::chown(p, Some(uid), Some(gid)).map_err(io("changing the owner of", p))?;
+                std::os::unix::fs::chown(p, Some(uid), Some(gid))
+                    .map_err(io("changing the owner of", p))?;
             }
         }
-        let mut server = EphemeralServer { dir, bin_dir, major, port: 0, password, run_as, watchdog: None };
+        let mut server = EphemeralServer {
+            dir,
+            bin_dir,
+            major,
+            port: 0,
+            password,
+            run_as,
+            watchdog: None,
+        };
         server.watchdog = server.spawn_watchdog().ok();
         let data = server.data_dir();
         server.run(
             "initdb",
             &[
-                "-D", &data.display().to_string(),
-                "-U", "postgres",
-                "-E", "UTF8",
+                "-D",
+                &data.display().to_string(),
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
                 "--locale=C",
                 "--auth-local=trust",
                 "--auth-host=scram-sha-256",
@@ -106,7 +129,21 @@ impl EphemeralServer {
                 server.dir.display()
             );
             let log = server.dir.join("server.log");
-            match server.run("pg_ctl", &["-D", &data.display().to_string(), "-l", &log.display().to_string(), "-w", "-t", "60", "-o", &opts, "start"]) {
+            match server.run(
+                "pg_ctl",
+                &[
+                    "-D",
+                    &data.display().to_string(),
+                    "-l",
+                    &log.display().to_string(),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    &opts,
+                    "start",
+                ],
+            ) {
                 Ok(()) => return Ok(server),
                 Err(e) => last_error = Some(e),
             }
@@ -132,7 +169,10 @@ impl EphemeralServer {
     /// A URL for database `db` as the superuser `postgres`, over TCP with a
     /// password, as a real deployment would connect.
     pub fn url(&self, db: &str) -> String {
-        format!("postgres://postgres:{}@127.0.0.1:{}/{db}?sslmode=disable", self.password, self.port)
+        format!(
+            "postgres://postgres:{}@127.0.0.1:{}/{db}?sslmode=disable",
+            self.password, self.port
+        )
     }
 
     /// The same as [`url`](Self::url), parsed.
@@ -165,15 +205,33 @@ impl EphemeralServer {
         let mut cmd = self.command(program);
         cmd.args(args).stdin(Stdio::null()).current_dir(&self.dir);
         let described = format!("{program} {}", args.join(" "));
-        let out = cmd.output().map_err(|source| ProcessError::Spawn { command: described.clone(), source })?;
+        let out = cmd.output().map_err(|source| ProcessError::Spawn {
+            command: described.clone(),
+            source,
+        })?;
         if out.status.success() {
             return Ok(());
         }
         let mut tail = String::from_utf8_lossy(&out.stderr).trim().to_owned();
         if let Ok(log) = std::fs::read_to_string(self.dir.join("server.log")) {
-            tail.push_str(&format!("\nserver log:\n{}", log.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")));
+            tail.push_str(&format!(
+                "\nserver log:\n{}",
+                log.lines()
+                    .rev()
+                    .take(10)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ));
         }
-        Err(ProcessError::Exited { command: described, status: out.status, stderr_tail: tail }.into())
+        Err(ProcessError::Exited {
+            command: described,
+            status: out.status,
+            stderr_tail: tail,
+        }
+        .into())
     }
 
     /// A detached shell that waits for this process to exit, then stops the
@@ -181,8 +239,16 @@ impl EphemeralServer {
     fn spawn_watchdog(&self) -> std::io::Result<std::process::Child> {
         let pg_ctl = self.bin_dir.join("pg_ctl");
         let stop = match &self.run_as {
-            Some(user) => format!("runuser -u {user} -- {} -D {} -m immediate stop", pg_ctl.display(), self.data_dir().display()),
-            None => format!("{} -D {} -m immediate stop", pg_ctl.display(), self.data_dir().display()),
+            Some(user) => format!(
+                "runuser -u {user} -- {} -D {} -m immediate stop",
+                pg_ctl.display(),
+                self.data_dir().display()
+            ),
+            None => format!(
+                "{} -D {} -m immediate stop",
+                pg_ctl.display(),
+                self.data_dir().display()
+            ),
         };
         let script = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf {dir}",
@@ -224,16 +290,16 @@ fn server_binaries(major: Option<u32>) -> Option<(u32, PathBuf)> {
         })
         .collect();
     found.sort_by_key(|(v, _)| *v);
-    if let Some(m) = major {
-        if let Some(hit) = found.iter().find(|(v, _)| *v == m) {
-            return Some(hit.clone());
-        }
+    if let Some(hit) = major.and_then(|m| found.iter().find(|(v, _)| *v == m)) {
+        return Some(hit.clone());
     }
     found.pop()
 }
 
 fn is_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 /// The uid and gid of `user`, from `/etc/passwd`.
@@ -252,5 +318,8 @@ fn user_ids(user: &str) -> Option<(u32, u32)> {
 
 /// A port that was free a moment ago; the caller retries if it is taken.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(54_329)
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(54_329)
 }

@@ -33,10 +33,18 @@ pub fn init(format: LogFormat, verbosity: i8) {
         1 => "snapguard=debug,warn",
         _ => "snapguard=trace,info",
     };
-    let filter = EnvFilter::try_from_env("SNAPGUARD_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter =
+        EnvFilter::try_from_env("SNAPGUARD_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let terminal = std::io::stderr().is_terminal() && !in_ci();
-    progress::set_mode(if terminal && format == LogFormat::Auto { progress::Mode::Bar } else { progress::Mode::Lines });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    progress::set_mode(if terminal && format == LogFormat::Auto {
+        progress::Mode::Bar
+    } else {
+        progress::Mode::Lines
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Auto if terminal => builder.without_time().init(),

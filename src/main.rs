@@ -8,7 +8,10 @@ use snapguard::cli::Cli;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     snapguard::logging::init(cli.log_format, cli.verbose as i8 - cli.quiet as i8);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -83,17 +83,22 @@ pub fn find(program: Program, min_major: u32, bin_dir: Option<&Path>) -> Result<
         if !path.is_file() {
             continue;
         }
-        if let Some(version) = version_of(&path) {
-            if !found.iter().any(|(p, _): &(PathBuf, String)| same_file(p, &path)) {
-                found.push((path, version));
-            }
+        let duplicate = found
+            .iter()
+            .any(|(p, _): &(PathBuf, String)| same_file(p, &path));
+        if let (Some(version), false) = (version_of(&path), duplicate) {
+            found.push((path, version));
         }
     }
     let candidates: Vec<Tool> = found
         .iter()
         .filter_map(|(path, version)| {
             let major = parse_major(version)?;
-            (major >= min_major).then(|| Tool { path: path.clone(), major, version: version.clone() })
+            (major >= min_major).then(|| Tool {
+                path: path.clone(),
+                major,
+                version: version.clone(),
+            })
         })
         .collect();
     let best = candidates
@@ -102,8 +107,16 @@ pub fn find(program: Program, min_major: u32, bin_dir: Option<&Path>) -> Result<
         .or_else(|| candidates.iter().max_by_key(|t| t.major));
     match best {
         Some(tool) => Ok(tool.clone()),
-        None if found.is_empty() => Err(ToolError::NotFound { program: program.name(), min_major, searched: dirs }),
-        None => Err(ToolError::TooOld { program: program.name(), min_major, found }),
+        None if found.is_empty() => Err(ToolError::NotFound {
+            program: program.name(),
+            min_major,
+            searched: dirs,
+        }),
+        None => Err(ToolError::TooOld {
+            program: program.name(),
+            min_major,
+            found,
+        }),
     }
 }
 
@@ -127,14 +140,17 @@ fn search_dirs() -> Vec<PathBuf> {
             Some((major, e.path().join("bin")))
         })
         .collect();
-    versioned.sort_by(|a, b| b.0.cmp(&a.0));
+    versioned.sort_by_key(|v| std::cmp::Reverse(v.0));
     dirs.extend(versioned.into_iter().map(|(_, d)| d));
     dirs
 }
 
 /// Runs `program --version` and returns the version number it prints.
 fn version_of(path: &Path) -> Option<String> {
-    let out = std::process::Command::new(path).arg("--version").output().ok()?;
+    let out = std::process::Command::new(path)
+        .arg("--version")
+        .output()
+        .ok()?;
     if !out.status.success() {
         return None;
     }
@@ -144,13 +160,20 @@ fn version_of(path: &Path) -> Option<String> {
 /// `pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)` → `15.18`.
 fn parse_version(output: &str) -> Option<String> {
     let after = output.split(')').nth(1)?.trim_start();
-    let version: String = after.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let version: String = after
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
     (!version.is_empty()).then_some(version)
 }
 
 /// `15.18` → 15, `16beta1` → 16.
 pub fn parse_major(version: &str) -> Option<u32> {
-    version.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    version
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -159,8 +182,14 @@ mod tests {
 
     #[test]
     fn versions_parse() {
-        assert_eq!(parse_version("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n").as_deref(), Some("15.18"));
-        assert_eq!(parse_version("pg_restore (PostgreSQL) 17.2\n").as_deref(), Some("17.2"));
+        assert_eq!(
+            parse_version("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n").as_deref(),
+            Some("15.18")
+        );
+        assert_eq!(
+            parse_version("pg_restore (PostgreSQL) 17.2\n").as_deref(),
+            Some("17.2")
+        );
         assert_eq!(parse_version("garbage"), None);
         assert_eq!(parse_major("15.18"), Some(15));
     }
@@ -170,7 +199,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fake = dir.path().join("pg_dump");
         std::fs::write(&fake, "#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n").unwrap();
-        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         let err = find(Program::PgDump, 15, Some(dir.path())).unwrap_err();
         assert!(matches!(err, ToolError::TooOld { .. }));
         assert!(err.to_string().contains("9.6.24"), "{err}");

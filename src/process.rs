@@ -32,7 +32,11 @@ pub enum ProcessError {
 }
 
 fn tail_suffix(tail: &str) -> String {
-    if tail.is_empty() { String::new() } else { format!(": {tail}") }
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!(": {tail}")
+    }
 }
 
 /// How many stderr lines to keep for error messages.

@@ -41,12 +41,17 @@ impl Progress {
         let bar = (MODE.get().copied() == Some(Mode::Bar)).then(|| {
             let bar = match total {
                 Some(t) => ProgressBar::new(t).with_style(
-                    ProgressStyle::with_template("{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
-                        .expect("valid template")
-                        .progress_chars("=> "),
+                    ProgressStyle::with_template(
+                        "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
                 ),
                 None => ProgressBar::no_length().with_style(
-                    ProgressStyle::with_template("{prefix:>9} {spinner} {bytes} {bytes_per_sec} {elapsed}").expect("valid template"),
+                    ProgressStyle::with_template(
+                        "{prefix:>9} {spinner} {bytes} {bytes_per_sec} {elapsed}",
+                    )
+                    .expect("valid template"),
                 ),
             };
             bar.set_prefix(label);
@@ -54,7 +59,13 @@ impl Progress {
             bar
         });
         let now = Instant::now();
-        Progress { label, bytes: 0, started: now, last_line: now, bar }
+        Progress {
+            label,
+            bytes: 0,
+            started: now,
+            last_line: now,
+            bar,
+        }
     }
 
     /// Records `n` more bytes.
@@ -85,7 +96,11 @@ impl Progress {
 /// Bytes per second.
 pub fn rate(bytes: u64, elapsed: Duration) -> u64 {
     let secs = elapsed.as_secs_f64();
-    if secs <= 0.0 { 0 } else { (bytes as f64 / secs) as u64 }
+    if secs <= 0.0 {
+        0
+    } else {
+        (bytes as f64 / secs) as u64
+    }
 }
 
 /// `1536` → `1.5 KiB`.
@@ -97,7 +112,11 @@ pub fn format_bytes(n: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 #[cfg(test)]

@@ -9,14 +9,38 @@ use common::*;
 /// snapshot time, the changed database is kept under its new name, and the
 /// database-level settings and grants come back.
 fn round_trip(ws: &Workspace, db: &str) {
-    psql("postgres", &format!("ALTER DATABASE {db} SET work_mem = '64MB'"));
-    psql("postgres", &format!("ALTER DATABASE {db} SET search_path = \"$user\", public, billing"));
-    psql("postgres", "DO $$ BEGIN CREATE ROLE sg_app LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$");
-    psql("postgres", &format!("ALTER ROLE sg_app IN DATABASE {db} SET statement_timeout = '5s'"));
-    psql("postgres", &format!("REVOKE CONNECT, TEMPORARY ON DATABASE {db} FROM PUBLIC"));
-    psql("postgres", &format!("GRANT CONNECT ON DATABASE {db} TO sg_app"));
-    psql("postgres", &format!("COMMENT ON DATABASE {db} IS 'the shop'"));
-    psql("postgres", &format!("ALTER DATABASE {db} CONNECTION LIMIT 50"));
+    psql(
+        "postgres",
+        &format!("ALTER DATABASE {db} SET work_mem = '64MB'"),
+    );
+    psql(
+        "postgres",
+        &format!("ALTER DATABASE {db} SET search_path = \"$user\", public, billing"),
+    );
+    psql(
+        "postgres",
+        "DO $$ BEGIN CREATE ROLE sg_app LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+    );
+    psql(
+        "postgres",
+        &format!("ALTER ROLE sg_app IN DATABASE {db} SET statement_timeout = '5s'"),
+    );
+    psql(
+        "postgres",
+        &format!("REVOKE CONNECT, TEMPORARY ON DATABASE {db} FROM PUBLIC"),
+    );
+    psql(
+        "postgres",
+        &format!("GRANT CONNECT ON DATABASE {db} TO sg_app"),
+    );
+    psql(
+        "postgres",
+        &format!("COMMENT ON DATABASE {db} IS 'the shop'"),
+    );
+    psql(
+        "postgres",
+        &format!("ALTER DATABASE {db} CONNECTION LIMIT 50"),
+    );
     let before = fingerprint(db);
     let props_sql = format!(
         "SELECT d.datacl::text, d.datconnlimit, shobj_description(d.oid, 'pg_database'), \
@@ -30,7 +54,10 @@ fn round_trip(ws: &Workspace, db: &str) {
     snap.expect_code(0);
     let id = snap.snapshot_id();
 
-    psql(db, "INSERT INTO users (email) VALUES ('late@example.com'); CREATE TABLE made_after (x int)");
+    psql(
+        db,
+        "INSERT INTO users (email) VALUES ('late@example.com'); CREATE TABLE made_after (x int)",
+    );
     assert_ne!(fingerprint(db), before);
 
     let listed = ws.run(&["snapshots", "list"]);
@@ -39,12 +66,26 @@ fn round_trip(ws: &Workspace, db: &str) {
 
     let restored = ws.run(&["restore", &id, "--yes"]);
     restored.expect_code(0);
-    assert_eq!(fingerprint(db), before, "restored database differs from the snapshot");
-    assert_eq!(psql("postgres", &props_sql), props_before, "database-level properties were not carried over");
+    assert_eq!(
+        fingerprint(db),
+        before,
+        "restored database differs from the snapshot"
+    );
+    assert_eq!(
+        psql("postgres", &props_sql),
+        props_before,
+        "database-level properties were not carried over"
+    );
 
     let replaced: Vec<_> = databases_like(&format!("{db}__replaced_"));
     assert_eq!(replaced.len(), 1, "{replaced:?}");
-    assert_eq!(psql(&replaced[0], "SELECT count(*) FROM users WHERE email = 'late@example.com'"), "1");
+    assert_eq!(
+        psql(
+            &replaced[0],
+            "SELECT count(*) FROM users WHERE email = 'late@example.com'"
+        ),
+        "1"
+    );
     assert!(databases_like(&format!("{db}__restore_")).is_empty());
 }
 
@@ -54,7 +95,11 @@ fn round_trip_through_s3() {
     let bucket = s3().bucket("rt-s3");
     let ws = Workspace::new(&s3_config(&db, &bucket, ""));
     round_trip(&ws, &db);
-    assert!(s3().objects(&bucket).iter().any(|k| k.ends_with("/manifest.json")));
+    assert!(
+        s3().objects(&bucket)
+            .iter()
+            .any(|k| k.ends_with("/manifest.json"))
+    );
     assert!(s3().pending_uploads().is_empty());
 }
 
@@ -69,7 +114,10 @@ fn round_trip_through_a_local_directory() {
 fn gzip_and_uncompressed_archives_round_trip_too() {
     for compression in ["gzip", "none"] {
         let db = seeded_db(&format!("rt_{compression}"));
-        let ws = Workspace::new(&fs_config(&db, &format!("snapshot:\n  compression: {compression}\n")));
+        let ws = Workspace::new(&fs_config(
+            &db,
+            &format!("snapshot:\n  compression: {compression}\n"),
+        ));
         let before = fingerprint(&db);
         let id = ws.run(&["snapshot"]).expect_code(0).snapshot_id();
         psql(&db, "DELETE FROM billing.orders WHERE id % 2 = 0");
@@ -86,7 +134,8 @@ fn restore_to_a_side_database_leaves_the_original_alone() {
     ws.run(&["snapshot"]).expect_code(0);
     psql(&db, "UPDATE users SET email = email || '.changed'");
     let changed = fingerprint(&db);
-    ws.run(&["restore", "latest", "--to", "rt_side_copy"]).expect_code(0);
+    ws.run(&["restore", "latest", "--to", "rt_side_copy"])
+        .expect_code(0);
     assert_eq!(fingerprint(&db), changed, "the original was touched");
     assert_eq!(fingerprint("rt_side_copy"), before);
 }
@@ -126,6 +175,10 @@ fn the_archive_restores_by_hand_with_standard_tools() {
         .env("PGPASSWORD", pg().password())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{script}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{script}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(fingerprint(&format!("{db}_restored")), before);
 }

@@ -100,7 +100,11 @@ impl DatabaseProperties {
              FROM pg_database d WHERE d.datname = $1"
         );
         let what = format!("reading the properties of database `{name}`");
-        let Some(row) = client.query_opt(&sql, &[&name]).await.map_err(DbError::query(what.clone()))? else {
+        let Some(row) = client
+            .query_opt(&sql, &[&name])
+            .await
+            .map_err(DbError::query(what.clone()))?
+        else {
             return Ok(None);
         };
         let provider: Option<String> = row.get(4);
@@ -121,7 +125,13 @@ impl DatabaseProperties {
             encoding: row.get(1),
             collate: row.get(2),
             ctype: row.get(3),
-            locale_provider: provider.map(|p| if p == "i" { "icu".into() } else { "libc".into() }),
+            locale_provider: provider.map(|p| {
+                if p == "i" {
+                    "icu".into()
+                } else {
+                    "libc".into()
+                }
+            }),
             icu_locale: row.get(5),
             connection_limit: row.get(6),
             allow_connections: row.get(7),
@@ -135,7 +145,10 @@ impl DatabaseProperties {
 /// Whether a database named `name` exists.
 pub async fn exists(client: &Client, name: &str) -> Result<bool, DbError> {
     let row = client
-        .query_one("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", &[&name])
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
+            &[&name],
+        )
         .await
         .map_err(DbError::query(format!("looking up database `{name}`")))?;
     Ok(row.get(0))
@@ -143,7 +156,11 @@ pub async fn exists(client: &Client, name: &str) -> Result<bool, DbError> {
 
 /// Creates an empty database from `template0` with the encoding and locale
 /// of `props`, so the restored data sorts and compares as it did.
-pub async fn create_empty(client: &Client, name: &str, props: &DatabaseProperties) -> Result<(), DbError> {
+pub async fn create_empty(
+    client: &Client,
+    name: &str,
+    props: &DatabaseProperties,
+) -> Result<(), DbError> {
     let mut sql = format!(
         "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}",
         quote_ident(name),
@@ -157,7 +174,10 @@ pub async fn create_empty(client: &Client, name: &str, props: &DatabasePropertie
             sql.push_str(&format!(" ICU_LOCALE {}", quote_literal(icu)));
         }
     }
-    client.batch_execute(&sql).await.map_err(DbError::query(format!("creating database `{name}`")))
+    client
+        .batch_execute(&sql)
+        .await
+        .map_err(DbError::query(format!("creating database `{name}`")))
 }
 
 /// Puts `props` on database `name`: settings, connection limit, comment and,
@@ -183,40 +203,62 @@ pub async fn apply_properties(
 
     if !no_owner {
         if role_exists(&props.owner) {
-            statements.push(format!("ALTER DATABASE {db} OWNER TO {}", quote_ident(&props.owner)));
+            statements.push(format!(
+                "ALTER DATABASE {db} OWNER TO {}",
+                quote_ident(&props.owner)
+            ));
         } else {
             skipped.push(props.owner.clone());
         }
     }
     if props.connection_limit != -1 {
-        statements.push(format!("ALTER DATABASE {db} CONNECTION LIMIT {}", props.connection_limit));
+        statements.push(format!(
+            "ALTER DATABASE {db} CONNECTION LIMIT {}",
+            props.connection_limit
+        ));
     }
     if let Some(comment) = &props.comment {
-        statements.push(format!("COMMENT ON DATABASE {db} IS {}", quote_literal(comment)));
+        statements.push(format!(
+            "COMMENT ON DATABASE {db} IS {}",
+            quote_literal(comment)
+        ));
     }
     for setting in &props.settings {
         let target = match &setting.role {
             None => format!("ALTER DATABASE {db}"),
-            Some(role) if role_exists(role) => format!("ALTER ROLE {} IN DATABASE {db}", quote_ident(role)),
+            Some(role) if role_exists(role) => {
+                format!("ALTER ROLE {} IN DATABASE {db}", quote_ident(role))
+            }
             Some(role) => {
                 skipped.push(role.clone());
                 continue;
             }
         };
         for entry in &setting.config {
-            let Some((key, value)) = entry.split_once('=') else { continue };
-            statements.push(format!("{target} SET {} TO {}", quote_ident(key), setting_value(key, value)));
+            let Some((key, value)) = entry.split_once('=') else {
+                continue;
+            };
+            statements.push(format!(
+                "{target} SET {} TO {}",
+                quote_ident(key),
+                setting_value(key, value)
+            ));
         }
     }
     if let (Some(acl), false) = (&props.acl, no_owner) {
-        statements.push(format!("REVOKE ALL ON DATABASE {db} FROM PUBLIC, {}", quote_ident(&props.owner)));
+        statements.push(format!(
+            "REVOKE ALL ON DATABASE {db} FROM PUBLIC, {}",
+            quote_ident(&props.owner)
+        ));
         for item in acl {
-            let Some(grant) = AclItem::parse(item) else { continue };
-            if let Some(role) = &grant.grantee {
-                if !role_exists(role) {
-                    skipped.push(role.clone());
-                    continue;
-                }
+            let Some(grant) = AclItem::parse(item) else {
+                continue;
+            };
+            if let Some(role) = &grant.grantee
+                && !role_exists(role)
+            {
+                skipped.push(role.clone());
+                continue;
             }
             statements.extend(grant.statements(&db));
         }
@@ -225,7 +267,9 @@ pub async fn apply_properties(
         client
             .batch_execute(&sql)
             .await
-            .map_err(DbError::query(format!("carrying database properties over to `{name}`")))?;
+            .map_err(DbError::query(format!(
+                "carrying database properties over to `{name}`"
+            )))?;
     }
     skipped.sort();
     skipped.dedup();
@@ -245,7 +289,11 @@ const LIST_SETTINGS: &[&str] = &[
 
 fn setting_value(key: &str, value: &str) -> String {
     if LIST_SETTINGS.contains(&key.to_ascii_lowercase().as_str()) {
-        split_guc_list(value).iter().map(|v| quote_literal(v)).collect::<Vec<_>>().join(", ")
+        split_guc_list(value)
+            .iter()
+            .map(|v| quote_literal(v))
+            .collect::<Vec<_>>()
+            .join(", ")
     } else {
         quote_literal(value)
     }
@@ -325,11 +373,17 @@ impl AclItem {
             }
             privileges.push((name, grantable));
         }
-        Some(AclItem { grantee: (!grantee.is_empty()).then_some(grantee), privileges })
+        Some(AclItem {
+            grantee: (!grantee.is_empty()).then_some(grantee),
+            privileges,
+        })
     }
 
     fn statements(&self, db: &str) -> Vec<String> {
-        let to = self.grantee.as_deref().map_or("PUBLIC".to_owned(), quote_ident);
+        let to = self
+            .grantee
+            .as_deref()
+            .map_or("PUBLIC".to_owned(), quote_ident);
         self.privileges
             .iter()
             .map(|(p, grantable)| {
@@ -401,25 +455,47 @@ pub async fn terminate_sessions(client: &Client, name: &str) -> Result<(), DbErr
 /// Allows or forbids new connections to `name` (`ALLOW_CONNECTIONS`). While
 /// forbidden, nobody can connect, superusers included, so sessions cannot
 /// reappear between the check and a rename.
-pub async fn set_allow_connections(client: &Client, name: &str, allow: bool) -> Result<(), DbError> {
+pub async fn set_allow_connections(
+    client: &Client,
+    name: &str,
+    allow: bool,
+) -> Result<(), DbError> {
     client
-        .batch_execute(&format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}", quote_ident(name)))
+        .batch_execute(&format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}",
+            quote_ident(name)
+        ))
         .await
-        .map_err(DbError::query(format!("setting ALLOW_CONNECTIONS {allow} on `{name}`")))
+        .map_err(DbError::query(format!(
+            "setting ALLOW_CONNECTIONS {allow} on `{name}`"
+        )))
 }
 
 /// Renames databases in one transaction: either every rename happens or none.
 pub async fn rename_all(client: &mut Client, renames: &[(&str, &str)]) -> Result<(), DbError> {
     let what = || {
-        renames.iter().map(|(a, b)| format!("`{a}` → `{b}`")).collect::<Vec<_>>().join(", ")
+        renames
+            .iter()
+            .map(|(a, b)| format!("`{a}` → `{b}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    let tx = client.transaction().await.map_err(DbError::query(format!("renaming {}", what())))?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(DbError::query(format!("renaming {}", what())))?;
     for (from, to) in renames {
-        tx.batch_execute(&format!("ALTER DATABASE {} RENAME TO {}", quote_ident(from), quote_ident(to)))
-            .await
-            .map_err(DbError::query(format!("renaming {}", what())))?;
+        tx.batch_execute(&format!(
+            "ALTER DATABASE {} RENAME TO {}",
+            quote_ident(from),
+            quote_ident(to)
+        ))
+        .await
+        .map_err(DbError::query(format!("renaming {}", what())))?;
     }
-    tx.commit().await.map_err(DbError::query(format!("renaming {}", what())))
+    tx.commit()
+        .await
+        .map_err(DbError::query(format!("renaming {}", what())))
 }
 
 /// Drops `name` if it exists.
@@ -442,9 +518,18 @@ mod tests {
 
     #[test]
     fn list_settings_are_split_into_literals() {
-        assert_eq!(split_guc_list(r#""$user", public"#), vec!["$user", "public"]);
-        assert_eq!(split_guc_list(r#"a,"b ""c""", d e"#), vec!["a", r#"b "c""#, "d e"]);
-        assert_eq!(setting_value("search_path", r#""$user", public"#), "'$user', 'public'");
+        assert_eq!(
+            split_guc_list(r#""$user", public"#),
+            vec!["$user", "public"]
+        );
+        assert_eq!(
+            split_guc_list(r#"a,"b ""c""", d e"#),
+            vec!["a", r#"b "c""#, "d e"]
+        );
+        assert_eq!(
+            setting_value("search_path", r#""$user", public"#),
+            "'$user', 'public'"
+        );
         assert_eq!(setting_value("work_mem", "64MB"), "'64MB'");
     }
 
@@ -452,10 +537,16 @@ mod tests {
     fn acl_items_parse() {
         let item = AclItem::parse("app=Tc*/owner").unwrap();
         assert_eq!(item.grantee.as_deref(), Some("app"));
-        assert_eq!(item.privileges, vec![("TEMPORARY", false), ("CONNECT", true)]);
+        assert_eq!(
+            item.privileges,
+            vec![("TEMPORARY", false), ("CONNECT", true)]
+        );
         let public = AclItem::parse("=c/owner").unwrap();
         assert_eq!(public.grantee, None);
-        assert_eq!(public.statements("\"db\""), vec!["GRANT CONNECT ON DATABASE \"db\" TO PUBLIC"]);
+        assert_eq!(
+            public.statements("\"db\""),
+            vec!["GRANT CONNECT ON DATABASE \"db\" TO PUBLIC"]
+        );
         let quoted = AclItem::parse(r#""my ""role"""=C/o"#).unwrap();
         assert_eq!(quoted.grantee.as_deref(), Some(r#"my "role""#));
     }

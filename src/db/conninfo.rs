@@ -83,7 +83,9 @@ pub enum UrlError {
     #[error("not a PostgreSQL URL; expected `postgres://user:password@host:port/dbname`")]
     NotPostgres,
     /// A query parameter snapguard does not know.
-    #[error("unsupported URL parameter `{0}`; supported: sslmode, sslrootcert, host, port, connect_timeout, application_name")]
+    #[error(
+        "unsupported URL parameter `{0}`; supported: sslmode, sslrootcert, host, port, connect_timeout, application_name"
+    )]
     UnknownParameter(String),
     /// A parameter with a bad value.
     #[error("bad value for URL parameter `{name}`: {message}")]
@@ -144,13 +146,24 @@ impl ConnInfo {
             connect_timeout: Duration::from_secs(10),
         };
         for (name, value) in url.query_pairs() {
-            let bad = |message: &str| UrlError::BadParameter { name: name.to_string(), message: message.into() };
+            let bad = |message: &str| UrlError::BadParameter {
+                name: name.to_string(),
+                message: message.into(),
+            };
             match &*name {
-                "sslmode" => info.sslmode = SslMode::parse(&value).ok_or_else(|| bad("expected disable, allow, prefer, require, verify-ca or verify-full"))?,
+                "sslmode" => {
+                    info.sslmode = SslMode::parse(&value).ok_or_else(|| {
+                        bad("expected disable, allow, prefer, require, verify-ca or verify-full")
+                    })?
+                }
                 "sslrootcert" => info.sslrootcert = Some(PathBuf::from(&*value)),
                 "host" => info.host = value.into_owned(),
                 "port" => info.port = value.parse().map_err(|_| bad("not a port number"))?,
-                "connect_timeout" => info.connect_timeout = Duration::from_secs(value.parse().map_err(|_| bad("not a number of seconds"))?),
+                "connect_timeout" => {
+                    info.connect_timeout = Duration::from_secs(
+                        value.parse().map_err(|_| bad("not a number of seconds"))?,
+                    )
+                }
                 // Our own name is always used so sessions are recognisable in
                 // pg_stat_activity; accept the parameter for compatibility.
                 "application_name" => {}
@@ -178,7 +191,10 @@ impl ConnInfo {
 
     /// The same server and credentials, another database.
     pub fn with_dbname(&self, dbname: &str) -> ConnInfo {
-        ConnInfo { dbname: dbname.to_owned(), ..self.clone() }
+        ConnInfo {
+            dbname: dbname.to_owned(),
+            ..self.clone()
+        }
     }
 
     pub(crate) fn sslmode(&self) -> SslMode {
@@ -223,7 +239,10 @@ impl ConnInfo {
             ("PGUSER", self.user.clone()),
             ("PGDATABASE", self.dbname.clone()),
             ("PGSSLMODE", self.sslmode.as_str().to_owned()),
-            ("PGCONNECT_TIMEOUT", self.connect_timeout.as_secs().to_string()),
+            (
+                "PGCONNECT_TIMEOUT",
+                self.connect_timeout.as_secs().to_string(),
+            ),
             ("PGAPPNAME", "snapguard".to_owned()),
         ];
         if let Some(p) = &self.password {
@@ -245,9 +264,17 @@ impl fmt::Display for ConnInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let pw = if self.password.is_some() { ":***" } else { "" };
         if self.host.starts_with('/') {
-            write!(f, "postgres://{}{pw}@/{}?host={}&port={}", self.user, self.dbname, self.host, self.port)
+            write!(
+                f,
+                "postgres://{}{pw}@/{}?host={}&port={}",
+                self.user, self.dbname, self.host, self.port
+            )
         } else {
-            write!(f, "postgres://{}{pw}@{}:{}/{}", self.user, self.host, self.port, self.dbname)
+            write!(
+                f,
+                "postgres://{}{pw}@{}:{}/{}",
+                self.user, self.host, self.port, self.dbname
+            )
         }
     }
 }
@@ -259,7 +286,9 @@ impl fmt::Debug for ConnInfo {
 }
 
 fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -268,7 +297,8 @@ mod tests {
 
     #[test]
     fn parses_a_full_url() {
-        let c = ConnInfo::parse("postgres://app:p%40ss@db.example:6432/shop?sslmode=verify-full").unwrap();
+        let c = ConnInfo::parse("postgres://app:p%40ss@db.example:6432/shop?sslmode=verify-full")
+            .unwrap();
         assert_eq!(c.user(), "app");
         assert_eq!(c.password().unwrap().expose(), "p@ss");
         assert_eq!(c.host, "db.example");
@@ -296,9 +326,17 @@ mod tests {
 
     #[test]
     fn rejects_other_schemes_and_unknown_parameters() {
-        assert!(matches!(ConnInfo::parse("mysql://a@b/c"), Err(UrlError::NotPostgres)));
-        assert!(matches!(ConnInfo::parse("postgres://a@b/c?foo=1"), Err(UrlError::UnknownParameter(p)) if p == "foo"));
-        assert!(matches!(ConnInfo::parse("postgres://a@b/c?sslmode=maybe"), Err(UrlError::BadParameter { .. })));
+        assert!(matches!(
+            ConnInfo::parse("mysql://a@b/c"),
+            Err(UrlError::NotPostgres)
+        ));
+        assert!(
+            matches!(ConnInfo::parse("postgres://a@b/c?foo=1"), Err(UrlError::UnknownParameter(p)) if p == "foo")
+        );
+        assert!(matches!(
+            ConnInfo::parse("postgres://a@b/c?sslmode=maybe"),
+            Err(UrlError::BadParameter { .. })
+        ));
     }
 
     #[test]

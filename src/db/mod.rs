@@ -75,10 +75,13 @@ impl std::fmt::Display for ServerVersion {
 pub async fn connect(info: &ConnInfo) -> Result<Client, DbError> {
     let config = info.driver_config();
     let tls = tls::connector(info)?;
-    let (client, connection) = config.connect(tls).await.map_err(|source| DbError::Connect {
-        target: info.to_string(),
-        source,
-    })?;
+    let (client, connection) = config
+        .connect(tls)
+        .await
+        .map_err(|source| DbError::Connect {
+            target: info.to_string(),
+            source,
+        })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "database connection closed with an error");

@@ -18,7 +18,10 @@ use super::{ConnInfo, DbError, SslMode};
 /// same, because refusing would break URLs that work everywhere else.
 pub(super) fn connector(info: &ConnInfo) -> Result<MakeRustlsConnect, DbError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls_error = |message: String| DbError::Tls { target: info.to_string(), message };
+    let tls_error = |message: String| DbError::Tls {
+        target: info.to_string(),
+        message,
+    };
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_error(e.to_string()))?;
@@ -31,10 +34,13 @@ pub(super) fn connector(info: &ConnInfo) -> Result<MakeRustlsConnect, DbError> {
         let mut roots = RootCertStore::empty();
         match info.sslrootcert() {
             Some(path) => {
-                let certs = CertificateDer::pem_file_iter(path)
-                    .map_err(|e| tls_error(format!("cannot read sslrootcert `{}`: {e}", path.display())))?;
+                let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
+                    tls_error(format!("cannot read sslrootcert `{}`: {e}", path.display()))
+                })?;
                 for cert in certs {
-                    let cert = cert.map_err(|e| tls_error(format!("bad certificate in `{}`: {e}", path.display())))?;
+                    let cert = cert.map_err(|e| {
+                        tls_error(format!("bad certificate in `{}`: {e}", path.display()))
+                    })?;
                     roots.add(cert).map_err(|e| tls_error(e.to_string()))?;
                 }
             }
@@ -48,13 +54,17 @@ pub(super) fn connector(info: &ConnInfo) -> Result<MakeRustlsConnect, DbError> {
             }
         }
         if roots.is_empty() {
-            return Err(tls_error("no trusted root certificates; set `sslrootcert` in the URL".into()));
+            return Err(tls_error(
+                "no trusted root certificates; set `sslrootcert` in the URL".into(),
+            ));
         }
         builder.with_root_certificates(roots).with_no_client_auth()
     } else {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider.signature_verification_algorithms)))
+            .with_custom_certificate_verifier(Arc::new(EncryptOnly(
+                provider.signature_verification_algorithms,
+            )))
             .with_no_client_auth()
     };
     Ok(MakeRustlsConnect::new(config))
@@ -99,4 +109,3 @@ impl ServerCertVerifier for EncryptOnly {
         self.0.supported_schemes()
     }
 }
-

@@ -18,13 +18,23 @@ impl SnapshotId {
     pub fn new(database: &str, at: DateTime<Utc>) -> Self {
         let mut name: String = database
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
             .take(24)
             .collect();
         if name.is_empty() {
             name.push_str("db");
         }
-        SnapshotId(format!("{}-{name}-{}", at.format("%Y%m%dT%H%M%SZ"), random_suffix()))
+        SnapshotId(format!(
+            "{}-{name}-{}",
+            at.format("%Y%m%dT%H%M%SZ"),
+            random_suffix()
+        ))
     }
 
     /// Checks the shape of an id read from the store or the command line.
@@ -35,9 +45,15 @@ impl SnapshotId {
             && s.as_bytes()[16] == b'-'
             && s[..8].bytes().all(|b| b.is_ascii_digit())
             && s[9..15].bytes().all(|b| b.is_ascii_digit())
-            && s.rsplit_once('-').is_some_and(|(_, r)| r.len() == 4 && r.bytes().all(|b| b.is_ascii_hexdigit()))
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if ok { Ok(SnapshotId(s.to_owned())) } else { Err(format!("`{s}` is not a snapshot id")) }
+            && s.rsplit_once('-')
+                .is_some_and(|(_, r)| r.len() == 4 && r.bytes().all(|b| b.is_ascii_hexdigit()))
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(SnapshotId(s.to_owned()))
+        } else {
+            Err(format!("`{s}` is not a snapshot id"))
+        }
     }
 
     /// The id as text.
@@ -78,7 +94,12 @@ pub fn random_suffix() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
     h.write_u32(std::process::id());
     format!("{:04x}", h.finish() & 0xffff)
 }
@@ -92,7 +113,10 @@ mod tests {
     fn ids_have_the_documented_shape_and_sort_by_time() {
         let at = Utc.with_ymd_and_hms(2026, 11, 21, 5, 3, 42).unwrap();
         let id = SnapshotId::new("Shop-Prod", at);
-        assert!(id.as_str().starts_with("20261121T050342Z-shop_prod-"), "{id}");
+        assert!(
+            id.as_str().starts_with("20261121T050342Z-shop_prod-"),
+            "{id}"
+        );
         assert_eq!(SnapshotId::parse(id.as_str()).unwrap(), id);
         assert!(id.short().starts_with("20261121t050342z_"));
         let later = SnapshotId::new("a", Utc.with_ymd_and_hms(2026, 11, 21, 5, 3, 43).unwrap());
@@ -101,7 +125,13 @@ mod tests {
 
     #[test]
     fn bad_ids_are_rejected() {
-        for bad in ["latest", "", "20261121T050342Z-shop", "20261121T050342Z-sh op-3fa9", "../../etc/passwd"] {
+        for bad in [
+            "latest",
+            "",
+            "20261121T050342Z-shop",
+            "20261121T050342Z-sh op-3fa9",
+            "../../etc/passwd",
+        ] {
             assert!(SnapshotId::parse(bad).is_err(), "{bad}");
         }
         assert!(SnapshotId::parse("20261121T050342Z-shop-3fa9").is_ok());

@@ -85,7 +85,9 @@ impl Manifest {
             format!("pg_restore -l {file} > /dev/null   # the archive reads"),
             format!(
                 "createdb -T template0 -E {} --lc-collate={} --lc-ctype={} {target}",
-                self.database_properties.encoding, self.database_properties.collate, self.database_properties.ctype
+                self.database_properties.encoding,
+                self.database_properties.collate,
+                self.database_properties.ctype
             ),
             format!("pg_restore -j 4 --exit-on-error -d {target} {file}"),
         ]

@@ -45,7 +45,9 @@ pub enum CatalogError {
         id: String,
     },
     /// The snapshot exists but has no manifest.
-    #[error("snapshot `{id}` is incomplete (it has no manifest: the snapshot never finished) and cannot be restored")]
+    #[error(
+        "snapshot `{id}` is incomplete (it has no manifest: the snapshot never finished) and cannot be restored"
+    )]
     Incomplete {
         /// The id.
         id: String,
@@ -85,8 +87,13 @@ pub async fn list(store: &impl ObjectStore) -> Result<Vec<Listed>, CatalogError>
     let mut ids: Vec<(SnapshotId, bool)> = Vec::new();
     for object in &objects {
         let mut parts = object.key.split('/');
-        let (Some("snapshots"), Some(id), Some(file)) = (parts.next(), parts.next(), parts.next()) else { continue };
-        let Ok(id) = SnapshotId::parse(id) else { continue };
+        let (Some("snapshots"), Some(id), Some(file)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let Ok(id) = SnapshotId::parse(id) else {
+            continue;
+        };
         let has_manifest = file == "manifest.json";
         match ids.iter_mut().find(|(i, _)| *i == id) {
             Some(entry) => entry.1 |= has_manifest,
@@ -96,20 +103,30 @@ pub async fn list(store: &impl ObjectStore) -> Result<Vec<Listed>, CatalogError>
     ids.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = Vec::with_capacity(ids.len());
     for (id, has_manifest) in ids {
-        let manifest = if has_manifest { Some(read_manifest(store, &id).await?) } else { None };
+        let manifest = if has_manifest {
+            Some(read_manifest(store, &id).await?)
+        } else {
+            None
+        };
         out.push(Listed { id, manifest });
     }
     Ok(out)
 }
 
 /// Reads and parses one manifest.
-pub async fn read_manifest(store: &impl ObjectStore, id: &SnapshotId) -> Result<Manifest, CatalogError> {
+pub async fn read_manifest(
+    store: &impl ObjectStore,
+    id: &SnapshotId,
+) -> Result<Manifest, CatalogError> {
     let key = manifest_key(id);
     let body = store.get(&key).await.map_err(|e| match e {
         StoreError::NotFound { .. } => CatalogError::Incomplete { id: id.to_string() },
         other => other.into(),
     })?;
-    serde_json::from_slice(&body).map_err(|source| CatalogError::BadManifest { uri: store.uri(&key), source })
+    serde_json::from_slice(&body).map_err(|source| CatalogError::BadManifest {
+        uri: store.uri(&key),
+        source,
+    })
 }
 
 /// Finds the snapshot `which` names: an id, or `latest` (the newest complete
@@ -121,7 +138,9 @@ pub async fn resolve(store: &impl ObjectStore, which: &str) -> Result<Manifest, 
             .into_iter()
             .rev()
             .find_map(|l| l.manifest)
-            .ok_or_else(|| CatalogError::Empty { uri: store.uri("snapshots/") });
+            .ok_or_else(|| CatalogError::Empty {
+                uri: store.uri("snapshots/"),
+            });
     }
     let id = SnapshotId::parse(which).map_err(|_| CatalogError::BadId(which.to_owned()))?;
     match read_manifest(store, &id).await {

@@ -67,7 +67,9 @@ pub enum RestoreError {
         source: ProcessError,
     },
     /// The restore failed and the partial database could not be dropped.
-    #[error("{original}; dropping the partial database `{database}` also failed ({cleanup}); drop it by hand: `DROP DATABASE \"{database}\"`")]
+    #[error(
+        "{original}; dropping the partial database `{database}` also failed ({cleanup}); drop it by hand: `DROP DATABASE \"{database}\"`"
+    )]
     CleanupFailed {
         /// The partial database.
         database: String,
@@ -79,7 +81,11 @@ pub enum RestoreError {
 }
 
 fn sessions_phrase(n: usize) -> String {
-    if n == 1 { "1 session is".into() } else { format!("{n} sessions are") }
+    if n == 1 {
+        "1 session is".into()
+    } else {
+        format!("{n} sessions are")
+    }
 }
 
 /// What the user asked for.
@@ -141,8 +147,14 @@ impl RestorePlan {
                 "Restore {what}\ninto `{}`, replacing the current `{}` (kept as `{replaced}`).",
                 self.database, self.database
             ),
-            (Some(_), false) => format!("Restore {what}\nas `{}` (which does not exist now).", self.database),
-            (None, _) => format!("Restore {what}\ninto the new database `{}`; `{}` is not touched.", self.restore_into, self.database),
+            (Some(_), false) => format!(
+                "Restore {what}\nas `{}` (which does not exist now).",
+                self.database
+            ),
+            (None, _) => format!(
+                "Restore {what}\ninto the new database `{}`; `{}` is not touched.",
+                self.restore_into, self.database
+            ),
         }
     }
 }
@@ -182,13 +194,20 @@ pub async fn plan(
     let client = db::connect(&admin_info).await?;
     let server = db::server_version(&client).await?;
     let archive_major = pgtools::parse_major(&manifest.pg_dump_version).unwrap_or(0);
-    let pg_restore = pgtools::find(Program::PgRestore, server.major().max(archive_major), bin_dir)?;
+    let pg_restore = pgtools::find(
+        Program::PgRestore,
+        server.major().max(archive_major),
+        bin_dir,
+    )?;
 
     let dbname = database.dbname().to_owned();
     let short = manifest.id.short();
     let (restore_into, replaced_as) = match &options.to {
         Some(to) => (to.clone(), None),
-        None => (derived_name(&dbname, "restore", &short)?, Some(derived_name(&dbname, "replaced", &short)?)),
+        None => (
+            derived_name(&dbname, "restore", &short)?,
+            Some(derived_name(&dbname, "replaced", &short)?),
+        ),
     };
     if restore_into.len() > MAX_IDENTIFIER {
         return Err(RestoreError::NameTooLong(restore_into));
@@ -203,10 +222,22 @@ pub async fn plan(
         }
         let sessions = admin::sessions(&client, &dbname).await?;
         if !sessions.is_empty() && !options.terminate_sessions {
-            return Err(RestoreError::SessionsConnected { database: dbname, sessions });
+            return Err(RestoreError::SessionsConnected {
+                database: dbname,
+                sessions,
+            });
         }
     }
-    Ok(RestorePlan { manifest, database: dbname, restore_into, replaced_as, database_exists, pg_restore, admin_info, options })
+    Ok(RestorePlan {
+        manifest,
+        database: dbname,
+        restore_into,
+        replaced_as,
+        database_exists,
+        pg_restore,
+        admin_info,
+        options,
+    })
 }
 
 /// `<db>__<what>_<short id>`, shortening the database part to stay within
@@ -237,11 +268,16 @@ impl RestorePlan {
             .tempdir()
             .map_err(|e| RestoreFailure::Verify(RestoreError::Scratch(e)))?;
         let archive = scratch.path().join("archive.dump");
-        let file = std::fs::File::create(&archive).map_err(|e| RestoreFailure::Verify(RestoreError::Scratch(e)))?;
+        let file = std::fs::File::create(&archive)
+            .map_err(|e| RestoreFailure::Verify(RestoreError::Scratch(e)))?;
         tracing::info!(snapshot = %self.manifest.id, uri = %store.uri(&self.manifest.dump_key), "downloading");
-        let decoded = download_verified(store, &self.manifest, std::io::BufWriter::with_capacity(1 << 20, file))
-            .await
-            .map_err(|e| RestoreFailure::Verify(e.into()))?;
+        let decoded = download_verified(
+            store,
+            &self.manifest,
+            std::io::BufWriter::with_capacity(1 << 20, file),
+        )
+        .await
+        .map_err(|e| RestoreFailure::Verify(e.into()))?;
         transfer::list_toc_file(&archive, &self.pg_restore)
             .await
             .map_err(|e| RestoreFailure::Verify(e.into()))?;
@@ -253,7 +289,9 @@ impl RestorePlan {
             "download verified"
         );
 
-        let mut client = db::connect(&self.admin_info).await.map_err(|e| RestoreFailure::Verify(e.into()))?;
+        let mut client = db::connect(&self.admin_info)
+            .await
+            .map_err(|e| RestoreFailure::Verify(e.into()))?;
         let props = &self.manifest.database_properties;
         admin::create_empty(&client, &self.restore_into, props)
             .await
@@ -273,7 +311,11 @@ impl RestorePlan {
         }
         Ok(RestoreReport {
             snapshot_id: self.manifest.id.to_string(),
-            restored_into: if self.replaced_as.is_some() { self.database.clone() } else { self.restore_into.clone() },
+            restored_into: if self.replaced_as.is_some() {
+                self.database.clone()
+            } else {
+                self.restore_into.clone()
+            },
             replaced_as: self.replaced_as.clone().filter(|_| self.database_exists),
             skipped_roles,
             download_seconds,
@@ -286,7 +328,11 @@ impl RestorePlan {
     /// `pg_restore -j N`, then the database-level properties, then `ANALYZE`
     /// (a logical restore has no planner statistics, and swapping in a
     /// database without them gives production slow plans).
-    async fn restore_into_new(&self, client: &Client, archive: &std::path::Path) -> Result<(f64, f64, Vec<String>), RestoreError> {
+    async fn restore_into_new(
+        &self,
+        client: &Client,
+        archive: &std::path::Path,
+    ) -> Result<(f64, f64, Vec<String>), RestoreError> {
         let target = self.admin_info.with_dbname(&self.restore_into);
         let mut args = vec![
             format!("--jobs={}", self.options.jobs.max(1)),
@@ -312,34 +358,71 @@ impl RestorePlan {
             .spawn()
             .map_err(|source| RestoreError::PgRestore {
                 database: self.restore_into.clone(),
-                source: ProcessError::Spawn { command: command.clone(), source },
+                source: ProcessError::Spawn {
+                    command: command.clone(),
+                    source,
+                },
             })?;
         let stderr = child.stderr.take().expect("stderr is piped");
-        let (status, stderr_tail) = tokio::join!(child.wait(), process::collect_stderr(stderr, "pg_restore"));
+        let (status, stderr_tail) =
+            tokio::join!(child.wait(), process::collect_stderr(stderr, "pg_restore"));
         let status = status.map_err(|source| RestoreError::PgRestore {
             database: self.restore_into.clone(),
-            source: ProcessError::Spawn { command: command.clone(), source },
+            source: ProcessError::Spawn {
+                command: command.clone(),
+                source,
+            },
         })?;
         if !status.success() {
             return Err(RestoreError::PgRestore {
                 database: self.restore_into.clone(),
-                source: ProcessError::Exited { command, status, stderr_tail },
+                source: ProcessError::Exited {
+                    command,
+                    status,
+                    stderr_tail,
+                },
             });
         }
         let pg_restore_seconds = started.elapsed().as_secs_f64();
-        tracing::info!(seconds = format!("{pg_restore_seconds:.1}"), "pg_restore finished");
+        tracing::info!(
+            seconds = format!("{pg_restore_seconds:.1}"),
+            "pg_restore finished"
+        );
 
-        let skipped = admin::apply_properties(client, &self.restore_into, &self.manifest.database_properties, self.options.no_owner).await?;
+        let skipped = admin::apply_properties(
+            client,
+            &self.restore_into,
+            &self.manifest.database_properties,
+            self.options.no_owner,
+        )
+        .await?;
         if !skipped.is_empty() {
             tracing::warn!(roles = %skipped.join(", "), "roles missing on this server; their database settings and grants were skipped");
         }
         let analyze_started = Instant::now();
         if !self.options.no_analyze {
             let restored = db::connect(&target).await?;
-            restored.batch_execute("ANALYZE").await.map_err(DbError::query(format!("ANALYZE on `{}`", self.restore_into)))?;
-            tracing::info!(seconds = format!("{:.1}", analyze_started.elapsed().as_secs_f64()), "planner statistics gathered");
+            restored
+                .batch_execute("ANALYZE")
+                .await
+                .map_err(DbError::query(format!(
+                    "ANALYZE on `{}`",
+                    self.restore_into
+                )))?;
+            tracing::info!(
+                seconds = format!("{:.1}", analyze_started.elapsed().as_secs_f64()),
+                "planner statistics gathered"
+            );
         }
-        Ok((pg_restore_seconds, if self.options.no_analyze { 0.0 } else { analyze_started.elapsed().as_secs_f64() }, skipped))
+        Ok((
+            pg_restore_seconds,
+            if self.options.no_analyze {
+                0.0
+            } else {
+                analyze_started.elapsed().as_secs_f64()
+            },
+            skipped,
+        ))
     }
 
     /// Renames `<db>` → `<db>__replaced_<id>` and the restored database →
@@ -363,7 +446,11 @@ impl RestorePlan {
         result
     }
 
-    async fn rename_when_idle(&self, client: &mut Client, replaced: &str) -> Result<(), RestoreError> {
+    async fn rename_when_idle(
+        &self,
+        client: &mut Client,
+        replaced: &str,
+    ) -> Result<(), RestoreError> {
         let deadline = Instant::now() + TERMINATE_WAIT;
         loop {
             let sessions = admin::sessions(client, &self.database).await?;
@@ -371,16 +458,29 @@ impl RestorePlan {
                 break;
             }
             if !self.options.terminate_sessions {
-                return Err(RestoreError::SessionsConnected { database: self.database.clone(), sessions });
+                return Err(RestoreError::SessionsConnected {
+                    database: self.database.clone(),
+                    sessions,
+                });
             }
             if Instant::now() > deadline {
-                return Err(RestoreError::SessionsConnected { database: self.database.clone(), sessions });
+                return Err(RestoreError::SessionsConnected {
+                    database: self.database.clone(),
+                    sessions,
+                });
             }
             tracing::warn!(count = sessions.len(), database = %self.database, "ending sessions");
             admin::terminate_sessions(client, &self.database).await?;
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        admin::rename_all(client, &[(&self.database, replaced), (&self.restore_into, &self.database)]).await?;
+        admin::rename_all(
+            client,
+            &[
+                (&self.database, replaced),
+                (&self.restore_into, &self.database),
+            ],
+        )
+        .await?;
         Ok(())
     }
 
@@ -392,13 +492,19 @@ impl RestorePlan {
                 tracing::info!(database = %self.restore_into, "dropped the partial database; nothing else changed");
                 error
             }
-            Err(cleanup) => RestoreError::CleanupFailed { database: self.restore_into.clone(), original: Box::new(error), cleanup },
+            Err(cleanup) => RestoreError::CleanupFailed {
+                database: self.restore_into.clone(),
+                original: Box::new(error),
+                cleanup,
+            },
         }
     }
 }
 
 async fn allows_connections(client: &Client, name: &str) -> Result<bool, DbError> {
-    Ok(db::DatabaseProperties::read(client, name).await?.is_none_or(|p| p.allow_connections))
+    Ok(db::DatabaseProperties::read(client, name)
+        .await?
+        .is_none_or(|p| p.allow_connections))
 }
 
 /// How far a failed restore got, which decides the exit code. Either way the
@@ -419,7 +525,10 @@ mod tests {
     #[test]
     fn derived_names_fit_the_identifier_limit() {
         let short = "20261121t050342z_3fa9";
-        assert_eq!(derived_name("shop", "restore", short).unwrap(), "shop__restore_20261121t050342z_3fa9");
+        assert_eq!(
+            derived_name("shop", "restore", short).unwrap(),
+            "shop__restore_20261121t050342z_3fa9"
+        );
         let long = "a".repeat(60);
         let name = derived_name(&long, "replaced", short).unwrap();
         assert_eq!(name.len(), MAX_IDENTIFIER);

@@ -14,7 +14,10 @@ use chrono::Utc;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use super::{Manifest, SnapshotId, TransferError, dump_key, list_toc, manifest::MANIFEST_VERSION, manifest_key};
+use super::{
+    Manifest, SnapshotId, TransferError, dump_key, list_toc, manifest::MANIFEST_VERSION,
+    manifest_key,
+};
 use crate::codec::{self, CHANNEL_DEPTH, CHUNK};
 use crate::config::SnapshotConfig;
 use crate::db::{self, ConnInfo, DatabaseProperties, DbError, ServerVersion};
@@ -48,13 +51,17 @@ pub enum SnapshotError {
     #[error("reading pg_dump's output failed; the partial upload was discarded")]
     Read(#[source] std::io::Error),
     /// The upload failed and was aborted.
-    #[error("uploading the archive failed; the partial upload was discarded and no manifest was written")]
+    #[error(
+        "uploading the archive failed; the partial upload was discarded and no manifest was written"
+    )]
     Upload(#[source] StoreError),
     /// The stored archive does not read back.
     #[error("the stored archive failed its check and was deleted; no manifest was written")]
     Check(#[source] TransferError),
     /// The manifest could not be written.
-    #[error("writing the manifest failed; the archive was deleted, so no incomplete snapshot is left")]
+    #[error(
+        "writing the manifest failed; the archive was deleted, so no incomplete snapshot is left"
+    )]
     Manifest(#[source] StoreError),
 }
 
@@ -95,7 +102,14 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
         let pg_restore = pgtools::find(Program::PgRestore, pg_dump.major, bin_dir)?;
         tracing::debug!(server = %server, pg_dump = %pg_dump.path.display(), "preflight: tools chosen");
         store.check_writable().await?;
-        Ok(Snapshotter { store, db, config, server, pg_dump, pg_restore })
+        Ok(Snapshotter {
+            store,
+            db,
+            config,
+            server,
+            pg_dump,
+            pg_restore,
+        })
     }
 
     /// The `pg_dump` that will run.
@@ -121,7 +135,11 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
         let started = Instant::now();
         tracing::info!(id = %id, uri = %self.store.uri(&key), "snapshot started");
 
-        let mut upload = self.store.upload(&key).await.map_err(SnapshotError::Upload)?;
+        let mut upload = self
+            .store
+            .upload(&key)
+            .await
+            .map_err(SnapshotError::Upload)?;
         let streamed = self.stream_dump(&mut upload).await;
         let encoded = match streamed {
             Ok(encoded) => encoded,
@@ -143,24 +161,25 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
             }));
         }
 
-        let toc_entries = match list_toc(self.store, &key, self.config.compression, &self.pg_restore).await {
-            Ok(n) if n > 0 => n,
-            Ok(_) => {
-                self.discard(&key).await;
-                return Err(SnapshotError::Check(TransferError::Toc {
-                    uri: self.store.uri(&key),
-                    source: ProcessError::Exited {
-                        command: format!("{} -l", self.pg_restore.path.display()),
-                        status: std::process::ExitStatus::default(),
-                        stderr_tail: "the table of contents is empty".into(),
-                    },
-                }));
-            }
-            Err(e) => {
-                self.discard(&key).await;
-                return Err(SnapshotError::Check(e));
-            }
-        };
+        let toc_entries =
+            match list_toc(self.store, &key, self.config.compression, &self.pg_restore).await {
+                Ok(n) if n > 0 => n,
+                Ok(_) => {
+                    self.discard(&key).await;
+                    return Err(SnapshotError::Check(TransferError::Toc {
+                        uri: self.store.uri(&key),
+                        source: ProcessError::Exited {
+                            command: format!("{} -l", self.pg_restore.path.display()),
+                            status: std::process::ExitStatus::default(),
+                            stderr_tail: "the table of contents is empty".into(),
+                        },
+                    }));
+                }
+                Err(e) => {
+                    self.discard(&key).await;
+                    return Err(SnapshotError::Check(e));
+                }
+            };
 
         let manifest = Manifest {
             manifest_version: MANIFEST_VERSION,
@@ -211,7 +230,10 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
             "--format=custom".to_owned(),
             "--compress=0".to_owned(),
             "--no-password".to_owned(),
-            format!("--lock-wait-timeout={}", self.config.lock_wait_timeout.as_millis()),
+            format!(
+                "--lock-wait-timeout={}",
+                self.config.lock_wait_timeout.as_millis()
+            ),
         ];
         let command = process::describe(&self.pg_dump.path, &args);
         let mut child = tokio::process::Command::new(&self.pg_dump.path)
@@ -222,13 +244,23 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|source| SnapshotError::Dump(ProcessError::Spawn { command: command.clone(), source }))?;
+            .map_err(|source| {
+                SnapshotError::Dump(ProcessError::Spawn {
+                    command: command.clone(),
+                    source,
+                })
+            })?;
         let mut stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
 
         let (raw_tx, raw_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
         let (out_tx, out_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
-        let encoder = codec::spawn_encoder(self.config.compression, self.config.compression_level, raw_rx, out_tx);
+        let encoder = codec::spawn_encoder(
+            self.config.compression,
+            self.config.compression_level,
+            raw_rx,
+            out_tx,
+        );
 
         let read = async move {
             let mut progress = Progress::start("dump", None);
@@ -263,12 +295,20 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
         let (read_result, write_result, stderr_tail) =
             tokio::join!(read, write, process::collect_stderr(stderr, "pg_dump"));
         let encoded = encoder.await.expect("encoder thread panicked");
-        let status = child
-            .wait()
-            .await
-            .map_err(|source| SnapshotError::Dump(ProcessError::Spawn { command: command.clone(), source }))?;
+        let status = child.wait().await.map_err(|source| {
+            SnapshotError::Dump(ProcessError::Spawn {
+                command: command.clone(),
+                source,
+            })
+        })?;
 
-        let dump_failed = || SnapshotError::Dump(ProcessError::Exited { command, status, stderr_tail });
+        let dump_failed = || {
+            SnapshotError::Dump(ProcessError::Exited {
+                command,
+                status,
+                stderr_tail,
+            })
+        };
         // pg_dump failing on its own explains everything after it; pg_dump
         // failing because we stopped reading is a consequence, not a cause.
         let read_to_end = read_result.map_err(SnapshotError::Read)?;

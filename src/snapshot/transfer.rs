@@ -42,7 +42,9 @@ pub enum TransferError {
         source: DecodeError,
     },
     /// What the store returned is not what was uploaded.
-    #[error("checksum mismatch for `{uri}`: the manifest records sha256 {expected} ({expected_bytes} bytes) but the store returned {actual} ({actual_bytes} bytes); the archive is corrupt or was replaced")]
+    #[error(
+        "checksum mismatch for `{uri}`: the manifest records sha256 {expected} ({expected_bytes} bytes) but the store returned {actual} ({actual_bytes} bytes); the archive is corrupt or was replaced"
+    )]
     ChecksumMismatch {
         /// The object.
         uri: String,
@@ -125,15 +127,24 @@ pub async fn download_verified<W: Write + Send + 'static>(
         expected_bytes: manifest.size_bytes,
         actual_bytes,
     };
-    match download_decoded(store, &manifest.dump_key, manifest.compression, sink, Some(progress)).await {
+    match download_decoded(
+        store,
+        &manifest.dump_key,
+        manifest.compression,
+        sink,
+        Some(progress),
+    )
+    .await
+    {
         Ok(d) if d.sha256 != manifest.sha256 || d.stored_bytes != manifest.size_bytes => {
             Err(mismatch(d.sha256, d.stored_bytes))
         }
         // A damaged download with the wrong hash is reported as a mismatch:
         // that is the cause, the decoder's complaint only a symptom.
-        Err(TransferError::Decode { source: DecodeError::Corrupt { sha256, .. }, .. }) if sha256 != manifest.sha256 => {
-            Err(mismatch(sha256, 0))
-        }
+        Err(TransferError::Decode {
+            source: DecodeError::Corrupt { sha256, .. },
+            ..
+        }) if sha256 != manifest.sha256 => Err(mismatch(sha256, 0)),
         other => other,
     }
 }
@@ -155,7 +166,13 @@ pub async fn list_toc(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| TransferError::Toc { uri: uri.clone(), source: ProcessError::Spawn { command: command.clone(), source } })?;
+        .map_err(|source| TransferError::Toc {
+            uri: uri.clone(),
+            source: ProcessError::Spawn {
+                command: command.clone(),
+                source,
+            },
+        })?;
     let stdin = child.stdin.take().expect("stdin is piped");
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let mut stderr = child.stderr.take().expect("stderr is piped");
@@ -170,14 +187,26 @@ pub async fn list_toc(
         s
     });
     let transfer = download_decoded(store, key, compression, stdin, None).await;
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.expect("wait thread panicked");
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("wait thread panicked");
     let listing = out_reader.join().unwrap_or_default();
     let errors = err_reader.join().unwrap_or_default();
-    let status = status.map_err(|source| TransferError::Toc { uri: uri.clone(), source: ProcessError::Spawn { command: command.clone(), source } })?;
+    let status = status.map_err(|source| TransferError::Toc {
+        uri: uri.clone(),
+        source: ProcessError::Spawn {
+            command: command.clone(),
+            source,
+        },
+    })?;
     if !status.success() {
         return Err(TransferError::Toc {
             uri,
-            source: ProcessError::Exited { command, status, stderr_tail: errors.trim().to_owned() },
+            source: ProcessError::Exited {
+                command,
+                status,
+                stderr_tail: errors.trim().to_owned(),
+            },
         });
     }
     transfer?;
@@ -194,14 +223,30 @@ pub async fn list_toc_file(path: &Path, pg_restore: &Tool) -> Result<usize, Tran
         .stdin(Stdio::null())
         .output()
         .await
-        .map_err(|source| TransferError::Toc { uri: uri.clone(), source: ProcessError::Spawn { command: command.clone(), source } })?;
+        .map_err(|source| TransferError::Toc {
+            uri: uri.clone(),
+            source: ProcessError::Spawn {
+                command: command.clone(),
+                source,
+            },
+        })?;
     if !out.status.success() {
         let stderr_tail = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-        return Err(TransferError::Toc { uri, source: ProcessError::Exited { command, status: out.status, stderr_tail } });
+        return Err(TransferError::Toc {
+            uri,
+            source: ProcessError::Exited {
+                command,
+                status: out.status,
+                stderr_tail,
+            },
+        });
     }
     Ok(count_entries(&String::from_utf8_lossy(&out.stdout)))
 }
 
 fn count_entries(listing: &str) -> usize {
-    listing.lines().filter(|l| !l.trim().is_empty() && !l.starts_with(';')).count()
+    listing
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
+        .count()
 }

@@ -36,13 +36,21 @@ fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreErro
 }
 
 fn temp_path(target: &Path) -> PathBuf {
-    let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("object");
-    target.with_file_name(format!("{TMP_PREFIX}{}-{name}", crate::snapshot::random_suffix()))
+    let name = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("object");
+    target.with_file_name(format!(
+        "{TMP_PREFIX}{}-{name}",
+        crate::snapshot::random_suffix()
+    ))
 }
 
 async fn create_parent(path: &Path) -> Result<(), StoreError> {
     if let Some(parent) = path.parent() {
-        tokio::fs::create_dir_all(parent).await.map_err(io("creating directory", parent))?;
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(io("creating directory", parent))?;
     }
     Ok(())
 }
@@ -55,10 +63,17 @@ impl ObjectStore for FsStore {
     }
 
     async fn check_writable(&self) -> Result<(), StoreError> {
-        let probe = self.path(&format!("{TMP_PREFIX}probe-{}", crate::snapshot::random_suffix()));
+        let probe = self.path(&format!(
+            "{TMP_PREFIX}probe-{}",
+            crate::snapshot::random_suffix()
+        ));
         create_parent(&probe).await?;
-        tokio::fs::write(&probe, b"snapguard").await.map_err(io("writing", &probe))?;
-        tokio::fs::remove_file(&probe).await.map_err(io("removing", &probe))
+        tokio::fs::write(&probe, b"snapguard")
+            .await
+            .map_err(io("writing", &probe))?;
+        tokio::fs::remove_file(&probe)
+            .await
+            .map_err(io("removing", &probe))
     }
 
     async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
@@ -71,7 +86,9 @@ impl ObjectStore for FsStore {
         let path = self.path(key);
         match tokio::fs::read(&path).await {
             Ok(data) => Ok(Bytes::from(data)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound { uri: self.uri(key) }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StoreError::NotFound { uri: self.uri(key) })
+            }
             Err(e) => Err(io("reading", &path)(e)),
         }
     }
@@ -80,7 +97,9 @@ impl ObjectStore for FsStore {
         let path = self.path(key);
         match tokio::fs::File::open(&path).await {
             Ok(f) => Ok(Box::pin(f)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound { uri: self.uri(key) }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StoreError::NotFound { uri: self.uri(key) })
+            }
             Err(e) => Err(io("opening", &path)(e)),
         }
     }
@@ -115,8 +134,15 @@ impl ObjectStore for FsStore {
         let target = self.path(key);
         create_parent(&target).await?;
         let temp = temp_path(&target);
-        let file = tokio::fs::File::create(&temp).await.map_err(io("creating", &temp))?;
-        Ok(FsUpload { file: Some(file), temp, target, written: 0 })
+        let file = tokio::fs::File::create(&temp)
+            .await
+            .map_err(io("creating", &temp))?;
+        Ok(FsUpload {
+            file: Some(file),
+            temp,
+            target,
+            written: 0,
+        })
     }
 }
 
@@ -140,10 +166,17 @@ fn list_blocking(root: &Path, prefix: &str) -> Result<Vec<ObjectMeta>, StoreErro
             if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
                 continue;
             }
-            let Ok(rel) = path.strip_prefix(root) else { continue };
-            let key = rel.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/");
+            let Ok(rel) = path.strip_prefix(root) else {
+                continue;
+            };
+            let key = rel
+                .to_string_lossy()
+                .replace(std::path::MAIN_SEPARATOR, "/");
             if key.starts_with(prefix) {
-                out.push(ObjectMeta { key, size: meta.len() });
+                out.push(ObjectMeta {
+                    key,
+                    size: meta.len(),
+                });
             }
         }
     }
@@ -162,7 +195,9 @@ pub struct FsUpload {
 impl ObjectUpload for FsUpload {
     async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
         let file = self.file.as_mut().expect("upload used after finish");
-        file.write_all(&chunk).await.map_err(io("writing", &self.temp))?;
+        file.write_all(&chunk)
+            .await
+            .map_err(io("writing", &self.temp))?;
         self.written += chunk.len() as u64;
         Ok(())
     }
@@ -172,13 +207,17 @@ impl ObjectUpload for FsUpload {
         file.flush().await.map_err(io("writing", &self.temp))?;
         file.sync_all().await.map_err(io("syncing", &self.temp))?;
         drop(file);
-        tokio::fs::rename(&self.temp, &self.target).await.map_err(io("renaming into place", &self.target))?;
+        tokio::fs::rename(&self.temp, &self.target)
+            .await
+            .map_err(io("renaming into place", &self.target))?;
         Ok(self.written)
     }
 
     async fn abort(mut self) -> Result<(), StoreError> {
         self.file.take();
-        tokio::fs::remove_file(&self.temp).await.map_err(io("removing", &self.temp))
+        tokio::fs::remove_file(&self.temp)
+            .await
+            .map_err(io("removing", &self.temp))
     }
 }
 

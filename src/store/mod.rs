@@ -43,14 +43,21 @@ impl StoreLocation {
             if bucket.is_empty() {
                 return Err("an S3 URL needs a bucket: `s3://bucket/prefix`".into());
             }
-            Ok(StoreLocation::S3 { bucket: bucket.to_owned(), prefix: prefix.trim_matches('/').to_owned() })
+            Ok(StoreLocation::S3 {
+                bucket: bucket.to_owned(),
+                prefix: prefix.trim_matches('/').to_owned(),
+            })
         } else if let Some(path) = url.strip_prefix("file://") {
             if path.is_empty() {
                 return Err("a file URL needs a path: `file:///var/backups/snapguard`".into());
             }
-            Ok(StoreLocation::Fs { root: base_dir.join(path) })
+            Ok(StoreLocation::Fs {
+                root: base_dir.join(path),
+            })
         } else {
-            Err(format!("`{url}` is not a store URL; expected `s3://bucket/prefix` or `file:///path`"))
+            Err(format!(
+                "`{url}` is not a store URL; expected `s3://bucket/prefix` or `file:///path`"
+            ))
         }
     }
 }
@@ -81,7 +88,9 @@ pub enum StoreError {
         bucket: String,
     },
     /// The credentials were refused.
-    #[error("{op} `{uri}`: access denied ({code}); check the AWS credentials and the bucket policy")]
+    #[error(
+        "{op} `{uri}`: access denied ({code}); check the AWS credentials and the bucket policy"
+    )]
     AccessDenied {
         /// What was being done.
         op: &'static str,
@@ -161,7 +170,10 @@ pub trait ObjectStore: Send + Sync {
     fn size(&self, key: &str) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
     /// Lists every object whose key starts with `prefix`.
-    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<ObjectMeta>, StoreError>> + Send;
+    fn list(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<ObjectMeta>, StoreError>> + Send;
 
     /// Deletes an object; deleting a missing object is not an error.
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -199,7 +211,9 @@ impl Store {
     /// OIDC, container and instance roles) but makes no request yet.
     pub async fn open(location: &StoreLocation, config: &StoreConfig) -> Store {
         match location {
-            StoreLocation::S3 { bucket, prefix } => Store::S3(s3::S3Store::new(bucket, prefix, config).await),
+            StoreLocation::S3 { bucket, prefix } => {
+                Store::S3(s3::S3Store::new(bucket, prefix, config).await)
+            }
             StoreLocation::Fs { root } => Store::Fs(fs::FsStore::new(root.clone())),
         }
     }
@@ -336,10 +350,23 @@ mod tests {
         let base = Path::new("/etc/app");
         assert_eq!(
             StoreLocation::parse("s3://b/a/b/", base).unwrap(),
-            StoreLocation::S3 { bucket: "b".into(), prefix: "a/b".into() }
+            StoreLocation::S3 {
+                bucket: "b".into(),
+                prefix: "a/b".into()
+            }
         );
-        assert_eq!(StoreLocation::parse("file:///srv/x", base).unwrap(), StoreLocation::Fs { root: "/srv/x".into() });
-        assert_eq!(StoreLocation::parse("file://./x", base).unwrap(), StoreLocation::Fs { root: "/etc/app/./x".into() });
+        assert_eq!(
+            StoreLocation::parse("file:///srv/x", base).unwrap(),
+            StoreLocation::Fs {
+                root: "/srv/x".into()
+            }
+        );
+        assert_eq!(
+            StoreLocation::parse("file://./x", base).unwrap(),
+            StoreLocation::Fs {
+                root: "/etc/app/./x".into()
+            }
+        );
         assert!(StoreLocation::parse("s3:///x", base).is_err());
         assert!(StoreLocation::parse("gs://x", base).is_err());
     }

@@ -12,16 +12,18 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_config::meta::region::RegionProviderChain;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::Region;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::Region;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 use bytes::{Bytes, BytesMut};
 use tokio::task::JoinSet;
 
-use super::{MAX_PARTS, ObjectMeta, ObjectReader, ObjectStore, ObjectUpload, StoreError, part_size};
+use super::{
+    MAX_PARTS, ObjectMeta, ObjectReader, ObjectStore, ObjectUpload, StoreError, part_size,
+};
 use crate::config::{Sse, StoreConfig};
 
 /// Parts uploaded concurrently; with 8 MiB parts this bounds the upload's
@@ -44,10 +46,17 @@ impl S3Store {
         let region = RegionProviderChain::first_try(config.region.clone().map(Region::new))
             .or_default_provider()
             .or_else(Region::new("us-east-1"));
-        let shared = aws_config::defaults(BehaviorVersion::latest()).region(region).load().await;
+        let shared = aws_config::defaults(BehaviorVersion::latest())
+            .region(region)
+            .load()
+            .await;
         let mut builder = aws_sdk_s3::config::Builder::from(&shared)
             .retry_config(RetryConfig::standard().with_max_attempts(5))
-            .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(5)).build())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .build(),
+            )
             .force_path_style(config.path_style);
         if let Some(endpoint) = &config.endpoint {
             builder = builder.endpoint_url(endpoint);
@@ -62,10 +71,19 @@ impl S3Store {
     }
 
     fn key(&self, key: &str) -> String {
-        if self.prefix.is_empty() { key.to_owned() } else { format!("{}/{key}", self.prefix) }
+        if self.prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}/{key}", self.prefix)
+        }
     }
 
-    fn classify<E>(&self, op: &'static str, key: &str, err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> StoreError
+    fn classify<E>(
+        &self,
+        op: &'static str,
+        key: &str,
+        err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> StoreError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -73,19 +91,46 @@ impl S3Store {
     }
 }
 
-fn classify<E>(op: &'static str, bucket: &str, uri: String, err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> StoreError
+fn classify<E>(
+    op: &'static str,
+    bucket: &str,
+    uri: String,
+    err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let status = err.raw_response().map(|r| r.status().as_u16());
     match (err.code(), status) {
-        (Some("NoSuchBucket"), _) => StoreError::NoSuchBucket { bucket: bucket.to_owned() },
+        (Some("NoSuchBucket"), _) => StoreError::NoSuchBucket {
+            bucket: bucket.to_owned(),
+        },
         (Some("NoSuchKey" | "NotFound"), _) | (None, Some(404)) => StoreError::NotFound { uri },
-        (Some(code @ ("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken" | "Forbidden")), _) => {
-            StoreError::AccessDenied { op, uri, code: code.to_owned() }
-        }
-        (None, Some(403)) => StoreError::AccessDenied { op, uri, code: "403 Forbidden".into() },
-        _ => StoreError::Request { op, uri, source: Box::new(err) },
+        (
+            Some(
+                code @ ("AccessDenied"
+                | "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "ExpiredToken"
+                | "InvalidToken"
+                | "Forbidden"),
+            ),
+            _,
+        ) => StoreError::AccessDenied {
+            op,
+            uri,
+            code: code.to_owned(),
+        },
+        (None, Some(403)) => StoreError::AccessDenied {
+            op,
+            uri,
+            code: "403 Forbidden".into(),
+        },
+        _ => StoreError::Request {
+            op,
+            uri,
+            source: Box::new(err),
+        },
     }
 }
 
@@ -147,7 +192,14 @@ impl ObjectStore for S3Store {
     }
 
     async fn size(&self, key: &str) -> Result<Option<u64>, StoreError> {
-        match self.client.head_object().bucket(&self.bucket).key(self.key(key)).send().await {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .send()
+            .await
+        {
             Ok(out) => Ok(Some(out.content_length().unwrap_or(0).max(0) as u64)),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
             Err(e) => match self.classify("reading metadata of", key, e) {
@@ -159,8 +211,18 @@ impl ObjectStore for S3Store {
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
         let full = self.key(prefix);
-        let strip = if self.prefix.is_empty() { 0 } else { self.prefix.len() + 1 };
-        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(&full).into_paginator().send();
+        let strip = if self.prefix.is_empty() {
+            0
+        } else {
+            self.prefix.len() + 1
+        };
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&full)
+            .into_paginator()
+            .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.classify("listing", prefix, e))?;
@@ -276,7 +338,10 @@ impl S3Upload {
                 .send()
                 .await
                 .map_err(|e| store.classify("uploading a part of", &key, e))?;
-            Ok(CompletedPart::builder().set_e_tag(out.e_tag().map(str::to_owned)).part_number(number).build())
+            Ok(CompletedPart::builder()
+                .set_e_tag(out.e_tag().map(str::to_owned))
+                .part_number(number)
+                .build())
         });
         Ok(())
     }
@@ -331,10 +396,17 @@ impl ObjectUpload for S3Upload {
             .bucket(&self.store.bucket)
             .key(self.store.key(&self.key))
             .upload_id(&upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
             .send()
             .await
-            .map_err(|e| self.store.classify("completing the upload of", &self.key, e))?;
+            .map_err(|e| {
+                self.store
+                    .classify("completing the upload of", &self.key, e)
+            })?;
         tracing::debug!(uri = %self.store.uri(&self.key), parts = self.next_part - 1, "multipart upload completed");
         self.upload_id = None;
         Ok(self.written)
@@ -343,7 +415,9 @@ impl ObjectUpload for S3Upload {
     async fn abort(mut self) -> Result<(), StoreError> {
         self.in_flight.abort_all();
         while self.in_flight.join_next().await.is_some() {}
-        let Some(upload_id) = self.upload_id.take() else { return Ok(()) };
+        let Some(upload_id) = self.upload_id.take() else {
+            return Ok(());
+        };
         abort_upload(&self.store, &self.key, &upload_id).await
     }
 }
@@ -364,7 +438,9 @@ async fn abort_upload(store: &S3Store, key: &str, upload_id: &str) -> Result<(),
 
 impl Drop for S3Upload {
     fn drop(&mut self) {
-        let Some(upload_id) = self.upload_id.take() else { return };
+        let Some(upload_id) = self.upload_id.take() else {
+            return;
+        };
         self.in_flight.abort_all();
         let store = self.store.clone();
         let key = self.key.clone();

@@ -16,7 +16,8 @@ use snapguard::ephemeral::{EphemeralOptions, EphemeralServer};
 pub fn pg() -> &'static EphemeralServer {
     static SERVER: OnceLock<EphemeralServer> = OnceLock::new();
     SERVER.get_or_init(|| {
-        EphemeralServer::start(&EphemeralOptions { major: Some(15) }).expect("start a throwaway PostgreSQL")
+        EphemeralServer::start(&EphemeralOptions { major: Some(15) })
+            .expect("start a throwaway PostgreSQL")
     })
 }
 
@@ -24,14 +25,29 @@ pub fn pg() -> &'static EphemeralServer {
 /// stdout (unaligned, tuples only).
 pub fn psql(db: &str, sql: &str) -> String {
     let out = psql_output(db, sql);
-    assert!(out.status.success(), "psql failed on {db}: {}\nSQL: {sql}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "psql failed on {db}: {}\nSQL: {sql}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// Like [`psql`] but returns the raw output, for statements expected to fail.
 pub fn psql_output(db: &str, sql: &str) -> Output {
     Command::new(pg().bin_dir().join("psql"))
-        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", &pg().url(db), "-c", sql])
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &pg().url(db),
+            "-c",
+            sql,
+        ])
         .stdin(Stdio::null())
         .output()
         .expect("run psql")
@@ -39,7 +55,10 @@ pub fn psql_output(db: &str, sql: &str) -> Output {
 
 /// Creates an empty database named `name` (dropping a leftover one).
 pub fn create_db(name: &str) -> String {
-    psql("postgres", &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+    psql(
+        "postgres",
+        &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+    );
     psql("postgres", &format!("CREATE DATABASE \"{name}\""));
     name.to_owned()
 }
@@ -50,23 +69,44 @@ pub fn seeded_db(name: &str) -> String {
     create_db(name);
     let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed.sql");
     let out = Command::new(pg().bin_dir().join("psql"))
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &pg().url(name), "-f"])
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &pg().url(name),
+            "-f",
+        ])
         .arg(&seed)
         .output()
         .expect("run psql");
-    assert!(out.status.success(), "seeding failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "seeding failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     name.to_owned()
 }
 
 /// Whether a database exists.
 pub fn db_exists(name: &str) -> bool {
-    psql("postgres", &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'")) == "1"
+    psql(
+        "postgres",
+        &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'"),
+    ) == "1"
 }
 
 /// Databases whose names start with `prefix`.
 pub fn databases_like(prefix: &str) -> Vec<String> {
-    let out = psql("postgres", &format!("SELECT datname FROM pg_database WHERE datname LIKE '{prefix}%' ORDER BY 1"));
-    out.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect()
+    let out = psql(
+        "postgres",
+        &format!("SELECT datname FROM pg_database WHERE datname LIKE '{prefix}%' ORDER BY 1"),
+    );
+    out.lines()
+        .map(str::to_owned)
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 /// A fingerprint of a database's schema and content: the schema-only dump,
@@ -76,7 +116,11 @@ pub fn fingerprint(db: &str) -> String {
         .args(["--schema-only", "--no-comments", "-d", &pg().url(db)])
         .output()
         .expect("run pg_dump");
-    assert!(schema.status.success(), "{}", String::from_utf8_lossy(&schema.stderr));
+    assert!(
+        schema.status.success(),
+        "{}",
+        String::from_utf8_lossy(&schema.stderr)
+    );
     let tables = psql(
         db,
         "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables \
@@ -89,10 +133,18 @@ pub fn fingerprint(db: &str) -> String {
         .map(|l| format!("{l}\n"))
         .collect();
     for table in tables.lines() {
-        let row = psql(db, &format!("SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '-') FROM {table} t"));
+        let row = psql(
+            db,
+            &format!(
+                "SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '-') FROM {table} t"
+            ),
+        );
         out.push_str(&format!("\n{table}: {row}"));
     }
-    let seqs = psql(db, "SELECT string_agg(format('%I.%I=%s', schemaname, sequencename, last_value), ',' ORDER BY schemaname, sequencename) FROM pg_sequences");
+    let seqs = psql(
+        db,
+        "SELECT string_agg(format('%I.%I=%s', schemaname, sequencename, last_value), ',' ORDER BY schemaname, sequencename) FROM pg_sequences",
+    );
     out.push_str(&format!("\nsequences: {seqs}"));
     out
 }
@@ -140,16 +192,27 @@ fn spawn_reaper(pid: u32, root: &Path) {
         me = std::process::id(),
         root = root.display()
     );
-    let _ = Command::new("setsid").args(["sh", "-c", &script]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+    let _ = Command::new("setsid")
+        .args(["sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
 }
 
 fn s3s_fs_binary() -> PathBuf {
     if let Ok(p) = std::env::var("S3S_FS") {
         return p.into();
     }
-    let home = std::env::var("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|_| Path::new(&std::env::var("HOME").unwrap()).join(".cargo"));
+    let home = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(&std::env::var("HOME").unwrap()).join(".cargo"));
     let candidate = home.join("bin/s3s-fs");
-    if candidate.is_file() { candidate } else { "s3s-fs".into() }
+    if candidate.is_file() {
+        candidate
+    } else {
+        "s3s-fs".into()
+    }
 }
 
 impl S3Server {
@@ -180,7 +243,12 @@ impl S3Server {
                 if p.is_dir() {
                     stack.push(p);
                 } else {
-                    out.push(p.strip_prefix(&base).unwrap().to_string_lossy().into_owned());
+                    out.push(
+                        p.strip_prefix(&base)
+                            .unwrap()
+                            .to_string_lossy()
+                            .into_owned(),
+                    );
                 }
             }
         }
@@ -247,7 +315,13 @@ impl Run {
     }
     /// Asserts the exit code, printing both streams on failure.
     pub fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code(), code, "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout(), self.stderr());
+        assert_eq!(
+            self.code(),
+            code,
+            "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr()
+        );
         self
     }
     /// The snapshot id printed by `snapguard snapshot`.
@@ -255,7 +329,13 @@ impl Run {
         self.stdout()
             .lines()
             .find_map(|l| l.strip_prefix("snapshot "))
-            .unwrap_or_else(|| panic!("no snapshot id in output:\n{}\n{}", self.stdout(), self.stderr()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no snapshot id in output:\n{}\n{}",
+                    self.stdout(),
+                    self.stderr()
+                )
+            })
             .trim()
             .to_owned()
     }
@@ -272,5 +352,8 @@ pub fn s3_config(db: &str, bucket: &str, extra: &str) -> String {
 
 /// A config for database `db` and a local-directory store in the workspace.
 pub fn fs_config(db: &str, extra: &str) -> String {
-    format!("database:\n  url: {}\nstore:\n  url: file://./backups\n{extra}", pg().url(db))
+    format!(
+        "database:\n  url: {}\nstore:\n  url: file://./backups\n{extra}",
+        pg().url(db)
+    )
 }
