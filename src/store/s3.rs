@@ -142,6 +142,20 @@ impl ObjectStore for S3Store {
     }
 
     async fn check_writable(&self) -> Result<(), StoreError> {
+        // HeadBucket tells a missing bucket apart clearly. A policy that
+        // allows object writes but not `s3:ListBucket` answers 403 here; the
+        // probe write below is the real test then.
+        if let Err(e) = self.client.head_bucket().bucket(&self.bucket).send().await {
+            match self.classify("checking the bucket of", "", e) {
+                StoreError::NotFound { .. } | StoreError::NoSuchBucket { .. } => {
+                    return Err(StoreError::NoSuchBucket {
+                        bucket: self.bucket.clone(),
+                    });
+                }
+                StoreError::AccessDenied { .. } => {}
+                other => return Err(other),
+            }
+        }
         let key = format!(".snapguard-probe-{}", crate::snapshot::random_suffix());
         self.put(&key, Bytes::from_static(b"snapguard")).await?;
         self.delete(&key).await

@@ -288,8 +288,8 @@ impl Workspace {
             .env("AWS_ACCESS_KEY_ID", &s3().access_key)
             .env("AWS_SECRET_ACCESS_KEY", &s3().secret_key)
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", "/nonexistent")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
             .stdin(Stdio::null());
         cmd
     }

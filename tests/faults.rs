@@ -1,0 +1,398 @@
+//! Failure paths: every fault ends with the documented exit code, a message
+//! that names the problem, and the database and store as they were.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+fn dump_file(ws: &Workspace, id: &str) -> PathBuf {
+    ws.path().join("backups/snapshots").join(id).join("dump")
+}
+
+/// Restoring a damaged archive is refused before any database is created.
+fn assert_restore_refused(ws: &Workspace, db: &str, id: &str, expect: &str) {
+    let before = fingerprint(db);
+    let run = ws.run(&["restore", id, "--yes"]);
+    run.expect_code(3);
+    assert!(run.stderr().contains(expect), "{}", run.stderr());
+    assert_eq!(fingerprint(db), before);
+    assert!(
+        databases_like(&format!("{db}__")).is_empty(),
+        "a restore database was left behind"
+    );
+}
+
+#[test]
+fn a_corrupt_archive_is_refused_by_checksum() {
+    let db = seeded_db("f_corrupt");
+    let ws = Workspace::new(&fs_config(&db, ""));
+    let id = ws.run(&["snapshot"]).expect_code(0).snapshot_id();
+    let path = dump_file(&ws, &id);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    assert_restore_refused(&ws, &db, &id, "checksum mismatch");
+}
+
+#[test]
+fn a_truncated_archive_is_refused_by_checksum() {
+    let db = seeded_db("f_truncated");
+    let ws = Workspace::new(&fs_config(&db, ""));
+    let id = ws.run(&["snapshot"]).expect_code(0).snapshot_id();
+    let path = dump_file(&ws, &id);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();
+    assert_restore_refused(&ws, &db, &id, "checksum mismatch");
+}
+
+#[test]
+fn a_snapshot_without_manifest_is_never_offered() {
+    let db = seeded_db("f_nomanifest");
+    let ws = Workspace::new(&fs_config(&db, ""));
+    let old = ws.run(&["snapshot"]).expect_code(0).snapshot_id();
+    let id = ws.run(&["snapshot"]).expect_code(0).snapshot_id();
+    std::fs::remove_file(
+        ws.path()
+            .join("backups/snapshots")
+            .join(&id)
+            .join("manifest.json"),
+    )
+    .unwrap();
+
+    let list = ws.run(&["snapshots", "list"]);
+    list.expect_code(0);
+    assert!(
+        !list.stdout().contains(&id) && list.stdout().contains(&old),
+        "{}",
+        list.stdout()
+    );
+    let all = ws.run(&["snapshots", "list", "--all"]);
+    assert!(
+        all.stdout().contains(&format!("{id} ")) && all.stdout().contains("incomplete"),
+        "{}",
+        all.stdout()
+    );
+
+    assert_restore_refused(&ws, &db, &id, "incomplete");
+    // `latest` skips the incomplete one and picks the older complete snapshot.
+    let show = ws.run(&["snapshots", "show", "latest"]);
+    show.expect_code(0);
+    assert!(show.stdout().contains(&old), "{}", show.stdout());
+}
+
+#[test]
+fn an_unknown_snapshot_id_is_a_clear_error() {
+    let db = seeded_db("f_unknown");
+    let ws = Workspace::new(&fs_config(&db, ""));
+    let run = ws.run(&["restore", "20200101T000000Z-nope-abcd", "--yes"]);
+    run.expect_code(3);
+    assert!(
+        run.stderr()
+            .contains("no snapshot `20200101T000000Z-nope-abcd`"),
+        "{}",
+        run.stderr()
+    );
+    let run = ws.run(&["restore", "yesterday", "--yes"]);
+    run.expect_code(3);
+    assert!(
+        run.stderr().contains("`yesterday` is not a snapshot id"),
+        "{}",
+        run.stderr()
+    );
+}
+
+fn s3_config_with(db: &str, bucket: &str, endpoint: &str) -> String {
+    format!(
+        "database:\n  url: {}\nstore:\n  url: s3://{bucket}/prod\n  endpoint: {endpoint}\n  region: us-east-1\n  path_style: true\n",
+        pg().url(db)
+    )
+}
+
+#[test]
+fn an_unreachable_store_fails_the_snapshot_before_it_starts() {
+    let db = seeded_db("f_unreachable_up");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ws = Workspace::new(&s3_config_with(
+        &db,
+        "whatever",
+        &format!("http://127.0.0.1:{closed}"),
+    ));
+    let run = ws.run(&["snapshot"]);
+    run.expect_code(3);
+    assert!(
+        run.stderr()
+            .contains("snapshot stopped before changing anything"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr().contains("s3://whatever/prod/"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn an_unreachable_store_fails_the_restore_and_changes_nothing() {
+    let db = seeded_db("f_unreachable_down");
+    let bucket = s3().bucket("f-unreachable-down");
+    let ws = Workspace::new(&s3_config(&db, &bucket, ""));
+    let id = ws.run(&["snapshot"]).expect_code(0).snapshot_id();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let broken = Workspace::new(&s3_config_with(
+        &db,
+        &bucket,
+        &format!("http://127.0.0.1:{closed}"),
+    ));
+    let before = fingerprint(&db);
+    let run = broken.run(&["restore", &id, "--yes"]);
+    run.expect_code(3);
+    assert!(
+        run.stderr()
+            .contains(&format!("s3://{bucket}/prod/snapshots/{id}/manifest.json")),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(fingerprint(&db), before);
+}
+
+#[test]
+fn wrong_credentials_are_named_as_such() {
+    let db = seeded_db("f_creds");
+    let bucket = s3().bucket("f-creds");
+    let ws = Workspace::new(&s3_config(&db, &bucket, ""));
+    let run = Run(ws
+        .snapguard()
+        .env("AWS_SECRET_ACCESS_KEY", "wrong-secret")
+        .arg("snapshot")
+        .output()
+        .unwrap());
+    run.expect_code(3);
+    assert!(run.stderr().contains("access denied"), "{}", run.stderr());
+    assert!(s3().objects(&bucket).is_empty());
+}
+
+#[test]
+fn a_missing_bucket_is_named() {
+    let db = seeded_db("f_nobucket");
+    let ws = Workspace::new(&s3_config(&db, "no-such-bucket", ""));
+    let run = ws.run(&["snapshot"]);
+    run.expect_code(3);
+    assert!(
+        run.stderr()
+            .contains("bucket `no-such-bucket` does not exist"),
+        "{}",
+        run.stderr()
+    );
+}
+
+/// A directory with a `pg_dump` that writes part of a real dump, then is
+/// killed, and the real `pg_restore`.
+fn dying_pg_dump(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = pg().bin_dir();
+    let script = format!(
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then exec {real}/pg_dump --version; fi\n{real}/pg_dump \"$@\" | head -c 12000000\nkill -9 $$\n",
+        real = real.display()
+    );
+    std::fs::write(bin.join("pg_dump"), script).unwrap();
+    std::fs::set_permissions(bin.join("pg_dump"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(real.join("pg_restore"), bin.join("pg_restore")).unwrap();
+    bin
+}
+
+/// Enough incompressible-ish data that the dump spans several 5 MiB parts.
+/// About 100 bytes of dump per row.
+fn big_db(name: &str, rows: u32) -> String {
+    let db = create_db(name);
+    psql(
+        &db,
+        &format!(
+            "CREATE TABLE blobs AS SELECT i, md5(i::text) || md5((i * 7)::text) || md5((i * 13)::text) AS v FROM generate_series(1, {rows}) AS i"
+        ),
+    );
+    db
+}
+
+#[test]
+fn pg_dump_killed_mid_stream_leaves_no_manifest_and_no_orphan_upload() {
+    let db = big_db("f_killed", 300_000);
+    let bucket = s3().bucket("f-killed");
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = dying_pg_dump(tmp.path());
+    let ws = Workspace::new(&format!(
+        "database:\n  url: {}\n  pg_bin_dir: {}\nstore:\n  url: s3://{bucket}/prod\n  endpoint: {}\n  path_style: true\n  part_size: 5MiB\nsnapshot:\n  compression: none\n",
+        pg().url(&db),
+        bin.display(),
+        s3().endpoint
+    ));
+    let run = Run(ws.snapguard().arg("-v").arg("snapshot").output().unwrap());
+    run.expect_code(1);
+    assert!(
+        run.stderr()
+            .contains("pg_dump failed; the partial upload was discarded"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr().contains("multipart upload aborted"),
+        "no part was uploaded before the kill:\n{}",
+        run.stderr()
+    );
+    assert!(
+        s3().objects(&bucket).is_empty(),
+        "{:?}",
+        s3().objects(&bucket)
+    );
+    assert!(
+        s3().pending_uploads().is_empty(),
+        "{:?}",
+        s3().pending_uploads()
+    );
+    assert!(
+        !ws.run(&["snapshots", "list", "--all"])
+            .stdout()
+            .contains("f_killed")
+    );
+}
+
+#[test]
+fn a_three_part_upload_round_trips() {
+    let db = big_db("f_three_parts", 120_000);
+    let bucket = s3().bucket("f-three-parts");
+    let ws = Workspace::new(&s3_config(
+        &db,
+        &bucket,
+        "  part_size: 5MiB\nsnapshot:\n  compression: none\n",
+    ));
+    let before = fingerprint(&db);
+    let run = Run(ws.snapguard().args(["-v", "snapshot"]).output().unwrap());
+    run.expect_code(0);
+    assert!(run.stderr().contains("parts=3"), "{}", run.stderr());
+    psql(&db, "TRUNCATE blobs");
+    ws.run(&["restore", "latest", "--yes"]).expect_code(0);
+    assert_eq!(fingerprint(&db), before);
+}
+
+#[test]
+fn a_too_old_pg_dump_is_a_preflight_error() {
+    let db = seeded_db("f_oldtools");
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = tmp.path().join("pg_dump");
+    std::fs::write(&fake, "#!/bin/sh\necho 'pg_dump (PostgreSQL) 12.19'\n").unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ws = Workspace::new(&format!(
+        "database:\n  url: {}\n  pg_bin_dir: {}\nstore:\n  url: file://./backups\n",
+        pg().url(&db),
+        tmp.path().display()
+    ));
+    let run = ws.run(&["snapshot"]);
+    run.expect_code(3);
+    assert!(
+        run.stderr().contains("must be version 15 or newer"),
+        "{}",
+        run.stderr()
+    );
+    assert!(run.stderr().contains("12.19"), "{}", run.stderr());
+    assert!(!ws.path().join("backups/snapshots").exists());
+}
+
+#[test]
+fn sessions_block_the_swap_unless_terminated() {
+    let db = seeded_db("f_sessions");
+    let ws = Workspace::new(&fs_config(&db, ""));
+    let id = ws.run(&["snapshot"]).expect_code(0).snapshot_id();
+    let mut holder = std::process::Command::new(pg().bin_dir().join("psql"))
+        .args([
+            "-X",
+            "-q",
+            "-d",
+            &pg().url(&db),
+            "-c",
+            "SELECT pg_sleep(60)",
+        ])
+        .env("PGAPPNAME", "held-by-test")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while psql(
+        "postgres",
+        &format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}'"),
+    ) == "0"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the holding session never connected"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    let before = fingerprint(&db);
+    let refused = ws.run(&["restore", &id, "--yes"]);
+    refused.expect_code(3);
+    assert!(
+        refused.stderr().contains("--terminate-sessions")
+            && refused.stderr().contains("held-by-test"),
+        "{}",
+        refused.stderr()
+    );
+    assert!(databases_like(&format!("{db}__")).is_empty());
+
+    ws.run(&["restore", &id, "--yes", "--terminate-sessions"])
+        .expect_code(0);
+    assert_eq!(fingerprint(&db), before);
+    let _ = holder.kill();
+    let _ = holder.wait();
+}
+
+#[test]
+fn restore_without_a_terminal_needs_yes() {
+    let db = seeded_db("f_noyes");
+    let ws = Workspace::new(&fs_config(&db, ""));
+    let id = ws.run(&["snapshot"]).expect_code(0).snapshot_id();
+    psql(&db, "DELETE FROM billing.orders");
+    let before = fingerprint(&db);
+    let run = ws.run(&["restore", &id]);
+    run.expect_code(2);
+    assert!(run.stderr().contains("--yes"), "{}", run.stderr());
+    assert_eq!(fingerprint(&db), before);
+    assert!(databases_like(&format!("{db}__")).is_empty());
+}
+
+#[test]
+fn a_wrong_database_password_fails_preflight() {
+    let db = seeded_db("f_badpass");
+    let url = pg().url(&db).replace(pg().password(), "not-the-password");
+    let ws = Workspace::new(&format!(
+        "database:\n  url: {url}\nstore:\n  url: file://./backups\n"
+    ));
+    let run = ws.run(&["snapshot"]);
+    run.expect_code(3);
+    assert!(
+        run.stderr()
+            .contains("cannot connect to `postgres://postgres:***@127.0.0.1"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr().contains("password authentication failed"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!run.stderr().contains("not-the-password"));
+}
