@@ -1,0 +1,174 @@
+//! The command line: configuration errors with their positions and exit
+//! codes, and secrets that never reach any output.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn configuration_errors_name_the_place_and_exit_2() {
+    let cases: &[(&str, &str)] = &[
+        ("database:\n  url: [broken\n", "snapguard.yml:2:"),
+        (
+            "store:\n  url: file://./b\n  buckit: x\n",
+            "snapguard.yml:3:3: unknown field `buckit`",
+        ),
+        (
+            "database:\n  url: ${SG_TEST_UNSET_VAR}\n",
+            "snapguard.yml:2:8: `database.url`: environment variable `SG_TEST_UNSET_VAR` is not set",
+        ),
+        (
+            "snapshot:\n  lock_wait_timeout: forever\n",
+            "snapguard.yml:2:22: `snapshot.lock_wait_timeout`: `forever` is not a duration",
+        ),
+        (
+            "store:\n  url: file://./b\n  part_size: 1MiB\n",
+            "`store.part_size`: `1MiB` is below S3's minimum part size",
+        ),
+        (
+            "snapshot:\n  compression: brotli\n",
+            "unknown compression `brotli`",
+        ),
+        (
+            "store:\n  url: ftp://host/x\n",
+            "`store.url`: `ftp://host/x` is not a store URL",
+        ),
+        ("migrations:\n  dir: db\n", "unknown field `migrations`"),
+    ];
+    for (yaml, expect) in cases {
+        let ws = Workspace::new(yaml);
+        let run = ws.run(&["snapshots", "list"]);
+        assert_eq!(run.code(), 2, "{yaml}\n{}", run.stderr());
+        assert!(
+            run.stderr().contains(expect),
+            "expected `{expect}` in:\n{}",
+            run.stderr()
+        );
+        assert!(run.stdout().is_empty());
+    }
+}
+
+#[test]
+fn missing_settings_say_how_to_set_them() {
+    let ws = Workspace::new("# empty\n");
+    let run = ws.run(&["snapshot"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr().contains("`database.url` is not configured")
+            && run.stderr().contains("SNAPGUARD_DATABASE_URL"),
+        "{}",
+        run.stderr()
+    );
+    let run = Run(ws
+        .snapguard()
+        .args(["--config", "elsewhere.yml", "snapshots", "list"])
+        .output()
+        .unwrap());
+    run.expect_code(2);
+    assert!(
+        run.stderr()
+            .contains("config file `elsewhere.yml` does not exist"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn environment_and_flags_override_the_file() {
+    let db = seeded_db("cli_precedence");
+    let ws = Workspace::new(
+        "database:\n  url: postgres://nobody@127.0.0.1:1/none\nstore:\n  url: file://./from-file\n",
+    );
+    let run = Run(ws
+        .snapguard()
+        .env("SNAPGUARD_DATABASE_URL", pg().url(&db))
+        .args(["--store", "file://./from-flag", "snapshot"])
+        .env("SNAPGUARD_STORE_URL", "file://./from-env")
+        .output()
+        .unwrap());
+    run.expect_code(0);
+    assert!(ws.path().join("from-flag/snapshots").is_dir());
+    assert!(!ws.path().join("from-env").exists() && !ws.path().join("from-file").exists());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let ws = Workspace::new("");
+    let run = ws.run(&["snapshot", "--no-such-flag"]);
+    run.expect_code(2);
+    let run = ws.run(&["restore"]);
+    run.expect_code(2);
+}
+
+/// Every byte the binary prints, in every log format and verbosity, on
+/// success and on failure, is free of the database password and the S3
+/// secret key.
+#[test]
+fn secrets_never_reach_any_output() {
+    let db = seeded_db("cli_secrets");
+    let bucket = s3().bucket("cli-secrets");
+    let ws = Workspace::new(&s3_config(&db, &bucket, ""));
+    let mut outputs = Vec::new();
+    for format in ["auto", "text", "json"] {
+        for verbosity in ["-q", "-v", "-vv"] {
+            let run = Run(ws
+                .snapguard()
+                .args(["--log-format", format, verbosity, "snapshot"])
+                .output()
+                .unwrap());
+            run.expect_code(0);
+            outputs.push(run);
+        }
+    }
+    let id = outputs[0].snapshot_id();
+    outputs.push(ws.run(&["-vv", "snapshots", "show", &id]));
+    outputs.push(ws.run(&[
+        "-vv",
+        "--log-format",
+        "json",
+        "restore",
+        &id,
+        "--yes",
+        "--to",
+        "cli_secrets_copy",
+    ]));
+    // Failures print URLs and SDK errors: they must be redacted too.
+    let bad_db = pg().url(&db).replace("/cli_secrets?", "/no_such_db?");
+    outputs.push(Run(ws
+        .snapguard()
+        .env("SNAPGUARD_DATABASE_URL", &bad_db)
+        .args(["-vv", "snapshot"])
+        .output()
+        .unwrap()));
+    outputs.push(Run(ws
+        .snapguard()
+        .env("AWS_SECRET_ACCESS_KEY", format!("{}x", s3().secret_key))
+        .args(["-vv", "snapshot"])
+        .output()
+        .unwrap()));
+    outputs.push(Run(ws
+        .snapguard()
+        .env(
+            "SNAPGUARD_DATABASE_URL",
+            format!("mysql://u:{}@h/db", pg().password()),
+        )
+        .args(["snapshot"])
+        .output()
+        .unwrap()));
+    assert!(
+        outputs.iter().any(|r| r.code() != 0),
+        "the failure cases did not fail"
+    );
+    for run in &outputs {
+        for text in [run.stdout(), run.stderr()] {
+            assert!(
+                !text.contains(pg().password()),
+                "database password leaked:\n{text}"
+            );
+            assert!(
+                !text.contains(&s3().secret_key),
+                "S3 secret key leaked:\n{text}"
+            );
+        }
+    }
+}
