@@ -1,0 +1,468 @@
+//! The performance benchmark (DESIGN section 9): builds a database of a
+//! chosen size, runs an S3-compatible server on loopback, and prints medians
+//! and ratios against `pg_dump` / `pg_restore` measured in the same run,
+//! plus peak memory.
+//!
+//! Run it with `scripts/bench` (or `cargo bench --bench snapshot -- --help`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use snapguard::ephemeral::{EphemeralOptions, EphemeralServer};
+
+struct Args {
+    scales: Vec<u32>,
+    runs: usize,
+    jobs: u32,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        scales: vec![40],
+        runs: 3,
+        jobs: 2,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--scales" => {
+                args.scales = it
+                    .next()
+                    .expect("--scales N[,N…]")
+                    .split(',')
+                    .map(|s| s.parse().expect("a number"))
+                    .collect()
+            }
+            "--runs" => args.runs = it.next().expect("--runs N").parse().expect("a number"),
+            "--jobs" => args.jobs = it.next().expect("--jobs N").parse().expect("a number"),
+            "--bench" => {}
+            "--help" | "-h" => {
+                println!(
+                    "usage: cargo bench --bench snapshot -- [--scales 10,40] [--runs 3] [--jobs 2]\n\nscale 40 is about 1 GB: pgbench -i -s 40 plus 1.5 M JSONB rows with a GIN index (rows scale with it)."
+                );
+                std::process::exit(0);
+            }
+            other => panic!("unknown argument `{other}` (try --help)"),
+        }
+    }
+    args
+}
+
+/// A wall time and the peak resident memory of the measured process.
+#[derive(Clone, Copy)]
+struct Sample {
+    seconds: f64,
+    peak_kib: Option<u64>,
+}
+
+/// Runs `script` under `sh -c`, timed, with GNU time recording the peak RSS
+/// of the main process (the pipeline's first command when it is a pipeline
+/// does not matter: we only read peaks for single commands).
+fn measure(script: &str, env: &[(&str, String)], cwd: &Path) -> Sample {
+    let rss = tempfile::NamedTempFile::new().unwrap();
+    let started = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(rss.path())
+        .args(["sh", "-c", script])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .current_dir(cwd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run /usr/bin/time (apt-get install time)");
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "`{script}` failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let peak_kib = std::fs::read_to_string(rss.path())
+        .ok()
+        .and_then(|s| s.lines().last()?.trim().parse().ok());
+    Sample { seconds, peak_kib }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+struct S3 {
+    endpoint: String,
+    root: PathBuf,
+    child: std::process::Child,
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+const ACCESS_KEY: &str = "SGBENCHKEY";
+const SECRET_KEY: &str = "sg-bench-secret";
+
+fn start_s3() -> S3 {
+    let root = std::env::temp_dir().join(format!("snapguard-bench-s3-{}", std::process::id()));
+    std::fs::create_dir_all(root.join("bench")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bin = std::env::var("S3S_FS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            let cargo_bin = PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo/bin/s3s-fs");
+            if cargo_bin.is_file() {
+                cargo_bin
+            } else {
+                "s3s-fs".into()
+            }
+        });
+    let child = Command::new(bin)
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--access-key",
+            ACCESS_KEY,
+            "--secret-key",
+            SECRET_KEY,
+        ])
+        .arg(&root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start s3s-fs");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "s3s-fs did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    S3 {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        root,
+        child,
+    }
+}
+
+fn psql(pg: &EphemeralServer, db: &str, sql: &str) -> String {
+    let out = Command::new(pg.bin_dir().join("psql"))
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &pg.url(db),
+            "-c",
+            sql,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn build_database(pg: &EphemeralServer, scale: u32) {
+    psql(pg, "postgres", "DROP DATABASE IF EXISTS bench");
+    psql(pg, "postgres", "CREATE DATABASE bench");
+    let out = Command::new(pg.bin_dir().join("pgbench"))
+        .args(["-i", "-q", "-s", &scale.to_string(), &pg.url("bench")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pgbench: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = 1_500_000u64 * scale as u64 / 40;
+    psql(
+        pg,
+        "bench",
+        &format!(
+            "CREATE TABLE docs (id bigserial PRIMARY KEY, body jsonb NOT NULL);
+             INSERT INTO docs (body) SELECT jsonb_build_object(
+                 'user', i, 'name', 'user ' || i, 'plan', (ARRAY['free','pro','team'])[1 + i % 3],
+                 'tags', jsonb_build_array('a' || (i % 10), 'b' || (i % 7)),
+                 'stats', jsonb_build_object('logins', i % 1000, 'score', (i::bigint * 7919) % 10007),
+                 'note', md5(i::text))
+             FROM generate_series(1, {rows}) AS i;
+             CREATE INDEX docs_body_gin ON docs USING gin (body);"
+        ),
+    );
+    psql(pg, "bench", "VACUUM ANALYZE");
+}
+
+fn main() {
+    let args = parse_args();
+    let pg =
+        EphemeralServer::start(&EphemeralOptions { major: Some(15) }).expect("start PostgreSQL");
+    let s3 = start_s3();
+    let work = tempfile::tempdir().unwrap();
+    let bin = pg.bin_dir().display().to_string();
+    let snapguard = env!("CARGO_BIN_EXE_snapguard");
+    let env: Vec<(&str, String)> = vec![
+        (
+            "PATH",
+            format!("{bin}:{}", std::env::var("PATH").unwrap_or_default()),
+        ),
+        ("PGHOST", "127.0.0.1".into()),
+        ("PGPORT", pg.port().to_string()),
+        ("PGUSER", "postgres".into()),
+        ("PGPASSWORD", pg.password().into()),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+        ("AWS_DEFAULT_REGION", "us-east-1".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("CI", "true".into()),
+    ];
+    let config = |compression: &str, level: u32| {
+        format!(
+            "database:\n  url: {}\nstore:\n  url: s3://bench/snapguard\n  endpoint: {}\n  path_style: true\nsnapshot:\n  compression: {compression}\n  compression_level: {level}\n  restore_jobs: {}\n",
+            pg.url("bench"),
+            s3.endpoint,
+            args.jobs
+        )
+    };
+    std::fs::write(work.path().join("snapguard.yml"), config("zstd", 3)).unwrap();
+    let aws = which("aws");
+
+    let mut memory_rows = Vec::new();
+    for &scale in &args.scales {
+        eprintln!("building the scale-{scale} database…");
+        build_database(&pg, scale);
+        let size = psql(&pg, "bench", "SELECT pg_database_size('bench')")
+            .parse::<u64>()
+            .unwrap();
+        let mut floor = Vec::new();
+        let mut default_dump = Vec::new();
+        let mut scripted = Vec::new();
+        let mut snap = Vec::new();
+        let mut snap_peak = Vec::new();
+        let mut local_restore = Vec::new();
+        let mut sg_restore = Vec::new();
+        let mut restore_peak = Vec::new();
+        let mut stored = 0u64;
+        let mut default_size = 0u64;
+        for run in 0..args.runs {
+            eprintln!("scale {scale}, run {}/{}…", run + 1, args.runs);
+            floor.push(measure("pg_dump -Fc -Z0 bench > /dev/null", &env, work.path()).seconds);
+            default_dump
+                .push(measure("pg_dump -Fc bench > default.dump", &env, work.path()).seconds);
+            default_size = std::fs::metadata(work.path().join("default.dump"))
+                .unwrap()
+                .len();
+            if let Some(aws) = &aws {
+                let script = format!(
+                    "pg_dump -Fc bench | {aws} --endpoint-url {} s3 cp - s3://bench/scripted.dump",
+                    s3.endpoint
+                );
+                scripted.push(measure(&script, &env, work.path()).seconds);
+            }
+            let s = measure(
+                &format!("{snapguard} snapshot > snapshot.out"),
+                &env,
+                work.path(),
+            );
+            snap.push(s.seconds);
+            snap_peak.push(s.peak_kib.unwrap_or(0));
+            let out = std::fs::read_to_string(work.path().join("snapshot.out")).unwrap();
+            let id = out
+                .lines()
+                .find_map(|l| l.strip_prefix("snapshot "))
+                .unwrap()
+                .trim()
+                .to_owned();
+            let object = s3
+                .root
+                .join("bench/snapguard/snapshots")
+                .join(&id)
+                .join("dump");
+            stored = std::fs::metadata(&object).unwrap().len();
+
+            // The same archive, decompressed to a local file, restored by pg_restore alone.
+            let plain = work.path().join("same.dump");
+            let unpack = Command::new("zstd")
+                .args(["-d", "-q", "-f", "-o"])
+                .arg(&plain)
+                .arg(&object)
+                .status()
+                .unwrap();
+            assert!(unpack.success(), "zstd -d failed (apt-get install zstd)");
+            psql(&pg, "postgres", "DROP DATABASE IF EXISTS local_restore");
+            psql(
+                &pg,
+                "postgres",
+                "CREATE DATABASE local_restore TEMPLATE template0",
+            );
+            local_restore.push(
+                measure(
+                    &format!("pg_restore -j {} -d local_restore same.dump", args.jobs),
+                    &env,
+                    work.path(),
+                )
+                .seconds,
+            );
+            psql(&pg, "postgres", "DROP DATABASE local_restore");
+
+            psql(&pg, "postgres", "DROP DATABASE IF EXISTS sg_restore");
+            let r = measure(
+                &format!("{snapguard} restore {id} --to sg_restore --yes --no-analyze"),
+                &env,
+                work.path(),
+            );
+            sg_restore.push(r.seconds);
+            restore_peak.push(r.peak_kib.unwrap_or(0));
+            psql(&pg, "postgres", "DROP DATABASE sg_restore");
+        }
+        let f = median(floor);
+        println!();
+        println!(
+            "scale {scale}: database {:.2} GB, {} runs (medians), pg_restore -j {}",
+            size as f64 / 1e9,
+            args.runs,
+            args.jobs
+        );
+        println!(
+            "{:<58} {:>9} {:>8}  {}",
+            "what", "seconds", "ratio", "target"
+        );
+        let row = |what: &str, s: f64, base: f64, target: &str| {
+            println!("{what:<58} {s:>9.2} {:>8.2}  {target}", s / base)
+        };
+        row("pg_dump -Fc -Z0 bench > /dev/null (floor)", f, f, "");
+        row(
+            "pg_dump -Fc bench > file (default compression)",
+            median(default_dump),
+            f,
+            "",
+        );
+        if !scripted.is_empty() {
+            row(
+                "pg_dump -Fc bench | aws s3 cp - s3://… (scripted today)",
+                median(scripted),
+                f,
+                "",
+            );
+        } else {
+            println!(
+                "{:<58} (aws CLI not installed: skipped)",
+                "pg_dump -Fc bench | aws s3 cp - s3://…"
+            );
+        }
+        row(
+            "snapguard snapshot → S3 (zstd 3)",
+            median(snap),
+            f,
+            "≤ 1.15 × floor",
+        );
+        let lr = median(local_restore);
+        row(
+            &format!(
+                "pg_restore -j {} from a local file (same archive)",
+                args.jobs
+            ),
+            lr,
+            lr,
+            "",
+        );
+        row(
+            "snapguard restore from S3 (--no-analyze)",
+            median(sg_restore),
+            lr,
+            "≤ 1.15 × pg_restore",
+        );
+        println!(
+            "{:<58} {:>9} {:>8.2}  ≤ 1.10 ({} vs {} bytes)",
+            "stored size vs pg_dump -Fc default",
+            "",
+            stored as f64 / default_size as f64,
+            stored,
+            default_size
+        );
+        let peak = |v: &[u64]| v.iter().copied().max().unwrap_or(0);
+        memory_rows.push((scale, size, peak(&snap_peak), peak(&restore_peak)));
+
+        // One run of each compression choice, for the README's table.
+        println!(
+            "compression survey (one run each): seconds vs floor, stored size vs pg_dump -Fc default"
+        );
+        for (compression, level) in [
+            ("zstd", 1),
+            ("zstd", 3),
+            ("zstd", 6),
+            ("gzip", 1),
+            ("none", 0),
+        ] {
+            std::fs::write(
+                work.path().join("snapguard.yml"),
+                config(compression, level),
+            )
+            .unwrap();
+            let s = measure(
+                &format!("{snapguard} snapshot > snapshot.out"),
+                &env,
+                work.path(),
+            );
+            let out = std::fs::read_to_string(work.path().join("snapshot.out")).unwrap();
+            let id = out
+                .lines()
+                .find_map(|l| l.strip_prefix("snapshot "))
+                .unwrap()
+                .trim()
+                .to_owned();
+            let bytes = std::fs::metadata(
+                s3.root
+                    .join("bench/snapguard/snapshots")
+                    .join(&id)
+                    .join("dump"),
+            )
+            .unwrap()
+            .len();
+            println!(
+                "  {compression:<5} level {level}: {:>6.2} s ({:.2} × floor), size {:.2} × default",
+                s.seconds,
+                s.seconds / f,
+                bytes as f64 / default_size as f64
+            );
+        }
+        std::fs::write(work.path().join("snapguard.yml"), config("zstd", 3)).unwrap();
+    }
+    println!();
+    println!("peak resident memory (max over runs)");
+    for (scale, size, snap, restore) in memory_rows {
+        println!(
+            "  scale {scale:>3} ({:.2} GB): snapguard snapshot {:.1} MiB, snapguard restore {:.1} MiB  (target ≤ 100 MiB)",
+            size as f64 / 1e9,
+            mib(snap),
+            mib(restore)
+        );
+    }
+}
+
+fn which(program: &str) -> Option<String> {
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
