@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
+use crate::cancel::Cancel;
 use crate::cli::{Cli, Command, RestoreArgs, SnapshotArgs, SnapshotsCommand};
 use crate::config::{Config, Overrides};
 use crate::error::Error;
@@ -53,7 +54,7 @@ async fn snapshot(config: &Config, args: SnapshotArgs) -> Result<(), Error> {
         ..SnapshotRequest::default()
     };
     let manifest = snapshotter
-        .take(&request)
+        .take(&request, &Cancel::on_signals())
         .await
         .map_err(|e| Error::failed("snapshot", e))?;
     if args.json {
@@ -194,13 +195,13 @@ async fn restore(config: &Config, args: RestoreArgs) -> Result<(), Error> {
     } else {
         tracing::info!("{}", plan.describe().replace('\n', " "));
     }
-    let report = plan
-        .execute(&store)
-        .await
-        .map_err(|failure| match failure {
-            RestoreFailure::Verify(e) => Error::nothing_changed("restore", e),
-            RestoreFailure::Restore(e) => Error::failed("restore", e),
-        })?;
+    let report =
+        plan.execute(&store, &Cancel::on_signals())
+            .await
+            .map_err(|failure| match failure {
+                RestoreFailure::Verify(e) => Error::nothing_changed("restore", e),
+                RestoreFailure::Restore(e) => Error::failed("restore", e),
+            })?;
     if args.json {
         print_json(&report);
     } else {

@@ -203,7 +203,7 @@ impl Compression {
     /// The default level for this algorithm.
     pub fn default_level(self) -> i32 {
         match self {
-            Compression::Zstd => 3,
+            Compression::Zstd => 1,
             Compression::Gzip => 1,
             Compression::None => 0,
         }

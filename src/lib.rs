@@ -8,6 +8,7 @@
 //!
 //! - [`cli`]: the command-line types (clap), nothing else.
 //! - [`app`]: runs a parsed command line; maps failures to [`Error`].
+//! - [`cancel`]: SIGINT / SIGTERM as a request to stop at a safe point.
 //! - [`config`]: `snapguard.yml` + environment + flags → one validated `Config`.
 //! - [`db`]: connections (TLS), server version, database-level administration.
 //! - [`pgtools`]: finding `pg_dump` / `pg_restore` of the right major version.
@@ -21,6 +22,7 @@
 //! - [`exit_codes`]: the documented process exit codes.
 
 pub mod app;
+pub mod cancel;
 pub mod cli;
 pub mod codec;
 pub mod config;

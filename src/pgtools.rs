@@ -75,7 +75,7 @@ pub enum ToolError {
 pub fn find(program: Program, min_major: u32, bin_dir: Option<&Path>) -> Result<Tool, ToolError> {
     let dirs = match bin_dir {
         Some(d) => vec![d.to_path_buf()],
-        None => search_dirs(),
+        None => search_dirs(min_major),
     };
     let mut found = Vec::new();
     for dir in &dirs {
@@ -87,7 +87,13 @@ pub fn find(program: Program, min_major: u32, bin_dir: Option<&Path>) -> Result<
             .iter()
             .any(|(p, _): &(PathBuf, String)| same_file(p, &path));
         if let (Some(version), false) = (version_of(&path), duplicate) {
+            let exact = parse_major(&version) == Some(min_major);
             found.push((path, version));
+            if exact {
+                // The server's own major version: the best choice, so the
+                // remaining candidates need not be run.
+                break;
+            }
         }
     }
     let candidates: Vec<Tool> = found
@@ -127,10 +133,19 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn search_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
+/// The server's own major version's directory first, then `PATH`, then the
+/// other installed versions, newest first. On Debian `PATH` holds
+/// `pg_wrapper`, a Perl script that costs a few hundred milliseconds per
+/// call, so the real binaries are looked at first.
+fn search_dirs(preferred_major: u32) -> Vec<PathBuf> {
+    let mut dirs = vec![PathBuf::from(format!(
+        "/usr/lib/postgresql/{preferred_major}/bin"
+    ))];
+    dirs.extend(
+        std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+            .unwrap_or_default(),
+    );
     let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
@@ -142,7 +157,13 @@ fn search_dirs() -> Vec<PathBuf> {
         .collect();
     versioned.sort_by_key(|v| std::cmp::Reverse(v.0));
     dirs.extend(versioned.into_iter().map(|(_, d)| d));
-    dirs
+    let mut unique: Vec<PathBuf> = Vec::with_capacity(dirs.len());
+    for d in dirs {
+        if !unique.contains(&d) {
+            unique.push(d);
+        }
+    }
+    unique
 }
 
 /// Runs `program --version` and returns the version number it prints.

@@ -230,14 +230,15 @@ fn big_db(name: &str, rows: u32) -> String {
 #[test]
 fn pg_dump_killed_mid_stream_leaves_no_manifest_and_no_orphan_upload() {
     let db = big_db("f_killed", 300_000);
-    let bucket = s3().bucket("f-killed");
+    let s3 = S3Server::start();
+    let bucket = s3.bucket("f-killed");
     let tmp = tempfile::tempdir().unwrap();
     let bin = dying_pg_dump(tmp.path());
     let ws = Workspace::new(&format!(
         "database:\n  url: {}\n  pg_bin_dir: {}\nstore:\n  url: s3://{bucket}/prod\n  endpoint: {}\n  path_style: true\n  part_size: 5MiB\nsnapshot:\n  compression: none\n",
         pg().url(&db),
         bin.display(),
-        s3().endpoint
+        s3.endpoint
     ));
     let run = Run(ws.snapguard().arg("-v").arg("snapshot").output().unwrap());
     run.expect_code(1);
@@ -252,15 +253,11 @@ fn pg_dump_killed_mid_stream_leaves_no_manifest_and_no_orphan_upload() {
         "no part was uploaded before the kill:\n{}",
         run.stderr()
     );
+    assert!(s3.objects(&bucket).is_empty(), "{:?}", s3.objects(&bucket));
     assert!(
-        s3().objects(&bucket).is_empty(),
+        s3.pending_uploads().is_empty(),
         "{:?}",
-        s3().objects(&bucket)
-    );
-    assert!(
-        s3().pending_uploads().is_empty(),
-        "{:?}",
-        s3().pending_uploads()
+        s3.pending_uploads()
     );
     assert!(
         !ws.run(&["snapshots", "list", "--all"])
@@ -395,4 +392,66 @@ fn a_wrong_database_password_fails_preflight() {
         run.stderr()
     );
     assert!(!run.stderr().contains("not-the-password"));
+}
+
+#[test]
+fn sigterm_during_a_snapshot_aborts_the_upload() {
+    let db = big_db("f_sigterm", 120_000);
+    let s3 = S3Server::start();
+    let bucket = s3.bucket("f-sigterm");
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = pg().bin_dir();
+    // A pg_dump that writes 6 MB (more than one 5 MiB part), then stalls
+    // like a dump stuck behind a slow table.
+    let script = format!(
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then exec {real}/pg_dump --version; fi\n{real}/pg_dump \"$@\" | head -c 6000000\nexec sleep 60\n",
+        real = real.display()
+    );
+    std::fs::write(bin.join("pg_dump"), script).unwrap();
+    std::fs::set_permissions(bin.join("pg_dump"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(real.join("pg_restore"), bin.join("pg_restore")).unwrap();
+    let ws = Workspace::new(&format!(
+        "database:\n  url: {}\n  pg_bin_dir: {}\nstore:\n  url: s3://{bucket}/prod\n  endpoint: {}\n  path_style: true\n  part_size: 5MiB\nsnapshot:\n  compression: none\n",
+        pg().url(&db),
+        bin.display(),
+        s3.endpoint
+    ));
+    let child = ws
+        .snapguard()
+        .arg("snapshot")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !s3.pending_uploads().iter().any(|f| f.contains(".part-")) {
+        assert!(std::time::Instant::now() < deadline, "no part was uploaded");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let started = std::time::Instant::now();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let run = Run(child.wait_with_output().unwrap());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "cancelling took {:?}",
+        started.elapsed()
+    );
+    run.expect_code(1);
+    assert!(
+        run.stderr()
+            .contains("cancelled by a signal; the partial upload was discarded"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        s3.pending_uploads().is_empty(),
+        "{:?}",
+        s3.pending_uploads()
+    );
+    assert!(s3.objects(&bucket).is_empty(), "{:?}", s3.objects(&bucket));
 }

@@ -92,15 +92,16 @@ fn round_trip(ws: &Workspace, db: &str) {
 #[test]
 fn round_trip_through_s3() {
     let db = seeded_db("rt_s3");
-    let bucket = s3().bucket("rt-s3");
-    let ws = Workspace::new(&s3_config(&db, &bucket, ""));
+    let s3 = S3Server::start();
+    let bucket = s3.bucket("rt-s3");
+    let ws = Workspace::new(&s3.config(&db, &bucket, ""));
     round_trip(&ws, &db);
     assert!(
-        s3().objects(&bucket)
+        s3.objects(&bucket)
             .iter()
             .any(|k| k.ends_with("/manifest.json"))
     );
-    assert!(s3().pending_uploads().is_empty());
+    assert!(s3.pending_uploads().is_empty());
 }
 
 #[test]
@@ -181,4 +182,47 @@ fn the_archive_restores_by_hand_with_standard_tools() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(fingerprint(&format!("{db}_restored")), before);
+}
+
+#[test]
+fn a_dropped_database_is_restored_under_its_name() {
+    let db = seeded_db("rt_disaster");
+    let ws = Workspace::new(&fs_config(&db, ""));
+    let before = fingerprint(&db);
+    ws.run(&["snapshot"]).expect_code(0);
+    psql("postgres", &format!("DROP DATABASE {db}"));
+    ws.run(&["restore", "latest"]).expect_code(0);
+    assert_eq!(fingerprint(&db), before);
+    assert!(databases_like(&format!("{db}__")).is_empty());
+}
+
+#[test]
+fn no_owner_restores_without_owners_or_grants() {
+    let db = seeded_db("rt_noowner");
+    psql(
+        "postgres",
+        "DO $$ BEGIN CREATE ROLE sg_owner; EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+    );
+    psql(
+        &db,
+        "CREATE TABLE owned (x int); ALTER TABLE owned OWNER TO sg_owner",
+    );
+    let ws = Workspace::new(&fs_config(&db, ""));
+    ws.run(&["snapshot"]).expect_code(0);
+    ws.run(&["restore", "latest", "--to", "rt_noowner_copy", "--no-owner"])
+        .expect_code(0);
+    assert_eq!(
+        psql(
+            "rt_noowner_copy",
+            "SELECT tableowner FROM pg_tables WHERE tablename = 'owned'"
+        ),
+        "postgres"
+    );
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT tableowner FROM pg_tables WHERE tablename = 'owned'"
+        ),
+        "sg_owner"
+    );
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 
 use super::{CatalogError, Manifest, TransferError, download_verified, resolve, transfer};
+use crate::cancel::Cancel;
 use crate::db::{self, ConnInfo, DbError, Session, admin};
 use crate::pgtools::{self, Program, Tool, ToolError};
 use crate::process::{self, ProcessError};
@@ -66,6 +67,9 @@ pub enum RestoreError {
         #[source]
         source: ProcessError,
     },
+    /// A signal cancelled the restore.
+    #[error("cancelled by a signal before the swap")]
+    Cancelled,
     /// The restore failed and the partial database could not be dropped.
     #[error(
         "{original}; dropping the partial database `{database}` also failed ({cleanup}); drop it by hand: `DROP DATABASE \"{database}\"`"
@@ -261,7 +265,11 @@ impl RestorePlan {
     /// Until the final rename the original database is untouched: any
     /// failure before it drops the partial database and leaves everything as
     /// it was. The checksum is verified before any database is created.
-    pub async fn execute(self, store: &impl ObjectStore) -> Result<RestoreReport, RestoreFailure> {
+    pub async fn execute(
+        self,
+        store: &impl ObjectStore,
+        cancel: &Cancel,
+    ) -> Result<RestoreReport, RestoreFailure> {
         let started = Instant::now();
         let scratch = tempfile::Builder::new()
             .prefix("snapguard-restore-")
@@ -296,7 +304,12 @@ impl RestorePlan {
         admin::create_empty(&client, &self.restore_into, props)
             .await
             .map_err(|e| RestoreFailure::Verify(e.into()))?;
-        let restored = self.restore_into_new(&client, &archive).await;
+        // Dropping the restore on cancel kills pg_restore (`kill_on_drop`);
+        // the partial database is then dropped like on any other failure.
+        let restored = tokio::select! {
+            result = self.restore_into_new(&client, &archive) => result,
+            () = cancel.cancelled() => Err(RestoreError::Cancelled),
+        };
         let (pg_restore_seconds, analyze_seconds, skipped_roles) = match restored {
             Ok(r) => r,
             Err(e) => return Err(RestoreFailure::Restore(self.drop_partial(&client, e).await)),

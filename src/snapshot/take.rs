@@ -18,6 +18,7 @@ use super::{
     Manifest, SnapshotId, TransferError, dump_key, list_toc, manifest::MANIFEST_VERSION,
     manifest_key,
 };
+use crate::cancel::Cancel;
 use crate::codec::{self, CHANNEL_DEPTH, CHUNK};
 use crate::config::SnapshotConfig;
 use crate::db::{self, ConnInfo, DatabaseProperties, DbError, ServerVersion};
@@ -63,6 +64,9 @@ pub enum SnapshotError {
         "writing the manifest failed; the archive was deleted, so no incomplete snapshot is left"
     )]
     Manifest(#[source] StoreError),
+    /// A signal cancelled the snapshot.
+    #[error("cancelled by a signal; the partial upload was discarded and no manifest was written")]
+    Cancelled,
 }
 
 /// Context recorded in the manifest.
@@ -120,7 +124,11 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
     /// Takes the snapshot. On any failure nothing is left in the store that
     /// could be mistaken for a snapshot: the archive is aborted or deleted
     /// and no manifest is written.
-    pub async fn take(&self, request: &SnapshotRequest) -> Result<Manifest, SnapshotError> {
+    pub async fn take(
+        &self,
+        request: &SnapshotRequest,
+        cancel: &Cancel,
+    ) -> Result<Manifest, SnapshotError> {
         let client = db::connect(self.db).await?;
         let dbname = self.db.dbname();
         let properties = DatabaseProperties::read(&client, dbname)
@@ -140,7 +148,12 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
             .upload(&key)
             .await
             .map_err(SnapshotError::Upload)?;
-        let streamed = self.stream_dump(&mut upload).await;
+        // Dropping the pipeline on cancel kills pg_dump (`kill_on_drop`);
+        // the upload is then aborted below like any other failure.
+        let streamed = tokio::select! {
+            result = self.stream_dump(&mut upload) => result,
+            () = cancel.cancelled() => Err(SnapshotError::Cancelled),
+        };
         let encoded = match streamed {
             Ok(encoded) => encoded,
             Err(e) => {

@@ -158,13 +158,34 @@ pub struct S3Server {
     child: Child,
 }
 
-/// Starts `s3s-fs` on a free loopback port with SigV4 keys.
+/// The `s3s-fs` server shared by the tests of this binary.
 pub fn s3() -> &'static S3Server {
     static SERVER: OnceLock<S3Server> = OnceLock::new();
-    SERVER.get_or_init(|| {
-        let root = std::env::temp_dir().join(format!("snapguard-s3-{}", std::process::id()));
+    SERVER.get_or_init(S3Server::start)
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+impl S3Server {
+    /// Starts `s3s-fs` on a free loopback port with the shared test keys.
+    /// Tests that inspect multipart leftovers start their own, since part
+    /// files do not say which bucket they belong to.
+    pub fn start() -> S3Server {
+        static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let root = std::env::temp_dir().join(format!("snapguard-s3-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&root).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let access_key = "SGTESTACCESSKEY".to_owned();
         let secret_key = "sg-test-secret-key-do-not-log-4d2f".to_owned();
         let child = Command::new(s3s_fs_binary())
@@ -180,8 +201,14 @@ pub fn s3() -> &'static S3Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         spawn_reaper(child.id(), &root);
-        S3Server { endpoint: format!("http://127.0.0.1:{port}"), root, access_key, secret_key, child }
-    })
+        S3Server {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            root,
+            access_key,
+            secret_key,
+            child,
+        }
+    }
 }
 
 /// Kills `s3s-fs` and removes its directory when this test process exits
@@ -341,13 +368,21 @@ impl Run {
     }
 }
 
-/// A config for database `db` and an S3 bucket, plus extra YAML.
+/// A config for database `db` and a bucket on the shared S3 server, plus
+/// extra YAML.
 pub fn s3_config(db: &str, bucket: &str, extra: &str) -> String {
-    format!(
-        "database:\n  url: ${{TEST_DATABASE_URL:-{url}}}\nstore:\n  url: s3://{bucket}/prod\n  endpoint: {endpoint}\n  region: us-east-1\n  path_style: true\n{extra}",
-        url = pg().url(db),
-        endpoint = s3().endpoint,
-    )
+    s3().config(db, bucket, extra)
+}
+
+impl S3Server {
+    /// A config for database `db` and `bucket` on this server, plus extra YAML.
+    pub fn config(&self, db: &str, bucket: &str, extra: &str) -> String {
+        format!(
+            "database:\n  url: ${{TEST_DATABASE_URL:-{url}}}\nstore:\n  url: s3://{bucket}/prod\n  endpoint: {endpoint}\n  region: us-east-1\n  path_style: true\n{extra}",
+            url = pg().url(db),
+            endpoint = self.endpoint,
+        )
+    }
 }
 
 /// A config for database `db` and a local-directory store in the workspace.
