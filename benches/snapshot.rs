@@ -5,11 +5,15 @@
 //!
 //! Run it with `scripts/bench` (or `cargo bench --bench snapshot -- --help`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use snapguard::ephemeral::{EphemeralOptions, EphemeralServer};
+use snapguard::ephemeral::EphemeralServer;
+
+// The same throwaway PostgreSQL and s3s-fs fixtures as the tests.
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 struct Args {
     scales: Vec<u32>,
@@ -93,96 +97,9 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-struct S3 {
-    endpoint: String,
-    root: PathBuf,
-    child: std::process::Child,
-}
-
-impl Drop for S3 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
-const ACCESS_KEY: &str = "SGBENCHKEY";
-const SECRET_KEY: &str = "sg-bench-secret";
-
-fn start_s3() -> S3 {
-    let root = std::env::temp_dir().join(format!("snapguard-bench-s3-{}", std::process::id()));
-    std::fs::create_dir_all(root.join("bench")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let bin = std::env::var("S3S_FS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            let cargo_bin = PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo/bin/s3s-fs");
-            if cargo_bin.is_file() {
-                cargo_bin
-            } else {
-                "s3s-fs".into()
-            }
-        });
-    let child = Command::new(bin)
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--access-key",
-            ACCESS_KEY,
-            "--secret-key",
-            SECRET_KEY,
-        ])
-        .arg(&root)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start s3s-fs");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "s3s-fs did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    S3 {
-        endpoint: format!("http://127.0.0.1:{port}"),
-        root,
-        child,
-    }
-}
-
-fn psql(pg: &EphemeralServer, db: &str, sql: &str) -> String {
-    let out = Command::new(pg.bin_dir().join("psql"))
-        .args([
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            &pg.url(db),
-            "-c",
-            sql,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 fn build_database(pg: &EphemeralServer, scale: u32) {
-    psql(pg, "postgres", "DROP DATABASE IF EXISTS bench");
-    psql(pg, "postgres", "CREATE DATABASE bench");
+    common::psql("postgres", "DROP DATABASE IF EXISTS bench");
+    common::psql("postgres", "CREATE DATABASE bench");
     let out = Command::new(pg.bin_dir().join("pgbench"))
         .args(["-i", "-q", "-s", &scale.to_string(), &pg.url("bench")])
         .output()
@@ -193,8 +110,7 @@ fn build_database(pg: &EphemeralServer, scale: u32) {
         String::from_utf8_lossy(&out.stderr)
     );
     let rows = 1_500_000u64 * scale as u64 / 40;
-    psql(
-        pg,
+    common::psql(
         "bench",
         &format!(
             "CREATE TABLE docs (id bigserial PRIMARY KEY, body jsonb NOT NULL);
@@ -207,14 +123,14 @@ fn build_database(pg: &EphemeralServer, scale: u32) {
              CREATE INDEX docs_body_gin ON docs USING gin (body);"
         ),
     );
-    psql(pg, "bench", "VACUUM ANALYZE");
+    common::psql("bench", "VACUUM ANALYZE");
 }
 
 fn main() {
     let args = parse_args();
-    let pg =
-        EphemeralServer::start(&EphemeralOptions { major: Some(15) }).expect("start PostgreSQL");
-    let s3 = start_s3();
+    let pg = common::pg();
+    let s3 = common::S3Server::start();
+    s3.bucket("bench");
     let work = tempfile::tempdir().unwrap();
     let bin = pg.bin_dir().display().to_string();
     let snapguard = env!("CARGO_BIN_EXE_snapguard");
@@ -227,8 +143,8 @@ fn main() {
         ("PGPORT", pg.port().to_string()),
         ("PGUSER", "postgres".into()),
         ("PGPASSWORD", pg.password().into()),
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+        ("AWS_ACCESS_KEY_ID", s3.access_key.clone()),
+        ("AWS_SECRET_ACCESS_KEY", s3.secret_key.clone()),
         ("AWS_DEFAULT_REGION", "us-east-1".into()),
         ("AWS_EC2_METADATA_DISABLED", "true".into()),
         ("CI", "true".into()),
@@ -247,8 +163,8 @@ fn main() {
     let mut memory_rows = Vec::new();
     for &scale in &args.scales {
         eprintln!("building the scale-{scale} database…");
-        build_database(&pg, scale);
-        let size = psql(&pg, "bench", "SELECT pg_database_size('bench')")
+        build_database(pg, scale);
+        let size = common::psql("bench", "SELECT pg_database_size('bench')")
             .parse::<u64>()
             .unwrap();
         let mut floor = Vec::new();
@@ -306,9 +222,8 @@ fn main() {
                 .status()
                 .unwrap();
             assert!(unpack.success(), "zstd -d failed (apt-get install zstd)");
-            psql(&pg, "postgres", "DROP DATABASE IF EXISTS local_restore");
-            psql(
-                &pg,
+            common::psql("postgres", "DROP DATABASE IF EXISTS local_restore");
+            common::psql(
                 "postgres",
                 "CREATE DATABASE local_restore TEMPLATE template0",
             );
@@ -320,9 +235,9 @@ fn main() {
                 )
                 .seconds,
             );
-            psql(&pg, "postgres", "DROP DATABASE local_restore");
+            common::psql("postgres", "DROP DATABASE local_restore");
 
-            psql(&pg, "postgres", "DROP DATABASE IF EXISTS sg_restore");
+            common::psql("postgres", "DROP DATABASE IF EXISTS sg_restore");
             let r = measure(
                 &format!("{snapguard} restore {id} --to sg_restore --yes --no-analyze"),
                 &env,
@@ -330,7 +245,7 @@ fn main() {
             );
             sg_restore.push(r.seconds);
             restore_peak.push(r.peak_kib.unwrap_or(0));
-            psql(&pg, "postgres", "DROP DATABASE sg_restore");
+            common::psql("postgres", "DROP DATABASE sg_restore");
         }
         let f = median(floor);
         println!();

@@ -8,33 +8,13 @@
 //! Run it with `scripts/demo` (which installs PostgreSQL if it is missing).
 
 use std::path::Path;
-use std::process::Command;
 
 use clap::Parser;
 use snapguard::cli::Cli;
 use snapguard::ephemeral::{EphemeralOptions, EphemeralServer};
 
 fn psql(server: &EphemeralServer, db: &str, args: &[&str]) -> String {
-    let out = Command::new(server.bin_dir().join("psql"))
-        .args([
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            &server.url(db),
-        ])
-        .args(args)
-        .output()
-        .expect("run psql");
-    assert!(
-        out.status.success(),
-        "psql: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    server.psql(db, args).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn counts(server: &EphemeralServer) -> String {

@@ -185,6 +185,34 @@ impl EphemeralServer {
         &self.password
     }
 
+    /// Runs this server's `psql` on database `db` as the superuser, with
+    /// `ON_ERROR_STOP` and unaligned, tuples-only output; returns stdout.
+    pub fn psql(&self, db: &str, args: &[&str]) -> Result<String, ProcessError> {
+        let program = self.bin_dir.join("psql");
+        let mut all = vec!["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"];
+        let url = self.url(db);
+        all.push(&url);
+        all.extend_from_slice(args);
+        let command = format!("psql -d {db} {}", args.join(" "));
+        let out = Command::new(&program)
+            .args(&all)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| ProcessError::Spawn {
+                command: command.clone(),
+                source,
+            })?;
+        if !out.status.success() {
+            let stderr_tail = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            return Err(ProcessError::Exited {
+                command,
+                status: out.status,
+                stderr_tail,
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
     fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
     }

@@ -24,33 +24,8 @@ pub fn pg() -> &'static EphemeralServer {
 /// Runs SQL through `psql` against `db`, failing the test on error; returns
 /// stdout (unaligned, tuples only).
 pub fn psql(db: &str, sql: &str) -> String {
-    let out = psql_output(db, sql);
-    assert!(
-        out.status.success(),
-        "psql failed on {db}: {}\nSQL: {sql}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// Like [`psql`] but returns the raw output, for statements expected to fail.
-pub fn psql_output(db: &str, sql: &str) -> Output {
-    Command::new(pg().bin_dir().join("psql"))
-        .args([
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            &pg().url(db),
-            "-c",
-            sql,
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run psql")
+    pg().psql(db, &["-c", sql])
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Creates an empty database named `name` (dropping a leftover one).
@@ -68,24 +43,8 @@ pub fn create_db(name: &str) -> String {
 pub fn seeded_db(name: &str) -> String {
     create_db(name);
     let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed.sql");
-    let out = Command::new(pg().bin_dir().join("psql"))
-        .args([
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            &pg().url(name),
-            "-f",
-        ])
-        .arg(&seed)
-        .output()
-        .expect("run psql");
-    assert!(
-        out.status.success(),
-        "seeding failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pg().psql(name, &["-f", &seed.display().to_string()])
+        .unwrap_or_else(|e| panic!("seeding failed: {e}"));
     name.to_owned()
 }
 
