@@ -73,17 +73,17 @@ impl EphemeralServer {
         let dir = std::env::temp_dir().join(format!(
             "snapguard-pg-{}-{}",
             std::process::id(),
-            crate::snapshot::random_suffix()
+            crate::random::hex4()
         ));
         let io = |what, path: &Path| {
             let path = path.to_path_buf();
             move |source| EphemeralError::Io { what, path, source }
         };
         std::fs::create_dir(&dir).map_err(io("creating", &dir))?;
+        // A throwaway server on loopback: 64 random bits are plenty.
         let password = format!(
-            "sg{}{}",
-            crate::snapshot::random_suffix(),
-            crate::snapshot::random_suffix()
+            "sg{}",
+            (0..4).map(|_| crate::random::hex4()).collect::<String>()
         );
         let pwfile = dir.join("pwfile");
         std::fs::write(&pwfile, &password).map_err(io("writing", &pwfile))?;

@@ -13,6 +13,7 @@
 //! - [`db`]: connections (TLS), server version, database-level administration.
 //! - [`pgtools`]: finding `pg_dump` / `pg_restore` of the right major version.
 //! - [`process`]: child-process errors and stderr capture.
+//! - [`random`]: short random suffixes for ids and temporary names.
 //! - [`store`]: the object store seam; S3 and local-directory implementations.
 //! - [`snapshot`]: ids, manifests, taking, listing, verifying and restoring snapshots.
 //! - [`codec`]: compression and hashing of the archive stream, off the async threads.
@@ -34,6 +35,7 @@ pub mod logging;
 pub mod pgtools;
 pub mod process;
 pub mod progress;
+pub mod random;
 pub mod snapshot;
 pub mod store;
 

@@ -455,3 +455,62 @@ fn sigterm_during_a_snapshot_aborts_the_upload() {
     );
     assert!(s3.objects(&bucket).is_empty(), "{:?}", s3.objects(&bucket));
 }
+
+/// A `pg_bin_dir` whose `pg_dump` runs `filter` on the real dump's output.
+fn filtered_pg_dump(dir: &Path, filter: &str) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = pg().bin_dir();
+    let script = format!(
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then exec {real}/pg_dump --version; fi\n{real}/pg_dump \"$@\" | {filter}\n",
+        real = real.display()
+    );
+    std::fs::write(bin.join("pg_dump"), script).unwrap();
+    std::fs::set_permissions(bin.join("pg_dump"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(real.join("pg_restore"), bin.join("pg_restore")).unwrap();
+    bin
+}
+
+#[test]
+fn the_store_going_down_mid_upload_fails_without_a_manifest() {
+    let db = big_db("f_store_down", 150_000);
+    let mut s3 = S3Server::start();
+    let bucket = s3.bucket("f-store-down");
+    let tmp = tempfile::tempdir().unwrap();
+    // 6 MB, a pause (the store dies then), then the rest of the dump.
+    let bin = filtered_pg_dump(tmp.path(), "{ head -c 6000000; sleep 3; cat; }");
+    let ws = Workspace::new(&format!(
+        "database:\n  url: {}\n  pg_bin_dir: {}\nstore:\n  url: s3://{bucket}/prod\n  endpoint: {}\n  path_style: true\n  part_size: 5MiB\nsnapshot:\n  compression: none\n",
+        pg().url(&db),
+        bin.display(),
+        s3.endpoint
+    ));
+    let child = ws
+        .snapguard()
+        .arg("snapshot")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !s3.pending_uploads().iter().any(|f| f.contains(".part-")) {
+        assert!(std::time::Instant::now() < deadline, "no part was uploaded");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    s3.stop();
+    let run = Run(child.wait_with_output().unwrap());
+    run.expect_code(1);
+    assert!(
+        run.stderr()
+            .contains("uploading the archive failed; no manifest was written"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        !s3.objects(&bucket)
+            .iter()
+            .any(|k| k.ends_with("manifest.json")),
+        "{:?}",
+        s3.objects(&bucket)
+    );
+}

@@ -1,8 +1,6 @@
 //! Snapshot ids: `20261121T050342Z-shop-3fa9`, sorting by time.
 
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -33,7 +31,7 @@ impl SnapshotId {
         SnapshotId(format!(
             "{}-{name}-{}",
             at.format("%Y%m%dT%H%M%SZ"),
-            random_suffix()
+            crate::random::hex4()
         ))
     }
 
@@ -86,22 +84,6 @@ impl From<SnapshotId> for String {
     fn from(id: SnapshotId) -> String {
         id.0
     }
-}
-
-/// Four random hex digits. Uniqueness within a second is all that is needed,
-/// so the standard library's randomly keyed hasher suffices.
-pub fn random_suffix() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.write_u32(std::process::id());
-    format!("{:04x}", h.finish() & 0xffff)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub mod restore;
 pub mod take;
 mod transfer;
 
-pub use id::{SnapshotId, random_suffix};
+pub use id::SnapshotId;
 pub use manifest::Manifest;
 pub use transfer::{TransferError, download_decoded, download_verified, list_toc, list_toc_file};
 

@@ -52,9 +52,7 @@ pub enum SnapshotError {
     #[error("reading pg_dump's output failed; the partial upload was discarded")]
     Read(#[source] std::io::Error),
     /// The upload failed and was aborted.
-    #[error(
-        "uploading the archive failed; the partial upload was discarded and no manifest was written"
-    )]
+    #[error("uploading the archive failed; no manifest was written")]
     Upload(#[source] StoreError),
     /// The stored archive does not read back.
     #[error("the stored archive failed its check and was deleted; no manifest was written")]
@@ -158,7 +156,7 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
             Ok(encoded) => encoded,
             Err(e) => {
                 if let Err(abort) = upload.abort().await {
-                    tracing::warn!(error = %abort, "aborting the partial upload failed");
+                    tracing::warn!(error = %abort, "aborting the partial upload failed; a bucket lifecycle rule that removes incomplete multipart uploads cleans such parts up");
                 }
                 return Err(e);
             }
@@ -179,13 +177,8 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
                 Ok(n) if n > 0 => n,
                 Ok(_) => {
                     self.discard(&key).await;
-                    return Err(SnapshotError::Check(TransferError::Toc {
+                    return Err(SnapshotError::Check(TransferError::EmptyToc {
                         uri: self.store.uri(&key),
-                        source: ProcessError::Exited {
-                            command: format!("{} -l", self.pg_restore.path.display()),
-                            status: std::process::ExitStatus::default(),
-                            stderr_tail: "the table of contents is empty".into(),
-                        },
                     }));
                 }
                 Err(e) => {

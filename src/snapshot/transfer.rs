@@ -57,6 +57,12 @@ pub enum TransferError {
         /// Downloaded.
         actual_bytes: u64,
     },
+    /// `pg_restore -l` read the archive but found nothing in it.
+    #[error("the archive `{uri}` has an empty table of contents")]
+    EmptyToc {
+        /// The archive.
+        uri: String,
+    },
     /// `pg_restore -l` cannot read the archive.
     #[error("`pg_restore -l` cannot read the archive `{uri}`")]
     Toc {

@@ -40,10 +40,7 @@ fn temp_path(target: &Path) -> PathBuf {
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("object");
-    target.with_file_name(format!(
-        "{TMP_PREFIX}{}-{name}",
-        crate::snapshot::random_suffix()
-    ))
+    target.with_file_name(format!("{TMP_PREFIX}{}-{name}", crate::random::hex4()))
 }
 
 async fn create_parent(path: &Path) -> Result<(), StoreError> {
@@ -63,10 +60,7 @@ impl ObjectStore for FsStore {
     }
 
     async fn check_writable(&self) -> Result<(), StoreError> {
-        let probe = self.path(&format!(
-            "{TMP_PREFIX}probe-{}",
-            crate::snapshot::random_suffix()
-        ));
+        let probe = self.path(&format!("{TMP_PREFIX}probe-{}", crate::random::hex4()));
         create_parent(&probe).await?;
         tokio::fs::write(&probe, b"snapguard")
             .await

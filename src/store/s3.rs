@@ -156,7 +156,7 @@ impl ObjectStore for S3Store {
                 other => return Err(other),
             }
         }
-        let key = format!(".snapguard-probe-{}", crate::snapshot::random_suffix());
+        let key = format!(".snapguard-probe-{}", crate::random::hex4());
         self.put(&key, Bytes::from_static(b"snapguard")).await?;
         self.delete(&key).await
     }

@@ -202,6 +202,12 @@ fn s3s_fs_binary() -> PathBuf {
 }
 
 impl S3Server {
+    /// Stops the server, as an outage would; its files stay for inspection.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Creates a bucket (a directory to `s3s-fs`) and returns its name.
     pub fn bucket(&self, name: &str) -> String {
         std::fs::create_dir_all(self.root.join(name)).unwrap();
