@@ -199,18 +199,7 @@ fn main() {
             );
             snap.push(s.seconds);
             snap_peak.push(s.peak_kib.unwrap_or(0));
-            let out = std::fs::read_to_string(work.path().join("snapshot.out")).unwrap();
-            let id = out
-                .lines()
-                .find_map(|l| l.strip_prefix("snapshot "))
-                .unwrap()
-                .trim()
-                .to_owned();
-            let object = s3
-                .root
-                .join("bench/snapguard/snapshots")
-                .join(&id)
-                .join("dump");
+            let (id, object) = last_snapshot(work.path(), &s3);
             stored = std::fs::metadata(&object).unwrap().len();
 
             // The same archive, decompressed to a local file, restored by pg_restore alone.
@@ -333,21 +322,9 @@ fn main() {
                 &env,
                 work.path(),
             );
-            let out = std::fs::read_to_string(work.path().join("snapshot.out")).unwrap();
-            let id = out
-                .lines()
-                .find_map(|l| l.strip_prefix("snapshot "))
+            let bytes = std::fs::metadata(last_snapshot(work.path(), &s3).1)
                 .unwrap()
-                .trim()
-                .to_owned();
-            let bytes = std::fs::metadata(
-                s3.root
-                    .join("bench/snapguard/snapshots")
-                    .join(&id)
-                    .join("dump"),
-            )
-            .unwrap()
-            .len();
+                .len();
             println!(
                 "  {compression:<5} level {level}: {:>6.2} s ({:.2} × floor), size {:.2} × default",
                 s.seconds,
@@ -367,6 +344,24 @@ fn main() {
             mib(restore)
         );
     }
+}
+
+/// The id printed by the last `snapguard snapshot > snapshot.out`, and
+/// where `s3s-fs` keeps its archive.
+fn last_snapshot(work: &Path, s3: &common::S3Server) -> (String, std::path::PathBuf) {
+    let out = std::fs::read_to_string(work.join("snapshot.out")).unwrap();
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("snapshot "))
+        .expect("a snapshot id")
+        .trim()
+        .to_owned();
+    let object = s3
+        .root
+        .join("bench/snapguard/snapshots")
+        .join(&id)
+        .join("dump");
+    (id, object)
 }
 
 fn which(program: &str) -> Option<String> {

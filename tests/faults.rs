@@ -198,20 +198,49 @@ fn a_missing_bucket_is_named() {
     );
 }
 
-/// A directory with a `pg_dump` that writes part of a real dump, then is
-/// killed, and the real `pg_restore`.
-fn dying_pg_dump(dir: &Path) -> PathBuf {
+/// A `pg_bin_dir` whose `pg_dump` runs the real one into `filter` (shell
+/// text after a pipe, e.g. `head -c 6000000; kill -9 $$`), and the real
+/// `pg_restore`.
+fn filtered_pg_dump(dir: &Path, filter: &str) -> PathBuf {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let real = pg().bin_dir();
     let script = format!(
-        "#!/bin/sh\nif [ \"$1\" = --version ]; then exec {real}/pg_dump --version; fi\n{real}/pg_dump \"$@\" | head -c 12000000\nkill -9 $$\n",
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then exec {real}/pg_dump --version; fi\n{real}/pg_dump \"$@\" | {filter}\n",
         real = real.display()
     );
     std::fs::write(bin.join("pg_dump"), script).unwrap();
     std::fs::set_permissions(bin.join("pg_dump"), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::os::unix::fs::symlink(real.join("pg_restore"), bin.join("pg_restore")).unwrap();
     bin
+}
+
+/// A config streaming uncompressed into 5 MiB parts on `s3`, with `bin` as
+/// the `pg_bin_dir`.
+fn streaming_config(db: &str, bin: &Path, s3: &S3Server, bucket: &str) -> String {
+    format!(
+        "database:\n  url: {}\n  pg_bin_dir: {}\nstore:\n  url: s3://{bucket}/prod\n  endpoint: {}\n  path_style: true\n  part_size: 5MiB\nsnapshot:\n  compression: none\n",
+        pg().url(db),
+        bin.display(),
+        s3.endpoint
+    )
+}
+
+/// Starts `snapguard snapshot` and returns once its first part is stored.
+fn snapshot_until_first_part(ws: &Workspace, s3: &S3Server) -> std::process::Child {
+    let child = ws
+        .snapguard()
+        .arg("snapshot")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !s3.pending_uploads().iter().any(|f| f.contains(".part-")) {
+        assert!(std::time::Instant::now() < deadline, "no part was uploaded");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
 }
 
 /// Enough incompressible-ish data that the dump spans several 5 MiB parts.
@@ -233,13 +262,9 @@ fn pg_dump_killed_mid_stream_leaves_no_manifest_and_no_orphan_upload() {
     let s3 = S3Server::start();
     let bucket = s3.bucket("f-killed");
     let tmp = tempfile::tempdir().unwrap();
-    let bin = dying_pg_dump(tmp.path());
-    let ws = Workspace::new(&format!(
-        "database:\n  url: {}\n  pg_bin_dir: {}\nstore:\n  url: s3://{bucket}/prod\n  endpoint: {}\n  path_style: true\n  part_size: 5MiB\nsnapshot:\n  compression: none\n",
-        pg().url(&db),
-        bin.display(),
-        s3.endpoint
-    ));
+    // 12 MB of a real dump (two parts' worth), then pg_dump is killed.
+    let bin = filtered_pg_dump(tmp.path(), "head -c 12000000; kill -9 $$");
+    let ws = Workspace::new(&streaming_config(&db, &bin, &s3, &bucket));
     let run = Run(ws.snapguard().arg("-v").arg("snapshot").output().unwrap());
     run.expect_code(1);
     assert!(
@@ -400,36 +425,11 @@ fn sigterm_during_a_snapshot_aborts_the_upload() {
     let s3 = S3Server::start();
     let bucket = s3.bucket("f-sigterm");
     let tmp = tempfile::tempdir().unwrap();
-    let bin = tmp.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let real = pg().bin_dir();
-    // A pg_dump that writes 6 MB (more than one 5 MiB part), then stalls
-    // like a dump stuck behind a slow table.
-    let script = format!(
-        "#!/bin/sh\nif [ \"$1\" = --version ]; then exec {real}/pg_dump --version; fi\n{real}/pg_dump \"$@\" | head -c 6000000\nexec sleep 60\n",
-        real = real.display()
-    );
-    std::fs::write(bin.join("pg_dump"), script).unwrap();
-    std::fs::set_permissions(bin.join("pg_dump"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::os::unix::fs::symlink(real.join("pg_restore"), bin.join("pg_restore")).unwrap();
-    let ws = Workspace::new(&format!(
-        "database:\n  url: {}\n  pg_bin_dir: {}\nstore:\n  url: s3://{bucket}/prod\n  endpoint: {}\n  path_style: true\n  part_size: 5MiB\nsnapshot:\n  compression: none\n",
-        pg().url(&db),
-        bin.display(),
-        s3.endpoint
-    ));
-    let child = ws
-        .snapguard()
-        .arg("snapshot")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !s3.pending_uploads().iter().any(|f| f.contains(".part-")) {
-        assert!(std::time::Instant::now() < deadline, "no part was uploaded");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    // 6 MB (more than one 5 MiB part), then a stall like a dump stuck
+    // behind a slow table.
+    let bin = filtered_pg_dump(tmp.path(), "{ head -c 6000000; exec sleep 60; }");
+    let ws = Workspace::new(&streaming_config(&db, &bin, &s3, &bucket));
+    let child = snapshot_until_first_part(&ws, &s3);
     let started = std::time::Instant::now();
     std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -456,21 +456,6 @@ fn sigterm_during_a_snapshot_aborts_the_upload() {
     assert!(s3.objects(&bucket).is_empty(), "{:?}", s3.objects(&bucket));
 }
 
-/// A `pg_bin_dir` whose `pg_dump` runs `filter` on the real dump's output.
-fn filtered_pg_dump(dir: &Path, filter: &str) -> PathBuf {
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let real = pg().bin_dir();
-    let script = format!(
-        "#!/bin/sh\nif [ \"$1\" = --version ]; then exec {real}/pg_dump --version; fi\n{real}/pg_dump \"$@\" | {filter}\n",
-        real = real.display()
-    );
-    std::fs::write(bin.join("pg_dump"), script).unwrap();
-    std::fs::set_permissions(bin.join("pg_dump"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::os::unix::fs::symlink(real.join("pg_restore"), bin.join("pg_restore")).unwrap();
-    bin
-}
-
 #[test]
 fn the_store_going_down_mid_upload_fails_without_a_manifest() {
     let db = big_db("f_store_down", 150_000);
@@ -479,24 +464,8 @@ fn the_store_going_down_mid_upload_fails_without_a_manifest() {
     let tmp = tempfile::tempdir().unwrap();
     // 6 MB, a pause (the store dies then), then the rest of the dump.
     let bin = filtered_pg_dump(tmp.path(), "{ head -c 6000000; sleep 3; cat; }");
-    let ws = Workspace::new(&format!(
-        "database:\n  url: {}\n  pg_bin_dir: {}\nstore:\n  url: s3://{bucket}/prod\n  endpoint: {}\n  path_style: true\n  part_size: 5MiB\nsnapshot:\n  compression: none\n",
-        pg().url(&db),
-        bin.display(),
-        s3.endpoint
-    ));
-    let child = ws
-        .snapguard()
-        .arg("snapshot")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !s3.pending_uploads().iter().any(|f| f.contains(".part-")) {
-        assert!(std::time::Instant::now() < deadline, "no part was uploaded");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let ws = Workspace::new(&streaming_config(&db, &bin, &s3, &bucket));
+    let child = snapshot_until_first_part(&ws, &s3);
     s3.stop();
     let run = Run(child.wait_with_output().unwrap());
     run.expect_code(1);
