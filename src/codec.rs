@@ -7,8 +7,9 @@
 
 use std::io::{self, Write};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -19,6 +20,23 @@ pub const CHUNK: usize = 1024 * 1024;
 
 /// How many chunks may wait in each channel.
 pub const CHANNEL_DEPTH: usize = 8;
+
+/// Reads the next chunk of up to [`CHUNK`] bytes from `reader`, or `None` at
+/// the end. A pipe yields at most 64 KiB per read; gathering them into
+/// `buf` (which is reused and never zero-filled) keeps the per-chunk costs
+/// of the stages after it low.
+pub async fn next_chunk<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+) -> io::Result<Option<Bytes>> {
+    buf.reserve(CHUNK.saturating_sub(buf.capacity()));
+    while buf.len() < CHUNK {
+        if reader.read_buf(buf).await? == 0 {
+            break;
+        }
+    }
+    Ok((!buf.is_empty()).then(|| buf.split().freeze()))
+}
 
 /// What an encoder produced.
 #[derive(Debug, Clone)]
@@ -269,7 +287,13 @@ pub fn spawn_decoder<W: Write + Send + 'static>(
                 && let Err(e) = decoder.write_all(&chunk)
             {
                 failure = Some(e);
+                if decoder_sink_failure(&decoder) == Some(io::ErrorKind::BrokenPipe) {
+                    // The reader has what it wanted; stop the download.
+                    break;
+                }
             }
+            // After bad input, keep hashing the rest: a checksum mismatch
+            // explains a decompression error and is reported instead.
         }
         let (raw_bytes, sink_failed) = match failure {
             None => match decoder.finish() {
@@ -360,6 +384,18 @@ mod tests {
                 assert!(enc.stored_bytes < enc.raw_bytes, "{c} did not compress");
             }
         }
+    }
+
+    #[tokio::test]
+    async fn chunks_are_gathered_to_full_size() {
+        let data = vec![7u8; 2 * CHUNK + 5];
+        let mut reader = &data[..];
+        let mut buf = BytesMut::new();
+        let mut sizes = Vec::new();
+        while let Some(chunk) = next_chunk(&mut reader, &mut buf).await.unwrap() {
+            sizes.push(chunk.len());
+        }
+        assert_eq!(sizes, vec![CHUNK, CHUNK, 5]);
     }
 
     #[tokio::test]

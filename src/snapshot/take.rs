@@ -9,9 +9,8 @@
 use std::process::Stdio;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use chrono::Utc;
-use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use super::{
@@ -19,7 +18,7 @@ use super::{
     manifest_key,
 };
 use crate::cancel::Cancel;
-use crate::codec::{self, CHANNEL_DEPTH, CHUNK};
+use crate::codec::{self, CHANNEL_DEPTH};
 use crate::config::SnapshotConfig;
 use crate::db::{self, ConnInfo, DatabaseProperties, DbError, ServerVersion};
 use crate::pgtools::{self, Program, Tool, ToolError};
@@ -272,14 +271,13 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
             let mut progress = Progress::start("dump", None);
             // `Ok(true)`: read to the end; `Ok(false)`: the encoder stopped
             // taking data because something downstream failed.
+            let mut buf = BytesMut::new();
             let result = loop {
-                let mut buf = vec![0u8; CHUNK];
-                match stdout.read(&mut buf).await {
-                    Ok(0) => break Ok(true),
-                    Ok(n) => {
-                        buf.truncate(n);
-                        progress.add(n as u64);
-                        if raw_tx.send(Bytes::from(buf)).await.is_err() {
+                match codec::next_chunk(&mut stdout, &mut buf).await {
+                    Ok(None) => break Ok(true),
+                    Ok(Some(chunk)) => {
+                        progress.add(chunk.len() as u64);
+                        if raw_tx.send(chunk).await.is_err() {
                             break Ok(false);
                         }
                     }

@@ -6,11 +6,10 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use bytes::Bytes;
-use tokio::io::AsyncReadExt;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
-use crate::codec::{self, CHANNEL_DEPTH, CHUNK, DecodeError, Decoded};
+use crate::codec::{self, CHANNEL_DEPTH, DecodeError, Decoded};
 use crate::config::Compression;
 use crate::pgtools::Tool;
 use crate::process::ProcessError;
@@ -88,21 +87,20 @@ pub async fn download_decoded<W: Write + Send + 'static>(
     let decoder = codec::spawn_decoder(compression, rx, sink);
     let mut progress = progress;
     let mut read_error = None;
+    let mut buf = BytesMut::new();
     loop {
-        let mut buf = vec![0u8; CHUNK];
-        let n = match reader.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => n,
+        let chunk = match codec::next_chunk(&mut reader, &mut buf).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
             Err(e) => {
                 read_error = Some(e);
                 break;
             }
         };
-        buf.truncate(n);
         if let Some(p) = progress.as_mut() {
-            p.add(n as u64);
+            p.add(chunk.len() as u64);
         }
-        if tx.send(Bytes::from(buf)).await.is_err() {
+        if tx.send(chunk).await.is_err() {
             break;
         }
     }
