@@ -213,7 +213,8 @@ impl EphemeralServer {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
-    fn data_dir(&self) -> PathBuf {
+    /// The data directory (owned by the server's user).
+    pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
     }
 

@@ -173,13 +173,7 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
 
         let toc_entries =
             match list_toc(self.store, &key, self.config.compression, &self.pg_restore).await {
-                Ok(n) if n > 0 => n,
-                Ok(_) => {
-                    self.discard(&key).await;
-                    return Err(SnapshotError::Check(TransferError::EmptyToc {
-                        uri: self.store.uri(&key),
-                    }));
-                }
+                Ok(n) => n,
                 Err(e) => {
                     self.discard(&key).await;
                     return Err(SnapshotError::Check(e));

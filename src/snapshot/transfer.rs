@@ -56,9 +56,9 @@ pub enum TransferError {
         /// Downloaded.
         actual_bytes: u64,
     },
-    /// `pg_restore -l` read the archive but found nothing in it.
-    #[error("the archive `{uri}` has an empty table of contents")]
-    EmptyToc {
+    /// `pg_restore -l` exited cleanly but printed no archive header.
+    #[error("`pg_restore -l` does not list `{uri}` as a custom-format archive")]
+    NotCustomFormat {
         /// The archive.
         uri: String,
     },
@@ -214,7 +214,7 @@ pub async fn list_toc(
         });
     }
     transfer?;
-    Ok(count_entries(&listing))
+    count_entries(&listing).ok_or(TransferError::NotCustomFormat { uri })
 }
 
 /// Runs `pg_restore -l` on a local archive and returns the number of entries.
@@ -245,12 +245,38 @@ pub async fn list_toc_file(path: &Path, pg_restore: &Tool) -> Result<usize, Tran
             },
         });
     }
-    Ok(count_entries(&String::from_utf8_lossy(&out.stdout)))
+    count_entries(&String::from_utf8_lossy(&out.stdout))
+        .ok_or(TransferError::NotCustomFormat { uri })
 }
 
-fn count_entries(listing: &str) -> usize {
-    listing
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
-        .count()
+/// The number of entries in a `pg_restore -l` listing, or `None` when the
+/// listing lacks the archive header. An empty database has no entries at
+/// all, so the header is what proves the archive was read.
+fn count_entries(listing: &str) -> Option<usize> {
+    if !listing.lines().any(|l| {
+        l.trim_start_matches([';', ' '])
+            .starts_with("Format: CUSTOM")
+    }) {
+        return None;
+    }
+    Some(
+        listing
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
+            .count(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_entries;
+
+    #[test]
+    fn a_listing_needs_the_archive_header() {
+        let empty_db = ";\n; Archive created at 2026-11-21 06:25:44 UTC\n;     dbname: postgres\n;     Format: CUSTOM\n;\n;\n; Selected TOC Entries:\n;\n";
+        assert_eq!(count_entries(empty_db), Some(0));
+        let with_table = format!("{empty_db}215; 1259 16385 TABLE public users postgres\n");
+        assert_eq!(count_entries(&with_table), Some(1));
+        assert_eq!(count_entries(""), None);
+    }
 }
