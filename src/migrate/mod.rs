@@ -1,0 +1,5 @@
+//! The migration engine (issue 3), being built in steps. So far: the SQL
+//! statement splitter that migrations running outside a transaction need.
+//! Nothing here is reachable from the command line yet.
+
+pub mod split;
