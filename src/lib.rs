@@ -18,7 +18,7 @@
 //! - [`snapshot`]: ids, manifests, taking, listing, verifying and restoring snapshots.
 //! - [`codec`]: compression and hashing of the archive stream, off the async threads.
 //! - [`progress`]: byte counts and rates, as a bar or as periodic log lines.
-//! - [`migrate`]: the migration engine, in progress (the statement splitter so far).
+//! - [`migrate`]: the migration engine, in progress: folder formats and the statement splitter so far.
 //! - [`logging`]: `tracing` output for terminals, CI logs and machines.
 //! - [`ephemeral`]: a throwaway local PostgreSQL server.
 //! - [`exit_codes`]: the documented process exit codes.

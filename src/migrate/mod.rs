@@ -1,5 +1,7 @@
-//! The migration engine (issue 3), being built in steps. So far: the SQL
-//! statement splitter that migrations running outside a transaction need.
-//! Nothing here is reachable from the command line yet.
+//! The migration engine (issue 3), being built in steps. So far: reading
+//! migration folders in six formats, and the SQL statement splitter that
+//! migrations running outside a transaction need. Nothing here is reachable
+//! from the command line yet.
 
+pub mod source;
 pub mod split;

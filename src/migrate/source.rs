@@ -1,0 +1,758 @@
+//! Reading a migrations folder in any of the layouts teams already have:
+//! snapguard's own, golang-migrate, dbmate, sqlx, diesel and Flyway.
+//!
+//! | format | files | run outside a transaction |
+//! |---|---|---|
+//! | snapguard | `<version>_<name>.sql` | `-- snapguard:no-transaction` |
+//! | sqlx | `<version>_<name>.sql` or `.up.sql` | `-- no-transaction` on the first line |
+//! | golang-migrate | `<version>_<name>.up.sql` (+ `.down.sql`) | — |
+//! | dbmate | `<version>_<name>.sql` with `-- migrate:up` / `-- migrate:down` | `-- migrate:up transaction:false` |
+//! | diesel | `<timestamp>_<name>/up.sql` (+ `down.sql`) | `run_in_transaction = false` in `metadata.toml` |
+//! | Flyway | `V<1.2.3>__<name>.sql`, repeatable `R__<name>.sql` | `executeInTransaction=false` in `<file>.conf` |
+//!
+//! In every format, `-- snapguard:statement-timeout 15m`,
+//! `-- snapguard:lock-timeout 2s` and `-- snapguard:no-transaction` comment
+//! lines set per-migration options. Down migrations are read past, never
+//! run: a deploy rolls back by restoring the snapshot.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::split;
+
+/// A migrations layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// `<version>_<name>.sql`.
+    Snapguard,
+    /// `<version>_<name>.up.sql`.
+    GolangMigrate,
+    /// `-- migrate:up` sections.
+    Dbmate,
+    /// `<version>_<name>.sql` / `.up.sql` with `-- no-transaction`.
+    Sqlx,
+    /// `<timestamp>_<name>/up.sql`.
+    Diesel,
+    /// `V<version>__<name>.sql`, `R__<name>.sql`.
+    Flyway,
+}
+
+impl Format {
+    /// Parses the `migrations.format` value (`auto` is `None`).
+    pub fn parse(s: &str) -> Result<Option<Format>, String> {
+        Ok(Some(match s {
+            "auto" => return Ok(None),
+            "snapguard" => Format::Snapguard,
+            "golang-migrate" => Format::GolangMigrate,
+            "dbmate" => Format::Dbmate,
+            "sqlx" => Format::Sqlx,
+            "diesel" => Format::Diesel,
+            "flyway" => Format::Flyway,
+            other => {
+                return Err(format!(
+                    "unknown migrations format `{other}`; expected auto, snapguard, golang-migrate, dbmate, sqlx, diesel or flyway"
+                ));
+            }
+        }))
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Snapguard => "snapguard",
+            Format::GolangMigrate => "golang-migrate",
+            Format::Dbmate => "dbmate",
+            Format::Sqlx => "sqlx",
+            Format::Diesel => "diesel",
+            Format::Flyway => "flyway",
+        })
+    }
+}
+
+/// A migration version: the digits of an integer or timestamp, or Flyway's
+/// dotted `1.2.10`, compared part by part as numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Version {
+    raw: String,
+    parts: Vec<u128>,
+}
+
+impl Version {
+    /// Parses `42`, `20261121050342` or `1.2.10` (`1_2_10` in Flyway names).
+    pub fn parse(raw: &str) -> Option<Version> {
+        let parts: Option<Vec<u128>> = raw.split(['.', '_']).map(|p| p.parse().ok()).collect();
+        let parts = parts?;
+        (!parts.is_empty()).then(|| Version {
+            raw: raw.to_owned(),
+            parts,
+        })
+    }
+
+    /// The version as written.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+}
+
+impl Ord for Version {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.parts
+            .cmp(&other.parts)
+            .then_with(|| self.raw.cmp(&other.raw))
+    }
+}
+
+impl PartialOrd for Version {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+/// Per-migration options from directives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directives {
+    /// Run inside a transaction (the default).
+    pub transaction: bool,
+    /// `statement_timeout` for this migration.
+    pub statement_timeout: Option<Duration>,
+    /// `lock_timeout` for this migration.
+    pub lock_timeout: Option<Duration>,
+}
+
+impl Default for Directives {
+    fn default() -> Self {
+        Directives {
+            transaction: true,
+            statement_timeout: None,
+            lock_timeout: None,
+        }
+    }
+}
+
+/// One migration read from disk.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    /// Its version; `None` for a Flyway repeatable migration.
+    pub version: Option<Version>,
+    /// The name part of the file name.
+    pub name: String,
+    /// The file holding the SQL, relative to the migrations folder.
+    pub path: PathBuf,
+    /// The SQL to apply.
+    pub sql: String,
+    /// The 1-based line of the file where `sql` starts.
+    pub first_line: usize,
+    /// Options.
+    pub directives: Directives,
+    /// SHA-256 of `sql`, lowercase hex: a change after applying is drift.
+    pub checksum: String,
+}
+
+/// A migrations folder is not usable; every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The folder cannot be read.
+    #[error("cannot read the migrations folder `{}`", path.display())]
+    Read {
+        /// The folder or file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file name does not fit the format.
+    #[error("`{}`: the name does not fit the {format} format ({expected})", path.display())]
+    BadName {
+        /// The file.
+        path: PathBuf,
+        /// The format.
+        format: Format,
+        /// What a name should look like.
+        expected: &'static str,
+    },
+    /// The folder's layout matches no format.
+    #[error("`{}`: cannot tell the migrations format from `{}`; set `migrations.format`", dir.display(), example.display())]
+    Undetectable {
+        /// The folder.
+        dir: PathBuf,
+        /// A file that did not help.
+        example: PathBuf,
+    },
+    /// Two migrations share a version.
+    #[error("`{}` and `{}` both have version {version}", first.display(), second.display())]
+    DuplicateVersion {
+        /// The version.
+        version: String,
+        /// One file.
+        first: PathBuf,
+        /// The other.
+        second: PathBuf,
+    },
+    /// A migration has no SQL.
+    #[error("`{}` is empty", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A dbmate file without its `-- migrate:up` section.
+    #[error("`{}` has no `-- migrate:up` section", path.display())]
+    MissingUp {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A directive that snapguard does not know, or with a bad value.
+    #[error("`{}:{line}`: {message}", path.display())]
+    BadDirective {
+        /// The file.
+        path: PathBuf,
+        /// The line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The SQL does not split into statements (an unterminated quote…).
+    #[error("`{}:{}`: {}", path.display(), source.line, source)]
+    Unterminated {
+        /// The file.
+        path: PathBuf,
+        /// The splitter's error, with the file line.
+        source: split::SplitError,
+    },
+}
+
+/// Reads every migration in `dir` in `format` (detected when `None`), in
+/// apply order: versioned by version, then repeatables by name.
+pub fn load(dir: &Path, format: Option<Format>) -> Result<(Format, Vec<Migration>), SourceError> {
+    let entries = list(dir)?;
+    let format = match format {
+        Some(f) => f,
+        None => detect(dir, &entries)?,
+    };
+    let mut migrations = Vec::new();
+    for entry in &entries {
+        if let Some(m) = read_entry(dir, entry, format)? {
+            migrations.push(m);
+        }
+    }
+    migrations.sort_by(|a, b| match (&a.version, &b.version) {
+        (Some(x), Some(y)) => x.cmp(y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => a.name.cmp(&b.name),
+    });
+    for pair in migrations.windows(2) {
+        if let (Some(a), Some(b)) = (&pair[0].version, &pair[1].version)
+            && a.parts == b.parts
+        {
+            return Err(SourceError::DuplicateVersion {
+                version: b.to_string(),
+                first: pair[0].path.clone(),
+                second: pair[1].path.clone(),
+            });
+        }
+    }
+    Ok((format, migrations))
+}
+
+/// File and directory names in `dir`, sorted, without hidden ones.
+fn list(dir: &Path) -> Result<Vec<(String, bool)>, SourceError> {
+    let read = std::fs::read_dir(dir).map_err(|source| SourceError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for entry in read {
+        let entry = entry.map_err(|source| SourceError::Read {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        out.push((name, is_dir));
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn detect(dir: &Path, entries: &[(String, bool)]) -> Result<Format, SourceError> {
+    if entries
+        .iter()
+        .any(|(n, d)| *d && dir.join(n).join("up.sql").is_file())
+    {
+        return Ok(Format::Diesel);
+    }
+    if entries
+        .iter()
+        .any(|(n, d)| !d && (flyway_versioned(n).is_some() || n.starts_with("R__")))
+    {
+        return Ok(Format::Flyway);
+    }
+    if entries.iter().any(|(n, d)| !d && n.ends_with(".up.sql")) {
+        return Ok(Format::GolangMigrate);
+    }
+    let sql: Vec<&String> = entries
+        .iter()
+        .filter(|(n, d)| !d && n.ends_with(".sql"))
+        .map(|(n, _)| n)
+        .collect();
+    if sql.iter().any(|n| {
+        std::fs::read_to_string(dir.join(n))
+            .is_ok_and(|t| t.lines().any(|l| is_dbmate_marker(l, "up")))
+    }) {
+        return Ok(Format::Dbmate);
+    }
+    match sql.first() {
+        Some(_) => Ok(Format::Snapguard),
+        None => match entries.first() {
+            // An empty folder has nothing to apply in any format.
+            None => Ok(Format::Snapguard),
+            Some((n, _)) => Err(SourceError::Undetectable {
+                dir: dir.to_path_buf(),
+                example: n.into(),
+            }),
+        },
+    }
+}
+
+/// `V1_2__name.sql` → (`1_2`, `name`).
+fn flyway_versioned(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_prefix('V')?.strip_suffix(".sql")?;
+    let (version, title) = rest.split_once("__")?;
+    (!version.is_empty()
+        && version
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == '_'))
+    .then_some((version, title))
+}
+
+/// `20261121_add_users.sql` → (`20261121`, `add_users`); `suffix` is what
+/// must follow the name (`.sql`, `.up.sql`).
+fn numbered<'n>(name: &'n str, suffix: &str) -> Option<(&'n str, &'n str)> {
+    let stem = name.strip_suffix(suffix)?;
+    let (version, title) = stem.split_once('_')?;
+    (!version.is_empty() && version.chars().all(|c| c.is_ascii_digit()) && !title.is_empty())
+        .then_some((version, title))
+}
+
+fn is_dbmate_marker(line: &str, which: &str) -> bool {
+    line.trim_start()
+        .strip_prefix("--")
+        .is_some_and(|r| r.trim_start().starts_with(&format!("migrate:{which}")))
+}
+
+fn read_entry(
+    dir: &Path,
+    (name, is_dir): &(String, bool),
+    format: Format,
+) -> Result<Option<Migration>, SourceError> {
+    let bad = |expected| SourceError::BadName {
+        path: PathBuf::from(name),
+        format,
+        expected,
+    };
+    let (version, title, file) = match format {
+        Format::Diesel => {
+            if !is_dir {
+                return Ok(None);
+            }
+            let (version, title) = name
+                .split_once('_')
+                .ok_or_else(|| bad("`<timestamp>_<name>/up.sql`"))?;
+            let digits: String = version.chars().filter(|c| *c != '-').collect();
+            if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+                return Err(bad("`<timestamp>_<name>/up.sql`"));
+            }
+            (
+                Some(digits),
+                title.to_owned(),
+                PathBuf::from(name).join("up.sql"),
+            )
+        }
+        _ if *is_dir => return Ok(None),
+        _ if !name.ends_with(".sql") => return Ok(None),
+        Format::Flyway => {
+            if let Some(title) = name
+                .strip_prefix("R__")
+                .and_then(|r| r.strip_suffix(".sql"))
+            {
+                (None, title.to_owned(), PathBuf::from(name))
+            } else if name.starts_with('U') {
+                // Undo migrations are never run.
+                return Ok(None);
+            } else {
+                let (version, title) = flyway_versioned(name)
+                    .ok_or_else(|| bad("`V<version>__<name>.sql` or `R__<name>.sql`"))?;
+                (
+                    Some(version.to_owned()),
+                    title.to_owned(),
+                    PathBuf::from(name),
+                )
+            }
+        }
+        Format::GolangMigrate | Format::Sqlx if name.ends_with(".down.sql") => return Ok(None),
+        Format::GolangMigrate => {
+            let (version, title) =
+                numbered(name, ".up.sql").ok_or_else(|| bad("`<version>_<name>.up.sql`"))?;
+            (
+                Some(version.to_owned()),
+                title.to_owned(),
+                PathBuf::from(name),
+            )
+        }
+        Format::Sqlx => {
+            let (version, title) = numbered(name, ".up.sql")
+                .or_else(|| numbered(name, ".sql"))
+                .ok_or_else(|| bad("`<version>_<name>.sql` or `<version>_<name>.up.sql`"))?;
+            (
+                Some(version.to_owned()),
+                title.to_owned(),
+                PathBuf::from(name),
+            )
+        }
+        Format::Snapguard | Format::Dbmate => {
+            let (version, title) =
+                numbered(name, ".sql").ok_or_else(|| bad("`<version>_<name>.sql`"))?;
+            (
+                Some(version.to_owned()),
+                title.to_owned(),
+                PathBuf::from(name),
+            )
+        }
+    };
+    let full = dir.join(&file);
+    let text = std::fs::read_to_string(&full).map_err(|source| SourceError::Read {
+        path: full.clone(),
+        source,
+    })?;
+    let (sql, first_line, mut directives) = match format {
+        Format::Dbmate => dbmate_up(&file, &text)?,
+        _ => (text.clone(), 1, Directives::default()),
+    };
+    apply_native_options(dir, &file, format, &text, &mut directives);
+    apply_snapguard_directives(&file, &text, &mut directives)?;
+    let statements = split::split(&sql).map_err(|e| SourceError::Unterminated {
+        path: file.clone(),
+        source: split::SplitError {
+            line: e.line + first_line - 1,
+            ..e
+        },
+    })?;
+    if statements.is_empty() {
+        return Err(SourceError::Empty { path: file });
+    }
+    let version = match version {
+        Some(v) => Some(Version::parse(&v).ok_or_else(|| bad("a numeric version"))?),
+        None => None,
+    };
+    let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
+    Ok(Some(Migration {
+        version,
+        name: title,
+        path: file,
+        sql,
+        first_line,
+        directives,
+        checksum,
+    }))
+}
+
+/// The `-- migrate:up` section of a dbmate file and its options.
+fn dbmate_up(file: &Path, text: &str) -> Result<(String, usize, Directives), SourceError> {
+    let lines: Vec<&str> = text.lines().collect();
+    let up = lines
+        .iter()
+        .position(|l| is_dbmate_marker(l, "up"))
+        .ok_or_else(|| SourceError::MissingUp {
+            path: file.to_path_buf(),
+        })?;
+    let down = lines
+        .iter()
+        .skip(up + 1)
+        .position(|l| is_dbmate_marker(l, "down"))
+        .map_or(lines.len(), |p| p + up + 1);
+    let mut directives = Directives::default();
+    for option in lines[up].split_whitespace().skip(2) {
+        match option {
+            "transaction:false" => directives.transaction = false,
+            "transaction:true" => directives.transaction = true,
+            other => {
+                return Err(SourceError::BadDirective {
+                    path: file.to_path_buf(),
+                    line: up + 1,
+                    message: format!("unknown dbmate option `{other}`"),
+                });
+            }
+        }
+    }
+    Ok((lines[up + 1..down].join("\n"), up + 2, directives))
+}
+
+/// sqlx's first-line `-- no-transaction`, diesel's `metadata.toml`, Flyway's
+/// `<file>.conf`.
+fn apply_native_options(dir: &Path, file: &Path, format: Format, text: &str, d: &mut Directives) {
+    match format {
+        Format::Sqlx | Format::Snapguard
+            if text
+                .lines()
+                .next()
+                .is_some_and(|l| l.trim() == "-- no-transaction") =>
+        {
+            d.transaction = false;
+        }
+        Format::Diesel => {
+            let meta = dir
+                .join(file.parent().unwrap_or(Path::new("")))
+                .join("metadata.toml");
+            if let Ok(meta) = std::fs::read_to_string(meta) {
+                if meta
+                    .lines()
+                    .any(|l| l.replace(' ', "") == "run_in_transaction=false")
+                {
+                    d.transaction = false;
+                }
+            }
+        }
+        Format::Flyway => {
+            let conf = dir.join(format!("{}.conf", file.display()));
+            if let Ok(conf) = std::fs::read_to_string(conf) {
+                if conf
+                    .lines()
+                    .any(|l| l.replace(' ', "") == "executeInTransaction=false")
+                {
+                    d.transaction = false;
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `-- snapguard:…` comment lines, in any format.
+fn apply_snapguard_directives(
+    file: &Path,
+    text: &str,
+    d: &mut Directives,
+) -> Result<(), SourceError> {
+    for (i, line) in text.lines().enumerate() {
+        let Some(rest) = line.trim_start().strip_prefix("--").map(str::trim_start) else {
+            continue;
+        };
+        let Some(directive) = rest.strip_prefix("snapguard:") else {
+            continue;
+        };
+        let bad = |message: String| SourceError::BadDirective {
+            path: file.to_path_buf(),
+            line: i + 1,
+            message,
+        };
+        let mut words = directive.split_whitespace();
+        let duration = |value: Option<&str>, name: &str| -> Result<Duration, SourceError> {
+            let v = value
+                .ok_or_else(|| bad(format!("`snapguard:{name}` needs a duration, like `15m`")))?;
+            crate::config::parse_duration(v).map_err(bad)
+        };
+        match words.next() {
+            Some("no-transaction") => d.transaction = false,
+            Some("statement-timeout") => {
+                d.statement_timeout = Some(duration(words.next(), "statement-timeout")?)
+            }
+            Some("lock-timeout") => d.lock_timeout = Some(duration(words.next(), "lock-timeout")?),
+            other => {
+                return Err(bad(format!(
+                    "unknown directive `snapguard:{}`; known: no-transaction, statement-timeout, lock-timeout",
+                    other.unwrap_or("")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, body) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, body).unwrap();
+        }
+        dir
+    }
+
+    fn versions(ms: &[Migration]) -> Vec<String> {
+        ms.iter()
+            .map(|m| {
+                m.version
+                    .as_ref()
+                    .map_or(format!("R:{}", m.name), |v| v.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn snapguard_format_with_directives() {
+        let dir = folder(&[
+            (
+                "10_second.sql",
+                "-- snapguard:no-transaction\n-- snapguard:statement-timeout 15m\nCREATE INDEX CONCURRENTLY i ON t (x);",
+            ),
+            ("9_first.sql", "CREATE TABLE t (x int);"),
+            ("README.md", "not a migration"),
+        ]);
+        let (format, ms) = load(dir.path(), None).unwrap();
+        assert_eq!(format, Format::Snapguard);
+        assert_eq!(versions(&ms), vec!["9", "10"]);
+        assert!(ms[0].directives.transaction);
+        assert!(!ms[1].directives.transaction);
+        assert_eq!(
+            ms[1].directives.statement_timeout,
+            Some(Duration::from_secs(900))
+        );
+        assert_eq!(ms[1].checksum.len(), 64);
+    }
+
+    #[test]
+    fn golang_migrate_skips_downs() {
+        let dir = folder(&[
+            ("1_init.up.sql", "CREATE TABLE a (x int);"),
+            ("1_init.down.sql", "DROP TABLE a;"),
+            ("2_more.up.sql", "SELECT 1;"),
+        ]);
+        let (format, ms) = load(dir.path(), None).unwrap();
+        assert_eq!(format, Format::GolangMigrate);
+        assert_eq!(versions(&ms), vec!["1", "2"]);
+    }
+
+    #[test]
+    fn dbmate_sections_and_transaction_option() {
+        let body = "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY i ON t (x);\n\n-- migrate:down\nDROP INDEX i;\n";
+        let dir = folder(&[("20260101120000_index.sql", body)]);
+        let (format, ms) = load(dir.path(), None).unwrap();
+        assert_eq!(format, Format::Dbmate);
+        assert_eq!(ms[0].sql.trim(), "CREATE INDEX CONCURRENTLY i ON t (x);");
+        assert_eq!(ms[0].first_line, 2);
+        assert!(!ms[0].directives.transaction);
+    }
+
+    #[test]
+    fn sqlx_no_transaction_first_line() {
+        let dir = folder(&[("20260101000000_a.sql", "-- no-transaction\nVACUUM;")]);
+        let (_, ms) = load(dir.path(), Some(Format::Sqlx)).unwrap();
+        assert!(!ms[0].directives.transaction);
+    }
+
+    #[test]
+    fn diesel_directories_and_metadata() {
+        let dir = folder(&[
+            (
+                "2026-01-01-000000_create_users/up.sql",
+                "CREATE TABLE users (id int);",
+            ),
+            (
+                "2026-01-01-000000_create_users/down.sql",
+                "DROP TABLE users;",
+            ),
+            (
+                "2026-01-02-000000_index/up.sql",
+                "CREATE INDEX CONCURRENTLY i ON users (id);",
+            ),
+            (
+                "2026-01-02-000000_index/metadata.toml",
+                "run_in_transaction = false\n",
+            ),
+        ]);
+        let (format, ms) = load(dir.path(), None).unwrap();
+        assert_eq!(format, Format::Diesel);
+        assert_eq!(versions(&ms), vec!["20260101000000", "20260102000000"]);
+        assert_eq!(
+            ms[0].path,
+            Path::new("2026-01-01-000000_create_users/up.sql")
+        );
+        assert!(!ms[1].directives.transaction);
+    }
+
+    #[test]
+    fn flyway_dotted_versions_and_repeatables() {
+        let dir = folder(&[
+            ("V1.10__later.sql", "SELECT 10;"),
+            ("V1.2__earlier.sql", "SELECT 2;"),
+            ("V1_3__underscored.sql", "SELECT 3;"),
+            ("R__views.sql", "CREATE OR REPLACE VIEW v AS SELECT 1;"),
+            ("U1.2__undo.sql", "SELECT 0;"),
+            ("V1.3.1__no_tx.sql", "VACUUM;"),
+            ("V1.3.1__no_tx.sql.conf", "executeInTransaction=false\n"),
+        ]);
+        let (format, ms) = load(dir.path(), None).unwrap();
+        assert_eq!(format, Format::Flyway);
+        assert_eq!(
+            versions(&ms),
+            vec!["1.2", "1_3", "1.3.1", "1.10", "R:views"]
+        );
+        assert!(!ms[2].directives.transaction);
+    }
+
+    #[test]
+    fn bad_folders_name_the_file() {
+        let dup = folder(&[("1_a.sql", "SELECT 1;"), ("01_b.sql", "SELECT 2;")]);
+        let err = load(dup.path(), None).unwrap_err();
+        assert!(matches!(err, SourceError::DuplicateVersion { .. }), "{err}");
+        let empty = folder(&[("1_a.sql", "-- nothing here\n")]);
+        assert_eq!(
+            load(empty.path(), None).unwrap_err().to_string(),
+            "`1_a.sql` is empty"
+        );
+        let unnamed = folder(&[("init.sql", "SELECT 1;")]);
+        assert!(
+            load(unnamed.path(), None)
+                .unwrap_err()
+                .to_string()
+                .contains("`init.sql`: the name does not fit")
+        );
+        let quote = folder(&[("1_a.sql", "SELECT 1;\nSELECT 'open;\n")]);
+        assert_eq!(
+            load(quote.path(), None).unwrap_err().to_string(),
+            "`1_a.sql:2`: unterminated string literal starting at line 2"
+        );
+        let dbmate = folder(&[
+            ("1_a.sql", "-- migrate:up\nSELECT 1;"),
+            ("2_b.sql", "SELECT 2;"),
+        ]);
+        assert_eq!(
+            load(dbmate.path(), None).unwrap_err().to_string(),
+            "`2_b.sql` has no `-- migrate:up` section"
+        );
+        let directive = folder(&[("1_a.sql", "-- snapguard:fast-please\nSELECT 1;")]);
+        assert!(
+            load(directive.path(), None)
+                .unwrap_err()
+                .to_string()
+                .starts_with("`1_a.sql:1`: unknown directive `snapguard:fast-please`")
+        );
+    }
+
+    #[test]
+    fn versions_compare_numerically() {
+        let v = |s| Version::parse(s).unwrap();
+        assert!(v("9") < v("10"));
+        assert!(v("1.2") < v("1.10"));
+        assert!(Version::parse("1.x").is_none());
+    }
+}
