@@ -518,28 +518,27 @@ fn apply_native_options(dir: &Path, file: &Path, format: Format, text: &str, d: 
             let meta = dir
                 .join(file.parent().unwrap_or(Path::new("")))
                 .join("metadata.toml");
-            if let Ok(meta) = std::fs::read_to_string(meta) {
-                if meta
-                    .lines()
-                    .any(|l| l.replace(' ', "") == "run_in_transaction=false")
-                {
-                    d.transaction = false;
-                }
+            if has_line(&meta, "run_in_transaction=false") {
+                d.transaction = false;
             }
         }
         Format::Flyway => {
-            let conf = dir.join(format!("{}.conf", file.display()));
-            if let Ok(conf) = std::fs::read_to_string(conf) {
-                if conf
-                    .lines()
-                    .any(|l| l.replace(' ', "") == "executeInTransaction=false")
-                {
-                    d.transaction = false;
-                }
+            if has_line(
+                &dir.join(format!("{}.conf", file.display())),
+                "executeInTransaction=false",
+            ) {
+                d.transaction = false;
             }
         }
         _ => {}
     }
+}
+
+/// Whether the file at `path` exists and has `setting` on a line (spaces
+/// ignored).
+fn has_line(path: &Path, setting: &str) -> bool {
+    std::fs::read_to_string(path)
+        .is_ok_and(|text| text.lines().any(|l| l.replace(' ', "") == setting))
 }
 
 /// `-- snapguard:…` comment lines, in any format.
