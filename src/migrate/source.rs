@@ -505,32 +505,23 @@ fn dbmate_up(file: &Path, text: &str) -> Result<(String, usize, Directives), Sou
 /// sqlx's first-line `-- no-transaction`, diesel's `metadata.toml`, Flyway's
 /// `<file>.conf`.
 fn apply_native_options(dir: &Path, file: &Path, format: Format, text: &str, d: &mut Directives) {
-    match format {
-        Format::Sqlx | Format::Snapguard
-            if text
-                .lines()
-                .next()
-                .is_some_and(|l| l.trim() == "-- no-transaction") =>
-        {
-            d.transaction = false;
-        }
+    let no_transaction = match format {
+        Format::Sqlx | Format::Snapguard => text
+            .lines()
+            .next()
+            .is_some_and(|l| l.trim() == "-- no-transaction"),
         Format::Diesel => {
-            let meta = dir
-                .join(file.parent().unwrap_or(Path::new("")))
-                .join("metadata.toml");
-            if has_line(&meta, "run_in_transaction=false") {
-                d.transaction = false;
-            }
+            let folder = dir.join(file.parent().unwrap_or(Path::new("")));
+            has_line(&folder.join("metadata.toml"), "run_in_transaction=false")
         }
-        Format::Flyway => {
-            if has_line(
-                &dir.join(format!("{}.conf", file.display())),
-                "executeInTransaction=false",
-            ) {
-                d.transaction = false;
-            }
-        }
-        _ => {}
+        Format::Flyway => has_line(
+            &dir.join(format!("{}.conf", file.display())),
+            "executeInTransaction=false",
+        ),
+        Format::GolangMigrate | Format::Dbmate => false,
+    };
+    if no_transaction {
+        d.transaction = false;
     }
 }
 
