@@ -94,6 +94,11 @@ impl Version {
         })
     }
 
+    /// Whether both are the same number (`01` and `1`).
+    pub fn same_number(&self, other: &Version) -> bool {
+        self.parts == other.parts
+    }
+
     /// The version as written.
     pub fn as_str(&self) -> &str {
         &self.raw

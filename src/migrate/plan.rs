@@ -1,0 +1,307 @@
+//! Deciding what to apply: the migrations on disk against the history table.
+//! Pure, so every rule is unit-tested without a database.
+
+use super::source::{Migration, Version};
+
+/// One row of `snapguard.schema_migrations`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedRow {
+    /// The version, or `R__<name>` for a repeatable migration.
+    pub version: String,
+    /// The migration's name.
+    pub name: String,
+    /// The checksum of the SQL that was applied.
+    pub checksum: String,
+    /// `versioned`, `repeatable` or `baseline`.
+    pub kind: String,
+}
+
+/// What may be tolerated.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    /// An applied migration whose file changed is only a warning.
+    pub allow_drift: bool,
+    /// An applied migration whose file is gone is only a warning.
+    pub allow_missing: bool,
+    /// A pending migration older than the newest applied one may run.
+    pub allow_out_of_order: bool,
+}
+
+/// Why the folder and the database disagree.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// An applied migration's file changed since it ran.
+    #[error(
+        "`{path}` (version {version}) changed after it was applied: its checksum is {now}, the database recorded {then}; restore the file, or allow drift"
+    )]
+    Drift {
+        /// The version.
+        version: String,
+        /// The file.
+        path: String,
+        /// The checksum recorded when applied.
+        then: String,
+        /// The file's checksum now.
+        now: String,
+    },
+    /// An applied migration's file is gone.
+    #[error(
+        "version {version} (`{name}`) was applied but its file is gone from the migrations folder; restore it, or allow missing migrations"
+    )]
+    Missing {
+        /// The version.
+        version: String,
+        /// Its recorded name.
+        name: String,
+    },
+    /// A pending migration is older than what the database already has:
+    /// usually branches merged out of order.
+    #[error(
+        "`{path}` (version {version}) is pending but older than the newest applied version {newest}: a branch was probably merged out of order; renumber it, or allow out-of-order migrations"
+    )]
+    OutOfOrder {
+        /// The pending version.
+        version: String,
+        /// Its file.
+        path: String,
+        /// The newest applied version.
+        newest: String,
+    },
+}
+
+/// The key a migration has in the history table.
+pub fn history_key(m: &Migration) -> String {
+    match &m.version {
+        Some(v) => v.to_string(),
+        None => format!("R__{}", m.name),
+    }
+}
+
+/// The migrations to apply, in order. Repeatable migrations are pending when
+/// new or changed. Rows at or below a baseline stand for history that lived
+/// elsewhere: no file is expected for them.
+pub fn pending<'m>(
+    migrations: &'m [Migration],
+    applied: &[AppliedRow],
+    options: PlanOptions,
+) -> Result<Vec<&'m Migration>, PlanError> {
+    let parse = |v: &str| Version::parse(v);
+    let baseline = applied
+        .iter()
+        .filter(|r| r.kind == "baseline")
+        .filter_map(|r| parse(&r.version))
+        .max();
+    let newest = applied
+        .iter()
+        .filter(|r| r.kind != "repeatable")
+        .filter_map(|r| parse(&r.version))
+        .max();
+    let mut out = Vec::new();
+    for m in migrations {
+        let key = history_key(m);
+        let row = match &m.version {
+            Some(v) => applied.iter().find(|r| {
+                r.kind == "versioned" && parse(&r.version).is_some_and(|p| p.same_number(v))
+            }),
+            None => applied.iter().find(|r| r.version == key),
+        };
+        match (&m.version, row) {
+            (None, Some(r)) if r.checksum == m.checksum => {}
+            (None, _) => out.push(m),
+            (Some(v), _) if baseline.as_ref().is_some_and(|b| v <= b) => {}
+            (Some(_), Some(r)) if r.checksum != m.checksum && !options.allow_drift => {
+                return Err(PlanError::Drift {
+                    version: key,
+                    path: m.path.display().to_string(),
+                    then: r.checksum.clone(),
+                    now: m.checksum.clone(),
+                });
+            }
+            (Some(_), Some(_)) => {}
+            (Some(v), None) => {
+                if let Some(n) = &newest
+                    && v < n
+                    && !options.allow_out_of_order
+                {
+                    return Err(PlanError::OutOfOrder {
+                        version: key,
+                        path: m.path.display().to_string(),
+                        newest: n.to_string(),
+                    });
+                }
+                out.push(m);
+            }
+        }
+    }
+    if !options.allow_missing {
+        for r in applied.iter().filter(|r| r.kind == "versioned") {
+            let recorded = parse(&r.version);
+            let on_disk = migrations.iter().any(|m| {
+                m.version
+                    .as_ref()
+                    .zip(recorded.as_ref())
+                    .is_some_and(|(v, p)| v.same_number(p))
+            });
+            if !on_disk {
+                return Err(PlanError::Missing {
+                    version: r.version.clone(),
+                    name: r.name.clone(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrate::source::Directives;
+    use std::path::PathBuf;
+
+    fn m(version: Option<&str>, name: &str, checksum: &str) -> Migration {
+        Migration {
+            version: version.map(|v| Version::parse(v).unwrap()),
+            name: name.into(),
+            path: PathBuf::from(format!("{}_{name}.sql", version.unwrap_or("R_"))),
+            sql: "SELECT 1".into(),
+            first_line: 1,
+            directives: Directives::default(),
+            checksum: checksum.into(),
+        }
+    }
+
+    fn row(version: &str, checksum: &str, kind: &str) -> AppliedRow {
+        AppliedRow {
+            version: version.into(),
+            name: "x".into(),
+            checksum: checksum.into(),
+            kind: kind.into(),
+        }
+    }
+
+    fn keys(p: Vec<&Migration>) -> Vec<String> {
+        p.into_iter().map(history_key).collect()
+    }
+
+    #[test]
+    fn pending_are_the_unapplied_in_order() {
+        let ms = [
+            m(Some("1"), "a", "c1"),
+            m(Some("2"), "b", "c2"),
+            m(None, "views", "r1"),
+        ];
+        assert_eq!(
+            keys(pending(&ms, &[], PlanOptions::default()).unwrap()),
+            vec!["1", "2", "R__views"]
+        );
+        let applied = [
+            row("1", "c1", "versioned"),
+            row("R__views", "r1", "repeatable"),
+        ];
+        assert_eq!(
+            keys(pending(&ms, &applied, PlanOptions::default()).unwrap()),
+            vec!["2"]
+        );
+        // A changed repeatable runs again.
+        let applied = [
+            row("1", "c1", "versioned"),
+            row("2", "c2", "versioned"),
+            row("R__views", "old", "repeatable"),
+        ];
+        assert_eq!(
+            keys(pending(&ms, &applied, PlanOptions::default()).unwrap()),
+            vec!["R__views"]
+        );
+    }
+
+    #[test]
+    fn drift_is_an_error_unless_allowed() {
+        let ms = [m(Some("1"), "a", "changed")];
+        let applied = [row("1", "original", "versioned")];
+        assert!(matches!(
+            pending(&ms, &applied, PlanOptions::default()),
+            Err(PlanError::Drift { .. })
+        ));
+        assert!(
+            pending(
+                &ms,
+                &applied,
+                PlanOptions {
+                    allow_drift: true,
+                    ..Default::default()
+                }
+            )
+            .unwrap()
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn missing_files_are_an_error_unless_allowed() {
+        let ms = [m(Some("2"), "b", "c2")];
+        let applied = [row("1", "c1", "versioned"), row("2", "c2", "versioned")];
+        let err = pending(&ms, &applied, PlanOptions::default()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("version 1 (`x`) was applied but its file is gone"),
+            "{err}"
+        );
+        assert!(
+            pending(
+                &ms,
+                &applied,
+                PlanOptions {
+                    allow_missing: true,
+                    ..Default::default()
+                }
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn out_of_order_is_an_error_unless_allowed() {
+        let ms = [
+            m(Some("1"), "a", "c1"),
+            m(Some("2"), "late", "c2"),
+            m(Some("3"), "c", "c3"),
+        ];
+        let applied = [row("1", "c1", "versioned"), row("3", "c3", "versioned")];
+        let err = pending(&ms, &applied, PlanOptions::default()).unwrap_err();
+        assert!(
+            matches!(err, PlanError::OutOfOrder { ref version, ref newest, .. } if version == "2" && newest == "3"),
+            "{err}"
+        );
+        let allowed = pending(
+            &ms,
+            &applied,
+            PlanOptions {
+                allow_out_of_order: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(keys(allowed), vec!["2"]);
+    }
+
+    #[test]
+    fn a_baseline_covers_older_history() {
+        let ms = [m(Some("5"), "old", "c5"), m(Some("10"), "new", "c10")];
+        let applied = [row("7", "", "baseline")];
+        assert_eq!(
+            keys(pending(&ms, &applied, PlanOptions::default()).unwrap()),
+            vec!["10"]
+        );
+    }
+
+    #[test]
+    fn versions_match_numerically() {
+        let ms = [m(Some("01"), "a", "c1")];
+        assert!(
+            pending(&ms, &[row("1", "c1", "versioned")], PlanOptions::default())
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
