@@ -17,6 +17,9 @@ use serde::de::{self, Deserializer, Visitor};
 use serde_saphyr::Spanned;
 
 use crate::db::ConnInfo;
+use crate::migrate::apply::TransactionMode;
+use crate::migrate::plan::PlanOptions;
+use crate::migrate::source::Format;
 use crate::store::StoreLocation;
 
 /// The default config file, relative to the working directory.
@@ -139,6 +142,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// The `snapshot` section.
     pub snapshot: SnapshotConfig,
+    /// The `migrations` section.
+    pub migrations: MigrationsConfig,
     missing_hint: String,
 }
 
@@ -240,6 +245,28 @@ pub struct SnapshotConfig {
     pub lock_wait_timeout: Duration,
     /// `snapshot.restore_jobs`: `pg_restore -j`; the number of CPUs when unset.
     pub restore_jobs: Option<u32>,
+}
+
+/// `migrations`: where migrations are and how they are applied.
+#[derive(Debug, Clone)]
+pub struct MigrationsConfig {
+    /// `migrations.dir`, relative to the config file.
+    pub dir: PathBuf,
+    /// `migrations.format`; detected when `None` (`auto`).
+    pub format: Option<Format>,
+    /// `migrations.transaction`.
+    pub transaction: TransactionMode,
+    /// `migrations.lock_timeout`.
+    pub lock_timeout: Duration,
+    /// `migrations.lock_retries`.
+    pub lock_retries: u32,
+    /// `migrations.statement_timeout`.
+    pub statement_timeout: Duration,
+    /// `migrations.lock_wait`: how long a second migrator waits for the
+    /// first before giving up (exit 6).
+    pub lock_wait: Duration,
+    /// `migrations.allow_out_of_order`, `allow_drift`, `allow_missing`.
+    pub plan: PlanOptions,
 }
 
 impl Config {
@@ -350,6 +377,16 @@ const KEYS: &[&str] = &[
     "snapshot.compression_level",
     "snapshot.lock_wait_timeout",
     "snapshot.restore_jobs",
+    "migrations.dir",
+    "migrations.format",
+    "migrations.transaction",
+    "migrations.lock_timeout",
+    "migrations.lock_retries",
+    "migrations.statement_timeout",
+    "migrations.lock_wait",
+    "migrations.allow_out_of_order",
+    "migrations.allow_drift",
+    "migrations.allow_missing",
 ];
 
 /// One value and where it came from.
@@ -414,6 +451,7 @@ struct FileConfig {
     database: Option<FileDatabase>,
     store: Option<FileStore>,
     snapshot: Option<FileSnapshot>,
+    migrations: Option<FileMigrations>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -443,6 +481,21 @@ struct FileSnapshot {
     compression_level: Value,
     lock_wait_timeout: Value,
     restore_jobs: Value,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMigrations {
+    dir: Value,
+    format: Value,
+    transaction: Value,
+    lock_timeout: Value,
+    lock_retries: Value,
+    statement_timeout: Value,
+    lock_wait: Value,
+    allow_out_of_order: Value,
+    allow_drift: Value,
+    allow_missing: Value,
 }
 
 fn file_settings(path: &Path, text: &str) -> Result<Settings, ConfigError> {
@@ -495,6 +548,17 @@ fn file_settings(path: &Path, text: &str) -> Result<Settings, ConfigError> {
     add("snapshot.compression_level", n.compression_level);
     add("snapshot.lock_wait_timeout", n.lock_wait_timeout);
     add("snapshot.restore_jobs", n.restore_jobs);
+    let m = parsed.migrations.unwrap_or_default();
+    add("migrations.dir", m.dir);
+    add("migrations.format", m.format);
+    add("migrations.transaction", m.transaction);
+    add("migrations.lock_timeout", m.lock_timeout);
+    add("migrations.lock_retries", m.lock_retries);
+    add("migrations.statement_timeout", m.statement_timeout);
+    add("migrations.lock_wait", m.lock_wait);
+    add("migrations.allow_out_of_order", m.allow_out_of_order);
+    add("migrations.allow_drift", m.allow_drift);
+    add("migrations.allow_missing", m.allow_missing);
     Ok(settings)
 }
 
@@ -600,6 +664,43 @@ impl Resolver<'_> {
                 _ => Err(format!("`{v}` is not a whole number of at least 1")),
             })?,
         };
+        let flag = |key| self.parse(key, parse_bool).map(Option::unwrap_or_default);
+        let migrations = MigrationsConfig {
+            dir: self.base_dir.join(
+                self.string("migrations.dir")?
+                    .unwrap_or_else(|| "db/migrations".into()),
+            ),
+            format: self.parse("migrations.format", Format::parse)?.flatten(),
+            transaction: self
+                .parse("migrations.transaction", |v| match v {
+                    "per-migration" => Ok(TransactionMode::PerMigration),
+                    "all" => Ok(TransactionMode::All),
+                    other => Err(format!(
+                        "unknown value `{other}`; expected `per-migration` or `all`"
+                    )),
+                })?
+                .unwrap_or(TransactionMode::PerMigration),
+            lock_timeout: self
+                .parse("migrations.lock_timeout", parse_duration)?
+                .unwrap_or(Duration::from_secs(2)),
+            lock_retries: self
+                .parse("migrations.lock_retries", |v| {
+                    v.parse::<u32>()
+                        .map_err(|_| format!("`{v}` is not a whole number"))
+                })?
+                .unwrap_or(5),
+            statement_timeout: self
+                .parse("migrations.statement_timeout", parse_duration)?
+                .unwrap_or(Duration::from_secs(15 * 60)),
+            lock_wait: self
+                .parse("migrations.lock_wait", parse_duration)?
+                .unwrap_or(Duration::from_secs(10)),
+            plan: PlanOptions {
+                allow_out_of_order: flag("migrations.allow_out_of_order")?,
+                allow_drift: flag("migrations.allow_drift")?,
+                allow_missing: flag("migrations.allow_missing")?,
+            },
+        };
         let missing_hint = match &file {
             Some(f) => format!("`{}`", f.display()),
             None => format!("`{DEFAULT_CONFIG_FILE}` (not found)"),
@@ -609,6 +710,7 @@ impl Resolver<'_> {
             database,
             store,
             snapshot,
+            migrations,
             missing_hint,
         })
     }

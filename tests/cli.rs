@@ -33,7 +33,11 @@ fn configuration_errors_name_the_place_and_exit_2() {
             "store:\n  url: ftp://host/x\n",
             "`store.url`: `ftp://host/x` is not a store URL",
         ),
-        ("migrations:\n  dir: db\n", "unknown field `migrations`"),
+        ("checks:\n  after: []\n", "unknown field `checks`"),
+        (
+            "migrations:\n  transaction: sometimes\n",
+            "`migrations.transaction`: unknown value `sometimes`",
+        ),
     ];
     for (yaml, expect) in cases {
         let ws = Workspace::new(yaml);

@@ -1,9 +1,11 @@
-//! The migration engine (issue 3), being built in steps. So far: reading
-//! migration folders in six formats, and the SQL statement splitter that
-//! migrations running outside a transaction need, and planning against the
-//! history table. Nothing here is reachable
-//! from the command line yet.
+//! The migration engine (issue 3), being built in steps: reading migration
+//! folders in six formats ([`source`]), splitting SQL into statements for
+//! migrations that run outside a transaction ([`split`]), deciding what is
+//! pending against the history table ([`plan`]), and applying it
+//! ([`apply`], [`history`]).
 
+pub mod apply;
+pub mod history;
 pub mod plan;
 pub mod source;
 pub mod split;

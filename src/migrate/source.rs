@@ -227,6 +227,19 @@ pub enum SourceError {
         /// What is wrong.
         message: String,
     },
+    /// A statement PostgreSQL refuses inside a transaction, in a migration
+    /// that runs in one.
+    #[error("`{}:{line}`: {what} cannot run inside a transaction; mark the migration to run outside one ({hint})", path.display())]
+    NeedsNoTransaction {
+        /// The file.
+        path: PathBuf,
+        /// The statement's line.
+        line: usize,
+        /// The statement kind, for example `CREATE INDEX CONCURRENTLY`.
+        what: &'static str,
+        /// The directive for this format.
+        hint: &'static str,
+    },
     /// The SQL does not split into statements (an unterminated quote…).
     #[error("`{}:{}`: {}", path.display(), source.line, source)]
     Unterminated {
@@ -460,6 +473,18 @@ fn read_entry(
     if statements.is_empty() {
         return Err(SourceError::Empty { path: file });
     }
+    if directives.transaction
+        && let Some((statement, what)) = statements
+            .iter()
+            .find_map(|s| transaction_refused(&s.sql).map(|w| (s, w)))
+    {
+        return Err(SourceError::NeedsNoTransaction {
+            path: file,
+            line: statement.line + first_line - 1,
+            what,
+            hint: no_transaction_hint(format),
+        });
+    }
     let version = match version {
         Some(v) => Some(Version::parse(&v).ok_or_else(|| bad("a numeric version"))?),
         None => None,
@@ -474,6 +499,44 @@ fn read_entry(
         directives,
         checksum,
     }))
+}
+
+/// The kind of statement when PostgreSQL refuses to run it in a transaction
+/// block. <https://www.postgresql.org/docs/current/sql-createindex.html#SQL-CREATEINDEX-CONCURRENTLY>
+fn transaction_refused(sql: &str) -> Option<&'static str> {
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .take(6)
+        .map(|w| w.to_ascii_uppercase())
+        .collect();
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    match w.as_slice() {
+        ["CREATE", "INDEX", "CONCURRENTLY", ..]
+        | ["CREATE", "UNIQUE", "INDEX", "CONCURRENTLY", ..] => Some("CREATE INDEX CONCURRENTLY"),
+        ["DROP", "INDEX", "CONCURRENTLY", ..] => Some("DROP INDEX CONCURRENTLY"),
+        ["REINDEX", rest @ ..]
+            if rest.contains(&"CONCURRENTLY")
+                || rest.iter().any(|r| r.starts_with("(CONCURRENTLY")) =>
+        {
+            Some("REINDEX CONCURRENTLY")
+        }
+        ["VACUUM", ..] => Some("VACUUM"),
+        ["CREATE", "DATABASE", ..] => Some("CREATE DATABASE"),
+        ["DROP", "DATABASE", ..] => Some("DROP DATABASE"),
+        ["ALTER", "SYSTEM", ..] => Some("ALTER SYSTEM"),
+        _ => None,
+    }
+}
+
+/// How to mark a migration to run outside a transaction in `format`.
+fn no_transaction_hint(format: Format) -> &'static str {
+    match format {
+        Format::Snapguard | Format::GolangMigrate => "add `-- snapguard:no-transaction`",
+        Format::Sqlx => "start the file with `-- no-transaction`",
+        Format::Dbmate => "write `-- migrate:up transaction:false`",
+        Format::Diesel => "add `run_in_transaction = false` to its metadata.toml",
+        Format::Flyway => "add `executeInTransaction=false` to its .sql.conf file",
+    }
 }
 
 /// The `-- migrate:up` section of a dbmate file and its options.
@@ -741,6 +804,24 @@ mod tests {
                 .to_string()
                 .starts_with("`1_a.sql:1`: unknown directive `snapguard:fast-please`")
         );
+    }
+
+    #[test]
+    fn statements_refused_in_a_transaction_need_the_directive() {
+        let dir = folder(&[(
+            "1_a.sql",
+            "CREATE TABLE t (x int);\n\ncreate  index concurrently i on t (x);",
+        )]);
+        let err = load(dir.path(), None).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "`1_a.sql:3`: CREATE INDEX CONCURRENTLY cannot run inside a transaction; mark the migration to run outside one (add `-- snapguard:no-transaction`)"
+        );
+        let ok = folder(&[(
+            "1_a.sql",
+            "-- snapguard:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (x);",
+        )]);
+        assert!(load(ok.path(), None).is_ok());
     }
 
     #[test]

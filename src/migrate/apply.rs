@@ -1,0 +1,426 @@
+//! Applying pending migrations.
+//!
+//! Every migration runs with `lock_timeout` set, so it never queues behind a
+//! long transaction while blocking the application; a lock timeout
+//! (SQLSTATE 55P03) is retried with backoff, any other error is final.
+//! <https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-LOCK-TIMEOUT>
+
+use std::time::{Duration, Instant};
+
+use tokio_postgres::Client;
+use tokio_postgres::error::ErrorPosition;
+
+use super::history::{self, Record};
+use super::plan::history_key;
+use super::source::Migration;
+use super::split;
+use crate::db::DbError;
+
+/// `migrations.transaction`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionMode {
+    /// Each migration commits with its history row.
+    PerMigration,
+    /// All pending migrations in one transaction: a failure leaves the
+    /// database exactly as it was.
+    All,
+}
+
+/// How to apply.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Per migration or all in one.
+    pub mode: TransactionMode,
+    /// `lock_timeout` unless a migration sets its own.
+    pub lock_timeout: Duration,
+    /// Retries after a lock timeout.
+    pub lock_retries: u32,
+    /// `statement_timeout` unless a migration sets its own.
+    pub statement_timeout: Duration,
+    /// Recorded in the history.
+    pub release_id: Option<String>,
+    /// Recorded in the history.
+    pub deploy_id: Option<String>,
+}
+
+/// A migration that was applied.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Applied {
+    /// The history key.
+    pub version: String,
+    /// The file.
+    pub path: String,
+    /// Seconds it took (the last attempt).
+    pub seconds: f64,
+    /// Lock-timeout retries it needed.
+    pub retries: u32,
+}
+
+/// A migration failed on the server.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The file.
+    pub path: String,
+    /// The file line of the error, when the server gave a position.
+    pub line: Option<usize>,
+    /// The statement that failed (its first line), when known.
+    pub statement: Option<String>,
+    /// The SQLSTATE.
+    pub sqlstate: String,
+    /// The server's message.
+    pub message: String,
+    /// `DETAIL`.
+    pub detail: Option<String>,
+    /// `HINT`.
+    pub hint: Option<String>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "`{}:{line}`", self.path)?,
+            None => write!(f, "`{}`", self.path)?,
+        }
+        write!(f, ": {} (SQLSTATE {})", self.message, self.sqlstate)?;
+        if let Some(s) = &self.statement {
+            write!(f, "\n  statement: {s}")?;
+        }
+        if let Some(d) = &self.detail {
+            write!(f, "\n  detail: {d}")?;
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Applying failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// `transaction: all` with a migration that cannot run in a transaction.
+    #[error(
+        "`{0}` must run outside a transaction, which `transaction: all` cannot do; use `transaction: per-migration` or drop its no-transaction directive"
+    )]
+    NeedsNoTransaction(String),
+    /// A migration failed; earlier ones in `per-migration` mode stay applied.
+    #[error("migration failed: {failure}{}", applied_note(.applied))]
+    Migration {
+        /// What the server said, where.
+        failure: Box<Failure>,
+        /// What was applied (and committed) before it.
+        applied: Vec<Applied>,
+        /// Whether it was still timing out on locks after every retry.
+        gave_up_on_locks: bool,
+    },
+    /// The database failed outside a migration.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+fn applied_note(applied: &[Applied]) -> String {
+    if applied.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\n  applied before it: {}",
+            applied
+                .iter()
+                .map(|a| a.version.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+/// Refuses `transaction: all` when a pending migration cannot run in one.
+pub fn check_mode(pending: &[&Migration], mode: TransactionMode) -> Result<(), ApplyError> {
+    match pending.iter().find(|m| !m.directives.transaction) {
+        Some(m) if mode == TransactionMode::All => {
+            Err(ApplyError::NeedsNoTransaction(m.path.display().to_string()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Applies `pending` in order on `client`; the history table must exist.
+pub async fn apply(
+    client: &mut Client,
+    pending: &[&Migration],
+    options: &ApplyOptions,
+) -> Result<Vec<Applied>, ApplyError> {
+    check_mode(pending, options.mode)?;
+    if options.mode == TransactionMode::All {
+        return in_transaction_with_retries(client, pending, options).await;
+    }
+    let mut done = Vec::new();
+    for m in pending {
+        let result = if m.directives.transaction {
+            in_transaction_with_retries(client, std::slice::from_ref(m), options).await
+        } else {
+            outside_transaction(client, m, options)
+                .await
+                .map(|a| vec![a])
+        };
+        match result {
+            Ok(a) => done.extend(a),
+            Err(ApplyError::Migration {
+                failure,
+                gave_up_on_locks,
+                ..
+            }) => {
+                return Err(ApplyError::Migration {
+                    failure,
+                    applied: done,
+                    gave_up_on_locks,
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// One attempt's failure.
+enum Attempt {
+    LockTimeout(Box<Failure>),
+    Failed(Box<Failure>),
+    Db(DbError),
+}
+
+/// After a failed attempt: waits and returns `None` when a lock timeout may
+/// be retried (0.5 s, 1 s, 2 s… at most 10 s apart), else the final error.
+async fn retry_or_fail(
+    attempt: Attempt,
+    tries: &mut u32,
+    options: &ApplyOptions,
+) -> Option<ApplyError> {
+    match attempt {
+        Attempt::LockTimeout(failure) if *tries < options.lock_retries => {
+            let wait = Duration::from_millis(500 << (*tries).min(5)).min(Duration::from_secs(10));
+            *tries += 1;
+            tracing::warn!(migration = %failure.path, retry = *tries, of = options.lock_retries, wait_ms = wait.as_millis() as u64, "lock timeout; retrying");
+            tokio::time::sleep(wait).await;
+            None
+        }
+        Attempt::LockTimeout(failure) => Some(ApplyError::Migration {
+            failure,
+            applied: Vec::new(),
+            gave_up_on_locks: true,
+        }),
+        Attempt::Failed(failure) => Some(ApplyError::Migration {
+            failure,
+            applied: Vec::new(),
+            gave_up_on_locks: false,
+        }),
+        Attempt::Db(e) => Some(ApplyError::Db(e)),
+    }
+}
+
+async fn in_transaction_with_retries(
+    client: &mut Client,
+    ms: &[&Migration],
+    options: &ApplyOptions,
+) -> Result<Vec<Applied>, ApplyError> {
+    let mut tries = 0;
+    loop {
+        match apply_in_transaction(client, ms, options, tries).await {
+            Ok(done) => return Ok(done),
+            Err(attempt) => {
+                if let Some(e) = retry_or_fail(attempt, &mut tries, options).await {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
+fn timeouts(m: &Migration, options: &ApplyOptions, scope: &str) -> String {
+    let lock = m.directives.lock_timeout.unwrap_or(options.lock_timeout);
+    let statement = m
+        .directives
+        .statement_timeout
+        .unwrap_or(options.statement_timeout);
+    format!(
+        "SET {scope} lock_timeout = '{}ms'; SET {scope} statement_timeout = '{}ms'",
+        lock.as_millis(),
+        statement.as_millis()
+    )
+}
+
+/// Applies `ms` in one transaction with their history rows.
+async fn apply_in_transaction(
+    client: &mut Client,
+    ms: &[&Migration],
+    options: &ApplyOptions,
+    retries: u32,
+) -> Result<Vec<Applied>, Attempt> {
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| Attempt::Db(DbError::query("starting a transaction")(e)))?;
+    let mut done = Vec::new();
+    for m in ms {
+        tracing::info!(migration = %m.path.display(), "applying");
+        let started = Instant::now();
+        tx.batch_execute(&timeouts(m, options, "LOCAL"))
+            .await
+            .map_err(|e| Attempt::Db(DbError::query("setting timeouts")(e)))?;
+        if let Err(e) = tx.batch_execute(&m.sql).await {
+            return Err(classify(m, e, None));
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        write_history(&tx, m, seconds, options)
+            .await
+            .map_err(Attempt::Db)?;
+        done.push(Applied {
+            version: history_key(m),
+            path: m.path.display().to_string(),
+            seconds,
+            retries,
+        });
+    }
+    tx.commit()
+        .await
+        .map_err(|e| Attempt::Db(DbError::query("committing migrations")(e)))?;
+    for a in &done {
+        tracing::info!(migration = %a.path, seconds = format!("{:.2}", a.seconds), "applied");
+    }
+    Ok(done)
+}
+
+/// Applies a migration statement by statement, outside any transaction;
+/// each statement is retried on its own after a lock timeout.
+async fn outside_transaction(
+    client: &mut Client,
+    m: &Migration,
+    options: &ApplyOptions,
+) -> Result<Applied, ApplyError> {
+    tracing::info!(migration = %m.path.display(), "applying outside a transaction");
+    let statements = split::split(&m.sql).expect("checked when the folder was read");
+    client
+        .batch_execute(&timeouts(m, options, "SESSION"))
+        .await
+        .map_err(DbError::query("setting timeouts"))?;
+    let started = Instant::now();
+    let mut tries = 0;
+    let mut failed = None;
+    'statements: for statement in &statements {
+        loop {
+            match client.batch_execute(&statement.sql).await {
+                Ok(()) => break,
+                Err(e) => {
+                    if let Some(err) =
+                        retry_or_fail(classify(m, e, Some(statement)), &mut tries, options).await
+                    {
+                        failed = Some(err);
+                        break 'statements;
+                    }
+                }
+            }
+        }
+    }
+    let reset = client
+        .batch_execute("RESET lock_timeout; RESET statement_timeout")
+        .await;
+    if let Some(err) = failed {
+        return Err(err);
+    }
+    reset.map_err(DbError::query("resetting timeouts"))?;
+    let seconds = started.elapsed().as_secs_f64();
+    write_history(&*client, m, seconds, options).await?;
+    tracing::info!(migration = %m.path.display(), seconds = format!("{seconds:.2}"), "applied");
+    Ok(Applied {
+        version: history_key(m),
+        path: m.path.display().to_string(),
+        seconds,
+        retries: tries,
+    })
+}
+
+async fn write_history(
+    client: &impl tokio_postgres::GenericClient,
+    m: &Migration,
+    seconds: f64,
+    options: &ApplyOptions,
+) -> Result<(), DbError> {
+    let key = history_key(m);
+    history::record(
+        client,
+        &Record {
+            version: &key,
+            name: &m.name,
+            kind: if m.version.is_some() {
+                "versioned"
+            } else {
+                "repeatable"
+            },
+            checksum: &m.checksum,
+            duration_ms: (seconds * 1000.0) as i64,
+            release_id: options.release_id.as_deref(),
+            deploy_id: options.deploy_id.as_deref(),
+        },
+    )
+    .await
+}
+
+/// Turns a server error into a [`Failure`] that names the file line: the
+/// server's position counts characters of what was sent, which is the whole
+/// migration or, outside a transaction, one statement of it.
+fn classify(
+    m: &Migration,
+    e: tokio_postgres::Error,
+    statement: Option<&split::Statement>,
+) -> Attempt {
+    let Some(db) = e.as_db_error() else {
+        return Attempt::Db(DbError::Query {
+            what: format!("applying `{}`", m.path.display()),
+            source: e,
+        });
+    };
+    let position = match db.position() {
+        Some(ErrorPosition::Original(p)) => Some(*p as usize),
+        _ => None,
+    };
+    let (line, text) = match statement {
+        Some(s) => (
+            Some(m.first_line - 1 + position.map_or(s.line, |p| s.line_of(p))),
+            Some(s.sql.clone()),
+        ),
+        None => {
+            let line = position.map(|p| {
+                m.first_line
+                    + m.sql
+                        .chars()
+                        .take(p.saturating_sub(1))
+                        .filter(|&c| c == '\n')
+                        .count()
+            });
+            // The statement holding that line, for the message.
+            let relative = line.map(|l| l + 1 - m.first_line);
+            let text = split::split(&m.sql).ok().and_then(|ss| {
+                ss.into_iter()
+                    .rev()
+                    .find(|s| relative.is_some_and(|r| s.line <= r))
+                    .map(|s| s.sql)
+            });
+            (line, text)
+        }
+    };
+    let failure = Box::new(Failure {
+        path: m.path.display().to_string(),
+        line,
+        statement: text.map(|t| t.lines().next().unwrap_or_default().to_owned()),
+        sqlstate: db.code().code().to_owned(),
+        message: db.message().to_owned(),
+        detail: db.detail().map(str::to_owned),
+        hint: db.hint().map(str::to_owned),
+    });
+    if db.code().code() == LOCK_NOT_AVAILABLE {
+        Attempt::LockTimeout(failure)
+    } else {
+        Attempt::Failed(failure)
+    }
+}

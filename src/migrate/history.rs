@@ -1,0 +1,115 @@
+//! The history table, `snapguard.schema_migrations`, and the advisory lock
+//! that keeps two migrators apart.
+
+use tokio_postgres::{Client, GenericClient};
+
+use super::plan::AppliedRow;
+use crate::db::DbError;
+
+/// The advisory lock key for migrations ("snapmigr" in ASCII).
+const LOCK_KEY: i64 = 0x736e_6170_6d69_6772;
+
+const CREATE: &str = "
+CREATE SCHEMA IF NOT EXISTS snapguard;
+CREATE TABLE IF NOT EXISTS snapguard.schema_migrations (
+    version     text PRIMARY KEY,
+    name        text NOT NULL,
+    kind        text NOT NULL CHECK (kind IN ('versioned', 'repeatable', 'baseline')),
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    duration_ms bigint NOT NULL,
+    release_id  text,
+    deploy_id   text,
+    applied_by  text NOT NULL DEFAULT current_user
+)";
+
+/// Creates the schema and table if they do not exist.
+pub async fn ensure(client: &Client) -> Result<(), DbError> {
+    client
+        .batch_execute(CREATE)
+        .await
+        .map_err(DbError::query("creating snapguard.schema_migrations"))
+}
+
+/// Every history row; none when the table does not exist yet.
+pub async fn read(client: &Client) -> Result<Vec<AppliedRow>, DbError> {
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('snapguard.schema_migrations') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(DbError::query("looking for snapguard.schema_migrations"))?
+        .get(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let rows = client
+        .query("SELECT version, name, checksum, kind FROM snapguard.schema_migrations ORDER BY applied_at, version", &[])
+        .await
+        .map_err(DbError::query("reading snapguard.schema_migrations"))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| AppliedRow {
+            version: r.get(0),
+            name: r.get(1),
+            checksum: r.get(2),
+            kind: r.get(3),
+        })
+        .collect())
+}
+
+/// A row to write.
+#[derive(Debug, Clone)]
+pub struct Record<'a> {
+    /// The history key.
+    pub version: &'a str,
+    /// The name.
+    pub name: &'a str,
+    /// `versioned`, `repeatable` or `baseline`.
+    pub kind: &'a str,
+    /// The SQL's checksum.
+    pub checksum: &'a str,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// The release being deployed.
+    pub release_id: Option<&'a str>,
+    /// The deploy.
+    pub deploy_id: Option<&'a str>,
+}
+
+/// Writes (or, for a repeatable migration, replaces) a row. Inside the
+/// migration's transaction when it has one, so both commit together.
+pub async fn record(client: &impl GenericClient, r: &Record<'_>) -> Result<(), DbError> {
+    client
+        .execute(
+            "INSERT INTO snapguard.schema_migrations (version, name, kind, checksum, duration_ms, release_id, deploy_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (version) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now(), \
+             duration_ms = EXCLUDED.duration_ms, release_id = EXCLUDED.release_id, deploy_id = EXCLUDED.deploy_id",
+            &[&r.version, &r.name, &r.kind, &r.checksum, &r.duration_ms, &r.release_id, &r.deploy_id],
+        )
+        .await
+        .map_err(DbError::query(format!("recording migration {} in snapguard.schema_migrations", r.version)))?;
+    Ok(())
+}
+
+/// Tries to take the migration lock on this session until `wait` runs out.
+/// Returns whether it was taken. It is released when the session ends.
+pub async fn lock(client: &Client, wait: std::time::Duration) -> Result<bool, DbError> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let taken: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])
+            .await
+            .map_err(DbError::query("taking the migration lock"))?
+            .get(0);
+        if taken {
+            return Ok(true);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
