@@ -48,11 +48,6 @@ impl Cancel {
         Cancel(rx)
     }
 
-    /// A handle that is never cancelled.
-    pub fn never() -> Cancel {
-        Cancel(watch::channel(false).1)
-    }
-
     /// Waits until cancellation is requested. If nothing can request it any
     /// more (the sender is gone), waits forever rather than cancelling.
     pub async fn cancelled(&self) {

@@ -186,24 +186,6 @@ pub fn spawn_encoder(
     })
 }
 
-/// Counts what passes through to the real sink.
-struct Counting<W> {
-    inner: W,
-    count: u64,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(data)?;
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 enum Decoder<W: Write> {
     Zstd(zstd::stream::write::Decoder<'static, W>),
     Gzip(flate2::write::GzDecoder<W>),
@@ -239,18 +221,23 @@ impl<W: Write> Decoder<W> {
     }
 }
 
-/// Tells the sink's own failures (`Sink`) from bad input (`Corrupt`): a
-/// decompressor reports both as `io::Error`, so the sink marks its own.
-struct MarkSinkErrors<W> {
+/// The decoder's view of the real sink: counts what is written, and marks
+/// the sink's own failures so they can be told from bad input (`Sink` vs
+/// `Corrupt`), since a decompressor reports both as `io::Error`.
+struct Sink<W> {
     inner: W,
+    count: u64,
     failed: Option<io::ErrorKind>,
 }
 
-impl<W: Write> Write for MarkSinkErrors<W> {
+impl<W: Write> Write for Sink<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.inner
+        let n = self
+            .inner
             .write(data)
-            .inspect_err(|e| self.failed = Some(e.kind()))
+            .inspect_err(|e| self.failed = Some(e.kind()))?;
+        self.count += n as u64;
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -271,14 +258,12 @@ pub fn spawn_decoder<W: Write + Send + 'static>(
     tokio::task::spawn_blocking(move || {
         let mut hasher = Sha256::new();
         let mut stored_bytes = 0u64;
-        let marked = MarkSinkErrors {
-            inner: Counting {
-                inner: sink,
-                count: 0,
-            },
+        let sink = Sink {
+            inner: sink,
+            count: 0,
             failed: None,
         };
-        let mut decoder = Decoder::new(compression, marked).map_err(DecodeError::Sink)?;
+        let mut decoder = Decoder::new(compression, sink).map_err(DecodeError::Sink)?;
         let mut failure: Option<io::Error> = None;
         while let Some(chunk) = input.blocking_recv() {
             hasher.update(&chunk);
@@ -298,7 +283,7 @@ pub fn spawn_decoder<W: Write + Send + 'static>(
         let (raw_bytes, sink_failed) = match failure {
             None => match decoder.finish() {
                 Ok(mut w) => match w.flush() {
-                    Ok(()) => (w.inner.count, None),
+                    Ok(()) => (w.count, None),
                     Err(e) => return Err(DecodeError::Sink(e)),
                 },
                 Err(e) => {
@@ -332,7 +317,7 @@ pub fn spawn_decoder<W: Write + Send + 'static>(
     })
 }
 
-fn decoder_sink_failure<W: Write>(decoder: &Decoder<MarkSinkErrors<W>>) -> Option<io::ErrorKind> {
+fn decoder_sink_failure<W: Write>(decoder: &Decoder<Sink<W>>) -> Option<io::ErrorKind> {
     match decoder {
         Decoder::Zstd(d) => d.get_ref().failed,
         Decoder::Gzip(d) => d.get_ref().failed,

@@ -470,13 +470,7 @@ impl RestorePlan {
             if sessions.is_empty() {
                 break;
             }
-            if !self.options.terminate_sessions {
-                return Err(RestoreError::SessionsConnected {
-                    database: self.database.clone(),
-                    sessions,
-                });
-            }
-            if Instant::now() > deadline {
+            if !self.options.terminate_sessions || Instant::now() > deadline {
                 return Err(RestoreError::SessionsConnected {
                     database: self.database.clone(),
                     sessions,
@@ -515,9 +509,16 @@ impl RestorePlan {
 }
 
 async fn allows_connections(client: &Client, name: &str) -> Result<bool, DbError> {
-    Ok(db::DatabaseProperties::read(client, name)
-        .await?
-        .is_none_or(|p| p.allow_connections))
+    let row = client
+        .query_opt(
+            "SELECT datallowconn FROM pg_database WHERE datname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(DbError::query(format!(
+            "reading ALLOW_CONNECTIONS of `{name}`"
+        )))?;
+    Ok(row.is_none_or(|r| r.get(0)))
 }
 
 /// How far a failed restore got, which decides the exit code. Either way the

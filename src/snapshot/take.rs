@@ -113,11 +113,6 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
         })
     }
 
-    /// The `pg_dump` that will run.
-    pub fn pg_dump(&self) -> &Tool {
-        &self.pg_dump
-    }
-
     /// Takes the snapshot. On any failure nothing is left in the store that
     /// could be mistaken for a snapshot: the archive is aborted or deleted
     /// and no manifest is written.

@@ -170,13 +170,7 @@ pub async fn list_toc(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| TransferError::Toc {
-            uri: uri.clone(),
-            source: ProcessError::Spawn {
-                command: command.clone(),
-                source,
-            },
-        })?;
+        .map_err(|source| toc_spawn_failed(&uri, &command, source))?;
     let stdin = child.stdin.take().expect("stdin is piped");
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let mut stderr = child.stderr.take().expect("stderr is piped");
@@ -196,22 +190,9 @@ pub async fn list_toc(
         .expect("wait thread panicked");
     let listing = out_reader.join().unwrap_or_default();
     let errors = err_reader.join().unwrap_or_default();
-    let status = status.map_err(|source| TransferError::Toc {
-        uri: uri.clone(),
-        source: ProcessError::Spawn {
-            command: command.clone(),
-            source,
-        },
-    })?;
+    let status = status.map_err(|source| toc_spawn_failed(&uri, &command, source))?;
     if !status.success() {
-        return Err(TransferError::Toc {
-            uri,
-            source: ProcessError::Exited {
-                command,
-                status,
-                stderr_tail: errors.trim().to_owned(),
-            },
-        });
+        return Err(toc_exited(uri, command, status, &errors));
     }
     transfer?;
     count_entries(&listing).ok_or(TransferError::NotCustomFormat { uri })
@@ -227,26 +208,43 @@ pub async fn list_toc_file(path: &Path, pg_restore: &Tool) -> Result<usize, Tran
         .stdin(Stdio::null())
         .output()
         .await
-        .map_err(|source| TransferError::Toc {
-            uri: uri.clone(),
-            source: ProcessError::Spawn {
-                command: command.clone(),
-                source,
-            },
-        })?;
+        .map_err(|source| toc_spawn_failed(&uri, &command, source))?;
     if !out.status.success() {
-        let stderr_tail = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-        return Err(TransferError::Toc {
+        return Err(toc_exited(
             uri,
-            source: ProcessError::Exited {
-                command,
-                status: out.status,
-                stderr_tail,
-            },
-        });
+            command,
+            out.status,
+            &String::from_utf8_lossy(&out.stderr),
+        ));
     }
     count_entries(&String::from_utf8_lossy(&out.stdout))
         .ok_or(TransferError::NotCustomFormat { uri })
+}
+
+fn toc_spawn_failed(uri: &str, command: &str, source: std::io::Error) -> TransferError {
+    TransferError::Toc {
+        uri: uri.to_owned(),
+        source: ProcessError::Spawn {
+            command: command.to_owned(),
+            source,
+        },
+    }
+}
+
+fn toc_exited(
+    uri: String,
+    command: String,
+    status: std::process::ExitStatus,
+    stderr: &str,
+) -> TransferError {
+    TransferError::Toc {
+        uri,
+        source: ProcessError::Exited {
+            command,
+            status,
+            stderr_tail: stderr.trim().to_owned(),
+        },
+    }
 }
 
 /// The number of entries in a `pg_restore -l` listing, or `None` when the
