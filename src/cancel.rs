@@ -48,6 +48,11 @@ impl Cancel {
         Cancel(rx)
     }
 
+    /// Whether cancellation was requested, for checks between steps.
+    pub fn is_cancelled(&self) -> bool {
+        *self.0.borrow()
+    }
+
     /// Waits until cancellation is requested. If nothing can request it any
     /// more (the sender is gone), waits forever rather than cancelling.
     pub async fn cancelled(&self) {

@@ -6,7 +6,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::logging::LogFormat;
 
-/// Safe PostgreSQL deploys: snapshots to object storage and emergency restores.
+/// Safe PostgreSQL deploys: snapshots to object storage, migrations and emergency restores.
 #[derive(Debug, Parser)]
 #[command(name = "snapguard", version, about, propagate_version = true)]
 pub struct Cli {
@@ -48,6 +48,58 @@ pub enum Command {
     /// Restore a snapshot: into a new database, then swap it in under the
     /// original name (the replaced database is kept).
     Restore(RestoreArgs),
+    /// Apply pending migrations (the migrator alone, without snapshot or
+    /// maintenance), or inspect and manage them.
+    #[command(args_conflicts_with_subcommands = true)]
+    Migrate {
+        /// `status`, `new` or `baseline`; none applies pending migrations.
+        #[command(subcommand)]
+        command: Option<MigrateCommand>,
+        /// Options for applying.
+        #[command(flatten)]
+        args: MigrateArgs,
+    },
+}
+
+/// `snapguard migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Show the plan and the SQL; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The release being deployed, recorded in the history.
+    #[arg(long, value_name = "ID")]
+    pub release: Option<String>,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `snapguard migrate …`.
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Applied, pending and drifted migrations; exits 3 when `migrate` would
+    /// refuse to run.
+    Status {
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create an empty migration, correctly named for the folder's format.
+    New {
+        /// What it does, for example `add_users_email`.
+        name: String,
+    },
+    /// Record that every migration up to a version was applied elsewhere
+    /// (squashed history, another tool's table).
+    Baseline {
+        /// The version to record.
+        #[arg(long, value_name = "V")]
+        version: String,
+        /// The name recorded with it.
+        #[arg(long, default_value = "baseline")]
+        name: String,
+    },
 }
 
 /// `snapguard snapshot`.

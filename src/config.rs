@@ -267,6 +267,9 @@ pub struct MigrationsConfig {
     pub lock_wait: Duration,
     /// `migrations.allow_out_of_order`, `allow_drift`, `allow_missing`.
     pub plan: PlanOptions,
+    /// `migrations.command`: an external migrator run instead of the
+    /// built-in one, through `sh -c`, with `DATABASE_URL` set.
+    pub command: Option<String>,
 }
 
 impl Config {
@@ -387,6 +390,7 @@ const KEYS: &[&str] = &[
     "migrations.allow_out_of_order",
     "migrations.allow_drift",
     "migrations.allow_missing",
+    "migrations.command",
 ];
 
 /// One value and where it came from.
@@ -496,6 +500,7 @@ struct FileMigrations {
     allow_out_of_order: Value,
     allow_drift: Value,
     allow_missing: Value,
+    command: Value,
 }
 
 fn file_settings(path: &Path, text: &str) -> Result<Settings, ConfigError> {
@@ -559,6 +564,7 @@ fn file_settings(path: &Path, text: &str) -> Result<Settings, ConfigError> {
     add("migrations.allow_out_of_order", m.allow_out_of_order);
     add("migrations.allow_drift", m.allow_drift);
     add("migrations.allow_missing", m.allow_missing);
+    add("migrations.command", m.command);
     Ok(settings)
 }
 
@@ -700,6 +706,9 @@ impl Resolver<'_> {
                 allow_drift: flag("migrations.allow_drift")?,
                 allow_missing: flag("migrations.allow_missing")?,
             },
+            command: self
+                .string("migrations.command")?
+                .filter(|c| !c.trim().is_empty()),
         };
         let missing_hint = match &file {
             Some(f) => format!("`{}`", f.display()),

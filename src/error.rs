@@ -28,6 +28,15 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// Another run holds the lock this command needs.
+    #[error("{step} did not start")]
+    Locked {
+        /// The command or step, for example `migrate`.
+        step: &'static str,
+        /// Who holds what, and how long this run waited.
+        #[source]
+        source: BoxError,
+    },
     /// The command failed after it started its work; the chain says where and
     /// what state it left behind.
     #[error("{step} failed")]
@@ -62,6 +71,7 @@ impl Error {
         match self {
             Error::Config(_) | Error::Usage(_) => exit_codes::USAGE,
             Error::NothingChanged { .. } => exit_codes::PREFLIGHT,
+            Error::Locked { .. } => exit_codes::LOCKED,
             Error::Failed { .. } => exit_codes::INTERNAL,
         }
     }

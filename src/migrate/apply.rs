@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 use tokio_postgres::error::ErrorPosition;
 
+use tokio_postgres::SimpleQueryMessage;
+
 use super::history::{self, Record};
 use super::plan::history_key;
-use super::source::Migration;
+use super::source::{Batch, Migration};
 use super::split;
+use crate::cancel::Cancel;
 use crate::db::DbError;
 
 /// `migrations.transaction`.
@@ -113,6 +116,14 @@ pub enum ApplyError {
         /// Whether it was still timing out on locks after every retry.
         gave_up_on_locks: bool,
     },
+    /// Cancelled (SIGINT / SIGTERM) between migrations or batches.
+    #[error("cancelled{}{}", during.as_ref().map(|d| format!(" during {d}")).unwrap_or_default(), applied_note(.applied))]
+    Cancelled {
+        /// What was applied (and committed) before.
+        applied: Vec<Applied>,
+        /// The batched migration that was stopped, if any.
+        during: Option<String>,
+    },
     /// The database failed outside a migration.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -143,22 +154,33 @@ pub fn check_mode(pending: &[&Migration], mode: TransactionMode) -> Result<(), A
     }
 }
 
-/// Applies `pending` in order on `client`; the history table must exist.
+/// Applies `pending` in order on `client`, creating the history table
+/// first if needed (inside the one transaction in `all` mode, so a failure
+/// leaves no trace). Cancellation is honoured between migrations and
+/// between batches; a running statement is bounded by `statement_timeout`.
 pub async fn apply(
     client: &mut Client,
     pending: &[&Migration],
     options: &ApplyOptions,
+    cancel: &Cancel,
 ) -> Result<Vec<Applied>, ApplyError> {
     check_mode(pending, options.mode)?;
     if options.mode == TransactionMode::All {
-        return in_transaction_with_retries(client, pending, options).await;
+        return in_transaction_with_retries(client, pending, options, true).await;
     }
+    history::ensure(client).await?;
     let mut done = Vec::new();
     for m in pending {
+        if cancel.is_cancelled() {
+            return Err(ApplyError::Cancelled {
+                applied: done,
+                during: None,
+            });
+        }
         let result = if m.directives.transaction {
-            in_transaction_with_retries(client, std::slice::from_ref(m), options).await
+            in_transaction_with_retries(client, std::slice::from_ref(m), options, false).await
         } else {
-            outside_transaction(client, m, options)
+            outside_transaction(client, m, options, cancel)
                 .await
                 .map(|a| vec![a])
         };
@@ -173,6 +195,12 @@ pub async fn apply(
                     failure,
                     applied: done,
                     gave_up_on_locks,
+                });
+            }
+            Err(ApplyError::Cancelled { during, .. }) => {
+                return Err(ApplyError::Cancelled {
+                    applied: done,
+                    during,
                 });
             }
             Err(e) => return Err(e),
@@ -221,10 +249,11 @@ async fn in_transaction_with_retries(
     client: &mut Client,
     ms: &[&Migration],
     options: &ApplyOptions,
+    create_history: bool,
 ) -> Result<Vec<Applied>, ApplyError> {
     let mut tries = 0;
     loop {
-        match apply_in_transaction(client, ms, options, tries).await {
+        match apply_in_transaction(client, ms, options, tries, create_history).await {
             Ok(done) => return Ok(done),
             Err(attempt) => {
                 if let Some(e) = retry_or_fail(attempt, &mut tries, options).await {
@@ -256,11 +285,17 @@ async fn apply_in_transaction(
     ms: &[&Migration],
     options: &ApplyOptions,
     retries: u32,
+    create_history: bool,
 ) -> Result<Vec<Applied>, Attempt> {
     let tx = client
         .transaction()
         .await
         .map_err(|e| Attempt::Db(DbError::query("starting a transaction")(e)))?;
+    if create_history {
+        tx.batch_execute(history::CREATE)
+            .await
+            .map_err(|e| Attempt::Db(DbError::query("creating snapguard.schema_migrations")(e)))?;
+    }
     let mut done = Vec::new();
     for m in ms {
         tracing::info!(migration = %m.path.display(), "applying");
@@ -292,11 +327,13 @@ async fn apply_in_transaction(
 }
 
 /// Applies a migration statement by statement, outside any transaction;
-/// each statement is retried on its own after a lock timeout.
+/// each statement is retried on its own after a lock timeout. A batched
+/// migration repeats its one statement until it changes no rows.
 async fn outside_transaction(
     client: &mut Client,
     m: &Migration,
     options: &ApplyOptions,
+    cancel: &Cancel,
 ) -> Result<Applied, ApplyError> {
     tracing::info!(migration = %m.path.display(), "applying outside a transaction");
     let statements = split::split(&m.sql).expect("checked when the folder was read");
@@ -306,28 +343,26 @@ async fn outside_transaction(
         .map_err(DbError::query("setting timeouts"))?;
     let started = Instant::now();
     let mut tries = 0;
-    let mut failed = None;
-    'statements: for statement in &statements {
-        loop {
-            match client.batch_execute(&statement.sql).await {
-                Ok(()) => break,
-                Err(e) => {
-                    if let Some(err) =
-                        retry_or_fail(classify(m, e, Some(statement)), &mut tries, options).await
-                    {
-                        failed = Some(err);
-                        break 'statements;
-                    }
+    let result = match m.directives.batch {
+        Some(batch) => {
+            let statement = statements.first().expect("checked when the folder was read");
+            batched(client, m, statement, batch, options, cancel).await
+        }
+        None => {
+            let mut result = Ok(0);
+            for statement in &statements {
+                result = run_statement(client, m, statement, options, &mut tries).await;
+                if result.is_err() {
+                    break;
                 }
             }
+            result
         }
-    }
+    };
     let reset = client
         .batch_execute("RESET lock_timeout; RESET statement_timeout")
         .await;
-    if let Some(err) = failed {
-        return Err(err);
-    }
+    result?;
     reset.map_err(DbError::query("resetting timeouts"))?;
     let seconds = started.elapsed().as_secs_f64();
     write_history(&*client, m, seconds, options).await?;
@@ -338,6 +373,86 @@ async fn outside_transaction(
         seconds,
         retries: tries,
     })
+}
+
+/// Runs one statement in autocommit, retrying lock timeouts; returns the
+/// rows it changed.
+async fn run_statement(
+    client: &Client,
+    m: &Migration,
+    statement: &split::Statement,
+    options: &ApplyOptions,
+    tries: &mut u32,
+) -> Result<u64, ApplyError> {
+    loop {
+        match client.simple_query(&statement.sql).await {
+            Ok(messages) => {
+                return Ok(messages
+                    .iter()
+                    .map(|msg| match msg {
+                        SimpleQueryMessage::CommandComplete(n) => *n,
+                        _ => 0,
+                    })
+                    .sum());
+            }
+            Err(e) => {
+                if let Some(err) = retry_or_fail(classify(m, e, Some(statement)), tries, options).await
+                {
+                    return Err(err);
+                }
+            }
+        }
+    }
+}
+
+/// Repeats a batched migration's statement, each run its own transaction,
+/// until it changes no rows; logs rows so far and the rate every few
+/// seconds. Every batch gets the full lock-timeout retries.
+async fn batched(
+    client: &Client,
+    m: &Migration,
+    statement: &split::Statement,
+    batch: Batch,
+    options: &ApplyOptions,
+    cancel: &Cancel,
+) -> Result<u64, ApplyError> {
+    let started = Instant::now();
+    let mut last_report = started;
+    let (mut total, mut batches) = (0u64, 0u64);
+    loop {
+        let mut tries = 0;
+        let rows = run_statement(client, m, statement, options, &mut tries).await?;
+        if rows == 0 {
+            break;
+        }
+        total += rows;
+        batches += 1;
+        if last_report.elapsed() >= PROGRESS_EVERY {
+            last_report = Instant::now();
+            tracing::info!(migration = %m.path.display(), rows = total, batches, rows_per_second = rate(total, started), "backfilling");
+        }
+        if cancel.is_cancelled() {
+            return Err(ApplyError::Cancelled {
+                applied: Vec::new(),
+                during: Some(format!(
+                    "`{}` after {batches} batches ({total} rows committed; running it again continues where it stopped)",
+                    m.path.display()
+                )),
+            });
+        }
+        if !batch.pause.is_zero() {
+            tokio::time::sleep(batch.pause).await;
+        }
+    }
+    tracing::info!(migration = %m.path.display(), rows = total, batches, rows_per_second = rate(total, started), "backfill done");
+    Ok(total)
+}
+
+/// How often a batched migration reports progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+fn rate(rows: u64, since: Instant) -> u64 {
+    (rows as f64 / since.elapsed().as_secs_f64().max(0.001)) as u64
 }
 
 async fn write_history(

@@ -9,7 +9,8 @@ use crate::db::DbError;
 /// The advisory lock key for migrations ("snapmigr" in ASCII).
 const LOCK_KEY: i64 = 0x736e_6170_6d69_6772;
 
-const CREATE: &str = "
+/// Creates the schema and table when missing; safe to run in a transaction.
+pub(crate) const CREATE: &str = "
 CREATE SCHEMA IF NOT EXISTS snapguard;
 CREATE TABLE IF NOT EXISTS snapguard.schema_migrations (
     version     text PRIMARY KEY,
@@ -24,7 +25,7 @@ CREATE TABLE IF NOT EXISTS snapguard.schema_migrations (
 )";
 
 /// Creates the schema and table if they do not exist.
-pub async fn ensure(client: &Client) -> Result<(), DbError> {
+pub async fn ensure(client: &impl GenericClient) -> Result<(), DbError> {
     client
         .batch_execute(CREATE)
         .await
@@ -45,7 +46,12 @@ pub async fn read(client: &Client) -> Result<Vec<AppliedRow>, DbError> {
         return Ok(Vec::new());
     }
     let rows = client
-        .query("SELECT version, name, checksum, kind FROM snapguard.schema_migrations ORDER BY applied_at, version", &[])
+        .query(
+            "SELECT version, name, checksum, kind, \
+             to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), duration_ms, release_id \
+             FROM snapguard.schema_migrations ORDER BY applied_at, version",
+            &[],
+        )
         .await
         .map_err(DbError::query("reading snapguard.schema_migrations"))?;
     Ok(rows
@@ -55,6 +61,9 @@ pub async fn read(client: &Client) -> Result<Vec<AppliedRow>, DbError> {
             name: r.get(1),
             checksum: r.get(2),
             kind: r.get(3),
+            applied_at: r.get(4),
+            duration_ms: r.get(5),
+            release_id: r.get(6),
         })
         .collect())
 }
@@ -91,6 +100,21 @@ pub async fn record(client: &impl GenericClient, r: &Record<'_>) -> Result<(), D
         )
         .await
         .map_err(DbError::query(format!("recording migration {} in snapguard.schema_migrations", r.version)))?;
+    Ok(())
+}
+
+/// Records a baseline at `version`. When that version was itself applied
+/// here, its row becomes the baseline (its file may then be squashed away).
+pub async fn record_baseline(client: &impl GenericClient, version: &str, name: &str) -> Result<(), DbError> {
+    client
+        .execute(
+            "INSERT INTO snapguard.schema_migrations (version, name, kind, checksum, duration_ms) \
+             VALUES ($1, $2, 'baseline', '', 0) \
+             ON CONFLICT (version) DO UPDATE SET kind = 'baseline'",
+            &[&version, &name],
+        )
+        .await
+        .map_err(DbError::query(format!("recording baseline {version} in snapguard.schema_migrations")))?;
     Ok(())
 }
 

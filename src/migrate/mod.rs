@@ -1,11 +1,15 @@
-//! The migration engine (issue 3), being built in steps: reading migration
-//! folders in six formats ([`source`]), splitting SQL into statements for
-//! migrations that run outside a transaction ([`split`]), deciding what is
-//! pending against the history table ([`plan`]), and applying it
-//! ([`apply`], [`history`]).
+//! The migration engine: reading migration folders in six formats
+//! ([`source`]), splitting SQL into statements for migrations that run
+//! outside a transaction ([`split`]), deciding what is pending against the
+//! history table ([`plan`], [`history`]), applying it ([`apply`]), an
+//! external migrator instead ([`external`]), new files ([`scaffold`]), and
+//! all of it together ([`migrator`]).
 
 pub mod apply;
+pub mod external;
 pub mod history;
+pub mod migrator;
 pub mod plan;
+pub mod scaffold;
 pub mod source;
 pub mod split;

@@ -4,7 +4,7 @@
 use super::source::{Migration, Version};
 
 /// One row of `snapguard.schema_migrations`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct AppliedRow {
     /// The version, or `R__<name>` for a repeatable migration.
     pub version: String,
@@ -14,6 +14,12 @@ pub struct AppliedRow {
     pub checksum: String,
     /// `versioned`, `repeatable` or `baseline`.
     pub kind: String,
+    /// When, UTC, `YYYY-MM-DD HH:MM:SS`.
+    pub applied_at: String,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// The release it was applied for, if any.
+    pub release_id: Option<String>,
 }
 
 /// What may be tolerated.
@@ -77,6 +83,113 @@ pub fn history_key(m: &Migration) -> String {
     }
 }
 
+/// Where one migration stands against the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// Applied with the same checksum.
+    Applied,
+    /// Not applied yet (or a new or changed repeatable migration).
+    Pending,
+    /// Applied, but its file changed since.
+    Changed,
+    /// Applied, but its file is gone.
+    Missing,
+    /// Not applied, and older than the newest applied version.
+    OutOfOrder,
+    /// At or below the baseline: history that lived elsewhere.
+    BelowBaseline,
+    /// The baseline row itself.
+    Baseline,
+}
+
+/// One line of `migrate status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Entry {
+    /// The history key.
+    pub version: String,
+    /// The name.
+    pub name: String,
+    /// The file, when there is one.
+    pub path: Option<String>,
+    /// Where it stands.
+    pub state: State,
+    /// Its history row, when applied.
+    pub applied: Option<AppliedRow>,
+}
+
+/// The facts of the history that every migration is judged against.
+struct History<'a> {
+    applied: &'a [AppliedRow],
+    baseline: Option<Version>,
+    newest: Option<Version>,
+}
+
+impl<'a> History<'a> {
+    fn new(applied: &'a [AppliedRow]) -> Self {
+        let max_of = |keep: &dyn Fn(&AppliedRow) -> bool| {
+            applied
+                .iter()
+                .filter(|r| keep(r))
+                .filter_map(|r| Version::parse(&r.version))
+                .max()
+        };
+        History {
+            applied,
+            baseline: max_of(&|r| r.kind == "baseline"),
+            newest: max_of(&|r| r.kind != "repeatable"),
+        }
+    }
+
+    /// The history row of `m`, if it was applied.
+    fn row(&self, m: &Migration) -> Option<&'a AppliedRow> {
+        match &m.version {
+            Some(v) => self.applied.iter().find(|r| {
+                r.kind == "versioned" && Version::parse(&r.version).is_some_and(|p| p.same_number(v))
+            }),
+            None => {
+                let key = history_key(m);
+                self.applied.iter().find(|r| r.version == key)
+            }
+        }
+    }
+
+    fn below_baseline(&self, v: &Version) -> bool {
+        self.baseline.as_ref().is_some_and(|b| v <= b)
+    }
+
+    fn state(&self, m: &Migration) -> State {
+        let row = self.row(m);
+        match (&m.version, row) {
+            (None, Some(r)) if r.checksum == m.checksum => State::Applied,
+            (None, _) => State::Pending,
+            (Some(v), None) if self.below_baseline(v) => State::BelowBaseline,
+            (Some(_), Some(r)) if r.checksum != m.checksum => State::Changed,
+            (Some(_), Some(_)) => State::Applied,
+            (Some(v), None) if self.newest.as_ref().is_some_and(|n| v < n) => State::OutOfOrder,
+            (Some(_), None) => State::Pending,
+        }
+    }
+
+    /// Applied versioned rows with no file, excluding squashed history at or
+    /// below a baseline.
+    fn missing<'r>(&'r self, migrations: &'r [Migration]) -> impl Iterator<Item = &'a AppliedRow> + 'r {
+        self.applied
+            .iter()
+            .filter(|r| r.kind == "versioned")
+            .filter(move |r| {
+                let recorded = Version::parse(&r.version);
+                let on_disk = migrations.iter().any(|m| {
+                    m.version
+                        .as_ref()
+                        .zip(recorded.as_ref())
+                        .is_some_and(|(v, p)| v.same_number(p))
+                });
+                !on_disk && !recorded.is_some_and(|v| self.below_baseline(&v))
+            })
+    }
+}
+
 /// The migrations to apply, in order. Repeatable migrations are pending when
 /// new or changed. Rows at or below a baseline stand for history that lived
 /// elsewhere: no file is expected for them.
@@ -85,72 +198,80 @@ pub fn pending<'m>(
     applied: &[AppliedRow],
     options: PlanOptions,
 ) -> Result<Vec<&'m Migration>, PlanError> {
-    let parse = |v: &str| Version::parse(v);
-    let baseline = applied
-        .iter()
-        .filter(|r| r.kind == "baseline")
-        .filter_map(|r| parse(&r.version))
-        .max();
-    let newest = applied
-        .iter()
-        .filter(|r| r.kind != "repeatable")
-        .filter_map(|r| parse(&r.version))
-        .max();
+    let history = History::new(applied);
     let mut out = Vec::new();
     for m in migrations {
-        let key = history_key(m);
-        let row = match &m.version {
-            Some(v) => applied.iter().find(|r| {
-                r.kind == "versioned" && parse(&r.version).is_some_and(|p| p.same_number(v))
-            }),
-            None => applied.iter().find(|r| r.version == key),
-        };
-        match (&m.version, row) {
-            (None, Some(r)) if r.checksum == m.checksum => {}
-            (None, _) => out.push(m),
-            (Some(v), _) if baseline.as_ref().is_some_and(|b| v <= b) => {}
-            (Some(_), Some(r)) if r.checksum != m.checksum && !options.allow_drift => {
-                return Err(PlanError::Drift {
-                    version: key,
+        match history.state(m) {
+            State::Pending => out.push(m),
+            State::OutOfOrder if options.allow_out_of_order => out.push(m),
+            State::OutOfOrder => {
+                return Err(PlanError::OutOfOrder {
+                    version: history_key(m),
                     path: m.path.display().to_string(),
-                    then: r.checksum.clone(),
+                    newest: history
+                        .newest
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                });
+            }
+            State::Changed if !options.allow_drift => {
+                let then = history.row(m).map(|r| r.checksum.clone()).unwrap_or_default();
+                return Err(PlanError::Drift {
+                    version: history_key(m),
+                    path: m.path.display().to_string(),
+                    then,
                     now: m.checksum.clone(),
                 });
             }
-            (Some(_), Some(_)) => {}
-            (Some(v), None) => {
-                if let Some(n) = &newest
-                    && v < n
-                    && !options.allow_out_of_order
-                {
-                    return Err(PlanError::OutOfOrder {
-                        version: key,
-                        path: m.path.display().to_string(),
-                        newest: n.to_string(),
-                    });
-                }
-                out.push(m);
+            State::Changed => {
+                tracing::warn!(migration = %m.path.display(), "changed after it was applied; allowed by `migrations.allow_drift`");
             }
+            State::Applied | State::Missing | State::BelowBaseline | State::Baseline => {}
         }
     }
-    if !options.allow_missing {
-        for r in applied.iter().filter(|r| r.kind == "versioned") {
-            let recorded = parse(&r.version);
-            let on_disk = migrations.iter().any(|m| {
-                m.version
-                    .as_ref()
-                    .zip(recorded.as_ref())
-                    .is_some_and(|(v, p)| v.same_number(p))
+    for r in history.missing(migrations) {
+        if !options.allow_missing {
+            return Err(PlanError::Missing {
+                version: r.version.clone(),
+                name: r.name.clone(),
             });
-            if !on_disk {
-                return Err(PlanError::Missing {
-                    version: r.version.clone(),
-                    name: r.name.clone(),
-                });
-            }
         }
+        tracing::warn!(version = %r.version, "applied but its file is gone; allowed by `migrations.allow_missing`");
     }
     Ok(out)
+}
+
+/// Every migration on disk and every history row, in version order, with
+/// where each stands: what `migrate status` shows.
+pub fn status(migrations: &[Migration], applied: &[AppliedRow]) -> Vec<Entry> {
+    let history = History::new(applied);
+    let mut entries: Vec<Entry> = migrations
+        .iter()
+        .map(|m| Entry {
+            version: history_key(m),
+            name: m.name.clone(),
+            path: Some(m.path.display().to_string()),
+            state: history.state(m),
+            applied: history.row(m).cloned(),
+        })
+        .collect();
+    let extra = applied.iter().filter(|r| r.kind == "baseline").map(|r| (r, State::Baseline));
+    let missing = history.missing(migrations).map(|r| (r, State::Missing));
+    entries.extend(extra.chain(missing).map(|(r, state)| Entry {
+        version: r.version.clone(),
+        name: r.name.clone(),
+        path: None,
+        state,
+        applied: Some(r.clone()),
+    }));
+    let order = |e: &Entry| (Version::parse(&e.version), e.version.starts_with("R__"));
+    entries.sort_by(|a, b| {
+        let (va, ra) = order(a);
+        let (vb, rb) = order(b);
+        ra.cmp(&rb).then(va.cmp(&vb)).then(a.version.cmp(&b.version))
+    });
+    entries
 }
 
 #[cfg(test)]
@@ -177,6 +298,7 @@ mod tests {
             name: "x".into(),
             checksum: checksum.into(),
             kind: kind.into(),
+            ..AppliedRow::default()
         }
     }
 

@@ -11,8 +11,8 @@
 //! | Flyway | `V<1.2.3>__<name>.sql`, repeatable `R__<name>.sql` | `executeInTransaction=false` in `<file>.conf` |
 //!
 //! In every format, `-- snapguard:statement-timeout 15m`,
-//! `-- snapguard:lock-timeout 2s` and `-- snapguard:no-transaction` comment
-//! lines set per-migration options. Down migrations are read past, never
+//! `-- snapguard:lock-timeout 2s`, `-- snapguard:no-transaction` and
+//! `-- snapguard:batch [pause]` comment lines set per-migration options. Down migrations are read past, never
 //! run: a deploy rolls back by restoring the snapshot.
 
 use std::cmp::Ordering;
@@ -134,6 +134,16 @@ pub struct Directives {
     pub statement_timeout: Option<Duration>,
     /// `lock_timeout` for this migration.
     pub lock_timeout: Option<Duration>,
+    /// A batched data migration: its one statement runs again and again,
+    /// each time in its own transaction, until it changes no rows.
+    pub batch: Option<Batch>,
+}
+
+/// `-- snapguard:batch [pause]`: how a batched migration repeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Batch {
+    /// The pause between batches, which lets replicas and autovacuum keep up.
+    pub pause: Duration,
 }
 
 impl Default for Directives {
@@ -142,6 +152,7 @@ impl Default for Directives {
             transaction: true,
             statement_timeout: None,
             lock_timeout: None,
+            batch: None,
         }
     }
 }
@@ -473,6 +484,12 @@ fn read_entry(
     if statements.is_empty() {
         return Err(SourceError::Empty { path: file });
     }
+    if directives.batch.is_some() {
+        check_batch(&file, &statements, first_line)?;
+        // Each batch commits on its own, so the migration as a whole cannot
+        // be one transaction.
+        directives.transaction = false;
+    }
     if directives.transaction
         && let Some((statement, what)) = statements
             .iter()
@@ -499,6 +516,36 @@ fn read_entry(
         directives,
         checksum,
     }))
+}
+
+/// A batched migration is one data-changing statement: it is repeated until
+/// it reports no rows, which only means "done" for `UPDATE`, `DELETE` or
+/// `INSERT` (possibly behind a `WITH`).
+fn check_batch(file: &Path, statements: &[split::Statement], first_line: usize) -> Result<(), SourceError> {
+    let bad = |line: usize, message: &str| SourceError::BadDirective {
+        path: file.to_path_buf(),
+        line: line + first_line - 1,
+        message: message.to_owned(),
+    };
+    if let [_, second, ..] = statements {
+        return Err(bad(
+            second.line,
+            "a `snapguard:batch` migration holds exactly one statement, repeated until it changes no rows; move this statement to a migration of its own",
+        ));
+    }
+    let first_word = statements[0]
+        .sql
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    if !matches!(first_word.as_str(), "UPDATE" | "DELETE" | "INSERT" | "WITH") {
+        return Err(bad(
+            statements[0].line,
+            "a `snapguard:batch` statement must be an UPDATE, DELETE or INSERT that changes a limited number of rows each time, until none are left",
+        ));
+    }
+    Ok(())
 }
 
 /// The kind of statement when PostgreSQL refuses to run it in a transaction
@@ -630,9 +677,16 @@ fn apply_snapguard_directives(
                 d.statement_timeout = Some(duration(words.next(), "statement-timeout")?)
             }
             Some("lock-timeout") => d.lock_timeout = Some(duration(words.next(), "lock-timeout")?),
+            Some("batch") => {
+                let pause = match words.next() {
+                    Some(v) => crate::config::parse_duration(v).map_err(bad)?,
+                    None => Duration::ZERO,
+                };
+                d.batch = Some(Batch { pause });
+            }
             other => {
                 return Err(bad(format!(
-                    "unknown directive `snapguard:{}`; known: no-transaction, statement-timeout, lock-timeout",
+                    "unknown directive `snapguard:{}`; known: no-transaction, statement-timeout, lock-timeout, batch",
                     other.unwrap_or("")
                 )));
             }

@@ -2,6 +2,8 @@
 //! preflight (failures there are [`Error::NothingChanged`]), then does its
 //! work, and prints its result on stdout.
 
+mod migrate;
+
 use std::io::{BufRead, IsTerminal, Write};
 
 use crate::cancel::Cancel;
@@ -30,6 +32,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             command: SnapshotsCommand::Show { snapshot, json },
         } => show(&config, &snapshot, json).await,
         Command::Restore(args) => restore(&config, args).await,
+        Command::Migrate { command, args } => migrate::run(&config, command, args).await,
     }
 }
 

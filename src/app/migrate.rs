@@ -1,0 +1,199 @@
+//! `snapguard migrate`, `migrate status`, `migrate new`, `migrate baseline`.
+
+use crate::cancel::Cancel;
+use crate::cli::{MigrateArgs, MigrateCommand};
+use crate::config::Config;
+use crate::error::Error;
+use crate::migrate::migrator::{MigrateError, Migrator, Outcome, RunOptions, Status};
+use crate::migrate::plan::State;
+use crate::migrate::scaffold;
+
+use super::print_json;
+
+/// Runs `migrate` or one of its subcommands.
+pub async fn run(
+    config: &Config,
+    command: Option<MigrateCommand>,
+    args: MigrateArgs,
+) -> Result<(), Error> {
+    match command {
+        None => apply(config, args).await,
+        Some(MigrateCommand::New { name }) => new(config, &name),
+        Some(MigrateCommand::Status { json }) => status(config, json).await,
+        Some(MigrateCommand::Baseline { version, name }) => baseline(config, &version, &name).await,
+    }
+}
+
+/// Maps the migrator's error to the documented exit code: 6 when locked
+/// out, 3 when nothing changed, else 1.
+fn error(step: &'static str, e: MigrateError) -> Error {
+    match e {
+        MigrateError::Locked { .. } => Error::Locked {
+            step,
+            source: e.into(),
+        },
+        e if e.changed_nothing() => Error::nothing_changed(step, e),
+        e => Error::failed(step, e),
+    }
+}
+
+/// The built-in migrator's own history means nothing with an external one.
+fn refuse_with_external(config: &Config, what: &str) -> Result<(), Error> {
+    match &config.migrations.command {
+        Some(_) => Err(Error::Usage(format!(
+            "`migrate {what}` works on snapguard's own migrations, but `migrations.command` hands migrating to an external tool; use that tool's own command"
+        ))),
+        None => Ok(()),
+    }
+}
+
+async fn apply(config: &Config, args: MigrateArgs) -> Result<(), Error> {
+    let db = config.database_url()?;
+    let migrator = Migrator::new(&config.migrations, db);
+    let options = RunOptions {
+        dry_run: args.dry_run,
+        release_id: args.release,
+        deploy_id: None,
+    };
+    let outcome = migrator
+        .run(&options, &Cancel::on_signals())
+        .await
+        .map_err(|e| error("migrate", e))?;
+    if args.json {
+        print_json(&outcome);
+    } else {
+        print_outcome(&outcome);
+    }
+    Ok(())
+}
+
+fn print_outcome(o: &Outcome) {
+    if let Some(command) = &o.external_command {
+        if o.dry_run {
+            println!("would run the external migrator: {command}");
+            println!("dry run: nothing was changed");
+        } else {
+            println!("the external migrator succeeded: {command}");
+        }
+        return;
+    }
+    if o.pending.is_empty() {
+        println!("nothing to migrate: the database is up to date");
+        return;
+    }
+    if o.dry_run {
+        for p in &o.pending {
+            let how = match (p.batched, p.transaction) {
+                (true, _) => "batched: repeated until it changes no rows",
+                (false, true) => "in a transaction",
+                (false, false) => "outside a transaction",
+            };
+            println!("-- pending {} `{}` ({how})", p.version, p.path);
+            println!("{}\n", p.sql.trim_end());
+        }
+        println!(
+            "dry run: {} pending migration(s); nothing was changed",
+            o.pending.len()
+        );
+        return;
+    }
+    for a in &o.applied {
+        let retries = match a.retries {
+            0 => String::new(),
+            n => format!("  ({n} lock-timeout retries)"),
+        };
+        println!("applied {:<24} {:>8.2}s  {}{retries}", a.version, a.seconds, a.path);
+    }
+    let total: f64 = o.applied.iter().map(|a| a.seconds).sum();
+    println!("applied {} migration(s) in {total:.2}s", o.applied.len());
+}
+
+fn new(config: &Config, name: &str) -> Result<(), Error> {
+    refuse_with_external(config, "new")?;
+    let made = scaffold::new_migration(
+        &config.migrations.dir,
+        config.migrations.format,
+        name,
+        chrono::Utc::now(),
+    )
+    .map_err(|e| Error::nothing_changed("migrate new", e))?;
+    for path in made {
+        println!("created {}", path.display());
+    }
+    Ok(())
+}
+
+async fn status(config: &Config, json: bool) -> Result<(), Error> {
+    refuse_with_external(config, "status")?;
+    let db = config.database_url()?;
+    let status = Migrator::new(&config.migrations, db)
+        .status()
+        .await
+        .map_err(|e| error("migrate status", e))?;
+    if json {
+        print_json(&status);
+    } else {
+        print_status(&status);
+    }
+    match &status.problem {
+        Some(problem) => Err(Error::nothing_changed(
+            "migrate status",
+            format!("`migrate` would refuse to run: {problem}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn print_status(s: &Status) {
+    println!("migrations in {} ({} format)", s.dir.display(), s.format);
+    println!(
+        "{:<22} {:<14} {:<20} {:>9}  FILE",
+        "VERSION", "STATE", "APPLIED (UTC)", "SECONDS"
+    );
+    for e in &s.entries {
+        let state = match e.state {
+            State::Applied => "applied",
+            State::Pending => "pending",
+            State::Changed => "CHANGED",
+            State::Missing => "MISSING FILE",
+            State::OutOfOrder => "OUT OF ORDER",
+            State::BelowBaseline => "below baseline",
+            State::Baseline => "baseline",
+        };
+        let (at, seconds) = match &e.applied {
+            Some(r) => (
+                r.applied_at.as_str(),
+                format!("{:.2}", r.duration_ms as f64 / 1000.0),
+            ),
+            None => ("-", "-".to_owned()),
+        };
+        println!(
+            "{:<22} {:<14} {:<20} {:>9}  {}",
+            e.version,
+            state,
+            at,
+            seconds,
+            e.path.as_deref().unwrap_or("-")
+        );
+    }
+    let count = |state| s.entries.iter().filter(|e| e.state == state).count();
+    println!(
+        "{} applied, {} pending",
+        count(State::Applied),
+        count(State::Pending)
+    );
+}
+
+async fn baseline(config: &Config, version: &str, name: &str) -> Result<(), Error> {
+    refuse_with_external(config, "baseline")?;
+    let db = config.database_url()?;
+    let row = Migrator::new(&config.migrations, db)
+        .baseline(version, name)
+        .await
+        .map_err(|e| error("migrate baseline", e))?;
+    println!(
+        "baseline {} recorded in snapguard.schema_migrations: migrations up to it count as applied",
+        row.version
+    );
+    Ok(())
+}
