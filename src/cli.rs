@@ -92,6 +92,7 @@ pub enum MigrateCommand {
     },
     /// Record that every migration up to a version was applied elsewhere
     /// (squashed history, another tool's table).
+    #[command(disable_version_flag = true)]
     Baseline {
         /// The version to record.
         #[arg(long, value_name = "V")]
@@ -161,4 +162,16 @@ pub struct RestoreArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks the command tree only when a command is built; this
+    /// checks every subcommand, not only the ones the tests happen to run.
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

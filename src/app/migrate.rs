@@ -102,7 +102,10 @@ fn print_outcome(o: &Outcome) {
             0 => String::new(),
             n => format!("  ({n} lock-timeout retries)"),
         };
-        println!("applied {:<24} {:>8.2}s  {}{retries}", a.version, a.seconds, a.path);
+        println!(
+            "applied {:<24} {:>8.2}s  {}{retries}",
+            a.version, a.seconds, a.path
+        );
     }
     let total: f64 = o.applied.iter().map(|a| a.seconds).sum();
     println!("applied {} migration(s) in {total:.2}s", o.applied.len());

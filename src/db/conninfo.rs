@@ -266,7 +266,10 @@ impl ConnInfo {
         };
         let mut query = format!("sslmode={}", self.sslmode.as_str());
         if let Some(cert) = &self.sslrootcert {
-            query.push_str(&format!("&sslrootcert={}", enc(&cert.display().to_string())));
+            query.push_str(&format!(
+                "&sslrootcert={}",
+                enc(&cert.display().to_string())
+            ));
         }
         Secret::new(if self.host.starts_with('/') {
             format!(
@@ -278,7 +281,11 @@ impl ConnInfo {
         } else {
             format!(
                 "postgresql://{credentials}@{}:{}/{}?{query}",
-                if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() },
+                if self.host.contains(':') {
+                    format!("[{}]", self.host)
+                } else {
+                    self.host.clone()
+                },
                 self.port,
                 enc(&self.dbname)
             )
@@ -338,7 +345,13 @@ mod tests {
             assert_eq!(back.password(), c.password());
             assert_eq!(back.sslmode(), c.sslmode());
         }
-        assert_eq!(ConnInfo::parse("postgres://a:b@h/d").unwrap().secret_url().to_string(), "***");
+        assert_eq!(
+            ConnInfo::parse("postgres://a:b@h/d")
+                .unwrap()
+                .secret_url()
+                .to_string(),
+            "***"
+        );
     }
 
     #[test]

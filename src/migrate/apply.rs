@@ -107,7 +107,7 @@ pub enum ApplyError {
     )]
     NeedsNoTransaction(String),
     /// A migration failed; earlier ones in `per-migration` mode stay applied.
-    #[error("migration failed: {failure}{}", applied_note(.applied))]
+    #[error("migration failed: {failure}{}{}", locks_note(*.gave_up_on_locks), state_note(.applied, *.rolled_back))]
     Migration {
         /// What the server said, where.
         failure: Box<Failure>,
@@ -115,9 +115,12 @@ pub enum ApplyError {
         applied: Vec<Applied>,
         /// Whether it was still timing out on locks after every retry.
         gave_up_on_locks: bool,
+        /// Whether the failing migration was rolled back whole (it ran in a
+        /// transaction); outside one, its earlier statements stay committed.
+        rolled_back: bool,
     },
     /// Cancelled (SIGINT / SIGTERM) between migrations or batches.
-    #[error("cancelled{}{}", during.as_ref().map(|d| format!(" during {d}")).unwrap_or_default(), applied_note(.applied))]
+    #[error("cancelled{}; {}", during.as_ref().map(|d| format!(" during {d}")).unwrap_or_default(), applied_note(.applied))]
     Cancelled {
         /// What was applied (and committed) before.
         applied: Vec<Applied>,
@@ -129,12 +132,30 @@ pub enum ApplyError {
     Db(#[from] DbError),
 }
 
+fn locks_note(gave_up: bool) -> &'static str {
+    if gave_up {
+        "\n  it was still waiting for a lock after every retry (`migrations.lock_timeout`, `migrations.lock_retries`): a long transaction holds a conflicting lock; find it in pg_stat_activity"
+    } else {
+        ""
+    }
+}
+
+/// What the failure left behind, for the message.
+fn state_note(applied: &[Applied], rolled_back: bool) -> String {
+    let failed = if rolled_back {
+        "it was rolled back"
+    } else {
+        "it ran outside a transaction: its statements before the failing one stay committed"
+    };
+    format!("\n  state: {failed}; {}", applied_note(applied))
+}
+
 fn applied_note(applied: &[Applied]) -> String {
     if applied.is_empty() {
-        String::new()
+        "no migration was applied before it".to_owned()
     } else {
         format!(
-            "\n  applied before it: {}",
+            "applied and recorded before it: {}",
             applied
                 .iter()
                 .map(|a| a.version.as_str())
@@ -195,6 +216,7 @@ pub async fn apply(
                     failure,
                     applied: done,
                     gave_up_on_locks,
+                    rolled_back: m.directives.transaction,
                 });
             }
             Err(ApplyError::Cancelled { during, .. }) => {
@@ -235,11 +257,13 @@ async fn retry_or_fail(
             failure,
             applied: Vec::new(),
             gave_up_on_locks: true,
+            rolled_back: true,
         }),
         Attempt::Failed(failure) => Some(ApplyError::Migration {
             failure,
             applied: Vec::new(),
             gave_up_on_locks: false,
+            rolled_back: true,
         }),
         Attempt::Db(e) => Some(ApplyError::Db(e)),
     }
@@ -345,7 +369,9 @@ async fn outside_transaction(
     let mut tries = 0;
     let result = match m.directives.batch {
         Some(batch) => {
-            let statement = statements.first().expect("checked when the folder was read");
+            let statement = statements
+                .first()
+                .expect("checked when the folder was read");
             batched(client, m, statement, batch, options, cancel).await
         }
         None => {
@@ -396,7 +422,8 @@ async fn run_statement(
                     .sum());
             }
             Err(e) => {
-                if let Some(err) = retry_or_fail(classify(m, e, Some(statement)), tries, options).await
+                if let Some(err) =
+                    retry_or_fail(classify(m, e, Some(statement)), tries, options).await
                 {
                     return Err(err);
                 }
@@ -427,7 +454,7 @@ async fn batched(
         }
         total += rows;
         batches += 1;
-        if last_report.elapsed() >= PROGRESS_EVERY {
+        if batches == 1 || last_report.elapsed() >= PROGRESS_EVERY {
             last_report = Instant::now();
             tracing::info!(migration = %m.path.display(), rows = total, batches, rows_per_second = rate(total, started), "backfilling");
         }

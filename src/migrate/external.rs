@@ -24,7 +24,9 @@ pub enum ExternalError {
         source: std::io::Error,
     },
     /// It ran and failed.
-    #[error("the external migrator `{command}` (`migrations.command`) failed ({status}); its output is above")]
+    #[error(
+        "the external migrator `{command}` (`migrations.command`) failed ({status}); its output is above"
+    )]
     Failed {
         /// The command, with the database password masked.
         command: String,

@@ -105,7 +105,11 @@ pub async fn record(client: &impl GenericClient, r: &Record<'_>) -> Result<(), D
 
 /// Records a baseline at `version`. When that version was itself applied
 /// here, its row becomes the baseline (its file may then be squashed away).
-pub async fn record_baseline(client: &impl GenericClient, version: &str, name: &str) -> Result<(), DbError> {
+pub async fn record_baseline(
+    client: &impl GenericClient,
+    version: &str,
+    name: &str,
+) -> Result<(), DbError> {
     client
         .execute(
             "INSERT INTO snapguard.schema_migrations (version, name, kind, checksum, duration_ms) \
@@ -114,7 +118,9 @@ pub async fn record_baseline(client: &impl GenericClient, version: &str, name: &
             &[&version, &name],
         )
         .await
-        .map_err(DbError::query(format!("recording baseline {version} in snapguard.schema_migrations")))?;
+        .map_err(DbError::query(format!(
+            "recording baseline {version} in snapguard.schema_migrations"
+        )))?;
     Ok(())
 }
 

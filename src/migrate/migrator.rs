@@ -150,7 +150,11 @@ impl<'a> Migrator<'a> {
 
     /// Applies what is pending (or, with `dry_run`, only says what it would
     /// apply). With `migrations.command` set, runs that instead.
-    pub async fn run(&self, options: &RunOptions, cancel: &Cancel) -> Result<Outcome, MigrateError> {
+    pub async fn run(
+        &self,
+        options: &RunOptions,
+        cancel: &Cancel,
+    ) -> Result<Outcome, MigrateError> {
         if let Some(command) = &self.config.command {
             return self.run_external(command, options, cancel).await;
         }

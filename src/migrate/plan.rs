@@ -145,7 +145,8 @@ impl<'a> History<'a> {
     fn row(&self, m: &Migration) -> Option<&'a AppliedRow> {
         match &m.version {
             Some(v) => self.applied.iter().find(|r| {
-                r.kind == "versioned" && Version::parse(&r.version).is_some_and(|p| p.same_number(v))
+                r.kind == "versioned"
+                    && Version::parse(&r.version).is_some_and(|p| p.same_number(v))
             }),
             None => {
                 let key = history_key(m);
@@ -173,7 +174,10 @@ impl<'a> History<'a> {
 
     /// Applied versioned rows with no file, excluding squashed history at or
     /// below a baseline.
-    fn missing<'r>(&'r self, migrations: &'r [Migration]) -> impl Iterator<Item = &'a AppliedRow> + 'r {
+    fn missing<'r>(
+        &'r self,
+        migrations: &'r [Migration],
+    ) -> impl Iterator<Item = &'a AppliedRow> + 'r {
         self.applied
             .iter()
             .filter(|r| r.kind == "versioned")
@@ -216,7 +220,10 @@ pub fn pending<'m>(
                 });
             }
             State::Changed if !options.allow_drift => {
-                let then = history.row(m).map(|r| r.checksum.clone()).unwrap_or_default();
+                let then = history
+                    .row(m)
+                    .map(|r| r.checksum.clone())
+                    .unwrap_or_default();
                 return Err(PlanError::Drift {
                     version: history_key(m),
                     path: m.path.display().to_string(),
@@ -256,7 +263,10 @@ pub fn status(migrations: &[Migration], applied: &[AppliedRow]) -> Vec<Entry> {
             applied: history.row(m).cloned(),
         })
         .collect();
-    let extra = applied.iter().filter(|r| r.kind == "baseline").map(|r| (r, State::Baseline));
+    let extra = applied
+        .iter()
+        .filter(|r| r.kind == "baseline")
+        .map(|r| (r, State::Baseline));
     let missing = history.missing(migrations).map(|r| (r, State::Missing));
     entries.extend(extra.chain(missing).map(|(r, state)| Entry {
         version: r.version.clone(),
@@ -269,7 +279,9 @@ pub fn status(migrations: &[Migration], applied: &[AppliedRow]) -> Vec<Entry> {
     entries.sort_by(|a, b| {
         let (va, ra) = order(a);
         let (vb, rb) = order(b);
-        ra.cmp(&rb).then(va.cmp(&vb)).then(a.version.cmp(&b.version))
+        ra.cmp(&rb)
+            .then(va.cmp(&vb))
+            .then(a.version.cmp(&b.version))
     });
     entries
 }

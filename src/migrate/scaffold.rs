@@ -70,7 +70,7 @@ pub fn new_migration(
         _ => timestamp,
     };
     let header = format!(
-        "-- {name}: write the migration below.\n-- Directives: -- snapguard:no-transaction, -- snapguard:lock-timeout 5s,\n-- snapguard:statement-timeout 30m, -- snapguard:batch [pause]\n"
+        "-- {name}: write the migration below.\n-- Options go on lines of their own, each as `-- snapguard:<option>`:\n-- no-transaction, lock-timeout 5s, statement-timeout 30m, batch [pause].\n"
     );
     let files: Vec<(PathBuf, String)> = match format {
         Format::Snapguard | Format::Sqlx => {
@@ -148,7 +148,10 @@ mod tests {
     fn an_empty_folder_gets_a_timestamped_snapguard_file() {
         let dir = tempfile::tempdir().unwrap();
         let made = new_migration(dir.path(), None, "Add users.email", now()).unwrap();
-        assert_eq!(names(&made, dir.path()), ["20261121143000_add_users_email.sql"]);
+        assert_eq!(
+            names(&made, dir.path()),
+            ["20261121143000_add_users_email.sql"]
+        );
     }
 
     #[test]

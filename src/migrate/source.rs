@@ -261,9 +261,44 @@ pub enum SourceError {
     },
 }
 
+impl SourceError {
+    /// The same error with file paths (relative to the folder) under `dir`.
+    fn under(mut self, dir: &Path) -> SourceError {
+        match &mut self {
+            SourceError::Read { .. } | SourceError::Undetectable { .. } => {}
+            SourceError::DuplicateVersion { first, second, .. } => {
+                *first = dir.join(&*first);
+                *second = dir.join(&*second);
+            }
+            SourceError::BadName { path, .. }
+            | SourceError::Empty { path }
+            | SourceError::MissingUp { path }
+            | SourceError::BadDirective { path, .. }
+            | SourceError::NeedsNoTransaction { path, .. }
+            | SourceError::Unterminated { path, .. } => *path = dir.join(&*path),
+        }
+        self
+    }
+}
+
 /// Reads every migration in `dir` in `format` (detected when `None`), in
 /// apply order: versioned by version, then repeatables by name.
+///
+/// Paths, in migrations and errors, start with `dir` as given, so that with
+/// a relative `dir` they are relative to where snapguard runs (the
+/// repository root in CI) and editors and CI annotations can open them.
 pub fn load(dir: &Path, format: Option<Format>) -> Result<(Format, Vec<Migration>), SourceError> {
+    let (format, mut migrations) = load_relative(dir, format).map_err(|e| e.under(dir))?;
+    for m in &mut migrations {
+        m.path = dir.join(&m.path);
+    }
+    Ok((format, migrations))
+}
+
+fn load_relative(
+    dir: &Path,
+    format: Option<Format>,
+) -> Result<(Format, Vec<Migration>), SourceError> {
     let entries = list(dir)?;
     let format = match format {
         Some(f) => f,
@@ -484,6 +519,20 @@ fn read_entry(
     if statements.is_empty() {
         return Err(SourceError::Empty { path: file });
     }
+    // golang-migrate and Flyway run a lone statement that PostgreSQL refuses
+    // in a transaction without one, unasked; so does snapguard for them.
+    if matches!(format, Format::GolangMigrate | Format::Flyway)
+        && let [only] = statements.as_slice()
+        && transaction_refused(&only.sql).is_some()
+    {
+        directives.transaction = false;
+    }
+    let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
+    let sql = if directives.transaction {
+        without_own_transaction(&file, sql, &statements, first_line)?
+    } else {
+        sql
+    };
     if directives.batch.is_some() {
         check_batch(&file, &statements, first_line)?;
         // Each batch commits on its own, so the migration as a whole cannot
@@ -506,7 +555,6 @@ fn read_entry(
         Some(v) => Some(Version::parse(&v).ok_or_else(|| bad("a numeric version"))?),
         None => None,
     };
-    let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
     Ok(Some(Migration {
         version,
         name: title,
@@ -518,10 +566,87 @@ fn read_entry(
     }))
 }
 
+/// A file that opens and commits its own transaction (common in
+/// golang-migrate folders, which the tool itself never wraps) runs inside
+/// snapguard's instead: the `BEGIN` and `COMMIT` are blanked out, keeping
+/// every other character where it was so error positions still map to file
+/// lines. Left in, the `COMMIT` would end snapguard's transaction early and
+/// break `transaction: all`. Any other transaction control is refused.
+fn without_own_transaction(
+    file: &Path,
+    sql: String,
+    statements: &[split::Statement],
+    first_line: usize,
+) -> Result<String, SourceError> {
+    let control: Vec<(usize, &split::Statement, &str)> = statements
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| transaction_control(&s.sql).map(|kind| (i, s, kind)))
+        .collect();
+    let last = statements.len() - 1;
+    match control.as_slice() {
+        [] => Ok(sql),
+        [(0, begin, "begin"), (end, commit, "commit")] if *end == last => {
+            let mut bytes = sql.into_bytes();
+            for span in [begin.span.clone(), commit.span.clone()] {
+                for b in &mut bytes[span] {
+                    if *b != b'\n' {
+                        *b = b' ';
+                    }
+                }
+            }
+            Ok(String::from_utf8(bytes).expect("only ASCII keywords were blanked"))
+        }
+        [(_, s, kind), ..] => Err(SourceError::BadDirective {
+            path: file.to_path_buf(),
+            line: s.line + first_line - 1,
+            message: format!(
+                "`{kind}` here would interfere with the transaction snapguard runs the migration in; only a `BEGIN` first and a `COMMIT` last are accepted (and ignored), or mark the migration to run outside a transaction"
+            ),
+        }),
+    }
+}
+
+/// `begin`, `commit` or `rollback` for a statement that controls the
+/// transaction (`BEGIN`, `START TRANSACTION`, `COMMIT`, `END`, `ROLLBACK`…).
+fn transaction_control(sql: &str) -> Option<&'static str> {
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .take(2)
+        .map(|w| w.to_ascii_uppercase())
+        .collect();
+    match words.first().map(String::as_str)? {
+        "BEGIN"
+            if words.len() == 1
+                || matches!(
+                    words[1].as_str(),
+                    "TRANSACTION" | "WORK" | "ISOLATION" | "READ"
+                ) =>
+        {
+            Some("begin")
+        }
+        "START" if words.get(1).is_some_and(|w| w == "TRANSACTION") => Some("begin"),
+        "COMMIT" | "END"
+            if words.len() == 1 || matches!(words[1].as_str(), "TRANSACTION" | "WORK") =>
+        {
+            Some("commit")
+        }
+        "ROLLBACK" | "ABORT" | "SAVEPOINT" | "RELEASE" => Some("rollback or savepoint"),
+        "PREPARE" if words.get(1).is_some_and(|w| w == "TRANSACTION") => {
+            Some("prepare transaction")
+        }
+        _ => None,
+    }
+}
+
 /// A batched migration is one data-changing statement: it is repeated until
 /// it reports no rows, which only means "done" for `UPDATE`, `DELETE` or
 /// `INSERT` (possibly behind a `WITH`).
-fn check_batch(file: &Path, statements: &[split::Statement], first_line: usize) -> Result<(), SourceError> {
+fn check_batch(
+    file: &Path,
+    statements: &[split::Statement],
+    first_line: usize,
+) -> Result<(), SourceError> {
     let bad = |line: usize, message: &str| SourceError::BadDirective {
         path: file.to_path_buf(),
         line: line + first_line - 1,
@@ -698,6 +823,22 @@ fn apply_snapguard_directives(
 #[cfg(test)]
 mod tests {
     use super::*;
+    // Paths relative to the folder keep the assertions short; `load` itself
+    // is checked in `paths_start_with_the_folder`.
+    use super::load_relative as load;
+
+    #[test]
+    fn paths_start_with_the_folder() {
+        let dir = folder(&[("1_a.sql", "SELECT 1;"), ("2_b.sql", "")]);
+        let err = super::load(dir.path(), None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("`{}` is empty", dir.path().join("2_b.sql").display())
+        );
+        std::fs::remove_file(dir.path().join("2_b.sql")).unwrap();
+        let (_, ms) = super::load(dir.path(), None).unwrap();
+        assert_eq!(ms[0].path, dir.path().join("1_a.sql"));
+    }
 
     fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
@@ -739,6 +880,80 @@ mod tests {
             Some(Duration::from_secs(900))
         );
         assert_eq!(ms[1].checksum.len(), 64);
+    }
+
+    #[test]
+    fn an_own_begin_and_commit_are_blanked_keeping_positions() {
+        let dir = folder(&[(
+            "1_init.up.sql",
+            "BEGIN;\nCREATE TABLE a (x int);\nCREATE TABLE b (y int);\nCOMMIT;\n",
+        )]);
+        let (_, ms) = load(dir.path(), None).unwrap();
+        let m = &ms[0];
+        assert!(m.directives.transaction);
+        assert_eq!(
+            m.sql,
+            "      \nCREATE TABLE a (x int);\nCREATE TABLE b (y int);\n       \n"
+        );
+        let original = "BEGIN;\nCREATE TABLE a (x int);\nCREATE TABLE b (y int);\nCOMMIT;\n";
+        assert_eq!(m.checksum, hex::encode(Sha256::digest(original.as_bytes())));
+    }
+
+    #[test]
+    fn other_transaction_control_is_refused_with_its_line() {
+        let dir = folder(&[(
+            "1_init.up.sql",
+            "CREATE TABLE a (x int);\nCOMMIT;\nCREATE TABLE b (y int);\n",
+        )]);
+        let err = load(dir.path(), None).unwrap_err().to_string();
+        assert!(err.starts_with("`1_init.up.sql:2`: `commit`"), "{err}");
+    }
+
+    #[test]
+    fn golang_migrate_and_flyway_run_a_lone_concurrent_index_outside_a_transaction() {
+        for name in ["2_idx.up.sql", "V2__idx.sql"] {
+            let dir = folder(&[(name, "CREATE INDEX CONCURRENTLY i ON t (x);")]);
+            let (_, ms) = load(dir.path(), None).unwrap();
+            assert!(!ms[0].directives.transaction, "{name}");
+        }
+        let dir = folder(&[("2_idx.sql", "CREATE INDEX CONCURRENTLY i ON t (x);")]);
+        let err = load(dir.path(), Some(Format::Sqlx))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("start the file with `-- no-transaction`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn batched_migrations_are_one_data_statement() {
+        let dir = folder(&[(
+            "1_fill.sql",
+            "-- snapguard:batch 50ms\nUPDATE t SET x = 1 WHERE id IN (SELECT id FROM t WHERE x IS NULL LIMIT 1000);",
+        )]);
+        let (_, ms) = load(dir.path(), None).unwrap();
+        assert_eq!(
+            ms[0].directives.batch,
+            Some(Batch {
+                pause: Duration::from_millis(50)
+            })
+        );
+        assert!(!ms[0].directives.transaction);
+        let two = folder(&[(
+            "1_fill.sql",
+            "-- snapguard:batch\nUPDATE t SET x = 1;\nUPDATE t SET y = 1;",
+        )]);
+        let err = load(two.path(), None).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "`1_fill.sql:3`: a `snapguard:batch` migration holds exactly one statement"
+            ),
+            "{err}"
+        );
+        let ddl = folder(&[("1_fill.sql", "-- snapguard:batch\nCREATE TABLE t (x int);")]);
+        let err = load(ddl.path(), None).unwrap_err().to_string();
+        assert!(err.contains("must be an UPDATE, DELETE or INSERT"), "{err}");
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub struct Statement {
     pub sql: String,
     /// The 1-based line of the file where the statement starts.
     pub line: usize,
+    /// Byte offsets in the input: from the statement's first code to just
+    /// past its `;` (or the end of the input).
+    pub span: std::ops::Range<usize>,
 }
 
 impl Statement {
@@ -134,7 +137,7 @@ impl<'a> Splitter<'a> {
                 ';' if self.atomic_depth == 0 => {
                     let end = self.offset();
                     self.bump();
-                    self.finish(end);
+                    self.finish(end, self.offset());
                 }
                 c if is_ident_start(c) => self.word(),
                 c => {
@@ -145,16 +148,17 @@ impl<'a> Splitter<'a> {
                 }
             }
         }
-        self.finish(self.src.len());
+        self.finish(self.src.len(), self.src.len());
         Ok(self.out)
     }
 
     /// Closes the current statement at byte `end`.
-    fn finish(&mut self, end: usize) {
+    fn finish(&mut self, end: usize, past_terminator: usize) {
         if self.has_code {
             self.out.push(Statement {
                 sql: self.src[self.code_start..end].trim_end().to_owned(),
                 line: self.code_line,
+                span: self.code_start..past_terminator,
             });
         }
         self.words.clear();
@@ -356,7 +360,8 @@ mod tests {
             stmts,
             vec![Statement {
                 sql: "SELECT 1".into(),
-                line: 4
+                line: 4,
+                span: 35..44,
             }]
         );
     }

@@ -1,0 +1,722 @@
+//! The migrator against a real PostgreSQL: every folder format, failures at
+//! each position in both transaction modes, non-transactional statements,
+//! lock timeouts, two migrators, drift, missing files, out-of-order
+//! versions, baselines, batched backfills, the external migrator.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A workspace whose `snapguard.yml` points at `db` and `./migrations`.
+fn workspace(db: &str, extra: &str) -> Workspace {
+    let ws = Workspace::new(&format!(
+        "database:\n  url: {}\nmigrations:\n  dir: migrations\n{extra}",
+        pg().url(db)
+    ));
+    std::fs::create_dir_all(ws.path().join("migrations")).unwrap();
+    ws
+}
+
+/// Writes `files` (name, SQL) into the workspace's migrations folder.
+fn write(ws: &Workspace, files: &[(&str, &str)]) {
+    for (name, sql) in files {
+        let path = ws.path().join("migrations").join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, sql).unwrap();
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The history: `version kind` per row, in version order.
+fn history(db: &str) -> Vec<String> {
+    let exists = psql(
+        db,
+        "SELECT to_regclass('snapguard.schema_migrations') IS NOT NULL",
+    );
+    if exists != "t" {
+        return Vec::new();
+    }
+    psql(
+        db,
+        "SELECT version || ' ' || kind FROM snapguard.schema_migrations ORDER BY applied_at, version",
+    )
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
+fn tables(db: &str) -> Vec<String> {
+    psql(
+        db,
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+    )
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
+/// A psql session that takes `lock` on `table` and holds it for `hold`.
+fn hold_lock(db: &str, table: &str, hold: Duration) -> Child {
+    let child = Command::new(pg().bin_dir().join("psql"))
+        .args(["-X", "-q", "-d", &pg().url(db), "-c"])
+        .arg(format!(
+            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep({}); COMMIT;",
+            hold.as_secs_f64()
+        ))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the lock is really held.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while psql(
+        db,
+        &format!(
+            "SELECT count(*) FROM pg_locks WHERE relation = '{table}'::regclass AND mode = 'AccessExclusiveLock' AND granted"
+        ),
+    ) != "1"
+    {
+        assert!(Instant::now() < deadline, "the lock was never taken");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+#[test]
+fn every_format_applies_records_history_and_then_has_nothing_to_do() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/migrations");
+    let cases: &[(&str, &str, usize, &[&str])] = &[
+        ("snapguard", "snapguard", 5, &["accounts"]),
+        ("golang-migrate", "golang-migrate", 4, &["posts", "users"]),
+        ("dbmate", "dbmate", 3, &["project_members", "projects"]),
+        // sqlx's plain `.sql` layout is snapguard's own (both honour a first
+        // `-- no-transaction` line), so detection names it that.
+        ("sqlx", "snapguard", 3, &["todos"]),
+        ("diesel", "diesel", 3, &["posts"]),
+        ("flyway", "flyway", 6, &["person"]),
+    ];
+    for &(folder, format, count, expected_tables) in cases {
+        let db = create_db(&format!("mig_format_{}", folder.replace('-', "_")));
+        let ws = workspace(&db, "");
+        copy_dir(&fixtures.join(folder), &ws.path().join("migrations"));
+        let run = ws.run(&["migrate"]);
+        run.expect_code(0);
+        assert!(
+            run.stdout()
+                .contains(&format!("applied {count} migration(s)")),
+            "{folder}: {}",
+            run.stdout()
+        );
+        assert_eq!(history(&db).len(), count, "{folder}");
+        assert_eq!(tables(&db), expected_tables, "{folder}");
+        // Detected, not configured: the status names the format.
+        let status = ws.run(&["migrate", "status"]);
+        status.expect_code(0);
+        assert!(
+            status.stdout().contains(&format!("({format} format)")),
+            "{folder}: {}",
+            status.stdout()
+        );
+        let again = ws.run(&["migrate"]);
+        again.expect_code(0);
+        assert!(
+            again.stdout().contains("nothing to migrate"),
+            "{}",
+            again.stdout()
+        );
+        assert_eq!(history(&db).len(), count);
+    }
+    // What the fixtures did, not only that they ran.
+    let db = "mig_format_flyway";
+    assert_eq!(
+        psql(db, "SELECT string_agg(name, ',') FROM person_names"),
+        "Axel,Mr. Foo,Ms. Bar"
+    );
+    assert_eq!(
+        psql(
+            db,
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'person_name_idx'"
+        ),
+        "1"
+    );
+    assert_eq!(
+        psql(
+            "mig_format_dbmate",
+            "SELECT string_agg(e::text, ',') FROM unnest(enum_range(NULL::project_state)) e"
+        ),
+        "draft,live,archived"
+    );
+    assert_eq!(
+        psql(
+            "mig_format_golang_migrate",
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'posts_published_idx'::regclass"
+        ),
+        "t"
+    );
+}
+
+#[test]
+fn sqlx_folders_read_the_same_when_named() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/migrations/sqlx");
+    let db = create_db("mig_sqlx_named");
+    let ws = workspace(&db, "  format: sqlx\n");
+    copy_dir(&fixtures, &ws.path().join("migrations"));
+    ws.run(&["migrate"]).expect_code(0);
+    assert_eq!(history(&db).len(), 3);
+}
+
+/// Five migrations creating t1..t5, where the one at `bad` (0-based) fails
+/// on line 3 of its file.
+fn five_with_a_failure(ws: &Workspace, bad: usize) {
+    for i in 0..5 {
+        let sql = if i == bad {
+            format!(
+                "CREATE TABLE t{} (x int);\n-- the next statement fails\nINSERT INTO t{} VALUES ('not a number');\n",
+                i + 1,
+                i + 1
+            )
+        } else {
+            format!("CREATE TABLE t{} (x int);\n", i + 1)
+        };
+        write(ws, &[(&format!("{}_step.sql", i + 1), &sql)]);
+    }
+}
+
+#[test]
+fn a_failure_per_migration_keeps_exactly_the_earlier_ones() {
+    for bad in [0, 2, 4] {
+        let db = create_db(&format!("mig_fail_per_{bad}"));
+        let ws = workspace(&db, "");
+        five_with_a_failure(&ws, bad);
+        let run = ws.run(&["migrate"]);
+        run.expect_code(1);
+        let err = run.stderr();
+        let file = format!("{}_step.sql:3", bad + 1);
+        assert!(err.contains(&file), "expected `{file}` in:\n{err}");
+        assert!(err.contains("SQLSTATE 22P02"), "{err}");
+        assert!(err.contains("statement: INSERT INTO"), "{err}");
+        assert!(err.contains("it was rolled back"), "{err}");
+        let expected: Vec<String> = (1..=bad).map(|v| format!("{v} versioned")).collect();
+        assert_eq!(history(&db), expected, "bad = {bad}");
+        let expected_tables: Vec<String> = (1..=bad).map(|v| format!("t{v}")).collect();
+        assert_eq!(tables(&db), expected_tables);
+    }
+}
+
+#[test]
+fn a_failure_in_all_mode_leaves_the_database_as_it_was() {
+    for bad in [0, 2, 4] {
+        let db = create_db(&format!("mig_fail_all_{bad}"));
+        psql(
+            &db,
+            "CREATE TABLE existing (x int); INSERT INTO existing VALUES (1)",
+        );
+        let before = fingerprint(&db);
+        let ws = workspace(&db, "  transaction: all\n");
+        five_with_a_failure(&ws, bad);
+        let run = ws.run(&["migrate"]);
+        run.expect_code(1);
+        assert!(
+            run.stderr().contains(&format!("{}_step.sql:3", bad + 1)),
+            "{}",
+            run.stderr()
+        );
+        assert!(
+            run.stderr().contains("no migration was applied before it"),
+            "{}",
+            run.stderr()
+        );
+        assert_eq!(fingerprint(&db), before, "bad = {bad}");
+        assert_eq!(
+            psql(
+                &db,
+                "SELECT count(*) FROM pg_namespace WHERE nspname = 'snapguard'"
+            ),
+            "0"
+        );
+    }
+}
+
+#[test]
+fn all_mode_refuses_a_migration_that_must_run_outside_a_transaction() {
+    let db = create_db("mig_all_cic");
+    let ws = workspace(&db, "  transaction: all\n");
+    write(
+        &ws,
+        &[
+            ("1_t.sql", "CREATE TABLE t (x int);"),
+            (
+                "2_idx.sql",
+                "-- snapguard:no-transaction\nCREATE INDEX CONCURRENTLY t_x ON t (x);",
+            ),
+        ],
+    );
+    let run = ws.run(&["migrate"]);
+    run.expect_code(3);
+    assert!(
+        run.stderr()
+            .contains("`migrations/2_idx.sql` must run outside a transaction"),
+        "{}",
+        run.stderr()
+    );
+    assert!(tables(&db).is_empty());
+    assert!(history(&db).is_empty());
+}
+
+#[test]
+fn a_concurrent_index_needs_its_directive_and_then_applies() {
+    let db = create_db("mig_cic");
+    psql(&db, "CREATE TABLE t (x int)");
+    let ws = workspace(&db, "");
+    write(
+        &ws,
+        &[("1_idx.sql", "\n\nCREATE INDEX CONCURRENTLY t_x ON t (x);\n")],
+    );
+    let run = ws.run(&["migrate"]);
+    run.expect_code(3);
+    assert!(
+        run.stderr().contains(
+            "`migrations/1_idx.sql:3`: CREATE INDEX CONCURRENTLY cannot run inside a transaction"
+        ) && run.stderr().contains("-- snapguard:no-transaction"),
+        "{}",
+        run.stderr()
+    );
+    assert!(history(&db).is_empty());
+    write(
+        &ws,
+        &[(
+            "1_idx.sql",
+            "-- snapguard:no-transaction\nCREATE INDEX CONCURRENTLY t_x ON t (x);\n",
+        )],
+    );
+    ws.run(&["migrate"]).expect_code(0);
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_x'::regclass"
+        ),
+        "t"
+    );
+}
+
+#[test]
+fn a_lock_timeout_is_retried_until_the_lock_is_free() {
+    let db = create_db("mig_lock_retry");
+    psql(&db, "CREATE TABLE busy (x int)");
+    let ws = workspace(&db, "  lock_timeout: 200ms\n  lock_retries: 8\n");
+    write(&ws, &[("1_col.sql", "ALTER TABLE busy ADD COLUMN y int;")]);
+    let mut holder = hold_lock(&db, "busy", Duration::from_secs(2));
+    let run = ws.run(&["migrate"]);
+    holder.wait().unwrap();
+    run.expect_code(0);
+    assert!(
+        run.stderr().contains("lock timeout; retrying"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stdout().contains("lock-timeout retries"),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(history(&db), ["1 versioned"]);
+}
+
+#[test]
+fn a_lock_that_stays_held_ends_with_a_clear_error() {
+    let db = create_db("mig_lock_gives_up");
+    psql(&db, "CREATE TABLE busy (x int)");
+    let ws = workspace(&db, "  lock_timeout: 100ms\n  lock_retries: 1\n");
+    write(&ws, &[("1_col.sql", "ALTER TABLE busy ADD COLUMN y int;")]);
+    let mut holder = hold_lock(&db, "busy", Duration::from_secs(8));
+    let run = ws.run(&["migrate"]);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    run.expect_code(1);
+    let err = run.stderr();
+    assert!(err.contains("SQLSTATE 55P03"), "{err}");
+    assert!(
+        err.contains("still waiting for a lock after every retry"),
+        "{err}"
+    );
+    assert!(history(&db).is_empty());
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'busy'"
+        ),
+        "1"
+    );
+}
+
+#[test]
+fn a_second_migrator_waits_then_exits_6() {
+    let db = create_db("mig_two");
+    let ws = workspace(&db, "  lock_wait: 500ms\n");
+    write(
+        &ws,
+        &[("1_slow.sql", "SELECT pg_sleep(4);\nCREATE TABLE t (x int);")],
+    );
+    let first = ws
+        .snapguard()
+        .arg("migrate")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the first one holds the lock.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while psql(
+        &db,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+    ) != "1"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the first migrator never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = ws.run(&["migrate"]);
+    second.expect_code(6);
+    assert!(
+        second
+            .stderr()
+            .contains("another migrator is running on database `mig_two`"),
+        "{}",
+        second.stderr()
+    );
+    let first = Run(first.wait_with_output().unwrap());
+    first.expect_code(0);
+    assert_eq!(history(&db), ["1 versioned"]);
+}
+
+#[test]
+fn drift_missing_files_and_out_of_order_stop_before_any_change() {
+    let db = create_db("mig_drift");
+    let ws = workspace(&db, "");
+    write(
+        &ws,
+        &[
+            ("1_a.sql", "CREATE TABLE a (x int);"),
+            ("3_c.sql", "CREATE TABLE c (x int);"),
+        ],
+    );
+    ws.run(&["migrate"]).expect_code(0);
+
+    // Out of order: 2 arrives after 3 was applied.
+    write(&ws, &[("2_b.sql", "CREATE TABLE b (x int);")]);
+    let run = ws.run(&["migrate"]);
+    run.expect_code(3);
+    assert!(run.stderr().contains("`migrations/2_b.sql` (version 2) is pending but older than the newest applied version 3"), "{}", run.stderr());
+    let status = ws.run(&["migrate", "status"]);
+    status.expect_code(3);
+    assert!(
+        status.stdout().contains("OUT OF ORDER"),
+        "{}",
+        status.stdout()
+    );
+    let allowed = workspace(&db, "  allow_out_of_order: true\n");
+    copy_dir(
+        &ws.path().join("migrations"),
+        &allowed.path().join("migrations"),
+    );
+    allowed.run(&["migrate"]).expect_code(0);
+    assert_eq!(history(&db), ["1 versioned", "3 versioned", "2 versioned"]);
+
+    // Drift: an applied file changes.
+    write(&ws, &[("1_a.sql", "CREATE TABLE a (x bigint);")]);
+    let run = ws.run(&["migrate"]);
+    run.expect_code(3);
+    assert!(
+        run.stderr()
+            .contains("`migrations/1_a.sql` (version 1) changed after it was applied"),
+        "{}",
+        run.stderr()
+    );
+    let status = ws.run(&["migrate", "status", "--json"]);
+    status.expect_code(3);
+    let json: serde_json::Value = serde_json::from_str(&status.stdout()).unwrap();
+    assert_eq!(json["entries"][0]["state"], "changed");
+    write(&ws, &[("1_a.sql", "CREATE TABLE a (x int);")]);
+
+    // Missing: an applied file is deleted.
+    std::fs::remove_file(ws.path().join("migrations/3_c.sql")).unwrap();
+    let run = ws.run(&["migrate"]);
+    run.expect_code(3);
+    assert!(
+        run.stderr()
+            .contains("version 3 (`c`) was applied but its file is gone"),
+        "{}",
+        run.stderr()
+    );
+    let before = fingerprint(&db);
+    write(&ws, &[("4_d.sql", "CREATE TABLE d (x int);")]);
+    ws.run(&["migrate"]).expect_code(3);
+    assert_eq!(
+        fingerprint(&db),
+        before,
+        "nothing applied while a file is missing"
+    );
+}
+
+#[test]
+fn a_baseline_adopts_a_database_and_allows_squashing() {
+    let db = create_db("mig_baseline");
+    // History that lived elsewhere: the tables of versions 1 and 2 exist.
+    psql(&db, "CREATE TABLE a (x int); CREATE TABLE b (x int)");
+    let ws = workspace(&db, "");
+    write(
+        &ws,
+        &[
+            ("1_a.sql", "CREATE TABLE a (x int);"),
+            ("2_b.sql", "CREATE TABLE b (x int);"),
+            ("3_c.sql", "CREATE TABLE c (x int);"),
+        ],
+    );
+    let run = ws.run(&["migrate", "baseline", "--version", "2"]);
+    run.expect_code(0);
+    ws.run(&["migrate"]).expect_code(0);
+    assert_eq!(history(&db), ["2 baseline", "3 versioned"]);
+    // A baseline below what is applied would hide history: refused.
+    let run = ws.run(&["migrate", "baseline", "--version", "1"]);
+    run.expect_code(3);
+    assert!(
+        run.stderr().contains("already has version 3, above 1"),
+        "{}",
+        run.stderr()
+    );
+    // Squash: 3 is folded into a baseline at 3 and every old file deleted.
+    ws.run(&["migrate", "baseline", "--version", "3"])
+        .expect_code(0);
+    for f in ["1_a.sql", "2_b.sql", "3_c.sql"] {
+        std::fs::remove_file(ws.path().join("migrations").join(f)).unwrap();
+    }
+    write(&ws, &[("4_d.sql", "CREATE TABLE d (x int);")]);
+    ws.run(&["migrate"]).expect_code(0);
+    assert_eq!(tables(&db), ["a", "b", "c", "d"]);
+    let run = ws.run(&["migrate", "baseline", "--version", "x1"]);
+    run.expect_code(3);
+    assert!(
+        run.stderr().contains("`x1` is not a migration version"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn a_batched_backfill_of_100000_rows_reports_progress() {
+    let db = create_db("mig_batch");
+    psql(
+        &db,
+        "CREATE TABLE events (id bigint PRIMARY KEY, payload text, size int); \
+         INSERT INTO events SELECT g, repeat('x', g % 50), NULL FROM generate_series(1, 100000) g",
+    );
+    let ws = workspace(&db, "");
+    write(
+        &ws,
+        &[(
+            "1_backfill_size.sql",
+            "-- snapguard:batch\nUPDATE events SET size = length(payload)\nWHERE id IN (SELECT id FROM events WHERE size IS NULL LIMIT 5000);\n",
+        )],
+    );
+    let run = ws.run(&["migrate"]);
+    run.expect_code(0);
+    assert_eq!(
+        psql(&db, "SELECT count(*) FROM events WHERE size IS NULL"),
+        "0"
+    );
+    assert_eq!(
+        psql(&db, "SELECT sum(size) FROM events"),
+        psql(&db, "SELECT sum(length(payload)) FROM events")
+    );
+    let err = run.stderr();
+    assert!(
+        err.contains("backfilling") && err.contains("rows=5000"),
+        "{err}"
+    );
+    assert!(
+        err.contains("backfill done") && err.contains("rows=100000") && err.contains("batches=20"),
+        "{err}"
+    );
+    assert_eq!(history(&db), ["1 versioned"]);
+}
+
+#[test]
+fn a_dry_run_shows_the_sql_and_changes_nothing() {
+    let db = create_db("mig_dry");
+    let ws = workspace(&db, "");
+    write(
+        &ws,
+        &[
+            ("1_a.sql", "CREATE TABLE a (x int);"),
+            ("2_b.sql", "-- snapguard:no-transaction\nVACUUM;"),
+        ],
+    );
+    let before = fingerprint(&db);
+    let run = ws.run(&["migrate", "--dry-run"]);
+    run.expect_code(0);
+    let out = run.stdout();
+    assert!(
+        out.contains("-- pending 1 `migrations/1_a.sql` (in a transaction)"),
+        "{out}"
+    );
+    assert!(out.contains("CREATE TABLE a (x int);"), "{out}");
+    assert!(
+        out.contains("-- pending 2 `migrations/2_b.sql` (outside a transaction)"),
+        "{out}"
+    );
+    assert!(out.contains("nothing was changed"), "{out}");
+    assert_eq!(fingerprint(&db), before);
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'snapguard'"
+        ),
+        "0"
+    );
+}
+
+#[test]
+fn bad_folders_fail_preflight_naming_the_file() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("1_a.sql", "SELECT 1;"), ("01_b.sql", "SELECT 2;")],
+            "both have version 1",
+        ),
+        (
+            &[("1_a.sql", "-- nothing here\n")],
+            "`migrations/1_a.sql` is empty",
+        ),
+        (
+            &[("1_a.sql", "SELECT 1;"), ("2_b.sql", "SELECT 'oops;\n")],
+            "`migrations/2_b.sql:1`: unterminated string literal",
+        ),
+        (
+            &[("1_a.sql", "-- snapguard:no-transactoin\nSELECT 1;")],
+            "`migrations/1_a.sql:1`: unknown directive `snapguard:no-transactoin`",
+        ),
+        (
+            &[("1_a.up.sql", "SELECT 1;"), ("two.up.sql", "SELECT 2;")],
+            "`migrations/two.up.sql`: the name does not fit the golang-migrate format",
+        ),
+    ];
+    for (i, (files, expect)) in cases.iter().enumerate() {
+        let db = create_db(&format!("mig_bad_{i}"));
+        let ws = workspace(&db, "");
+        write(&ws, files);
+        let run = ws.run(&["migrate"]);
+        run.expect_code(3);
+        assert!(
+            run.stderr().contains(expect),
+            "expected `{expect}` in:\n{}",
+            run.stderr()
+        );
+        assert!(history(&db).is_empty());
+        assert_eq!(
+            psql(
+                &db,
+                "SELECT count(*) FROM pg_namespace WHERE nspname = 'snapguard'"
+            ),
+            "0"
+        );
+    }
+    // A missing folder is named too.
+    let db = create_db("mig_bad_dir");
+    let ws = Workspace::new(&format!(
+        "database:\n  url: {}\nmigrations:\n  dir: nowhere\n",
+        pg().url(&db)
+    ));
+    let run = ws.run(&["migrate"]);
+    run.expect_code(3);
+    assert!(
+        run.stderr().contains("cannot read the migrations folder")
+            && run.stderr().contains("nowhere"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn migrate_new_names_the_file_for_the_folder() {
+    let db = create_db("mig_new");
+    let ws = workspace(&db, "");
+    write(&ws, &[("0007_first.up.sql", "CREATE TABLE first (x int);")]);
+    let run = ws.run(&["migrate", "new", "Add users.email"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout().contains("0008_add_users_email.up.sql"),
+        "{}",
+        run.stdout()
+    );
+    assert!(
+        ws.path()
+            .join("migrations/0008_add_users_email.down.sql")
+            .is_file()
+    );
+    // Until it has SQL, it stops `migrate` instead of applying as a no-op.
+    let run = ws.run(&["migrate"]);
+    run.expect_code(3);
+    assert!(
+        run.stderr()
+            .contains("`migrations/0008_add_users_email.up.sql` is empty"),
+        "{}",
+        run.stderr()
+    );
+    assert!(tables(&db).is_empty());
+}
+
+#[test]
+fn an_external_migrator_gets_the_database_and_decides_by_its_exit_code() {
+    let db = create_db("mig_external");
+    let psql_bin = pg().bin_dir().join("psql");
+    let ws = workspace(
+        &db,
+        &format!(
+            "  command: \"{} -X -q \\\"$DATABASE_URL\\\" -c 'CREATE TABLE made_by_tool (x int)' && echo tool-output-line\"\n",
+            psql_bin.display()
+        ),
+    );
+    let run = ws.run(&["migrate"]);
+    run.expect_code(0);
+    assert_eq!(tables(&db), ["made_by_tool"]);
+    assert!(
+        run.stderr().contains("tool-output-line"),
+        "the tool's output is streamed:\n{}",
+        run.stderr()
+    );
+    assert!(
+        !run.stdout().lines().any(|l| l == "tool-output-line"),
+        "{}",
+        run.stdout()
+    );
+    assert!(!run.stderr().contains(pg().password()) && !run.stdout().contains(pg().password()));
+
+    let failing = workspace(&db, "  command: \"echo about to fail; exit 7\"\n");
+    let run = failing.run(&["migrate"]);
+    run.expect_code(1);
+    assert!(run.stderr().contains("about to fail"), "{}", run.stderr());
+    assert!(run.stderr().contains("exit status: 7"), "{}", run.stderr());
+    let run = failing.run(&["migrate", "status"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr().contains("`migrations.command`"),
+        "{}",
+        run.stderr()
+    );
+}
