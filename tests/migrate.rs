@@ -720,3 +720,93 @@ fn an_external_migrator_gets_the_database_and_decides_by_its_exit_code() {
         run.stderr()
     );
 }
+
+#[test]
+fn a_failure_without_a_server_position_still_names_its_statement_and_line() {
+    let db = create_db("mig_no_position");
+    psql(
+        &db,
+        "CREATE TABLE orders (id int); INSERT INTO orders VALUES (1)",
+    );
+    let ws = workspace(&db, "");
+    write(
+        &ws,
+        &[(
+            "1_note.sql",
+            "ALTER TABLE orders ADD COLUMN note text;\n\n-- existing rows have no note\nALTER TABLE orders\n  ALTER COLUMN note SET NOT NULL;\n",
+        )],
+    );
+    let run = ws.run(&["migrate"]);
+    run.expect_code(1);
+    let err = run.stderr();
+    assert!(
+        err.contains("`migrations/1_note.sql:4`: column \"note\" of relation \"orders\" contains null values (SQLSTATE 23502)"),
+        "{err}"
+    );
+    assert!(err.contains("statement: ALTER TABLE orders\n"), "{err}");
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders'"
+        ),
+        "1"
+    );
+}
+
+#[test]
+fn a_cancelled_backfill_stops_between_batches_and_resumes() {
+    let db = create_db("mig_batch_cancel");
+    psql(
+        &db,
+        "CREATE TABLE items (id int PRIMARY KEY, done bool); INSERT INTO items SELECT g, NULL FROM generate_series(1, 2000) g",
+    );
+    let ws = workspace(&db, "");
+    write(
+        &ws,
+        &[(
+            "1_fill.sql",
+            "-- snapguard:batch 100ms\nUPDATE items SET done = true WHERE id IN (SELECT id FROM items WHERE done IS NULL LIMIT 50);\n",
+        )],
+    );
+    let child = ws
+        .snapguard()
+        .arg("migrate")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while psql(&db, "SELECT count(*) FROM items WHERE done") == "0" {
+        assert!(Instant::now() < deadline, "the backfill never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let run = Run(child.wait_with_output().unwrap());
+    run.expect_code(1);
+    assert!(
+        run.stderr()
+            .contains("cancelled during `migrations/1_fill.sql` after"),
+        "{}",
+        run.stderr()
+    );
+    let done: u32 = psql(&db, "SELECT count(*) FROM items WHERE done")
+        .parse()
+        .unwrap();
+    assert!(
+        done > 0 && done < 2000 && done % 50 == 0,
+        "{done} rows done: whole batches only"
+    );
+    assert!(
+        history(&db).is_empty(),
+        "an unfinished backfill is not recorded"
+    );
+    ws.run(&["migrate"]).expect_code(0);
+    assert_eq!(
+        psql(&db, "SELECT count(*) FROM items WHERE done IS NULL"),
+        "0"
+    );
+    assert_eq!(history(&db), ["1 versioned"]);
+}

@@ -64,10 +64,11 @@ pub struct Applied {
 pub struct Failure {
     /// The file.
     pub path: String,
-    /// The file line of the error, when the server gave a position.
-    pub line: Option<usize>,
-    /// The statement that failed (its first line), when known.
-    pub statement: Option<String>,
+    /// The file line of the error: the server's position in the statement,
+    /// else the statement's first line.
+    pub line: usize,
+    /// The statement that failed (its first line).
+    pub statement: String,
     /// The SQLSTATE.
     pub sqlstate: String,
     /// The server's message.
@@ -80,14 +81,11 @@ pub struct Failure {
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "`{}:{line}`", self.path)?,
-            None => write!(f, "`{}`", self.path)?,
-        }
-        write!(f, ": {} (SQLSTATE {})", self.message, self.sqlstate)?;
-        if let Some(s) = &self.statement {
-            write!(f, "\n  statement: {s}")?;
-        }
+        write!(
+            f,
+            "`{}:{}`: {} (SQLSTATE {})\n  statement: {}",
+            self.path, self.line, self.message, self.sqlstate, self.statement
+        )?;
         if let Some(d) = &self.detail {
             write!(f, "\n  detail: {d}")?;
         }
@@ -327,8 +325,13 @@ async fn apply_in_transaction(
         tx.batch_execute(&timeouts(m, options, "LOCAL"))
             .await
             .map_err(|e| Attempt::Db(DbError::query("setting timeouts")(e)))?;
-        if let Err(e) = tx.batch_execute(&m.sql).await {
-            return Err(classify(m, e, None));
+        // Statement by statement, as psql sends a file: a failure then
+        // always names its statement and line, even when the server gives
+        // no position (a constraint check, a lock timeout).
+        for statement in split::split(&m.sql).expect("checked when the folder was read") {
+            if let Err(e) = tx.batch_execute(&statement.sql).await {
+                return Err(classify(m, e, &statement));
+            }
         }
         let seconds = started.elapsed().as_secs_f64();
         write_history(&tx, m, seconds, options)
@@ -422,9 +425,7 @@ async fn run_statement(
                     .sum());
             }
             Err(e) => {
-                if let Some(err) =
-                    retry_or_fail(classify(m, e, Some(statement)), tries, options).await
-                {
+                if let Some(err) = retry_or_fail(classify(m, e, statement), tries, options).await {
                     return Err(err);
                 }
             }
@@ -509,13 +510,8 @@ async fn write_history(
 }
 
 /// Turns a server error into a [`Failure`] that names the file line: the
-/// server's position counts characters of what was sent, which is the whole
-/// migration or, outside a transaction, one statement of it.
-fn classify(
-    m: &Migration,
-    e: tokio_postgres::Error,
-    statement: Option<&split::Statement>,
-) -> Attempt {
+/// server's position counts characters of the statement that was sent.
+fn classify(m: &Migration, e: tokio_postgres::Error, statement: &split::Statement) -> Attempt {
     let Some(db) = e.as_db_error() else {
         return Attempt::Db(DbError::Query {
             what: format!("applying `{}`", m.path.display()),
@@ -526,35 +522,11 @@ fn classify(
         Some(ErrorPosition::Original(p)) => Some(*p as usize),
         _ => None,
     };
-    let (line, text) = match statement {
-        Some(s) => (
-            Some(m.first_line - 1 + position.map_or(s.line, |p| s.line_of(p))),
-            Some(s.sql.clone()),
-        ),
-        None => {
-            let line = position.map(|p| {
-                m.first_line
-                    + m.sql
-                        .chars()
-                        .take(p.saturating_sub(1))
-                        .filter(|&c| c == '\n')
-                        .count()
-            });
-            // The statement holding that line, for the message.
-            let relative = line.map(|l| l + 1 - m.first_line);
-            let text = split::split(&m.sql).ok().and_then(|ss| {
-                ss.into_iter()
-                    .rev()
-                    .find(|s| relative.is_some_and(|r| s.line <= r))
-                    .map(|s| s.sql)
-            });
-            (line, text)
-        }
-    };
+    let line = m.first_line - 1 + position.map_or(statement.line, |p| statement.line_of(p));
     let failure = Box::new(Failure {
         path: m.path.display().to_string(),
         line,
-        statement: text.map(|t| t.lines().next().unwrap_or_default().to_owned()),
+        statement: statement.sql.lines().next().unwrap_or_default().to_owned(),
         sqlstate: db.code().code().to_owned(),
         message: db.message().to_owned(),
         detail: db.detail().map(str::to_owned),
