@@ -1,8 +1,9 @@
 //! snapguard: safe PostgreSQL deploys.
 //!
 //! This crate is the library behind the `snapguard` binary. It takes
-//! `pg_dump` snapshots into object storage, lists them, and restores them by
-//! swapping databases, with every step checked before anything changes.
+//! `pg_dump` snapshots into object storage, lists them, restores them by
+//! swapping databases, and applies migrations, with every step checked
+//! before anything changes.
 //!
 //! # Layout
 //!
@@ -18,7 +19,7 @@
 //! - [`snapshot`]: ids, manifests, taking, listing, verifying and restoring snapshots.
 //! - [`codec`]: compression and hashing of the archive stream, off the async threads.
 //! - [`progress`]: byte counts and rates, as a bar or as periodic log lines.
-//! - [`migrate`]: the migration engine, in progress: folder formats and the statement splitter so far.
+//! - [`migrate`]: the migration engine: folder formats, statement splitter, history, planning, applying, external migrators.
 //! - [`logging`]: `tracing` output for terminals, CI logs and machines.
 //! - [`ephemeral`]: a throwaway local PostgreSQL server.
 //! - [`exit_codes`]: the documented process exit codes.
