@@ -48,6 +48,13 @@ pub enum Command {
     /// Restore a snapshot: into a new database, then swap it in under the
     /// original name (the replaced database is kept).
     Restore(RestoreArgs),
+    /// Run the checks (`checks.before`, `checks.after`, `checks.compare` and
+    /// the built-in ones) against the database as it is; changes nothing.
+    Verify {
+        /// Print the results as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Apply pending migrations (the migrator alone, without snapshot or
     /// maintenance), or inspect and manage them.
     #[command(args_conflicts_with_subcommands = true)]

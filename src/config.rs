@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use serde_saphyr::Spanned;
 
+use crate::checks::spec::{self, ChecksConfig};
 use crate::db::ConnInfo;
 use crate::migrate::apply::TransactionMode;
 use crate::migrate::plan::PlanOptions;
@@ -144,6 +145,8 @@ pub struct Config {
     pub snapshot: SnapshotConfig,
     /// The `migrations` section.
     pub migrations: MigrationsConfig,
+    /// The `checks` section.
+    pub checks: ChecksConfig,
     missing_hint: String,
 }
 
@@ -287,9 +290,9 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let (file, text) = read_file(path)?;
-        let mut settings = match (&file, &text) {
+        let (mut settings, file_checks) = match (&file, &text) {
             (Some(file), Some(text)) => file_settings(file, text)?,
-            _ => Settings::new(),
+            _ => (Settings::new(), None),
         };
         for &key in KEYS {
             let var = env_var_for(key);
@@ -313,12 +316,18 @@ impl Config {
             .as_ref()
             .and_then(|f| f.parent().map(Path::to_path_buf))
             .unwrap_or_default();
-        Resolver {
+        let checks = match &file {
+            Some(f) => spec::resolve(file_checks, f, &base_dir)?,
+            None => ChecksConfig::default(),
+        };
+        let mut config = Resolver {
             settings,
             env,
             base_dir,
         }
-        .config(file)
+        .config(file)?;
+        config.checks = checks;
+        Ok(config)
     }
 
     /// The application database, or an error that says how to set it.
@@ -456,6 +465,7 @@ struct FileConfig {
     store: Option<FileStore>,
     snapshot: Option<FileSnapshot>,
     migrations: Option<FileMigrations>,
+    checks: Option<spec::FileChecks>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -503,7 +513,12 @@ struct FileMigrations {
     command: Value,
 }
 
-fn file_settings(path: &Path, text: &str) -> Result<Settings, ConfigError> {
+/// The scalar settings of the file, and its `checks` section (lists of
+/// checks, which have no environment-variable form).
+fn file_settings(
+    path: &Path,
+    text: &str,
+) -> Result<(Settings, Option<spec::FileChecks>), ConfigError> {
     let parsed: FileConfig = if is_blank_yaml(text) {
         FileConfig::default()
     } else {
@@ -565,7 +580,7 @@ fn file_settings(path: &Path, text: &str) -> Result<Settings, ConfigError> {
     add("migrations.allow_drift", m.allow_drift);
     add("migrations.allow_missing", m.allow_missing);
     add("migrations.command", m.command);
-    Ok(settings)
+    Ok((settings, parsed.checks))
 }
 
 /// True for a file with nothing but comments and blank lines, which the YAML
@@ -720,6 +735,7 @@ impl Resolver<'_> {
             store,
             snapshot,
             migrations,
+            checks: ChecksConfig::default(),
             missing_hint,
         })
     }

@@ -19,6 +19,7 @@
 //! - [`snapshot`]: ids, manifests, taking, listing, verifying and restoring snapshots.
 //! - [`codec`]: compression and hashing of the archive stream, off the async threads.
 //! - [`progress`]: byte counts and rates, as a bar or as periodic log lines.
+//! - [`checks`]: verification queries (before, after, compare, built-in), read-only.
 //! - [`migrate`]: the migration engine: folder formats, statement splitter, history, planning, applying, external migrators.
 //! - [`logging`]: `tracing` output for terminals, CI logs and machines.
 //! - [`ephemeral`]: a throwaway local PostgreSQL server.
@@ -26,6 +27,7 @@
 
 pub mod app;
 pub mod cancel;
+pub mod checks;
 pub mod cli;
 pub mod codec;
 pub mod config;

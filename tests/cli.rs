@@ -33,7 +33,7 @@ fn configuration_errors_name_the_place_and_exit_2() {
             "store:\n  url: ftp://host/x\n",
             "`store.url`: `ftp://host/x` is not a store URL",
         ),
-        ("checks:\n  after: []\n", "unknown field `checks`"),
+        ("release:\n  id: abc\n", "unknown field `release`"),
         (
             "migrations:\n  transaction: sometimes\n",
             "`migrations.transaction`: unknown value `sometimes`",

@@ -3,6 +3,7 @@
 //! work, and prints its result on stdout.
 
 mod migrate;
+mod verify;
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -33,6 +34,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         } => show(&config, &snapshot, json).await,
         Command::Restore(args) => restore(&config, args).await,
         Command::Migrate { command, args } => migrate::run(&config, command, args).await,
+        Command::Verify { json } => verify::run(&config, json).await,
     }
 }
 
