@@ -426,7 +426,7 @@ type Settings = BTreeMap<&'static str, Setting>;
 
 /// A YAML scalar of any type, read as text so every layer is handled alike.
 #[derive(Debug)]
-struct Scalar(String);
+pub(crate) struct Scalar(pub(crate) String);
 
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -80,12 +80,8 @@ fn each_expectation_passes_and_fails_with_a_readable_result() {
         "more than one row (one row of one column expected)",
     );
     bad("true_bad", "value f");
-    assert!(
-        run.stderr().contains(
-            "5 of 12 checks failed: empty_bad, rows_bad, value_bad, value_two_rows, true_bad"
-        ),
-        "{}",
-        run.stderr()
+    run.expect_stderr(
+        "5 of 12 checks failed: empty_bad, rows_bad, value_bad, value_two_rows, true_bad",
     );
     // The table a person reads.
     let run = ws.run(&["verify"]);

@@ -61,6 +61,14 @@ fn history(db: &str) -> Vec<String> {
     .collect()
 }
 
+/// Whether snapguard's schema exists: it must not after a run that changed nothing.
+fn has_history_schema(db: &str) -> bool {
+    psql(
+        db,
+        "SELECT count(*) FROM pg_namespace WHERE nspname = 'snapguard'",
+    ) != "0"
+}
+
 fn tables(db: &str) -> Vec<String> {
     psql(
         db,
@@ -231,24 +239,10 @@ fn a_failure_in_all_mode_leaves_the_database_as_it_was() {
         five_with_a_failure(&ws, bad);
         let run = ws.run(&["migrate"]);
         run.expect_code(1);
-        assert!(
-            run.stderr().contains(&format!("{}_step.sql:3", bad + 1)),
-            "{}",
-            run.stderr()
-        );
-        assert!(
-            run.stderr().contains("no migration was applied before it"),
-            "{}",
-            run.stderr()
-        );
+        run.expect_stderr(&format!("{}_step.sql:3", bad + 1));
+        run.expect_stderr("no migration was applied before it");
         assert_eq!(fingerprint(&db), before, "bad = {bad}");
-        assert_eq!(
-            psql(
-                &db,
-                "SELECT count(*) FROM pg_namespace WHERE nspname = 'snapguard'"
-            ),
-            "0"
-        );
+        assert!(!has_history_schema(&db));
     }
 }
 
@@ -268,12 +262,7 @@ fn all_mode_refuses_a_migration_that_must_run_outside_a_transaction() {
     );
     let run = ws.run(&["migrate"]);
     run.expect_code(3);
-    assert!(
-        run.stderr()
-            .contains("`migrations/2_idx.sql` must run outside a transaction"),
-        "{}",
-        run.stderr()
-    );
+    run.expect_stderr("`migrations/2_idx.sql` must run outside a transaction");
     assert!(tables(&db).is_empty());
     assert!(history(&db).is_empty());
 }
@@ -324,11 +313,7 @@ fn a_lock_timeout_is_retried_until_the_lock_is_free() {
     let run = ws.run(&["migrate"]);
     holder.wait().unwrap();
     run.expect_code(0);
-    assert!(
-        run.stderr().contains("lock timeout; retrying"),
-        "{}",
-        run.stderr()
-    );
+    run.expect_stderr("lock timeout; retrying");
     assert!(
         run.stdout().contains("lock-timeout retries"),
         "{}",
@@ -423,7 +408,9 @@ fn drift_missing_files_and_out_of_order_stop_before_any_change() {
     write(&ws, &[("2_b.sql", "CREATE TABLE b (x int);")]);
     let run = ws.run(&["migrate"]);
     run.expect_code(3);
-    assert!(run.stderr().contains("`migrations/2_b.sql` (version 2) is pending but older than the newest applied version 3"), "{}", run.stderr());
+    run.expect_stderr(
+        "`migrations/2_b.sql` (version 2) is pending but older than the newest applied version 3",
+    );
     let status = ws.run(&["migrate", "status"]);
     status.expect_code(3);
     assert!(
@@ -443,12 +430,7 @@ fn drift_missing_files_and_out_of_order_stop_before_any_change() {
     write(&ws, &[("1_a.sql", "CREATE TABLE a (x bigint);")]);
     let run = ws.run(&["migrate"]);
     run.expect_code(3);
-    assert!(
-        run.stderr()
-            .contains("`migrations/1_a.sql` (version 1) changed after it was applied"),
-        "{}",
-        run.stderr()
-    );
+    run.expect_stderr("`migrations/1_a.sql` (version 1) changed after it was applied");
     let status = ws.run(&["migrate", "status", "--json"]);
     status.expect_code(3);
     let json: serde_json::Value = serde_json::from_str(&status.stdout()).unwrap();
@@ -459,12 +441,7 @@ fn drift_missing_files_and_out_of_order_stop_before_any_change() {
     std::fs::remove_file(ws.path().join("migrations/3_c.sql")).unwrap();
     let run = ws.run(&["migrate"]);
     run.expect_code(3);
-    assert!(
-        run.stderr()
-            .contains("version 3 (`c`) was applied but its file is gone"),
-        "{}",
-        run.stderr()
-    );
+    run.expect_stderr("version 3 (`c`) was applied but its file is gone");
     let before = fingerprint(&db);
     write(&ws, &[("4_d.sql", "CREATE TABLE d (x int);")]);
     ws.run(&["migrate"]).expect_code(3);
@@ -496,11 +473,7 @@ fn a_baseline_adopts_a_database_and_allows_squashing() {
     // A baseline below what is applied would hide history: refused.
     let run = ws.run(&["migrate", "baseline", "--version", "1"]);
     run.expect_code(3);
-    assert!(
-        run.stderr().contains("already has version 3, above 1"),
-        "{}",
-        run.stderr()
-    );
+    run.expect_stderr("already has version 3, above 1");
     // Squash: 3 is folded into a baseline at 3 and every old file deleted.
     ws.run(&["migrate", "baseline", "--version", "3"])
         .expect_code(0);
@@ -512,11 +485,7 @@ fn a_baseline_adopts_a_database_and_allows_squashing() {
     assert_eq!(tables(&db), ["a", "b", "c", "d"]);
     let run = ws.run(&["migrate", "baseline", "--version", "x1"]);
     run.expect_code(3);
-    assert!(
-        run.stderr().contains("`x1` is not a migration version"),
-        "{}",
-        run.stderr()
-    );
+    run.expect_stderr("`x1` is not a migration version");
 }
 
 #[test]
@@ -583,13 +552,7 @@ fn a_dry_run_shows_the_sql_and_changes_nothing() {
     );
     assert!(out.contains("nothing was changed"), "{out}");
     assert_eq!(fingerprint(&db), before);
-    assert_eq!(
-        psql(
-            &db,
-            "SELECT count(*) FROM pg_namespace WHERE nspname = 'snapguard'"
-        ),
-        "0"
-    );
+    assert!(!has_history_schema(&db));
 }
 
 #[test]
@@ -628,13 +591,7 @@ fn bad_folders_fail_preflight_naming_the_file() {
             run.stderr()
         );
         assert!(history(&db).is_empty());
-        assert_eq!(
-            psql(
-                &db,
-                "SELECT count(*) FROM pg_namespace WHERE nspname = 'snapguard'"
-            ),
-            "0"
-        );
+        assert!(!has_history_schema(&db));
     }
     // A missing folder is named too.
     let db = create_db("mig_bad_dir");
@@ -672,12 +629,7 @@ fn migrate_new_names_the_file_for_the_folder() {
     // Until it has SQL, it stops `migrate` instead of applying as a no-op.
     let run = ws.run(&["migrate"]);
     run.expect_code(3);
-    assert!(
-        run.stderr()
-            .contains("`migrations/0008_add_users_email.up.sql` is empty"),
-        "{}",
-        run.stderr()
-    );
+    run.expect_stderr("`migrations/0008_add_users_email.up.sql` is empty");
     assert!(tables(&db).is_empty());
 }
 
@@ -710,15 +662,11 @@ fn an_external_migrator_gets_the_database_and_decides_by_its_exit_code() {
     let failing = workspace(&db, "  command: \"echo about to fail; exit 7\"\n");
     let run = failing.run(&["migrate"]);
     run.expect_code(1);
-    assert!(run.stderr().contains("about to fail"), "{}", run.stderr());
-    assert!(run.stderr().contains("exit status: 7"), "{}", run.stderr());
+    run.expect_stderr("about to fail");
+    run.expect_stderr("exit status: 7");
     let run = failing.run(&["migrate", "status"]);
     run.expect_code(2);
-    assert!(
-        run.stderr().contains("`migrations.command`"),
-        "{}",
-        run.stderr()
-    );
+    run.expect_stderr("`migrations.command`");
 }
 
 #[test]
@@ -786,12 +734,7 @@ fn a_cancelled_backfill_stops_between_batches_and_resumes() {
         .unwrap();
     let run = Run(child.wait_with_output().unwrap());
     run.expect_code(1);
-    assert!(
-        run.stderr()
-            .contains("cancelled during `migrations/1_fill.sql` after"),
-        "{}",
-        run.stderr()
-    );
+    run.expect_stderr("cancelled during `migrations/1_fill.sql` after");
     let done: u32 = psql(&db, "SELECT count(*) FROM items WHERE done")
         .parse()
         .unwrap();

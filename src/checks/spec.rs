@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use crate::config::{ConfigError, Origin, parse_duration};
+use crate::config::{ConfigError, Origin, Scalar, parse_duration};
 
 /// What a check's result must be.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -175,7 +175,7 @@ impl<'de> Deserialize<'de> for Expect {
                 })?;
                 let expect = match key.as_str() {
                     "rows" => Expect::Rows(map.next_value()?),
-                    "value" => Expect::Value(map.next_value::<ValueText>()?.0),
+                    "value" => Expect::Value(map.next_value::<Scalar>()?.0),
                     other => {
                         return Err(de::Error::custom(format!(
                             "unknown expectation `{other}`; expected {HELP}"
@@ -191,37 +191,6 @@ impl<'de> Deserialize<'de> for Expect {
             }
         }
         d.deserialize_any(ExpectVisitor)
-    }
-}
-
-/// An expected value of any scalar type, as text.
-struct ValueText(String);
-
-impl<'de> Deserialize<'de> for ValueText {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = ValueText;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string, number or boolean")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ValueText, E> {
-                Ok(ValueText(v.to_owned()))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<ValueText, E> {
-                Ok(ValueText(v.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ValueText, E> {
-                Ok(ValueText(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ValueText, E> {
-                Ok(ValueText(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<ValueText, E> {
-                Ok(ValueText(v.to_string()))
-            }
-        }
-        d.deserialize_any(V)
     }
 }
 

@@ -316,6 +316,15 @@ impl Run {
         );
         self
     }
+    /// Asserts that stderr contains `text`, printing it on failure.
+    pub fn expect_stderr(&self, text: &str) -> &Self {
+        assert!(
+            self.stderr().contains(text),
+            "expected `{text}` in stderr:\n{}",
+            self.stderr()
+        );
+        self
+    }
     /// The snapshot id printed by `snapguard snapshot`.
     pub fn snapshot_id(&self) -> String {
         self.stdout()
