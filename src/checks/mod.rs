@@ -74,8 +74,6 @@ pub struct BadCheck {
     pub failure: QueryFailure,
 }
 
-impl std::error::Error for QueryFailure {}
-
 /// What the before half leaves for the after half.
 pub struct BeforeState {
     /// The before checks' results.

@@ -27,6 +27,8 @@ impl std::fmt::Display for QueryFailure {
     }
 }
 
+impl std::error::Error for QueryFailure {}
+
 impl From<tokio_postgres::Error> for QueryFailure {
     fn from(e: tokio_postgres::Error) -> Self {
         match e.as_db_error() {
