@@ -51,21 +51,22 @@ fn side_sql(sql: &str, order: Order) -> String {
     }
 }
 
-/// Runs the before side and stores its rows in a temporary file.
-pub async fn capture(client: &mut Client, check: &CompareCheck) -> Result<Captured, QueryFailure> {
-    let file = tempfile::tempfile().map_err(io_failure)?;
-    let mut out = BufWriter::new(file);
-    let mut rows = 0u64;
+/// Streams one side's rows (as text) to `each`, stopping at its first
+/// I/O error (the temporary file), which is returned as the failure.
+async fn each_row(
+    client: &mut Client,
+    sql: &str,
+    check: &CompareCheck,
+    mut each: impl FnMut(&str) -> std::io::Result<()>,
+) -> Result<(), QueryFailure> {
     let mut io_error = None;
     query::for_each_batch(
         client,
-        &side_sql(&check.before, check.order),
+        &side_sql(sql, check.order),
         check.timeout,
         |batch| {
             for row in batch {
-                let text = row.get(0).unwrap_or_default();
-                rows += 1;
-                if let Err(e) = write_record(&mut out, text) {
+                if let Err(e) = each(row.get(0).unwrap_or_default()) {
                     io_error = Some(e);
                     return ControlFlow::Break(());
                 }
@@ -74,9 +75,22 @@ pub async fn capture(client: &mut Client, check: &CompareCheck) -> Result<Captur
         },
     )
     .await?;
-    if let Some(e) = io_error {
-        return Err(io_failure(e));
+    match io_error {
+        Some(e) => Err(io_failure(e)),
+        None => Ok(()),
     }
+}
+
+/// Runs the before side and stores its rows in a temporary file.
+pub async fn capture(client: &mut Client, check: &CompareCheck) -> Result<Captured, QueryFailure> {
+    let file = tempfile::tempfile().map_err(io_failure)?;
+    let mut out = BufWriter::new(file);
+    let mut rows = 0u64;
+    each_row(client, &check.before, check, |text| {
+        rows += 1;
+        write_record(&mut out, text)
+    })
+    .await?;
     let mut file = out.into_inner().map_err(|e| io_failure(e.into_error()))?;
     file.rewind().map_err(io_failure)?;
     Ok(Captured { rows, file })
@@ -96,30 +110,14 @@ pub async fn compare(
         ..Difference::default()
     };
     let mut pending: Option<String> = None;
-    let mut io_error = None;
     let mut position = 0u64;
     let order = check.order;
-    query::for_each_batch(
-        client,
-        &side_sql(&check.after, order),
-        check.timeout,
-        |batch| {
-            for row in batch {
-                let after = row.get(0).unwrap_or_default();
-                diff.after_rows += 1;
-                position += 1;
-                if let Err(e) = step(&mut before, &mut pending, after, order, position, &mut diff) {
-                    io_error = Some(e);
-                    return ControlFlow::Break(());
-                }
-            }
-            ControlFlow::Continue(())
-        },
-    )
+    each_row(client, &check.after, check, |after| {
+        diff.after_rows += 1;
+        position += 1;
+        step(&mut before, &mut pending, after, order, position, &mut diff)
+    })
     .await?;
-    if let Some(e) = io_error {
-        return Err(io_failure(e));
-    }
     // What is left on the before side has no partner after.
     loop {
         let next = match pending.take() {
