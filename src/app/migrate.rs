@@ -190,13 +190,12 @@ fn print_status(s: &Status) {
 async fn baseline(config: &Config, version: &str, name: &str) -> Result<(), Error> {
     refuse_with_external(config, "baseline")?;
     let db = config.database_url()?;
-    let row = Migrator::new(&config.migrations, db)
+    let covered = Migrator::new(&config.migrations, db)
         .baseline(version, name)
         .await
         .map_err(|e| error("migrate baseline", e))?;
     println!(
-        "baseline {} recorded in snapguard.schema_migrations: migrations up to it count as applied",
-        row.version
+        "baseline {version} recorded in snapguard.schema_migrations: migrations up to it count as applied ({covered} in the folder)"
     );
     Ok(())
 }

@@ -21,8 +21,8 @@ pub async fn run(config: &Config, json: bool) -> Result<(), Error> {
         .map_err(|e| Error::nothing_changed("verify", e))?;
     // Back to back, the compare checks' two queries see the same database,
     // and every NOT VALID constraint is reported (there is no "before").
-    let state = verifier.before(&mut client, false).await;
-    let mut results = state.results.clone();
+    let mut state = verifier.before(&mut client, false).await;
+    let mut results = std::mem::take(&mut state.results);
     results.extend(verifier.after(&mut client, state).await);
     if json {
         print_json(&results);

@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 use super::apply::{self, Applied, ApplyError, ApplyOptions};
 use super::external::{self, ExternalError};
 use super::history;
-use super::plan::{self, AppliedRow, Entry, PlanError};
+use super::plan::{self, Entry, PlanError};
 use super::source::{self, Directives, Format, Migration, SourceError, Version};
 use crate::cancel::Cancel;
 use crate::config::MigrationsConfig;
@@ -237,8 +237,9 @@ impl<'a> Migrator<'a> {
 
     /// Records `version` as a baseline: every migration at or below it
     /// counts as applied elsewhere. Refused below the newest applied
-    /// version, where it would hide what the history already says.
-    pub async fn baseline(&self, version: &str, name: &str) -> Result<AppliedRow, MigrateError> {
+    /// version, where it would hide what the history already says. Returns
+    /// how many migrations in the folder it covers.
+    pub async fn baseline(&self, version: &str, name: &str) -> Result<usize, MigrateError> {
         let parsed = Version::parse(version).ok_or_else(|| {
             MigrateError::Baseline(format!(
                 "`{version}` is not a migration version (digits, or dotted digits like 1.2)"
@@ -247,13 +248,7 @@ impl<'a> Migrator<'a> {
         let (_, migrations) = self.load()?;
         let client = self.connect_locked().await?;
         let applied = history::read(&client).await?;
-        if let Some(newer) = applied
-            .iter()
-            .filter(|r| r.kind != "repeatable")
-            .filter_map(|r| Version::parse(&r.version))
-            .filter(|v| *v > parsed)
-            .max()
-        {
+        if let Some(newer) = plan::newest_applied(&applied).filter(|v| *v > parsed) {
             return Err(MigrateError::Baseline(format!(
                 "the history already has version {newer}, above {version}; a baseline must be at or above the newest applied version"
             )));
@@ -265,11 +260,7 @@ impl<'a> Migrator<'a> {
             .filter(|m| m.version.as_ref().is_some_and(|v| *v <= parsed))
             .count();
         tracing::info!(version, covered, "baseline recorded");
-        let applied = history::read(&client).await?;
-        Ok(applied
-            .into_iter()
-            .find(|r| r.kind == "baseline" && r.version == version)
-            .expect("just recorded"))
+        Ok(covered)
     }
 }
 

@@ -118,6 +118,15 @@ pub struct Entry {
     pub applied: Option<AppliedRow>,
 }
 
+/// The newest versioned or baseline version in the history.
+pub fn newest_applied(applied: &[AppliedRow]) -> Option<Version> {
+    applied
+        .iter()
+        .filter(|r| r.kind != "repeatable")
+        .filter_map(|r| Version::parse(&r.version))
+        .max()
+}
+
 /// The facts of the history that every migration is judged against.
 struct History<'a> {
     applied: &'a [AppliedRow],
@@ -137,7 +146,7 @@ impl<'a> History<'a> {
         History {
             applied,
             baseline: max_of(&|r| r.kind == "baseline"),
-            newest: max_of(&|r| r.kind != "repeatable"),
+            newest: newest_applied(applied),
         }
     }
 
