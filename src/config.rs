@@ -18,6 +18,7 @@ use serde_saphyr::Spanned;
 
 use crate::checks::spec::{self, ChecksConfig};
 use crate::db::ConnInfo;
+use crate::maintenance::{self, Switch};
 use crate::migrate::apply::TransactionMode;
 use crate::migrate::plan::PlanOptions;
 use crate::migrate::source::Format;
@@ -147,6 +148,10 @@ pub struct Config {
     pub migrations: MigrationsConfig,
     /// The `checks` section.
     pub checks: ChecksConfig,
+    /// The `maintenance` section: switches, turned on in order.
+    pub maintenance: Vec<Switch>,
+    /// The `release` section.
+    pub release: ReleaseConfig,
     missing_hint: String,
 }
 
@@ -248,6 +253,60 @@ pub struct SnapshotConfig {
     pub lock_wait_timeout: Duration,
     /// `snapshot.restore_jobs`: `pg_restore -j`; the number of CPUs when unset.
     pub restore_jobs: Option<u32>,
+    /// `snapshot.local_clone`: whether `deploy` also makes a local clone.
+    pub local_clone: LocalClone,
+    /// `snapshot.retention`: what `prune` keeps.
+    pub retention: Retention,
+}
+
+/// `snapshot.local_clone`: a `CREATE DATABASE … TEMPLATE` copy made at
+/// snapshot time, for a rollback in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LocalClone {
+    /// Clone when the server has room for it; otherwise rely on the store.
+    Auto,
+    /// Always clone; a failed clone fails the deploy before anything changes.
+    Always,
+    /// Never clone.
+    Never,
+}
+
+/// `snapshot.retention`: what `snapguard prune` keeps. A snapshot is kept
+/// when it is among the newest `keep_last` *or* younger than `keep_days`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// `snapshot.retention.keep_last`.
+    pub keep_last: usize,
+    /// `snapshot.retention.keep_days`; also how long replaced and failed
+    /// databases are kept.
+    pub keep_days: u32,
+}
+
+/// `release`: the application release the deploy ships.
+#[derive(Debug, Clone, Default)]
+pub struct ReleaseConfig {
+    /// `release.id`; detected from the CI's environment when unset.
+    pub id: Option<String>,
+    /// `release.command`: ships the new version.
+    pub command: Option<String>,
+    /// `release.rollback`: puts the previous version back.
+    pub rollback: Option<String>,
+    /// `release.timeout`: how long each of those may run.
+    pub timeout: Duration,
+    /// `release.health`: polled after the release until healthy.
+    pub health: Option<HealthConfig>,
+}
+
+/// `release.health`.
+#[derive(Debug, Clone)]
+pub struct HealthConfig {
+    /// `release.health.url`: healthy when it answers 2xx.
+    pub url: crate::db::Secret,
+    /// `release.health.timeout`: give up after this long.
+    pub timeout: Duration,
+    /// `release.health.interval`: time between attempts.
+    pub interval: Duration,
 }
 
 /// `migrations`: where migrations are and how they are applied.
@@ -290,9 +349,9 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let (file, text) = read_file(path)?;
-        let (mut settings, file_checks) = match (&file, &text) {
+        let (mut settings, sections) = match (&file, &text) {
             (Some(file), Some(text)) => file_settings(file, text)?,
-            _ => (Settings::new(), None),
+            _ => (Settings::new(), FileSections::default()),
         };
         for &key in KEYS {
             let var = env_var_for(key);
@@ -316,9 +375,12 @@ impl Config {
             .as_ref()
             .and_then(|f| f.parent().map(Path::to_path_buf))
             .unwrap_or_default();
-        let checks = match &file {
-            Some(f) => spec::resolve(file_checks, f, &base_dir)?,
-            None => ChecksConfig::default(),
+        let (checks, maintenance) = match &file {
+            Some(f) => (
+                spec::resolve(sections.checks, f, &base_dir)?,
+                maintenance::spec::resolve(sections.maintenance, f, &base_dir, env)?,
+            ),
+            None => (ChecksConfig::default(), Vec::new()),
         };
         let mut config = Resolver {
             settings,
@@ -327,6 +389,7 @@ impl Config {
         }
         .config(file)?;
         config.checks = checks;
+        config.maintenance = maintenance;
         Ok(config)
     }
 
@@ -389,6 +452,9 @@ const KEYS: &[&str] = &[
     "snapshot.compression_level",
     "snapshot.lock_wait_timeout",
     "snapshot.restore_jobs",
+    "snapshot.local_clone",
+    "snapshot.retention.keep_last",
+    "snapshot.retention.keep_days",
     "migrations.dir",
     "migrations.format",
     "migrations.transaction",
@@ -400,7 +466,17 @@ const KEYS: &[&str] = &[
     "migrations.allow_drift",
     "migrations.allow_missing",
     "migrations.command",
+    "release.id",
+    "release.command",
+    "release.rollback",
+    "release.timeout",
+    "release.health.url",
+    "release.health.timeout",
+    "release.health.interval",
 ];
+
+/// Keys holding shell commands, where [`HOOK_VARS`] are left for the shell.
+const COMMAND_KEYS: &[&str] = &["release.command", "release.rollback"];
 
 /// One value and where it came from.
 #[derive(Debug, Clone)]
@@ -466,6 +542,33 @@ struct FileConfig {
     snapshot: Option<FileSnapshot>,
     migrations: Option<FileMigrations>,
     checks: Option<spec::FileChecks>,
+    maintenance: Option<Vec<Spanned<maintenance::spec::FileSwitch>>>,
+    release: Option<FileRelease>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRelease {
+    id: Value,
+    command: Value,
+    rollback: Value,
+    timeout: Value,
+    health: Option<FileHealth>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHealth {
+    url: Value,
+    timeout: Value,
+    interval: Value,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRetention {
+    keep_last: Value,
+    keep_days: Value,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -495,6 +598,8 @@ struct FileSnapshot {
     compression_level: Value,
     lock_wait_timeout: Value,
     restore_jobs: Value,
+    local_clone: Value,
+    retention: Option<FileRetention>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -513,12 +618,16 @@ struct FileMigrations {
     command: Value,
 }
 
-/// The scalar settings of the file, and its `checks` section (lists of
-/// checks, which have no environment-variable form).
-fn file_settings(
-    path: &Path,
-    text: &str,
-) -> Result<(Settings, Option<spec::FileChecks>), ConfigError> {
+/// The file's sections made of lists (checks, maintenance switches), which
+/// have no environment-variable form.
+#[derive(Default)]
+struct FileSections {
+    checks: Option<spec::FileChecks>,
+    maintenance: Option<Vec<Spanned<maintenance::spec::FileSwitch>>>,
+}
+
+/// The scalar settings of the file, and its list sections.
+fn file_settings(path: &Path, text: &str) -> Result<(Settings, FileSections), ConfigError> {
     let parsed: FileConfig = if is_blank_yaml(text) {
         FileConfig::default()
     } else {
@@ -568,6 +677,10 @@ fn file_settings(
     add("snapshot.compression_level", n.compression_level);
     add("snapshot.lock_wait_timeout", n.lock_wait_timeout);
     add("snapshot.restore_jobs", n.restore_jobs);
+    add("snapshot.local_clone", n.local_clone);
+    let r = n.retention.unwrap_or_default();
+    add("snapshot.retention.keep_last", r.keep_last);
+    add("snapshot.retention.keep_days", r.keep_days);
     let m = parsed.migrations.unwrap_or_default();
     add("migrations.dir", m.dir);
     add("migrations.format", m.format);
@@ -580,7 +693,22 @@ fn file_settings(
     add("migrations.allow_drift", m.allow_drift);
     add("migrations.allow_missing", m.allow_missing);
     add("migrations.command", m.command);
-    Ok((settings, parsed.checks))
+    let r = parsed.release.unwrap_or_default();
+    add("release.id", r.id);
+    add("release.command", r.command);
+    add("release.rollback", r.rollback);
+    add("release.timeout", r.timeout);
+    let h = r.health.unwrap_or_default();
+    add("release.health.url", h.url);
+    add("release.health.timeout", h.timeout);
+    add("release.health.interval", h.interval);
+    Ok((
+        settings,
+        FileSections {
+            checks: parsed.checks,
+            maintenance: parsed.maintenance,
+        },
+    ))
 }
 
 /// True for a file with nothing but comments and blank lines, which the YAML
@@ -684,7 +812,82 @@ impl Resolver<'_> {
                 Ok(n) if n >= 1 => Ok(n),
                 _ => Err(format!("`{v}` is not a whole number of at least 1")),
             })?,
+            local_clone: self
+                .parse("snapshot.local_clone", |v| match v {
+                    "auto" => Ok(LocalClone::Auto),
+                    "always" => Ok(LocalClone::Always),
+                    "never" => Ok(LocalClone::Never),
+                    other => Err(format!(
+                        "unknown value `{other}`; expected `auto`, `always` or `never`"
+                    )),
+                })?
+                .unwrap_or(LocalClone::Auto),
+            retention: Retention {
+                keep_last: self
+                    .parse("snapshot.retention.keep_last", |v| match v.parse::<usize>() {
+                        Ok(n) if n >= 1 => Ok(n),
+                        _ => Err(format!(
+                            "`{v}` is not a whole number of at least 1 (the newest snapshot is always kept)"
+                        )),
+                    })?
+                    .unwrap_or(20),
+                keep_days: self
+                    .parse("snapshot.retention.keep_days", |v| {
+                        v.parse::<u32>()
+                            .map_err(|_| format!("`{v}` is not a whole number of days"))
+                    })?
+                    .unwrap_or(30),
+            },
         };
+        let health = match self.string("release.health.url")? {
+            None => {
+                for key in ["release.health.timeout", "release.health.interval"] {
+                    if self.settings.contains_key(key) {
+                        return Err(self.invalid(key, "needs `release.health.url`".into()));
+                    }
+                }
+                None
+            }
+            Some(url) => {
+                let parsed = url::Url::parse(url.trim()).map_err(|e| {
+                    self.invalid("release.health.url", format!("not a URL: {e}"))
+                })?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(self.invalid(
+                        "release.health.url",
+                        format!("`{}:` URLs are not supported; use http or https", parsed.scheme()),
+                    ));
+                }
+                Some(HealthConfig {
+                    url: crate::db::Secret::new(url.trim()),
+                    timeout: self
+                        .parse("release.health.timeout", parse_duration)?
+                        .unwrap_or(Duration::from_secs(60)),
+                    interval: self
+                        .parse("release.health.interval", parse_duration)?
+                        .unwrap_or(Duration::from_secs(2)),
+                })
+            }
+        };
+        let command = |key| {
+            self.string(key)
+                .map(|c| c.filter(|c| !c.trim().is_empty()))
+        };
+        let release = ReleaseConfig {
+            id: self.string("release.id")?.filter(|s| !s.trim().is_empty()),
+            command: command("release.command")?,
+            rollback: command("release.rollback")?,
+            timeout: self
+                .parse("release.timeout", parse_duration)?
+                .unwrap_or(Duration::from_secs(30 * 60)),
+            health,
+        };
+        if release.rollback.is_some() && release.command.is_none() {
+            return Err(self.invalid(
+                "release.rollback",
+                "needs `release.command`: there is nothing to roll back without a release".into(),
+            ));
+        }
         let flag = |key| self.parse(key, parse_bool).map(Option::unwrap_or_default);
         let migrations = MigrationsConfig {
             dir: self.base_dir.join(
@@ -736,6 +939,8 @@ impl Resolver<'_> {
             snapshot,
             migrations,
             checks: ChecksConfig::default(),
+            maintenance: Vec::new(),
+            release,
             missing_hint,
         })
     }
@@ -748,16 +953,13 @@ impl Resolver<'_> {
         if !setting.interpolate {
             return Ok(Some(setting.value.clone()));
         }
-        interpolate(&setting.value, self.env)
-            .map(Some)
-            .map_err(|e| match e {
-                InterpolationError::Unset(var) => ConfigError::MissingVar {
-                    origin: setting.origin.clone(),
-                    key,
-                    var,
-                },
-                InterpolationError::Syntax(message) => self.invalid(key, message),
-            })
+        let hooks = |name: &str| keep_hook_vars(name, self.env);
+        let env: &dyn Fn(&str) -> Option<String> = if COMMAND_KEYS.contains(&key) {
+            &hooks
+        } else {
+            self.env
+        };
+        interpolate_at(&setting.value, &setting.origin, key, env).map(Some)
     }
 
     fn parse<T>(
@@ -850,6 +1052,47 @@ pub fn parse_size(v: &str) -> Result<u64, String> {
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("`{v}` is too large"))
+}
+
+/// Variables snapguard sets for the commands it runs (release hooks,
+/// maintenance commands). `${NAME}` of these in a command is left for the
+/// shell, not expanded when the file is read.
+pub const HOOK_VARS: &[&str] = &[
+    "SNAPGUARD_RELEASE",
+    "SNAPGUARD_PREVIOUS_RELEASE",
+    "SNAPGUARD_SNAPSHOT_ID",
+    "SNAPGUARD_DEPLOY_ID",
+    "SNAPGUARD_OUTCOME",
+];
+
+/// `env`, except that [`HOOK_VARS`] expand to themselves.
+pub(crate) fn keep_hook_vars(name: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    if HOOK_VARS.contains(&name) {
+        Some(format!("${{{name}}}"))
+    } else {
+        env(name)
+    }
+}
+
+/// Expands `${VAR}` in a value read from the file at `origin`.
+pub(crate) fn interpolate_at(
+    raw: &str,
+    origin: &Origin,
+    key: &'static str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    interpolate(raw, env).map_err(|e| match e {
+        InterpolationError::Unset(var) => ConfigError::MissingVar {
+            origin: origin.clone(),
+            key,
+            var,
+        },
+        InterpolationError::Syntax(message) => ConfigError::Invalid {
+            origin: origin.clone(),
+            key,
+            message,
+        },
+    })
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -6,6 +6,18 @@
 
 use crate::exit_codes;
 
+/// An error and its causes on one line, `a: b: c`, for logs and reports.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 /// A boxed error from any module, kept whole so `main` can print its chain.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 

@@ -35,12 +35,15 @@ pub mod db;
 pub mod ephemeral;
 pub mod error;
 pub mod exit_codes;
+pub mod http;
 pub mod logging;
+pub mod maintenance;
 pub mod migrate;
 pub mod pgtools;
 pub mod process;
 pub mod progress;
 pub mod random;
+pub mod shell;
 pub mod snapshot;
 pub mod store;
 

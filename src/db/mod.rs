@@ -11,6 +11,8 @@ mod tls;
 pub use admin::{DatabaseProperties, RoleSetting, Session, quote_ident, quote_literal};
 pub use conninfo::{ConnInfo, Secret, SslMode, UrlError};
 
+use std::collections::BTreeMap;
+
 use tokio_postgres::Client;
 
 /// A failure talking to PostgreSQL.
@@ -71,8 +73,28 @@ impl std::fmt::Display for ServerVersion {
     }
 }
 
+/// Sessions this process opened, per database name. The deploy's write
+/// guard compares the server's session counter against it: any session the
+/// server counted beyond these came from someone else.
+static OPENED: std::sync::Mutex<BTreeMap<String, u64>> = std::sync::Mutex::new(BTreeMap::new());
+
+/// How many sessions this process has opened to database `dbname`.
+pub fn sessions_opened(dbname: &str) -> u64 {
+    let opened = OPENED.lock().unwrap_or_else(|e| e.into_inner());
+    opened.get(dbname).copied().unwrap_or(0)
+}
+
+/// Counts a session opened to `dbname` by a child process (`pg_dump`).
+pub fn count_session(dbname: &str) {
+    let mut opened = OPENED.lock().unwrap_or_else(|e| e.into_inner());
+    *opened.entry(dbname.to_owned()).or_default() += 1;
+}
+
 /// Connects to `info`, spawning the connection task on the current runtime.
 pub async fn connect(info: &ConnInfo) -> Result<Client, DbError> {
+    // Counted before the attempt: a session the server accepted but we
+    // then failed on still shows in the server's counter.
+    count_session(info.dbname());
     let config = info.driver_config();
     let tls = tls::connector(info)?;
     let (client, connection) = config

@@ -4,102 +4,38 @@
 //! the libpq `PG*` variables; its output is streamed to snapguard's stderr
 //! (stdout stays for snapguard's own result); its exit code decides.
 
-use std::process::Stdio;
-
-use tokio::process::Command;
-
 use crate::cancel::Cancel;
 use crate::db::ConnInfo;
+use crate::shell::{Shell, ShellError};
 
 /// The external migrator failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ExternalError {
-    /// It could not be started.
-    #[error("cannot start the external migrator `{command}` (`migrations.command`)")]
-    Spawn {
-        /// The command, with the database password masked.
-        command: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// It ran and failed.
-    #[error(
-        "the external migrator `{command}` (`migrations.command`) failed ({status}); its output is above"
-    )]
-    Failed {
-        /// The command, with the database password masked.
-        command: String,
-        /// How it ended.
-        status: std::process::ExitStatus,
-    },
-}
+pub type ExternalError = ShellError;
 
-impl ExternalError {
-    /// Whether the command started (and so may have changed the database).
-    pub fn started(&self) -> bool {
-        matches!(self, ExternalError::Failed { .. })
-    }
-}
+/// The `application_name` the external migrator's sessions carry (libpq's
+/// `PGAPPNAME`), so snapguard can tell them from the application's.
+pub const APPLICATION_NAME: &str = "snapguard-external-migrator";
 
 /// Runs `command` through `sh -c` against `db`. On cancellation the command
-/// gets SIGTERM and is waited for: it decides how to stop cleanly.
+/// gets SIGTERM and a grace period: it decides how to stop cleanly.
 pub async fn run(command: &str, db: &ConnInfo, cancel: &Cancel) -> Result<(), ExternalError> {
-    let shown = mask(command, db);
-    tracing::info!(command = %shown, "running the external migrator");
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .env("DATABASE_URL", db.secret_url().expose())
-        .envs(db.libpq_env())
-        .stdin(Stdio::null())
-        .stdout(stderr_handle())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|source| ExternalError::Spawn {
-            command: shown.clone(),
-            source,
-        })?;
-    let status = tokio::select! {
-        status = child.wait() => status,
-        () = cancel.cancelled() => {
-            if let Some(pid) = child.id() {
-                tracing::warn!(pid, "asking the external migrator to stop (SIGTERM)");
-                let _ = std::process::Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status();
-            }
-            child.wait().await
-        }
+    let url = db.secret_url();
+    let mut env: Vec<(String, String)> = db
+        .libpq_env()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    env.push(("DATABASE_URL".into(), url.expose().to_owned()));
+    env.push(("PGAPPNAME".into(), APPLICATION_NAME.into()));
+    let password = db.password().map(|p| p.expose()).unwrap_or_default();
+    Shell {
+        key: "migrations.command",
+        command,
+        env,
+        timeout: None,
+        secrets: vec![password],
     }
-    .map_err(|source| ExternalError::Spawn {
-        command: shown.clone(),
-        source,
-    })?;
-    if status.success() {
-        tracing::info!(command = %shown, "the external migrator succeeded");
-        return Ok(());
-    }
-    Err(ExternalError::Failed {
-        command: shown,
-        status,
-    })
-}
-
-/// The child's stdout goes to our stderr, so our stdout stays parseable.
-fn stderr_handle() -> Stdio {
-    use std::os::fd::AsFd;
-    match std::io::stderr().as_fd().try_clone_to_owned() {
-        Ok(fd) => Stdio::from(fd),
-        Err(_) => Stdio::inherit(),
-    }
-}
-
-/// The command as logged: the database password, should the command
-/// spell it out, is replaced by `***`.
-fn mask(command: &str, db: &ConnInfo) -> String {
-    match db.password() {
-        Some(p) if !p.expose().is_empty() => command.replace(p.expose(), "***"),
-        _ => command.to_owned(),
-    }
+    .run(Some(cancel))
+    .await?;
+    tracing::info!("the external migrator succeeded");
+    Ok(())
 }

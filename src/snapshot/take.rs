@@ -230,6 +230,8 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
             ),
         ];
         let command = process::describe(&self.pg_dump.path, &args);
+        // pg_dump -Fc opens one session; the deploy's write guard counts it.
+        db::count_session(self.db.dbname());
         let mut child = tokio::process::Command::new(&self.pg_dump.path)
             .args(&args)
             .envs(self.db.libpq_env())

@@ -1,0 +1,277 @@
+//! The `maintenance` section of `snapguard.yml`: a list of switches, each a
+//! map with exactly one of `command`, `http`, `file`, `postgres_fence`.
+//!
+//! Values may use `${VAR}` (webhook tokens, hosts); in `command` switches the
+//! variables snapguard sets itself (`SNAPGUARD_DEPLOY_ID`, …) are left for
+//! the shell.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::{CommandSwitch, FenceSwitch, FileSwitch as FlagFile, HttpCall, HttpSwitch, Switch};
+use crate::config::{
+    ConfigError, Origin, Scalar, interpolate_at, keep_hook_vars, parse_duration,
+};
+use crate::db::Secret;
+
+/// One list item as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileSwitch {
+    command: Option<FileCommand>,
+    http: Option<FileHttp>,
+    file: Option<FileFlag>,
+    postgres_fence: Option<FileFence>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCommand {
+    on: Spanned<String>,
+    off: Spanned<String>,
+    timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHttp {
+    on: FileCall,
+    off: FileCall,
+    timeout: Option<Spanned<String>>,
+    retries: Option<Spanned<Scalar>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCall {
+    method: Option<Spanned<String>>,
+    url: Spanned<String>,
+    headers: Option<BTreeMap<String, Spanned<String>>>,
+    body: Option<Spanned<String>>,
+    status: Option<Spanned<Scalar>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFlag {
+    path: Spanned<String>,
+    content: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFence {
+    roles: Spanned<Vec<Spanned<String>>>,
+    wait: Option<Spanned<String>>,
+}
+
+/// Resolves the parsed section; `path` is the config file, `base_dir` its
+/// directory (where relative flag-file paths start).
+pub(crate) fn resolve(
+    list: Option<Vec<Spanned<FileSwitch>>>,
+    path: &Path,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Switch>, ConfigError> {
+    let r = Resolver { path, env };
+    let mut out = Vec::new();
+    for item in list.unwrap_or_default() {
+        let origin = r.at(&item.referenced);
+        let FileSwitch {
+            command,
+            http,
+            file,
+            postgres_fence,
+        } = item.value;
+        let set = [
+            command.is_some(),
+            http.is_some(),
+            file.is_some(),
+            postgres_fence.is_some(),
+        ];
+        if set.iter().filter(|s| **s).count() != 1 {
+            return Err(ConfigError::Invalid {
+                origin,
+                key: "maintenance",
+                message: "each switch has exactly one of `command`, `http`, `file`, `postgres_fence`; write several list items for several switches".into(),
+            });
+        }
+        let switch = if let Some(c) = command {
+            Switch::Command(CommandSwitch {
+                on: r.command(&c.on, "maintenance.command.on")?,
+                off: r.command(&c.off, "maintenance.command.off")?,
+                timeout: r.duration(&c.timeout, "maintenance.command.timeout", 60)?,
+            })
+        } else if let Some(h) = http {
+            let timeout = r.duration(&h.timeout, "maintenance.http.timeout", 10)?;
+            let retries = match &h.retries {
+                None => 3,
+                Some(v) => v.value.0.parse::<u32>().map_err(|_| {
+                    r.invalid(
+                        &v.referenced,
+                        "maintenance.http.retries",
+                        format!("`{}` is not a whole number", v.value.0),
+                    )
+                })?,
+            };
+            HttpSwitch {
+                on: r.call(h.on, "maintenance.http.on", timeout)?,
+                off: r.call(h.off, "maintenance.http.off", timeout)?,
+                retries,
+            }
+            .into()
+        } else if let Some(f) = file {
+            let raw = r.string(&f.path, "maintenance.file.path")?;
+            if raw.trim().is_empty() {
+                return Err(r.invalid(
+                    &f.path.referenced,
+                    "maintenance.file.path",
+                    "empty path".into(),
+                ));
+            }
+            Switch::File(FlagFile {
+                path: base_dir.join(raw),
+                content: match &f.content {
+                    Some(c) => r.string(c, "maintenance.file.content")?,
+                    None => "maintenance\n".into(),
+                },
+            })
+        } else if let Some(f) = postgres_fence {
+            if f.roles.value.is_empty() {
+                return Err(r.invalid(
+                    &f.roles.referenced,
+                    "maintenance.postgres_fence.roles",
+                    "name at least one role: the roles the application connects as".into(),
+                ));
+            }
+            let mut roles = Vec::new();
+            for role in &f.roles.value {
+                roles.push(r.string(role, "maintenance.postgres_fence.roles")?);
+            }
+            Switch::Fence(FenceSwitch {
+                roles,
+                wait: r.duration(&f.wait, "maintenance.postgres_fence.wait", 30)?,
+                origin: origin.clone(),
+            })
+        } else {
+            unreachable!("exactly one kind is set")
+        };
+        out.push(switch);
+    }
+    Ok(out)
+}
+
+struct Resolver<'a> {
+    path: &'a Path,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Resolver<'_> {
+    fn at(&self, l: &serde_saphyr::Location) -> Origin {
+        Origin::File {
+            path: self.path.to_path_buf(),
+            line: l.line(),
+            column: l.column(),
+        }
+    }
+
+    fn invalid(&self, l: &serde_saphyr::Location, key: &'static str, message: String) -> ConfigError {
+        ConfigError::Invalid {
+            origin: self.at(l),
+            key,
+            message,
+        }
+    }
+
+    fn string(&self, v: &Spanned<String>, key: &'static str) -> Result<String, ConfigError> {
+        interpolate_at(&v.value, &self.at(&v.referenced), key, self.env)
+    }
+
+    fn command(&self, v: &Spanned<String>, key: &'static str) -> Result<String, ConfigError> {
+        let env = |name: &str| keep_hook_vars(name, self.env);
+        let command = interpolate_at(&v.value, &self.at(&v.referenced), key, &env)?;
+        if command.trim().is_empty() {
+            return Err(self.invalid(&v.referenced, key, "empty command".into()));
+        }
+        Ok(command)
+    }
+
+    fn duration(
+        &self,
+        v: &Option<Spanned<String>>,
+        key: &'static str,
+        default_secs: u64,
+    ) -> Result<Duration, ConfigError> {
+        match v {
+            None => Ok(Duration::from_secs(default_secs)),
+            Some(v) => parse_duration(v.value.trim()).map_err(|m| self.invalid(&v.referenced, key, m)),
+        }
+    }
+
+    fn call(&self, c: FileCall, key: &'static str, timeout: Duration) -> Result<HttpCall, ConfigError> {
+        let url = self.string(&c.url, key)?;
+        match url::Url::parse(url.trim()) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            // The URL may hold a token: the message does not quote it.
+            _ => {
+                return Err(self.invalid(
+                    &c.url.referenced,
+                    key,
+                    "`url` is not an http:// or https:// URL".into(),
+                ));
+            }
+        }
+        let method = match &c.method {
+            Some(m) => {
+                let m = m.value.trim().to_ascii_uppercase();
+                if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
+                    return Err(self.invalid(
+                        &c.method.as_ref().expect("set").referenced,
+                        key,
+                        format!("`{m}` is not an HTTP method"),
+                    ));
+                }
+                m
+            }
+            None => "POST".into(),
+        };
+        let mut headers = Vec::new();
+        for (name, value) in c.headers.unwrap_or_default() {
+            if http::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(self.invalid(
+                    &value.referenced,
+                    key,
+                    format!("`{name}` is not a valid header name"),
+                ));
+            }
+            headers.push((name, Secret::new(self.string(&value, key)?)));
+        }
+        let expect_status = match &c.status {
+            None => None,
+            Some(s) => Some(match s.value.0.parse::<u16>() {
+                Ok(n) if (100..600).contains(&n) => n,
+                _ => {
+                    return Err(self.invalid(
+                        &s.referenced,
+                        key,
+                        format!("`{}` is not an HTTP status code", s.value.0),
+                    ));
+                }
+            }),
+        };
+        Ok(HttpCall {
+            request: crate::http::Request {
+                method,
+                url: Secret::new(url.trim()),
+                headers,
+                body: c.body.as_ref().map(|b| self.string(b, key)).transpose()?,
+                timeout,
+            },
+            expect_status,
+        })
+    }
+}
