@@ -48,6 +48,13 @@ impl Cancel {
         Cancel(rx)
     }
 
+    /// A handle that never cancels: for the rollback, which must finish
+    /// whatever signals come (they are still logged by [`Cancel::on_signals`]).
+    pub fn never() -> Cancel {
+        let (_tx, rx) = watch::channel(false);
+        Cancel(rx)
+    }
+
     /// Whether cancellation was requested, for checks between steps.
     pub fn is_cancelled(&self) -> bool {
         *self.0.borrow()

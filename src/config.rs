@@ -849,13 +849,15 @@ impl Resolver<'_> {
                 None
             }
             Some(url) => {
-                let parsed = url::Url::parse(url.trim()).map_err(|e| {
-                    self.invalid("release.health.url", format!("not a URL: {e}"))
-                })?;
+                let parsed = url::Url::parse(url.trim())
+                    .map_err(|e| self.invalid("release.health.url", format!("not a URL: {e}")))?;
                 if !matches!(parsed.scheme(), "http" | "https") {
                     return Err(self.invalid(
                         "release.health.url",
-                        format!("`{}:` URLs are not supported; use http or https", parsed.scheme()),
+                        format!(
+                            "`{}:` URLs are not supported; use http or https",
+                            parsed.scheme()
+                        ),
                     ));
                 }
                 Some(HealthConfig {
@@ -869,10 +871,7 @@ impl Resolver<'_> {
                 })
             }
         };
-        let command = |key| {
-            self.string(key)
-                .map(|c| c.filter(|c| !c.trim().is_empty()))
-        };
+        let command = |key| self.string(key).map(|c| c.filter(|c| !c.trim().is_empty()));
         let release = ReleaseConfig {
             id: self.string("release.id")?.filter(|s| !s.trim().is_empty()),
             command: command("release.command")?,

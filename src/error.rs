@@ -49,6 +49,12 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// The deploy failed and was rolled back cleanly.
+    #[error("deploy failed and was rolled back")]
+    RolledBack(#[source] BoxError),
+    /// The deploy failed and its rollback could not finish.
+    #[error("deploy failed and the rollback is incomplete: manual action is needed")]
+    RollbackIncomplete(#[source] BoxError),
     /// The command failed after it started its work; the chain says where and
     /// what state it left behind.
     #[error("{step} failed")]
@@ -85,6 +91,8 @@ impl Error {
             Error::NothingChanged { .. } => exit_codes::PREFLIGHT,
             Error::Locked { .. } => exit_codes::LOCKED,
             Error::Failed { .. } => exit_codes::INTERNAL,
+            Error::RolledBack(_) => exit_codes::ROLLED_BACK,
+            Error::RollbackIncomplete(_) => exit_codes::ROLLBACK_INCOMPLETE,
         }
     }
 }

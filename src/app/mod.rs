@@ -185,6 +185,7 @@ async fn restore(config: &Config, args: RestoreArgs) -> Result<(), Error> {
         terminate_sessions: args.terminate_sessions,
         jobs,
         no_analyze: args.no_analyze,
+        replaced_label: "",
     };
     let plan = restore::plan(
         &store,

@@ -134,10 +134,26 @@ impl<'a> Verifier<'a> {
     /// Runs the before checks, captures the compare checks' before sides
     /// and, when `track_constraints`, the unvalidated constraints.
     pub async fn before(&self, client: &mut Client, track_constraints: bool) -> BeforeState {
+        let results = self.before_checks(client).await;
+        let mut state = self.capture(client, track_constraints).await;
+        state.results = results;
+        state
+    }
+
+    /// Runs the before checks only.
+    pub async fn before_checks(&self, client: &mut Client) -> Vec<CheckResult> {
         let mut results = Vec::new();
         for c in &self.config.before {
             results.push(run_check(client, c, Phase::Before).await);
         }
+        results
+    }
+
+    /// Captures the compare checks' before sides and, when
+    /// `track_constraints`, the unvalidated constraints; runs no check.
+    /// `deploy` calls it once the application is in maintenance, so the
+    /// captured data cannot change before the migrations.
+    pub async fn capture(&self, client: &mut Client, track_constraints: bool) -> BeforeState {
         let mut captured = Vec::new();
         for (i, c) in self.config.compare.iter().enumerate() {
             let started = Instant::now();
@@ -151,7 +167,7 @@ impl<'a> Verifier<'a> {
                 None
             };
         BeforeState {
-            results,
+            results: Vec::new(),
             captured,
             unvalidated,
         }

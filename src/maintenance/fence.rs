@@ -107,10 +107,7 @@ pub async fn preflight(client: &Client, roles: &[String]) -> Result<(), FenceErr
             return Err(FenceError::FencesItself(user));
         }
         let row = client
-            .query_opt(
-                "SELECT rolsuper FROM pg_roles WHERE rolname = $1",
-                &[role],
-            )
+            .query_opt("SELECT rolsuper FROM pg_roles WHERE rolname = $1", &[role])
             .await
             .map_err(DbError::query(format!("reading role `{role}`")))?
             .ok_or_else(|| FenceError::NoSuchRole(role.clone()))?;
@@ -130,7 +127,10 @@ pub async fn read(client: &Client, roles: &[String]) -> Result<Vec<RoleState>, F
     let mut out = Vec::new();
     for role in roles {
         let row = client
-            .query_opt("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", &[role])
+            .query_opt(
+                "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1",
+                &[role],
+            )
             .await
             .map_err(DbError::query(format!("reading role `{role}`")))?
             .ok_or_else(|| FenceError::NoSuchRole(role.clone()))?;
@@ -199,7 +199,11 @@ pub async fn raise(
                 errors.insert(pid, message);
             }
         }
-        tracing::info!(sessions = rows.len(), database, "fence: ending the application's sessions");
+        tracing::info!(
+            sessions = rows.len(),
+            database,
+            "fence: ending the application's sessions"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

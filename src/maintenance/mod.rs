@@ -160,7 +160,12 @@ impl Switch {
         }
     }
 
-    fn error(&self, index: usize, direction: &'static str, source: impl Into<BoxError>) -> MaintenanceError {
+    fn error(
+        &self,
+        index: usize,
+        direction: &'static str,
+        source: impl Into<BoxError>,
+    ) -> MaintenanceError {
         MaintenanceError {
             index,
             what: self.describe(),
@@ -218,9 +223,8 @@ impl Switch {
                     tracing::warn!(path = %f.path.display(), "the maintenance flag file already exists; it is left as it is afterwards");
                     Ok(())
                 } else {
-                    std::fs::write(&f.path, &f.content).map_err(|e| {
-                        format!("cannot write `{}`: {e}", f.path.display()).into()
-                    })
+                    std::fs::write(&f.path, &f.content)
+                        .map_err(|e| format!("cannot write `{}`: {e}", f.path.display()).into())
                 }
             }
             Switch::Fence(f) => fence::raise(cx.admin, &engaged.roles, cx.database, f.wait)
@@ -314,7 +318,10 @@ async fn call(c: &HttpCall, retries: u32, client: &HttpClient) -> Result<(), Box
             tokio::time::sleep(Duration::from_millis(500 << attempt.min(5))).await;
         }
         match client.send(&c.request).await {
-            Ok(status) if c.expect_status.map_or((200..300).contains(&status), |s| s == status) => {
+            Ok(status)
+                if c.expect_status
+                    .map_or((200..300).contains(&status), |s| s == status) =>
+            {
                 return Ok(());
             }
             Ok(status) => {

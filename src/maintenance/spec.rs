@@ -13,9 +13,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::{CommandSwitch, FenceSwitch, FileSwitch as FlagFile, HttpCall, HttpSwitch, Switch};
-use crate::config::{
-    ConfigError, Origin, Scalar, interpolate_at, keep_hook_vars, parse_duration,
-};
+use crate::config::{ConfigError, Origin, Scalar, interpolate_at, keep_hook_vars, parse_duration};
 use crate::db::Secret;
 
 /// One list item as written.
@@ -179,7 +177,12 @@ impl Resolver<'_> {
         }
     }
 
-    fn invalid(&self, l: &serde_saphyr::Location, key: &'static str, message: String) -> ConfigError {
+    fn invalid(
+        &self,
+        l: &serde_saphyr::Location,
+        key: &'static str,
+        message: String,
+    ) -> ConfigError {
         ConfigError::Invalid {
             origin: self.at(l),
             key,
@@ -208,11 +211,18 @@ impl Resolver<'_> {
     ) -> Result<Duration, ConfigError> {
         match v {
             None => Ok(Duration::from_secs(default_secs)),
-            Some(v) => parse_duration(v.value.trim()).map_err(|m| self.invalid(&v.referenced, key, m)),
+            Some(v) => {
+                parse_duration(v.value.trim()).map_err(|m| self.invalid(&v.referenced, key, m))
+            }
         }
     }
 
-    fn call(&self, c: FileCall, key: &'static str, timeout: Duration) -> Result<HttpCall, ConfigError> {
+    fn call(
+        &self,
+        c: FileCall,
+        key: &'static str,
+        timeout: Duration,
+    ) -> Result<HttpCall, ConfigError> {
         let url = self.string(&c.url, key)?;
         match url::Url::parse(url.trim()) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {}

@@ -108,6 +108,9 @@ pub struct RestoreOptions {
     pub jobs: u32,
     /// Skip `ANALYZE` after the restore.
     pub no_analyze: bool,
+    /// What the replaced database is called: `<db>__<label>_<id>`;
+    /// `replaced` when empty (a deploy's rollback says `failed`).
+    pub replaced_label: &'static str,
 }
 
 /// What a restore will do, worked out before anything changes.
@@ -210,7 +213,14 @@ pub async fn plan(
         Some(to) => (to.clone(), None),
         None => (
             derived_name(&dbname, "restore", &short)?,
-            Some(derived_name(&dbname, "replaced", &short)?),
+            Some(derived_name(
+                &dbname,
+                match options.replaced_label {
+                    "" => "replaced",
+                    label => label,
+                },
+                &short,
+            )?),
         ),
     };
     if restore_into.len() > MAX_IDENTIFIER {
@@ -246,7 +256,7 @@ pub async fn plan(
 
 /// `<db>__<what>_<short id>`, shortening the database part to stay within
 /// PostgreSQL's identifier limit.
-fn derived_name(db: &str, what: &str, short: &str) -> Result<String, RestoreError> {
+pub(crate) fn derived_name(db: &str, what: &str, short: &str) -> Result<String, RestoreError> {
     let suffix = format!("__{what}_{short}");
     let room = MAX_IDENTIFIER.saturating_sub(suffix.len());
     let mut head = db.to_owned();
@@ -439,56 +449,20 @@ impl RestorePlan {
     }
 
     /// Renames `<db>` → `<db>__replaced_<id>` and the restored database →
-    /// `<db>` in one transaction. New connections to `<db>` are refused
-    /// while the sessions are checked, so none can slip in before the rename.
+    /// `<db>` in one transaction.
     async fn swap(&self, client: &mut Client, replaced: &str) -> Result<(), RestoreError> {
         if !self.database_exists {
             admin::rename_all(client, &[(&self.restore_into, &self.database)]).await?;
             return Ok(());
         }
-        let original = allows_connections(client, &self.database).await?;
-        admin::set_allow_connections(client, &self.database, false).await?;
-        let result = self.rename_when_idle(client, replaced).await;
-        let reopen = match &result {
-            Ok(()) => replaced,
-            Err(_) => self.database.as_str(),
-        };
-        if let Err(e) = admin::set_allow_connections(client, reopen, original).await {
-            tracing::warn!(error = %e, database = reopen, "could not restore ALLOW_CONNECTIONS");
-        }
-        result
-    }
-
-    async fn rename_when_idle(
-        &self,
-        client: &mut Client,
-        replaced: &str,
-    ) -> Result<(), RestoreError> {
-        let deadline = Instant::now() + TERMINATE_WAIT;
-        loop {
-            let sessions = admin::sessions(client, &self.database).await?;
-            if sessions.is_empty() {
-                break;
-            }
-            if !self.options.terminate_sessions || Instant::now() > deadline {
-                return Err(RestoreError::SessionsConnected {
-                    database: self.database.clone(),
-                    sessions,
-                });
-            }
-            tracing::warn!(count = sessions.len(), database = %self.database, "ending sessions");
-            admin::terminate_sessions(client, &self.database).await?;
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        admin::rename_all(
+        swap_in(
             client,
-            &[
-                (&self.database, replaced),
-                (&self.restore_into, &self.database),
-            ],
+            &self.database,
+            &self.restore_into,
+            replaced,
+            self.options.terminate_sessions,
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Drops the partial database after a failure, keeping both errors if
@@ -506,6 +480,57 @@ impl RestorePlan {
             },
         }
     }
+}
+
+/// Puts `incoming` in place of `live`, which is kept as `retired`: both
+/// renames in one transaction. New connections to `live` are refused while
+/// its sessions are checked (and, with `terminate`, ended), so none can slip
+/// in before the rename. Used by the restore and by the clone-swap rollback.
+pub(crate) async fn swap_in(
+    client: &mut Client,
+    live: &str,
+    incoming: &str,
+    retired: &str,
+    terminate: bool,
+) -> Result<(), RestoreError> {
+    let original = allows_connections(client, live).await?;
+    admin::set_allow_connections(client, live, false).await?;
+    let result = rename_when_idle(client, live, incoming, retired, terminate).await;
+    let reopen = match &result {
+        Ok(()) => retired,
+        Err(_) => live,
+    };
+    if let Err(e) = admin::set_allow_connections(client, reopen, original).await {
+        tracing::warn!(error = %e, database = reopen, "could not restore ALLOW_CONNECTIONS");
+    }
+    result
+}
+
+async fn rename_when_idle(
+    client: &mut Client,
+    live: &str,
+    incoming: &str,
+    retired: &str,
+    terminate: bool,
+) -> Result<(), RestoreError> {
+    let deadline = Instant::now() + TERMINATE_WAIT;
+    loop {
+        let sessions = admin::sessions(client, live).await?;
+        if sessions.is_empty() {
+            break;
+        }
+        if !terminate || Instant::now() > deadline {
+            return Err(RestoreError::SessionsConnected {
+                database: live.to_owned(),
+                sessions,
+            });
+        }
+        tracing::warn!(count = sessions.len(), database = %live, "ending sessions");
+        admin::terminate_sessions(client, live).await?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    admin::rename_all(client, &[(live, retired), (incoming, live)]).await?;
+    Ok(())
 }
 
 async fn allows_connections(client: &Client, name: &str) -> Result<bool, DbError> {

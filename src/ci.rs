@@ -1,0 +1,132 @@
+//! The CI environment: which system runs us, the release id it implies, and
+//! GitHub Actions' workflow commands and files.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+/// The release id from the CI's environment: GitHub Actions (`GITHUB_SHA`),
+/// GitLab (`CI_COMMIT_SHA`), Codeship (`CI_COMMIT_ID`), else the commit
+/// checked out in the working directory (`git rev-parse HEAD`).
+pub fn release_id(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    for var in ["GITHUB_SHA", "CI_COMMIT_SHA", "CI_COMMIT_ID"] {
+        if let Some(v) = env(var).filter(|v| !v.trim().is_empty()) {
+            return Some(v.trim().to_owned());
+        }
+    }
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let sha = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (out.status.success() && !sha.is_empty()).then_some(sha)
+}
+
+/// GitHub Actions, when `GITHUB_ACTIONS=true`: workflow commands on stdout
+/// and the output and summary files.
+/// <https://docs.github.com/actions/reference/workflow-commands-for-github-actions>
+#[derive(Debug, Clone)]
+pub struct GitHub {
+    output: Option<PathBuf>,
+    summary: Option<PathBuf>,
+}
+
+impl GitHub {
+    /// `Some` when running under GitHub Actions.
+    pub fn detect(env: &dyn Fn(&str) -> Option<String>) -> Option<GitHub> {
+        (env("GITHUB_ACTIONS").as_deref() == Some("true")).then(|| GitHub {
+            output: env("GITHUB_OUTPUT").map(PathBuf::from),
+            summary: env("GITHUB_STEP_SUMMARY").map(PathBuf::from),
+        })
+    }
+
+    /// Starts a collapsible log group.
+    pub fn group(&self, title: &str) {
+        println!("::group::{}", escape_data(title));
+    }
+
+    /// Ends the current log group.
+    pub fn end_group(&self) {
+        println!("::endgroup::");
+    }
+
+    /// An error annotation, on a file and line when known.
+    pub fn error(&self, file: Option<(&str, usize)>, message: &str) {
+        match file {
+            Some((path, line)) => println!(
+                "::error file={},line={line}::{}",
+                escape_property(path),
+                escape_data(message)
+            ),
+            None => println!("::error::{}", escape_data(message)),
+        }
+    }
+
+    /// Asks the runner to hide `secret` in every later log line.
+    pub fn mask(&self, secret: &str) {
+        if !secret.is_empty() {
+            println!("::add-mask::{}", escape_data(secret));
+        }
+    }
+
+    /// Appends `name=value` outputs to `$GITHUB_OUTPUT`.
+    pub fn set_outputs(&self, outputs: &[(&str, String)]) -> std::io::Result<()> {
+        let Some(path) = &self.output else {
+            return Ok(());
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        for (name, value) in outputs {
+            // Values are single-line ids and words; a newline would need
+            // the heredoc form, so it is replaced instead.
+            writeln!(f, "{name}={}", value.replace(['\n', '\r'], " "))?;
+        }
+        Ok(())
+    }
+
+    /// Appends Markdown to `$GITHUB_STEP_SUMMARY`.
+    pub fn append_summary(&self, markdown: &str) -> std::io::Result<()> {
+        let Some(path) = &self.summary else {
+            return Ok(());
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        f.write_all(markdown.as_bytes())
+    }
+}
+
+/// Escapes a workflow command's message.
+fn escape_data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// Escapes a workflow command's property value.
+fn escape_property(s: &str) -> String {
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_id_prefers_the_ci_variables() {
+        let env = |name: &str| match name {
+            "CI_COMMIT_SHA" => Some("abc123".to_owned()),
+            _ => None,
+        };
+        assert_eq!(release_id(&env).as_deref(), Some("abc123"));
+    }
+
+    #[test]
+    fn workflow_command_escaping() {
+        assert_eq!(escape_data("50%\nnext"), "50%25%0Anext");
+        assert_eq!(escape_property("a:b,c"), "a%3Ab%2Cc");
+    }
+}

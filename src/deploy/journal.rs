@@ -1,0 +1,261 @@
+//! The deploy journal: `deploys/<deploy-id>/journal.json` in the store,
+//! rewritten *before* each step starts, so a runner killed at any point
+//! leaves enough for `snapguard recover` to finish the rollback.
+//!
+//! A deploy is closed when its `report.json` exists beside the journal; a
+//! journal without a report is unfinished, and `deploy` refuses to start
+//! over it.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use crate::maintenance::Engaged;
+use crate::store::{ObjectStore, StoreError};
+
+/// The journal format; bumped when a field changes meaning.
+pub const JOURNAL_VERSION: u32 = 1;
+
+/// The steps, in the order a deploy runs them, then the rollback's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Switching maintenance on.
+    MaintenanceOn,
+    /// Taking the snapshot (and the local clone).
+    Snapshot,
+    /// Applying migrations.
+    Migrate,
+    /// Running the after and compare checks.
+    Verify,
+    /// Running `release.command`.
+    Release,
+    /// Polling `release.health`.
+    Health,
+    /// Switching maintenance off after a success.
+    MaintenanceOff,
+    /// The deploy succeeded.
+    Done,
+    /// Rolling back: restoring the database.
+    RestoreDatabase,
+    /// Rolling back: `release.rollback`.
+    ReleaseRollback,
+    /// Rolling back: switching maintenance off.
+    RollbackMaintenanceOff,
+    /// The rollback finished.
+    RolledBack,
+}
+
+impl Step {
+    /// The name used in logs and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::MaintenanceOn => "maintenance on",
+            Step::Snapshot => "snapshot",
+            Step::Migrate => "migrate",
+            Step::Verify => "verify",
+            Step::Release => "release",
+            Step::Health => "health",
+            Step::MaintenanceOff => "maintenance off",
+            Step::Done => "done",
+            Step::RestoreDatabase => "restore database",
+            Step::ReleaseRollback => "release rollback",
+            Step::RollbackMaintenanceOff => "maintenance off (rollback)",
+            Step::RolledBack => "rolled back",
+        }
+    }
+}
+
+/// Where the deploy stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Running the steps.
+    Running,
+    /// A step failed or a signal came; rolling back.
+    RollingBack,
+    /// The rollback could not finish: a human must act (exit 5).
+    RollbackIncomplete,
+    /// Closed: succeeded.
+    Succeeded,
+    /// Closed: rolled back cleanly.
+    RolledBack,
+}
+
+/// The snapshot the rollback returns to.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotRecord {
+    /// The store snapshot, once its manifest is written.
+    pub id: Option<String>,
+    /// The local clone `<db>__sg_<id>`, once created.
+    pub clone: Option<String>,
+    /// The write guard's baseline, taken just before `pg_dump` started.
+    pub guard: super::guard::Baseline,
+}
+
+/// One step transition.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Transition {
+    /// The step that started.
+    pub step: Step,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// The journal.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Journal {
+    /// [`JOURNAL_VERSION`].
+    pub version: u32,
+    /// The deploy.
+    pub deploy_id: String,
+    /// The application database.
+    pub database: String,
+    /// The release being shipped.
+    pub release: Option<String>,
+    /// The release live before.
+    pub previous_release: Option<String>,
+    /// When the deploy started.
+    pub started_at: DateTime<Utc>,
+    /// Where it stands.
+    pub state: State,
+    /// The step running (or last run).
+    pub step: Step,
+    /// Every step started, in order.
+    pub transitions: Vec<Transition>,
+    /// Maintenance switches that were (being) turned on, in order.
+    pub maintenance: Vec<Engaged>,
+    /// The snapshot, once the Snapshot step started.
+    pub snapshot: Option<SnapshotRecord>,
+    /// `migrations.transaction: all`: a failed or interrupted Migrate step
+    /// changed nothing, because its transaction never committed.
+    pub all_or_nothing: bool,
+    /// Whether `release.command` was started.
+    pub released: bool,
+    /// Why the deploy failed, once it did.
+    pub failure: Option<String>,
+    /// The rollback put the database back (or found nothing to restore).
+    #[serde(default)]
+    pub database_restored: bool,
+    /// The rollback ran `release.rollback`.
+    #[serde(default)]
+    pub release_rolled_back: bool,
+    /// Errors of the rollback, if it could not finish.
+    pub rollback_errors: Vec<String>,
+}
+
+/// The journal could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The store failed.
+    #[error("the deploy journal `{uri}`")]
+    Store {
+        /// The object.
+        uri: String,
+        /// Why.
+        #[source]
+        source: StoreError,
+    },
+    /// It is not a journal this version can read.
+    #[error("`{uri}` is not a deploy journal snapguard can read: {message}")]
+    Corrupt {
+        /// The object.
+        uri: String,
+        /// The parser's message.
+        message: String,
+    },
+}
+
+/// `deploys/<id>/journal.json`.
+pub fn journal_key(deploy_id: &str) -> String {
+    format!("deploys/{deploy_id}/journal.json")
+}
+
+/// `deploys/<id>/report.json`.
+pub fn report_key(deploy_id: &str) -> String {
+    format!("deploys/{deploy_id}/report.json")
+}
+
+impl Journal {
+    /// Records that `step` starts, and writes the journal.
+    pub async fn begin(
+        &mut self,
+        step: Step,
+        store: &impl ObjectStore,
+    ) -> Result<(), JournalError> {
+        self.step = step;
+        self.transitions.push(Transition {
+            step,
+            at: Utc::now(),
+        });
+        self.save(store).await
+    }
+
+    /// Writes the journal as it is.
+    pub async fn save(&self, store: &impl ObjectStore) -> Result<(), JournalError> {
+        let key = journal_key(&self.deploy_id);
+        let body = serde_json::to_vec_pretty(self).expect("serializable");
+        store
+            .put(&key, Bytes::from(body))
+            .await
+            .map_err(|source| JournalError::Store {
+                uri: store.uri(&key),
+                source,
+            })
+    }
+
+    /// Reads one journal.
+    pub async fn read(store: &impl ObjectStore, deploy_id: &str) -> Result<Journal, JournalError> {
+        let key = journal_key(deploy_id);
+        let bytes = store
+            .get(&key)
+            .await
+            .map_err(|source| JournalError::Store {
+                uri: store.uri(&key),
+                source,
+            })?;
+        let journal: Journal =
+            serde_json::from_slice(&bytes).map_err(|e| JournalError::Corrupt {
+                uri: store.uri(&key),
+                message: e.to_string(),
+            })?;
+        if journal.version != JOURNAL_VERSION {
+            return Err(JournalError::Corrupt {
+                uri: store.uri(&key),
+                message: format!(
+                    "journal version {} (this snapguard reads {JOURNAL_VERSION})",
+                    journal.version
+                ),
+            });
+        }
+        Ok(journal)
+    }
+}
+
+/// The ids of deploys with a journal and no report, oldest first: one
+/// listing, whatever the number of past deploys.
+pub async fn unfinished(store: &impl ObjectStore) -> Result<Vec<String>, JournalError> {
+    let listed = store
+        .list("deploys/")
+        .await
+        .map_err(|source| JournalError::Store {
+            uri: store.uri("deploys/"),
+            source,
+        })?;
+    let mut journals = std::collections::BTreeSet::new();
+    let mut reports = std::collections::BTreeSet::new();
+    for object in listed {
+        let Some(rest) = object.key.strip_prefix("deploys/") else {
+            continue;
+        };
+        match rest.split_once('/') {
+            Some((id, "journal.json")) => {
+                journals.insert(id.to_owned());
+            }
+            Some((id, "report.json")) => {
+                reports.insert(id.to_owned());
+            }
+            _ => {}
+        }
+    }
+    Ok(journals.difference(&reports).cloned().collect())
+}

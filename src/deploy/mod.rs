@@ -1,0 +1,804 @@
+//! `snapguard deploy`: the guarded pipeline (DESIGN section 4).
+//!
+//! Preflight changes nothing (exit 3) and takes the deploy lock (exit 6).
+//! Then MaintenanceOn → Snapshot (+ local clone) → Migrate → Verify →
+//! Release → Health → MaintenanceOff, each step journaled in the store
+//! before it starts. Any failure or cancel after MaintenanceOn rolls back
+//! ([`rollback`]): the database (nothing / clone swap / store restore),
+//! then the release, then maintenance, and only then is the deploy closed.
+//!
+//! The pipeline is one sequential function that checks the cancel handle
+//! between steps and hands it to the steps that can stop early; nothing
+//! ever `select!`s the pipeline away, so the rollback always runs.
+
+pub mod clone;
+pub mod guard;
+pub mod journal;
+pub mod lock;
+pub mod rollback;
+
+use std::time::Instant;
+
+use chrono::Utc;
+use tokio_postgres::Client;
+
+use self::journal::{Journal, SnapshotRecord, State, Step};
+use crate::cancel::Cancel;
+use crate::checks::{BeforeState, Verifier};
+use crate::ci;
+use crate::config::Config;
+use crate::db::{self, ConnInfo};
+use crate::error::{BoxError, Error, chain};
+use crate::http::HttpClient;
+use crate::maintenance::{self, Context};
+use crate::migrate::apply::{ApplyError, TransactionMode};
+use crate::migrate::migrator::{MigrateError, Migrator, RunOptions};
+use crate::release::{self, HookEnv, Ledger};
+use crate::report::{FailureReport, Outcome, Report, SnapshotSummary};
+use crate::snapshot::SnapshotId;
+use crate::snapshot::take::{SnapshotRequest, Snapshotter};
+use crate::store::{ObjectStore, Store};
+
+/// What the command line adds to the config.
+#[derive(Debug, Clone, Default)]
+pub struct DeployOptions {
+    /// The release id (`--release`); else `release.id`, else the CI's.
+    pub release: Option<String>,
+    /// Restore even when the write guard found writes after the snapshot.
+    pub force: bool,
+}
+
+/// Everything a deploy and its rollback share.
+pub struct Deployer<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) store: &'a Store,
+    pub(crate) db: &'a ConnInfo,
+    pub(crate) admin_info: ConnInfo,
+    pub(crate) http: HttpClient,
+}
+
+/// Why the deploy stopped before changing anything.
+type Refusal = Error;
+
+impl<'a> Deployer<'a> {
+    /// A deployer for the configured database and store.
+    pub fn new(config: &'a Config, store: &'a Store) -> Result<Self, Error> {
+        let db = config.database_url()?;
+        Ok(Deployer {
+            config,
+            store,
+            db,
+            admin_info: db.with_dbname(&config.database.maintenance_db),
+            http: HttpClient::new(),
+        })
+    }
+
+    /// Connects to the maintenance database and takes the deploy lock.
+    pub(crate) async fn lock(&self, step: &'static str) -> Result<Client, Refusal> {
+        let admin = db::connect(&self.admin_info)
+            .await
+            .map_err(|e| Error::nothing_changed(step, e))?;
+        let database = self.db.dbname();
+        match lock::try_take(&admin, database).await {
+            Ok(Some(())) => Ok(admin),
+            Ok(None) => Err(Error::Locked {
+                step,
+                source: Box::new(lock::holder(&admin, database).await),
+            }),
+            Err(e) => Err(Error::nothing_changed(step, e)),
+        }
+    }
+
+    pub(crate) fn context<'c>(&'c self, admin: &'c Client, journal: &Journal) -> Context<'c> {
+        Context {
+            admin,
+            database: self.db.dbname(),
+            http: &self.http,
+            env: hook_env(journal).vars(),
+        }
+    }
+
+    /// Runs the deploy. `Ok` for success and "nothing to deploy"; the
+    /// report is returned either way and also inside rollback errors.
+    pub async fn deploy(
+        &self,
+        options: &DeployOptions,
+        cancel: &Cancel,
+    ) -> (Report, Result<(), Error>) {
+        let mut report = Report::new(self.db.dbname());
+        let prepared = match self.preflight(options, &mut report).await {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                report.outcome = Outcome::NothingToDeploy;
+                report.finished_at = Utc::now();
+                return (report, Ok(()));
+            }
+            Err(e) => {
+                report.finished_at = Utc::now();
+                return (report, Err(e));
+            }
+        };
+        let result = self.run(prepared, options, &mut report, cancel).await;
+        report.finished_at = Utc::now();
+        (report, result)
+    }
+
+    /// Everything that can be checked without changing anything. `None`
+    /// when there is nothing to deploy.
+    async fn preflight(
+        &self,
+        options: &DeployOptions,
+        report: &mut Report,
+    ) -> Result<Option<Prepared<'a>>, Refusal> {
+        let started = Instant::now();
+        let refuse = |e: BoxError| Error::nothing_changed("deploy", e);
+        let admin = self.lock("deploy").await?;
+        let unfinished = journal::unfinished(self.store)
+            .await
+            .map_err(|e| refuse(e.into()))?;
+        if let Some(id) = unfinished.last() {
+            let j = Journal::read(self.store, id)
+                .await
+                .map_err(|e| refuse(e.into()))?;
+            return Err(refuse(format!(
+                "deploy {id} did not finish (it stopped at step `{}`, state {:?}); run `snapguard recover` to finish its rollback before deploying again",
+                j.step.name(),
+                j.state
+            ).into()));
+        }
+        let snapshotter = Snapshotter::prepare(
+            self.store,
+            self.db,
+            &self.config.snapshot,
+            self.config.database.pg_bin_dir.as_deref(),
+        )
+        .await
+        .map_err(|e| refuse(e.into()))?;
+        let migrator = Migrator::new(&self.config.migrations, self.db);
+        let plan = migrator
+            .run(
+                &RunOptions {
+                    dry_run: true,
+                    ..RunOptions::default()
+                },
+                &Cancel::never(),
+            )
+            .await
+            .map_err(|e| refuse(e.into()))?;
+        report.pending = plan.pending.iter().map(|p| p.path.clone()).collect();
+        let verifier = Verifier::new(&self.config.checks);
+        let mut app = db::connect(self.db).await.map_err(|e| refuse(e.into()))?;
+        verifier
+            .preflight(&app)
+            .await
+            .map_err(|e| refuse(e.into()))?;
+        let before = verifier.before_checks(&mut app).await;
+        let failed: Vec<String> = before
+            .iter()
+            .filter(|r| !r.passed)
+            .map(|r| {
+                format!(
+                    "`{}` ({}): expected {}, got {}",
+                    r.name, r.defined_at, r.expected, r.got
+                )
+            })
+            .collect();
+        report.checks.extend(before);
+        if !failed.is_empty() {
+            return Err(refuse(
+                format!("before-check(s) failed: {}", failed.join("; ")).into(),
+            ));
+        }
+        drop(app);
+        for (i, switch) in self.config.maintenance.iter().enumerate() {
+            switch
+                .preflight(i, &admin)
+                .await
+                .map_err(|e| refuse(e.into()))?;
+        }
+        let ledger = Ledger::read(self.store)
+            .await
+            .map_err(|e| refuse(e.into()))?;
+        let release = options
+            .release
+            .clone()
+            .or_else(|| self.config.release.id.clone())
+            .or_else(|| ci::release_id(&|v| std::env::var(v).ok()));
+        report.release = release.clone();
+        report.previous_release = ledger.current().map(str::to_owned);
+        let external = self.config.migrations.command.is_some();
+        let seconds = started.elapsed().as_secs_f64();
+        if plan.pending.is_empty() && !external && self.config.release.command.is_none() {
+            report.step(
+                "preflight",
+                true,
+                seconds,
+                "nothing to deploy: no pending migration, no release command",
+            );
+            tracing::info!(
+                "nothing to deploy: no pending migration and no release command; maintenance was not switched on"
+            );
+            return Ok(None);
+        }
+        report.step(
+            "preflight",
+            true,
+            seconds,
+            if external {
+                "external migrator configured".to_owned()
+            } else {
+                format!("{} migration(s) pending", plan.pending.len())
+            },
+        );
+        let now = Utc::now();
+        let deploy_id = SnapshotId::new(self.db.dbname(), now).to_string();
+        report.deploy_id = Some(deploy_id.clone());
+        let all_or_nothing =
+            !external && self.config.migrations.transaction == TransactionMode::All;
+        let journal = Journal {
+            version: journal::JOURNAL_VERSION,
+            deploy_id,
+            database: self.db.dbname().to_owned(),
+            release,
+            previous_release: report.previous_release.clone(),
+            started_at: now,
+            state: State::Running,
+            step: Step::MaintenanceOn,
+            transitions: Vec::new(),
+            maintenance: Vec::new(),
+            snapshot: None,
+            all_or_nothing,
+            released: false,
+            failure: None,
+            database_restored: false,
+            release_rolled_back: false,
+            rollback_errors: Vec::new(),
+        };
+        Ok(Some(Prepared {
+            admin,
+            journal,
+            snapshotter,
+        }))
+    }
+
+    async fn run(
+        &self,
+        mut p: Prepared<'_>,
+        options: &DeployOptions,
+        report: &mut Report,
+        cancel: &Cancel,
+    ) -> Result<(), Error> {
+        let mut sampler = None;
+        let mut downtime_from = None;
+        let failure = self
+            .steps(&mut p, report, cancel, &mut sampler, &mut downtime_from)
+            .await;
+        let Err(failed) = failure else {
+            report.downtime_seconds = downtime_from.map(|t: Instant| t.elapsed().as_secs_f64());
+            report.outcome = Outcome::Succeeded;
+            return self.close_success(&mut p, report).await;
+        };
+        tracing::error!(step = failed.step.name(), error = %failed.message, "deploy failed; rolling back");
+        report.failure = Some(FailureReport {
+            step: failed.step.name().to_owned(),
+            message: failed.message.clone(),
+            file: failed.file.clone(),
+            line: failed.line,
+        });
+        p.journal.failure = Some(format!("{}: {}", failed.step.name(), failed.message));
+        let sightings = sampler
+            .as_ref()
+            .map(guard::Sampler::sightings)
+            .unwrap_or_default();
+        drop(sampler);
+        let rollback = rollback::Rollback {
+            deployer: self,
+            admin: &mut p.admin,
+            force: options.force,
+            sightings,
+            own_count_complete: self.config.migrations.command.is_none(),
+            changed: failed.changed,
+        };
+        let outcome = rollback.run(&mut p.journal, report).await;
+        report.downtime_seconds = downtime_from.map(|t: Instant| t.elapsed().as_secs_f64());
+        let cause = format!("{} failed: {}", failed.step.name(), failed.message);
+        match outcome {
+            Outcome::RolledBack => Err(Error::RolledBack(cause.into())),
+            _ => Err(Error::RollbackIncomplete(
+                format!(
+                    "{cause}\nrollback: {}",
+                    report
+                        .rollback
+                        .as_ref()
+                        .map(|r| r.errors.join("; "))
+                        .unwrap_or_default()
+                )
+                .into(),
+            )),
+        }
+    }
+
+    /// The steps up to a successful MaintenanceOff's start; the first
+    /// failure stops them.
+    async fn steps(
+        &self,
+        p: &mut Prepared<'_>,
+        report: &mut Report,
+        cancel: &Cancel,
+        sampler: &mut Option<guard::Sampler>,
+        downtime_from: &mut Option<Instant>,
+    ) -> Result<(), StepFailure> {
+        let store = self.store;
+        let database = self.db.dbname();
+
+        // Maintenance on.
+        let started = Instant::now();
+        *downtime_from = Some(started);
+        p.journal
+            .begin(Step::MaintenanceOn, store)
+            .await
+            .map_err(|e| StepFailure::unchanged(Step::MaintenanceOn, &e))?;
+        for (i, switch) in self.config.maintenance.iter().enumerate() {
+            let engaged = switch
+                .prepare(i, &p.admin)
+                .await
+                .map_err(|e| StepFailure::unchanged(Step::MaintenanceOn, &e))?;
+            p.journal.maintenance.push(engaged.clone());
+            p.journal
+                .save(store)
+                .await
+                .map_err(|e| StepFailure::unchanged(Step::MaintenanceOn, &e))?;
+            let cx = self.context(&p.admin, &p.journal);
+            if let Err(e) = switch.on(&engaged, &cx).await {
+                report.step(
+                    "maintenance on",
+                    false,
+                    started.elapsed().as_secs_f64(),
+                    chain(&e),
+                );
+                return Err(StepFailure::unchanged(Step::MaintenanceOn, &e));
+            }
+        }
+        report.step(
+            "maintenance on",
+            true,
+            started.elapsed().as_secs_f64(),
+            format!("{} switch(es)", self.config.maintenance.len()),
+        );
+        check_cancel(cancel, Step::Snapshot, false)?;
+
+        // Snapshot, then the local clone, then the compare checks' before
+        // sides: all before anything changes.
+        let started = Instant::now();
+        let baseline = guard::baseline(&p.admin, database)
+            .await
+            .map_err(|e| StepFailure::unchanged(Step::Snapshot, &e))?;
+        *sampler = Some(guard::Sampler::start(
+            &self.admin_info,
+            database,
+            baseline.at,
+        ));
+        p.journal.snapshot = Some(SnapshotRecord {
+            id: None,
+            clone: None,
+            guard: baseline,
+        });
+        p.journal
+            .begin(Step::Snapshot, store)
+            .await
+            .map_err(|e| StepFailure::unchanged(Step::Snapshot, &e))?;
+        let request = SnapshotRequest {
+            release_id: p.journal.previous_release.clone(),
+            deploy_id: Some(p.journal.deploy_id.clone()),
+            last_migration: None,
+        };
+        let manifest = match p.snapshotter.take(&request, cancel).await {
+            Ok(m) => m,
+            Err(e) => {
+                report.step(
+                    "snapshot",
+                    false,
+                    started.elapsed().as_secs_f64(),
+                    chain(&e),
+                );
+                return Err(StepFailure::unchanged(Step::Snapshot, &e));
+            }
+        };
+        let record = p.journal.snapshot.as_mut().expect("set above");
+        record.id = Some(manifest.id.to_string());
+        report.snapshot = Some(SnapshotSummary {
+            id: manifest.id.to_string(),
+            uri: manifest.dump_uri.clone(),
+            size_bytes: manifest.size_bytes,
+            clone: None,
+        });
+        let snapshot_seconds = started.elapsed().as_secs_f64();
+        let clone_name = crate::snapshot::restore::derived_name(
+            database,
+            "sg",
+            &SnapshotId::parse(&p.journal.deploy_id)
+                .map(|id| id.short())
+                .unwrap_or_default(),
+        )
+        .ok();
+        let clone_started = Instant::now();
+        let clone_detail = match (
+            clone::decide(&p.admin, database, self.config.snapshot.local_clone).await,
+            clone_name,
+        ) {
+            (Ok(Ok(())), Some(name)) => {
+                p.journal.snapshot.as_mut().expect("set").clone = Some(name.clone());
+                p.journal
+                    .save(store)
+                    .await
+                    .map_err(|e| StepFailure::unchanged(Step::Snapshot, &e))?;
+                match clone::create(&p.admin, database, &name, &manifest.database_properties).await
+                {
+                    Ok(()) => {
+                        report.snapshot.as_mut().expect("set").clone = Some(name.clone());
+                        format!(
+                            ", clone `{name}` in {:.1}s",
+                            clone_started.elapsed().as_secs_f64()
+                        )
+                    }
+                    Err(e) => {
+                        p.journal.snapshot.as_mut().expect("set").clone = None;
+                        let _ = p.journal.save(store).await;
+                        if self.config.snapshot.local_clone == crate::config::LocalClone::Always {
+                            report.step(
+                                "snapshot",
+                                false,
+                                started.elapsed().as_secs_f64(),
+                                chain(&e),
+                            );
+                            return Err(StepFailure::unchanged(Step::Snapshot, &e));
+                        }
+                        tracing::warn!(error = %chain(&e), "no local clone; a rollback will restore from the store");
+                        format!(", no clone ({})", chain(&e))
+                    }
+                }
+            }
+            (Ok(Err(why)), _) => {
+                tracing::info!(reason = %why, "no local clone; a rollback will restore from the store");
+                format!(", no clone: {why}")
+            }
+            (Ok(Ok(())), None) => ", no clone: the name does not fit".to_owned(),
+            (Err(e), _) => {
+                tracing::warn!(error = %chain(&e), "cannot decide on a local clone; a rollback will restore from the store");
+                format!(", no clone ({})", chain(&e))
+            }
+        };
+        p.journal
+            .save(store)
+            .await
+            .map_err(|e| StepFailure::unchanged(Step::Snapshot, &e))?;
+        let verifier = Verifier::new(&self.config.checks);
+        let mut app = db::connect(self.db)
+            .await
+            .map_err(|e| StepFailure::unchanged(Step::Snapshot, &e))?;
+        let before: BeforeState = verifier.capture(&mut app, true).await;
+        drop(app);
+        report.step(
+            "snapshot",
+            true,
+            started.elapsed().as_secs_f64(),
+            format!(
+                "{} ({}) in {snapshot_seconds:.1}s{clone_detail}",
+                manifest.id,
+                crate::progress::format_bytes(manifest.size_bytes)
+            ),
+        );
+        check_cancel(cancel, Step::Migrate, false)?;
+
+        // Migrate.
+        let started = Instant::now();
+        p.journal
+            .begin(Step::Migrate, store)
+            .await
+            .map_err(|e| StepFailure::unchanged(Step::Migrate, &e))?;
+        let migrator = Migrator::new(&self.config.migrations, self.db);
+        let run = RunOptions {
+            dry_run: false,
+            release_id: p.journal.release.clone(),
+            deploy_id: Some(p.journal.deploy_id.clone()),
+        };
+        match migrator.run(&run, cancel).await {
+            Ok(outcome) => {
+                report.step(
+                    "migrate",
+                    true,
+                    started.elapsed().as_secs_f64(),
+                    match &outcome.external_command {
+                        Some(c) => format!("external migrator `{c}`"),
+                        None => format!("{} applied", outcome.applied.len()),
+                    },
+                );
+                report.migrations = outcome.applied;
+            }
+            Err(e) => {
+                report.step("migrate", false, started.elapsed().as_secs_f64(), chain(&e));
+                return Err(StepFailure::from_migrate(
+                    e,
+                    p.journal.all_or_nothing,
+                    report,
+                ));
+            }
+        }
+        check_cancel(cancel, Step::Verify, true)?;
+
+        // Verify.
+        let started = Instant::now();
+        p.journal
+            .begin(Step::Verify, store)
+            .await
+            .map_err(|e| StepFailure::changed(Step::Verify, &e))?;
+        let mut app = db::connect(self.db)
+            .await
+            .map_err(|e| StepFailure::changed(Step::Verify, &e))?;
+        let results = verifier.after(&mut app, before).await;
+        drop(app);
+        let failed: Vec<String> = results
+            .iter()
+            .filter(|r| !r.passed)
+            .map(|r| {
+                format!(
+                    "`{}` ({}): expected {}, got {}",
+                    r.name, r.defined_at, r.expected, r.got
+                )
+            })
+            .collect();
+        let count = results.len();
+        report.checks.extend(results);
+        if !failed.is_empty() {
+            let message = format!("check(s) failed: {}", failed.join("; "));
+            report.step(
+                "verify",
+                false,
+                started.elapsed().as_secs_f64(),
+                message.clone(),
+            );
+            return Err(StepFailure {
+                step: Step::Verify,
+                message,
+                changed: true,
+                file: None,
+                line: None,
+            });
+        }
+        report.step(
+            "verify",
+            true,
+            started.elapsed().as_secs_f64(),
+            format!("{count} check(s) passed"),
+        );
+        check_cancel(cancel, Step::Release, true)?;
+
+        // Release and health.
+        if self.config.release.command.is_some() {
+            let started = Instant::now();
+            p.journal.released = true;
+            p.journal
+                .begin(Step::Release, store)
+                .await
+                .map_err(|e| StepFailure::changed(Step::Release, &e))?;
+            if let Err(e) = release::ship(&self.config.release, &hook_env(&p.journal)).await {
+                report.step("release", false, started.elapsed().as_secs_f64(), chain(&e));
+                return Err(StepFailure::changed(Step::Release, &e));
+            }
+            report.step(
+                "release",
+                true,
+                started.elapsed().as_secs_f64(),
+                p.journal.release.clone().unwrap_or_default(),
+            );
+        }
+        if let Some(health) = &self.config.release.health {
+            let started = Instant::now();
+            p.journal
+                .begin(Step::Health, store)
+                .await
+                .map_err(|e| StepFailure::changed(Step::Health, &e))?;
+            // Dropping the poll on cancel is safe: it changes nothing.
+            let healthy = tokio::select! {
+                r = release::wait_healthy(health, &self.http) => r.map_err(|e| StepFailure::changed(Step::Health, &e)),
+                () = cancel.cancelled() => Err(StepFailure::cancelled(Step::Health, true)),
+            };
+            if let Err(e) = healthy {
+                report.step(
+                    "health",
+                    false,
+                    started.elapsed().as_secs_f64(),
+                    e.message.clone(),
+                );
+                return Err(e);
+            }
+            report.step("health", true, started.elapsed().as_secs_f64(), "healthy");
+        }
+        Ok(())
+    }
+
+    /// MaintenanceOff after a success, then the ledger, the clone and the
+    /// report. A switch that will not turn off leaves the deploy needing a
+    /// human (exit 5) even though the release is live.
+    async fn close_success(&self, p: &mut Prepared<'_>, report: &mut Report) -> Result<(), Error> {
+        let store = self.store;
+        let started = Instant::now();
+        if let Err(e) = p.journal.begin(Step::MaintenanceOff, store).await {
+            tracing::warn!(error = %chain(&e), "cannot write the journal");
+        }
+        let cx = self.context(&p.admin, &p.journal);
+        let failures =
+            maintenance::all_off(&self.config.maintenance, &p.journal.maintenance, &cx).await;
+        report.downtime_seconds = report
+            .downtime_seconds
+            .map(|d| d + started.elapsed().as_secs_f64());
+        if !failures.is_empty() {
+            let errors: Vec<String> = failures.iter().map(|e| chain(e)).collect();
+            report.step(
+                "maintenance off",
+                false,
+                started.elapsed().as_secs_f64(),
+                errors.join("; "),
+            );
+            report.outcome = Outcome::RollbackIncomplete;
+            report.next_steps = vec![
+                "# the deploy succeeded, but maintenance is still on; turn it off:".into(),
+                "snapguard recover".into(),
+            ];
+            return Err(Error::RollbackIncomplete(
+                format!(
+                    "the deploy succeeded but maintenance could not be switched off: {}",
+                    errors.join("; ")
+                )
+                .into(),
+            ));
+        }
+        report.step("maintenance off", true, started.elapsed().as_secs_f64(), "");
+        self.finish_success(&mut p.admin, &mut p.journal, report)
+            .await;
+        Ok(())
+    }
+
+    /// Records a successful deploy: ledger, clone dropped, journal and
+    /// report closed. Shared with `recover`.
+    pub(crate) async fn finish_success(
+        &self,
+        admin: &mut Client,
+        journal: &mut Journal,
+        report: &mut Report,
+    ) {
+        let store = self.store;
+        if let Some(release) = &journal.release {
+            let entry = release::LedgerEntry {
+                release: release.clone(),
+                deploy_id: journal.deploy_id.clone(),
+                snapshot_id: journal.snapshot.as_ref().and_then(|s| s.id.clone()),
+                finished_at: Utc::now(),
+            };
+            if let Err(e) = Ledger::append(store, entry).await {
+                tracing::warn!(error = %chain(&e), "cannot record the release in the ledger; the next deploy will not know it as the previous release");
+            }
+        }
+        // The store snapshot stays the way back; a full copy of the
+        // database on the server's disk is not kept past a success.
+        if let Some(clone) = journal.snapshot.as_ref().and_then(|s| s.clone.clone())
+            && let Err(e) = db::admin::drop_database(admin, &clone).await
+        {
+            tracing::warn!(error = %chain(&e), clone, "cannot drop the local clone; `snapguard prune` removes it later");
+        }
+        journal.state = State::Succeeded;
+        if let Err(e) = journal.begin(Step::Done, store).await {
+            tracing::warn!(error = %chain(&e), "cannot write the journal");
+        }
+        report.outcome = Outcome::Succeeded;
+        close(store, journal, report).await;
+    }
+}
+
+/// Writes `report.json` beside the journal: the deploy is closed.
+pub(crate) async fn close(store: &impl ObjectStore, journal: &Journal, report: &Report) {
+    let key = journal::report_key(&journal.deploy_id);
+    if let Err(e) = store.put(&key, bytes::Bytes::from(report.to_json())).await {
+        tracing::warn!(error = %chain(&e), "cannot write the report to the store; `snapguard recover` will see this deploy as unfinished");
+    }
+}
+
+/// The hooks' environment from the journal.
+pub(crate) fn hook_env(journal: &Journal) -> HookEnv {
+    HookEnv {
+        release: journal.release.clone(),
+        previous_release: journal.previous_release.clone(),
+        snapshot_id: journal.snapshot.as_ref().and_then(|s| s.id.clone()),
+        deploy_id: journal.deploy_id.clone(),
+    }
+}
+
+/// What preflight hands to the steps.
+struct Prepared<'a> {
+    admin: Client,
+    journal: Journal,
+    snapshotter: Snapshotter<'a, Store>,
+}
+
+/// A step that failed, and whether the database may have changed.
+#[derive(Debug)]
+pub(crate) struct StepFailure {
+    pub(crate) step: Step,
+    pub(crate) message: String,
+    pub(crate) changed: bool,
+    pub(crate) file: Option<String>,
+    pub(crate) line: Option<usize>,
+}
+
+impl StepFailure {
+    fn unchanged(step: Step, e: &(dyn std::error::Error + 'static)) -> Self {
+        StepFailure {
+            step,
+            message: chain(e),
+            changed: false,
+            file: None,
+            line: None,
+        }
+    }
+
+    fn changed(step: Step, e: &(dyn std::error::Error + 'static)) -> Self {
+        StepFailure {
+            changed: true,
+            ..Self::unchanged(step, e)
+        }
+    }
+
+    fn cancelled(step: Step, changed: bool) -> Self {
+        StepFailure {
+            step,
+            message: "cancelled by a signal".into(),
+            changed,
+            file: None,
+            line: None,
+        }
+    }
+
+    /// The database changed unless the migrator stopped before changing
+    /// it, or `transaction: all` rolled everything back.
+    fn from_migrate(e: MigrateError, all_or_nothing: bool, report: &mut Report) -> Self {
+        let rolled_back_whole = all_or_nothing
+            && match &e {
+                MigrateError::Apply(ApplyError::Migration {
+                    applied,
+                    rolled_back: true,
+                    ..
+                }) => applied.is_empty(),
+                MigrateError::Apply(ApplyError::Cancelled {
+                    applied,
+                    during: None,
+                }) => applied.is_empty(),
+                _ => false,
+            };
+        let (file, line) = match &e {
+            MigrateError::Apply(ApplyError::Migration {
+                failure, applied, ..
+            }) => {
+                if !all_or_nothing {
+                    report.migrations = applied.clone();
+                }
+                (Some(failure.path.clone()), Some(failure.line))
+            }
+            _ => (None, None),
+        };
+        StepFailure {
+            step: Step::Migrate,
+            message: chain(&e),
+            changed: !(e.changed_nothing() || rolled_back_whole),
+            file,
+            line,
+        }
+    }
+}
+
+fn check_cancel(cancel: &Cancel, next: Step, changed: bool) -> Result<(), StepFailure> {
+    if cancel.is_cancelled() {
+        Err(StepFailure::cancelled(next, changed))
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,320 @@
+//! The rollback, shared by `deploy` (in process, after a failure or a
+//! cancel) and `recover` (from the journal, after the runner died).
+//!
+//! Order matters: the database first (nothing to restore / clone swap /
+//! store restore), then `release.rollback`, then maintenance off, and only
+//! when each earlier part succeeded: the application must not come back
+//! against a database that is not known good. Each part is recorded in the
+//! journal when done, so `recover` resumes where a rollback stopped.
+
+use std::time::Instant;
+
+use tokio_postgres::Client;
+
+use super::journal::{Journal, State, Step};
+use super::{Deployer, close, guard, hook_env};
+use crate::cancel::Cancel;
+use crate::db::{admin, quote_ident};
+use crate::error::chain;
+use crate::maintenance;
+use crate::release;
+use crate::report::{Outcome, Report, RollbackReport};
+use crate::snapshot::SnapshotId;
+use crate::snapshot::restore::{self, RestoreFailure, RestoreOptions, derived_name};
+
+/// One rollback.
+pub struct Rollback<'a, 'b> {
+    /// Config, store, connections.
+    pub deployer: &'a Deployer<'b>,
+    /// The session holding the deploy lock.
+    pub admin: &'a mut Client,
+    /// Restore even if the write guard objects (`--force`).
+    pub force: bool,
+    /// What the write guard's sampler saw.
+    pub sightings: Vec<String>,
+    /// Whether snapguard's session count covers every session it opened.
+    pub own_count_complete: bool,
+    /// Whether the database may have changed since the snapshot.
+    pub changed: bool,
+}
+
+impl Rollback<'_, '_> {
+    /// Rolls back; the journal and report say how far it got.
+    pub async fn run(self, journal: &mut Journal, report: &mut Report) -> Outcome {
+        let store = self.deployer.store;
+        let mut r = RollbackReport::default();
+        let mut errors: Vec<String> = Vec::new();
+        journal.state = State::RollingBack;
+
+        let started = Instant::now();
+        if journal.database_restored {
+            r.database = "already restored".into();
+        } else if !self.changed {
+            r.database = "nothing to restore: the database did not change".into();
+            journal.database_restored = true;
+        } else {
+            save(journal, Step::RestoreDatabase, store).await;
+            match self.restore_database(journal, &mut r).await {
+                Ok(()) => journal.database_restored = true,
+                Err(e) => errors.extend(e),
+            }
+        }
+        r.restore_seconds = started.elapsed().as_secs_f64();
+        report.step(
+            "rollback: database",
+            journal.database_restored,
+            r.restore_seconds,
+            r.database.clone(),
+        );
+
+        if journal.database_restored && journal.released && !journal.release_rolled_back {
+            let started = Instant::now();
+            save(journal, Step::ReleaseRollback, store).await;
+            let result =
+                release::roll_back(&self.deployer.config.release, &hook_env(journal)).await;
+            let ok = result.is_ok();
+            if let Err(e) = result {
+                errors.push(chain(&e));
+            } else {
+                journal.release_rolled_back = true;
+                r.release_rolled_back = self.deployer.config.release.rollback.is_some();
+            }
+            report.step(
+                "rollback: release",
+                ok,
+                started.elapsed().as_secs_f64(),
+                journal.previous_release.clone().unwrap_or_default(),
+            );
+        }
+
+        let release_ok = !journal.released || journal.release_rolled_back;
+        if journal.database_restored && release_ok {
+            let started = Instant::now();
+            save(journal, Step::RollbackMaintenanceOff, store).await;
+            let cx = self.deployer.context(self.admin, journal);
+            let failures =
+                maintenance::all_off(&self.deployer.config.maintenance, &journal.maintenance, &cx)
+                    .await;
+            let ok = failures.is_empty();
+            errors.extend(failures.iter().map(|e| chain(e)));
+            report.step(
+                "rollback: maintenance off",
+                ok,
+                started.elapsed().as_secs_f64(),
+                "",
+            );
+        } else {
+            tracing::error!("maintenance stays on: the database or the release is not known good");
+        }
+
+        r.errors = errors.clone();
+        report.rollback = Some(r);
+        if errors.is_empty() {
+            journal.state = State::RolledBack;
+            save(journal, Step::RolledBack, store).await;
+            report.outcome = Outcome::RolledBack;
+            close(store, journal, report).await;
+            tracing::info!(
+                "rolled back: database restored, previous release back, maintenance off"
+            );
+            Outcome::RolledBack
+        } else {
+            journal.state = State::RollbackIncomplete;
+            journal.rollback_errors = errors;
+            if let Err(e) = journal.save(store).await {
+                tracing::error!(error = %chain(&e), "cannot write the journal");
+            }
+            report.outcome = Outcome::RollbackIncomplete;
+            report.next_steps = next_steps(journal, self.deployer);
+            Outcome::RollbackIncomplete
+        }
+    }
+
+    /// Makes sure nobody else wrote since the snapshot, then swaps the
+    /// clone in, else restores the store snapshot.
+    async fn restore_database(
+        &self,
+        journal: &Journal,
+        r: &mut RollbackReport,
+    ) -> Result<(), Vec<String>> {
+        let deployer = self.deployer;
+        let database = deployer.db.dbname();
+        let Some(snapshot) = &journal.snapshot else {
+            return Err(vec![
+                "the database may have changed but no snapshot was recorded".into(),
+            ]);
+        };
+        let fence: Vec<_> = journal
+            .maintenance
+            .iter()
+            .flat_map(|e| e.roles.iter().cloned())
+            .collect();
+        let reasons = guard::writes_after(
+            self.admin,
+            database,
+            guard::Evidence {
+                baseline: &snapshot.guard,
+                sightings: self.sightings.clone(),
+                own_count_complete: self.own_count_complete,
+                fence: (!fence.is_empty()).then_some(fence.as_slice()),
+            },
+        )
+        .await
+        .map_err(|e| vec![chain(&e)])?;
+        if !reasons.is_empty() {
+            if !self.force {
+                r.database = "refused: writes after the snapshot".into();
+                return Err(vec![format!(
+                    "not restoring: someone may have written to `{database}` after the snapshot, and restoring would lose it: {}. Look at what changed, then run `snapguard recover --force` to restore anyway (the current database is kept under a new name)",
+                    reasons.join("; ")
+                )]);
+            }
+            tracing::warn!(reasons = %reasons.join("; "), "--force: restoring although writes after the snapshot are possible");
+        }
+        let mut errors = Vec::new();
+        if let Some(clone) = &snapshot.clone {
+            match self.swap_clone(journal, clone).await {
+                Ok(kept) => {
+                    r.database = format!("clone swap from `{clone}`");
+                    r.failed_database_kept_as = Some(kept);
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the clone swap failed; restoring from the store");
+                    errors.push(e);
+                }
+            }
+        }
+        let Some(id) = &snapshot.id else {
+            errors.push(
+                "no store snapshot was completed, so there is nothing to restore from".into(),
+            );
+            return Err(errors);
+        };
+        let jobs =
+            deployer.config.snapshot.restore_jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(2, |n| n.get() as u32)
+            });
+        let options = RestoreOptions {
+            snapshot: id.clone(),
+            terminate_sessions: true,
+            jobs,
+            replaced_label: "failed",
+            ..RestoreOptions::default()
+        };
+        let plan = restore::plan(
+            deployer.store,
+            deployer.db,
+            &deployer.config.database.maintenance_db,
+            deployer.config.database.pg_bin_dir.as_deref(),
+            options,
+        )
+        .await
+        .map_err(|e| {
+            errors.push(format!("store restore of {id}: {}", chain(&e)));
+            errors.clone()
+        })?;
+        // Never cancelled: a signal during the rollback is only logged.
+        match plan.execute(deployer.store, &Cancel::never()).await {
+            Ok(done) => {
+                r.database = format!("store restore of {id}");
+                r.failed_database_kept_as = done.replaced_as;
+                Ok(())
+            }
+            Err(RestoreFailure::Verify(e) | RestoreFailure::Restore(e)) => {
+                errors.push(format!("store restore of {id}: {}", chain(&e)));
+                Err(errors)
+            }
+        }
+    }
+
+    /// Renames the failed database away and the clone into its place.
+    async fn swap_clone(&self, journal: &Journal, clone: &str) -> Result<String, String> {
+        let database = self.deployer.db.dbname();
+        let client = &*self.admin;
+        if !admin::exists(client, clone).await.map_err(|e| chain(&e))? {
+            return Err(format!("the local clone `{clone}` does not exist"));
+        }
+        let short = SnapshotId::parse(&journal.deploy_id)
+            .map(|id| id.short())
+            .unwrap_or_default();
+        let failed = derived_name(database, "failed", &short).map_err(|e| chain(&e))?;
+        let started = Instant::now();
+        // `swap_in` needs `&mut` for its transaction; the lock session is
+        // borrowed shared here, so the swap runs on a session of its own.
+        let mut swapper = crate::db::connect(&self.deployer.admin_info)
+            .await
+            .map_err(|e| chain(&e))?;
+        // The clone was closed to connections so nobody could block this.
+        admin::set_allow_connections(&swapper, clone, true)
+            .await
+            .map_err(|e| chain(&e))?;
+        restore::swap_in(&mut swapper, database, clone, &failed, true)
+            .await
+            .map_err(|e| chain(&e))?;
+        tracing::info!(
+            database,
+            failed = %failed,
+            seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+            "rolled back by swapping in the local clone"
+        );
+        Ok(failed)
+    }
+}
+
+async fn save(journal: &mut Journal, step: Step, store: &impl crate::store::ObjectStore) {
+    if let Err(e) = journal.begin(step, store).await {
+        tracing::error!(error = %chain(&e), "cannot write the journal; continuing the rollback");
+    }
+}
+
+/// The commands a human runs when the rollback could not finish.
+fn next_steps(journal: &Journal, deployer: &Deployer<'_>) -> Vec<String> {
+    let database = deployer.db.dbname();
+    let mut steps = Vec::new();
+    if !journal.database_restored {
+        steps.push("# the database is not restored; once the cause above is fixed:".into());
+        steps.push("snapguard recover".into());
+        if let Some(s) = &journal.snapshot {
+            if let Some(clone) = &s.clone {
+                steps.push(format!(
+                    "# or swap the pre-deploy clone in by hand (psql on `{}`):",
+                    deployer.config.database.maintenance_db
+                ));
+                steps.push(format!(
+                    "ALTER DATABASE {db} RENAME TO {failed}; ALTER DATABASE {c} RENAME TO {db}; ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true;",
+                    db = quote_ident(database),
+                    failed = quote_ident(&format!("{database}__failed")),
+                    c = quote_ident(clone)
+                ));
+            }
+            if let Some(id) = &s.id {
+                steps.push("# or restore the store snapshot:".into());
+                steps.push(format!("snapguard restore {id} --yes --terminate-sessions"));
+            }
+        }
+    } else if journal.released && !journal.release_rolled_back {
+        steps.push("# the database is restored; put the previous release back by hand:".into());
+        if let Some(cmd) = &deployer.config.release.rollback {
+            let env: Vec<String> = hook_env(journal)
+                .vars()
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            steps.push(format!(
+                "{} sh -c '{}'",
+                env.join(" "),
+                cmd.replace('\'', "'\\''")
+            ));
+        }
+        steps.push("# then finish with:".into());
+        steps.push("snapguard recover".into());
+    } else {
+        steps.push(
+            "# the database and release are back; maintenance is still on. Fix the switch, then:"
+                .into(),
+        );
+        steps.push("snapguard recover".into());
+    }
+    steps
+}

@@ -1,0 +1,371 @@
+//! The deploy report: what happened, step by step, as a table on stdout,
+//! as JSON (`--report FILE`, and `report.json` in the store), and under
+//! GitHub Actions as a job summary and step outputs.
+
+use chrono::{DateTime, Utc};
+
+use crate::checks::CheckResult;
+use crate::ci::GitHub;
+use crate::migrate::apply::Applied;
+use crate::progress::format_bytes;
+
+/// How the deploy ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Everything ran; the new release is live.
+    Succeeded,
+    /// No pending migration and no release command: nothing was done.
+    NothingToDeploy,
+    /// A step failed or the job was cancelled; everything was put back.
+    RolledBack,
+    /// The rollback could not finish; maintenance is still on.
+    RollbackIncomplete,
+}
+
+impl Outcome {
+    /// The word used in outputs and summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::NothingToDeploy => "nothing_to_deploy",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::RollbackIncomplete => "rollback_incomplete",
+        }
+    }
+}
+
+/// One step's line in the report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepReport {
+    /// The step.
+    pub step: String,
+    /// `ok`, `failed` or `skipped`.
+    pub status: String,
+    /// Seconds it took.
+    pub seconds: f64,
+    /// A few words: what it did or why it failed.
+    pub detail: String,
+}
+
+/// The snapshot the deploy took.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SnapshotSummary {
+    /// Its id.
+    pub id: String,
+    /// The archive's address.
+    pub uri: String,
+    /// Bytes stored.
+    pub size_bytes: u64,
+    /// The local clone, when one was made.
+    pub clone: Option<String>,
+}
+
+/// What failed, and where in the code or migrations.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FailureReport {
+    /// The step that failed.
+    pub step: String,
+    /// The error chain.
+    pub message: String,
+    /// The migration file, when a migration failed.
+    pub file: Option<String>,
+    /// Its line.
+    pub line: Option<usize>,
+}
+
+/// What the rollback did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RollbackReport {
+    /// `nothing to restore`, `clone swap` or `store restore`.
+    pub database: String,
+    /// Where the failed database is kept, when it was replaced.
+    pub failed_database_kept_as: Option<String>,
+    /// Seconds the database restore took.
+    pub restore_seconds: f64,
+    /// Whether `release.rollback` ran.
+    pub release_rolled_back: bool,
+    /// Errors that kept the rollback from finishing.
+    pub errors: Vec<String>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    /// The deploy.
+    pub deploy_id: Option<String>,
+    /// The application database.
+    pub database: String,
+    /// The release shipped.
+    pub release: Option<String>,
+    /// The release live before.
+    pub previous_release: Option<String>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: DateTime<Utc>,
+    /// Seconds the application was in maintenance.
+    pub downtime_seconds: Option<f64>,
+    /// The steps, in order.
+    pub steps: Vec<StepReport>,
+    /// The snapshot.
+    pub snapshot: Option<SnapshotSummary>,
+    /// Migrations pending at the start.
+    pub pending: Vec<String>,
+    /// Migrations applied.
+    pub migrations: Vec<Applied>,
+    /// Check results (before, after, compare, built-in).
+    pub checks: Vec<CheckResult>,
+    /// What failed.
+    pub failure: Option<FailureReport>,
+    /// What the rollback did.
+    pub rollback: Option<RollbackReport>,
+    /// What a human must do next, as commands.
+    pub next_steps: Vec<String>,
+}
+
+impl Report {
+    /// An empty report for a deploy starting now.
+    pub fn new(database: &str) -> Report {
+        let now = Utc::now();
+        Report {
+            deploy_id: None,
+            database: database.to_owned(),
+            release: None,
+            previous_release: None,
+            outcome: Outcome::Succeeded,
+            started_at: now,
+            finished_at: now,
+            downtime_seconds: None,
+            steps: Vec::new(),
+            snapshot: None,
+            pending: Vec::new(),
+            migrations: Vec::new(),
+            checks: Vec::new(),
+            failure: None,
+            rollback: None,
+            next_steps: Vec::new(),
+        }
+    }
+
+    /// Records a step.
+    pub fn step(&mut self, step: &str, ok: bool, seconds: f64, detail: impl Into<String>) {
+        self.steps.push(StepReport {
+            step: step.to_owned(),
+            status: if ok { "ok" } else { "failed" }.to_owned(),
+            seconds,
+            detail: detail.into(),
+        });
+    }
+
+    /// The report as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("serializable")
+    }
+
+    /// The human table, for stdout.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut line = |s: String| {
+            out.push_str(&s);
+            out.push('\n');
+        };
+        line(format!(
+            "deploy {} of `{}`: {}",
+            self.deploy_id.as_deref().unwrap_or("-"),
+            self.database,
+            self.outcome.as_str().replace('_', " ")
+        ));
+        if let Some(r) = &self.release {
+            line(format!(
+                "  release   {r} (previous: {})",
+                self.previous_release.as_deref().unwrap_or("none recorded")
+            ));
+        }
+        if let Some(d) = self.downtime_seconds {
+            line(format!("  downtime  {d:.1}s"));
+        }
+        if let Some(s) = &self.snapshot {
+            line(format!(
+                "  snapshot  {} ({}) at {}",
+                s.id,
+                format_bytes(s.size_bytes),
+                s.uri
+            ));
+            if let Some(c) = &s.clone {
+                line(format!("  clone     {c}"));
+            }
+        }
+        if !self.steps.is_empty() {
+            line(format!(
+                "  {:<28} {:<7} {:>8}  DETAIL",
+                "STEP", "STATUS", "SECONDS"
+            ));
+            for s in &self.steps {
+                line(format!(
+                    "  {:<28} {:<7} {:>8.2}  {}",
+                    s.step, s.status, s.seconds, s.detail
+                ));
+            }
+        }
+        for m in &self.migrations {
+            line(format!("  migration {} ({:.2}s)", m.path, m.seconds));
+        }
+        for c in self.checks.iter().filter(|c| !c.passed) {
+            line(format!(
+                "  check FAILED {} ({}): expected {}, got {}",
+                c.name, c.defined_at, c.expected, c.got
+            ));
+        }
+        if let Some(f) = &self.failure {
+            line(format!("  failed at {}: {}", f.step, f.message));
+        }
+        if let Some(r) = &self.rollback {
+            line(format!(
+                "  rollback: database {} ({:.1}s){}{}",
+                r.database,
+                r.restore_seconds,
+                r.failed_database_kept_as
+                    .as_ref()
+                    .map(|k| format!(", failed database kept as `{k}`"))
+                    .unwrap_or_default(),
+                if r.release_rolled_back {
+                    ", previous release put back"
+                } else {
+                    ""
+                }
+            ));
+            for e in &r.errors {
+                line(format!("  rollback error: {e}"));
+            }
+        }
+        if !self.next_steps.is_empty() {
+            line("  next steps, by hand:".into());
+            for s in &self.next_steps {
+                line(format!("    {s}"));
+            }
+        }
+        out
+    }
+
+    /// The GitHub job summary, in Markdown.
+    pub fn markdown(&self) -> String {
+        let icon = match self.outcome {
+            Outcome::Succeeded | Outcome::NothingToDeploy => "✅",
+            Outcome::RolledBack => "↩️",
+            Outcome::RollbackIncomplete => "🚨",
+        };
+        let mut md = format!(
+            "## {icon} snapguard deploy: {}\n\n",
+            self.outcome.as_str().replace('_', " ")
+        );
+        md.push_str(&format!(
+            "Database `{}`, deploy `{}`, release `{}` (previous `{}`)",
+            self.database,
+            self.deploy_id.as_deref().unwrap_or("-"),
+            self.release.as_deref().unwrap_or("-"),
+            self.previous_release.as_deref().unwrap_or("-")
+        ));
+        if let Some(d) = self.downtime_seconds {
+            md.push_str(&format!(", downtime {d:.1}s"));
+        }
+        md.push_str("\n\n| step | status | seconds | detail |\n|---|---|---:|---|\n");
+        for s in &self.steps {
+            md.push_str(&format!(
+                "| {} | {} | {:.2} | {} |\n",
+                s.step,
+                s.status,
+                s.seconds,
+                s.detail.replace('|', "\\|")
+            ));
+        }
+        if !self.migrations.is_empty() {
+            md.push_str("\n| migration | seconds |\n|---|---:|\n");
+            for m in &self.migrations {
+                md.push_str(&format!("| `{}` | {:.2} |\n", m.path, m.seconds));
+            }
+        }
+        if !self.checks.is_empty() {
+            md.push_str("\n| check | result | expected | got |\n|---|---|---|---|\n");
+            for c in &self.checks {
+                md.push_str(&format!(
+                    "| {} | {} | {} | {} |\n",
+                    c.name,
+                    if c.passed { "ok" } else { "**FAILED**" },
+                    c.expected.replace('|', "\\|"),
+                    c.got.replace('|', "\\|")
+                ));
+            }
+        }
+        if let Some(s) = &self.snapshot {
+            md.push_str(&format!(
+                "\nSnapshot `{}` ({}) at `{}`\n",
+                s.id,
+                format_bytes(s.size_bytes),
+                s.uri
+            ));
+        }
+        if let Some(f) = &self.failure {
+            md.push_str(&format!(
+                "\n**Failed at {}**:\n\n```\n{}\n```\n",
+                f.step, f.message
+            ));
+        }
+        if !self.next_steps.is_empty() {
+            md.push_str("\n**Manual action needed:**\n\n```sh\n");
+            for s in &self.next_steps {
+                md.push_str(s);
+                md.push('\n');
+            }
+            md.push_str("```\n");
+        }
+        md
+    }
+
+    /// Writes outputs, the summary and an error annotation under GitHub
+    /// Actions. Failures to write are logged, not fatal: the deploy's own
+    /// outcome matters more than its summary.
+    pub fn publish_to_github(&self, gh: &GitHub) {
+        if let Some(f) = &self.failure {
+            let at = f.file.as_deref().zip(f.line);
+            gh.error(
+                at,
+                &format!("snapguard deploy failed at {}: {}", f.step, f.message),
+            );
+        }
+        let outputs = [
+            ("deploy-id", self.deploy_id.clone().unwrap_or_default()),
+            ("outcome", self.outcome.as_str().to_owned()),
+            (
+                "snapshot-id",
+                self.snapshot
+                    .as_ref()
+                    .map(|s| s.id.clone())
+                    .unwrap_or_default(),
+            ),
+            (
+                "snapshot-uri",
+                self.snapshot
+                    .as_ref()
+                    .map(|s| s.uri.clone())
+                    .unwrap_or_default(),
+            ),
+            (
+                "applied",
+                self.migrations
+                    .iter()
+                    .map(|m| m.version.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        ];
+        if let Err(e) = gh.set_outputs(&outputs) {
+            tracing::warn!(error = %e, "cannot write $GITHUB_OUTPUT");
+        }
+        if let Err(e) = gh.append_summary(&self.markdown()) {
+            tracing::warn!(error = %e, "cannot write $GITHUB_STEP_SUMMARY");
+        }
+    }
+}
