@@ -37,6 +37,38 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The guarded pipeline: maintenance on, snapshot, migrate, verify,
+    /// release, health, maintenance off; rolls back on any failure.
+    Deploy(DeployArgs),
+    /// What `deploy` would do, changing nothing.
+    Plan {
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Finish a deploy that did not (its runner died, or its rollback
+    /// needed a human): roll it back, or close it if it had succeeded.
+    Recover {
+        /// Restore even though writes after the snapshot are possible.
+        #[arg(long)]
+        force: bool,
+        /// Also write the report as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
+    /// Turn the configured maintenance switches on or off by hand.
+    Maintenance {
+        /// `on` or `off`.
+        #[command(subcommand)]
+        command: MaintenanceCommand,
+    },
+    /// Apply `snapshot.retention`: delete old snapshots, drop old failed,
+    /// replaced and orphaned clone databases.
+    Prune {
+        /// List what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Take a snapshot of the database into the store now.
     Snapshot(SnapshotArgs),
     /// List and inspect the snapshots in the store.
@@ -108,6 +140,33 @@ pub enum MigrateCommand {
         #[arg(long, default_value = "baseline")]
         name: String,
     },
+}
+
+/// `snapguard deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The release being deployed [default: `release.id`, else the CI's
+    /// commit (GITHUB_SHA, CI_COMMIT_SHA, CI_COMMIT_ID), else `git rev-parse HEAD`].
+    #[arg(long, value_name = "ID")]
+    pub release: Option<String>,
+    /// Restore on rollback even though writes after the snapshot are possible.
+    #[arg(long)]
+    pub force: bool,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Print the report as JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `snapguard maintenance …`.
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceCommand {
+    /// Turn every switch on, in order (recorded in the store for `off`).
+    On,
+    /// Turn the switches `on` turned on off, in reverse order.
+    Off,
 }
 
 /// `snapguard snapshot`.

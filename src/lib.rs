@@ -44,6 +44,7 @@ pub mod migrate;
 pub mod pgtools;
 pub mod process;
 pub mod progress;
+pub mod prune;
 pub mod random;
 pub mod release;
 pub mod report;

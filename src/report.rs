@@ -21,6 +21,10 @@ pub enum Outcome {
     RolledBack,
     /// The rollback could not finish; maintenance is still on.
     RollbackIncomplete,
+    /// Preflight refused: nothing was changed.
+    PreflightFailed,
+    /// Another deploy holds the lock: nothing was changed.
+    Locked,
 }
 
 impl Outcome {
@@ -31,6 +35,8 @@ impl Outcome {
             Outcome::NothingToDeploy => "nothing_to_deploy",
             Outcome::RolledBack => "rolled_back",
             Outcome::RollbackIncomplete => "rollback_incomplete",
+            Outcome::PreflightFailed => "preflight_failed",
+            Outcome::Locked => "locked",
         }
     }
 }
@@ -256,6 +262,7 @@ impl Report {
             Outcome::Succeeded | Outcome::NothingToDeploy => "✅",
             Outcome::RolledBack => "↩️",
             Outcome::RollbackIncomplete => "🚨",
+            Outcome::PreflightFailed | Outcome::Locked => "⛔",
         };
         let mut md = format!(
             "## {icon} snapguard deploy: {}\n\n",

@@ -2,6 +2,7 @@
 //! preflight (failures there are [`Error::NothingChanged`]), then does its
 //! work, and prints its result on stdout.
 
+mod deploy;
 mod migrate;
 mod verify;
 
@@ -25,6 +26,13 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     };
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     match cli.command {
+        Command::Deploy(args) => deploy::deploy(&config, args).await,
+        Command::Plan { json } => deploy::plan(&config, json).await,
+        Command::Recover { force, report } => {
+            deploy::recover(&config, force, report.as_deref()).await
+        }
+        Command::Maintenance { command } => deploy::maintenance(&config, command).await,
+        Command::Prune { dry_run } => deploy::prune(&config, dry_run).await,
         Command::Snapshot(args) => snapshot(&config, args).await,
         Command::Snapshots {
             command: SnapshotsCommand::List { all, json },

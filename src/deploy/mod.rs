@@ -15,6 +15,7 @@ pub mod clone;
 pub mod guard;
 pub mod journal;
 pub mod lock;
+mod recover;
 pub mod rollback;
 
 use std::time::Instant;
@@ -114,6 +115,17 @@ impl<'a> Deployer<'a> {
                 return (report, Ok(()));
             }
             Err(e) => {
+                report.outcome = if matches!(e, Error::Locked { .. }) {
+                    Outcome::Locked
+                } else {
+                    Outcome::PreflightFailed
+                };
+                report.failure = Some(FailureReport {
+                    step: "preflight".into(),
+                    message: chain(&e),
+                    file: None,
+                    line: None,
+                });
                 report.finished_at = Utc::now();
                 return (report, Err(e));
             }

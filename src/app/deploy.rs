@@ -1,0 +1,395 @@
+//! `deploy`, `recover`, `plan`, `maintenance on|off` and `prune`: the
+//! command-line side of the pipeline, and where its report goes (stdout,
+//! `--report FILE`, GitHub Actions).
+
+use std::path::Path;
+
+use bytes::Bytes;
+
+use super::{open_store, print_json};
+use crate::cancel::Cancel;
+use crate::ci::GitHub;
+use crate::cli::{DeployArgs, MaintenanceCommand};
+use crate::config::Config;
+use crate::db;
+use crate::deploy::{DeployOptions, Deployer, journal};
+use crate::error::{Error, chain};
+use crate::maintenance::{self, Engaged};
+use crate::migrate::migrator::{Migrator, RunOptions};
+use crate::prune;
+use crate::release::Ledger;
+use crate::report::Report;
+use crate::store::ObjectStore;
+
+/// `snapguard deploy`.
+pub async fn deploy(config: &Config, args: DeployArgs) -> Result<(), Error> {
+    let store = open_store(config).await?;
+    let deployer = Deployer::new(config, &store)?;
+    let github = github();
+    if let Some(gh) = &github {
+        mask_secrets(gh, config);
+    }
+    let options = DeployOptions {
+        release: args.release,
+        force: args.force,
+    };
+    let (report, result) = deployer.deploy(&options, &Cancel::on_signals()).await;
+    publish(&report, args.report.as_deref(), args.json, github.as_ref());
+    result
+}
+
+/// `snapguard recover`.
+pub async fn recover(
+    config: &Config,
+    force: bool,
+    report_file: Option<&Path>,
+) -> Result<(), Error> {
+    let store = open_store(config).await?;
+    let deployer = Deployer::new(config, &store)?;
+    match deployer.recover(force).await? {
+        None => {
+            println!("nothing to recover: every deploy in the store is finished");
+            Ok(())
+        }
+        Some((report, result)) => {
+            publish(&report, report_file, false, github().as_ref());
+            result
+        }
+    }
+}
+
+fn github() -> Option<GitHub> {
+    GitHub::detect(&|v| std::env::var(v).ok())
+}
+
+/// Asks the runner to hide the secrets snapguard knows of, before any of
+/// them could appear in a hook's output.
+fn mask_secrets(gh: &GitHub, config: &Config) {
+    if let Some(p) = config.database.url.as_ref().and_then(|u| u.password()) {
+        gh.mask(p.expose());
+    }
+    for var in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+        if let Ok(v) = std::env::var(var) {
+            gh.mask(&v);
+        }
+    }
+    for switch in &config.maintenance {
+        if let maintenance::Switch::Http(h) = switch {
+            for call in [&h.on, &h.off] {
+                for (_, value) in &call.request.headers {
+                    gh.mask(value.expose());
+                }
+            }
+        }
+    }
+}
+
+fn publish(report: &Report, file: Option<&Path>, json: bool, github: Option<&GitHub>) {
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.render());
+    }
+    if let Some(path) = file
+        && let Err(e) = std::fs::write(path, report.to_json())
+    {
+        tracing::error!(path = %path.display(), error = %e, "cannot write the report file");
+    }
+    if let Some(gh) = github {
+        report.publish_to_github(gh);
+    }
+}
+
+/// `snapguard plan`: what `deploy` would do; changes nothing, takes no lock.
+pub async fn plan(config: &Config, json: bool) -> Result<(), Error> {
+    let refuse = |e: crate::error::BoxError| Error::nothing_changed("plan", e);
+    let info = config.database_url()?;
+    let store = open_store(config).await?;
+    let admin = db::connect(&info.with_dbname(&config.database.maintenance_db))
+        .await
+        .map_err(|e| refuse(e.into()))?;
+    let server = db::server_version(&admin)
+        .await
+        .map_err(|e| refuse(e.into()))?;
+    let size: i64 = admin
+        .query_one("SELECT pg_database_size($1)", &[&info.dbname()])
+        .await
+        .map_err(|e| refuse(e.into()))?
+        .get(0);
+    let unfinished = journal::unfinished(&store)
+        .await
+        .map_err(|e| refuse(e.into()))?;
+    let outcome = Migrator::new(&config.migrations, info)
+        .run(
+            &RunOptions {
+                dry_run: true,
+                ..RunOptions::default()
+            },
+            &Cancel::never(),
+        )
+        .await
+        .map_err(|e| refuse(e.into()))?;
+    for (i, s) in config.maintenance.iter().enumerate() {
+        s.preflight(i, &admin).await.map_err(|e| refuse(e.into()))?;
+    }
+    let clone = crate::deploy::clone::decide(&admin, info.dbname(), config.snapshot.local_clone)
+        .await
+        .map_err(|e| refuse(e.into()))?;
+    let ledger = Ledger::read(&store).await.map_err(|e| refuse(e.into()))?;
+    let nothing = outcome.pending.is_empty()
+        && outcome.external_command.is_none()
+        && config.release.command.is_none();
+    let plan = serde_json::json!({
+        "database": info.dbname(),
+        "server_version": server.to_string(),
+        "database_bytes": size,
+        "store": store.uri(""),
+        "unfinished_deploys": unfinished,
+        "nothing_to_deploy": nothing,
+        "pending": outcome.pending.iter().map(|p| serde_json::json!({"version": p.version, "path": p.path, "transaction": p.transaction, "batched": p.batched})).collect::<Vec<_>>(),
+        "external_migrator": outcome.external_command,
+        "transaction": format!("{:?}", config.migrations.transaction),
+        "checks": { "before": config.checks.before.len(), "after": config.checks.after.len(), "compare": config.checks.compare.len() },
+        "maintenance": config.maintenance.iter().map(|s| s.describe()).collect::<Vec<_>>(),
+        "local_clone": match &clone { Ok(()) => "yes".to_owned(), Err(why) => format!("no: {why}") },
+        "release_command": config.release.command,
+        "previous_release": ledger.current(),
+    });
+    if json {
+        print_json(&plan);
+        return Ok(());
+    }
+    println!(
+        "deploy plan for `{}` (PostgreSQL {server}, {})",
+        info.dbname(),
+        crate::progress::format_bytes(size as u64)
+    );
+    if !unfinished.is_empty() {
+        println!(
+            "  BLOCKED: unfinished deploy(s) {}; run `snapguard recover` first",
+            unfinished.join(", ")
+        );
+    }
+    if nothing {
+        println!("  nothing to deploy: no pending migration and no release command");
+        return Ok(());
+    }
+    println!("  1. maintenance on:");
+    for s in &config.maintenance {
+        println!("       {}", s.describe());
+    }
+    println!(
+        "  2. snapshot to {}; local clone: {}",
+        store.uri("snapshots/"),
+        match &clone {
+            Ok(()) => "yes".to_owned(),
+            Err(why) => format!("no ({why})"),
+        }
+    );
+    match &outcome.external_command {
+        Some(c) => println!("  3. migrate with the external migrator `{c}`"),
+        None => {
+            println!(
+                "  3. migrate ({:?}): {} pending",
+                config.migrations.transaction,
+                outcome.pending.len()
+            );
+            for p in &outcome.pending {
+                println!(
+                    "       {}{}{}",
+                    p.path,
+                    if p.transaction {
+                        ""
+                    } else {
+                        "  [no transaction]"
+                    },
+                    if p.batched { "  [batched]" } else { "" }
+                );
+            }
+        }
+    }
+    println!(
+        "  4. verify: {} after, {} compare check(s) and the built-in ones",
+        config.checks.after.len(),
+        config.checks.compare.len()
+    );
+    match &config.release.command {
+        Some(c) => println!(
+            "  5. release `{c}` (previous: {})",
+            ledger.current().unwrap_or("none recorded")
+        ),
+        None => println!("  5. release: no command"),
+    }
+    if let Some(h) = &config.release.health {
+        println!("  6. health: {}", crate::http::redact(h.url.expose()));
+    }
+    println!("  then maintenance off. `snapguard rehearse` measures how long this takes.");
+    Ok(())
+}
+
+/// Where `maintenance on` records what `off` must undo.
+const MANUAL_KEY: &str = "maintenance.json";
+
+/// `snapguard maintenance on|off`.
+pub async fn maintenance(config: &Config, command: MaintenanceCommand) -> Result<(), Error> {
+    let info = config.database_url()?;
+    let store = open_store(config).await?;
+    let admin = db::connect(&info.with_dbname(&config.database.maintenance_db))
+        .await
+        .map_err(|e| Error::nothing_changed("maintenance", e))?;
+    let http = crate::http::HttpClient::new();
+    let cx = maintenance::Context {
+        admin: &admin,
+        database: info.dbname(),
+        http: &http,
+        env: Vec::new(),
+    };
+    let store_err = |e: crate::store::StoreError| Error::failed("maintenance", e);
+    match command {
+        MaintenanceCommand::On => {
+            if store.size(MANUAL_KEY).await.map_err(store_err)?.is_some() {
+                return Err(Error::nothing_changed(
+                    "maintenance on",
+                    format!(
+                        "maintenance is already on (`{}` exists); `snapguard maintenance off` first",
+                        store.uri(MANUAL_KEY)
+                    ),
+                ));
+            }
+            let mut engaged: Vec<Engaged> = Vec::new();
+            for (i, switch) in config.maintenance.iter().enumerate() {
+                switch
+                    .preflight(i, &admin)
+                    .await
+                    .map_err(|e| Error::nothing_changed("maintenance on", e))?;
+            }
+            for (i, switch) in config.maintenance.iter().enumerate() {
+                let result = async {
+                    let e = switch.prepare(i, &admin).await?;
+                    engaged.push(e.clone());
+                    let body = serde_json::to_vec_pretty(&engaged).expect("serializable");
+                    store
+                        .put(MANUAL_KEY, Bytes::from(body))
+                        .await
+                        .map_err(|err| maintenance::MaintenanceError {
+                            index: i,
+                            what: switch.describe(),
+                            direction: "on",
+                            source: err.into(),
+                        })?;
+                    switch.on(&e, &cx).await
+                }
+                .await;
+                if let Err(e) = result {
+                    let undone = maintenance::all_off(&config.maintenance, &engaged, &cx).await;
+                    if undone.is_empty() {
+                        let _ = store.delete(MANUAL_KEY).await;
+                    }
+                    return Err(Error::failed("maintenance on", e));
+                }
+            }
+            println!(
+                "maintenance on ({} switch(es)); `snapguard maintenance off` ends it",
+                engaged.len()
+            );
+            Ok(())
+        }
+        MaintenanceCommand::Off => {
+            let engaged: Vec<Engaged> = match store.size(MANUAL_KEY).await.map_err(store_err)? {
+                Some(_) => {
+                    let bytes = store.get(MANUAL_KEY).await.map_err(store_err)?;
+                    serde_json::from_slice(&bytes).map_err(|e| {
+                        Error::failed(
+                            "maintenance off",
+                            format!("`{}` is not valid: {e}", store.uri(MANUAL_KEY)),
+                        )
+                    })?
+                }
+                None => {
+                    if config
+                        .maintenance
+                        .iter()
+                        .any(|s| matches!(s, maintenance::Switch::Fence(_)))
+                    {
+                        return Err(Error::nothing_changed(
+                            "maintenance off",
+                            "there is no record of `snapguard maintenance on`, so the fenced roles' attributes are unknown; after a deploy use `snapguard recover`, else put them back by hand (ALTER ROLE … LOGIN)",
+                        ));
+                    }
+                    config
+                        .maintenance
+                        .iter()
+                        .enumerate()
+                        .map(|(index, s)| Engaged {
+                            index,
+                            kind: s.kind().into(),
+                            flag_existed: false,
+                            roles: Vec::new(),
+                        })
+                        .collect()
+                }
+            };
+            let failures = maintenance::all_off(&config.maintenance, &engaged, &cx).await;
+            if let Some(first) = failures.into_iter().next() {
+                return Err(Error::failed("maintenance off", first));
+            }
+            store.delete(MANUAL_KEY).await.map_err(store_err)?;
+            println!("maintenance off");
+            Ok(())
+        }
+    }
+}
+
+/// `snapguard prune`.
+pub async fn prune(config: &Config, dry_run: bool) -> Result<(), Error> {
+    let info = config.database_url()?;
+    let store = open_store(config).await?;
+    let admin = db::connect(&info.with_dbname(&config.database.maintenance_db))
+        .await
+        .map_err(|e| Error::nothing_changed("prune", e))?;
+    // What unfinished deploys still need is never pruned.
+    let mut protected = Vec::new();
+    for id in journal::unfinished(&store)
+        .await
+        .map_err(|e| Error::nothing_changed("prune", e))?
+    {
+        if let Ok(j) = journal::Journal::read(&store, &id).await
+            && let Some(s) = j.snapshot
+        {
+            protected.extend(s.id);
+            protected.extend(s.clone);
+        }
+    }
+    let plan = prune::plan(
+        &store,
+        &admin,
+        info.dbname(),
+        config.snapshot.retention,
+        &protected,
+        chrono::Utc::now(),
+    )
+    .await
+    .map_err(|e| Error::nothing_changed("prune", e))?;
+    for (id, why) in &plan.snapshots {
+        println!(
+            "{} snapshot {id}: {why}",
+            if dry_run { "would delete" } else { "delete" }
+        );
+    }
+    for (name, why) in &plan.databases {
+        println!(
+            "{} database {name}: {why}",
+            if dry_run { "would drop" } else { "drop" }
+        );
+    }
+    println!(
+        "{} snapshot(s) kept (snapshot.retention: keep_last {}, keep_days {})",
+        plan.kept, config.snapshot.retention.keep_last, config.snapshot.retention.keep_days
+    );
+    if dry_run {
+        return Ok(());
+    }
+    prune::execute(&store, &admin, &plan)
+        .await
+        .map_err(|e| Error::failed("prune", chain(&e)))
+}
