@@ -271,7 +271,11 @@ impl Workspace {
     pub fn snapguard(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_snapguard"));
         for (k, _) in std::env::vars() {
-            if k.starts_with("SNAPGUARD_") || k.starts_with("AWS_") || k == "DATABASE_URL" {
+            if k.starts_with("SNAPGUARD_")
+                || k.starts_with("AWS_")
+                || k.starts_with("GITHUB_")
+                || k == "DATABASE_URL"
+            {
                 cmd.env_remove(k);
             }
         }
@@ -365,4 +369,87 @@ pub fn fs_config(db: &str, extra: &str) -> String {
         "database:\n  url: {}\nstore:\n  url: file://./backups\n{extra}",
         pg().url(db)
     )
+}
+
+/// A local HTTP server for webhooks and health checks: answers each path
+/// with a configurable status (200 by default) and records every request
+/// as `METHOD /path`.
+pub struct HttpStub {
+    pub url: String,
+    state: std::sync::Arc<std::sync::Mutex<StubState>>,
+}
+
+#[derive(Default)]
+struct StubState {
+    statuses: std::collections::HashMap<String, u16>,
+    requests: Vec<String>,
+}
+
+impl HttpStub {
+    pub fn start() -> HttpStub {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = std::sync::Arc::new(std::sync::Mutex::new(StubState::default()));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let shared = shared.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut stream = stream;
+                    loop {
+                        let mut request_line = String::new();
+                        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut length = 0usize;
+                        loop {
+                            let mut header = String::new();
+                            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let h = header.trim();
+                            if h.is_empty() {
+                                break;
+                            }
+                            if let Some((name, value)) = h.split_once(':')
+                                && name.eq_ignore_ascii_case("content-length")
+                            {
+                                length = value.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        let _ = reader.read_exact(&mut body);
+                        let mut parts = request_line.split_whitespace();
+                        let method = parts.next().unwrap_or("").to_owned();
+                        let path = parts.next().unwrap_or("").to_owned();
+                        let status = {
+                            let mut st = shared.lock().unwrap();
+                            st.requests.push(format!("{method} {path}"));
+                            st.statuses.get(&path).copied().unwrap_or(200)
+                        };
+                        let _ =
+                            write!(stream, "HTTP/1.1 {status} X\r\ncontent-length: 2\r\n\r\nok");
+                    }
+                });
+            }
+        });
+        HttpStub { url, state }
+    }
+
+    /// Answers `path` with `status` from now on.
+    pub fn set_status(&self, path: &str, status: u16) {
+        self.state
+            .lock()
+            .unwrap()
+            .statuses
+            .insert(path.to_owned(), status);
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.state.lock().unwrap().requests.clone()
+    }
 }

@@ -1,0 +1,788 @@
+//! `snapguard deploy` end to end against a real PostgreSQL, a real
+//! S3-compatible server and a local HTTP server for webhooks and health:
+//! the happy path with every maintenance switch, a failure at each step for
+//! each rollback strategy, a failing restore, a killed runner and
+//! `recover`, the fence, two deploys at once, and writes after the snapshot.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// An application: its database and role, a workspace with migrations, a
+/// webhook/health stub.
+struct App {
+    db: String,
+    role: String,
+    ws: Workspace,
+    stub: HttpStub,
+    store: String,
+}
+
+const SEED: &str = "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);
+INSERT INTO items (name) SELECT 'item ' || g FROM generate_series(1, 500) g;";
+
+impl App {
+    /// `store` is `s3` or `fs`.
+    fn new(name: &str, store: &str) -> App {
+        let db = create_db(name);
+        let role = format!("{name}_app");
+        psql(
+            "postgres",
+            &format!("DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'app'"),
+        );
+        psql(&db, SEED);
+        psql(
+            &db,
+            &format!("GRANT ALL ON items TO {role}; GRANT ALL ON SEQUENCE items_id_seq TO {role}"),
+        );
+        let store = match store {
+            "s3" => {
+                s3().bucket(&name.replace('_', "-"));
+                format!(
+                    "store:\n  url: s3://{}/prod\n  endpoint: {}\n  region: us-east-1\n  path_style: true\n",
+                    name.replace('_', "-"),
+                    s3().endpoint
+                )
+            }
+            _ => "store:\n  url: file://./backups\n".to_owned(),
+        };
+        let app = App {
+            db,
+            role,
+            ws: Workspace::new(""),
+            stub: HttpStub::start(),
+            store,
+        };
+        std::fs::create_dir_all(app.ws.path().join("migrations")).unwrap();
+        app.migration(
+            "1_add_note.sql",
+            "ALTER TABLE items ADD COLUMN note text;\nUPDATE items SET note = 'n' || id;\n",
+        );
+        app
+    }
+
+    fn migration(&self, file: &str, sql: &str) {
+        std::fs::write(self.ws.path().join("migrations").join(file), sql).unwrap();
+    }
+
+    /// Writes `snapguard.yml`: every switch kind, release hooks writing
+    /// their environment to files, a health URL, and `extra` YAML.
+    fn configure(&self, local_clone: &str, release_extra: &str, extra: &str) {
+        let config = format!(
+            "database:
+  url: {url}
+{store}snapshot:
+  local_clone: {local_clone}
+migrations:
+  dir: migrations
+maintenance:
+  - command: {{ on: 'echo on >> maintenance.log', off: 'echo off >> maintenance.log' }}
+  - http:
+      on: {{ url: '{stub}/maintenance/on', headers: {{ Authorization: 'Bearer ${{HOOK_TOKEN:-t0ken}}' }} }}
+      off: {{ method: DELETE, url: '{stub}/maintenance/on' }}
+  - file: {{ path: maintenance.txt }}
+  - postgres_fence: {{ roles: [{role}], wait: 5s }}
+release:
+  command: 'env | grep ^SNAPGUARD_ | sort > release.env{release_extra}'
+  rollback: 'env | grep ^SNAPGUARD_ | sort > rollback.env'
+  health: {{ url: '{stub}/health', timeout: 2s, interval: 200ms }}
+{extra}",
+            url = pg().url(&self.db),
+            store = self.store,
+            stub = self.stub.url,
+            role = self.role,
+        );
+        std::fs::write(self.ws.path().join("snapguard.yml"), config).unwrap();
+    }
+
+    fn deploy(&self, release: &str) -> Run {
+        let report = self.ws.path().join("report.json");
+        let _ = std::fs::remove_file(&report);
+        self.ws.run(&[
+            "deploy",
+            "--release",
+            release,
+            "--report",
+            report.to_str().unwrap(),
+        ])
+    }
+
+    fn report(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.ws.path().join("report.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    fn file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.ws.path().join(name)).unwrap_or_default()
+    }
+
+    fn can_login(&self) -> bool {
+        psql(
+            "postgres",
+            &format!(
+                "SELECT rolcanlogin FROM pg_roles WHERE rolname = '{}'",
+                self.role
+            ),
+        ) == "t"
+    }
+
+    /// Maintenance is off: no flag file, the role can log in, the last
+    /// command and webhook calls were the `off` ones.
+    fn assert_maintenance_off(&self) {
+        assert!(
+            !self.ws.path().join("maintenance.txt").exists(),
+            "flag file left behind"
+        );
+        assert!(self.can_login(), "the fenced role cannot log in");
+        assert_eq!(self.file("maintenance.log").lines().last(), Some("off"));
+        assert_eq!(
+            self.stub
+                .requests()
+                .iter()
+                .filter(|r| r.contains("/maintenance/"))
+                .last()
+                .map(String::as_str),
+            Some("DELETE /maintenance/on")
+        );
+    }
+}
+
+fn env_file(text: &str, var: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{var}=")))
+        .map(str::to_owned)
+}
+
+#[test]
+fn the_happy_path_switches_everything_on_and_off_and_ships_the_release() {
+    let app = App::new("dep_happy", "s3");
+    app.configure(
+        "always",
+        "",
+        "checks:\n  after:\n    - { name: notes_filled, sql: 'SELECT count(*) FROM items WHERE note IS NULL', expect: { value: 0 } }\n",
+    );
+    let output = app.ws.path().join("gh_output");
+    let summary = app.ws.path().join("gh_summary.md");
+    let run = Run(app
+        .ws
+        .snapguard()
+        .args(["deploy", "--release", "v1"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", &output)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .unwrap());
+    run.expect_code(0);
+    let out = run.stdout();
+    assert!(out.contains("succeeded"), "{out}");
+    assert!(
+        out.contains(&format!("::add-mask::{}", pg().password())),
+        "the password is masked"
+    );
+    assert!(
+        out.contains("::add-mask::Bearer t0ken"),
+        "webhook header values are masked"
+    );
+    assert!(!run.stderr().contains(pg().password()));
+
+    // The migration ran, the release hook saw its environment.
+    assert_eq!(
+        psql(&app.db, "SELECT count(*) FROM items WHERE note IS NOT NULL"),
+        "500"
+    );
+    let env = app.file("release.env");
+    assert_eq!(env_file(&env, "SNAPGUARD_RELEASE").as_deref(), Some("v1"));
+    assert_eq!(
+        env_file(&env, "SNAPGUARD_PREVIOUS_RELEASE").as_deref(),
+        Some("")
+    );
+    let snapshot = env_file(&env, "SNAPGUARD_SNAPSHOT_ID").unwrap();
+    assert!(snapshot.contains("dep_happy"), "{env}");
+
+    // Every switch went on, then off, in reverse order.
+    assert_eq!(app.file("maintenance.log"), "on\noff\n");
+    let requests = app.stub.requests();
+    assert_eq!(
+        requests.first().map(String::as_str),
+        Some("POST /maintenance/on")
+    );
+    assert!(requests.contains(&"GET /health".to_owned()));
+    app.assert_maintenance_off();
+    // The clone of a successful deploy is not kept.
+    assert!(databases_like("dep_happy__sg_").is_empty());
+
+    // GitHub outputs and summary.
+    let outputs = std::fs::read_to_string(&output).unwrap();
+    assert!(outputs.contains("outcome=succeeded"), "{outputs}");
+    assert!(
+        outputs.contains(&format!("snapshot-id={snapshot}")),
+        "{outputs}"
+    );
+    assert!(outputs.contains("applied=1"), "{outputs}");
+    assert!(
+        outputs.contains("snapshot-uri=s3://dep-happy/prod/snapshots/"),
+        "{outputs}"
+    );
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.contains("snapguard deploy: succeeded") && md.contains("notes_filled"),
+        "{md}"
+    );
+
+    // The ledger knows v1; the next deploy has nothing to do.
+    let run = app.ws.run(&["deploy", "--release", "v1"]);
+    run.expect_code(0);
+    app.configure("always", "", "");
+    std::fs::remove_file(app.ws.path().join("maintenance.log")).unwrap();
+    let run = Run(app
+        .ws
+        .snapguard()
+        .args(["--config", "snapguard.yml", "plan"])
+        .output()
+        .unwrap());
+    run.expect_code(0);
+}
+
+#[test]
+fn nothing_pending_and_no_release_command_is_nothing_to_deploy() {
+    let app = App::new("dep_nothing", "fs");
+    app.configure("never", "", "");
+    // Apply the pending migration with the migrator alone.
+    app.ws.run(&["migrate"]).expect_code(0);
+    let config = app.file("snapguard.yml");
+    let without_release: String = config
+        .lines()
+        .take_while(|l| !l.starts_with("release:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(app.ws.path().join("snapguard.yml"), without_release).unwrap();
+    let run = app.deploy("v1");
+    run.expect_code(0);
+    assert!(
+        run.stdout().contains("nothing to deploy"),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(
+        app.file("maintenance.log"),
+        "",
+        "maintenance was never switched on"
+    );
+    assert!(app.stub.requests().is_empty());
+    assert_eq!(app.report()["outcome"], "nothing_to_deploy");
+}
+
+/// A failure at each step, rolled back by `strategy`: afterwards the
+/// database equals the pre-deploy one, the previous release hook ran with
+/// the right environment, maintenance is off, exit 4, and the report says
+/// why.
+fn every_step_fails_and_rolls_back(name: &str, store: &str, local_clone: &str, expect: &str) {
+    let app = App::new(name, store);
+    app.configure(local_clone, "", "");
+    app.deploy("v1").expect_code(0);
+    let before = fingerprint(&app.db);
+
+    let after_check = "checks:\n  after:\n    - { name: impossible, sql: 'SELECT count(*) FROM items', expect: { value: 7 } }\n";
+    let cases: [(&str, &str, &str, &str); 4] = [
+        (
+            "migrate",
+            "",
+            "",
+            "column \"missing\" of relation \"items\" does not exist",
+        ),
+        ("verify", "", after_check, "impossible"),
+        (
+            "release",
+            "; echo release broke >&2; exit 3",
+            "",
+            "exit status: 3",
+        ),
+        (
+            "health",
+            "",
+            "",
+            "/health` (release.health.url) was not healthy",
+        ),
+    ];
+    for (step, release_extra, extra, why) in cases {
+        app.migration(
+            "2_widen.sql",
+            "ALTER TABLE items ADD COLUMN price numeric;\nUPDATE items SET price = id;\n",
+        );
+        if step == "migrate" {
+            app.migration(
+                "3_broken.sql",
+                "ALTER TABLE items\n  ALTER COLUMN missing TYPE int;\n",
+            );
+        } else {
+            let _ = std::fs::remove_file(app.ws.path().join("migrations/3_broken.sql"));
+        }
+        app.stub
+            .set_status("/health", if step == "health" { 503 } else { 200 });
+        app.configure(local_clone, release_extra, extra);
+        let _ = std::fs::remove_file(app.ws.path().join("rollback.env"));
+        let run = app.deploy("v2");
+        run.expect_code(4);
+        assert!(
+            run.stderr().contains(why) || run.stdout().contains(why),
+            "{step}: expected `{why}`\n{}\n{}",
+            run.stdout(),
+            run.stderr()
+        );
+        let report = app.report();
+        assert_eq!(report["outcome"], "rolled_back", "{step}");
+        assert_eq!(report["failure"]["step"], step, "{step}");
+        assert!(
+            report["rollback"]["database"]
+                .as_str()
+                .unwrap()
+                .starts_with(expect),
+            "{step}: {}",
+            report["rollback"]
+        );
+        if step == "migrate" {
+            assert_eq!(report["failure"]["file"], "migrations/3_broken.sql");
+            assert_eq!(report["failure"]["line"], 1);
+        }
+        assert_eq!(
+            fingerprint(&app.db),
+            before,
+            "{step}: the database is not the pre-deploy one"
+        );
+        app.assert_maintenance_off();
+        let rollback = app.file("rollback.env");
+        if matches!(step, "release" | "health") {
+            assert_eq!(
+                env_file(&rollback, "SNAPGUARD_PREVIOUS_RELEASE").as_deref(),
+                Some("v1"),
+                "{step}"
+            );
+            assert_eq!(
+                env_file(&rollback, "SNAPGUARD_RELEASE").as_deref(),
+                Some("v2"),
+                "{step}"
+            );
+        } else {
+            assert_eq!(
+                rollback, "",
+                "{step}: no release happened, so none is rolled back"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_step_fails_and_the_clone_is_swapped_back() {
+    every_step_fails_and_rolls_back("dep_clone", "s3", "always", "clone swap");
+}
+
+#[test]
+fn every_step_fails_and_the_store_snapshot_is_restored() {
+    every_step_fails_and_rolls_back("dep_store", "s3", "never", "store restore");
+}
+
+#[test]
+fn with_transaction_all_a_failed_migration_leaves_nothing_to_restore() {
+    let app = App::new("dep_all", "fs");
+    app.configure("never", "", "");
+    let config = app.file("snapguard.yml").replace(
+        "migrations:\n  dir: migrations\n",
+        "migrations:\n  dir: migrations\n  transaction: all\n",
+    );
+    std::fs::write(app.ws.path().join("snapguard.yml"), config).unwrap();
+    app.migration(
+        "2_broken.sql",
+        "ALTER TABLE items ALTER COLUMN missing TYPE int;\n",
+    );
+    let before = fingerprint(&app.db);
+    let run = app.deploy("v1");
+    run.expect_code(4);
+    let report = app.report();
+    assert!(
+        report["rollback"]["database"]
+            .as_str()
+            .unwrap()
+            .starts_with("nothing to restore"),
+        "{}",
+        report["rollback"]
+    );
+    assert_eq!(fingerprint(&app.db), before);
+    app.assert_maintenance_off();
+}
+
+#[test]
+fn a_restore_that_fails_leaves_maintenance_on_and_says_what_to_do() {
+    let app = App::new("dep_restore_fails", "fs");
+    // The release command deletes the snapshot's archive, then fails: the
+    // rollback has no clone and nothing to restore from.
+    app.configure("never", "; rm -f backups/snapshots/*/dump; exit 1", "");
+    let run = app.deploy("v1");
+    run.expect_code(5);
+    let out = run.stdout();
+    let err = run.stderr();
+    assert!(
+        err.contains("release failed") || err.contains("release.command"),
+        "{err}"
+    );
+    assert!(
+        err.contains("store restore of"),
+        "both errors are kept: {err}"
+    );
+    assert!(out.contains("next steps, by hand"), "{out}");
+    assert!(out.contains("snapguard recover"), "{out}");
+    assert!(out.contains("snapguard restore "), "{out}");
+    assert_eq!(app.report()["outcome"], "rollback_incomplete");
+    // Maintenance stays on: the flag file is there, the role is fenced.
+    assert!(app.ws.path().join("maintenance.txt").exists());
+    assert!(!app.can_login());
+    // The next deploy refuses until a human recovers.
+    let run = app.deploy("v2");
+    run.expect_code(3);
+    run.expect_stderr("snapguard recover");
+    // Forced to give up on the database, the human puts the role back:
+    // recover cannot restore either, and says so again.
+    app.ws.run(&["recover"]).expect_code(5);
+    psql("postgres", &format!("ALTER ROLE {} LOGIN", app.role));
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !f() {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts a deploy whose second migration sleeps, and waits until it is in it.
+fn deploy_in_migration(app: &App) -> std::process::Child {
+    app.migration("2_slow.sql", "SELECT pg_sleep(30);\n");
+    let child = app
+        .ws
+        .snapguard()
+        .args(["deploy", "--release", "v1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the slow migration", Duration::from_secs(30), || {
+        psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'SELECT pg_sleep(30)%'",
+                app.db
+            ),
+        ) == "1"
+    });
+    child
+}
+
+#[test]
+fn a_killed_deploy_blocks_the_next_and_recover_rolls_it_back() {
+    let app = App::new("dep_killed", "s3");
+    app.configure("always", "", "");
+    let before = fingerprint(&app.db);
+    let mut child = deploy_in_migration(&app);
+    child.kill().unwrap(); // SIGKILL: no cleanup at all
+    child.wait().unwrap();
+    assert!(!app.can_login(), "the fence is still up");
+
+    let run = app.deploy("v1");
+    run.expect_code(3);
+    run.expect_stderr("did not finish");
+    run.expect_stderr("snapguard recover");
+
+    let run = app.ws.run(&["recover"]);
+    run.expect_code(0);
+    assert!(run.stdout().contains("rolled back"), "{}", run.stdout());
+    assert_eq!(fingerprint(&app.db), before);
+    app.assert_maintenance_off();
+    app.ws.run(&["recover"]).expect_code(0);
+    let run = app.ws.run(&["recover"]);
+    assert!(run.stdout().contains("nothing to recover"));
+}
+
+#[test]
+fn sigterm_during_a_migration_rolls_back_in_process() {
+    let app = App::new("dep_sigterm", "fs");
+    app.configure("always", "", "");
+    let before = fingerprint(&app.db);
+    let child = deploy_in_migration(&app);
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    // A second signal is only logged: the rollback is not cut short.
+    std::thread::sleep(Duration::from_millis(200));
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let run = Run(out);
+    run.expect_code(4);
+    run.expect_stderr("cancel");
+    assert_eq!(fingerprint(&app.db), before);
+    app.assert_maintenance_off();
+}
+
+#[test]
+fn the_fence_ends_a_writing_session_and_restores_the_role() {
+    let app = App::new("dep_fence", "fs");
+    app.configure("never", "", "");
+    // An application session writing in a loop, as the fenced role.
+    let url = format!(
+        "postgres://{}:app@127.0.0.1:{}/{}?sslmode=disable",
+        app.role,
+        pg().port(),
+        app.db
+    );
+    let mut writer = std::process::Command::new(pg().bin_dir().join("psql"))
+        .args([
+            "-X",
+            "-q",
+            &url,
+            "-c",
+            "DO $$ BEGIN LOOP INSERT INTO items (name) VALUES ('live'); COMMIT; PERFORM pg_sleep(0.02); END LOOP; END $$",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the writer", Duration::from_secs(10), || {
+        psql(
+            &app.db,
+            "SELECT count(*) > 0 FROM items WHERE name = 'live'",
+        ) == "t"
+    });
+    let run = app.deploy("v1");
+    run.expect_code(0);
+    let status = writer.wait().unwrap();
+    assert!(!status.success(), "the writer's session was ended");
+    assert!(app.can_login(), "the role can log in again");
+    app.assert_maintenance_off();
+
+    // A session that cannot be ended (the deploy role may not signal it)
+    // keeps the fence from clearing: the deploy stops before the snapshot.
+    psql(
+        "postgres",
+        "DROP ROLE IF EXISTS dep_fence_deployer; CREATE ROLE dep_fence_deployer LOGIN CREATEROLE PASSWORD 'd'",
+    );
+    psql(
+        &app.db,
+        "GRANT USAGE ON SCHEMA snapguard TO dep_fence_deployer; GRANT SELECT ON ALL TABLES IN SCHEMA snapguard TO dep_fence_deployer",
+    );
+    let holder = std::process::Command::new(pg().bin_dir().join("psql"))
+        .args(["-X", "-q", &url, "-c", "SELECT pg_sleep(30)"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the holder", Duration::from_secs(10), || {
+        psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = '{}'",
+                app.role
+            ),
+        ) == "1"
+    });
+    app.migration("2_more.sql", "ALTER TABLE items ADD COLUMN more int;\n");
+    let before = fingerprint(&app.db);
+    let config = app
+        .file("snapguard.yml")
+        .replace(
+            &format!("postgres:{}@", pg().password()),
+            "dep_fence_deployer:d@",
+        )
+        .replace("wait: 5s", "wait: 1s");
+    std::fs::write(app.ws.path().join("snapguard.yml"), config).unwrap();
+    let run = app.deploy("v2");
+    let mut holder = holder;
+    let _ = holder.kill();
+    run.expect_code(4);
+    let err = run.stderr();
+    assert!(err.contains("the fence did not clear within 1s"), "{err}");
+    assert!(
+        err.contains("permission denied") || err.contains("must be"),
+        "{err}"
+    );
+    assert_eq!(app.report()["failure"]["step"], "maintenance on");
+    assert!(
+        app.report()["snapshot"].is_null(),
+        "stopped before the snapshot"
+    );
+    assert_eq!(fingerprint(&app.db), before);
+    assert!(app.can_login());
+}
+
+#[test]
+fn a_second_deploy_at_the_same_time_exits_6_and_touches_nothing() {
+    let app = App::new("dep_twice", "fs");
+    app.configure("never", "", "");
+    let first = deploy_in_migration(&app);
+    let log_before = app.file("maintenance.log");
+    let run = app.deploy("v1");
+    run.expect_code(6);
+    run.expect_stderr("holds the deploy lock");
+    assert_eq!(
+        app.file("maintenance.log"),
+        log_before,
+        "the second deploy switched nothing"
+    );
+    // Let the first one finish quickly: cancel it, it rolls back.
+    std::process::Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    Run(first.wait_with_output().unwrap()).expect_code(4);
+    app.assert_maintenance_off();
+}
+
+#[test]
+fn a_write_after_the_snapshot_makes_the_rollback_refuse_without_force() {
+    let app = App::new("dep_guard", "fs");
+    // No fence: the release command writes as the application would, then
+    // fails, so the rollback has to decide.
+    let url = format!(
+        "postgres://{}:app@127.0.0.1:{}/{}?sslmode=disable",
+        app.role,
+        pg().port(),
+        app.db
+    );
+    let psql_bin = pg().bin_dir().join("psql");
+    std::fs::write(
+        app.ws.path().join("write.sql"),
+        "INSERT INTO items (name) VALUES ('order after snapshot');\n",
+    )
+    .unwrap();
+    app.configure(
+        "always",
+        &format!(
+            "; {} -X -q \"{url}\" -f write.sql; exit 1",
+            psql_bin.display()
+        ),
+        "",
+    );
+    let config = app.file("snapguard.yml").replace(
+        &format!(
+            "  - postgres_fence: {{ roles: [{}], wait: 5s }}\n",
+            app.role
+        ),
+        "",
+    );
+    std::fs::write(app.ws.path().join("snapguard.yml"), config).unwrap();
+    let run = app.deploy("v1");
+    run.expect_code(5);
+    run.expect_stderr("someone may have written");
+    run.expect_stderr("--force");
+    assert_eq!(
+        psql(
+            &app.db,
+            "SELECT count(*) FROM items WHERE name = 'order after snapshot'"
+        ),
+        "1",
+        "nothing was restored over the write"
+    );
+    assert!(
+        app.ws.path().join("maintenance.txt").exists(),
+        "maintenance stays on"
+    );
+
+    let run = app.ws.run(&["recover", "--force"]);
+    run.expect_code(0);
+    assert_eq!(
+        psql(
+            &app.db,
+            "SELECT count(*) FROM items WHERE name = 'order after snapshot'"
+        ),
+        "0"
+    );
+    let kept: Vec<String> = databases_like("dep_guard__failed_");
+    assert_eq!(kept.len(), 1, "the failed database is kept: {kept:?}");
+    assert_eq!(
+        psql(
+            &kept[0],
+            "SELECT count(*) FROM items WHERE name = 'order after snapshot'"
+        ),
+        "1"
+    );
+    assert!(!app.ws.path().join("maintenance.txt").exists());
+}
+
+#[test]
+fn manual_maintenance_and_prune() {
+    let app = App::new("dep_manual", "fs");
+    app.configure("always", "", "");
+    app.ws.run(&["maintenance", "on"]).expect_code(0);
+    assert!(app.ws.path().join("maintenance.txt").exists());
+    assert!(!app.can_login());
+    app.ws.run(&["maintenance", "on"]).expect_code(3);
+    app.ws.run(&["maintenance", "off"]).expect_code(0);
+    app.assert_maintenance_off();
+
+    // Three snapshots, keep the newest one; an old failed database and an
+    // orphaned clone go too.
+    for _ in 0..3 {
+        app.ws.run(&["snapshot"]).expect_code(0);
+    }
+    let config = app.file("snapguard.yml").replace(
+        "  local_clone: always\n",
+        "  local_clone: always\n  retention: { keep_last: 1, keep_days: 0 }\n",
+    );
+    std::fs::write(app.ws.path().join("snapguard.yml"), config).unwrap();
+    psql(
+        "postgres",
+        "DROP DATABASE IF EXISTS dep_manual__failed_20200101t000000z_abcd",
+    );
+    psql(
+        "postgres",
+        "CREATE DATABASE dep_manual__failed_20200101t000000z_abcd",
+    );
+    psql(
+        "postgres",
+        "DROP DATABASE IF EXISTS dep_manual__sg_20200101t000000z_abcd",
+    );
+    psql(
+        "postgres",
+        "CREATE DATABASE dep_manual__sg_20200101t000000z_abcd",
+    );
+    let run = app.ws.run(&["prune", "--dry-run"]);
+    run.expect_code(0);
+    assert_eq!(
+        run.stdout().matches("would delete snapshot").count(),
+        2,
+        "{}",
+        run.stdout()
+    );
+    assert!(db_exists("dep_manual__failed_20200101t000000z_abcd"));
+    app.ws.run(&["prune"]).expect_code(0);
+    let listed = app.ws.run(&["snapshots", "list", "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(&listed.stdout()).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(!db_exists("dep_manual__failed_20200101t000000z_abcd"));
+    assert!(!db_exists("dep_manual__sg_20200101t000000z_abcd"));
+    assert!(db_exists("dep_manual"));
+}
+
+#[test]
+fn bad_maintenance_config_names_the_line() {
+    let app = App::new("dep_badcfg", "fs");
+    std::fs::write(
+        app.ws.path().join("snapguard.yml"),
+        format!(
+            "database:\n  url: {}\nstore:\n  url: file://./b\nmaintenance:\n  - file: {{ path: x }}\n    command: {{ on: a, off: b }}\n  - http: {{ on: {{ url: 'ftp://x' }}, off: {{ url: 'http://x' }} }}\n",
+            pg().url(&app.db)
+        ),
+    )
+    .unwrap();
+    let run = app.ws.run(&["deploy"]);
+    run.expect_code(2);
+    run.expect_stderr("snapguard.yml:6");
+    run.expect_stderr("exactly one of");
+    let _: PathBuf = app.ws.path().join("b");
+}
