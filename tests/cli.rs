@@ -33,7 +33,19 @@ fn configuration_errors_name_the_place_and_exit_2() {
             "store:\n  url: ftp://host/x\n",
             "`store.url`: `ftp://host/x` is not a store URL",
         ),
-        ("release:\n  id: abc\n", "unknown field `release`"),
+        ("budget:\n  max_downtime: 1m\n", "unknown field `budget`"),
+        (
+            "release:\n  rollback: undo\n",
+            "`release.rollback`: needs `release.command`",
+        ),
+        (
+            "release:\n  command: ship\n  health: { url: 'ftp://x' }\n",
+            "`release.health.url`: `ftp:` URLs are not supported",
+        ),
+        (
+            "snapshot:\n  local_clone: maybe\n",
+            "`snapshot.local_clone`: unknown value `maybe`",
+        ),
         (
             "migrations:\n  transaction: sometimes\n",
             "`migrations.transaction`: unknown value `sometimes`",

@@ -143,8 +143,7 @@ release:
             self.stub
                 .requests()
                 .iter()
-                .filter(|r| r.contains("/maintenance/"))
-                .last()
+                .rfind(|r| r.contains("/maintenance/"))
                 .map(String::as_str),
             Some("DELETE /maintenance/on")
         );
