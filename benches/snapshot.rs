@@ -9,11 +9,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use snapguard::ephemeral::EphemeralServer;
-
 // The same throwaway PostgreSQL and s3s-fs fixtures as the tests.
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
+
+use support::{build_database, median};
 
 struct Args {
     scales: Vec<u32>,
@@ -88,42 +89,8 @@ fn measure(script: &str, env: &[(&str, String)], cwd: &Path) -> Sample {
     Sample { seconds, peak_kib }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
-}
-
-fn build_database(pg: &EphemeralServer, scale: u32) {
-    common::psql("postgres", "DROP DATABASE IF EXISTS bench");
-    common::psql("postgres", "CREATE DATABASE bench");
-    let out = Command::new(pg.bin_dir().join("pgbench"))
-        .args(["-i", "-q", "-s", &scale.to_string(), &pg.url("bench")])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pgbench: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows = 1_500_000u64 * scale as u64 / 40;
-    common::psql(
-        "bench",
-        &format!(
-            "CREATE TABLE docs (id bigserial PRIMARY KEY, body jsonb NOT NULL);
-             INSERT INTO docs (body) SELECT jsonb_build_object(
-                 'user', i, 'name', 'user ' || i, 'plan', (ARRAY['free','pro','team'])[1 + i % 3],
-                 'tags', jsonb_build_array('a' || (i % 10), 'b' || (i % 7)),
-                 'stats', jsonb_build_object('logins', i % 1000, 'score', (i::bigint * 7919) % 10007),
-                 'note', md5(i::text))
-             FROM generate_series(1, {rows}) AS i;
-             CREATE INDEX docs_body_gin ON docs USING gin (body);"
-        ),
-    );
-    common::psql("bench", "VACUUM ANALYZE");
 }
 
 fn main() {

@@ -1,0 +1,44 @@
+//! What the benchmarks share: the benchmark database and medians.
+
+use std::process::Command;
+
+use snapguard::ephemeral::EphemeralServer;
+
+use super::common;
+
+/// The median of `v` (the upper one for an even count).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Builds database `bench`: `pgbench -i -s <scale>` plus `1.5 M × scale / 40`
+/// JSONB rows with a GIN index (scale 40 ≈ 1 GB, as DESIGN section 9).
+pub fn build_database(pg: &EphemeralServer, scale: u32) {
+    common::psql("postgres", "DROP DATABASE IF EXISTS bench");
+    common::psql("postgres", "CREATE DATABASE bench");
+    let out = Command::new(pg.bin_dir().join("pgbench"))
+        .args(["-i", "-q", "-s", &scale.to_string(), &pg.url("bench")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pgbench: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = 1_500_000u64 * scale as u64 / 40;
+    common::psql(
+        "bench",
+        &format!(
+            "CREATE TABLE docs (id bigserial PRIMARY KEY, body jsonb NOT NULL);
+             INSERT INTO docs (body) SELECT jsonb_build_object(
+                 'user', i, 'name', 'user ' || i, 'plan', (ARRAY['free','pro','team'])[1 + i % 3],
+                 'tags', jsonb_build_array('a' || (i % 10), 'b' || (i % 7)),
+                 'stats', jsonb_build_object('logins', i % 1000, 'score', (i::bigint * 7919) % 10007),
+                 'note', md5(i::text))
+             FROM generate_series(1, {rows}) AS i;
+             CREATE INDEX docs_body_gin ON docs USING gin (body);"
+        ),
+    );
+    common::psql("bench", "VACUUM ANALYZE");
+}
