@@ -115,23 +115,16 @@ fn main() {
             snapshot.push(step(&ok, "snapshot"));
             downtime.push(ok["downtime_seconds"].as_f64().unwrap());
             n += 1;
-            let swapped = deploy("always", true, n);
-            assert!(
-                swapped["rollback"]["database"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("clone swap")
-            );
-            swap.push(step(&swapped, "rollback: database"));
-            n += 1;
-            let restored = deploy("never", true, n);
-            assert!(
-                restored["rollback"]["database"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("store restore")
-            );
-            store_restore.push(step(&restored, "rollback: database"));
+            for (clone, strategy, into) in [
+                ("always", "clone swap", &mut swap),
+                ("never", "store restore", &mut store_restore),
+            ] {
+                n += 1;
+                let report = deploy(clone, true, n);
+                let used = report["rollback"]["database"].as_str().unwrap_or_default();
+                assert!(used.starts_with(strategy), "{used}");
+                into.push(step(&report, "rollback: database"));
+            }
             local.push(pg_restore_local(dir, jobs));
         }
         rows.push((

@@ -15,7 +15,7 @@ use crate::db;
 use crate::deploy::{DeployOptions, Deployer, journal};
 use crate::error::{Error, chain};
 use crate::maintenance::{self, Engaged};
-use crate::migrate::migrator::{Migrator, RunOptions};
+use crate::migrate::migrator::Migrator;
 use crate::prune;
 use crate::release::Ledger;
 use crate::report::Report;
@@ -120,13 +120,7 @@ pub async fn plan(config: &Config, json: bool) -> Result<(), Error> {
         .await
         .map_err(|e| refuse(e.into()))?;
     let outcome = Migrator::new(&config.migrations, info)
-        .run(
-            &RunOptions {
-                dry_run: true,
-                ..RunOptions::default()
-            },
-            &Cancel::never(),
-        )
+        .plan()
         .await
         .map_err(|e| refuse(e.into()))?;
     for (i, s) in config.maintenance.iter().enumerate() {

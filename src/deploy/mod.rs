@@ -166,15 +166,8 @@ impl<'a> Deployer<'a> {
         )
         .await
         .map_err(|e| refuse(e.into()))?;
-        let migrator = Migrator::new(&self.config.migrations, self.db);
-        let plan = migrator
-            .run(
-                &RunOptions {
-                    dry_run: true,
-                    ..RunOptions::default()
-                },
-                &Cancel::never(),
-            )
+        let plan = Migrator::new(&self.config.migrations, self.db)
+            .plan()
             .await
             .map_err(|e| refuse(e.into()))?;
         report.pending = plan.pending.iter().map(|p| p.path.clone()).collect();
@@ -185,16 +178,7 @@ impl<'a> Deployer<'a> {
             .await
             .map_err(|e| refuse(e.into()))?;
         let before = verifier.before_checks(&mut app).await;
-        let failed: Vec<String> = before
-            .iter()
-            .filter(|r| !r.passed)
-            .map(|r| {
-                format!(
-                    "`{}` ({}): expected {}, got {}",
-                    r.name, r.defined_at, r.expected, r.got
-                )
-            })
-            .collect();
+        let failed = failed_checks(&before);
         report.checks.extend(before);
         if !failed.is_empty() {
             return Err(refuse(
@@ -549,16 +533,7 @@ impl<'a> Deployer<'a> {
             .map_err(|e| StepFailure::changed(Step::Verify, &e))?;
         let results = verifier.after(&mut app, before).await;
         drop(app);
-        let failed: Vec<String> = results
-            .iter()
-            .filter(|r| !r.passed)
-            .map(|r| {
-                format!(
-                    "`{}` ({}): expected {}, got {}",
-                    r.name, r.defined_at, r.expected, r.got
-                )
-            })
-            .collect();
+        let failed = failed_checks(&results);
         let count = results.len();
         report.checks.extend(results);
         if !failed.is_empty() {
@@ -805,6 +780,20 @@ impl StepFailure {
             line,
         }
     }
+}
+
+/// One line per failed check: name, where it is defined, expected, got.
+fn failed_checks(results: &[crate::checks::CheckResult]) -> Vec<String> {
+    results
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| {
+            format!(
+                "`{}` ({}): expected {}, got {}",
+                r.name, r.defined_at, r.expected, r.got
+            )
+        })
+        .collect()
 }
 
 fn check_cancel(cancel: &Cancel, next: Step, changed: bool) -> Result<(), StepFailure> {

@@ -196,6 +196,15 @@ impl<'a> Migrator<'a> {
         })
     }
 
+    /// What `run` would apply: a dry run that cannot be cancelled.
+    pub async fn plan(&self) -> Result<Outcome, MigrateError> {
+        let options = RunOptions {
+            dry_run: true,
+            ..RunOptions::default()
+        };
+        self.run(&options, &Cancel::never()).await
+    }
+
     async fn run_external(
         &self,
         command: &str,
