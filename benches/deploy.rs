@@ -45,7 +45,7 @@ fn main() {
     std::fs::create_dir_all(dir.join("migrations")).unwrap();
     let config = |clone: &str| {
         format!(
-            "database:\n  url: {}\nstore:\n  url: s3://bench/deploys\n  endpoint: {}\n  path_style: true\n  region: us-east-1\nsnapshot:\n  restore_jobs: {jobs}\n  local_clone: {clone}\nmaintenance:\n  - file: {{ path: maintenance.txt }}\n",
+            "database:\n  url: {}\nstore:\n  url: s3://bench/deploys\n  endpoint: {}\n  path_style: true\n  region: us-east-1\nsnapshot:\n  restore_jobs: {jobs}\n  local_clone: {clone}\nmigrations:\n  dir: migrations\nmaintenance:\n  - file: {{ path: maintenance.txt }}\n",
             pg.url("bench"),
             s3.endpoint
         )

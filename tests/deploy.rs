@@ -187,6 +187,8 @@ fn the_happy_path_switches_everything_on_and_off_and_ships_the_release() {
         "webhook header values are masked"
     );
     assert!(!run.stderr().contains(pg().password()));
+    assert!(out.contains("::group::snapguard: migrate"), "{out}");
+    assert!(out.contains("::endgroup::"), "{out}");
 
     // The migration ran, the release hook saw its environment.
     assert_eq!(

@@ -56,6 +56,9 @@ pub struct Deployer<'a> {
     pub(crate) db: &'a ConnInfo,
     pub(crate) admin_info: ConnInfo,
     pub(crate) http: HttpClient,
+    /// GitHub Actions, for a log group per step.
+    github: Option<ci::GitHub>,
+    group_open: std::cell::Cell<bool>,
 }
 
 /// Why the deploy stopped before changing anything.
@@ -71,6 +74,8 @@ impl<'a> Deployer<'a> {
             db,
             admin_info: db.with_dbname(&config.database.maintenance_db),
             http: HttpClient::new(),
+            github: ci::GitHub::detect(&|v| std::env::var(v).ok()),
+            group_open: std::cell::Cell::new(false),
         })
     }
 
@@ -87,6 +92,31 @@ impl<'a> Deployer<'a> {
                 source: Box::new(lock::holder(&admin, database).await),
             }),
             Err(e) => Err(Error::nothing_changed(step, e)),
+        }
+    }
+
+    /// Journals that `step` starts and, under GitHub Actions, opens its
+    /// log group (closing the previous one).
+    pub(crate) async fn begin(
+        &self,
+        journal: &mut Journal,
+        step: Step,
+    ) -> Result<(), journal::JournalError> {
+        if let Some(gh) = &self.github {
+            if self.group_open.replace(true) {
+                gh.end_group();
+            }
+            gh.group(&format!("snapguard: {}", step.name()));
+        }
+        journal.begin(step, self.store).await
+    }
+
+    /// Closes the last step's log group, if one is open.
+    pub(crate) fn end_groups(&self) {
+        if let Some(gh) = &self.github
+            && self.group_open.replace(false)
+        {
+            gh.end_group();
         }
     }
 
@@ -131,6 +161,7 @@ impl<'a> Deployer<'a> {
             }
         };
         let result = self.run(prepared, options, &mut report, cancel).await;
+        self.end_groups();
         report.finished_at = Utc::now();
         (report, result)
     }
@@ -330,8 +361,7 @@ impl<'a> Deployer<'a> {
         // Maintenance on.
         let started = Instant::now();
         *downtime_from = Some(started);
-        p.journal
-            .begin(Step::MaintenanceOn, store)
+        self.begin(&mut p.journal, Step::MaintenanceOn)
             .await
             .map_err(|e| StepFailure::unchanged(Step::MaintenanceOn, &e))?;
         for (i, switch) in self.config.maintenance.iter().enumerate() {
@@ -379,8 +409,7 @@ impl<'a> Deployer<'a> {
             clone: None,
             guard: baseline,
         });
-        p.journal
-            .begin(Step::Snapshot, store)
+        self.begin(&mut p.journal, Step::Snapshot)
             .await
             .map_err(|e| StepFailure::unchanged(Step::Snapshot, &e))?;
         let request = SnapshotRequest {
@@ -488,8 +517,7 @@ impl<'a> Deployer<'a> {
 
         // Migrate.
         let started = Instant::now();
-        p.journal
-            .begin(Step::Migrate, store)
+        self.begin(&mut p.journal, Step::Migrate)
             .await
             .map_err(|e| StepFailure::unchanged(Step::Migrate, &e))?;
         let migrator = Migrator::new(&self.config.migrations, self.db);
@@ -524,8 +552,7 @@ impl<'a> Deployer<'a> {
 
         // Verify.
         let started = Instant::now();
-        p.journal
-            .begin(Step::Verify, store)
+        self.begin(&mut p.journal, Step::Verify)
             .await
             .map_err(|e| StepFailure::changed(Step::Verify, &e))?;
         let mut app = db::connect(self.db)
@@ -564,8 +591,7 @@ impl<'a> Deployer<'a> {
         if self.config.release.command.is_some() {
             let started = Instant::now();
             p.journal.released = true;
-            p.journal
-                .begin(Step::Release, store)
+            self.begin(&mut p.journal, Step::Release)
                 .await
                 .map_err(|e| StepFailure::changed(Step::Release, &e))?;
             if let Err(e) = release::ship(&self.config.release, &hook_env(&p.journal)).await {
@@ -581,8 +607,7 @@ impl<'a> Deployer<'a> {
         }
         if let Some(health) = &self.config.release.health {
             let started = Instant::now();
-            p.journal
-                .begin(Step::Health, store)
+            self.begin(&mut p.journal, Step::Health)
                 .await
                 .map_err(|e| StepFailure::changed(Step::Health, &e))?;
             // Dropping the poll on cancel is safe: it changes nothing.
@@ -608,9 +633,8 @@ impl<'a> Deployer<'a> {
     /// report. A switch that will not turn off leaves the deploy needing a
     /// human (exit 5) even though the release is live.
     async fn close_success(&self, p: &mut Prepared<'_>, report: &mut Report) -> Result<(), Error> {
-        let store = self.store;
         let started = Instant::now();
-        if let Err(e) = p.journal.begin(Step::MaintenanceOff, store).await {
+        if let Err(e) = self.begin(&mut p.journal, Step::MaintenanceOff).await {
             tracing::warn!(error = %chain(&e), "cannot write the journal");
         }
         let cx = self.context(&p.admin, &p.journal);
@@ -674,7 +698,7 @@ impl<'a> Deployer<'a> {
             tracing::warn!(error = %chain(&e), clone, "cannot drop the local clone; `snapguard prune` removes it later");
         }
         journal.state = State::Succeeded;
-        if let Err(e) = journal.begin(Step::Done, store).await {
+        if let Err(e) = self.begin(journal, Step::Done).await {
             tracing::warn!(error = %chain(&e), "cannot write the journal");
         }
         report.outcome = Outcome::Succeeded;

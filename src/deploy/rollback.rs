@@ -53,7 +53,7 @@ impl Rollback<'_, '_> {
             r.database = "nothing to restore: the database did not change".into();
             journal.database_restored = true;
         } else {
-            save(journal, Step::RestoreDatabase, store).await;
+            save(self.deployer, journal, Step::RestoreDatabase).await;
             match self.restore_database(journal, &mut r).await {
                 Ok(()) => journal.database_restored = true,
                 Err(e) => errors.extend(e),
@@ -69,7 +69,7 @@ impl Rollback<'_, '_> {
 
         if journal.database_restored && journal.released && !journal.release_rolled_back {
             let started = Instant::now();
-            save(journal, Step::ReleaseRollback, store).await;
+            save(self.deployer, journal, Step::ReleaseRollback).await;
             let result =
                 release::roll_back(&self.deployer.config.release, &hook_env(journal)).await;
             let ok = result.is_ok();
@@ -90,7 +90,7 @@ impl Rollback<'_, '_> {
         let release_ok = !journal.released || journal.release_rolled_back;
         if journal.database_restored && release_ok {
             let started = Instant::now();
-            save(journal, Step::RollbackMaintenanceOff, store).await;
+            save(self.deployer, journal, Step::RollbackMaintenanceOff).await;
             let cx = self.deployer.context(self.admin, journal);
             let failures =
                 maintenance::all_off(&self.deployer.config.maintenance, &journal.maintenance, &cx)
@@ -111,7 +111,7 @@ impl Rollback<'_, '_> {
         report.rollback = Some(r);
         if errors.is_empty() {
             journal.state = State::RolledBack;
-            save(journal, Step::RolledBack, store).await;
+            save(self.deployer, journal, Step::RolledBack).await;
             report.outcome = Outcome::RolledBack;
             close(store, journal, report).await;
             tracing::info!(
@@ -262,8 +262,8 @@ impl Rollback<'_, '_> {
     }
 }
 
-async fn save(journal: &mut Journal, step: Step, store: &impl crate::store::ObjectStore) {
-    if let Err(e) = journal.begin(step, store).await {
+async fn save(deployer: &Deployer<'_>, journal: &mut Journal, step: Step) {
+    if let Err(e) = deployer.begin(journal, step).await {
         tracing::error!(error = %chain(&e), "cannot write the journal; continuing the rollback");
     }
 }
