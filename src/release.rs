@@ -61,18 +61,11 @@ impl Ledger {
     /// Reads the ledger; a store without one has an empty ledger.
     pub async fn read(store: &impl ObjectStore) -> Result<Ledger, LedgerError> {
         let uri = store.uri(LEDGER_KEY);
-        match store.size(LEDGER_KEY).await {
-            Ok(None) => return Ok(Ledger::default()),
-            Ok(Some(_)) => {}
+        let bytes = match store.get(LEDGER_KEY).await {
+            Ok(bytes) => bytes,
+            Err(StoreError::NotFound { .. }) => return Ok(Ledger::default()),
             Err(source) => return Err(LedgerError::Store { uri, source }),
-        }
-        let bytes = store
-            .get(LEDGER_KEY)
-            .await
-            .map_err(|source| LedgerError::Store {
-                uri: uri.clone(),
-                source,
-            })?;
+        };
         serde_json::from_slice(&bytes).map_err(|e| LedgerError::Corrupt {
             uri,
             message: e.to_string(),

@@ -166,6 +166,14 @@ impl Report {
         });
     }
 
+    /// The rollback's errors on one line; empty when there were none.
+    pub fn rollback_errors(&self) -> String {
+        self.rollback
+            .as_ref()
+            .map(|r| r.errors.join("; "))
+            .unwrap_or_default()
+    }
+
     /// The report as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("serializable")

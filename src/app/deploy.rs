@@ -289,16 +289,18 @@ pub async fn maintenance(config: &Config, command: MaintenanceCommand) -> Result
             Ok(())
         }
         MaintenanceCommand::Off => {
-            let engaged: Vec<Engaged> = match store.size(MANUAL_KEY).await.map_err(store_err)? {
-                Some(_) => {
-                    let bytes = store.get(MANUAL_KEY).await.map_err(store_err)?;
-                    serde_json::from_slice(&bytes).map_err(|e| {
-                        Error::failed(
-                            "maintenance off",
-                            format!("`{}` is not valid: {e}", store.uri(MANUAL_KEY)),
-                        )
-                    })?
-                }
+            let recorded = match store.get(MANUAL_KEY).await {
+                Ok(bytes) => Some(bytes),
+                Err(crate::store::StoreError::NotFound { .. }) => None,
+                Err(e) => return Err(store_err(e)),
+            };
+            let engaged: Vec<Engaged> = match recorded {
+                Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::failed(
+                        "maintenance off",
+                        format!("`{}` is not valid: {e}", store.uri(MANUAL_KEY)),
+                    )
+                })?,
                 None => {
                     if config
                         .maintenance

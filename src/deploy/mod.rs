@@ -332,15 +332,7 @@ impl<'a> Deployer<'a> {
         match outcome {
             Outcome::RolledBack => Err(Error::RolledBack(cause.into())),
             _ => Err(Error::RollbackIncomplete(
-                format!(
-                    "{cause}\nrollback: {}",
-                    report
-                        .rollback
-                        .as_ref()
-                        .map(|r| r.errors.join("; "))
-                        .unwrap_or_default()
-                )
-                .into(),
+                format!("{cause}\nrollback: {}", report.rollback_errors()).into(),
             )),
         }
     }

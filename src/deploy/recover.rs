@@ -106,14 +106,7 @@ impl Deployer<'_> {
         };
         match rollback.run(journal, report).await {
             Outcome::RolledBack => Ok(()),
-            _ => Err(Error::RollbackIncomplete(
-                report
-                    .rollback
-                    .as_ref()
-                    .map(|r| r.errors.join("; "))
-                    .unwrap_or_default()
-                    .into(),
-            )),
+            _ => Err(Error::RollbackIncomplete(report.rollback_errors().into())),
         }
     }
 
