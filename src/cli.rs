@@ -46,6 +46,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rehearse the deploy on a copy of production: restore a snapshot
+    /// or dump into a scratch database, run the preflight, migrations and
+    /// checks with timings and lock observations, and compare the
+    /// estimated maintenance window with `budget.max_downtime`.
+    Rehearse(RehearseArgs),
     /// Finish a deploy that did not (its runner died, or its rollback
     /// needed a human): roll it back, or close it if it had succeeded.
     Recover {
@@ -152,6 +157,53 @@ pub struct DeployArgs {
     /// Restore on rollback even though writes after the snapshot are possible.
     #[arg(long)]
     pub force: bool,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Print the report as JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `snapguard rehearse`.
+#[derive(Debug, Args)]
+pub struct RehearseArgs {
+    /// Rehearse on this snapshot from the store (an id, or `latest`) [default: latest].
+    #[arg(long, value_name = "ID", conflicts_with_all = ["dump", "from_url"])]
+    pub snapshot: Option<String>,
+    /// Rehearse on a `pg_dump` file: custom format, a directory archive,
+    /// or plain SQL; gzip- or zstd-compressed files are read as they are.
+    #[arg(long, value_name = "FILE", conflicts_with = "from_url")]
+    pub dump: Option<PathBuf>,
+    /// Rehearse on a live database, dumped read-only with `pg_dump`
+    /// (prefer the SNAPGUARD_FROM_URL variable, which `ps` does not show).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SNAPGUARD_FROM_URL",
+        hide_env_values = true
+    )]
+    pub from_url: Option<String>,
+    /// Run on this server instead of a throwaway local one; the URL's
+    /// database is created for the rehearsal and must not exist.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SNAPGUARD_TARGET_URL",
+        hide_env_values = true
+    )]
+    pub target_url: Option<String>,
+    /// Leave the scratch database (and the throwaway server) running and
+    /// print how to reach and remove it.
+    #[arg(long)]
+    pub keep: bool,
+    /// After migrating, roll back both ways a deploy can (clone swap and
+    /// store restore) and time each.
+    #[arg(long)]
+    pub drill: bool,
+    /// Parallel `pg_restore` jobs [default: `snapshot.restore_jobs`, else the CPU count].
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<u32>,
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,

@@ -152,6 +152,8 @@ pub struct Config {
     pub maintenance: Vec<Switch>,
     /// The `release` section.
     pub release: ReleaseConfig,
+    /// The `budget` section.
+    pub budget: BudgetConfig,
     missing_hint: String,
 }
 
@@ -296,6 +298,13 @@ pub struct ReleaseConfig {
     pub timeout: Duration,
     /// `release.health`: polled after the release until healthy.
     pub health: Option<HealthConfig>,
+}
+
+/// `budget`: what a deploy may cost, checked by `rehearse`.
+#[derive(Debug, Clone, Default)]
+pub struct BudgetConfig {
+    /// `budget.max_downtime`: the longest maintenance window acceptable.
+    pub max_downtime: Option<Duration>,
 }
 
 /// `release.health`.
@@ -473,6 +482,7 @@ const KEYS: &[&str] = &[
     "release.health.url",
     "release.health.timeout",
     "release.health.interval",
+    "budget.max_downtime",
 ];
 
 /// Keys holding shell commands, where [`HOOK_VARS`] are left for the shell.
@@ -544,6 +554,13 @@ struct FileConfig {
     checks: Option<spec::FileChecks>,
     maintenance: Option<Vec<Spanned<maintenance::spec::FileSwitch>>>,
     release: Option<FileRelease>,
+    budget: Option<FileBudget>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBudget {
+    max_downtime: Value,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -702,6 +719,10 @@ fn file_settings(path: &Path, text: &str) -> Result<(Settings, FileSections), Co
     add("release.health.url", h.url);
     add("release.health.timeout", h.timeout);
     add("release.health.interval", h.interval);
+    add(
+        "budget.max_downtime",
+        parsed.budget.unwrap_or_default().max_downtime,
+    );
     Ok((
         settings,
         FileSections {
@@ -940,6 +961,9 @@ impl Resolver<'_> {
             checks: ChecksConfig::default(),
             maintenance: Vec::new(),
             release,
+            budget: BudgetConfig {
+                max_downtime: self.parse("budget.max_downtime", parse_duration)?,
+            },
             missing_hint,
         })
     }

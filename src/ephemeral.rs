@@ -58,6 +58,7 @@ pub struct EphemeralServer {
     password: String,
     run_as: Option<String>,
     watchdog: Option<std::process::Child>,
+    kept: bool,
 }
 
 impl EphemeralServer {
@@ -101,6 +102,7 @@ impl EphemeralServer {
             password,
             run_as,
             watchdog: None,
+            kept: false,
         };
         server.watchdog = server.spawn_watchdog().ok();
         let data = server.data_dir();
@@ -213,6 +215,27 @@ impl EphemeralServer {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
+    /// Leaves the server running after this process exits (`rehearse
+    /// --keep`); returns the command that stops it and removes its files.
+    pub fn keep(mut self) -> String {
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        self.kept = true;
+        let pg_ctl = self.bin_dir.join("pg_ctl");
+        let stop = format!(
+            "{} -D {} -m fast stop && rm -rf {}",
+            pg_ctl.display(),
+            self.data_dir().display(),
+            self.dir.display()
+        );
+        match &self.run_as {
+            Some(user) => format!("runuser -u {user} -- {stop}"),
+            None => stop,
+        }
+    }
+
     /// The data directory (owned by the server's user).
     pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
@@ -295,6 +318,9 @@ impl EphemeralServer {
 
 impl Drop for EphemeralServer {
     fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
         if self.port != 0 {
             let data = self.data_dir().display().to_string();
             let _ = self.run("pg_ctl", &["-D", &data, "-m", "immediate", "stop"]);

@@ -55,6 +55,12 @@ pub enum Error {
     /// The deploy failed and its rollback could not finish.
     #[error("deploy failed and the rollback is incomplete: manual action is needed")]
     RollbackIncomplete(#[source] BoxError),
+    /// A rehearsal's estimated window exceeds `budget.max_downtime`.
+    #[error("the rehearsed deploy is over its downtime budget")]
+    OverBudget(#[source] BoxError),
+    /// A rehearsal found that the deploy would fail.
+    #[error("the rehearsed deploy would fail; production was not touched")]
+    RehearsalFailed(#[source] BoxError),
     /// The command failed after it started its work; the chain says where and
     /// what state it left behind.
     #[error("{step} failed")]
@@ -93,6 +99,8 @@ impl Error {
             Error::Failed { .. } => exit_codes::INTERNAL,
             Error::RolledBack(_) => exit_codes::ROLLED_BACK,
             Error::RollbackIncomplete(_) => exit_codes::ROLLBACK_INCOMPLETE,
+            Error::OverBudget(_) => exit_codes::OVER_BUDGET,
+            Error::RehearsalFailed(_) => exit_codes::REHEARSAL_FAILED,
         }
     }
 }

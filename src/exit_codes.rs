@@ -18,3 +18,8 @@ pub const ROLLED_BACK: i32 = 4;
 pub const ROLLBACK_INCOMPLETE: i32 = 5;
 /// Another deploy holds the lock.
 pub const LOCKED: i32 = 6;
+/// `rehearse`: the estimated maintenance window exceeds `budget.max_downtime`.
+pub const OVER_BUDGET: i32 = 7;
+/// `rehearse`: the deploy would fail (a before-check, a migration or an
+/// after-check failed on the copy); production was not touched.
+pub const REHEARSAL_FAILED: i32 = 8;

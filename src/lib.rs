@@ -46,6 +46,7 @@ pub mod process;
 pub mod progress;
 pub mod prune;
 pub mod random;
+pub mod rehearse;
 pub mod release;
 pub mod report;
 pub mod shell;

@@ -33,7 +33,14 @@ fn configuration_errors_name_the_place_and_exit_2() {
             "store:\n  url: ftp://host/x\n",
             "`store.url`: `ftp://host/x` is not a store URL",
         ),
-        ("budget:\n  max_downtime: 1m\n", "unknown field `budget`"),
+        (
+            "budget:\n  max_downtime: soon\n",
+            "snapguard.yml:2:17: `budget.max_downtime`: `soon` is not a duration",
+        ),
+        (
+            "budget:\n  max_window: 1m\n",
+            "unknown field `max_window`, expected `max_downtime`",
+        ),
         (
             "release:\n  rollback: undo\n",
             "`release.rollback`: needs `release.command`",

@@ -53,7 +53,7 @@ async fn apply(config: &Config, args: MigrateArgs) -> Result<(), Error> {
     let options = RunOptions {
         dry_run: args.dry_run,
         release_id: args.release,
-        deploy_id: None,
+        ..RunOptions::default()
     };
     let outcome = migrator
         .run(&options, &Cancel::on_signals())

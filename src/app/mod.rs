@@ -4,6 +4,7 @@
 
 mod deploy;
 mod migrate;
+mod rehearse;
 mod verify;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -28,6 +29,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Deploy(args) => deploy::deploy(&config, args).await,
         Command::Plan { json } => deploy::plan(&config, json).await,
+        Command::Rehearse(args) => rehearse::run(&config, args).await,
         Command::Recover { force, report } => {
             deploy::recover(&config, force, report.as_deref()).await
         }
@@ -179,13 +181,16 @@ fn print_manifest(m: &Manifest) {
     }
 }
 
+/// `--jobs`, else `snapshot.restore_jobs`, else the CPU count.
+fn restore_jobs(config: &Config, flag: Option<u32>) -> u32 {
+    flag.or(config.snapshot.restore_jobs)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get() as u32))
+}
+
 async fn restore(config: &Config, args: RestoreArgs) -> Result<(), Error> {
     let db = config.database_url()?;
     let store = open_store(config).await?;
-    let jobs = args
-        .jobs
-        .or(config.snapshot.restore_jobs)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get() as u32));
+    let jobs = restore_jobs(config, args.jobs);
     let options = RestoreOptions {
         snapshot: args.snapshot.clone(),
         to: args.to.clone(),

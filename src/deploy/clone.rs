@@ -112,3 +112,18 @@ pub async fn create(
     );
     Ok(())
 }
+
+/// Rolls back by putting `clone` in place of `database`, which is kept as
+/// `failed`. Runs on a session of its own (the swap needs a transaction).
+/// Shared by the deploy's rollback and the rehearsal's drill.
+pub async fn swap_in(
+    admin_info: &crate::db::ConnInfo,
+    database: &str,
+    clone: &str,
+    failed: &str,
+) -> Result<(), crate::snapshot::restore::RestoreError> {
+    let mut swapper = db::connect(admin_info).await?;
+    // The clone was closed to connections so nobody could block this.
+    admin::set_allow_connections(&swapper, clone, true).await?;
+    crate::snapshot::restore::swap_in(&mut swapper, database, clone, failed, true).await
+}

@@ -517,6 +517,7 @@ impl<'a> Deployer<'a> {
             dry_run: false,
             release_id: p.journal.release.clone(),
             deploy_id: Some(p.journal.deploy_id.clone()),
+            limit: None,
         };
         match migrator.run(&run, cancel).await {
             Ok(outcome) => {
@@ -799,7 +800,7 @@ impl StepFailure {
 }
 
 /// One line per failed check: name, where it is defined, expected, got.
-fn failed_checks(results: &[crate::checks::CheckResult]) -> Vec<String> {
+pub(crate) fn failed_checks(results: &[crate::checks::CheckResult]) -> Vec<String> {
     results
         .iter()
         .filter(|r| !r.passed)

@@ -240,16 +240,7 @@ impl Rollback<'_, '_> {
             .unwrap_or_default();
         let failed = derived_name(database, "failed", &short).map_err(|e| chain(&e))?;
         let started = Instant::now();
-        // `swap_in` needs `&mut` for its transaction; the lock session is
-        // borrowed shared here, so the swap runs on a session of its own.
-        let mut swapper = crate::db::connect(&self.deployer.admin_info)
-            .await
-            .map_err(|e| chain(&e))?;
-        // The clone was closed to connections so nobody could block this.
-        admin::set_allow_connections(&swapper, clone, true)
-            .await
-            .map_err(|e| chain(&e))?;
-        restore::swap_in(&mut swapper, database, clone, &failed, true)
+        super::clone::swap_in(&self.deployer.admin_info, database, clone, &failed)
             .await
             .map_err(|e| chain(&e))?;
         tracing::info!(

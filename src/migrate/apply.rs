@@ -57,6 +57,9 @@ pub struct Applied {
     pub seconds: f64,
     /// Lock-timeout retries it needed.
     pub retries: u32,
+    /// Rows its statements' command tags reported (`UPDATE 12` → 12; a
+    /// `SELECT` counts the rows it returned), summed.
+    pub rows: u64,
 }
 
 /// A migration failed on the server.
@@ -328,9 +331,11 @@ async fn apply_in_transaction(
         // Statement by statement, as psql sends a file: a failure then
         // always names its statement and line, even when the server gives
         // no position (a constraint check, a lock timeout).
+        let mut rows = 0;
         for statement in split::split(&m.sql).expect("checked when the folder was read") {
-            if let Err(e) = tx.batch_execute(&statement.sql).await {
-                return Err(classify(m, e, &statement));
+            match tx.simple_query(&statement.sql).await {
+                Ok(messages) => rows += changed_rows(&messages),
+                Err(e) => return Err(classify(m, e, &statement)),
             }
         }
         let seconds = started.elapsed().as_secs_f64();
@@ -342,6 +347,7 @@ async fn apply_in_transaction(
             path: m.path.display().to_string(),
             seconds,
             retries,
+            rows,
         });
     }
     tx.commit()
@@ -370,7 +376,7 @@ async fn outside_transaction(
         .map_err(DbError::query("setting timeouts"))?;
     let started = Instant::now();
     let mut tries = 0;
-    let result = match m.directives.batch {
+    let rows = match m.directives.batch {
         Some(batch) => {
             let statement = statements
                 .first()
@@ -380,9 +386,12 @@ async fn outside_transaction(
         None => {
             let mut result = Ok(0);
             for statement in &statements {
-                result = run_statement(client, m, statement, options, &mut tries).await;
-                if result.is_err() {
-                    break;
+                match run_statement(client, m, statement, options, &mut tries).await {
+                    Ok(n) => result = result.map(|total| total + n),
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
                 }
             }
             result
@@ -391,7 +400,7 @@ async fn outside_transaction(
     let reset = client
         .batch_execute("RESET lock_timeout; RESET statement_timeout")
         .await;
-    result?;
+    let rows = rows?;
     reset.map_err(DbError::query("resetting timeouts"))?;
     let seconds = started.elapsed().as_secs_f64();
     write_history(&*client, m, seconds, options).await?;
@@ -401,6 +410,7 @@ async fn outside_transaction(
         path: m.path.display().to_string(),
         seconds,
         retries: tries,
+        rows,
     })
 }
 
@@ -415,15 +425,7 @@ async fn run_statement(
 ) -> Result<u64, ApplyError> {
     loop {
         match client.simple_query(&statement.sql).await {
-            Ok(messages) => {
-                return Ok(messages
-                    .iter()
-                    .map(|msg| match msg {
-                        SimpleQueryMessage::CommandComplete(n) => *n,
-                        _ => 0,
-                    })
-                    .sum());
-            }
+            Ok(messages) => return Ok(changed_rows(&messages)),
             Err(e) => {
                 if let Some(err) = retry_or_fail(classify(m, e, statement), tries, options).await {
                     return Err(err);
@@ -431,6 +433,18 @@ async fn run_statement(
             }
         }
     }
+}
+
+/// The rows a statement's command tags report (`UPDATE 12` → 12; a
+/// `SELECT` counts the rows it returned).
+fn changed_rows(messages: &[SimpleQueryMessage]) -> u64 {
+    messages
+        .iter()
+        .map(|msg| match msg {
+            SimpleQueryMessage::CommandComplete(n) => *n,
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Repeats a batched migration's statement, each run its own transaction,

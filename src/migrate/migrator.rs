@@ -74,6 +74,9 @@ pub struct RunOptions {
     pub release_id: Option<String>,
     /// Recorded in the history.
     pub deploy_id: Option<String>,
+    /// Apply at most this many pending migrations (`rehearse` applies one
+    /// at a time to measure each); all when `None`.
+    pub limit: Option<usize>,
 }
 
 /// A pending migration, as a dry run shows it.
@@ -165,7 +168,10 @@ impl<'a> Migrator<'a> {
             self.connect_locked().await?
         };
         let applied = history::read(&client).await?;
-        let pending = plan::pending(&migrations, &applied, self.config.plan)?;
+        let mut pending = plan::pending(&migrations, &applied, self.config.plan)?;
+        if let Some(limit) = options.limit {
+            pending.truncate(limit);
+        }
         apply::check_mode(&pending, self.config.transaction)?;
         let described = pending.iter().map(|m| describe(m)).collect();
         if options.dry_run || pending.is_empty() {

@@ -14,7 +14,7 @@ mod id;
 mod manifest;
 pub mod restore;
 pub mod take;
-mod transfer;
+pub(crate) mod transfer;
 
 pub use id::SnapshotId;
 pub use manifest::Manifest;

@@ -357,55 +357,16 @@ impl RestorePlan {
         archive: &std::path::Path,
     ) -> Result<(f64, f64, Vec<String>), RestoreError> {
         let target = self.admin_info.with_dbname(&self.restore_into);
-        let mut args = vec![
-            format!("--jobs={}", self.options.jobs.max(1)),
-            "--exit-on-error".to_owned(),
-            "--no-password".to_owned(),
-            format!("--dbname={}", self.restore_into),
-        ];
-        if self.options.no_owner {
-            args.push("--no-owner".into());
-            args.push("--no-acl".into());
-        }
-        args.push(archive.display().to_string());
-        let command = process::describe(&self.pg_restore.path, &args);
         tracing::info!(into = %self.restore_into, jobs = self.options.jobs, "pg_restore started");
         let started = Instant::now();
-        let mut child = tokio::process::Command::new(&self.pg_restore.path)
-            .args(&args)
-            .envs(target.libpq_env())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| RestoreError::PgRestore {
-                database: self.restore_into.clone(),
-                source: ProcessError::Spawn {
-                    command: command.clone(),
-                    source,
-                },
-            })?;
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (status, stderr_tail) =
-            tokio::join!(child.wait(), process::collect_stderr(stderr, "pg_restore"));
-        let status = status.map_err(|source| RestoreError::PgRestore {
-            database: self.restore_into.clone(),
-            source: ProcessError::Spawn {
-                command: command.clone(),
-                source,
-            },
-        })?;
-        if !status.success() {
-            return Err(RestoreError::PgRestore {
-                database: self.restore_into.clone(),
-                source: ProcessError::Exited {
-                    command,
-                    status,
-                    stderr_tail,
-                },
-            });
-        }
+        pg_restore_file(
+            &self.pg_restore,
+            &target,
+            archive,
+            self.options.jobs,
+            self.options.no_owner,
+        )
+        .await?;
         let pg_restore_seconds = started.elapsed().as_secs_f64();
         tracing::info!(
             seconds = format!("{pg_restore_seconds:.1}"),
@@ -480,6 +441,62 @@ impl RestorePlan {
             },
         }
     }
+}
+
+/// `pg_restore -j N --exit-on-error` of a local archive into the existing,
+/// empty database `target`; the connection secrets go through the
+/// environment. Shared with `rehearse`.
+pub(crate) async fn pg_restore_file(
+    pg_restore: &Tool,
+    target: &ConnInfo,
+    archive: &std::path::Path,
+    jobs: u32,
+    no_owner: bool,
+) -> Result<(), RestoreError> {
+    let database = target.dbname().to_owned();
+    let mut args = vec![
+        format!("--jobs={}", jobs.max(1)),
+        "--exit-on-error".to_owned(),
+        "--no-password".to_owned(),
+        format!("--dbname={database}"),
+    ];
+    if no_owner {
+        args.push("--no-owner".into());
+        args.push("--no-acl".into());
+    }
+    args.push(archive.display().to_string());
+    let command = process::describe(&pg_restore.path, &args);
+    let spawn_failed = |source| RestoreError::PgRestore {
+        database: database.clone(),
+        source: ProcessError::Spawn {
+            command: command.clone(),
+            source,
+        },
+    };
+    let mut child = tokio::process::Command::new(&pg_restore.path)
+        .args(&args)
+        .envs(target.libpq_env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(spawn_failed)?;
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (status, stderr_tail) =
+        tokio::join!(child.wait(), process::collect_stderr(stderr, "pg_restore"));
+    let status = status.map_err(spawn_failed)?;
+    if !status.success() {
+        return Err(RestoreError::PgRestore {
+            database,
+            source: ProcessError::Exited {
+                command,
+                status,
+                stderr_tail,
+            },
+        });
+    }
+    Ok(())
 }
 
 /// Puts `incoming` in place of `live`, which is kept as `retired`: both
