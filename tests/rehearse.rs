@@ -1,0 +1,339 @@
+//! `snapguard rehearse` end to end: from a store snapshot (S3), a custom
+//! dump, a plain gzipped dump and a live URL, each into its own throwaway
+//! server (or `--target-url`); lock observations against known holds; the
+//! budget; a failing migration; the failure drill. Every test checks that
+//! the source database did not change.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+/// A source database with a role-owned table, a grant and enough rows for
+/// a `CREATE INDEX CONCURRENTLY` to last a few sampling intervals.
+fn source_db(name: &str) -> String {
+    let db = create_db(name);
+    psql(
+        "postgres",
+        &format!(
+            "DROP ROLE IF EXISTS {name}_owner; CREATE ROLE {name}_owner NOLOGIN;
+             DROP ROLE IF EXISTS {name}_reader; CREATE ROLE {name}_reader NOLOGIN"
+        ),
+    );
+    psql(
+        &db,
+        &format!(
+            "CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL, balance text NOT NULL);
+             INSERT INTO accounts SELECT g, 'u' || g || '@example.com', (g % 1000)::text FROM generate_series(1, 300000) g;
+             ALTER TABLE accounts OWNER TO {name}_owner;
+             GRANT SELECT ON accounts TO {name}_reader;
+             ANALYZE accounts;"
+        ),
+    );
+    db
+}
+
+fn write_migrations(ws: &Workspace, files: &[(&str, &str)]) {
+    let dir = ws.path().join("migrations");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, sql) in files {
+        std::fs::write(dir.join(name), sql).unwrap();
+    }
+}
+
+fn report(ws: &Workspace) -> serde_json::Value {
+    let text = std::fs::read_to_string(ws.path().join("report.json"))
+        .unwrap_or_else(|e| panic!("no report.json: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn rehearse(ws: &Workspace, args: &[&str]) -> Run {
+    let mut all = vec!["rehearse", "--report", "report.json"];
+    all.extend_from_slice(args);
+    ws.run(&all)
+}
+
+fn pg_dump(db: &str, args: &[&str], out: &Path) {
+    let status = Command::new(pg().bin_dir().join("pg_dump"))
+        .args(args)
+        .arg(format!("--file={}", out.display()))
+        .arg(pg().url(db))
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn migration<'a>(r: &'a serde_json::Value, file: &str) -> &'a serde_json::Value {
+    r["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["path"].as_str().unwrap().ends_with(file))
+        .unwrap_or_else(|| panic!("no `{file}` in {:#}", r["migrations"]))
+}
+
+#[test]
+fn a_store_snapshot_is_rehearsed_with_a_drill_of_both_rollbacks() {
+    let db = source_db("rh_snap");
+    let ws = Workspace::new(&s3_config(
+        &db,
+        &s3().bucket("rh-snap"),
+        "migrations:\n  dir: migrations\nchecks:\n  compare:\n    - { name: ids, before: SELECT id FROM accounts ORDER BY id, after: SELECT id FROM accounts ORDER BY id }\n",
+    ));
+    ws.run(&["snapshot"]).expect_code(0);
+    write_migrations(
+        &ws,
+        &[
+            (
+                "1_balance_numeric.sql",
+                "ALTER TABLE accounts ALTER COLUMN balance TYPE numeric USING balance::numeric;\n",
+            ),
+            (
+                "2_touch.sql",
+                "UPDATE accounts SET email = lower(email) WHERE id <= 1000;\n",
+            ),
+        ],
+    );
+    let before = fingerprint(&db);
+    let summary = ws.path().join("summary.md");
+    let run = ws
+        .snapguard()
+        .args([
+            "rehearse",
+            "--snapshot",
+            "latest",
+            "--drill",
+            "--report",
+            "report.json",
+        ])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .unwrap();
+    Run(run).expect_code(0);
+    let r = report(&ws);
+    assert_eq!(r["outcome"], "passed");
+    assert!(r["source"].as_str().unwrap().starts_with("snapshot "));
+    assert!(
+        r["window"]["snapshot_basis"]
+            .as_str()
+            .unwrap()
+            .contains("production's snapshot")
+    );
+    let first = migration(&r, "1_balance_numeric.sql");
+    assert_eq!(first["rewrote"][0], "public.accounts", "{first:#}");
+    assert!(
+        first["wal_bytes"].as_u64().unwrap() > 1_000_000,
+        "{first:#}"
+    );
+    assert_eq!(migration(&r, "2_touch.sql")["rows"], 1000);
+    let drill = &r["drill"];
+    assert!(
+        drill["clone_swap_seconds"].as_f64().unwrap() > 0.0,
+        "{drill:#}"
+    );
+    assert!(
+        drill["store_restore_seconds"].as_f64().unwrap() > 0.0,
+        "{drill:#}"
+    );
+    assert!(
+        drill["snapshot"].as_str().unwrap().contains("S3"),
+        "{drill:#}"
+    );
+    assert_eq!(drill["verified"].as_array().unwrap().len(), 2, "{drill:#}");
+    assert!(drill["errors"].as_array().unwrap().is_empty(), "{drill:#}");
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("snapguard rehearsal: passed"), "{md}");
+    assert!(md.contains("Failure drill: clone swap"), "{md}");
+    assert_eq!(fingerprint(&db), before, "the source database changed");
+}
+
+#[test]
+fn locks_are_observed_per_table_with_their_hold_times_and_the_budget_is_enforced() {
+    let db = source_db("rh_locks");
+    let ws = Workspace::new("migrations:\n  dir: migrations\nbudget:\n  max_downtime: 1s\n");
+    let dump = ws.path().join("prod.dump");
+    pg_dump(&db, &["-Fc"], &dump);
+    write_migrations(
+        &ws,
+        &[
+            (
+                "1_hold_exclusive.sql",
+                "LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE;\nSELECT pg_sleep(2);\n",
+            ),
+            (
+                "2_index_concurrently.sql",
+                "-- snapguard:no-transaction\nCREATE INDEX CONCURRENTLY accounts_email_md5 ON accounts (md5(email || balance));\n",
+            ),
+        ],
+    );
+    let before = fingerprint(&db);
+    let run = rehearse(&ws, &["--dump", "prod.dump"]);
+    run.expect_code(7)
+        .expect_stderr("over its downtime budget")
+        .expect_stderr("1_hold_exclusive.sql");
+    let r = report(&ws);
+    assert_eq!(r["outcome"], "over_budget");
+    assert!(r["target"].as_str().unwrap().contains("PostgreSQL 15"));
+
+    let held = migration(&r, "1_hold_exclusive.sql");
+    let lock = &held["locks"][0];
+    assert_eq!(lock["table"], "public.accounts", "{held:#}");
+    assert_eq!(lock["mode"], "AccessExclusive", "{held:#}");
+    // The lock is held from the LOCK statement to the commit: the
+    // migration's own duration, about two seconds.
+    let truth = held["seconds"].as_f64().unwrap();
+    let seen = lock["seconds"].as_f64().unwrap();
+    assert!((truth - 2.0).abs() < 0.1, "migration took {truth}");
+    assert!((seen - truth).abs() < 0.15, "held {seen}s, truth {truth}s");
+
+    let cic = migration(&r, "2_index_concurrently.sql");
+    let locks = cic["locks"].as_array().unwrap();
+    assert!(
+        !locks.is_empty(),
+        "CREATE INDEX CONCURRENTLY not seen: {cic:#}"
+    );
+    assert!(
+        locks.iter().all(|l| l["mode"] == "ShareUpdateExclusive"),
+        "{cic:#}"
+    );
+    assert!(
+        r["window"]["costliest"][0]
+            .as_str()
+            .unwrap()
+            .contains("1_hold_exclusive.sql")
+    );
+    assert_eq!(fingerprint(&db), before, "the source database changed");
+}
+
+#[test]
+fn a_plain_gzipped_dump_loads_with_its_roles_on_a_target_server_that_is_cleaned_up() {
+    let db = source_db("rh_plain");
+    let ws = Workspace::new(
+        "migrations:\n  dir: migrations\nchecks:\n  after:\n    - { name: readers_can_read, sql: \"SELECT has_table_privilege('rh_plain_reader', 'accounts', 'SELECT')\", expect: true }\n",
+    );
+    let sql = ws.path().join("prod.sql");
+    pg_dump(&db, &[], &sql);
+    let status = Command::new("gzip").arg(&sql).status().unwrap();
+    assert!(status.success());
+    write_migrations(
+        &ws,
+        &[(
+            "1_grant.sql",
+            "CREATE TABLE audit (id int);\nGRANT SELECT ON audit TO rh_plain_reader;\n",
+        )],
+    );
+    let before = fingerprint(&db);
+    let target = pg().url("rh_plain_rehearsal");
+    let run = rehearse(&ws, &["--dump", "prod.sql.gz", "--target-url", &target]);
+    run.expect_code(0);
+    let r = report(&ws);
+    assert!(
+        r["source"].as_str().unwrap().contains("plain SQL, gzip"),
+        "{}",
+        r["source"]
+    );
+    assert_eq!(r["database"], "rh_plain_rehearsal");
+    assert_eq!(r["checks"][0]["passed"], true, "{:#}", r["checks"]);
+    assert!(
+        !db_exists("rh_plain_rehearsal"),
+        "the scratch database was left behind"
+    );
+    assert_eq!(fingerprint(&db), before, "the source database changed");
+
+    // A throwaway server lacks the roles: they are created for the load.
+    std::fs::remove_file(ws.path().join("report.json")).unwrap();
+    rehearse(&ws, &["--dump", "prod.sql.gz"]).expect_code(0);
+    let roles = report(&ws)["roles_created"].clone();
+    assert_eq!(
+        roles,
+        serde_json::json!(["rh_plain_owner", "rh_plain_reader"]),
+        "{roles:#}"
+    );
+}
+
+#[test]
+fn a_failing_migration_on_a_live_copy_names_file_and_line_and_leaves_production_alone() {
+    let db = source_db("rh_live");
+    let ws = Workspace::new("migrations:\n  dir: migrations\n");
+    write_migrations(
+        &ws,
+        &[
+            ("1_ok.sql", "ALTER TABLE accounts ADD COLUMN note text;\n"),
+            (
+                "2_bad.sql",
+                "-- a constraint the data violates\nUPDATE accounts SET note = 'x';\nALTER TABLE accounts\n  ADD CONSTRAINT small CHECK (id < 10);\n",
+            ),
+        ],
+    );
+    let before = fingerprint(&db);
+    let databases = databases_like("rh_live");
+    let run = ws
+        .snapguard()
+        .args(["rehearse", "--report", "report.json"])
+        .env("SNAPGUARD_FROM_URL", pg().url(&db))
+        .output()
+        .unwrap();
+    let run = Run(run);
+    run.expect_code(8).expect_stderr("2_bad.sql:3");
+    assert!(
+        !run.stderr().contains(pg().password()) && !run.stdout().contains(pg().password()),
+        "the password was printed"
+    );
+    let r = report(&ws);
+    assert_eq!(r["outcome"], "failed");
+    assert!(r["source"].as_str().unwrap().starts_with("live database"));
+    let failure = &r["failure"];
+    assert_eq!(failure["step"], "migrate");
+    assert!(failure["file"].as_str().unwrap().ends_with("2_bad.sql"));
+    assert_eq!(failure["line"], 3);
+    assert_eq!(fingerprint(&db), before, "the source database changed");
+    assert_eq!(
+        databases_like("rh_live"),
+        databases,
+        "a database appeared on the source server"
+    );
+}
+
+#[test]
+fn bad_sources_and_targets_are_refused_naming_them() {
+    let db = create_db("rh_bad");
+    let ws = Workspace::new(&format!(
+        "database:\n  url: {}\nmigrations:\n  dir: migrations\n",
+        pg().url(&db)
+    ));
+    std::fs::create_dir_all(ws.path().join("migrations")).unwrap();
+    // A snapshot source needs a store.
+    ws.run(&["rehearse"])
+        .expect_code(2)
+        .expect_stderr("rehearse needs a store");
+    // A file that is not a dump.
+    std::fs::write(ws.path().join("notes.bin"), [0u8, 159, 146, 150, 0, 1]).unwrap();
+    ws.run(&["rehearse", "--dump", "notes.bin"])
+        .expect_code(1)
+        .expect_stderr("`notes.bin` is not a PostgreSQL dump");
+    // The production database as the target.
+    let dump = ws.path().join("x.dump");
+    pg_dump(&db, &["-Fc"], &dump);
+    ws.run(&[
+        "rehearse",
+        "--dump",
+        "x.dump",
+        "--target-url",
+        &pg().url(&db),
+    ])
+    .expect_code(1)
+    .expect_stderr("a rehearsal never runs on the production database");
+    // An existing database as the target.
+    ws.run(&[
+        "rehearse",
+        "--dump",
+        "x.dump",
+        "--target-url",
+        &pg().url("postgres"),
+    ])
+    .expect_code(1)
+    .expect_stderr("`postgres` already exists on the target server");
+}
