@@ -337,3 +337,54 @@ fn bad_sources_and_targets_are_refused_naming_them() {
     .expect_code(1)
     .expect_stderr("`postgres` already exists on the target server");
 }
+
+#[test]
+fn the_jsonb_column_example_gives_the_result_its_readme_promises() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/jsonb-column");
+    let ws = Workspace::new("");
+    let config = example.join("snapguard.yml");
+    let seed = example.join("seed.sql");
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--dump",
+        seed.to_str().unwrap(),
+    ];
+    let mut with_drill = args.to_vec();
+    with_drill.push("--drill");
+    rehearse(&ws, &with_drill).expect_code(0);
+    let r = report(&ws);
+    assert_eq!(r["outcome"], "passed");
+    assert_eq!(migration(&r, "repair_json_text.sql")["rows"], 792);
+    let change = migration(&r, "json_text_to_jsonb.sql");
+    assert_eq!(
+        change["rewrote"],
+        serde_json::json!(["public.accounts", "public.events"])
+    );
+    assert!(
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["passed"] == true)
+    );
+    assert_eq!(r["drill"]["verified"].as_array().unwrap().len(), 2);
+
+    // Without the repair, the type change fails on the copy, named.
+    let migrations = ws.path().join("migrations");
+    std::fs::create_dir_all(&migrations).unwrap();
+    std::fs::copy(
+        example.join("db/migrations/20261110090100_json_text_to_jsonb.sql"),
+        migrations.join("20261110090100_json_text_to_jsonb.sql"),
+    )
+    .unwrap();
+    let without_repair = std::fs::read_to_string(&config).unwrap().replace(
+        "dir: db/migrations",
+        &format!("dir: {}", migrations.display()),
+    );
+    std::fs::write(ws.path().join("snapguard.yml"), without_repair).unwrap();
+    std::fs::remove_file(ws.path().join("report.json")).unwrap();
+    rehearse(&ws, &["--dump", seed.to_str().unwrap()])
+        .expect_code(8)
+        .expect_stderr("20261110090100_json_text_to_jsonb.sql:7");
+}
