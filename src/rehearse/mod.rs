@@ -421,6 +421,7 @@ impl Rehearsal<'_> {
                     self.check_cancel()?;
                 }
                 Err(e) => {
+                    self.check_cancel()?;
                     let at = failure_location(&e);
                     measure.path = at
                         .as_ref()
@@ -433,7 +434,6 @@ impl Rehearsal<'_> {
             }
         }
         let total: f64 = report.migrations.iter().map(|m| m.seconds).sum();
-        report.window.migrations_seconds = total;
         report.step(
             "migrate",
             true,

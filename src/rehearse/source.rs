@@ -331,7 +331,13 @@ fn read_head(path: &Path, compression: Option<Compression>) -> Result<Vec<u8>, S
 /// load with its ownership and privileges (and for migrations that grant).
 pub fn roles_in(line: &str) -> Vec<String> {
     let after = |keyword: &str| line.rfind(keyword).map(|i| &line[i + keyword.len()..]);
-    let list = if line.starts_with("ALTER ") && line.contains(" OWNER TO ") {
+    let list = if line.starts_with("ALTER DEFAULT PRIVILEGES ") {
+        if line.contains(" GRANT ") {
+            after(" TO ")
+        } else {
+            after(" FROM ")
+        }
+    } else if line.starts_with("ALTER ") && line.contains(" OWNER TO ") {
         after(" OWNER TO ")
     } else if line.starts_with("GRANT ") {
         after(" TO ")

@@ -134,10 +134,12 @@ impl Scratch {
         self.info.dbname()
     }
 
-    /// Creates the roles the dump refers to that the server lacks, as
-    /// `NOLOGIN` roles: ownership and grants then load as in production.
-    /// Returns the roles created; a server that refuses (no CREATEROLE)
-    /// is warned about, and the load may then fail naming the role.
+    /// On a throwaway server, creates the roles the dump refers to that it
+    /// lacks, as `NOLOGIN` roles: ownership and grants then load as in
+    /// production. Returns the roles created. Roles are cluster-wide and
+    /// outlive the rehearsal, so on a `--target-url` server none are
+    /// created: missing ones are warned about (the load then fails naming
+    /// the role).
     pub async fn create_roles(&self, roles: &[String]) -> Result<Vec<String>, TargetError> {
         let client = db::connect(&self.admin).await?;
         let mut created = Vec::new();
@@ -148,6 +150,13 @@ impl Scratch {
                 .map_err(DbError::query("reading roles"))?
                 .is_some();
             if exists {
+                continue;
+            }
+            if self.server.is_none() {
+                tracing::warn!(
+                    role,
+                    "the dump refers to a role the target server lacks; create it, or the load fails"
+                );
                 continue;
             }
             match client
