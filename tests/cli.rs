@@ -39,7 +39,7 @@ fn configuration_errors_name_the_place_and_exit_2() {
         ),
         (
             "budget:\n  max_window: 1m\n",
-            "unknown field `max_window`, expected `max_downtime`",
+            "snapguard.yml:2:3: unknown field `max_window`, expected one of max_downtime",
         ),
         (
             "release:\n  rollback: undo\n",
