@@ -158,12 +158,7 @@ impl Report {
 
     /// Records a step.
     pub fn step(&mut self, step: &str, ok: bool, seconds: f64, detail: impl Into<String>) {
-        self.steps.push(StepReport {
-            step: step.to_owned(),
-            status: if ok { "ok" } else { "failed" }.to_owned(),
-            seconds,
-            detail: detail.into(),
-        });
+        self.steps.push(StepReport::new(step, ok, seconds, detail));
     }
 
     /// The rollback's errors on one line; empty when there were none.
@@ -286,34 +281,15 @@ impl Report {
         if let Some(d) = self.downtime_seconds {
             md.push_str(&format!(", downtime {d:.1}s"));
         }
-        md.push_str("\n\n| step | status | seconds | detail |\n|---|---|---:|---|\n");
-        for s in &self.steps {
-            md.push_str(&format!(
-                "| {} | {} | {:.2} | {} |\n",
-                s.step,
-                s.status,
-                s.seconds,
-                s.detail.replace('|', "\\|")
-            ));
-        }
+        md.push_str("\n\n");
+        md.push_str(&steps_markdown(&self.steps));
         if !self.migrations.is_empty() {
             md.push_str("\n| migration | seconds |\n|---|---:|\n");
             for m in &self.migrations {
                 md.push_str(&format!("| `{}` | {:.2} |\n", m.path, m.seconds));
             }
         }
-        if !self.checks.is_empty() {
-            md.push_str("\n| check | result | expected | got |\n|---|---|---|---|\n");
-            for c in &self.checks {
-                md.push_str(&format!(
-                    "| {} | {} | {} | {} |\n",
-                    c.name,
-                    if c.passed { "ok" } else { "**FAILED**" },
-                    c.expected.replace('|', "\\|"),
-                    c.got.replace('|', "\\|")
-                ));
-            }
-        }
+        md.push_str(&checks_markdown(&self.checks));
         if let Some(s) = &self.snapshot {
             md.push_str(&format!(
                 "\nSnapshot `{}` ({}) at `{}`\n",
@@ -343,13 +319,6 @@ impl Report {
     /// Actions. Failures to write are logged, not fatal: the deploy's own
     /// outcome matters more than its summary.
     pub fn publish_to_github(&self, gh: &GitHub) {
-        if let Some(f) = &self.failure {
-            let at = f.file.as_deref().zip(f.line);
-            gh.error(
-                at,
-                &format!("snapguard deploy failed at {}: {}", f.step, f.message),
-            );
-        }
         let outputs = [
             ("deploy-id", self.deploy_id.clone().unwrap_or_default()),
             ("outcome", self.outcome.as_str().to_owned()),
@@ -376,11 +345,82 @@ impl Report {
                     .join(","),
             ),
         ];
-        if let Err(e) = gh.set_outputs(&outputs) {
-            tracing::warn!(error = %e, "cannot write $GITHUB_OUTPUT");
+        publish(
+            gh,
+            "deploy",
+            self.failure.as_ref(),
+            &outputs,
+            &self.markdown(),
+        );
+    }
+}
+
+impl StepReport {
+    /// A step that passed (`ok`) or failed.
+    pub fn new(step: &str, ok: bool, seconds: f64, detail: impl Into<String>) -> StepReport {
+        StepReport {
+            step: step.to_owned(),
+            status: if ok { "ok" } else { "failed" }.to_owned(),
+            seconds,
+            detail: detail.into(),
         }
-        if let Err(e) = gh.append_summary(&self.markdown()) {
-            tracing::warn!(error = %e, "cannot write $GITHUB_STEP_SUMMARY");
-        }
+    }
+}
+
+/// The steps as a Markdown table.
+pub(crate) fn steps_markdown(steps: &[StepReport]) -> String {
+    let mut md = String::from("| step | status | seconds | detail |\n|---|---|---:|---|\n");
+    for s in steps {
+        md.push_str(&format!(
+            "| {} | {} | {:.2} | {} |\n",
+            s.step,
+            s.status,
+            s.seconds,
+            s.detail.replace('|', "\\|")
+        ));
+    }
+    md
+}
+
+/// The check results as a Markdown table (nothing when there are none).
+pub(crate) fn checks_markdown(checks: &[CheckResult]) -> String {
+    if checks.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from("\n| check | result | expected | got |\n|---|---|---|---|\n");
+    for c in checks {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            c.name,
+            if c.passed { "ok" } else { "**FAILED**" },
+            c.expected.replace('|', "\\|"),
+            c.got.replace('|', "\\|")
+        ));
+    }
+    md
+}
+
+/// Under GitHub Actions: an error annotation for a failure (on the
+/// migration's file and line when known), the outputs and the job summary.
+/// Failures to write are logged, not fatal: the command's own outcome
+/// matters more than its summary.
+pub(crate) fn publish(
+    gh: &GitHub,
+    command: &str,
+    failure: Option<&FailureReport>,
+    outputs: &[(&str, String)],
+    markdown: &str,
+) {
+    if let Some(f) = failure {
+        gh.error(
+            f.file.as_deref().zip(f.line),
+            &format!("snapguard {command} failed at {}: {}", f.step, f.message),
+        );
+    }
+    if let Err(e) = gh.set_outputs(outputs) {
+        tracing::warn!(error = %e, "cannot write $GITHUB_OUTPUT");
+    }
+    if let Err(e) = gh.append_summary(markdown) {
+        tracing::warn!(error = %e, "cannot write $GITHUB_STEP_SUMMARY");
     }
 }

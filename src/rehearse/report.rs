@@ -7,7 +7,7 @@ use super::locks::{Hold, Mode};
 use crate::checks::CheckResult;
 use crate::ci::GitHub;
 use crate::progress::format_bytes;
-use crate::report::{FailureReport, StepReport};
+use crate::report::{FailureReport, StepReport, checks_markdown, publish, steps_markdown};
 
 /// How a rehearsal ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -163,12 +163,7 @@ impl RehearsalReport {
 
     /// Records a step.
     pub fn step(&mut self, step: &str, ok: bool, seconds: f64, detail: impl Into<String>) {
-        self.steps.push(StepReport {
-            step: step.to_owned(),
-            status: if ok { "ok" } else { "failed" }.to_owned(),
-            seconds,
-            detail: detail.into(),
-        });
+        self.steps.push(StepReport::new(step, ok, seconds, detail));
     }
 
     /// Pretty JSON.
@@ -326,16 +321,7 @@ impl RehearsalReport {
                 .map(|b| format!(" (budget {b:.0}s)"))
                 .unwrap_or_default()
         );
-        md.push_str("| step | status | seconds | detail |\n|---|---|---:|---|\n");
-        for s in &self.steps {
-            md.push_str(&format!(
-                "| {} | {} | {:.2} | {} |\n",
-                s.step,
-                s.status,
-                s.seconds,
-                s.detail.replace('|', "\\|")
-            ));
-        }
+        md.push_str(&steps_markdown(&self.steps));
         if !self.migrations.is_empty() {
             md.push_str("\n| migration | seconds | rows | WAL | rewrote | locks |\n|---|---:|---:|---:|---|---|\n");
             for m in &self.migrations {
@@ -350,18 +336,7 @@ impl RehearsalReport {
                 ));
             }
         }
-        if !self.checks.is_empty() {
-            md.push_str("\n| check | result | expected | got |\n|---|---|---|---|\n");
-            for c in &self.checks {
-                md.push_str(&format!(
-                    "| {} | {} | {} | {} |\n",
-                    c.name,
-                    if c.passed { "ok" } else { "**FAILED**" },
-                    c.expected.replace('|', "\\|"),
-                    c.got.replace('|', "\\|")
-                ));
-            }
-        }
+        md.push_str(&checks_markdown(&self.checks));
         if let Some(d) = &self.drill {
             md.push_str(&format!(
                 "\nFailure drill: clone swap {}, store restore {}\n",
@@ -383,12 +358,6 @@ impl RehearsalReport {
     /// The summary, an error annotation on a failing migration, and the
     /// `outcome` output under GitHub Actions.
     pub fn publish_to_github(&self, gh: &GitHub) {
-        if let Some(f) = &self.failure {
-            gh.error(
-                f.file.as_deref().zip(f.line),
-                &format!("snapguard rehearsal failed at {}: {}", f.step, f.message),
-            );
-        }
         let outputs = [
             ("outcome", self.outcome.as_str().to_owned()),
             (
@@ -396,12 +365,13 @@ impl RehearsalReport {
                 format!("{:.1}", self.window.total_seconds),
             ),
         ];
-        if let Err(e) = gh.set_outputs(&outputs) {
-            tracing::warn!(error = %e, "cannot write $GITHUB_OUTPUT");
-        }
-        if let Err(e) = gh.append_summary(&self.markdown()) {
-            tracing::warn!(error = %e, "cannot write $GITHUB_STEP_SUMMARY");
-        }
+        publish(
+            gh,
+            "rehearsal",
+            self.failure.as_ref(),
+            &outputs,
+            &self.markdown(),
+        );
     }
 }
 
