@@ -69,3 +69,43 @@ pub fn describe(program: &std::path::Path, args: &[String]) -> String {
     }
     s
 }
+
+/// Runs `program` to completion with stdin and stdout closed and `env`
+/// added (where connection secrets go, never the arguments), keeping the
+/// tail of its stderr for the error.
+pub async fn run(
+    program: &std::path::Path,
+    args: &[String],
+    env: Vec<(&'static str, String)>,
+) -> Result<(), ProcessError> {
+    let command = describe(program, args);
+    let spawn_failed = |source| ProcessError::Spawn {
+        command: command.clone(),
+        source,
+    };
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .envs(env)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(spawn_failed)?;
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let name = program
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("child process");
+    let (status, stderr_tail) = tokio::join!(child.wait(), collect_stderr(stderr, name));
+    let status = status.map_err(spawn_failed)?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(ProcessError::Exited {
+            command,
+            status,
+            stderr_tail,
+        })
+    }
+}

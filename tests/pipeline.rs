@@ -184,11 +184,14 @@ fn app(name: &str, migration: &str) -> Workspace {
 fn shell_deploy_script_deploys_and_rolls_back_with_snapguards_exit_codes() {
     let script = repo().join("pipeline/shell/deploy.sh");
     let ws = app("pl_shell", "ALTER TABLE items ADD COLUMN note text;\n");
-    let run = Run(ws
-        .snapguard()
-        .env("SNAPGUARD_BIN", env!("CARGO_BIN_EXE_snapguard"))
-        .env_remove("CI")
-        .output_of(&script, &["--release", "v1"]));
+    let mut like = ws.snapguard();
+    like.env("SNAPGUARD_BIN", env!("CARGO_BIN_EXE_snapguard"))
+        .env_remove("CI");
+    let run = Run(bash_like(&like)
+        .arg(&script)
+        .args(["--release", "v1"])
+        .output()
+        .unwrap());
     run.expect_code(0);
     assert!(
         run.stdout().contains("snapguard: deployed"),
@@ -209,37 +212,31 @@ fn shell_deploy_script_deploys_and_rolls_back_with_snapguards_exit_codes() {
     )
     .unwrap();
     let before = fingerprint("pl_shell");
-    let run = Run(ws
-        .snapguard()
-        .env("SNAPGUARD_BIN", env!("CARGO_BIN_EXE_snapguard"))
-        .output_of(&script, &["--release", "v2"]));
+    let mut like = ws.snapguard();
+    like.env("SNAPGUARD_BIN", env!("CARGO_BIN_EXE_snapguard"));
+    let run = Run(bash_like(&like)
+        .arg(&script)
+        .args(["--release", "v2"])
+        .output()
+        .unwrap());
     run.expect_code(4).expect_stderr("rolled back (exit 4)");
     assert_eq!(fingerprint("pl_shell"), before);
 }
 
-/// Runs `path` through bash with the environment of `cmd` (a prepared
-/// `snapguard` command: clean environment, working directory).
-trait OutputOf {
-    fn output_of(&mut self, path: &Path, args: &[&str]) -> std::process::Output;
-}
-
-impl OutputOf for Command {
-    fn output_of(&mut self, path: &Path, args: &[&str]) -> std::process::Output {
-        let mut bash = Command::new("bash");
-        bash.arg(path).args(args);
-        bash.current_dir(self.get_current_dir().unwrap());
-        bash.env_clear();
-        for (k, v) in std::env::vars() {
-            bash.env(k, v);
-        }
-        for (k, v) in self.get_envs() {
-            match v {
-                Some(v) => bash.env(k, v),
-                None => bash.env_remove(k),
-            };
-        }
-        bash.output().unwrap()
+/// `bash` in the directory and with the environment changes of `like`
+/// (a prepared `snapguard` command: clean environment, working directory).
+fn bash_like(like: &Command) -> Command {
+    let mut bash = Command::new("bash");
+    if let Some(dir) = like.get_current_dir() {
+        bash.current_dir(dir);
     }
+    for (k, v) in like.get_envs() {
+        match v {
+            Some(v) => bash.env(k, v),
+            None => bash.env_remove(k),
+        };
+    }
+    bash
 }
 
 /// The action's steps with `run:`, in order: (env with `${{ inputs.* }}`
@@ -310,14 +307,9 @@ fn the_action_runs_in_a_simulated_runner_for_a_good_and_a_failing_deploy() {
         let _ = std::fs::remove_file(&summary);
         let mut last = (0, String::new());
         for (env, run, dir) in action_steps(inputs) {
-            let mut cmd = ws.snapguard();
-            let out = Command::new("bash")
+            let out = bash_like(&ws.snapguard())
                 .args(["-e", "-c", &run])
                 .current_dir(dir.unwrap_or_else(|| ws.path().display().to_string()))
-                .envs(
-                    cmd.get_envs()
-                        .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
-                )
                 .env("HOME", home.path())
                 .env("GITHUB_ACTIONS", "true")
                 .env("GITHUB_OUTPUT", &output)
@@ -327,7 +319,6 @@ fn the_action_runs_in_a_simulated_runner_for_a_good_and_a_failing_deploy() {
                 .envs(&env)
                 .output()
                 .unwrap();
-            let _ = &mut cmd;
             last = (
                 out.status.code().unwrap_or(-1),
                 String::from_utf8_lossy(&out.stdout).into_owned()

@@ -68,11 +68,7 @@ fn mask_secrets(gh: &GitHub, config: &Config) {
     if let Some(p) = config.database.url.as_ref().and_then(|u| u.password()) {
         gh.mask(p.expose());
     }
-    for var in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
-        if let Ok(v) = std::env::var(var) {
-            gh.mask(&v);
-        }
-    }
+    mask_store_credentials(gh);
     for switch in &config.maintenance {
         if let maintenance::Switch::Http(h) = switch {
             for call in [&h.on, &h.off] {
@@ -80,6 +76,15 @@ fn mask_secrets(gh: &GitHub, config: &Config) {
                     gh.mask(value.expose());
                 }
             }
+        }
+    }
+}
+
+/// The AWS secret key and session token, when set in the environment.
+pub(super) fn mask_store_credentials(gh: &GitHub) {
+    for var in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+        if let Ok(v) = std::env::var(var) {
+            gh.mask(&v);
         }
     }
 }

@@ -46,11 +46,7 @@ pub async fn run(config: &Config, args: RehearseArgs) -> Result<(), Error> {
                 gh.mask(p.expose());
             }
         }
-        for var in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
-            if let Ok(v) = std::env::var(var) {
-                gh.mask(&v);
-            }
-        }
+        super::deploy::mask_store_credentials(gh);
     }
     let options = RehearseOptions {
         source,

@@ -10,8 +10,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio_postgres::Client;
-
 use crate::db::{self, ConnInfo, DbError};
 
 /// How often `pg_locks` is read.
@@ -66,16 +64,6 @@ impl Mode {
             Mode::ShareRowExclusive => "SHARE ROW EXCLUSIVE",
             Mode::Exclusive => "EXCLUSIVE",
             Mode::AccessExclusive => "ACCESS EXCLUSIVE",
-        }
-    }
-
-    /// What the application feels while the lock is held.
-    pub fn blocks(self) -> &'static str {
-        match self {
-            Mode::AccessShare | Mode::RowShare | Mode::RowExclusive => "nothing the app does",
-            Mode::ShareUpdateExclusive => "schema changes and VACUUM only",
-            Mode::Share | Mode::ShareRowExclusive | Mode::Exclusive => "writes",
-            Mode::AccessExclusive => "reads and writes",
         }
     }
 }
@@ -254,18 +242,6 @@ pub fn holds(samples: &[Sample], start: Instant, end: Instant) -> Vec<Hold> {
 
 fn midpoint(a: Instant, b: Instant) -> Instant {
     a + b.saturating_duration_since(a) / 2
-}
-
-/// Reads `pg_locks` once (for tests and diagnostics).
-pub async fn read(client: &Client) -> Result<Vec<(String, Mode)>, DbError> {
-    let rows = client
-        .query(QUERY, &[])
-        .await
-        .map_err(DbError::query("reading pg_locks"))?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| Some((r.get::<_, String>(0), Mode::parse(r.get(1))?)))
-        .collect())
 }
 
 #[cfg(test)]

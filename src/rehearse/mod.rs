@@ -153,7 +153,7 @@ impl Rehearsal<'_> {
         let result = self
             .on_scratch(&scratch, &local, workdir.path(), report)
             .await;
-        report.kept = scratch.finish(self.options.keep, &[]).await;
+        report.kept = scratch.finish(self.options.keep).await;
         result
     }
 

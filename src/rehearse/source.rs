@@ -246,7 +246,7 @@ async fn from_url(
     ];
     tracing::info!(database = %info, "dumping the live database (read-only)");
     let started = Instant::now();
-    run(&pg_dump, &args, info.libpq_env()).await?;
+    process::run(&pg_dump.path, &args, info.libpq_env()).await?;
     let seconds = started.elapsed().as_secs_f64();
     let mut local = archive_local(path, format!("live database {info}"), bin_dir).await?;
     local.dump_seconds = Some(seconds);
@@ -481,53 +481,6 @@ async fn output(tool: &Tool, args: &[String]) -> Result<String, ProcessError> {
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Runs `tool` with `env` (where connection secrets go), keeping stderr's
-/// tail for the error.
-async fn run(
-    tool: &Tool,
-    args: &[String],
-    env: Vec<(&'static str, String)>,
-) -> Result<(), ProcessError> {
-    let command = process::describe(&tool.path, args);
-    let mut child = tokio::process::Command::new(&tool.path)
-        .args(args)
-        .envs(env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| ProcessError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let (status, stderr_tail) = tokio::join!(
-        child.wait(),
-        process::collect_stderr(stderr, tool_name(tool))
-    );
-    let status = status.map_err(|source| ProcessError::Spawn {
-        command: command.clone(),
-        source,
-    })?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(ProcessError::Exited {
-            command,
-            status,
-            stderr_tail,
-        })
-    }
-}
-
-fn tool_name(tool: &Tool) -> &str {
-    tool.path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("pg tool")
 }
 
 fn dir_size(dir: &Path) -> u64 {

@@ -206,9 +206,9 @@ impl Scratch {
         Ok(started.elapsed().as_secs_f64())
     }
 
-    /// Drops the scratch databases or stops the throwaway server; with
-    /// `keep`, leaves everything and returns how to reach and remove it.
-    pub async fn finish(mut self, keep: bool, extra: &[String]) -> Option<String> {
+    /// Drops the scratch database or stops the throwaway server; with
+    /// `keep`, leaves it and returns how to reach and remove it.
+    pub async fn finish(mut self, keep: bool) -> Option<String> {
         if keep {
             return Some(match self.server.take() {
                 Some(server) => {
@@ -224,18 +224,12 @@ impl Scratch {
             });
         }
         if self.server.is_none() {
-            match db::connect(&self.admin).await {
-                Ok(client) => {
-                    for name in std::iter::once(self.name().to_owned()).chain(extra.iter().cloned())
-                    {
-                        if let Err(e) = admin::drop_database(&client, &name).await {
-                            tracing::warn!(database = name, error = %e, "cannot drop a scratch database");
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot drop the scratch database");
-                }
+            let dropped = match db::connect(&self.admin).await {
+                Ok(client) => admin::drop_database(&client, self.name()).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = dropped {
+                tracing::warn!(database = self.name(), error = %e, "cannot drop the scratch database");
             }
         }
         // The throwaway server stops and its directory goes when dropped.

@@ -7,7 +7,6 @@
 //! behind objects created after the snapshot and its exit status is not
 //! reliable (DESIGN section 4).
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
@@ -465,38 +464,9 @@ pub(crate) async fn pg_restore_file(
         args.push("--no-acl".into());
     }
     args.push(archive.display().to_string());
-    let command = process::describe(&pg_restore.path, &args);
-    let spawn_failed = |source| RestoreError::PgRestore {
-        database: database.clone(),
-        source: ProcessError::Spawn {
-            command: command.clone(),
-            source,
-        },
-    };
-    let mut child = tokio::process::Command::new(&pg_restore.path)
-        .args(&args)
-        .envs(target.libpq_env())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(spawn_failed)?;
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let (status, stderr_tail) =
-        tokio::join!(child.wait(), process::collect_stderr(stderr, "pg_restore"));
-    let status = status.map_err(spawn_failed)?;
-    if !status.success() {
-        return Err(RestoreError::PgRestore {
-            database,
-            source: ProcessError::Exited {
-                command,
-                status,
-                stderr_tail,
-            },
-        });
-    }
-    Ok(())
+    process::run(&pg_restore.path, &args, target.libpq_env())
+        .await
+        .map_err(|source| RestoreError::PgRestore { database, source })
 }
 
 /// Puts `incoming` in place of `live`, which is kept as `retired`: both
