@@ -103,6 +103,32 @@ pub enum Command {
         #[command(flatten)]
         args: MigrateArgs,
     },
+    /// Scaffold a commented `snapguard.yml` (at `--config`), a migrations
+    /// folder and `.github/workflows/deploy.yml`; refuses to overwrite.
+    Init(InitArgs),
+}
+
+/// `snapguard init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The migrations folder's format: snapguard, golang-migrate, dbmate,
+    /// sqlx, diesel or flyway [default: an existing folder's own, else snapguard].
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    pub format: Option<crate::migrate::source::Format>,
+    /// The migrations folder, relative to `snapguard.yml`.
+    #[arg(long, value_name = "DIR", default_value = "db/migrations")]
+    pub migrations_dir: PathBuf,
+    /// Do not write `.github/workflows/deploy.yml`.
+    #[arg(long)]
+    pub no_workflow: bool,
+    /// Overwrite files that exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn parse_format(value: &str) -> Result<crate::migrate::source::Format, String> {
+    crate::migrate::source::Format::parse(value)?
+        .ok_or_else(|| "name the format to scaffold; `auto` only reads existing folders".to_owned())
 }
 
 /// `snapguard migrate`.

@@ -155,6 +155,17 @@ pub struct Config {
     /// The `budget` section.
     pub budget: BudgetConfig,
     missing_hint: String,
+    /// Required settings whose `${VAR}` was unset, reported by the command
+    /// that needs them (see [`defer_unset`]).
+    unset: Vec<UnsetVar>,
+}
+
+/// A `${VAR}` that was unset when the file was read.
+#[derive(Debug, Clone)]
+struct UnsetVar {
+    origin: Origin,
+    key: &'static str,
+    var: String,
 }
 
 /// `database`: what to snapshot and restore.
@@ -419,6 +430,13 @@ impl Config {
     }
 
     fn missing(&self, key: &'static str, flag: Option<&'static str>) -> ConfigError {
+        if let Some(u) = self.unset.iter().find(|u| u.key == key) {
+            return ConfigError::MissingVar {
+                origin: u.origin.clone(),
+                key,
+                var: u.var.clone(),
+            };
+        }
         ConfigError::Missing {
             key,
             file: self.missing_hint.clone(),
@@ -759,10 +777,14 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     fn config(&self, file: Option<PathBuf>) -> Result<Config, ConfigError> {
+        let mut unset = Vec::new();
         let database = DatabaseConfig {
-            url: self.parse("database.url", |v| {
-                ConnInfo::parse(v).map_err(|e| e.to_string())
-            })?,
+            url: defer_unset(
+                self.parse("database.url", |v| {
+                    ConnInfo::parse(v).map_err(|e| e.to_string())
+                }),
+                &mut unset,
+            )?,
             maintenance_db: self
                 .string("database.maintenance_db")?
                 .unwrap_or_else(|| "postgres".into()),
@@ -787,7 +809,10 @@ impl Resolver<'_> {
             return Err(self.invalid("store.kms_key_id", "needs `store.sse: aws:kms`".into()));
         }
         let store = StoreConfig {
-            location: self.parse("store.url", |v| StoreLocation::parse(v, &self.base_dir))?,
+            location: defer_unset(
+                self.parse("store.url", |v| StoreLocation::parse(v, &self.base_dir)),
+                &mut unset,
+            )?,
             endpoint: self.string("store.endpoint")?,
             region: self.string("store.region")?,
             path_style: self.parse("store.path_style", parse_bool)?.unwrap_or(false),
@@ -965,6 +990,7 @@ impl Resolver<'_> {
                 max_downtime: self.parse("budget.max_downtime", parse_duration)?,
             },
             missing_hint,
+            unset,
         })
     }
 
@@ -1094,6 +1120,23 @@ pub(crate) fn keep_hook_vars(name: &str, env: &dyn Fn(&str) -> Option<String>) -
         Some(format!("${{{name}}}"))
     } else {
         env(name)
+    }
+}
+
+/// `database.url` and `store.url` usually come from CI secrets a developer's
+/// machine does not have: an unset `${VAR}` in them is kept and reported by
+/// the command that needs the value, so `migrate new` or `snapshots list`
+/// still run without it.
+fn defer_unset<T>(
+    resolved: Result<Option<T>, ConfigError>,
+    unset: &mut Vec<UnsetVar>,
+) -> Result<Option<T>, ConfigError> {
+    match resolved {
+        Err(ConfigError::MissingVar { origin, key, var }) => {
+            unset.push(UnsetVar { origin, key, var });
+            Ok(None)
+        }
+        other => other,
     }
 }
 
@@ -1326,7 +1369,10 @@ mod tests {
 
     #[test]
     fn missing_variable_names_file_line_and_variable() {
-        let err = load("database:\n  url: ${NOPE_URL}\n", &[], Overrides::default()).unwrap_err();
+        let err = load("database:\n  url: ${NOPE_URL}\n", &[], Overrides::default())
+            .unwrap()
+            .database_url()
+            .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("snapguard.yml:2:8"), "{msg}");
         assert!(msg.contains("`NOPE_URL` is not set"), "{msg}");
@@ -1368,6 +1414,39 @@ mod tests {
             err.to_string().contains("snapguard.yml:2:8: `store.url`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_unset_variable_in_a_url_is_reported_where_the_url_is_needed() {
+        let c = load(
+            "database:\n  url: ${DATABASE_URL}\nstore:\n  url: ${BACKUPS}\nbudget:\n  max_downtime: 1m\n",
+            &[],
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.budget.max_downtime, Some(Duration::from_secs(60)));
+        let db = c.database_url().unwrap_err().to_string();
+        assert!(
+            db.ends_with(
+                "snapguard.yml:2:8: `database.url`: environment variable `DATABASE_URL` is not set"
+            ),
+            "{db}"
+        );
+        let store = c.store_location().unwrap_err().to_string();
+        assert!(
+            store.ends_with(
+                "snapguard.yml:4:8: `store.url`: environment variable `BACKUPS` is not set"
+            ),
+            "{store}"
+        );
+        // Elsewhere an unset variable still fails the load.
+        let err = load(
+            "migrations:\n  dir: ${MIGRATIONS}\n",
+            &[],
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("`MIGRATIONS` is not set"), "{err}");
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! - [`checks`]: verification queries (before, after, compare, built-in), read-only.
 //! - [`migrate`]: the migration engine: folder formats, statement splitter, history, planning, applying, external migrators.
 //! - [`logging`]: `tracing` output for terminals, CI logs and machines.
+//! - [`init`]: `snapguard init`, the scaffold of a new project.
 //! - [`ephemeral`]: a throwaway local PostgreSQL server.
 //! - [`exit_codes`]: the documented process exit codes.
 
@@ -38,6 +39,7 @@ pub mod ephemeral;
 pub mod error;
 pub mod exit_codes;
 pub mod http;
+pub mod init;
 pub mod logging;
 pub mod maintenance;
 pub mod migrate;

@@ -14,8 +14,8 @@ fn configuration_errors_name_the_place_and_exit_2() {
             "snapguard.yml:3:3: unknown field `buckit`",
         ),
         (
-            "database:\n  url: ${SG_TEST_UNSET_VAR}\n",
-            "snapguard.yml:2:8: `database.url`: environment variable `SG_TEST_UNSET_VAR` is not set",
+            "store:\n  url: ${SG_TEST_UNSET_VAR}\n",
+            "snapguard.yml:2:8: `store.url`: environment variable `SG_TEST_UNSET_VAR` is not set",
         ),
         (
             "snapshot:\n  lock_wait_timeout: forever\n",

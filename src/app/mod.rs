@@ -3,6 +3,7 @@
 //! work, and prints its result on stdout.
 
 mod deploy;
+mod init;
 mod migrate;
 mod rehearse;
 mod verify;
@@ -21,6 +22,10 @@ use crate::store::Store;
 
 /// Runs `cli` to completion.
 pub async fn run(cli: Cli) -> Result<(), Error> {
+    // `init` writes the configuration, so it must not need one to load.
+    if let Command::Init(args) = &cli.command {
+        return init::run(cli.config.as_deref(), cli.store.as_deref(), args);
+    }
     let overrides = Overrides {
         database_url: cli.database_url.clone(),
         store_url: cli.store.clone(),
@@ -45,6 +50,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Restore(args) => restore(&config, args).await,
         Command::Migrate { command, args } => migrate::run(&config, command, args).await,
         Command::Verify { json } => verify::run(&config, json).await,
+        Command::Init(_) => unreachable!("handled before the configuration is loaded"),
     }
 }
 

@@ -1,0 +1,64 @@
+//! `snapguard init`: scaffold the project in the current directory.
+
+use std::path::Path;
+
+use crate::cli::InitArgs;
+use crate::error::Error;
+use crate::init::{self, InitError, InitOptions};
+
+/// Writes the scaffold; `config` is the global `--config` (where
+/// `snapguard.yml` goes) and `store` the global `--store`.
+pub fn run(config: Option<&Path>, store: Option<&str>, args: &InitArgs) -> Result<(), Error> {
+    let root = std::env::current_dir().map_err(|e| {
+        Error::nothing_changed(
+            "init",
+            InitError::Write {
+                path: ".".into(),
+                source: e,
+            },
+        )
+    })?;
+    let options = InitOptions {
+        root: root.clone(),
+        config: config.unwrap_or(Path::new("snapguard.yml")).to_path_buf(),
+        migrations_dir: args.migrations_dir.clone(),
+        format: args.format,
+        store_url: store.map(str::to_owned),
+        workflow: !args.no_workflow,
+        force: args.force,
+    };
+    let scaffold = init::plan(&options).map_err(|e| Error::nothing_changed("init", e))?;
+    let written = init::write(&scaffold).map_err(|e| Error::failed("init", e))?;
+    for path in &written {
+        println!(
+            "created {}",
+            path.strip_prefix(&root).unwrap_or(path).display()
+        );
+    }
+    if scaffold.existing_migrations > 0 {
+        println!(
+            "kept the {} {} migrations in {}",
+            scaffold.existing_migrations,
+            scaffold.format,
+            scaffold.dirs[0]
+                .strip_prefix(&root)
+                .unwrap_or(&scaffold.dirs[0])
+                .display()
+        );
+    }
+    println!("\nnext:");
+    if options.store_url.is_none() {
+        println!(
+            "  - set store.url in snapguard.yml (or SNAPGUARD_STORE_URL): where snapshots are kept"
+        );
+    }
+    println!("  - export DATABASE_URL=postgres://… and run `snapguard plan`");
+    println!("  - `snapguard migrate new NAME` creates a migration");
+    if options.workflow {
+        println!(
+            "  - in {}, replace OWNER/snapguard@v1 with where you take the action from; in the `production` environment set the secret DATABASE_URL and the variables AWS_REGION, SNAPGUARD_DEPLOY_ROLE_ARN and SNAPGUARD_READ_ROLE_ARN",
+            init::WORKFLOW_PATH
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! `snapguard init`: the scaffold is a working project (its config loads,
+//! its folder takes migrations in the chosen format, `plan` and `migrate`
+//! run with it), and nothing is overwritten without `--force`.
+
+mod common;
+
+use common::*;
+
+/// An empty project directory.
+fn project() -> Workspace {
+    let ws = Workspace::new("");
+    std::fs::remove_file(ws.path().join("snapguard.yml")).unwrap();
+    ws
+}
+
+fn read(ws: &Workspace, file: &str) -> String {
+    std::fs::read_to_string(ws.path().join(file)).unwrap()
+}
+
+#[test]
+fn the_scaffold_is_a_working_project_in_the_chosen_format() {
+    let ws = project();
+    let run = ws.run(&["init", "--format", "flyway"]);
+    run.expect_code(0);
+    for file in [
+        "snapguard.yml",
+        "db/migrations/README.md",
+        ".github/workflows/deploy.yml",
+    ] {
+        assert!(
+            run.stdout().contains(&format!("created {file}\n")),
+            "{file}"
+        );
+    }
+    assert!(read(&ws, "snapguard.yml").contains("  format: flyway\n"));
+    assert!(read(&ws, "db/migrations/README.md").contains("V1__create_users.sql"));
+    let workflow: serde_json::Value =
+        serde_saphyr::from_str(&read(&ws, ".github/workflows/deploy.yml")).unwrap();
+    assert_eq!(
+        workflow["jobs"]["deploy"]["concurrency"]["cancel-in-progress"],
+        false
+    );
+
+    // The folder takes migrations named for its format.
+    ws.run(&["migrate", "new", "create_items"]).expect_code(0);
+    let migration = ws.path().join("db/migrations/V1__create_items.sql");
+    assert!(migration.is_file());
+    std::fs::write(&migration, "CREATE TABLE items (id int PRIMARY KEY);\n").unwrap();
+
+    // The configuration loads and works: the database from DATABASE_URL,
+    // as the template says, the store from the environment.
+    let db = create_db("init_project");
+    let store = tempfile::tempdir().unwrap();
+    let with_env = |args: &[&str]| {
+        Run(ws
+            .snapguard()
+            .env("DATABASE_URL", pg().url(&db))
+            .env(
+                "SNAPGUARD_STORE_URL",
+                format!("file://{}", store.path().display()),
+            )
+            .args(args)
+            .output()
+            .unwrap())
+    };
+    let plan = with_env(&["plan"]);
+    plan.expect_code(0);
+    assert!(
+        plan.stdout().contains("V1__create_items.sql"),
+        "{}",
+        plan.stdout()
+    );
+    with_env(&["migrate"]).expect_code(0);
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'items'"
+        ),
+        "1"
+    );
+}
+
+#[test]
+fn nothing_is_overwritten_without_force() {
+    let ws = project();
+    ws.run(&["init", "--no-workflow"]).expect_code(0);
+    assert!(!ws.path().join(".github").exists());
+    std::fs::write(ws.path().join("snapguard.yml"), "# mine\n").unwrap();
+    ws.run(&["init"])
+        .expect_code(3)
+        .expect_stderr("`snapguard.yml`, `db/migrations/README.md` already exist; nothing was written (--force overwrites)");
+    assert_eq!(read(&ws, "snapguard.yml"), "# mine\n");
+    assert!(
+        !ws.path().join(".github").exists(),
+        "a refusal wrote the workflow"
+    );
+
+    ws.run(&["init", "--force"]).expect_code(0);
+    assert!(read(&ws, "snapguard.yml").starts_with("# snapguard.yml"));
+    assert!(ws.path().join(".github/workflows/deploy.yml").is_file());
+}
+
+#[test]
+fn an_existing_folder_is_kept_and_a_config_elsewhere_is_named_in_the_workflow() {
+    let ws = project();
+    let migrations = ws.path().join("deploy/db/migrations");
+    std::fs::create_dir_all(&migrations).unwrap();
+    std::fs::write(
+        migrations.join("20260101000000_users.up.sql"),
+        "CREATE TABLE users (id int);\n",
+    )
+    .unwrap();
+    let run = ws.run(&[
+        "--config",
+        "deploy/snapguard.yml",
+        "--store",
+        "s3://shop-backups/production",
+        "init",
+    ]);
+    run.expect_code(0);
+    assert!(
+        run.stdout()
+            .contains("kept the 1 golang-migrate migrations in deploy/db/migrations"),
+        "{}",
+        run.stdout()
+    );
+    assert!(!migrations.join("README.md").exists());
+    let config = read(&ws, "deploy/snapguard.yml");
+    assert!(config.contains("  url: s3://shop-backups/production\n"));
+    assert!(config.contains("  format: golang-migrate\n"));
+    assert_eq!(
+        read(&ws, ".github/workflows/deploy.yml")
+            .matches("config: deploy/snapguard.yml")
+            .count(),
+        2
+    );
+
+    // A format that does not match the folder is refused; nothing written.
+    let other = project();
+    std::fs::create_dir_all(other.path().join("db/migrations")).unwrap();
+    std::fs::write(
+        other.path().join("db/migrations/V1__users.sql"),
+        "CREATE TABLE users (id int);\n",
+    )
+    .unwrap();
+    other
+        .run(&["init", "--format", "diesel"])
+        .expect_code(3)
+        .expect_stderr("holds flyway migrations, not diesel");
+    assert!(!other.path().join("snapguard.yml").exists());
+    other
+        .run(&["init", "--format", "auto"])
+        .expect_code(2)
+        .expect_stderr("name the format to scaffold");
+}
