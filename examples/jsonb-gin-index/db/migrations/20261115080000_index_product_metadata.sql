@@ -1,0 +1,12 @@
+-- The storefront filters products by their JSON attributes
+-- (`metadata @> '{"color": "red"}'`), which scans the whole table. A GIN
+-- index with jsonb_path_ops serves every containment query.
+--
+-- A plain CREATE INDEX holds a SHARE lock for the whole build: no product
+-- could be written meanwhile. CONCURRENTLY takes SHARE UPDATE EXCLUSIVE,
+-- which lets writes through, but PostgreSQL refuses it inside a
+-- transaction block, so this migration runs outside one. Should it fail
+-- midway it leaves an INVALID index behind, which the built-in check
+-- `no_invalid_indexes` catches.
+-- snapguard:no-transaction
+CREATE INDEX CONCURRENTLY products_metadata_path_ops ON products USING gin (metadata jsonb_path_ops);

@@ -1,0 +1,1 @@
+TRUNCATE user_achievements, user_stats;
