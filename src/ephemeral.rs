@@ -158,6 +158,12 @@ impl EphemeralServer {
         self.port
     }
 
+    /// The directory of the server's Unix-domain socket (local
+    /// connections are trusted).
+    pub fn socket_dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The server's major version.
     pub fn major(&self) -> u32 {
         self.major

@@ -195,3 +195,20 @@ fn secrets_never_reach_any_output() {
         }
     }
 }
+
+#[test]
+fn a_unix_socket_url_connects_without_tls_as_libpq_does() {
+    // The default sslmode is `prefer`; libpq never uses TLS on a socket.
+    let db = create_db("cli_socket");
+    let ws = Workspace::new("migrations:\n  dir: migrations\n");
+    std::fs::create_dir_all(ws.path().join("migrations")).unwrap();
+    let url = format!(
+        "postgres://postgres@/{db}?host={}&port={}",
+        pg().socket_dir().display(),
+        pg().port()
+    );
+    let run = ws.run(&["--database-url", &url, "migrate", "status", "--json"]);
+    run.expect_code(0);
+    let status: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert!(status.is_object() || status.is_array(), "{status}");
+}

@@ -197,6 +197,12 @@ impl ConnInfo {
         }
     }
 
+    /// The host is a Unix-domain socket directory, where libpq never uses
+    /// TLS whatever `sslmode` says.
+    pub(crate) fn is_socket(&self) -> bool {
+        self.host.starts_with('/')
+    }
+
     pub(crate) fn sslmode(&self) -> SslMode {
         self.sslmode
     }
@@ -208,7 +214,7 @@ impl ConnInfo {
     /// The driver's configuration for this target.
     pub(crate) fn driver_config(&self) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
-        if self.host.starts_with('/') {
+        if self.is_socket() {
             c.host_path(&self.host);
         } else {
             c.host(&self.host);
@@ -219,6 +225,7 @@ impl ConnInfo {
             .application_name("snapguard")
             .connect_timeout(self.connect_timeout)
             .ssl_mode(match self.sslmode {
+                _ if self.is_socket() => tokio_postgres::config::SslMode::Disable,
                 SslMode::Disable => tokio_postgres::config::SslMode::Disable,
                 SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
                 _ => tokio_postgres::config::SslMode::Require,
@@ -271,7 +278,7 @@ impl ConnInfo {
                 enc(&cert.display().to_string())
             ));
         }
-        Secret::new(if self.host.starts_with('/') {
+        Secret::new(if self.is_socket() {
             format!(
                 "postgresql://{credentials}@/{}?host={}&port={}&{query}",
                 enc(&self.dbname),
@@ -301,7 +308,7 @@ impl ConnInfo {
 impl fmt::Display for ConnInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let pw = if self.password.is_some() { ":***" } else { "" };
-        if self.host.starts_with('/') {
+        if self.is_socket() {
             write!(
                 f,
                 "postgres://{}{pw}@/{}?host={}&port={}",

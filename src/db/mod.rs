@@ -96,7 +96,26 @@ pub async fn connect(info: &ConnInfo) -> Result<Client, DbError> {
     // then failed on still shows in the server's counter.
     count_session(info.dbname());
     let config = info.driver_config();
-    let tls = tls::connector(info)?;
+    let client = if info.is_socket() {
+        // libpq never uses TLS on a Unix-domain socket, and a TLS connector
+        // cannot be made for a socket's empty host name.
+        establish(&config, tokio_postgres::NoTls, info).await?
+    } else {
+        establish(&config, tls::connector(info)?, info).await?
+    };
+    Ok(client)
+}
+
+/// Connects with `tls` and drives the connection on its own task.
+async fn establish<T>(
+    config: &tokio_postgres::Config,
+    tls: T,
+    info: &ConnInfo,
+) -> Result<Client, DbError>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send + 'static,
+{
     let (client, connection) = config
         .connect(tls)
         .await

@@ -442,9 +442,7 @@ impl Rehearsal<'_> {
             "migrate",
             true,
             started.elapsed().as_secs_f64(),
-            format!(
-                "{applied_count} applied, {total:.2}s of migration time"
-            ),
+            format!("{applied_count} applied, {total:.2}s of migration time"),
         );
         Ok(())
     }

@@ -346,6 +346,44 @@ impl Run {
     }
 }
 
+/// Copies the folder `from` to `to`, recursively.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Runs `snapguard rehearse --report report.json` with `args` in `ws`.
+pub fn rehearse(ws: &Workspace, args: &[&str]) -> Run {
+    let mut all = vec!["rehearse", "--report", "report.json"];
+    all.extend_from_slice(args);
+    ws.run(&all)
+}
+
+/// The `report.json` the last [`rehearse`] in `ws` wrote.
+pub fn report(ws: &Workspace) -> serde_json::Value {
+    let text = std::fs::read_to_string(ws.path().join("report.json"))
+        .unwrap_or_else(|e| panic!("no report.json: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The rehearsal report's row for the migration whose path ends in `file`.
+pub fn migration<'a>(r: &'a serde_json::Value, file: &str) -> &'a serde_json::Value {
+    r["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["path"].as_str().unwrap().ends_with(file))
+        .unwrap_or_else(|| panic!("no `{file}` in {:#}", r["migrations"]))
+}
+
 /// A config for database `db` and a bucket on the shared S3 server, plus
 /// extra YAML.
 pub fn s3_config(db: &str, bucket: &str, extra: &str) -> String {
