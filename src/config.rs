@@ -1125,7 +1125,7 @@ pub(crate) fn keep_hook_vars(name: &str, env: &dyn Fn(&str) -> Option<String>) -
 
 /// `database.url` and `store.url` usually come from CI secrets a developer's
 /// machine does not have: an unset `${VAR}` in them is kept and reported by
-/// the command that needs the value, so `migrate new` or `snapshots list`
+/// the command that needs the value, so `migrate new` or `rehearse --dump`
 /// still run without it.
 fn defer_unset<T>(
     resolved: Result<Option<T>, ConfigError>,

@@ -30,20 +30,14 @@ pub fn run(config: Option<&Path>, store: Option<&str>, args: &InitArgs) -> Resul
     let scaffold = init::plan(&options).map_err(|e| Error::nothing_changed("init", e))?;
     let written = init::write(&scaffold).map_err(|e| Error::failed("init", e))?;
     for path in &written {
-        println!(
-            "created {}",
-            path.strip_prefix(&root).unwrap_or(path).display()
-        );
+        println!("created {}", init::relative(path, &root).display());
     }
     if scaffold.existing_migrations > 0 {
         println!(
             "kept the {} {} migrations in {}",
             scaffold.existing_migrations,
             scaffold.format,
-            scaffold.dirs[0]
-                .strip_prefix(&root)
-                .unwrap_or(&scaffold.dirs[0])
-                .display()
+            init::relative(&scaffold.migrations_dir, &root).display()
         );
     }
     println!("\nnext:");

@@ -225,6 +225,7 @@ impl ConnInfo {
             .application_name("snapguard")
             .connect_timeout(self.connect_timeout)
             .ssl_mode(match self.sslmode {
+                // With no TLS on a socket, `require` would refuse to connect.
                 _ if self.is_socket() => tokio_postgres::config::SslMode::Disable,
                 SslMode::Disable => tokio_postgres::config::SslMode::Disable,
                 SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,

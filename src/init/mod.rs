@@ -107,8 +107,8 @@ pub struct Scaffold {
     pub existing_migrations: usize,
     /// The files, in the order they are written.
     pub files: Vec<Planned>,
-    /// The folders created even when empty.
-    pub dirs: Vec<PathBuf>,
+    /// The migrations folder, created even when nothing is written in it.
+    pub migrations_dir: PathBuf,
 }
 
 /// Works out every file `init` would write, and refuses (changing nothing)
@@ -151,7 +151,7 @@ pub fn plan(options: &InitOptions) -> Result<Scaffold, InitError> {
         format,
         existing_migrations,
         files,
-        dirs: vec![migrations],
+        migrations_dir: migrations,
     })
 }
 
@@ -161,9 +161,7 @@ pub fn write(scaffold: &Scaffold) -> Result<Vec<PathBuf>, InitError> {
         let path = path.to_path_buf();
         move |source| InitError::Write { path, source }
     };
-    for dir in &scaffold.dirs {
-        std::fs::create_dir_all(dir).map_err(fail(dir))?;
-    }
+    std::fs::create_dir_all(&scaffold.migrations_dir).map_err(fail(&scaffold.migrations_dir))?;
     let mut written = Vec::new();
     for file in &scaffold.files {
         if let Some(parent) = file.path.parent() {
