@@ -227,7 +227,7 @@ fn a_failure_in_all_mode_leaves_the_database_as_it_was() {
         let run = ws.run(&["migrate"]);
         run.expect_code(1);
         run.expect_stderr(&format!("{}_step.sql:3", bad + 1));
-        run.expect_stderr("no migration was applied before it");
+        run.expect_stderr("no migration was applied before it in this run");
         assert_eq!(fingerprint(&db), before, "bad = {bad}");
         assert!(!has_history_schema(&db));
     }

@@ -153,10 +153,10 @@ fn state_note(applied: &[Applied], rolled_back: bool) -> String {
 
 fn applied_note(applied: &[Applied]) -> String {
     if applied.is_empty() {
-        "no migration was applied before it".to_owned()
+        "no migration was applied before it in this run".to_owned()
     } else {
         format!(
-            "applied and recorded before it: {}",
+            "applied and recorded before it in this run: {}",
             applied
                 .iter()
                 .map(|a| a.version.as_str())
