@@ -2,7 +2,8 @@
 //! snapguard command and flag they use exists (checked against the binary's
 //! own `--help`), `shell/deploy.sh` deploys and rolls back end to end, and
 //! the action's steps run in a simulated GitHub runner (its `GITHUB_*`
-//! files and variables) for a successful and a failing deploy.
+//! files and variables) for a successful and a failing deploy, and its
+//! install step takes a published release only when its SHA-256 matches.
 
 mod common;
 
@@ -249,6 +250,12 @@ fn action_steps(
     assert_eq!(action["runs"]["using"], "composite");
     let resolve = |v: &str| -> String {
         let mut out = v.to_owned();
+        // `uses: owner/snapguard@v1`: the action's ref is v1.
+        let version = inputs
+            .get("version")
+            .filter(|v| !v.is_empty())
+            .map_or("v1", |v| v.as_str());
+        out = out.replace("${{ inputs.version || github.action_ref }}", version);
         for (name, value) in inputs {
             out = out.replace(&format!("${{{{ inputs.{name} }}}}"), value);
         }
@@ -371,4 +378,130 @@ fn the_action_runs_in_a_simulated_runner_for_a_good_and_a_failing_deploy() {
     let (code, log, _, _) = run_action(&inputs);
     assert_eq!(code, 2, "{log}");
     assert!(log.contains("unsupported command"), "{log}");
+}
+
+#[test]
+fn the_action_installs_a_published_release_only_when_its_checksum_matches() {
+    // `uname -m`, as the install script names the runner's target.
+    let target = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    // A release "server": file:// URLs laid out as GitHub's download paths.
+    let releases = tempfile::tempdir().unwrap();
+    let publish = |version: &str, tamper: bool| {
+        let dir = releases
+            .path()
+            .join("owner/snapguard/releases/download")
+            .join(version);
+        std::fs::create_dir_all(&dir).unwrap();
+        // A stand-in binary: what is checked is how it is installed.
+        let stage = tempfile::tempdir().unwrap();
+        std::fs::write(
+            stage.path().join("snapguard"),
+            format!("#!/bin/sh\necho snapguard {version}\n"),
+        )
+        .unwrap();
+        let archive = dir.join(format!("snapguard-{target}.tar.gz"));
+        let status = Command::new("tar")
+            .arg("-czf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(stage.path())
+            .arg("snapguard")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let sum = Command::new("sha256sum").arg(&archive).output().unwrap();
+        let mut line = String::from_utf8(sum.stdout).unwrap();
+        if tamper {
+            line.replace_range(0..4, "0000");
+        }
+        std::fs::write(archive.with_extension("gz.sha256"), line).unwrap();
+    };
+    publish("v9.9.9", false);
+    publish("v6.6.6", true);
+
+    // `cargo` as the build-from-source fallback calls it, recording how.
+    let shims = tempfile::tempdir().unwrap();
+    std::fs::write(
+        shims.path().join("cargo"),
+        "#!/bin/sh\necho \"$@\" > \"$HOME/cargo-args\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        shims.path().join("cargo"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+
+    let install = |version: &str| {
+        let home = tempfile::tempdir().unwrap();
+        let mut inputs = BTreeMap::new();
+        inputs.insert("version", version.to_owned());
+        let (env, run, _) = action_steps(&inputs)
+            .into_iter()
+            .find(|(_, run, _)| run.contains("install.sh"))
+            .expect("an install step");
+        let out = Command::new("bash")
+            .args(["-e", "-c", &run])
+            .env("HOME", home.path())
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    shims.path().display(),
+                    std::env::var("PATH").unwrap()
+                ),
+            )
+            .env("GITHUB_PATH", home.path().join("github_path"))
+            .env(
+                "SNAPGUARD_DOWNLOAD_URL",
+                format!("file://{}", releases.path().display()),
+            )
+            .envs(&env)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), log, home)
+    };
+
+    // Published, checksum right: installed, on the PATH, runs.
+    let (code, log, home) = install("v9.9.9");
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("snapguard v9.9.9 downloaded"), "{log}");
+    let bin = home.path().join(".snapguard/bin");
+    let version = Command::new(bin.join("snapguard"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout),
+        "snapguard v9.9.9\n"
+    );
+    assert!(
+        std::fs::read_to_string(home.path().join("github_path"))
+            .unwrap()
+            .contains(bin.to_str().unwrap())
+    );
+    assert!(!home.path().join("cargo-args").exists(), "built anyway");
+
+    // Published, checksum wrong: refused, nothing installed, nothing built.
+    let (code, log, home) = install("v6.6.6");
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("::error::snapguard v6.6.6"), "{log}");
+    assert!(!home.path().join(".snapguard/bin/snapguard").exists());
+    assert!(!home.path().join("cargo-args").exists());
+
+    // Not published for this ref: the action's own source is built.
+    let (code, log, home) = install("");
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("no published snapguard v1"), "{log}");
+    let args = std::fs::read_to_string(home.path().join("cargo-args")).unwrap();
+    assert_eq!(
+        args.trim(),
+        format!(
+            "install --locked --path {} --root {}/.snapguard --bin snapguard",
+            repo().display(),
+            home.path().display()
+        )
+    );
 }
