@@ -368,13 +368,12 @@ impl<'a> Deployer<'a> {
                 .map_err(|e| StepFailure::unchanged(Step::MaintenanceOn, &e))?;
             let cx = self.context(&p.admin, &p.journal);
             if let Err(e) = switch.on(&engaged, &cx).await {
-                report.step(
+                return Err(record_failure(
+                    report,
                     "maintenance on",
-                    false,
-                    started.elapsed().as_secs_f64(),
-                    chain(&e),
-                );
-                return Err(StepFailure::unchanged(Step::MaintenanceOn, &e));
+                    started,
+                    StepFailure::unchanged(Step::MaintenanceOn, &e),
+                ));
             }
         }
         report.step(
@@ -412,13 +411,12 @@ impl<'a> Deployer<'a> {
         let manifest = match p.snapshotter.take(&request, cancel).await {
             Ok(m) => m,
             Err(e) => {
-                report.step(
+                return Err(record_failure(
+                    report,
                     "snapshot",
-                    false,
-                    started.elapsed().as_secs_f64(),
-                    chain(&e),
-                );
-                return Err(StepFailure::unchanged(Step::Snapshot, &e));
+                    started,
+                    StepFailure::unchanged(Step::Snapshot, &e),
+                ));
             }
         };
         let record = p.journal.snapshot.as_mut().expect("set above");
@@ -462,13 +460,12 @@ impl<'a> Deployer<'a> {
                         p.journal.snapshot.as_mut().expect("set").clone = None;
                         let _ = p.journal.save(store).await;
                         if self.config.snapshot.local_clone == crate::config::LocalClone::Always {
-                            report.step(
+                            return Err(record_failure(
+                                report,
                                 "snapshot",
-                                false,
-                                started.elapsed().as_secs_f64(),
-                                chain(&e),
-                            );
-                            return Err(StepFailure::unchanged(Step::Snapshot, &e));
+                                started,
+                                StepFailure::unchanged(Step::Snapshot, &e),
+                            ));
                         }
                         tracing::warn!(error = %chain(&e), "no local clone; a rollback will restore from the store");
                         format!(", no clone ({})", chain(&e))
@@ -558,19 +555,14 @@ impl<'a> Deployer<'a> {
         report.checks.extend(results);
         if !failed.is_empty() {
             let message = format!("check(s) failed: {}", failed.join("; "));
-            report.step(
-                "verify",
-                false,
-                started.elapsed().as_secs_f64(),
-                message.clone(),
-            );
-            return Err(StepFailure {
+            let failure = StepFailure {
                 step: Step::Verify,
                 message,
                 changed: true,
                 file: None,
                 line: None,
-            });
+            };
+            return Err(record_failure(report, "verify", started, failure));
         }
         report.step(
             "verify",
@@ -609,13 +601,7 @@ impl<'a> Deployer<'a> {
                 () = cancel.cancelled() => Err(StepFailure::cancelled(Step::Health, true)),
             };
             if let Err(e) = healthy {
-                report.step(
-                    "health",
-                    false,
-                    started.elapsed().as_secs_f64(),
-                    e.message.clone(),
-                );
-                return Err(e);
+                return Err(record_failure(report, "health", started, e));
             }
             report.step("health", true, started.elapsed().as_secs_f64(), "healthy");
         }
@@ -732,6 +718,23 @@ pub(crate) struct StepFailure {
     pub(crate) changed: bool,
     pub(crate) file: Option<String>,
     pub(crate) line: Option<usize>,
+}
+
+/// Records `failure` as the failed row of step `name` (started at
+/// `started`) in the report, and hands it back to be returned.
+fn record_failure(
+    report: &mut Report,
+    name: &str,
+    started: Instant,
+    failure: StepFailure,
+) -> StepFailure {
+    report.step(
+        name,
+        false,
+        started.elapsed().as_secs_f64(),
+        failure.message.clone(),
+    );
+    failure
 }
 
 impl StepFailure {
