@@ -55,8 +55,17 @@ pub enum Command {
     /// needed a human): roll it back, or close it if it had succeeded.
     Recover {
         /// Restore even though writes after the snapshot are possible.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "accept_current")]
         force: bool,
+        /// Roll back to this store snapshot instead of the deploy's own
+        /// (when the deploy's own is damaged or gone).
+        #[arg(long, value_name = "ID", conflicts_with = "accept_current")]
+        snapshot: Option<String>,
+        /// Keep the database as it is now and close the deploy: switch
+        /// maintenance off from the journal's record and say what state the
+        /// database (and the release) is in. Restores nothing.
+        #[arg(long)]
+        accept_current: bool,
         /// Also write the report as JSON to this file.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,

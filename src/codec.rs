@@ -209,14 +209,26 @@ impl<W: Write> Decoder<W> {
         }
     }
 
-    fn finish(self) -> io::Result<W> {
+    /// Flushes what the decompressor still holds into the sink, keeping
+    /// the decoder, so that a failure can still be traced to the sink.
+    fn try_finish(&mut self) -> io::Result<()> {
         match self {
-            Decoder::Zstd(mut d) => {
-                d.flush()?;
-                Ok(d.into_inner())
-            }
-            Decoder::Gzip(d) => d.finish(),
-            Decoder::None(w) => Ok(w),
+            Decoder::Zstd(d) => d.flush()?,
+            Decoder::Gzip(d) => d.try_finish()?,
+            Decoder::None(_) => {}
+        }
+        match self {
+            Decoder::Zstd(d) => d.get_mut().flush(),
+            Decoder::Gzip(d) => d.get_mut().flush(),
+            Decoder::None(w) => w.flush(),
+        }
+    }
+
+    fn sink(&self) -> &W {
+        match self {
+            Decoder::Zstd(d) => d.get_ref(),
+            Decoder::Gzip(d) => d.get_ref(),
+            Decoder::None(w) => w,
         }
     }
 }
@@ -280,19 +292,17 @@ pub fn spawn_decoder<W: Write + Send + 'static>(
             // After bad input, keep hashing the rest: a checksum mismatch
             // explains a decompression error and is reported instead.
         }
-        let (raw_bytes, sink_failed) = match failure {
-            None => match decoder.finish() {
-                Ok(mut w) => match w.flush() {
-                    Ok(()) => (w.count, None),
-                    Err(e) => return Err(DecodeError::Sink(e)),
-                },
-                Err(e) => {
-                    failure = Some(e);
-                    (0, None)
-                }
-            },
-            Some(_) => (0, decoder_sink_failure(&decoder)),
-        };
+        // The last bytes leave the decompressor only here; a reader that
+        // closed its end after taking what it needed (`pg_restore -l` stops
+        // after the table of contents) shows up now as a broken pipe, which
+        // is not damage.
+        if failure.is_none()
+            && let Err(e) = decoder.try_finish()
+        {
+            failure = Some(e);
+        }
+        let sink = decoder.sink();
+        let (raw_bytes, sink_failed) = (sink.count, sink.failed);
         let sha256 = hex::encode(hasher.finalize());
         match (failure, sink_failed) {
             (None, _) => Ok(Decoded {
@@ -318,11 +328,7 @@ pub fn spawn_decoder<W: Write + Send + 'static>(
 }
 
 fn decoder_sink_failure<W: Write>(decoder: &Decoder<Sink<W>>) -> Option<io::ErrorKind> {
-    match decoder {
-        Decoder::Zstd(d) => d.get_ref().failed,
-        Decoder::Gzip(d) => d.get_ref().failed,
-        Decoder::None(w) => w.failed,
-    }
+    decoder.sink().failed
 }
 
 #[cfg(test)]
@@ -396,5 +402,78 @@ mod tests {
             matches!(err, DecodeError::Corrupt { ref sha256, .. } if sha256.len() == 64),
             "{err}"
         );
+    }
+
+    /// Takes `room` bytes, then fails every write with `kind`, as a pipe
+    /// whose reader has gone or a full disk does.
+    struct Limited {
+        room: usize,
+        kind: io::ErrorKind,
+    }
+
+    impl Write for Limited {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::Error::from(self.kind));
+            }
+            let n = data.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    async fn decode_into(compression: Compression, data: &[u8], sink: Limited) -> Result<Decoded, DecodeError> {
+        let (raw_tx, raw_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let (out_tx, mut out_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let encoder = spawn_encoder(compression, compression.default_level(), raw_rx, out_tx);
+        raw_tx.send(Bytes::copy_from_slice(data)).await.unwrap();
+        drop(raw_tx);
+        let mut stored = Vec::new();
+        while let Some(c) = out_rx.recv().await {
+            stored.extend_from_slice(&c);
+        }
+        encoder.await.unwrap().unwrap();
+        let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+        let decoder = spawn_decoder(compression, rx, sink);
+        for piece in stored.chunks(65_536) {
+            if tx.send(Bytes::copy_from_slice(piece)).await.is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        decoder.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_stops_early_is_not_corruption_at_any_size() {
+        // The decompressor holds the tail of small archives until the end,
+        // so a reader that closes after the head used to be reported as
+        // damage exactly for archives of a new app's size.
+        for c in [Compression::Zstd, Compression::Gzip, Compression::None] {
+            for size in [0usize, 1, 4_000, 70_000, 85_000, 100_000, 300_000, 2_500_000] {
+                let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8 ^ (i / 4099) as u8).collect();
+                for room in [0usize, 1_000, size / 2] {
+                    let sink = Limited { room, kind: io::ErrorKind::BrokenPipe };
+                    let decoded = decode_into(c, &data, sink).await;
+                    match decoded {
+                        Ok(d) => assert!(d.sink_closed || room >= size, "{c} size {size} room {room}"),
+                        Err(e) => panic!("{c} size {size} room {room}: {e}"),
+                    }
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_is_a_sink_error_not_corruption() {
+        let data = vec![42u8; 500_000];
+        for c in [Compression::Zstd, Compression::Gzip, Compression::None] {
+            let sink = Limited { room: 10_000, kind: io::ErrorKind::StorageFull };
+            let err = decode_into(c, &data, sink).await.unwrap_err();
+            assert!(matches!(err, DecodeError::Sink(ref e) if e.kind() == io::ErrorKind::StorageFull), "{c}: {err:?}");
+        }
     }
 }

@@ -13,7 +13,7 @@
 //! - [`config`]: `snapguard.yml` + environment + flags → one validated `Config`.
 //! - [`db`]: connections (TLS), server version, database-level administration.
 //! - [`pgtools`]: finding `pg_dump` / `pg_restore` of the right major version.
-//! - [`process`]: child-process errors and stderr capture.
+//! - [`process`]: child processes, each leading a process group of its own; errors and stderr capture.
 //! - [`random`]: short random suffixes for ids and temporary names.
 //! - [`store`]: the object store seam; S3 and local-directory implementations.
 //! - [`snapshot`]: ids, manifests, taking, listing, verifying and restoring snapshots.
@@ -24,6 +24,7 @@
 //! - [`logging`]: `tracing` output for terminals, CI logs and machines.
 //! - [`init`]: `snapguard init`, the scaffold of a new project.
 //! - [`ephemeral`]: a throwaway local PostgreSQL server.
+//! - [`scratch`]: scratch space in `$TMPDIR`, its free room, and what killed runs left there.
 //! - [`exit_codes`]: the documented process exit codes.
 
 pub mod app;
@@ -51,6 +52,7 @@ pub mod random;
 pub mod rehearse;
 pub mod release;
 pub mod report;
+pub mod scratch;
 pub mod shell;
 pub mod snapshot;
 pub mod store;

@@ -25,6 +25,9 @@ pub enum Outcome {
     PreflightFailed,
     /// Another deploy holds the lock: nothing was changed.
     Locked,
+    /// `recover --accept-current`: the database was kept as it was, the
+    /// deploy closed and maintenance switched off.
+    AcceptedCurrent,
 }
 
 impl Outcome {
@@ -37,6 +40,7 @@ impl Outcome {
             Outcome::RollbackIncomplete => "rollback_incomplete",
             Outcome::PreflightFailed => "preflight_failed",
             Outcome::Locked => "locked",
+            Outcome::AcceptedCurrent => "accepted_current",
         }
     }
 }
@@ -263,7 +267,7 @@ impl Report {
     pub fn markdown(&self) -> String {
         let icon = match self.outcome {
             Outcome::Succeeded | Outcome::NothingToDeploy => "✅",
-            Outcome::RolledBack => "↩️",
+            Outcome::RolledBack | Outcome::AcceptedCurrent => "↩️",
             Outcome::RollbackIncomplete => "🚨",
             Outcome::PreflightFailed | Outcome::Locked => "⛔",
         };

@@ -2,9 +2,11 @@
 //! and external migrators.
 //!
 //! Each runs through `sh -c` with stdin closed and its stdout sent to our
-//! stderr (our stdout stays for snapguard's own result). A timeout or a
-//! cancellation sends SIGTERM, waits a grace period, then SIGKILL: the
-//! command decides how to stop cleanly, but cannot hang a deploy.
+//! stderr (our stdout stays for snapguard's own result), as the leader of a
+//! process group of its own. A timeout or a cancellation sends SIGTERM to
+//! the whole group, waits a grace period, then SIGKILL: the command decides
+//! how to stop cleanly, but cannot hang a deploy, and nothing it started
+//! keeps running after it was stopped.
 
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -12,6 +14,8 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 
 use crate::cancel::Cancel;
+use crate::process::group::{self, GroupGuard};
+use rustix::process::Signal;
 
 /// How long a command has after SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(10);
@@ -106,6 +110,7 @@ impl Shell<'_> {
             .stdin(Stdio::null())
             .stdout(stderr_handle())
             .stderr(Stdio::inherit())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|source| ShellError::Spawn {
@@ -113,6 +118,7 @@ impl Shell<'_> {
                 command: shown.clone(),
                 source,
             })?;
+        let group = GroupGuard::track(child.id(), &shown);
         let timeout = async {
             match self.timeout {
                 Some(t) => tokio::time::sleep(t).await,
@@ -143,6 +149,7 @@ impl Shell<'_> {
         match end {
             End::Exited(status) => {
                 let status = status.map_err(spawn_error)?;
+                group.release();
                 if status.success() {
                     Ok(())
                 } else {
@@ -154,7 +161,7 @@ impl Shell<'_> {
                 }
             }
             End::TimedOut => {
-                let _ = stop(&mut child, self.key).await;
+                let _ = stop(&mut child, group, self.key).await;
                 Err(ShellError::TimedOut {
                     key: self.key,
                     command: shown,
@@ -162,7 +169,9 @@ impl Shell<'_> {
                 })
             }
             End::Cancelled => {
-                let status = stop(&mut child, self.key).await.map_err(spawn_error)?;
+                let status = stop(&mut child, group, self.key)
+                    .await
+                    .map_err(spawn_error)?;
                 Err(ShellError::Cancelled {
                     key: self.key,
                     command: shown,
@@ -173,22 +182,28 @@ impl Shell<'_> {
     }
 }
 
-/// SIGTERM, wait up to [`GRACE`], then SIGKILL.
-async fn stop(child: &mut Child, key: &str) -> std::io::Result<ExitStatus> {
-    if let Some(pid) = child.id() {
-        tracing::warn!(pid, key, "asking the command to stop (SIGTERM)");
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
+/// SIGTERM to the whole group, wait up to [`GRACE`] for the leader, then
+/// SIGKILL to the group (dropping the guard), whatever is left of it.
+async fn stop(
+    child: &mut Child,
+    group: GroupGuard,
+    key: &str,
+) -> std::io::Result<ExitStatus> {
+    if let Some(pgid) = group.pgid() {
+        tracing::warn!(pgid, key, "asking the command and its children to stop (SIGTERM)");
+        group::signal(pgid, Signal::TERM);
     }
-    match tokio::time::timeout(GRACE, child.wait()).await {
+    let status = match tokio::time::timeout(GRACE, child.wait()).await {
         Ok(status) => status,
         Err(_) => {
             tracing::warn!(key, "still running {GRACE:?} after SIGTERM; killing it");
             child.kill().await?;
             child.wait().await
         }
-    }
+    };
+    // The leader is gone; its children may not be.
+    drop(group);
+    status
 }
 
 /// The child's stdout goes to our stderr, so our stdout stays parseable.

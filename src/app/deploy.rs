@@ -12,7 +12,7 @@ use crate::ci::GitHub;
 use crate::cli::{DeployArgs, MaintenanceCommand};
 use crate::config::Config;
 use crate::db;
-use crate::deploy::{DeployOptions, Deployer, journal};
+use crate::deploy::{DeployOptions, Deployer, RecoverOptions, journal};
 use crate::error::{Error, chain};
 use crate::maintenance::{self, Engaged};
 use crate::migrate::migrator::Migrator;
@@ -41,12 +41,15 @@ pub async fn deploy(config: &Config, args: DeployArgs) -> Result<(), Error> {
 /// `snapguard recover`.
 pub async fn recover(
     config: &Config,
-    force: bool,
+    options: &RecoverOptions,
     report_file: Option<&Path>,
 ) -> Result<(), Error> {
     let store = open_store(config).await?;
     let deployer = Deployer::new(config, &store)?;
-    match deployer.recover(force).await? {
+    if let Some(gh) = github() {
+        mask_secrets(&gh, config);
+    }
+    match deployer.recover(options).await? {
         None => {
             println!("nothing to recover: every deploy in the store is finished");
             Ok(())
@@ -233,9 +236,15 @@ const MANUAL_KEY: &str = "maintenance.json";
 pub async fn maintenance(config: &Config, command: MaintenanceCommand) -> Result<(), Error> {
     let info = config.database_url()?;
     let store = open_store(config).await?;
-    let admin = db::connect(&info.with_dbname(&config.database.maintenance_db))
-        .await
-        .map_err(|e| Error::nothing_changed("maintenance", e))?;
+    // The per-database lock every changing command shares: no switching
+    // inside a running deploy's window.
+    let admin = crate::deploy::lock::for_command(
+        &info.with_dbname(&config.database.maintenance_db),
+        info,
+        "maintenance",
+        false,
+    )
+    .await?;
     let http = crate::http::HttpClient::new();
     let cx = maintenance::Context {
         admin: &admin,

@@ -55,6 +55,12 @@ async fn apply(config: &Config, args: MigrateArgs) -> Result<(), Error> {
         release_id: args.release,
         ..RunOptions::default()
     };
+    // The database lock every changing command shares; a dry run changes
+    // nothing and takes none.
+    let _lock = match args.dry_run {
+        true => None,
+        false => Some(database_lock(config, "migrate").await?),
+    };
     let outcome = migrator
         .run(&options, &Cancel::on_signals())
         .await
@@ -65,6 +71,19 @@ async fn apply(config: &Config, args: MigrateArgs) -> Result<(), Error> {
         print_outcome(&outcome);
     }
     Ok(())
+}
+
+/// The per-database lock for a command that changes the database, refused
+/// while the database records an unfinished deploy.
+async fn database_lock(config: &Config, step: &'static str) -> Result<tokio_postgres::Client, Error> {
+    let db = config.database_url()?;
+    crate::deploy::lock::for_command(
+        &db.with_dbname(&config.database.maintenance_db),
+        db,
+        step,
+        true,
+    )
+    .await
 }
 
 fn print_outcome(o: &Outcome) {
@@ -190,6 +209,7 @@ fn print_status(s: &Status) {
 async fn baseline(config: &Config, version: &str, name: &str) -> Result<(), Error> {
     refuse_with_external(config, "baseline")?;
     let db = config.database_url()?;
+    let _lock = database_lock(config, "migrate baseline").await?;
     let covered = Migrator::new(&config.migrations, db)
         .baseline(version, name)
         .await

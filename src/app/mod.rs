@@ -35,8 +35,18 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Deploy(args) => deploy::deploy(&config, args).await,
         Command::Plan { json } => deploy::plan(&config, json).await,
         Command::Rehearse(args) => rehearse::run(&config, args).await,
-        Command::Recover { force, report } => {
-            deploy::recover(&config, force, report.as_deref()).await
+        Command::Recover {
+            force,
+            snapshot,
+            accept_current,
+            report,
+        } => {
+            let options = crate::deploy::RecoverOptions {
+                force,
+                snapshot,
+                accept_current,
+            };
+            deploy::recover(&config, &options, report.as_deref()).await
         }
         Command::Maintenance { command } => deploy::maintenance(&config, command).await,
         Command::Prune { dry_run } => deploy::prune(&config, dry_run).await,
@@ -205,7 +215,18 @@ async fn restore(config: &Config, args: RestoreArgs) -> Result<(), Error> {
         jobs,
         no_analyze: args.no_analyze,
         replaced_label: "",
+        drop_leftover: true,
     };
+    // The emergency path stays open while a deploy is unfinished (it is
+    // one of the ways out); the lock keeps it apart from a running one, and
+    // makes a leftover `<db>__restore_<id>` surely a dead restore's.
+    let _lock = crate::deploy::lock::for_command(
+        &db.with_dbname(&config.database.maintenance_db),
+        db,
+        "restore",
+        false,
+    )
+    .await?;
     let plan = restore::plan(
         &store,
         db,
@@ -227,6 +248,9 @@ async fn restore(config: &Config, args: RestoreArgs) -> Result<(), Error> {
                 RestoreFailure::Verify(e) => Error::nothing_changed("restore", e),
                 RestoreFailure::Restore(e) => Error::failed("restore", e),
             })?;
+    if report.replaced_as.is_some() {
+        crate::deploy::marker::supersede_after_restore(db, &report.snapshot_id).await;
+    }
     if args.json {
         print_json(&report);
     } else {

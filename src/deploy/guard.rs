@@ -10,6 +10,19 @@
 //! that were active after the snapshot, and the fence (its roles still
 //! locked out). Any of these gives the rollback a reason to refuse without
 //! `--force`.
+//!
+//! `recover` runs in another process, after the deploy's runner died, so it
+//! cannot count the dead runner's sessions itself. The deploy records its
+//! own count in the journal at every step, and a kill cuts the sessions it
+//! had open, which the server counts as abandoned
+//! (`pg_stat_database.sessions_abandoned`); every other session opened since
+//! the snapshot is someone else's, and a reason to refuse. A refusal the
+//! deploy already made is recorded in the journal and honoured as is.
+//!
+//! "The database did not change" is never assumed either: the baseline
+//! records a fingerprint of the catalogue and of the migration history
+//! ([`catalogue_fingerprint`]), and a rollback that believes nothing
+//! changed compares it first.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,51 +43,178 @@ pub struct Baseline {
     pub wal_lsn: Option<String>,
     /// `pg_stat_database.sessions`; `None` before PostgreSQL 14.
     pub server_sessions: Option<i64>,
+    /// `pg_stat_database.sessions_abandoned`; `None` before PostgreSQL 14.
+    #[serde(default)]
+    pub abandoned_sessions: Option<i64>,
+    /// Rows written and transactions committed in the database so far
+    /// (`tup_inserted + tup_updated + tup_deleted`, `xact_commit`), to say
+    /// how much a restore would throw away.
+    #[serde(default)]
+    pub activity: Option<Activity>,
     /// Sessions snapguard had opened to the database by then.
     pub own_sessions: u64,
+    /// [`catalogue_fingerprint`] of the database.
+    #[serde(default)]
+    pub catalogue: Option<String>,
 }
 
-/// Reads the baseline, through a session to the maintenance database.
-pub async fn baseline(admin: &Client, database: &str) -> Result<Baseline, DbError> {
+/// Write counters of one database (`pg_stat_database`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Activity {
+    /// Rows inserted, updated or deleted.
+    pub rows_written: i64,
+    /// Transactions committed.
+    pub commits: i64,
+}
+
+/// Reads the baseline, through a session to the maintenance database, and
+/// the catalogue fingerprint through one to the application database.
+pub async fn baseline(admin: &Client, app: &ConnInfo) -> Result<Baseline, DbError> {
+    let database = app.dbname();
     let wal_lsn = db::current_wal_lsn(admin).await?;
-    let server_sessions = session_counter(admin, database).await?;
+    let counters = counters(admin, database).await?;
+    let client = db::connect(app).await?;
+    let catalogue = catalogue_fingerprint(&client).await?;
+    drop(client);
     Ok(Baseline {
         at: Utc::now(),
         wal_lsn,
-        server_sessions,
+        server_sessions: counters.map(|c| c.sessions),
+        abandoned_sessions: counters.map(|c| c.abandoned),
+        activity: counters.map(|c| c.activity),
         own_sessions: db::sessions_opened(database),
+        catalogue: Some(catalogue),
     })
 }
 
-/// `pg_stat_database.sessions` (PostgreSQL 14+), read in a transaction of
-/// its own so the statistics snapshot is fresh.
-async fn session_counter(admin: &Client, database: &str) -> Result<Option<i64>, DbError> {
+#[derive(Debug, Clone, Copy)]
+struct Counters {
+    sessions: i64,
+    abandoned: i64,
+    activity: Activity,
+}
+
+/// The session and write counters of `pg_stat_database` (PostgreSQL 14+),
+/// read in a transaction of its own so the statistics snapshot is fresh.
+async fn counters(admin: &Client, database: &str) -> Result<Option<Counters>, DbError> {
     if db::server_version(admin).await?.major() < 14 {
         return Ok(None);
     }
-    Ok(admin
+    let row = admin
         .query_opt(
-            "SELECT sessions FROM pg_stat_database WHERE datname = $1",
+            "SELECT sessions, sessions_abandoned, tup_inserted + tup_updated + tup_deleted, xact_commit \
+             FROM pg_stat_database WHERE datname = $1",
             &[&database],
         )
         .await
-        .map_err(DbError::query("reading the session counter"))?
-        .and_then(|r| r.get(0)))
+        .map_err(DbError::query("reading the session counters"))?;
+    Ok(row.map(|r| Counters {
+        sessions: r.get(0),
+        abandoned: r.get(1),
+        activity: Activity {
+            rows_written: r.get(2),
+            commits: r.get(3),
+        },
+    }))
 }
 
-/// Sessions of other applications seen on the database after the baseline.
+/// A digest of everything a migration or another migrator changes in the
+/// catalogue (relations and their storage, columns, functions, types,
+/// constraints, triggers, schemas, extensions) and of snapguard's
+/// migration history rows. Equal digests are the evidence behind "the
+/// database did not change".
+pub async fn catalogue_fingerprint(app: &Client) -> Result<String, DbError> {
+    let row = app
+        .query_one(
+            "SELECT md5(concat_ws('|', \
+               (SELECT string_agg(concat_ws(',', c.oid, c.relname, c.relnamespace, c.relkind, c.relfilenode, c.relnatts), ';' ORDER BY c.oid) \
+                  FROM pg_class c WHERE c.relpersistence <> 't'), \
+               (SELECT string_agg(concat_ws(',', a.attrelid, a.attnum, a.attname, a.atttypid, a.attnotnull, a.attisdropped), ';' ORDER BY a.attrelid, a.attnum) \
+                  FROM pg_attribute a WHERE a.attrelid >= 16384), \
+               (SELECT string_agg(concat_ws(',', p.oid, p.proname, md5(p.prosrc)), ';' ORDER BY p.oid) FROM pg_proc p WHERE p.oid >= 16384), \
+               (SELECT string_agg(concat_ws(',', t.oid, t.typname), ';' ORDER BY t.oid) FROM pg_type t WHERE t.oid >= 16384), \
+               (SELECT string_agg(concat_ws(',', k.oid, k.conname, k.convalidated), ';' ORDER BY k.oid) FROM pg_constraint k WHERE k.oid >= 16384), \
+               (SELECT string_agg(concat_ws(',', g.oid, g.tgname, g.tgenabled), ';' ORDER BY g.oid) FROM pg_trigger g WHERE g.oid >= 16384), \
+               (SELECT string_agg(concat_ws(',', n.oid, n.nspname), ';' ORDER BY n.oid) FROM pg_namespace n), \
+               (SELECT string_agg(concat_ws(',', e.extname, e.extversion), ';' ORDER BY e.extname) FROM pg_extension e)))",
+            &[],
+        )
+        .await
+        .map_err(DbError::query("fingerprinting the catalogue"))?;
+    let catalogue: String = row.get(0);
+    let has_history: bool = app
+        .query_one("SELECT to_regclass('snapguard.schema_migrations') IS NOT NULL", &[])
+        .await
+        .map_err(DbError::query("fingerprinting the migration history"))?
+        .get(0);
+    if !has_history {
+        return Ok(catalogue);
+    }
+    let history: Option<String> = app
+        .query_one(
+            "SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM snapguard.schema_migrations t",
+            &[],
+        )
+        .await
+        .map_err(DbError::query("fingerprinting the migration history"))?
+        .get(0);
+    Ok(format!("{catalogue}/{}", history.unwrap_or_default()))
+}
+
+/// One session of another application seen by the sampler.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Sighting {
+    /// Its backend pid.
+    pub pid: i32,
+    /// `usename`, `application_name` and the client address.
+    pub who: String,
+    /// When the sampler first saw it active after the snapshot.
+    pub first_seen: DateTime<Utc>,
+    /// When it last did.
+    pub last_seen: DateTime<Utc>,
+    /// In how many samples.
+    pub samples: u64,
+}
+
+impl std::fmt::Display for Sighting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "session pid {} {} was active after the snapshot: first seen {}, last seen {}, in {} sample(s)",
+            self.pid,
+            self.who,
+            self.first_seen.format("%H:%M:%S%.3f"),
+            self.last_seen.format("%H:%M:%S%.3f"),
+            self.samples
+        )
+    }
+}
+
+/// Sessions of other applications seen on the database after the
+/// baseline: one entry per session, however often it was seen.
 #[derive(Clone, Default)]
-pub struct Sightings(Arc<Mutex<Vec<String>>>);
+pub struct Sightings(Arc<Mutex<Vec<Sighting>>>);
 
 impl Sightings {
-    fn add(&self, line: String) {
+    fn add(&self, pid: i32, who: String, at: DateTime<Utc>) {
         let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if !seen.contains(&line) {
-            seen.push(line);
+        match seen.iter_mut().find(|s| s.pid == pid && s.who == who) {
+            Some(s) => {
+                s.last_seen = at;
+                s.samples += 1;
+            }
+            None => seen.push(Sighting {
+                pid,
+                who,
+                first_seen: at,
+                last_seen: at,
+                samples: 1,
+            }),
         }
     }
 
-    fn lines(&self) -> Vec<String> {
+    /// One entry per session seen so far.
+    pub fn list(&self) -> Vec<Sighting> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
@@ -117,7 +257,7 @@ impl Sampler {
                 if let Ok(rows) = client
                     .query(
                         "SELECT pid, coalesce(usename::text, ''), coalesce(application_name, ''), \
-                                coalesce(client_addr::text, 'local'), greatest(backend_start, xact_start, state_change)::text \
+                                coalesce(client_addr::text, 'local') \
                          FROM pg_stat_activity \
                          WHERE datname = $1 AND NOT (application_name = ANY($2)) \
                            AND greatest(backend_start, xact_start, state_change) > $3::text::timestamptz",
@@ -125,13 +265,12 @@ impl Sampler {
                     )
                     .await
                 {
+                    let at = Utc::now();
                     for r in rows {
-                        let (pid, user, app, from, at): (i32, String, String, String, String) =
-                            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
-                        out.add(format!(
-                            "session pid {pid} as `{user}` ({}) from {from} was active at {at}, after the snapshot",
-                            if app.is_empty() { "no application_name" } else { &app }
-                        ));
+                        let (pid, user, app, from): (i32, String, String, String) =
+                            (r.get(0), r.get(1), r.get(2), r.get(3));
+                        let app = if app.is_empty() { "no application_name" } else { &app };
+                        out.add(pid, format!("as `{user}` ({app}) from {from}"), at);
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -141,21 +280,42 @@ impl Sampler {
     }
 
     /// What it saw so far.
-    pub fn sightings(&self) -> Vec<String> {
-        self.seen.lines()
+    pub fn sightings(&self) -> Vec<Sighting> {
+        self.seen.list()
     }
+
+    /// A handle on what it sees, which outlives the sampler.
+    pub fn handle(&self) -> Sightings {
+        self.seen.clone()
+    }
+}
+
+/// Whose sessions the session counter may attribute to snapguard.
+#[derive(Debug, Clone, Copy)]
+pub enum OwnSessions {
+    /// This process opened every snapguard session since the baseline and
+    /// counted them (the deploy itself).
+    Counted,
+    /// A dead runner opened them: it recorded `recorded` in the journal, and
+    /// those it had open when it was killed count as abandoned. This
+    /// process's own sessions are counted on top.
+    Recorded {
+        /// Sessions the runner had opened since the baseline, at its last
+        /// journal write.
+        recorded: u64,
+    },
+    /// Unknown: an external migrator opened sessions of its own.
+    Unknown,
 }
 
 /// What the guard knows when it is asked.
 pub struct Evidence<'a> {
     /// The baseline.
     pub baseline: &'a Baseline,
-    /// What the sampler saw; empty in `recover`, where it did not run.
-    pub sightings: Vec<String>,
-    /// Whether snapguard's own session count covers every session it
-    /// opened since the baseline: false in `recover` (another process
-    /// opened them) and when an external migrator ran (it opens its own).
-    pub own_count_complete: bool,
+    /// What the deploy's sampler saw (recorded in the journal for `recover`).
+    pub sightings: Vec<Sighting>,
+    /// How to account for snapguard's own sessions.
+    pub own: OwnSessions,
     /// The fence's recorded roles, when a fence is up.
     pub fence: Option<&'a [RoleState]>,
 }
@@ -167,7 +327,7 @@ pub async fn writes_after(
     database: &str,
     evidence: Evidence<'_>,
 ) -> Result<Vec<String>, DbError> {
-    let mut reasons = evidence.sightings;
+    let mut reasons: Vec<String> = evidence.sightings.iter().map(ToString::to_string).collect();
     if let Some(roles) = evidence.fence {
         reasons.extend(fence::breaches(admin, roles, database).await?);
     }
@@ -182,23 +342,49 @@ pub async fn writes_after(
         .map_err(DbError::query("listing sessions for the write guard"))?;
     for r in rows {
         let (pid, user, app): (i32, String, String) = (r.get(0), r.get(1), r.get(2));
-        let line =
-            format!("session pid {pid} as `{user}` ({app}) is connected to `{database}` now");
-        if !reasons.contains(&line) {
-            reasons.push(line);
+        if !evidence.sightings.iter().any(|s| s.pid == pid) {
+            reasons.push(format!(
+                "session pid {pid} as `{user}` ({app}) is connected to `{database}` now"
+            ));
         }
     }
-    if let (Some(before), true) = (
-        evidence.baseline.server_sessions,
-        evidence.own_count_complete,
-    ) && let Some(now) = session_counter(admin, database).await?
+    let base = evidence.baseline;
+    if let Some(before) = base.server_sessions
+        && let Some(now) = counters(admin, database).await?
     {
-        let opened = now - before;
-        let own = (db::sessions_opened(database) - evidence.baseline.own_sessions) as i64;
-        if opened > own {
+        // A journal written before the abandoned count was recorded gives
+        // no allowance for it.
+        let abandoned = base
+            .abandoned_sessions
+            .map_or(0, |b| now.abandoned - b);
+        let opened = now.sessions - before;
+        let this_process = (db::sessions_opened(database) - base.own_sessions) as i64;
+        let explained = match evidence.own {
+            OwnSessions::Counted => Some(this_process),
+            OwnSessions::Recorded { recorded } => {
+                // Sessions of this process are counted from zero: it is not
+                // the process that took the baseline.
+                let mine = db::sessions_opened(database) as i64;
+                Some(recorded as i64 + mine + abandoned)
+            }
+            OwnSessions::Unknown => None,
+        };
+        if let Some(explained) = explained
+            && opened > explained
+        {
             reasons.push(format!(
-                "{} session(s) connected to `{database}` after the snapshot that snapguard did not open ({opened} in all, {own} of them snapguard's)",
-                opened - own
+                "{} session(s) connected to `{database}` after the snapshot that snapguard did not open ({opened} in all since {})",
+                opened - explained,
+                base.at.format("%Y-%m-%d %H:%M:%S UTC")
+            ));
+        }
+        if !reasons.is_empty()
+            && let Some(activity) = base.activity
+        {
+            reasons.push(format!(
+                "since the snapshot the server counted {} committed transaction(s) and {} row(s) written in `{database}`, snapguard's own migrations included: a restore discards them",
+                now.activity.commits - activity.commits,
+                now.activity.rows_written - activity.rows_written
             ));
         }
     }

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use crate::maintenance::Engaged;
+use crate::process::group::GroupRecord;
 use crate::store::{ObjectStore, StoreError};
 
 /// The journal format; bumped when a field changes meaning.
@@ -141,6 +142,18 @@ pub struct Journal {
     pub release_rolled_back: bool,
     /// Errors of the rollback, if it could not finish.
     pub rollback_errors: Vec<String>,
+    /// Why the write guard refused to restore: what a restore would lose.
+    /// `recover` honours it; only `--force` overrides.
+    #[serde(default)]
+    pub guard_refusal: Vec<String>,
+    /// Sessions the deploy had opened to the database since the write
+    /// guard's baseline, as of this journal write.
+    #[serde(default)]
+    pub own_sessions: u64,
+    /// Sessions of other applications the write guard's sampler saw, as of
+    /// this journal write.
+    #[serde(default)]
+    pub sightings: Vec<super::guard::Sighting>,
 }
 
 /// The journal could not be read or written.
@@ -168,6 +181,52 @@ pub enum JournalError {
 /// `deploys/<id>/journal.json`.
 pub fn journal_key(deploy_id: &str) -> String {
     format!("deploys/{deploy_id}/journal.json")
+}
+
+/// `deploys/<id>/children.json`: the process groups of the deploy's
+/// children while they run ([`crate::process::group`]).
+pub fn children_key(deploy_id: &str) -> String {
+    format!("deploys/{deploy_id}/children.json")
+}
+
+/// Writes the deploy's live child process groups.
+pub async fn save_children(
+    store: &impl ObjectStore,
+    deploy_id: &str,
+    groups: &[GroupRecord],
+) -> Result<(), JournalError> {
+    let key = children_key(deploy_id);
+    let body = serde_json::to_vec_pretty(groups).expect("serializable");
+    store
+        .put(&key, Bytes::from(body))
+        .await
+        .map_err(|source| JournalError::Store {
+            uri: store.uri(&key),
+            source,
+        })
+}
+
+/// The child process groups a deploy last recorded; none when it never
+/// started one.
+pub async fn read_children(
+    store: &impl ObjectStore,
+    deploy_id: &str,
+) -> Result<Vec<GroupRecord>, JournalError> {
+    let key = children_key(deploy_id);
+    let bytes = match store.get(&key).await {
+        Ok(b) => b,
+        Err(StoreError::NotFound { .. }) => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(JournalError::Store {
+                uri: store.uri(&key),
+                source,
+            });
+        }
+    };
+    serde_json::from_slice(&bytes).map_err(|e| JournalError::Corrupt {
+        uri: store.uri(&key),
+        message: e.to_string(),
+    })
 }
 
 /// `deploys/<id>/report.json`.

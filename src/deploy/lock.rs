@@ -5,10 +5,16 @@
 //! which needs it free of sessions, snapguard's own included. The key is
 //! derived from the application database's name, so deploys of different
 //! databases on one server do not block each other.
+//!
+//! Every command that changes the database takes the same lock
+//! ([`for_command`]): `deploy`, `recover`, `migrate`, `restore` and
+//! `maintenance`, so none of them can change the database inside another's
+//! window.
 
 use tokio_postgres::Client;
 
-use crate::db::DbError;
+use crate::db::{self, ConnInfo, DbError};
+use crate::error::Error;
 
 /// The first half of the two-key advisory lock ("snap" in ASCII); the
 /// second is `hashtext(<database>)`.
@@ -58,4 +64,50 @@ pub async fn holder(admin: &Client, database: &str) -> Held {
         database: database.to_owned(),
         holder,
     }
+}
+
+/// Connects to the maintenance database and takes the lock of `app`'s
+/// database for the command `step`: exit 6 at once when another snapguard
+/// holds it. With `refuse_unfinished`, also refuses (exit 3) while the
+/// database records an unfinished deploy ([`super::marker`]), which the
+/// command would otherwise change under it. The lock lasts as long as the
+/// returned session.
+pub async fn for_command(
+    admin_info: &ConnInfo,
+    app: &ConnInfo,
+    step: &'static str,
+    refuse_unfinished: bool,
+) -> Result<Client, Error> {
+    let admin = db::connect(admin_info)
+        .await
+        .map_err(|e| Error::nothing_changed(step, e))?;
+    let database = app.dbname();
+    match try_take(&admin, database).await {
+        Ok(Some(())) => {}
+        Ok(None) => {
+            return Err(Error::Locked {
+                step,
+                source: Box::new(holder(&admin, database).await),
+            });
+        }
+        Err(e) => return Err(Error::nothing_changed(step, e)),
+    }
+    if refuse_unfinished {
+        // A missing database has no record; the command says so itself.
+        if let Ok(client) = db::connect(app).await {
+            let open = super::marker::open_deploys(&client)
+                .await
+                .map_err(|e| Error::nothing_changed(step, e))?;
+            if let Some(open) = open.into_iter().next() {
+                return Err(Error::nothing_changed(
+                    step,
+                    super::marker::Unfinished {
+                        database: database.to_owned(),
+                        open,
+                    },
+                ));
+            }
+        }
+    }
+    Ok(admin)
 }

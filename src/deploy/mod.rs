@@ -15,8 +15,11 @@ pub mod clone;
 pub mod guard;
 pub mod journal;
 pub mod lock;
+pub mod marker;
 mod recover;
 pub mod rollback;
+
+pub use recover::RecoverOptions;
 
 use std::time::Instant;
 
@@ -59,6 +62,9 @@ pub struct Deployer<'a> {
     /// GitHub Actions, for a log group per step.
     github: Option<ci::GitHub>,
     group_open: std::cell::Cell<bool>,
+    /// What the write guard's sampler sees, copied into the journal at
+    /// every step so that `recover` knows it too.
+    seen: std::cell::RefCell<Option<guard::Sightings>>,
 }
 
 /// Why the deploy stopped before changing anything.
@@ -76,23 +82,13 @@ impl<'a> Deployer<'a> {
             http: HttpClient::new(),
             github: ci::GitHub::detect(&|v| std::env::var(v).ok()),
             group_open: std::cell::Cell::new(false),
+            seen: std::cell::RefCell::new(None),
         })
     }
 
     /// Connects to the maintenance database and takes the deploy lock.
     pub(crate) async fn lock(&self, step: &'static str) -> Result<Client, Refusal> {
-        let admin = db::connect(&self.admin_info)
-            .await
-            .map_err(|e| Error::nothing_changed(step, e))?;
-        let database = self.db.dbname();
-        match lock::try_take(&admin, database).await {
-            Ok(Some(())) => Ok(admin),
-            Ok(None) => Err(Error::Locked {
-                step,
-                source: Box::new(lock::holder(&admin, database).await),
-            }),
-            Err(e) => Err(Error::nothing_changed(step, e)),
-        }
+        lock::for_command(&self.admin_info, self.db, step, false).await
     }
 
     /// Journals that `step` starts and, under GitHub Actions, opens its
@@ -107,6 +103,13 @@ impl<'a> Deployer<'a> {
                 gh.end_group();
             }
             gh.group(&format!("snapguard: {}", step.name()));
+        }
+        if let Some(snapshot) = &journal.snapshot {
+            journal.own_sessions =
+                db::sessions_opened(self.db.dbname()).saturating_sub(snapshot.guard.own_sessions);
+        }
+        if let Some(seen) = self.seen.borrow().as_ref() {
+            journal.sightings = seen.list();
         }
         journal.begin(step, self.store).await
     }
@@ -189,6 +192,17 @@ impl<'a> Deployer<'a> {
                 j.state
             ).into()));
         }
+        let app = db::connect(self.db).await.map_err(|e| refuse(e.into()))?;
+        let open = marker::open_deploys(&app)
+            .await
+            .map_err(|e| refuse(e.into()))?;
+        if let Some(open) = open.into_iter().next() {
+            return Err(refuse(Box::new(marker::Unfinished {
+                database: self.db.dbname().to_owned(),
+                open,
+            })));
+        }
+        drop(app);
         let snapshotter = Snapshotter::prepare(
             self.store,
             self.db,
@@ -280,6 +294,9 @@ impl<'a> Deployer<'a> {
             database_restored: false,
             release_rolled_back: false,
             rollback_errors: Vec::new(),
+            guard_refusal: Vec::new(),
+            own_sessions: 0,
+            sightings: Vec::new(),
         };
         Ok(Some(Prepared {
             admin,
@@ -297,9 +314,13 @@ impl<'a> Deployer<'a> {
     ) -> Result<(), Error> {
         let mut sampler = None;
         let mut downtime_from = None;
-        let failure = self
-            .steps(&mut p, report, cancel, &mut sampler, &mut downtime_from)
-            .await;
+        let deploy_id = p.journal.deploy_id.clone();
+        let failure = recording_children(
+            self.store,
+            &deploy_id,
+            self.steps(&mut p, report, cancel, &mut sampler, &mut downtime_from),
+        )
+        .await;
         let Err(failed) = failure else {
             report.downtime_seconds = downtime_from.map(|t: Instant| t.elapsed().as_secs_f64());
             report.outcome = Outcome::Succeeded;
@@ -318,15 +339,22 @@ impl<'a> Deployer<'a> {
             .map(guard::Sampler::sightings)
             .unwrap_or_default();
         drop(sampler);
+        p.journal.sightings = sightings.clone();
         let rollback = rollback::Rollback {
             deployer: self,
             admin: &mut p.admin,
             force: options.force,
             sightings,
-            own_count_complete: self.config.migrations.command.is_none(),
+            own: if self.config.migrations.command.is_none() {
+                guard::OwnSessions::Counted
+            } else {
+                guard::OwnSessions::Unknown
+            },
             changed: failed.changed,
+            snapshot_override: None,
         };
-        let outcome = rollback.run(&mut p.journal, report).await;
+        let outcome =
+            recording_children(self.store, &deploy_id, rollback.run(&mut p.journal, report)).await;
         report.downtime_seconds = downtime_from.map(|t: Instant| t.elapsed().as_secs_f64());
         let cause = format!("{} failed: {}", failed.step.name(), failed.message);
         match outcome {
@@ -356,6 +384,20 @@ impl<'a> Deployer<'a> {
         self.begin(&mut p.journal, Step::MaintenanceOn)
             .await
             .map_err(|e| StepFailure::unchanged(Step::MaintenanceOn, &e))?;
+        // Before anything else changes, so that every snapguard, whatever
+        // its store, sees this deploy until it is closed.
+        let app = db::connect(self.db)
+            .await
+            .map_err(|e| StepFailure::unchanged(Step::MaintenanceOn, &e))?;
+        marker::begin(
+            &app,
+            &p.journal.deploy_id,
+            &self.store.uri(""),
+            &crate::process::group::this_host(),
+        )
+        .await
+        .map_err(|e| StepFailure::unchanged(Step::MaintenanceOn, &e))?;
+        drop(app);
         for (i, switch) in self.config.maintenance.iter().enumerate() {
             let engaged = switch
                 .prepare(i, &p.admin)
@@ -387,14 +429,12 @@ impl<'a> Deployer<'a> {
         // Snapshot, then the local clone, then the compare checks' before
         // sides: all before anything changes.
         let started = Instant::now();
-        let baseline = guard::baseline(&p.admin, database)
+        let baseline = guard::baseline(&p.admin, self.db)
             .await
             .map_err(|e| StepFailure::unchanged(Step::Snapshot, &e))?;
-        *sampler = Some(guard::Sampler::start(
-            &self.admin_info,
-            database,
-            baseline.at,
-        ));
+        let started_sampler = guard::Sampler::start(&self.admin_info, database, baseline.at);
+        *self.seen.borrow_mut() = Some(started_sampler.handle());
+        *sampler = Some(started_sampler);
         p.journal.snapshot = Some(SnapshotRecord {
             id: None,
             clone: None,
@@ -605,6 +645,9 @@ impl<'a> Deployer<'a> {
             }
             report.step("health", true, started.elapsed().as_secs_f64(), "healthy");
         }
+        // A signal during the release (which runs to its end: stopping a
+        // release half-way helps no one) must still roll back.
+        check_cancel(cancel, Step::MaintenanceOff, true)?;
         Ok(())
     }
 
@@ -681,15 +724,56 @@ impl<'a> Deployer<'a> {
             tracing::warn!(error = %chain(&e), "cannot write the journal");
         }
         report.outcome = Outcome::Succeeded;
-        close(store, journal, report).await;
+        self.close(journal, report).await;
+    }
+
+    /// Closes the deploy: `report.json` beside the journal, and the
+    /// database's own record ([`marker`]) with the report's outcome.
+    pub(crate) async fn close(&self, journal: &Journal, report: &Report) {
+        let key = journal::report_key(&journal.deploy_id);
+        if let Err(e) = self
+            .store
+            .put(&key, bytes::Bytes::from(report.to_json()))
+            .await
+        {
+            tracing::warn!(error = %chain(&e), "cannot write the report to the store; `snapguard recover` will see this deploy as unfinished");
+        }
+        let closed = match db::connect(self.db).await {
+            Ok(app) => marker::finish(&app, &journal.deploy_id, report.outcome.as_str()).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = closed {
+            tracing::warn!(error = %chain(&e), deploy = %journal.deploy_id, "cannot close the deploy's record in snapguard.deploys; other snapguards will see it as unfinished until `snapguard recover --accept-current`");
+        }
     }
 }
 
-/// Writes `report.json` beside the journal: the deploy is closed.
-pub(crate) async fn close(store: &impl ObjectStore, journal: &Journal, report: &Report) {
-    let key = journal::report_key(&journal.deploy_id);
-    if let Err(e) = store.put(&key, bytes::Bytes::from(report.to_json())).await {
-        tracing::warn!(error = %chain(&e), "cannot write the report to the store; `snapguard recover` will see this deploy as unfinished");
+/// Runs `work` while keeping `deploys/<id>/children.json` equal to the
+/// process groups of snapguard's children, so that `recover` can end a
+/// hook that outlived a killed runner. The work is never dropped: the loop
+/// ends only when it does.
+pub(crate) async fn recording_children<F: std::future::Future>(
+    store: &Store,
+    deploy_id: &str,
+    work: F,
+) -> F::Output {
+    let mut changes = crate::process::group::changes();
+    let mut written = Vec::new();
+    let mut work = std::pin::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut work => return out,
+            Ok(()) = changes.changed() => {
+                let now = crate::process::group::live_groups();
+                if now != written {
+                    if let Err(e) = journal::save_children(store, deploy_id, &now).await {
+                        tracing::warn!(error = %chain(&e), "cannot record the child processes beside the journal");
+                    }
+                    written = now;
+                }
+            }
+        }
     }
 }
 

@@ -1,27 +1,61 @@
 //! `snapguard recover`: finishes deploys that did not finish, from their
 //! journals. A deploy that had reached MaintenanceOff is closed as a
 //! success; any other is rolled back, resuming where a rollback stopped.
+//!
+//! Before anything is rolled back, the dead runner's children are ended
+//! (a release hook that outlived its runner would otherwise finish over
+//! the rollback), and the database is asked whether it still is the one
+//! the deploy left: a later deploy's migrations, or a record saying the
+//! deploy was closed by someone else, stop the rollback, since it would
+//! silently undo history it did not create.
+//!
+//! The ways out when the rollback cannot restore: `--force` (restore
+//! although writes after the snapshot are possible), `--snapshot ID`
+//! (restore another store snapshot, when the deploy's own is damaged), and
+//! `--accept-current` (keep the database as it is, switch maintenance off
+//! and close the deploy).
+
+use std::time::Duration;
 
 use chrono::Utc;
 use tokio_postgres::Client;
 
 use super::journal::{self, Journal, State, Step};
 use super::rollback::Rollback;
-use super::{Deployer, close};
+use super::{Deployer, guard, marker, recording_children};
 use crate::db::{self, admin};
 use crate::error::{Error, chain};
 use crate::maintenance;
+use crate::process::group;
 use crate::report::{Outcome, Report};
+use crate::store::ObjectStore;
+
+/// How long a dead runner's child gets after SIGTERM before SIGKILL.
+const CHILD_GRACE: Duration = Duration::from_secs(10);
+
+/// What the command line asks of `recover`.
+#[derive(Debug, Clone, Default)]
+pub struct RecoverOptions {
+    /// Restore although the write guard objects.
+    pub force: bool,
+    /// Restore this store snapshot instead of the deploy's own.
+    pub snapshot: Option<String>,
+    /// Keep the database as it is now and close the deploy.
+    pub accept_current: bool,
+}
 
 impl Deployer<'_> {
-    /// Recovers every unfinished deploy, oldest first. `Ok(None)` when
-    /// there is none.
-    pub async fn recover(&self, force: bool) -> Result<Option<(Report, Result<(), Error>)>, Error> {
+    /// Recovers the oldest unfinished deploy. `Ok(None)` when there is none.
+    pub async fn recover(
+        &self,
+        options: &RecoverOptions,
+    ) -> Result<Option<(Report, Result<(), Error>)>, Error> {
         let mut admin = self.lock("recover").await?;
         let ids = journal::unfinished(self.store)
             .await
             .map_err(|e| Error::nothing_changed("recover", e))?;
         let Some(id) = ids.first() else {
+            self.close_stale_markers().await?;
             return Ok(None);
         };
         if ids.len() > 1 {
@@ -49,11 +83,75 @@ impl Deployer<'_> {
         report.previous_release = journal.previous_release.clone();
         report.started_at = journal.started_at;
         tracing::info!(deploy = %id, step = journal.step.name(), state = ?journal.state, "recovering");
-        let result = self
-            .recover_one(&mut admin, &mut journal, &mut report, force)
-            .await;
+        self.end_children(&journal).await?;
+        let result = recording_children(
+            self.store,
+            id,
+            self.recover_one(&mut admin, &mut journal, &mut report, options),
+        )
+        .await;
         report.finished_at = Utc::now();
         Ok(Some((report, result)))
+    }
+
+    /// Ends the process groups the dead runner recorded, so nothing it
+    /// started can finish after the rollback.
+    async fn end_children(&self, journal: &Journal) -> Result<(), Error> {
+        let children = journal::read_children(self.store, &journal.deploy_id)
+            .await
+            .map_err(|e| Error::nothing_changed("recover", e))?;
+        let here = group::this_host();
+        for child in children {
+            if child.host != here {
+                tracing::warn!(pgid = child.pgid, command = %child.command, host = %child.host, "the deploy's runner started this command on another machine; make sure it is not still running there");
+                continue;
+            }
+            if group::exists(child.pgid) {
+                tracing::warn!(pgid = child.pgid, command = %child.command, "the deploy's runner left this command running; ending it before the rollback");
+                group::end(child.pgid, CHILD_GRACE).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// With every journal closed, closes the database's records of deploys
+    /// whose journal in this store is closed (a close that could not reach
+    /// the database), and points at the store of any other.
+    async fn close_stale_markers(&self) -> Result<(), Error> {
+        let app = db::connect(self.db)
+            .await
+            .map_err(|e| Error::nothing_changed("recover", e))?;
+        let open = marker::open_deploys(&app)
+            .await
+            .map_err(|e| Error::nothing_changed("recover", e))?;
+        let ours = self.store.uri("");
+        for deploy in open {
+            if deploy.store != ours {
+                return Err(Error::nothing_changed(
+                    "recover",
+                    marker::Unfinished {
+                        database: self.db.dbname().to_owned(),
+                        open: deploy,
+                    },
+                ));
+            }
+            let outcome = match self
+                .store
+                .get(&journal::report_key(&deploy.deploy_id))
+                .await
+            {
+                Ok(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v["outcome"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "closed".into()),
+                Err(_) => "journal missing from the store".into(),
+            };
+            tracing::info!(deploy = %deploy.deploy_id, outcome, "closing the database's record of a finished deploy");
+            marker::finish(&app, &deploy.deploy_id, &outcome)
+                .await
+                .map_err(|e| Error::failed("recover", e))?;
+        }
+        Ok(())
     }
 
     async fn recover_one(
@@ -61,32 +159,23 @@ impl Deployer<'_> {
         admin: &mut Client,
         journal: &mut Journal,
         report: &mut Report,
-        force: bool,
+        options: &RecoverOptions,
     ) -> Result<(), Error> {
         if journal.state == State::Succeeded {
             report.outcome = Outcome::Succeeded;
-            close(self.store, journal, report).await;
+            self.close(journal, report).await;
             return Ok(());
         }
         if journal.state == State::Running && journal.step == Step::MaintenanceOff {
             // Everything up to the health check passed: finish the success.
-            let cx = self.context(admin, journal);
-            let failures =
-                maintenance::all_off(&self.config.maintenance, &journal.maintenance, &cx).await;
-            if !failures.is_empty() {
-                let errors: Vec<String> = failures.iter().map(|e| chain(e)).collect();
-                report.outcome = Outcome::RollbackIncomplete;
-                return Err(Error::RollbackIncomplete(
-                    format!(
-                        "maintenance could not be switched off: {}",
-                        errors.join("; ")
-                    )
-                    .into(),
-                ));
-            }
+            self.maintenance_off(admin, journal, report).await?;
             self.finish_success(admin, journal, report).await;
             return Ok(());
         }
+        if options.accept_current {
+            return self.accept_current(admin, journal, report).await;
+        }
+        self.check_history_is_ours(journal).await?;
         let changed = self.database_changed(admin, journal).await?;
         journal.failure.get_or_insert_with(|| {
             format!(
@@ -97,22 +186,150 @@ impl Deployer<'_> {
         let rollback = Rollback {
             deployer: self,
             admin,
-            force,
-            sightings: Vec::new(),
-            // Another process opened the deploy's sessions; only the fence
-            // and the sessions connected now can be checked.
-            own_count_complete: false,
+            force: options.force,
+            sightings: journal.sightings.clone(),
+            own: if self.config.migrations.command.is_some() {
+                guard::OwnSessions::Unknown
+            } else {
+                guard::OwnSessions::Recorded {
+                    recorded: journal.own_sessions,
+                }
+            },
             changed,
+            snapshot_override: options.snapshot.clone(),
         };
         match rollback.run(journal, report).await {
-            Outcome::RolledBack => Ok(()),
+            Outcome::RolledBack => Err(Error::RolledBack(
+                format!(
+                    "deploy {} was rolled back by `recover`: {}",
+                    journal.deploy_id,
+                    journal.failure.clone().unwrap_or_default()
+                )
+                .into(),
+            )),
             _ => Err(Error::RollbackIncomplete(report.rollback_errors().into())),
         }
     }
 
+    /// Switches maintenance off from the journal's record, reporting a
+    /// switch that will not go off as a rollback that needs a human.
+    async fn maintenance_off(
+        &self,
+        admin: &Client,
+        journal: &Journal,
+        report: &mut Report,
+    ) -> Result<(), Error> {
+        let cx = self.context(admin, journal);
+        let failures =
+            maintenance::all_off(&self.config.maintenance, &journal.maintenance, &cx).await;
+        if failures.is_empty() {
+            return Ok(());
+        }
+        let errors: Vec<String> = failures.iter().map(|e| chain(e)).collect();
+        report.outcome = Outcome::RollbackIncomplete;
+        Err(Error::RollbackIncomplete(
+            format!(
+                "maintenance could not be switched off: {}",
+                errors.join("; ")
+            )
+            .into(),
+        ))
+    }
+
+    /// `--accept-current`: keep the database as it is, switch maintenance
+    /// off, close the deploy, and say what the database now holds.
+    async fn accept_current(
+        &self,
+        admin: &mut Client,
+        journal: &mut Journal,
+        report: &mut Report,
+    ) -> Result<(), Error> {
+        let applied = match db::connect(self.db).await {
+            Ok(app) => applied_by(&app, &journal.deploy_id).await,
+            Err(e) => Err(e),
+        }
+        .map_err(|e| Error::failed("recover", e))?;
+        let state = if applied.is_empty() {
+            "no migration of this deploy is recorded in the database's history".to_owned()
+        } else {
+            format!(
+                "the database keeps this deploy's migration(s) {}",
+                applied.join(", ")
+            )
+        };
+        let release = match (journal.released, journal.release_rolled_back) {
+            (false, _) => "the release command never ran".to_owned(),
+            (true, true) => format!(
+                "the previous release {} was put back",
+                journal.previous_release.as_deref().unwrap_or("(unrecorded)")
+            ),
+            (true, false) => format!(
+                "release {} was started and not rolled back: check which version is live",
+                journal.release.as_deref().unwrap_or("(unnamed)")
+            ),
+        };
+        tracing::warn!(deploy = %journal.deploy_id, "--accept-current: keeping the database as it is; {state}; {release}");
+        self.maintenance_off(admin, journal, report).await?;
+        journal.state = State::RolledBack;
+        journal.failure.get_or_insert_with(|| "accepted as is".into());
+        if let Err(e) = self.begin(journal, Step::RolledBack).await {
+            tracing::warn!(error = %chain(&e), "cannot write the journal");
+        }
+        report.step(
+            "accept current",
+            true,
+            0.0,
+            format!("nothing restored: {state}; {release}; maintenance off"),
+        );
+        report.outcome = Outcome::AcceptedCurrent;
+        self.close(journal, report).await;
+        println!("deploy {} closed as is: {state}; {release}; maintenance is off", journal.deploy_id);
+        Ok(())
+    }
+
+    /// Refuses to roll back over history this deploy did not create: the
+    /// database's record of it closed by someone else, or migrations applied
+    /// after it started by another deploy or a plain `migrate`.
+    async fn check_history_is_ours(&self, journal: &Journal) -> Result<(), Error> {
+        let app = match db::connect(self.db).await {
+            Ok(app) => app,
+            // No database to compare: the rollback decides from the journal.
+            Err(_) => return Ok(()),
+        };
+        let refuse = |why: String| {
+            Error::RollbackIncomplete(
+                format!(
+                    "not rolling back deploy {}: {why}. Rolling back would silently undo it. Look at the database; to keep it as it is and close this deploy: `snapguard recover --accept-current`",
+                    journal.deploy_id
+                )
+                .into(),
+            )
+        };
+        if let Some(Some(outcome)) = marker::outcome_of(&app, &journal.deploy_id)
+            .await
+            .map_err(|e| Error::nothing_changed("recover", e))?
+        {
+            return Err(refuse(format!(
+                "the database records this deploy as closed (`{outcome}`) since the journal was written"
+            )));
+        }
+        let later = marker::later_history(&app, &journal.deploy_id, journal.started_at)
+            .await
+            .map_err(|e| Error::nothing_changed("recover", e))?;
+        if !later.is_empty() {
+            return Err(refuse(format!(
+                "the database has history this deploy did not create: {}",
+                later.join("; ")
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether the database may differ from the snapshot. Migrations
     /// change it; with `transaction: all` only once their transaction
-    /// committed, which the history's rows for this deploy tell.
+    /// committed, which the history's rows for this deploy tell. The
+    /// rollback also compares the catalogue fingerprint before it trusts
+    /// a "no".
     async fn database_changed(&self, admin: &Client, journal: &Journal) -> Result<bool, Error> {
         let reached = |step: Step| journal.transitions.iter().any(|t| t.step == step);
         if !reached(Step::Migrate) {
@@ -140,25 +357,32 @@ impl Deployer<'_> {
         let app = db::connect(self.db)
             .await
             .map_err(|e| Error::failed("recover", e))?;
-        let has_history: bool = app
-            .query_one(
-                "SELECT to_regclass('snapguard.schema_migrations') IS NOT NULL",
-                &[],
-            )
+        Ok(!applied_by(&app, &journal.deploy_id)
             .await
             .map_err(|e| Error::failed("recover", e))?
-            .get(0);
-        if !has_history {
-            return Ok(false);
-        }
-        let recorded: i64 = app
-            .query_one(
-                "SELECT count(*) FROM snapguard.schema_migrations WHERE deploy_id = $1",
-                &[&journal.deploy_id],
-            )
-            .await
-            .map_err(|e| Error::failed("recover", e))?
-            .get(0);
-        Ok(recorded > 0)
+            .is_empty())
     }
+}
+
+/// The migrations the history records as applied by `deploy_id`.
+async fn applied_by(app: &Client, deploy_id: &str) -> Result<Vec<String>, db::DbError> {
+    let has_history: bool = app
+        .query_one(
+            "SELECT to_regclass('snapguard.schema_migrations') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(db::DbError::query("looking for snapguard.schema_migrations"))?
+        .get(0);
+    if !has_history {
+        return Ok(Vec::new());
+    }
+    let rows = app
+        .query(
+            "SELECT version || ' (' || name || ')' FROM snapguard.schema_migrations WHERE deploy_id = $1 ORDER BY applied_at, version",
+            &[&deploy_id],
+        )
+        .await
+        .map_err(db::DbError::query("reading snapguard.schema_migrations"))?;
+    Ok(rows.into_iter().map(|r| r.get(0)).collect())
 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 use tokio_postgres::Client;
 
 use super::journal::{Journal, State, Step};
-use super::{Deployer, close, guard, hook_env};
+use super::{Deployer, guard, hook_env};
 use crate::cancel::Cancel;
 use crate::db::{admin, quote_ident};
 use crate::error::chain;
@@ -31,11 +31,16 @@ pub struct Rollback<'a, 'b> {
     /// Restore even if the write guard objects (`--force`).
     pub force: bool,
     /// What the write guard's sampler saw.
-    pub sightings: Vec<String>,
-    /// Whether snapguard's session count covers every session it opened.
-    pub own_count_complete: bool,
-    /// Whether the database may have changed since the snapshot.
+    pub sightings: Vec<guard::Sighting>,
+    /// How the write guard accounts for snapguard's own sessions.
+    pub own: guard::OwnSessions,
+    /// Whether the database may have changed since the snapshot. When not,
+    /// the catalogue fingerprint must still agree before nothing is
+    /// restored.
     pub changed: bool,
+    /// Restore this store snapshot instead of the deploy's own
+    /// (`recover --snapshot ID`, when the deploy's own is damaged).
+    pub snapshot_override: Option<String>,
 }
 
 impl Rollback<'_, '_> {
@@ -47,10 +52,11 @@ impl Rollback<'_, '_> {
         journal.state = State::RollingBack;
 
         let started = Instant::now();
+        let changed = self.changed || self.changed_after_all(journal).await;
         if journal.database_restored {
             r.database = "already restored".into();
-        } else if !self.changed {
-            r.database = "nothing to restore: the database did not change".into();
+        } else if !changed {
+            r.database = "nothing to restore: the database did not change (catalogue and migration history as at the snapshot)".into();
             journal.database_restored = true;
         } else {
             save(self.deployer, journal, Step::RestoreDatabase).await;
@@ -113,7 +119,7 @@ impl Rollback<'_, '_> {
             journal.state = State::RolledBack;
             save(self.deployer, journal, Step::RolledBack).await;
             report.outcome = Outcome::RolledBack;
-            close(store, journal, report).await;
+            self.deployer.close(journal, report).await;
             tracing::info!(
                 "rolled back: database restored, previous release back, maintenance off"
             );
@@ -134,12 +140,12 @@ impl Rollback<'_, '_> {
     /// clone in, else restores the store snapshot.
     async fn restore_database(
         &self,
-        journal: &Journal,
+        journal: &mut Journal,
         r: &mut RollbackReport,
     ) -> Result<(), Vec<String>> {
         let deployer = self.deployer;
         let database = deployer.db.dbname();
-        let Some(snapshot) = &journal.snapshot else {
+        let Some(snapshot) = journal.snapshot.clone() else {
             return Err(vec![
                 "the database may have changed but no snapshot was recorded".into(),
             ]);
@@ -155,24 +161,34 @@ impl Rollback<'_, '_> {
             guard::Evidence {
                 baseline: &snapshot.guard,
                 sightings: self.sightings.clone(),
-                own_count_complete: self.own_count_complete,
+                own: self.own,
                 fence: (!fence.is_empty()).then_some(fence.as_slice()),
             },
         )
         .await
         .map_err(|e| vec![chain(&e)])?;
+        // A refusal made earlier (by the deploy, or an earlier `recover`)
+        // stands: the writes it saw are still in the database.
+        let mut all = journal.guard_refusal.clone();
+        for reason in reasons {
+            if !all.contains(&reason) {
+                all.push(reason);
+            }
+        }
+        let reasons = all;
         if !reasons.is_empty() {
             if !self.force {
                 r.database = "refused: writes after the snapshot".into();
+                journal.guard_refusal = reasons.clone();
                 return Err(vec![format!(
-                    "not restoring: someone may have written to `{database}` after the snapshot, and restoring would lose it: {}. Look at what changed, then run `snapguard recover --force` to restore anyway (the current database is kept under a new name)",
-                    reasons.join("; ")
+                    "not restoring: someone may have written to `{database}` after the snapshot, and restoring would lose it:\n  - {}\nLook at what changed. Then either keep the database as it is now and close the deploy with `snapguard recover --accept-current`, or restore anyway, losing those writes, with `snapguard recover --force` (the current database is kept under a new name)",
+                    reasons.join("\n  - ")
                 )]);
             }
             tracing::warn!(reasons = %reasons.join("; "), "--force: restoring although writes after the snapshot are possible");
         }
         let mut errors = Vec::new();
-        if let Some(clone) = &snapshot.clone {
+        if let Some(clone) = snapshot.clone.as_ref().filter(|_| self.snapshot_override.is_none()) {
             match self.swap_clone(journal, clone).await {
                 Ok(kept) => {
                     r.database = format!("clone swap from `{clone}`");
@@ -185,7 +201,7 @@ impl Rollback<'_, '_> {
                 }
             }
         }
-        let Some(id) = &snapshot.id else {
+        let Some(id) = self.snapshot_override.as_ref().or(snapshot.id.as_ref()) else {
             errors.push(
                 "no store snapshot was completed, so there is nothing to restore from".into(),
             );
@@ -200,6 +216,9 @@ impl Rollback<'_, '_> {
             terminate_sessions: true,
             jobs,
             replaced_label: "failed",
+            // The deploy lock is held: a leftover restore database is a
+            // killed rollback's.
+            drop_leftover: true,
             ..RestoreOptions::default()
         };
         let plan = restore::plan(
@@ -224,6 +243,36 @@ impl Rollback<'_, '_> {
             Err(RestoreFailure::Verify(e) | RestoreFailure::Restore(e)) => {
                 errors.push(format!("store restore of {id}: {}", chain(&e)));
                 Err(errors)
+            }
+        }
+    }
+
+    /// Whether the database changed although the failed step says it did
+    /// not: the catalogue or the migration history differ from the
+    /// baseline (another migrator, a hand-made change). Unknown counts as
+    /// changed.
+    async fn changed_after_all(&self, journal: &Journal) -> bool {
+        if self.changed || journal.database_restored {
+            return false;
+        }
+        let Some(expected) = journal.snapshot.as_ref().and_then(|s| s.guard.catalogue.clone()) else {
+            // No baseline was taken: the deploy stopped before its snapshot
+            // step began, when nothing but maintenance had been touched.
+            return false;
+        };
+        let now = match crate::db::connect(self.deployer.db).await {
+            Ok(app) => guard::catalogue_fingerprint(&app).await,
+            Err(e) => Err(e),
+        };
+        match now {
+            Ok(now) if now == expected => false,
+            Ok(_) => {
+                tracing::warn!("the catalogue or the migration history changed since the snapshot although the failed step changed nothing; restoring");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %chain(&e), "cannot tell whether the database changed; restoring to be sure");
+                true
             }
         }
     }
@@ -263,7 +312,14 @@ async fn save(deployer: &Deployer<'_>, journal: &mut Journal, step: Step) {
 fn next_steps(journal: &Journal, deployer: &Deployer<'_>) -> Vec<String> {
     let database = deployer.db.dbname();
     let mut steps = Vec::new();
-    if !journal.database_restored {
+    if !journal.database_restored && !journal.guard_refusal.is_empty() {
+        // Plain `recover` would refuse again: each way out is a decision
+        // about the writes listed above, so each is spelled out.
+        steps.push("# writes after the snapshot are possible (see above); a restore would lose them. Either keep the database as it is now (the migrations stay applied) and close the deploy:".into());
+        steps.push("snapguard recover --accept-current".into());
+        steps.push("# or restore the snapshot anyway, losing those writes (the current database is kept under a new name):".into());
+        steps.push("snapguard recover --force".into());
+    } else if !journal.database_restored {
         steps.push("# the database is not restored; once the cause above is fixed:".into());
         steps.push("snapguard recover".into());
         if let Some(s) = &journal.snapshot {
@@ -280,10 +336,15 @@ fn next_steps(journal: &Journal, deployer: &Deployer<'_>) -> Vec<String> {
                 ));
             }
             if let Some(id) = &s.id {
-                steps.push("# or restore the store snapshot:".into());
+                steps.push("# or restore the store snapshot by hand, then close the deploy keeping the restored database:".into());
                 steps.push(format!("snapguard restore {id} --yes --terminate-sessions"));
+                steps.push("snapguard recover --accept-current".into());
             }
         }
+        steps.push("# if the deploy's snapshot is damaged, roll back to another one (`snapguard snapshots list`):".into());
+        steps.push("snapguard recover --snapshot <ID>".into());
+        steps.push("# or keep the database as it is now and close the deploy:".into());
+        steps.push("snapguard recover --accept-current".into());
     } else if journal.released && !journal.release_rolled_back {
         steps.push("# the database is restored; put the previous release back by hand:".into());
         if let Some(cmd) = &deployer.config.release.rollback {

@@ -17,6 +17,7 @@ use crate::db::{self, ConnInfo, DbError, Session, admin};
 use crate::pgtools::{self, Program, Tool, ToolError};
 use crate::process::{self, ProcessError};
 use crate::progress::format_bytes;
+use crate::scratch::{self, ScratchError};
 use crate::store::ObjectStore;
 
 /// PostgreSQL truncates identifiers longer than this many bytes.
@@ -40,9 +41,18 @@ pub enum RestoreError {
     /// Download, checksum or archive check failed.
     #[error(transparent)]
     Transfer(#[from] TransferError),
-    /// A scratch file could not be created.
-    #[error("cannot create a scratch file for the download in `{}`", std::env::temp_dir().display())]
-    Scratch(#[source] std::io::Error),
+    /// Scratch space for the download is missing or too small.
+    #[error(transparent)]
+    Scratch(#[from] ScratchError),
+    /// A scratch file could not be written.
+    #[error("cannot write the scratch file `{}`", path.display())]
+    ScratchFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A database with the name to restore into exists already.
     #[error("database `{0}` already exists; drop it or choose another name with `--to`")]
     TargetExists(String),
@@ -110,6 +120,10 @@ pub struct RestoreOptions {
     /// What the replaced database is called: `<db>__<label>_<id>`;
     /// `replaced` when empty (a deploy's rollback says `failed`).
     pub replaced_label: &'static str,
+    /// Drop a leftover `<db>__restore_<id>` of a restore that was killed
+    /// (only for callers holding the database lock, which proves no
+    /// restore is running).
+    pub drop_leftover: bool,
 }
 
 /// What a restore will do, worked out before anything changes.
@@ -125,6 +139,8 @@ pub struct RestorePlan {
     pub replaced_as: Option<String>,
     /// Whether `database` exists now.
     pub database_exists: bool,
+    /// A killed restore's partial `restore_into`, dropped before starting.
+    pub leftover: bool,
     pg_restore: Tool,
     admin_info: ConnInfo,
     options: RestoreOptions,
@@ -225,9 +241,12 @@ pub async fn plan(
     if restore_into.len() > MAX_IDENTIFIER {
         return Err(RestoreError::NameTooLong(restore_into));
     }
-    if admin::exists(&client, &restore_into).await? {
+    let leftover = admin::exists(&client, &restore_into).await?;
+    if leftover && !(options.drop_leftover && options.to.is_none()) {
         return Err(RestoreError::TargetExists(restore_into));
     }
+    // The archive is written out whole before `pg_restore` reads it.
+    crate::scratch::ensure_room(manifest.archive_bytes)?;
     let database_exists = admin::exists(&client, &dbname).await?;
     if let (Some(replaced), true) = (&replaced_as, database_exists) {
         if admin::exists(&client, replaced).await? {
@@ -247,6 +266,7 @@ pub async fn plan(
         restore_into,
         replaced_as,
         database_exists,
+        leftover,
         pg_restore,
         admin_info,
         options,
@@ -280,13 +300,15 @@ impl RestorePlan {
         cancel: &Cancel,
     ) -> Result<RestoreReport, RestoreFailure> {
         let started = Instant::now();
-        let scratch = tempfile::Builder::new()
-            .prefix("snapguard-restore-")
-            .tempdir()
-            .map_err(|e| RestoreFailure::Verify(RestoreError::Scratch(e)))?;
+        let scratch =
+            scratch::dir().map_err(|e| RestoreFailure::Verify(RestoreError::Scratch(e)))?;
         let archive = scratch.path().join("archive.dump");
-        let file = std::fs::File::create(&archive)
-            .map_err(|e| RestoreFailure::Verify(RestoreError::Scratch(e)))?;
+        let file = std::fs::File::create(&archive).map_err(|source| {
+            RestoreFailure::Verify(RestoreError::ScratchFile {
+                path: archive.clone(),
+                source,
+            })
+        })?;
         tracing::info!(snapshot = %self.manifest.id, uri = %store.uri(&self.manifest.dump_key), "downloading");
         let decoded = download_verified(
             store,
@@ -294,7 +316,7 @@ impl RestorePlan {
             std::io::BufWriter::with_capacity(1 << 20, file),
         )
         .await
-        .map_err(|e| RestoreFailure::Verify(e.into()))?;
+        .map_err(|e| RestoreFailure::Verify(self.local_or_transfer(e)))?;
         transfer::list_toc_file(&archive, &self.pg_restore)
             .await
             .map_err(|e| RestoreFailure::Verify(e.into()))?;
@@ -309,6 +331,15 @@ impl RestorePlan {
         let mut client = db::connect(&self.admin_info)
             .await
             .map_err(|e| RestoreFailure::Verify(e.into()))?;
+        if self.leftover {
+            tracing::warn!(database = %self.restore_into, "dropping the partial database a killed restore left behind");
+            admin::terminate_sessions(&client, &self.restore_into)
+                .await
+                .map_err(|e| RestoreFailure::Verify(e.into()))?;
+            admin::drop_database(&client, &self.restore_into)
+                .await
+                .map_err(|e| RestoreFailure::Verify(e.into()))?;
+        }
         let props = &self.manifest.database_properties;
         admin::create_empty(&client, &self.restore_into, props)
             .await
@@ -345,6 +376,23 @@ impl RestorePlan {
             analyze_seconds,
             total_seconds: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// A full disk while writing the download is a full disk, named as
+    /// such with the room needed; never a damaged snapshot.
+    fn local_or_transfer(&self, e: TransferError) -> RestoreError {
+        match e {
+            TransferError::LocalWrite { source, .. }
+                if source.kind() == std::io::ErrorKind::StorageFull =>
+            {
+                RestoreError::Scratch(ScratchError::NoRoom {
+                    dir: scratch::base(),
+                    needed: self.manifest.archive_bytes,
+                    available: scratch::free_bytes(&scratch::base()).unwrap_or(0),
+                })
+            }
+            e => e.into(),
+        }
     }
 
     /// `pg_restore -j N`, then the database-level properties, then `ANALYZE`

@@ -238,6 +238,7 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|source| {
@@ -246,6 +247,7 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
                     source,
                 })
             })?;
+        let group = process::group::GroupGuard::track(child.id(), &command);
         let mut stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
 
@@ -296,6 +298,7 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
                 source,
             })
         })?;
+        group.release();
 
         let dump_failed = || {
             SnapshotError::Dump(ProcessError::Exited {

@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use bytes::{Bytes, BytesMut};
@@ -13,6 +14,7 @@ use crate::codec::{self, CHANNEL_DEPTH, DecodeError, Decoded};
 use crate::config::Compression;
 use crate::pgtools::Tool;
 use crate::process::ProcessError;
+use crate::process::group::GroupGuard;
 use crate::progress::Progress;
 use crate::store::{ObjectStore, StoreError};
 
@@ -39,6 +41,16 @@ pub enum TransferError {
         /// The decoder's error.
         #[source]
         source: DecodeError,
+    },
+    /// Writing what was downloaded failed on this machine (a full disk, a
+    /// reader that failed): the archive itself was not found damaged.
+    #[error("writing the archive read from `{uri}` on this machine failed; the archive itself was not found damaged")]
+    LocalWrite {
+        /// The object.
+        uri: String,
+        /// The local error.
+        #[source]
+        source: std::io::Error,
     },
     /// What the store returned is not what was uploaded.
     #[error(
@@ -112,7 +124,10 @@ pub async fn download_decoded<W: Write + Send + 'static>(
     if let Some(source) = read_error {
         return Err(TransferError::Read { uri, source });
     }
-    decoded.map_err(|source| TransferError::Decode { uri, source })
+    decoded.map_err(|source| match source {
+        DecodeError::Sink(source) => TransferError::LocalWrite { uri, source },
+        source => TransferError::Decode { uri, source },
+    })
 }
 
 /// Downloads `key`, decodes it into `sink` and checks the result against
@@ -169,8 +184,10 @@ pub async fn list_toc(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .map_err(|source| toc_spawn_failed(&uri, &command, source))?;
+    let group = GroupGuard::track(Some(child.id()), &command);
     let stdin = child.stdin.take().expect("stdin is piped");
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let mut stderr = child.stderr.take().expect("stderr is piped");
@@ -188,6 +205,7 @@ pub async fn list_toc(
     let status = tokio::task::spawn_blocking(move || child.wait())
         .await
         .expect("wait thread panicked");
+    group.release();
     let listing = out_reader.join().unwrap_or_default();
     let errors = err_reader.join().unwrap_or_default();
     let status = status.map_err(|source| toc_spawn_failed(&uri, &command, source))?;
@@ -206,6 +224,8 @@ pub async fn list_toc_file(path: &Path, pg_restore: &Tool) -> Result<usize, Tran
         .arg("-l")
         .arg(path)
         .stdin(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true)
         .output()
         .await
         .map_err(|source| toc_spawn_failed(&uri, &command, source))?;

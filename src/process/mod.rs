@@ -1,5 +1,8 @@
 //! Running child processes, with the two kinds of failure the house style
-//! distinguishes: could not start, and ran but failed.
+//! distinguishes: could not start, and ran but failed. Every child leads a
+//! process group of its own ([`group`]).
+
+pub mod group;
 
 use std::collections::VecDeque;
 use std::process::ExitStatus;
@@ -89,9 +92,11 @@ pub async fn run(
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(spawn_failed)?;
+    let group = group::GroupGuard::track(child.id(), &command);
     let stderr = child.stderr.take().expect("stderr is piped");
     let name = program
         .file_name()
@@ -99,6 +104,7 @@ pub async fn run(
         .unwrap_or("child process");
     let (status, stderr_tail) = tokio::join!(child.wait(), collect_stderr(stderr, name));
     let status = status.map_err(spawn_failed)?;
+    group.release();
     if status.success() {
         Ok(())
     } else {
