@@ -425,7 +425,11 @@ mod tests {
         }
     }
 
-    async fn decode_into(compression: Compression, data: &[u8], sink: Limited) -> Result<Decoded, DecodeError> {
+    async fn decode_into(
+        compression: Compression,
+        data: &[u8],
+        sink: Limited,
+    ) -> Result<Decoded, DecodeError> {
         let (raw_tx, raw_rx) = mpsc::channel(CHANNEL_DEPTH);
         let (out_tx, mut out_rx) = mpsc::channel(CHANNEL_DEPTH);
         let encoder = spawn_encoder(compression, compression.default_level(), raw_rx, out_tx);
@@ -453,13 +457,22 @@ mod tests {
         // so a reader that closes after the head used to be reported as
         // damage exactly for archives of a new app's size.
         for c in [Compression::Zstd, Compression::Gzip, Compression::None] {
-            for size in [0usize, 1, 4_000, 70_000, 85_000, 100_000, 300_000, 2_500_000] {
-                let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8 ^ (i / 4099) as u8).collect();
+            for size in [
+                0usize, 1, 4_000, 70_000, 85_000, 100_000, 300_000, 2_500_000,
+            ] {
+                let data: Vec<u8> = (0..size)
+                    .map(|i| (i % 253) as u8 ^ (i / 4099) as u8)
+                    .collect();
                 for room in [0usize, 1_000, size / 2] {
-                    let sink = Limited { room, kind: io::ErrorKind::BrokenPipe };
+                    let sink = Limited {
+                        room,
+                        kind: io::ErrorKind::BrokenPipe,
+                    };
                     let decoded = decode_into(c, &data, sink).await;
                     match decoded {
-                        Ok(d) => assert!(d.sink_closed || room >= size, "{c} size {size} room {room}"),
+                        Ok(d) => {
+                            assert!(d.sink_closed || room >= size, "{c} size {size} room {room}")
+                        }
                         Err(e) => panic!("{c} size {size} room {room}: {e}"),
                     }
                 }
@@ -471,9 +484,15 @@ mod tests {
     async fn a_full_disk_is_a_sink_error_not_corruption() {
         let data = vec![42u8; 500_000];
         for c in [Compression::Zstd, Compression::Gzip, Compression::None] {
-            let sink = Limited { room: 10_000, kind: io::ErrorKind::StorageFull };
+            let sink = Limited {
+                room: 10_000,
+                kind: io::ErrorKind::StorageFull,
+            };
             let err = decode_into(c, &data, sink).await.unwrap_err();
-            assert!(matches!(err, DecodeError::Sink(ref e) if e.kind() == io::ErrorKind::StorageFull), "{c}: {err:?}");
+            assert!(
+                matches!(err, DecodeError::Sink(ref e) if e.kind() == io::ErrorKind::StorageFull),
+                "{c}: {err:?}"
+            );
         }
     }
 }

@@ -6,6 +6,10 @@
 //! it. Failed and replaced databases (`<db>__failed_<id>`,
 //! `<db>__replaced_<id>`) are dropped once older than `keep_days`; local
 //! clones (`<db>__sg_<id>`) as soon as no unfinished deploy needs them.
+//! Uploads left incomplete under the prefix (S3 multipart parts, which are
+//! billed but invisible to listings, or partial files) are aborted once a
+//! day old, the same grace an archive without a manifest gets; `recover`
+//! aborts a killed deploy's own at once.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use tokio_postgres::Client;
@@ -13,7 +17,7 @@ use tokio_postgres::Client;
 use crate::config::Retention;
 use crate::db::{DbError, admin};
 use crate::snapshot::{self, CatalogError, SnapshotId};
-use crate::store::{ObjectStore, StoreError};
+use crate::store::{IncompleteUpload, ObjectStore, StoreError};
 
 /// What prune will delete, and why.
 #[derive(Debug, Default, serde::Serialize)]
@@ -22,6 +26,8 @@ pub struct PrunePlan {
     pub snapshots: Vec<(SnapshotId, String)>,
     /// Databases to drop, with the reason.
     pub databases: Vec<(String, String)>,
+    /// Incomplete uploads to abort, with the reason.
+    pub uploads: Vec<(IncompleteUpload, String)>,
     /// Snapshots kept.
     pub kept: usize,
 }
@@ -95,6 +101,27 @@ pub async fn plan(
             None => {}
         }
     }
+    match store.incomplete_uploads("").await {
+        Ok(uploads) => {
+            for u in uploads {
+                if u.initiated
+                    .is_some_and(|t| t < now - chrono::Duration::days(1))
+                {
+                    let why = format!(
+                        "upload of `{}` started {} and never finished",
+                        u.key,
+                        u.initiated.map(|t| t.to_rfc3339()).unwrap_or_default()
+                    );
+                    out.uploads.push((u, why));
+                }
+            }
+        }
+        // Some S3-compatible servers do not list multipart uploads; a
+        // bucket lifecycle rule for incomplete uploads covers them.
+        Err(e) => {
+            tracing::warn!(error = %crate::error::chain(&e), "cannot list incomplete uploads; a bucket lifecycle rule that aborts incomplete multipart uploads removes them")
+        }
+    }
     let rows = admin_client
         .query("SELECT datname FROM pg_database ORDER BY datname", &[])
         .await
@@ -134,6 +161,10 @@ pub async fn execute(
             store.delete(&object.key).await?;
         }
         tracing::info!(snapshot = %id, "deleted");
+    }
+    for (upload, _) in &plan.uploads {
+        store.abort_incomplete(upload).await?;
+        tracing::info!(key = %upload.key, "aborted an incomplete upload");
     }
     for (name, _) in &plan.databases {
         admin::terminate_sessions(admin_client, name).await?;

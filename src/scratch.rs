@@ -57,7 +57,10 @@ pub fn dir() -> Result<tempfile::TempDir, ScratchError> {
     tempfile::Builder::new()
         .prefix(&format!("{PREFIX}{}-", std::process::id()))
         .tempdir_in(base())
-        .map_err(|source| ScratchError::Create { dir: base(), source })
+        .map_err(|source| ScratchError::Create {
+            dir: base(),
+            source,
+        })
 }
 
 /// Fails unless `$TMPDIR` has room for `needed` bytes (after sweeping
@@ -99,8 +102,12 @@ pub fn sweep(dir: &Path) {
         if !alive {
             let path = entry.path();
             match std::fs::remove_dir_all(&path) {
-                Ok(()) => tracing::info!(path = %path.display(), "removed scratch space left by a snapguard that was killed"),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot remove scratch space left by a snapguard that was killed"),
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "removed scratch space left by a snapguard that was killed")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove scratch space left by a snapguard that was killed")
+                }
             }
         }
     }
@@ -120,7 +127,9 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         // A pid that cannot exist (above the kernel's pid_max).
         let dead = root.path().join(format!("{PREFIX}99999999-abc"));
-        let live = root.path().join(format!("{PREFIX}{}-def", std::process::id()));
+        let live = root
+            .path()
+            .join(format!("{PREFIX}{}-def", std::process::id()));
         let other = root.path().join("not-ours-1-x");
         for d in [&dead, &live, &other] {
             std::fs::create_dir_all(d.join("inner")).unwrap();

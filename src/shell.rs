@@ -184,13 +184,13 @@ impl Shell<'_> {
 
 /// SIGTERM to the whole group, wait up to [`GRACE`] for the leader, then
 /// SIGKILL to the group (dropping the guard), whatever is left of it.
-async fn stop(
-    child: &mut Child,
-    group: GroupGuard,
-    key: &str,
-) -> std::io::Result<ExitStatus> {
+async fn stop(child: &mut Child, group: GroupGuard, key: &str) -> std::io::Result<ExitStatus> {
     if let Some(pgid) = group.pgid() {
-        tracing::warn!(pgid, key, "asking the command and its children to stop (SIGTERM)");
+        tracing::warn!(
+            pgid,
+            key,
+            "asking the command and its children to stop (SIGTERM)"
+        );
         group::signal(pgid, Signal::TERM);
     }
     let status = match tokio::time::timeout(GRACE, child.wait()).await {

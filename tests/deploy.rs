@@ -8,153 +8,10 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::app::*;
 use common::*;
-
-/// An application: its database and role, a workspace with migrations, a
-/// webhook/health stub.
-struct App {
-    db: String,
-    role: String,
-    ws: Workspace,
-    stub: HttpStub,
-    store: String,
-}
-
-const SEED: &str = "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);
-INSERT INTO items (name) SELECT 'item ' || g FROM generate_series(1, 500) g;";
-
-impl App {
-    /// `store` is `s3` or `fs`.
-    fn new(name: &str, store: &str) -> App {
-        let db = create_db(name);
-        let role = format!("{name}_app");
-        psql(
-            "postgres",
-            &format!("DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'app'"),
-        );
-        psql(&db, SEED);
-        psql(
-            &db,
-            &format!("GRANT ALL ON items TO {role}; GRANT ALL ON SEQUENCE items_id_seq TO {role}"),
-        );
-        let store = match store {
-            "s3" => {
-                s3().bucket(&name.replace('_', "-"));
-                format!(
-                    "store:\n  url: s3://{}/prod\n  endpoint: {}\n  region: us-east-1\n  path_style: true\n",
-                    name.replace('_', "-"),
-                    s3().endpoint
-                )
-            }
-            _ => "store:\n  url: file://./backups\n".to_owned(),
-        };
-        let app = App {
-            db,
-            role,
-            ws: Workspace::new(""),
-            stub: HttpStub::start(),
-            store,
-        };
-        std::fs::create_dir_all(app.ws.path().join("migrations")).unwrap();
-        app.migration(
-            "1_add_note.sql",
-            "ALTER TABLE items ADD COLUMN note text;\nUPDATE items SET note = 'n' || id;\n",
-        );
-        app
-    }
-
-    fn migration(&self, file: &str, sql: &str) {
-        std::fs::write(self.ws.path().join("migrations").join(file), sql).unwrap();
-    }
-
-    /// Writes `snapguard.yml`: every switch kind, release hooks writing
-    /// their environment to files, a health URL, and `extra` YAML.
-    fn configure(&self, local_clone: &str, release_extra: &str, extra: &str) {
-        let config = format!(
-            "database:
-  url: {url}
-{store}snapshot:
-  local_clone: {local_clone}
-migrations:
-  dir: migrations
-maintenance:
-  - command: {{ on: 'echo on >> maintenance.log', off: 'echo off >> maintenance.log' }}
-  - http:
-      on: {{ url: '{stub}/maintenance/on', headers: {{ Authorization: 'Bearer ${{HOOK_TOKEN:-t0ken}}' }} }}
-      off: {{ method: DELETE, url: '{stub}/maintenance/on' }}
-  - file: {{ path: maintenance.txt }}
-  - postgres_fence: {{ roles: [{role}], wait: 5s }}
-release:
-  command: 'env | grep ^SNAPGUARD_ | sort > release.env{release_extra}'
-  rollback: 'env | grep ^SNAPGUARD_ | sort > rollback.env'
-  health: {{ url: '{stub}/health', timeout: 2s, interval: 200ms }}
-{extra}",
-            url = pg().url(&self.db),
-            store = self.store,
-            stub = self.stub.url,
-            role = self.role,
-        );
-        std::fs::write(self.ws.path().join("snapguard.yml"), config).unwrap();
-    }
-
-    fn deploy(&self, release: &str) -> Run {
-        let report = self.ws.path().join("report.json");
-        let _ = std::fs::remove_file(&report);
-        self.ws.run(&[
-            "deploy",
-            "--release",
-            release,
-            "--report",
-            report.to_str().unwrap(),
-        ])
-    }
-
-    fn report(&self) -> serde_json::Value {
-        let text = std::fs::read_to_string(self.ws.path().join("report.json")).unwrap();
-        serde_json::from_str(&text).unwrap()
-    }
-
-    fn file(&self, name: &str) -> String {
-        std::fs::read_to_string(self.ws.path().join(name)).unwrap_or_default()
-    }
-
-    fn can_login(&self) -> bool {
-        psql(
-            "postgres",
-            &format!(
-                "SELECT rolcanlogin FROM pg_roles WHERE rolname = '{}'",
-                self.role
-            ),
-        ) == "t"
-    }
-
-    /// Maintenance is off: no flag file, the role can log in, the last
-    /// command and webhook calls were the `off` ones.
-    fn assert_maintenance_off(&self) {
-        assert!(
-            !self.ws.path().join("maintenance.txt").exists(),
-            "flag file left behind"
-        );
-        assert!(self.can_login(), "the fenced role cannot log in");
-        assert_eq!(self.file("maintenance.log").lines().last(), Some("off"));
-        assert_eq!(
-            self.stub
-                .requests()
-                .iter()
-                .rfind(|r| r.contains("/maintenance/"))
-                .map(String::as_str),
-            Some("DELETE /maintenance/on")
-        );
-    }
-}
-
-fn env_file(text: &str, var: &str) -> Option<String> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{var}=")))
-        .map(str::to_owned)
-}
 
 #[test]
 fn the_happy_path_switches_everything_on_and_off_and_ships_the_release() {
@@ -450,37 +307,6 @@ fn a_restore_that_fails_leaves_maintenance_on_and_says_what_to_do() {
     psql("postgres", &format!("ALTER ROLE {} LOGIN", app.role));
 }
 
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !f() {
-        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Starts a deploy whose second migration sleeps, and waits until it is in it.
-fn deploy_in_migration(app: &App) -> std::process::Child {
-    app.migration("2_slow.sql", "SELECT pg_sleep(30);\n");
-    let child = app
-        .ws
-        .snapguard()
-        .args(["deploy", "--release", "v1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until("the slow migration", Duration::from_secs(30), || {
-        psql(
-            "postgres",
-            &format!(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'SELECT pg_sleep(30)%'",
-                app.db
-            ),
-        ) == "1"
-    });
-    child
-}
-
 #[test]
 fn a_killed_deploy_blocks_the_next_and_recover_rolls_it_back() {
     let app = App::new("dep_killed", "s3");
@@ -496,8 +322,9 @@ fn a_killed_deploy_blocks_the_next_and_recover_rolls_it_back() {
     run.expect_stderr("did not finish");
     run.expect_stderr("snapguard recover");
 
+    // Rolled back, as a failed deploy would be: exit 4.
     let run = app.ws.run(&["recover"]);
-    run.expect_code(0);
+    run.expect_code(4);
     assert!(run.stdout().contains("rolled back"), "{}", run.stdout());
     assert_eq!(fingerprint(&app.db), before);
     app.assert_maintenance_off();
@@ -575,7 +402,7 @@ fn the_fence_ends_a_writing_session_and_restores_the_role() {
     );
     psql(
         &app.db,
-        "GRANT USAGE ON SCHEMA snapguard TO dep_fence_deployer; GRANT SELECT ON ALL TABLES IN SCHEMA snapguard TO dep_fence_deployer",
+        "GRANT USAGE ON SCHEMA snapguard TO dep_fence_deployer; GRANT SELECT ON ALL TABLES IN SCHEMA snapguard TO dep_fence_deployer; GRANT INSERT, UPDATE ON snapguard.deploys TO dep_fence_deployer",
     );
     let holder = std::process::Command::new(pg().bin_dir().join("psql"))
         .args(["-X", "-q", &url, "-c", "SELECT pg_sleep(30)"])
@@ -694,8 +521,19 @@ fn a_write_after_the_snapshot_makes_the_rollback_refuse_without_force() {
         "maintenance stays on"
     );
 
+    // Plain `recover`, the first command printed, honours the refusal.
+    let run = app.ws.run(&["recover"]);
+    run.expect_code(5);
+    run.expect_stderr("someone may have written");
+    assert_eq!(
+        psql(
+            &app.db,
+            "SELECT count(*) FROM items WHERE name = 'order after snapshot'"
+        ),
+        "1"
+    );
     let run = app.ws.run(&["recover", "--force"]);
-    run.expect_code(0);
+    run.expect_code(4);
     assert_eq!(
         psql(
             &app.db,

@@ -351,11 +351,13 @@ fn a_second_migrator_waits_then_exits_6() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the first one holds the lock.
+    // Wait until the first one is applying (so it holds the lock): its
+    // `pg_sleep` runs in this database, which no other test uses. Counting
+    // advisory locks cluster-wide would see other tests' locks too.
     let deadline = Instant::now() + Duration::from_secs(10);
     while psql(
         &db,
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(4)%' AND state = 'active'",
     ) != "1"
     {
         assert!(

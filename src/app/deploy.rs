@@ -68,8 +68,10 @@ fn github() -> Option<GitHub> {
 /// Asks the runner to hide the secrets snapguard knows of, before any of
 /// them could appear in a hook's output.
 fn mask_secrets(gh: &GitHub, config: &Config) {
-    if let Some(p) = config.database.url.as_ref().and_then(|u| u.password()) {
-        gh.mask(p.expose());
+    if let Ok(db) = config.database_url() {
+        for form in db.secret_forms() {
+            gh.mask(&form);
+        }
     }
     mask_store_credentials(gh);
     for switch in &config.maintenance {
@@ -384,6 +386,13 @@ pub async fn prune(config: &Config, dry_run: bool) -> Result<(), Error> {
         println!(
             "{} snapshot {id}: {why}",
             if dry_run { "would delete" } else { "delete" }
+        );
+    }
+    for (upload, why) in &plan.uploads {
+        println!(
+            "{} incomplete upload {}: {why}",
+            if dry_run { "would abort" } else { "abort" },
+            upload.key
         );
     }
     for (name, why) in &plan.databases {

@@ -75,7 +75,10 @@ async fn apply(config: &Config, args: MigrateArgs) -> Result<(), Error> {
 
 /// The per-database lock for a command that changes the database, refused
 /// while the database records an unfinished deploy.
-async fn database_lock(config: &Config, step: &'static str) -> Result<tokio_postgres::Client, Error> {
+async fn database_lock(
+    config: &Config,
+    step: &'static str,
+) -> Result<tokio_postgres::Client, Error> {
     let db = config.database_url()?;
     crate::deploy::lock::for_command(
         &db.with_dbname(&config.database.maintenance_db),

@@ -265,9 +265,7 @@ impl ConnInfo {
     /// The URL with its password, for a child process's `DATABASE_URL` (an
     /// external migrator). Wrapped so it cannot be printed by accident.
     pub fn secret_url(&self) -> Secret {
-        let enc = |v: &str| {
-            percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
-        };
+        let enc = url_encode;
         let credentials = match &self.password {
             Some(p) => format!("{}:{}", enc(&self.user), enc(p.expose())),
             None => enc(&self.user),
@@ -304,6 +302,28 @@ impl ConnInfo {
     pub fn password(&self) -> Option<&Secret> {
         self.password.as_ref()
     }
+
+    /// Every form in which snapguard hands the password to a child or a
+    /// log could show it: as is, percent-encoded as in [`Self::secret_url`],
+    /// and that whole URL. Each must be masked, not only the first.
+    pub fn secret_forms(&self) -> Vec<String> {
+        let Some(p) = &self.password else {
+            return Vec::new();
+        };
+        let mut forms = vec![p.expose().to_owned(), url_encode(p.expose())];
+        forms.push(self.secret_url().expose().to_owned());
+        forms.retain(|f| !f.is_empty());
+        // Longest first, so that masking one form never breaks up another.
+        forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        forms.dedup();
+        forms
+    }
+}
+
+/// Percent-encodes every byte but ASCII letters and digits, which is valid
+/// in any part of a URL.
+fn url_encode(v: &str) -> String {
+    percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 impl fmt::Display for ConnInfo {

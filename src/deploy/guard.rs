@@ -72,6 +72,10 @@ pub struct Activity {
 pub async fn baseline(admin: &Client, app: &ConnInfo) -> Result<Baseline, DbError> {
     let database = app.dbname();
     let wal_lsn = db::current_wal_lsn(admin).await?;
+    settle(admin, database).await?;
+    // Our count first, then the server's: a session opened after this
+    // point is after the baseline for both.
+    let own_sessions = db::sessions_opened(database);
     let counters = counters(admin, database).await?;
     let client = db::connect(app).await?;
     let catalogue = catalogue_fingerprint(&client).await?;
@@ -82,9 +86,32 @@ pub async fn baseline(admin: &Client, app: &ConnInfo) -> Result<Baseline, DbErro
         server_sessions: counters.map(|c| c.sessions),
         abandoned_sessions: counters.map(|c| c.abandoned),
         activity: counters.map(|c| c.activity),
-        own_sessions: db::sessions_opened(database),
+        own_sessions,
         catalogue: Some(catalogue),
     })
+}
+
+/// Waits (up to a few seconds) until snapguard's own sessions to the
+/// database have ended on the server. A backend counts its session in
+/// `pg_stat_database` at the latest when it exits, and it leaves
+/// `pg_stat_activity` only after that; reading the counters before would
+/// count one of our sessions on the wrong side of the baseline.
+async fn settle(admin: &Client, database: &str) -> Result<(), DbError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'snapguard' AND pid <> pg_backend_pid()",
+                &[&database],
+            )
+            .await
+            .map_err(DbError::query("waiting for snapguard's sessions to end"))?
+            .get(0);
+        if left == 0 || std::time::Instant::now() >= deadline {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -143,7 +170,10 @@ pub async fn catalogue_fingerprint(app: &Client) -> Result<String, DbError> {
         .map_err(DbError::query("fingerprinting the catalogue"))?;
     let catalogue: String = row.get(0);
     let has_history: bool = app
-        .query_one("SELECT to_regclass('snapguard.schema_migrations') IS NOT NULL", &[])
+        .query_one(
+            "SELECT to_regclass('snapguard.schema_migrations') IS NOT NULL",
+            &[],
+        )
         .await
         .map_err(DbError::query("fingerprinting the migration history"))?
         .get(0);
@@ -349,18 +379,18 @@ pub async fn writes_after(
         }
     }
     let base = evidence.baseline;
+    settle(admin, database).await?;
     if let Some(before) = base.server_sessions
         && let Some(now) = counters(admin, database).await?
     {
         // A journal written before the abandoned count was recorded gives
         // no allowance for it.
-        let abandoned = base
-            .abandoned_sessions
-            .map_or(0, |b| now.abandoned - b);
+        let abandoned = base.abandoned_sessions.map_or(0, |b| now.abandoned - b);
         let opened = now.sessions - before;
-        let this_process = (db::sessions_opened(database) - base.own_sessions) as i64;
         let explained = match evidence.own {
-            OwnSessions::Counted => Some(this_process),
+            OwnSessions::Counted => {
+                Some(db::sessions_opened(database).saturating_sub(base.own_sessions) as i64)
+            }
             OwnSessions::Recorded { recorded } => {
                 // Sessions of this process are counted from zero: it is not
                 // the process that took the baseline.

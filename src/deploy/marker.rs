@@ -101,9 +101,13 @@ pub async fn outcome_of(app: &Client, deploy_id: &str) -> Result<Option<Option<S
 
 /// Records that `deploy_id` starts.
 pub async fn begin(app: &Client, deploy_id: &str, store: &str, host: &str) -> Result<(), DbError> {
-    app.batch_execute(CREATE)
-        .await
-        .map_err(DbError::query("creating snapguard.deploys"))?;
+    // `CREATE SCHEMA IF NOT EXISTS` needs CREATE on the database even when
+    // the schema exists; a deploy role may only have been granted the table.
+    if !exists(app).await? {
+        app.batch_execute(CREATE)
+            .await
+            .map_err(DbError::query("creating snapguard.deploys"))?;
+    }
     app.execute(
         "INSERT INTO snapguard.deploys (deploy_id, store, host) VALUES ($1, $2, $3)",
         &[&deploy_id, &store, &host],
@@ -153,8 +157,13 @@ pub async fn supersede_after_restore(db: &crate::db::ConnInfo, snapshot_id: &str
     };
     match closed {
         Ok(0) => {}
-        Ok(n) => tracing::info!(count = n, "closed the restored database's records of deploys that were running when the snapshot was taken"),
-        Err(e) => tracing::warn!(error = %crate::error::chain(&e), "cannot close the restored database's records of running deploys; `snapguard recover --accept-current` closes them"),
+        Ok(n) => tracing::info!(
+            count = n,
+            "closed the restored database's records of deploys that were running when the snapshot was taken"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %crate::error::chain(&e), "cannot close the restored database's records of running deploys; `snapguard recover --accept-current` closes them")
+        }
     }
 }
 
@@ -167,7 +176,10 @@ pub async fn later_history(
     since: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<String>, DbError> {
     let has: bool = app
-        .query_one("SELECT to_regclass('snapguard.schema_migrations') IS NOT NULL", &[])
+        .query_one(
+            "SELECT to_regclass('snapguard.schema_migrations') IS NOT NULL",
+            &[],
+        )
         .await
         .map_err(DbError::query("looking for snapguard.schema_migrations"))?
         .get(0);

@@ -91,6 +91,47 @@ impl<'a> Deployer<'a> {
         lock::for_command(&self.admin_info, self.db, step, false).await
     }
 
+    /// When a rollback would restore from the store (no local clone and no
+    /// single transaction), the archive must fit in `$TMPDIR`: found out
+    /// now, not in the middle of a rollback. The size is the newest
+    /// snapshot's archive, else the database's size (an upper bound).
+    async fn check_restore_room(&self, admin: &Client) -> Result<(), Refusal> {
+        let refuse = |e: BoxError| Error::nothing_changed("deploy", e);
+        if self.config.migrations.command.is_none()
+            && self.config.migrations.transaction == TransactionMode::All
+        {
+            return Ok(());
+        }
+        let database = self.db.dbname();
+        let clone = clone::decide(admin, database, self.config.snapshot.local_clone)
+            .await
+            .map_err(|e| refuse(e.into()))?;
+        if clone.is_ok() {
+            return Ok(());
+        }
+        let newest = crate::snapshot::list(self.store)
+            .await
+            .ok()
+            .and_then(|l| {
+                l.into_iter()
+                    .rev()
+                    .find_map(|s| s.manifest.filter(|m| m.database == database))
+            })
+            .map(|m| m.archive_bytes);
+        let needed = match newest {
+            Some(n) => n,
+            None => {
+                let size: i64 = admin
+                    .query_one("SELECT pg_database_size($1)", &[&database])
+                    .await
+                    .map_err(|e| refuse(e.into()))?
+                    .get(0);
+                size.max(0) as u64
+            }
+        };
+        crate::scratch::ensure_room(needed).map_err(|e| refuse(e.into()))
+    }
+
     /// Journals that `step` starts and, under GitHub Actions, opens its
     /// log group (closing the previous one).
     pub(crate) async fn begin(
@@ -231,6 +272,7 @@ impl<'a> Deployer<'a> {
             ));
         }
         drop(app);
+        self.check_restore_room(&admin).await?;
         for (i, switch) in self.config.maintenance.iter().enumerate() {
             switch
                 .preflight(i, &admin)

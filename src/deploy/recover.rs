@@ -84,6 +84,7 @@ impl Deployer<'_> {
         report.started_at = journal.started_at;
         tracing::info!(deploy = %id, step = journal.step.name(), state = ?journal.state, "recovering");
         self.end_children(&journal).await?;
+        self.abort_uploads(&journal).await;
         let result = recording_children(
             self.store,
             id,
@@ -112,6 +113,34 @@ impl Deployer<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Aborts the snapshot uploads the dead runner left incomplete: those
+    /// under `snapshots/` started since the deploy began. (A `snapguard
+    /// snapshot` of the same prefix running right now would fail loudly,
+    /// with no manifest; nothing half-made is ever offered for restore.)
+    async fn abort_uploads(&self, journal: &Journal) {
+        let uploads = match self.store.incomplete_uploads("snapshots/").await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(error = %chain(&e), "cannot list incomplete uploads; a bucket lifecycle rule that aborts incomplete multipart uploads removes them");
+                return;
+            }
+        };
+        let since = journal.started_at - chrono::Duration::seconds(5);
+        for u in uploads
+            .iter()
+            .filter(|u| u.initiated.is_some_and(|t| t >= since))
+        {
+            match self.store.abort_incomplete(u).await {
+                Ok(()) => {
+                    tracing::info!(key = %u.key, "aborted the deploy's incomplete snapshot upload")
+                }
+                Err(e) => {
+                    tracing::warn!(key = %u.key, error = %chain(&e), "cannot abort an incomplete upload")
+                }
+            }
+        }
     }
 
     /// With every journal closed, closes the database's records of deploys
@@ -176,6 +205,12 @@ impl Deployer<'_> {
             return self.accept_current(admin, journal, report).await;
         }
         self.check_history_is_ours(journal).await?;
+        // The dead runner's sessions may still run on the server (a
+        // backend notices a vanished client only when it next talks to
+        // it), in the middle of a migration. Ending them stops that and,
+        // inside a transaction, rolls it back; the guard counts them as
+        // the runner's.
+        let ended = self.end_runner_sessions(admin).await?;
         let changed = self.database_changed(admin, journal).await?;
         journal.failure.get_or_insert_with(|| {
             format!(
@@ -192,7 +227,7 @@ impl Deployer<'_> {
                 guard::OwnSessions::Unknown
             } else {
                 guard::OwnSessions::Recorded {
-                    recorded: journal.own_sessions,
+                    recorded: journal.own_sessions + ended,
                 }
             },
             changed,
@@ -261,7 +296,10 @@ impl Deployer<'_> {
             (false, _) => "the release command never ran".to_owned(),
             (true, true) => format!(
                 "the previous release {} was put back",
-                journal.previous_release.as_deref().unwrap_or("(unrecorded)")
+                journal
+                    .previous_release
+                    .as_deref()
+                    .unwrap_or("(unrecorded)")
             ),
             (true, false) => format!(
                 "release {} was started and not rolled back: check which version is live",
@@ -271,7 +309,9 @@ impl Deployer<'_> {
         tracing::warn!(deploy = %journal.deploy_id, "--accept-current: keeping the database as it is; {state}; {release}");
         self.maintenance_off(admin, journal, report).await?;
         journal.state = State::RolledBack;
-        journal.failure.get_or_insert_with(|| "accepted as is".into());
+        journal
+            .failure
+            .get_or_insert_with(|| "accepted as is".into());
         if let Err(e) = self.begin(journal, Step::RolledBack).await {
             tracing::warn!(error = %chain(&e), "cannot write the journal");
         }
@@ -283,7 +323,10 @@ impl Deployer<'_> {
         );
         report.outcome = Outcome::AcceptedCurrent;
         self.close(journal, report).await;
-        println!("deploy {} closed as is: {state}; {release}; maintenance is off", journal.deploy_id);
+        println!(
+            "deploy {} closed as is: {state}; {release}; maintenance is off",
+            journal.deploy_id
+        );
         Ok(())
     }
 
@@ -325,6 +368,28 @@ impl Deployer<'_> {
         Ok(())
     }
 
+    /// Ends the sessions snapguard's dead runner left on the database
+    /// (this process holds the lock, so no other deploy or migrate owns
+    /// them); returns how many.
+    async fn end_runner_sessions(&self, admin: &Client) -> Result<u64, Error> {
+        let ended: i64 = admin
+            .query_one(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE datname = $1 AND application_name = 'snapguard' AND pid <> pg_backend_pid()",
+                &[&self.db.dbname()],
+            )
+            .await
+            .map_err(|e| Error::failed("recover", e))?
+            .get(0);
+        if ended > 0 {
+            tracing::warn!(
+                count = ended,
+                "ended sessions the deploy's runner left running"
+            );
+        }
+        Ok(ended.max(0) as u64)
+    }
+
     /// Whether the database may differ from the snapshot. Migrations
     /// change it; with `transaction: all` only once their transaction
     /// committed, which the history's rows for this deploy tell. The
@@ -338,16 +403,7 @@ impl Deployer<'_> {
         if !journal.all_or_nothing || reached(Step::Verify) {
             return Ok(true);
         }
-        // The dead runner's session may still be inside the transaction;
-        // ending it rolls that back before the history is read.
         let database = self.db.dbname();
-        admin
-            .execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'snapguard' AND pid <> pg_backend_pid()",
-                &[&database],
-            )
-            .await
-            .map_err(|e| Error::failed("recover", e))?;
         if !admin::exists(admin, database)
             .await
             .map_err(|e| Error::failed("recover", e))?
@@ -372,7 +428,9 @@ async fn applied_by(app: &Client, deploy_id: &str) -> Result<Vec<String>, db::Db
             &[],
         )
         .await
-        .map_err(db::DbError::query("looking for snapguard.schema_migrations"))?
+        .map_err(db::DbError::query(
+            "looking for snapguard.schema_migrations",
+        ))?
         .get(0);
     if !has_history {
         return Ok(Vec::new());

@@ -188,7 +188,11 @@ impl Rollback<'_, '_> {
             tracing::warn!(reasons = %reasons.join("; "), "--force: restoring although writes after the snapshot are possible");
         }
         let mut errors = Vec::new();
-        if let Some(clone) = snapshot.clone.as_ref().filter(|_| self.snapshot_override.is_none()) {
+        if let Some(clone) = snapshot
+            .clone
+            .as_ref()
+            .filter(|_| self.snapshot_override.is_none())
+        {
             match self.swap_clone(journal, clone).await {
                 Ok(kept) => {
                     r.database = format!("clone swap from `{clone}`");
@@ -255,7 +259,11 @@ impl Rollback<'_, '_> {
         if self.changed || journal.database_restored {
             return false;
         }
-        let Some(expected) = journal.snapshot.as_ref().and_then(|s| s.guard.catalogue.clone()) else {
+        let Some(expected) = journal
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.guard.catalogue.clone())
+        else {
             // No baseline was taken: the deploy stopped before its snapshot
             // step began, when nothing but maintenance had been touched.
             return false;
@@ -267,7 +275,9 @@ impl Rollback<'_, '_> {
         match now {
             Ok(now) if now == expected => false,
             Ok(_) => {
-                tracing::warn!("the catalogue or the migration history changed since the snapshot although the failed step changed nothing; restoring");
+                tracing::warn!(
+                    "the catalogue or the migration history changed since the snapshot although the failed step changed nothing; restoring"
+                );
                 true
             }
             Err(e) => {

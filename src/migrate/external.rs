@@ -26,13 +26,13 @@ pub async fn run(command: &str, db: &ConnInfo, cancel: &Cancel) -> Result<(), Ex
         .collect();
     env.push(("DATABASE_URL".into(), url.expose().to_owned()));
     env.push(("PGAPPNAME".into(), APPLICATION_NAME.into()));
-    let password = db.password().map(|p| p.expose()).unwrap_or_default();
+    let secrets = db.secret_forms();
     Shell {
         key: "migrations.command",
         command,
         env,
         timeout: None,
-        secrets: vec![password],
+        secrets: secrets.iter().map(String::as_str).collect(),
     }
     .run(Some(cancel))
     .await?;

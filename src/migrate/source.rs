@@ -251,6 +251,19 @@ pub enum SourceError {
         /// The directive for this format.
         hint: &'static str,
     },
+    /// Bytes PostgreSQL cannot take as SQL text: invalid UTF-8, or a NUL
+    /// byte (which the protocol cannot carry).
+    #[error("`{}:{line}:{column}`: {what}", path.display())]
+    BadBytes {
+        /// The file.
+        path: PathBuf,
+        /// The line, from 1.
+        line: usize,
+        /// The column (in bytes), from 1.
+        column: usize,
+        /// What was found.
+        what: &'static str,
+    },
     /// The SQL does not split into statements (an unterminated quote…).
     #[error("`{}:{}`: {}", path.display(), source.line, source)]
     Unterminated {
@@ -275,10 +288,45 @@ impl SourceError {
             | SourceError::MissingUp { path }
             | SourceError::BadDirective { path, .. }
             | SourceError::NeedsNoTransaction { path, .. }
+            | SourceError::BadBytes { path, .. }
             | SourceError::Unterminated { path, .. } => *path = dir.join(&*path),
         }
         self
     }
+}
+
+/// The file's bytes as SQL text, refusing what PostgreSQL would refuse
+/// only mid-deploy: invalid UTF-8 and NUL bytes, with their position.
+fn sql_text(file: &Path, bytes: Vec<u8>) -> Result<String, SourceError> {
+    let bad = |offset: usize, what| {
+        let before = &bytes[..offset];
+        let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+        let column = offset
+            - before
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |p| p + 1)
+            + 1;
+        SourceError::BadBytes {
+            path: file.to_path_buf(),
+            line,
+            column,
+            what,
+        }
+    };
+    if let Err(e) = std::str::from_utf8(&bytes) {
+        return Err(bad(
+            e.valid_up_to(),
+            "invalid UTF-8; save the file as UTF-8",
+        ));
+    }
+    if let Some(offset) = bytes.iter().position(|b| *b == 0) {
+        return Err(bad(
+            offset,
+            "a NUL byte, which PostgreSQL cannot take in SQL text",
+        ));
+    }
+    Ok(String::from_utf8(bytes).expect("checked above"))
 }
 
 /// Reads every migration in `dir` in `format` (detected when `None`), in
@@ -499,10 +547,11 @@ fn read_entry(
         }
     };
     let full = dir.join(&file);
-    let text = std::fs::read_to_string(&full).map_err(|source| SourceError::Read {
+    let bytes = std::fs::read(&full).map_err(|source| SourceError::Read {
         path: full.clone(),
         source,
     })?;
+    let text = sql_text(&file, bytes)?;
     let (sql, first_line, mut directives) = match format {
         Format::Dbmate => dbmate_up(&file, &text)?,
         _ => (text.clone(), 1, Directives::default()),
@@ -1099,5 +1148,28 @@ mod tests {
         assert!(v("9") < v("10"));
         assert!(v("1.2") < v("1.10"));
         assert!(Version::parse("1.x").is_none());
+    }
+
+    #[test]
+    fn nul_bytes_and_invalid_utf8_are_refused_with_their_position() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("1_ok.sql"), "CREATE TABLE a (x int);\n").unwrap();
+        std::fs::write(dir.path().join("2_nul.sql"), b"SELECT 1;\nSELECT 'a\0b';\n").unwrap();
+        let err = load(dir.path(), Some(Format::Snapguard))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("2_nul.sql:2:10`: a NUL byte, which PostgreSQL cannot take in SQL text"),
+            "{err}"
+        );
+        std::fs::remove_file(dir.path().join("2_nul.sql")).unwrap();
+        std::fs::write(dir.path().join("3_latin1.sql"), b"-- caf\xe9\nSELECT 1;\n").unwrap();
+        let err = load(dir.path(), Some(Format::Snapguard))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("3_latin1.sql:1:7`: invalid UTF-8; save the file as UTF-8"),
+            "{err}"
+        );
     }
 }

@@ -179,7 +179,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         drop(guard);
         child.wait().await.unwrap();
-        assert!(wait_gone(pgid, Duration::from_secs(5)).await, "the sleeps survived");
+        assert!(
+            wait_gone(pgid, Duration::from_secs(5)).await,
+            "the sleeps survived"
+        );
         assert!(!live_groups().iter().any(|r| r.pgid == pgid));
     }
 

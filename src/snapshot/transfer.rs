@@ -3,8 +3,8 @@
 //! readable by `pg_restore`.
 
 use std::io::{Read, Write};
-use std::path::Path;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use bytes::{Bytes, BytesMut};
@@ -44,7 +44,9 @@ pub enum TransferError {
     },
     /// Writing what was downloaded failed on this machine (a full disk, a
     /// reader that failed): the archive itself was not found damaged.
-    #[error("writing the archive read from `{uri}` on this machine failed; the archive itself was not found damaged")]
+    #[error(
+        "writing the archive read from `{uri}` on this machine failed; the archive itself was not found damaged"
+    )]
     LocalWrite {
         /// The object.
         uri: String,

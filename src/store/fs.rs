@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
-use super::{ObjectMeta, ObjectReader, ObjectStore, ObjectUpload, StoreError};
+use super::{IncompleteUpload, ObjectMeta, ObjectReader, ObjectStore, ObjectUpload, StoreError};
 
 /// Temporary files start with this; listings skip them.
 const TMP_PREFIX: &str = ".sg-tmp-";
@@ -124,6 +124,22 @@ impl ObjectStore for FsStore {
         }
     }
 
+    async fn incomplete_uploads(&self, prefix: &str) -> Result<Vec<IncompleteUpload>, StoreError> {
+        let root = self.root.clone();
+        let prefix = prefix.to_owned();
+        tokio::task::spawn_blocking(move || partial_files(&root, &prefix))
+            .await
+            .expect("listing thread panicked")
+    }
+
+    async fn abort_incomplete(&self, upload: &IncompleteUpload) -> Result<(), StoreError> {
+        let path = PathBuf::from(&upload.id);
+        match tokio::fs::remove_file(&path).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("removing", &path)(e)),
+            _ => Ok(()),
+        }
+    }
+
     async fn upload(&self, key: &str) -> Result<FsUpload, StoreError> {
         let target = self.path(key);
         create_parent(&target).await?;
@@ -170,6 +186,55 @@ fn list_blocking(root: &Path, prefix: &str) -> Result<Vec<ObjectMeta>, StoreErro
                 out.push(ObjectMeta {
                     key,
                     size: meta.len(),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
+}
+
+/// Temporary files under `prefix`: uploads a killed process never finished.
+fn partial_files(root: &Path, prefix: &str) -> Result<Vec<IncompleteUpload>, StoreError> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io("listing", &dir)(e)),
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(TMP_PREFIX) else {
+                continue;
+            };
+            // `.sg-tmp-<4 hex>-<name>`.
+            let target = rest.get(5..).unwrap_or(rest);
+            let Ok(rel) = path
+                .with_file_name(target)
+                .strip_prefix(root)
+                .map(Path::to_path_buf)
+            else {
+                continue;
+            };
+            let key = rel
+                .to_string_lossy()
+                .replace(std::path::MAIN_SEPARATOR, "/");
+            if key.starts_with(prefix) {
+                out.push(IncompleteUpload {
+                    key,
+                    id: path.display().to_string(),
+                    initiated: meta
+                        .modified()
+                        .ok()
+                        .map(chrono::DateTime::<chrono::Utc>::from),
                 });
             }
         }

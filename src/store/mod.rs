@@ -142,6 +142,18 @@ pub struct ObjectMeta {
     pub size: u64,
 }
 
+/// An upload that was started and never finished nor aborted: S3
+/// multipart parts (billed, invisible to listings) or a partial file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IncompleteUpload {
+    /// The key it was for, relative to the prefix.
+    pub key: String,
+    /// The S3 upload id, or the partial file's path.
+    pub id: String,
+    /// When it was started (S3) or last written (a file).
+    pub initiated: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// A byte stream read from the store.
 pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
 
@@ -181,6 +193,19 @@ pub trait ObjectStore: Send + Sync {
     /// Starts a streaming upload to `key`. Nothing is visible at `key` until
     /// [`ObjectUpload::finish`] succeeds.
     fn upload(&self, key: &str) -> impl Future<Output = Result<Self::Upload, StoreError>> + Send;
+
+    /// Uploads under `prefix` that a killed process or a store outage left
+    /// unfinished.
+    fn incomplete_uploads(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<IncompleteUpload>, StoreError>> + Send;
+
+    /// Discards one of them.
+    fn abort_incomplete(
+        &self,
+        upload: &IncompleteUpload,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// A streaming upload in progress.
@@ -283,6 +308,20 @@ impl ObjectStore for Store {
         match self {
             Store::S3(s) => s.delete(key).await,
             Store::Fs(s) => s.delete(key).await,
+        }
+    }
+
+    async fn incomplete_uploads(&self, prefix: &str) -> Result<Vec<IncompleteUpload>, StoreError> {
+        match self {
+            Store::S3(s) => s.incomplete_uploads(prefix).await,
+            Store::Fs(s) => s.incomplete_uploads(prefix).await,
+        }
+    }
+
+    async fn abort_incomplete(&self, upload: &IncompleteUpload) -> Result<(), StoreError> {
+        match self {
+            Store::S3(s) => s.abort_incomplete(upload).await,
+            Store::Fs(s) => s.abort_incomplete(upload).await,
         }
     }
 

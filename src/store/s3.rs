@@ -22,7 +22,8 @@ use bytes::{Bytes, BytesMut};
 use tokio::task::JoinSet;
 
 use super::{
-    MAX_PARTS, ObjectMeta, ObjectReader, ObjectStore, ObjectUpload, StoreError, part_size,
+    IncompleteUpload, MAX_PARTS, ObjectMeta, ObjectReader, ObjectStore, ObjectUpload, StoreError,
+    part_size,
 };
 use crate::config::{Sse, StoreConfig};
 
@@ -260,6 +261,54 @@ impl ObjectStore for S3Store {
             .await
             .map_err(|e| self.classify("deleting", key, e))?;
         Ok(())
+    }
+
+    async fn incomplete_uploads(&self, prefix: &str) -> Result<Vec<IncompleteUpload>, StoreError> {
+        let full = self.key(prefix);
+        let strip = if self.prefix.is_empty() {
+            0
+        } else {
+            self.prefix.len() + 1
+        };
+        let mut out = Vec::new();
+        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(&full)
+                .set_key_marker(key_marker.clone())
+                .set_upload_id_marker(id_marker.clone())
+                .send()
+                .await
+                .map_err(|e| self.classify("listing incomplete uploads under", prefix, e))?;
+            for u in page.uploads() {
+                let (Some(key), Some(id)) = (u.key(), u.upload_id()) else {
+                    continue;
+                };
+                out.push(IncompleteUpload {
+                    key: key.get(strip..).unwrap_or(key).to_owned(),
+                    id: id.to_owned(),
+                    initiated: u
+                        .initiated()
+                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+                });
+            }
+            if !page.is_truncated().unwrap_or(false) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            id_marker = page.next_upload_id_marker().map(str::to_owned);
+            if key_marker.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn abort_incomplete(&self, upload: &IncompleteUpload) -> Result<(), StoreError> {
+        abort_upload(self, &upload.key, &upload.id).await
     }
 
     async fn upload(&self, key: &str) -> Result<S3Upload, StoreError> {
