@@ -104,13 +104,12 @@ pub async fn plan(
     match store.incomplete_uploads("").await {
         Ok(uploads) => {
             for u in uploads {
-                if u.initiated
-                    .is_some_and(|t| t < now - chrono::Duration::days(1))
+                if let Some(started) = u.started().filter(|t| *t < now - chrono::Duration::days(1))
                 {
                     let why = format!(
                         "upload of `{}` started {} and never finished",
                         u.key,
-                        u.initiated.map(|t| t.to_rfc3339()).unwrap_or_default()
+                        started.to_rfc3339()
                     );
                     out.uploads.push((u, why));
                 }

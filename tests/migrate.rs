@@ -371,7 +371,7 @@ fn a_second_migrator_waits_then_exits_6() {
     assert!(
         second
             .stderr()
-            .contains("another migrator is running on database `mig_two`"),
+            .contains("another snapguard holds the deploy lock of `mig_two`"),
         "{}",
         second.stderr()
     );

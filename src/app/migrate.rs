@@ -80,11 +80,12 @@ async fn database_lock(
     step: &'static str,
 ) -> Result<tokio_postgres::Client, Error> {
     let db = config.database_url()?;
-    crate::deploy::lock::for_command(
+    crate::deploy::lock::waiting_for_command(
         &db.with_dbname(&config.database.maintenance_db),
         db,
         step,
         true,
+        config.migrations.lock_wait,
     )
     .await
 }

@@ -327,12 +327,15 @@ pub enum OwnSessions {
     /// counted them (the deploy itself).
     Counted,
     /// A dead runner opened them: it recorded `recorded` in the journal, and
-    /// those it had open when it was killed count as abandoned. This
-    /// process's own sessions are counted on top.
+    /// those it had open when it was killed count as abandoned (or were
+    /// ended by `recover`, which adds them to `recorded`). This process's
+    /// own sessions since it took over are counted on top.
     Recorded {
-        /// Sessions the runner had opened since the baseline, at its last
-        /// journal write.
+        /// Sessions earlier processes of the deploy opened since the
+        /// baseline, as their journal writes recorded.
         recorded: u64,
+        /// This process's session count when it took over.
+        since: u64,
     },
     /// Unknown: an external migrator opened sessions of its own.
     Unknown,
@@ -391,10 +394,8 @@ pub async fn writes_after(
             OwnSessions::Counted => {
                 Some(db::sessions_opened(database).saturating_sub(base.own_sessions) as i64)
             }
-            OwnSessions::Recorded { recorded } => {
-                // Sessions of this process are counted from zero: it is not
-                // the process that took the baseline.
-                let mine = db::sessions_opened(database) as i64;
+            OwnSessions::Recorded { recorded, since } => {
+                let mine = db::sessions_opened(database).saturating_sub(since) as i64;
                 Some(recorded as i64 + mine + abandoned)
             }
             OwnSessions::Unknown => None,

@@ -22,7 +22,9 @@ const LOCK_CLASS: i32 = 0x736e_6170;
 
 /// Who holds the lock, for the message of the deploy that did not get it.
 #[derive(Debug, thiserror::Error)]
-#[error("another deploy of `{database}` holds the deploy lock{holder}; nothing was changed")]
+#[error(
+    "another snapguard holds the deploy lock of `{database}`{holder}; nothing was changed (deploy, recover, migrate, restore and maintenance all take it)"
+)]
 pub struct Held {
     /// The application database.
     pub database: String,
@@ -78,19 +80,44 @@ pub async fn for_command(
     step: &'static str,
     refuse_unfinished: bool,
 ) -> Result<Client, Error> {
+    waiting_for_command(
+        admin_info,
+        app,
+        step,
+        refuse_unfinished,
+        std::time::Duration::ZERO,
+    )
+    .await
+}
+
+/// [`for_command`], waiting up to `wait` for the lock (`migrate` waits
+/// `migrations.lock_wait`, as for its own migration lock).
+pub async fn waiting_for_command(
+    admin_info: &ConnInfo,
+    app: &ConnInfo,
+    step: &'static str,
+    refuse_unfinished: bool,
+    wait: std::time::Duration,
+) -> Result<Client, Error> {
     let admin = db::connect(admin_info)
         .await
         .map_err(|e| Error::nothing_changed(step, e))?;
     let database = app.dbname();
-    match try_take(&admin, database).await {
-        Ok(Some(())) => {}
-        Ok(None) => {
-            return Err(Error::Locked {
-                step,
-                source: Box::new(holder(&admin, database).await),
-            });
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match try_take(&admin, database).await {
+            Ok(Some(())) => break,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Ok(None) => {
+                return Err(Error::Locked {
+                    step,
+                    source: Box::new(holder(&admin, database).await),
+                });
+            }
+            Err(e) => return Err(Error::nothing_changed(step, e)),
         }
-        Err(e) => return Err(Error::nothing_changed(step, e)),
     }
     if refuse_unfinished {
         // A missing database has no record; the command says so itself.

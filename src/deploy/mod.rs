@@ -65,6 +65,10 @@ pub struct Deployer<'a> {
     /// What the write guard's sampler sees, copied into the journal at
     /// every step so that `recover` knows it too.
     seen: std::cell::RefCell<Option<guard::Sightings>>,
+    /// Sessions to the database that earlier processes of this deploy
+    /// opened since the baseline, and this process's own count when it
+    /// took over: what the journal's `own_sessions` adds up.
+    own_from: std::cell::Cell<Option<(u64, u64)>>,
 }
 
 /// Why the deploy stopped before changing anything.
@@ -83,6 +87,7 @@ impl<'a> Deployer<'a> {
             github: ci::GitHub::detect(&|v| std::env::var(v).ok()),
             group_open: std::cell::Cell::new(false),
             seen: std::cell::RefCell::new(None),
+            own_from: std::cell::Cell::new(None),
         })
     }
 
@@ -145,9 +150,9 @@ impl<'a> Deployer<'a> {
             }
             gh.group(&format!("snapguard: {}", step.name()));
         }
-        if let Some(snapshot) = &journal.snapshot {
+        if let Some((carried, base)) = self.own_from.get() {
             journal.own_sessions =
-                db::sessions_opened(self.db.dbname()).saturating_sub(snapshot.guard.own_sessions);
+                carried + db::sessions_opened(self.db.dbname()).saturating_sub(base);
         }
         if let Some(seen) = self.seen.borrow().as_ref() {
             journal.sightings = seen.list();
@@ -474,6 +479,7 @@ impl<'a> Deployer<'a> {
         let baseline = guard::baseline(&p.admin, self.db)
             .await
             .map_err(|e| StepFailure::unchanged(Step::Snapshot, &e))?;
+        self.own_from.set(Some((0, baseline.own_sessions)));
         let started_sampler = guard::Sampler::start(&self.admin_info, database, baseline.at);
         *self.seen.borrow_mut() = Some(started_sampler.handle());
         *sampler = Some(started_sampler);

@@ -130,7 +130,7 @@ impl Deployer<'_> {
         let since = journal.started_at - chrono::Duration::seconds(5);
         for u in uploads
             .iter()
-            .filter(|u| u.initiated.is_some_and(|t| t >= since))
+            .filter(|u| u.started().is_some_and(|t| t >= since))
         {
             match self.store.abort_incomplete(u).await {
                 Ok(()) => {
@@ -204,13 +204,25 @@ impl Deployer<'_> {
         if options.accept_current {
             return self.accept_current(admin, journal, report).await;
         }
-        self.check_history_is_ours(journal).await?;
+        if let Err(refused) = self.check_history_is_ours(journal).await {
+            report.outcome = Outcome::RollbackIncomplete;
+            report.next_steps = vec![
+                "# keep the database as it is now and close this deploy:".into(),
+                "snapguard recover --accept-current".into(),
+            ];
+            return Err(refused);
+        }
         // The dead runner's sessions may still run on the server (a
         // backend notices a vanished client only when it next talks to
         // it), in the middle of a migration. Ending them stops that and,
         // inside a transaction, rolls it back; the guard counts them as
         // the runner's.
         let ended = self.end_runner_sessions(admin).await?;
+        let recorded = journal.own_sessions + ended;
+        // Every session this process opened to the database came after the
+        // baseline (another process took it), so all of them count.
+        let since = 0;
+        self.own_from.set(Some((recorded, since)));
         let changed = self.database_changed(admin, journal).await?;
         journal.failure.get_or_insert_with(|| {
             format!(
@@ -226,9 +238,7 @@ impl Deployer<'_> {
             own: if self.config.migrations.command.is_some() {
                 guard::OwnSessions::Unknown
             } else {
-                guard::OwnSessions::Recorded {
-                    recorded: journal.own_sessions + ended,
-                }
+                guard::OwnSessions::Recorded { recorded, since }
             },
             changed,
             snapshot_override: options.snapshot.clone(),

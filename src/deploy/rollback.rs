@@ -131,7 +131,8 @@ impl Rollback<'_, '_> {
                 tracing::error!(error = %chain(&e), "cannot write the journal");
             }
             report.outcome = Outcome::RollbackIncomplete;
-            report.next_steps = next_steps(journal, self.deployer);
+            let fallback = other_snapshot(self.deployer, journal).await;
+            report.next_steps = next_steps(journal, self.deployer, fallback.as_deref());
             Outcome::RollbackIncomplete
         }
     }
@@ -319,7 +320,21 @@ async fn save(deployer: &Deployer<'_>, journal: &mut Journal, step: Step) {
 }
 
 /// The commands a human runs when the rollback could not finish.
-fn next_steps(journal: &Journal, deployer: &Deployer<'_>) -> Vec<String> {
+/// The newest complete snapshot of the database other than the deploy's
+/// own: the way back when the deploy's own snapshot is damaged.
+async fn other_snapshot(deployer: &Deployer<'_>, journal: &Journal) -> Option<String> {
+    let own = journal.snapshot.as_ref().and_then(|s| s.id.clone());
+    crate::snapshot::list(deployer.store)
+        .await
+        .ok()?
+        .into_iter()
+        .rev()
+        .filter_map(|l| l.manifest)
+        .find(|m| m.database == journal.database && Some(m.id.to_string()) != own)
+        .map(|m| m.id.to_string())
+}
+
+fn next_steps(journal: &Journal, deployer: &Deployer<'_>, fallback: Option<&str>) -> Vec<String> {
     let database = deployer.db.dbname();
     let mut steps = Vec::new();
     if !journal.database_restored && !journal.guard_refusal.is_empty() {
@@ -351,8 +366,13 @@ fn next_steps(journal: &Journal, deployer: &Deployer<'_>) -> Vec<String> {
                 steps.push("snapguard recover --accept-current".into());
             }
         }
-        steps.push("# if the deploy's snapshot is damaged, roll back to another one (`snapguard snapshots list`):".into());
-        steps.push("snapguard recover --snapshot <ID>".into());
+        match fallback {
+            Some(id) => {
+                steps.push("# if the deploy's snapshot is damaged, roll back to the newest other one (older: `snapguard snapshots list`):".into());
+                steps.push(format!("snapguard recover --snapshot {id}"));
+            }
+            None => steps.push("# if the deploy's snapshot is damaged: no other snapshot of this database is in the store".into()),
+        }
         steps.push("# or keep the database as it is now and close the deploy:".into());
         steps.push("snapguard recover --accept-current".into());
     } else if journal.released && !journal.release_rolled_back {

@@ -54,6 +54,20 @@ impl SnapshotId {
         }
     }
 
+    /// When the snapshot was started, from the id itself.
+    pub fn created_at(&self) -> Option<DateTime<Utc>> {
+        chrono::NaiveDateTime::parse_from_str(&self.0[..16], "%Y%m%dT%H%M%SZ")
+            .ok()
+            .map(|t| t.and_utc())
+    }
+
+    /// The snapshot an object key under the prefix belongs to
+    /// (`snapshots/<id>/…`).
+    pub fn of_key(key: &str) -> Option<SnapshotId> {
+        let rest = key.strip_prefix("snapshots/")?;
+        SnapshotId::parse(rest.split('/').next()?).ok()
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -511,3 +511,116 @@ impl HttpStub {
         self.state.lock().unwrap().requests.clone()
     }
 }
+
+/// A `moto` S3 server: unlike `s3s-fs`, it lists incomplete multipart
+/// uploads (`ListMultipartUploads`), which the tests of their clean-up need.
+pub struct MotoServer {
+    pub endpoint: String,
+    port: u16,
+    child: Child,
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl MotoServer {
+    /// Starts `moto_server` on a free loopback port.
+    pub fn start() -> MotoServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server (install it with `pip install 'moto[server]'`)");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not start listening"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        spawn_reaper(child.id(), Path::new("/nonexistent-moto-root"));
+        MotoServer {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+            child,
+        }
+    }
+
+    /// One plain HTTP request (moto does not check signatures); the body.
+    fn request(&self, method: &str, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(
+            response.starts_with("HTTP/1.1 2") || response.starts_with("HTTP/1.0 2"),
+            "{method} {path}: {response}"
+        );
+        response
+    }
+
+    /// Creates a bucket.
+    pub fn bucket(&self, name: &str) -> String {
+        self.request("PUT", &format!("/{name}"));
+        name.to_owned()
+    }
+
+    /// The keys of the incomplete multipart uploads in `bucket`.
+    pub fn incomplete_uploads(&self, bucket: &str) -> Vec<String> {
+        let body = self.request("GET", &format!("/{bucket}?uploads"));
+        body.split("<Key>")
+            .skip(1)
+            .filter_map(|s| s.split_once("</Key>").map(|(k, _)| k.to_owned()))
+            .collect()
+    }
+
+    /// A config for database `db` and `bucket` on this server, plus extra YAML.
+    pub fn config(&self, db: &str, bucket: &str, extra: &str) -> String {
+        format!(
+            "database:\n  url: {url}\nstore:\n  url: s3://{bucket}/prod\n  endpoint: {endpoint}\n  region: us-east-1\n  path_style: true\n{extra}",
+            url = pg().url(db),
+            endpoint = self.endpoint,
+        )
+    }
+}
+
+/// The commands a failed run printed as its next steps (lines that start
+/// with `snapguard `), in order.
+pub fn printed_commands(run: &Run) -> Vec<String> {
+    run.stdout()
+        .lines()
+        .chain(run.stderr().lines().map(|l| l))
+        .map(str::trim)
+        .filter(|l| l.starts_with("snapguard "))
+        .map(str::to_owned)
+        .collect::<Vec<_>>()
+}
+
+impl Workspace {
+    /// Runs a command line exactly as snapguard printed it (`snapguard …`).
+    pub fn run_printed(&self, line: &str) -> Run {
+        let args: Vec<&str> = line
+            .strip_prefix("snapguard ")
+            .expect("a snapguard command")
+            .split_whitespace()
+            .collect();
+        self.run(&args)
+    }
+}

@@ -1,0 +1,904 @@
+//! The fault matrix of rollback and `recover`: each test drives one way a
+//! deploy can be interrupted or refused (SIGKILL and SIGTERM at a step, a
+//! writer after the snapshot, a hook that outlives its runner, a second
+//! snapguard, a damaged snapshot, a full `$TMPDIR`, bad migration bytes,
+//! a store left with half an upload) against a real PostgreSQL and a real
+//! S3-compatible server, and checks the documented end state: the
+//! database's fingerprint, maintenance, the store, the exit code, and that
+//! the next command snapguard printed, run as printed, works.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::app::*;
+use common::*;
+
+/// `snapguard.yml` for `app`: the flag-file maintenance switch (easy to
+/// observe), the migrations folder, and `extra` YAML.
+fn write_config(app: &App, extra: &str) {
+    let config = format!(
+        "database:\n  url: {url}\n{store}migrations:\n  dir: migrations\nmaintenance:\n  - file: {{ path: maintenance.txt }}\n{extra}",
+        url = pg().url(&app.db),
+        store = app.store,
+    );
+    std::fs::write(app.ws.path().join("snapguard.yml"), config).unwrap();
+}
+
+fn maintenance_on(app: &App) -> bool {
+    app.ws.path().join("maintenance.txt").exists()
+}
+
+fn spawn(app: &App, args: &[&str]) -> Child {
+    app.ws
+        .snapguard()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn sigterm(child: &Child) {
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+}
+
+fn kill9(mut child: Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn wait_for_file(app: &App, name: &str) {
+    let path = app.ws.path().join(name);
+    wait_until(name, Duration::from_secs(60), || path.exists());
+}
+
+fn items_named(app: &App, name: &str) -> String {
+    psql(
+        &app.db,
+        &format!("SELECT count(*) FROM items WHERE name = '{name}'"),
+    )
+}
+
+/// The id of the one deploy journaled in the workspace's local store.
+fn deploy_journal(app: &App) -> serde_json::Value {
+    let dir = app.ws.path().join("backups/deploys");
+    let entry = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .next()
+        .expect("a deploy journal");
+    serde_json::from_str(&std::fs::read_to_string(entry.path().join("journal.json")).unwrap())
+        .unwrap()
+}
+
+/// Waits until the deploy recorded a child process running `what`.
+fn wait_for_child_record(app: &App, what: &str) {
+    let dir = app.ws.path().join("backups/deploys");
+    wait_until("the child's record", Duration::from_secs(60), || {
+        std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                std::fs::read_to_string(e.path().join("children.json"))
+                    .is_ok_and(|t| t.contains(what))
+            })
+    });
+}
+
+/// A `pg_bin_dir` whose `pg_dump` and `pg_restore` are `sh` scripts
+/// (`$REAL` is the real binary's directory) for the real tools.
+fn wrapped_tools(dir: &Path, pg_dump: &str, pg_restore: &str) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = pg().bin_dir();
+    for (name, body) in [("pg_dump", pg_dump), ("pg_restore", pg_restore)] {
+        let script = format!(
+            "#!/bin/sh\nREAL={real}\nif [ \"$1\" = --version ]; then exec $REAL/{name} --version; fi\n{body}\n",
+            real = real.display()
+        );
+        std::fs::write(bin.join(name), script).unwrap();
+        std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    bin
+}
+
+fn process_alive(pid: &str) -> bool {
+    std::process::Command::new("kill")
+        .args(["-0", pid.trim()])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+// --- writes after the snapshot -------------------------------------------
+
+/// Defect: `recover` swapped the clone in over writes the deploy had refused
+/// to lose. Here the runner is killed mid-migration (no fence) and the
+/// application then writes through short-lived connections that are gone
+/// by the time `recover` runs: only the server's session count remembers.
+#[test]
+fn recover_applies_the_write_guard_over_the_whole_time_since_the_snapshot() {
+    let app = App::new("rec_guard", "fs");
+    write_config(&app, "snapshot:\n  local_clone: always\n");
+    let child = deploy_in_migration(&app);
+    kill9(child);
+    let url = format!(
+        "postgres://{}:app@127.0.0.1:{}/{}?sslmode=disable",
+        app.role,
+        pg().port(),
+        app.db
+    );
+    for i in 0..3 {
+        let out = std::process::Command::new(pg().bin_dir().join("psql"))
+            .args([
+                "-X",
+                "-q",
+                &url,
+                "-c",
+                &format!("INSERT INTO items (name) VALUES ('acknowledged {i}')"),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let run = app.ws.run(&["recover"]);
+    run.expect_code(5);
+    run.expect_stderr(
+        "session(s) connected to `rec_guard` after the snapshot that snapguard did not open",
+    );
+    assert_eq!(
+        psql(
+            &app.db,
+            "SELECT count(*) FROM items WHERE name LIKE 'acknowledged %'"
+        ),
+        "3",
+        "nothing was restored over the writes"
+    );
+    assert!(maintenance_on(&app));
+    // The refusal is recorded: asking again refuses again.
+    app.ws.run(&["recover"]).expect_code(5);
+
+    // The first way out printed keeps the database as it is.
+    let printed = printed_commands(&run);
+    assert_eq!(
+        printed.first().map(String::as_str),
+        Some("snapguard recover --accept-current"),
+        "{printed:?}"
+    );
+    let accepted = app.ws.run_printed(&printed[0]);
+    accepted.expect_code(0);
+    assert!(
+        accepted
+            .stdout()
+            .contains("the database keeps this deploy's migration(s) 1 (add_note)"),
+        "{}",
+        accepted.stdout()
+    );
+    assert_eq!(
+        psql(
+            &app.db,
+            "SELECT count(*) FROM items WHERE name LIKE 'acknowledged %'"
+        ),
+        "3"
+    );
+    assert!(!maintenance_on(&app), "maintenance is off");
+    let run = app.ws.run(&["recover"]);
+    run.expect_code(0);
+    assert!(run.stdout().contains("nothing to recover"));
+}
+
+/// Defect: the refusal repeated one line per 100 ms sample. A writer active
+/// for a second and a half is one line, with its first and last sighting.
+#[test]
+fn the_write_guard_reports_one_line_per_session() {
+    let app = App::new("rec_sightings", "fs");
+    let url = format!(
+        "postgres://{}:app@127.0.0.1:{}/{}?sslmode=disable",
+        app.role,
+        pg().port(),
+        app.db
+    );
+    let psql_bin = pg().bin_dir().join("psql");
+    std::fs::write(
+        app.ws.path().join("write.sql"),
+        "DO $$ BEGIN FOR i IN 1..30 LOOP INSERT INTO items (name) VALUES ('late'); COMMIT; PERFORM pg_sleep(0.05); END LOOP; END $$;\n",
+    )
+    .unwrap();
+    write_config(
+        &app,
+        &format!(
+            "snapshot:\n  local_clone: always\nrelease:\n  command: '{} -X -q \"{url}\" -f write.sql; exit 1'\n",
+            psql_bin.display()
+        ),
+    );
+    let run = app.deploy("v1");
+    run.expect_code(5);
+    let stderr = run.stderr();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("was active after the snapshot"))
+        .map(|l| &l[l.find("session pid ").unwrap()..])
+        .collect();
+    // The same refusal appears in the log and in the error chain; one
+    // session, so one distinct line.
+    let mut distinct = lines.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 1, "{}", run.stderr());
+    assert!(
+        !distinct[0].contains("in 1 sample(s)"),
+        "seen more than once: {}",
+        distinct[0]
+    );
+    assert!(distinct[0].contains("first seen") && distinct[0].contains("last seen"));
+    assert!(run.stderr().len() < 8_000, "{} bytes", run.stderr().len());
+    assert_eq!(items_named(&app, "late"), "30");
+}
+
+// --- hooks and their children -------------------------------------------
+
+/// Defect: a timed-out hook's shell was stopped but its children ran on.
+#[test]
+fn a_hook_that_times_out_is_ended_with_everything_it_started() {
+    let app = App::new("rec_timeout", "fs");
+    write_config(
+        &app,
+        "snapshot:\n  local_clone: always\nrelease:\n  command: '(sleep 2; touch late.txt) & sleep 60'\n  timeout: 1s\n",
+    );
+    let before = fingerprint(&app.db);
+    let run = app.deploy("v1");
+    run.expect_code(4);
+    run.expect_stderr("did not finish within 1s");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !app.ws.path().join("late.txt").exists(),
+        "the hook's child outlived the hook"
+    );
+    assert_eq!(fingerprint(&app.db), before);
+    assert!(!maintenance_on(&app));
+}
+
+/// Defect: after kill -9 of snapguard during `release.command`, `recover`
+/// rolled back while the orphaned release kept going, and it finished
+/// deploying over the rollback.
+#[test]
+fn recover_ends_a_release_hook_left_running_before_it_rolls_back() {
+    let app = App::new("rec_orphan", "fs");
+    write_config(
+        &app,
+        "snapshot:\n  local_clone: always\nrelease:\n  command: 'touch started; sleep 4; touch released.txt'\n  rollback: 'touch rolled_back.txt'\n",
+    );
+    let before = fingerprint(&app.db);
+    let child = spawn(&app, &["deploy", "--release", "v1"]);
+    wait_for_file(&app, "started");
+    wait_for_child_record(&app, "released.txt");
+    kill9(child);
+
+    let run = app.ws.run(&["recover"]);
+    run.expect_code(4);
+    run.expect_stderr("left this command running; ending it before the rollback");
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        !app.ws.path().join("released.txt").exists(),
+        "the orphaned release finished after the rollback"
+    );
+    assert!(app.ws.path().join("rolled_back.txt").exists());
+    assert_eq!(fingerprint(&app.db), before);
+    assert!(!maintenance_on(&app));
+}
+
+/// Defect: a signal during `release.command` was dropped when no health
+/// check followed; the deploy ended "succeeded".
+#[test]
+fn sigterm_during_the_release_without_a_health_check_rolls_back() {
+    let app = App::new("rec_release_term", "fs");
+    write_config(
+        &app,
+        "snapshot:\n  local_clone: always\nrelease:\n  command: 'touch started; sleep 2'\n  rollback: 'touch rolled_back.txt'\n",
+    );
+    let before = fingerprint(&app.db);
+    let child = spawn(&app, &["deploy", "--release", "v1"]);
+    wait_for_file(&app, "started");
+    sigterm(&child);
+    let run = Run(child.wait_with_output().unwrap());
+    run.expect_code(4);
+    run.expect_stderr("cancelled by a signal");
+    assert!(app.ws.path().join("rolled_back.txt").exists());
+    assert_eq!(fingerprint(&app.db), before);
+    assert!(!maintenance_on(&app));
+}
+
+// --- a store restore killed half-way -------------------------------------
+
+/// Defect: kill -9 during a store-restore rollback left `<db>__restore_<id>`
+/// (on which `recover` failed forever), a running `pg_restore` and the
+/// downloaded archive in `$TMPDIR`.
+#[test]
+fn a_store_restore_killed_half_way_is_recovered_and_leaves_nothing_behind() {
+    let app = App::new("rec_restore_kill", "fs");
+    let tools = tempfile::tempdir().unwrap();
+    let gate = tools.path().join("block");
+    let reached = tools.path().join("restoring");
+    let pid_file = tools.path().join("pg_restore.pid");
+    let bin = wrapped_tools(
+        tools.path(),
+        "exec $REAL/pg_dump \"$@\"",
+        &format!(
+            "if [ \"$1\" != -l ] && [ -e {gate} ]; then echo $$ > {pid}; touch {reached}; sleep 600; fi\nexec $REAL/pg_restore \"$@\"",
+            gate = gate.display(),
+            pid = pid_file.display(),
+            reached = reached.display()
+        ),
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    write_config(
+        &app,
+        &format!(
+            "snapshot:\n  local_clone: never\nchecks:\n  after:\n    - {{ name: fails, sql: 'SELECT 1', expect: {{ value: 2 }} }}\n"
+        ),
+    );
+    let config = std::fs::read_to_string(app.ws.path().join("snapguard.yml"))
+        .unwrap()
+        .replacen(
+            "database:\n",
+            &format!("database:\n  pg_bin_dir: {}\n", bin.display()),
+            1,
+        );
+    std::fs::write(app.ws.path().join("snapguard.yml"), config).unwrap();
+    let before = fingerprint(&app.db);
+    std::fs::write(&gate, "").unwrap();
+    let child = app
+        .ws
+        .snapguard()
+        .args(["deploy", "--release", "v1"])
+        .env("TMPDIR", scratch.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the rollback's pg_restore", Duration::from_secs(60), || {
+        reached.exists()
+    });
+    wait_for_child_record(&app, "--jobs");
+    kill9(child);
+    let orphan = std::fs::read_to_string(&pid_file).unwrap();
+    assert!(process_alive(&orphan), "the orphaned pg_restore runs on");
+    assert_eq!(databases_like("rec_restore_kill__restore_").len(), 1);
+    assert!(std::fs::read_dir(scratch.path()).unwrap().next().is_some());
+
+    std::fs::remove_file(&gate).unwrap();
+    let run = Run(app
+        .ws
+        .snapguard()
+        .arg("recover")
+        .env("TMPDIR", scratch.path())
+        .output()
+        .unwrap());
+    run.expect_code(4);
+    assert!(!process_alive(&orphan), "the orphaned pg_restore was ended");
+    assert_eq!(fingerprint(&app.db), before);
+    assert!(databases_like("rec_restore_kill__restore_").is_empty());
+    assert!(!maintenance_on(&app));
+    let left: Vec<_> = std::fs::read_dir(scratch.path())
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(
+        left.is_empty(),
+        "scratch files outlived their process: {left:?}"
+    );
+}
+
+// --- another snapguard in the window -------------------------------------
+
+/// Defect: a plain `migrate` started during a deploy's snapshot applied its
+/// migrations inside the deploy's window.
+#[test]
+fn a_migrate_during_a_deploy_window_is_refused_with_exit_6() {
+    let app = App::new("rec_window", "fs");
+    let tools = tempfile::tempdir().unwrap();
+    let gate = tools.path().join("block");
+    let reached = tools.path().join("dumping");
+    let bin = wrapped_tools(
+        tools.path(),
+        &format!(
+            "touch {reached}; while [ -e {gate} ]; do sleep 0.05; done\nexec $REAL/pg_dump \"$@\"",
+            gate = gate.display(),
+            reached = reached.display()
+        ),
+        "exec $REAL/pg_restore \"$@\"",
+    );
+    write_config(&app, "snapshot:\n  local_clone: always\n");
+    let config = std::fs::read_to_string(app.ws.path().join("snapguard.yml"))
+        .unwrap()
+        .replacen(
+            "database:\n",
+            &format!("database:\n  pg_bin_dir: {}\n", bin.display()),
+            1,
+        );
+    std::fs::write(app.ws.path().join("snapguard.yml"), config).unwrap();
+    std::fs::write(&gate, "").unwrap();
+    let deploy = spawn(&app, &["deploy", "--release", "v1"]);
+    wait_until("the snapshot", Duration::from_secs(60), || reached.exists());
+
+    let run = app.ws.run(&["migrate"]);
+    run.expect_code(6);
+    run.expect_stderr("holds the deploy lock");
+    app.ws.run(&["maintenance", "off"]).expect_code(6);
+    assert_eq!(
+        psql(
+            &app.db,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'snapguard' AND tablename = 'schema_migrations'"
+        ),
+        "0",
+        "the migrate applied nothing"
+    );
+
+    std::fs::remove_file(&gate).unwrap();
+    Run(deploy.wait_with_output().unwrap()).expect_code(0);
+    assert_eq!(
+        psql(
+            &app.db,
+            "SELECT count(*) FROM snapguard.schema_migrations WHERE deploy_id IS NOT NULL"
+        ),
+        "1",
+        "the deploy applied the migration itself"
+    );
+}
+
+/// Defect: "nothing to restore: the database did not change" was assumed
+/// from the failed step. Here the migrations run in one transaction that
+/// rolls back, while the catalogue changed under the deploy: the rollback
+/// sees the difference and restores.
+#[test]
+fn did_not_change_is_proven_from_the_catalogue_not_assumed() {
+    let app = App::new("rec_catalogue", "fs");
+    psql(&app.db, "CREATE TABLE gate (x int)");
+    app.migration(
+        "2_wait_then_fail.sql",
+        "DO $$ BEGIN WHILE NOT EXISTS (SELECT 1 FROM gate) LOOP PERFORM pg_sleep(0.05); END LOOP; END $$;\nSELECT 1/0;\n",
+    );
+    write_config(&app, "snapshot:\n  local_clone: always\n");
+    let config = std::fs::read_to_string(app.ws.path().join("snapguard.yml"))
+        .unwrap()
+        .replace(
+            "migrations:\n  dir: migrations\n",
+            "migrations:\n  dir: migrations\n  transaction: all\n",
+        );
+    std::fs::write(app.ws.path().join("snapguard.yml"), config).unwrap();
+    let before = fingerprint(&app.db);
+    // `--force`: the test's own session would otherwise (rightly) make the
+    // write guard refuse; what is tested is the decision to restore.
+    let child = spawn(&app, &["deploy", "--release", "v1", "--force"]);
+    wait_until("the waiting migration", Duration::from_secs(60), || {
+        psql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'rec_catalogue' AND query LIKE 'DO $$ BEGIN WHILE%'",
+        ) == "1"
+    });
+    psql(
+        &app.db,
+        "CREATE TABLE sneaky (x int); INSERT INTO gate VALUES (1);",
+    );
+    let run = Run(child.wait_with_output().unwrap());
+    run.expect_code(4);
+    assert!(
+        !run.stdout().contains("nothing to restore"),
+        "{}",
+        run.stdout()
+    );
+    // The gate row and the sneaky table came after the snapshot: restored away.
+    assert_eq!(fingerprint(&app.db), before);
+    assert!(!maintenance_on(&app));
+}
+
+/// Defect: after kill -9 mid-migration, a deploy using another store prefix
+/// went ahead, and `recover` on the first prefix then swapped its old clone
+/// in over that deploy.
+#[test]
+fn an_unfinished_deploy_is_seen_from_any_store_and_recover_keeps_later_history() {
+    let app = App::new("rec_prefix", "fs");
+    write_config(&app, "snapshot:\n  local_clone: always\n");
+    kill9(deploy_in_migration(&app));
+    std::fs::remove_file(app.ws.path().join("migrations/2_slow.sql")).unwrap();
+
+    let other = ["--store", "file://./other-backups"];
+    let run = app
+        .ws
+        .run(&[other[0], other[1], "deploy", "--release", "v2"]);
+    run.expect_code(3);
+    run.expect_stderr("did not finish");
+    let hint = "`snapguard --store file://./backups/ recover`";
+    run.expect_stderr(hint);
+    let run = app.ws.run(&[other[0], other[1], "recover"]);
+    run.expect_code(3);
+    run.expect_stderr(hint);
+    app.ws.run(&[other[0], other[1], "migrate"]).expect_code(3);
+
+    // History the deploy did not create (an older snapguard, a hand-run
+    // migrator): rolling back would undo it silently, so recover refuses.
+    psql(
+        &app.db,
+        "INSERT INTO snapguard.schema_migrations (version, name, kind, checksum, duration_ms, deploy_id) VALUES ('99', 'later', 'versioned', 'x', 1, 'someone-else')",
+    );
+    let current = fingerprint(&app.db);
+    // The command the refusal named, run as printed.
+    let run = app.ws.run_printed(hint.trim_matches('`'));
+    run.expect_code(5);
+    run.expect_stderr("history this deploy did not create: migration 99 (later)");
+    assert_eq!(fingerprint(&app.db), current, "nothing was rolled back");
+    let printed = printed_commands(&run);
+    assert!(
+        printed
+            .iter()
+            .any(|c| c == "snapguard recover --accept-current"),
+        "{printed:?}"
+    );
+    app.ws
+        .run_printed("snapguard recover --accept-current")
+        .expect_code(0);
+    assert_eq!(fingerprint(&app.db), current);
+    assert!(!maintenance_on(&app));
+    // Closed in the database too: the other prefix may deploy now (once
+    // the stand-in for later history, which has no file, is gone).
+    psql(
+        &app.db,
+        "DELETE FROM snapguard.schema_migrations WHERE version = '99'",
+    );
+    let run = app
+        .ws
+        .run(&[other[0], other[1], "deploy", "--release", "v2"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout().contains("nothing to deploy"),
+        "{}",
+        run.stdout()
+    );
+}
+
+// --- a damaged snapshot ---------------------------------------------------
+
+fn corrupt(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Defect: when the only snapshot failed its checksum, every command
+/// refused and maintenance stayed on. Two documented ways out.
+#[test]
+fn a_damaged_snapshot_can_be_replaced_by_another_or_accepted_as_is() {
+    for way in ["another snapshot", "accept current"] {
+        let name = if way == "another snapshot" {
+            "rec_damaged_other"
+        } else {
+            "rec_damaged_accept"
+        };
+        let app = App::new(name, "fs");
+        write_config(&app, "snapshot:\n  local_clone: never\n");
+        let before = fingerprint(&app.db);
+        let good = app.ws.run(&["snapshot"]);
+        good.expect_code(0);
+        let good = good.snapshot_id();
+        kill9(deploy_in_migration(&app));
+        let journal = deploy_journal(&app);
+        let id = journal["snapshot"]["id"].as_str().unwrap().to_owned();
+        corrupt(&app.ws.path().join(format!("backups/snapshots/{id}/dump")));
+
+        let run = app.ws.run(&["recover"]);
+        run.expect_code(5);
+        run.expect_stderr("checksum mismatch");
+        assert!(maintenance_on(&app));
+        let printed = printed_commands(&run);
+        let other = format!("snapguard recover --snapshot {good}");
+        assert!(printed.contains(&other), "{printed:?}");
+        assert!(
+            printed
+                .iter()
+                .any(|c| c == "snapguard recover --accept-current"),
+            "{printed:?}"
+        );
+
+        if way == "another snapshot" {
+            let run = app.ws.run_printed(&other);
+            run.expect_code(4);
+            assert_eq!(fingerprint(&app.db), before);
+        } else {
+            let run = app.ws.run(&["recover", "--accept-current"]);
+            run.expect_code(0);
+            assert!(
+                run.stdout().contains("migration(s) 1 (add_note)"),
+                "{}",
+                run.stdout()
+            );
+            assert_eq!(
+                psql(&app.db, "SELECT count(*) FROM items WHERE note IS NOT NULL"),
+                "500"
+            );
+        }
+        assert!(!maintenance_on(&app), "{way}: maintenance is off");
+        let run = app.ws.run(&["recover"]);
+        run.expect_code(0);
+        assert!(run.stdout().contains("nothing to recover"), "{way}");
+    }
+}
+
+// --- local disk -----------------------------------------------------------
+
+/// A small tmpfs, unmounted when dropped.
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs as $TMPDIR and needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk(dir)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+/// Defect: a full `$TMPDIR` was reported as a damaged snapshot.
+#[test]
+fn a_full_tmpdir_is_named_with_the_room_needed_never_as_damage() {
+    let db = create_db("rec_tmpdir");
+    psql(
+        &db,
+        "CREATE TABLE blobs AS SELECT i, md5(i::text) || md5((i * 7)::text) AS v FROM generate_series(1, 60000) AS i",
+    );
+    let ws = Workspace::new(&fs_config(
+        &db,
+        "migrations:\n  dir: migrations\nsnapshot:\n  local_clone: never\n",
+    ));
+    std::fs::create_dir_all(ws.path().join("migrations")).unwrap();
+    std::fs::write(
+        ws.path().join("migrations/1_a.sql"),
+        "CREATE TABLE a (x int);\n",
+    )
+    .unwrap();
+    let snap = ws.run(&["snapshot"]);
+    snap.expect_code(0);
+    let id = snap.snapshot_id();
+    let disk = SmallDisk::mount("1m");
+
+    let run = Run(ws
+        .snapguard()
+        .args(["restore", &id, "--to", "rec_tmpdir_copy"])
+        .env("TMPDIR", disk.0.path())
+        .output()
+        .unwrap());
+    run.expect_code(3);
+    run.expect_stderr("not enough free space in");
+    run.expect_stderr("(`TMPDIR`)");
+    assert!(!run.stderr().contains("damaged"), "{}", run.stderr());
+    assert!(!db_exists("rec_tmpdir_copy"));
+
+    // A deploy whose way back is a store restore checks the room first.
+    let run = Run(ws
+        .snapguard()
+        .args(["deploy"])
+        .env("TMPDIR", disk.0.path())
+        .output()
+        .unwrap());
+    run.expect_code(3);
+    run.expect_stderr("not enough free space in");
+    assert_eq!(psql(&db, "SELECT to_regclass('public.a') IS NULL"), "t");
+}
+
+// --- bad migration bytes --------------------------------------------------
+
+/// Defect: a migration with a NUL byte planned and dry-ran fine and failed
+/// mid-deploy; non-UTF-8 gave no position.
+#[test]
+fn bad_bytes_in_a_migration_stop_preflight_with_their_position() {
+    let app = App::new("rec_bytes", "fs");
+    write_config(&app, "snapshot:\n  local_clone: always\n");
+    let before = fingerprint(&app.db);
+    for (file, bytes, expect) in [
+        (
+            "2_nul.sql",
+            b"UPDATE items SET name = name;\nSELECT 'a\0b';\n".to_vec(),
+            "`migrations/2_nul.sql:2:10`: a NUL byte",
+        ),
+        (
+            "2_latin1.sql",
+            b"-- caf\xe9\nSELECT 1;\n".to_vec(),
+            "`migrations/2_latin1.sql:1:7`: invalid UTF-8",
+        ),
+    ] {
+        let path = app.ws.path().join("migrations").join(file);
+        std::fs::write(&path, bytes).unwrap();
+        for command in [&["plan"][..], &["migrate", "--dry-run"], &["deploy"]] {
+            let run = app.ws.run(command);
+            run.expect_code(3);
+            run.expect_stderr(expect);
+        }
+        assert!(!maintenance_on(&app));
+        assert!(
+            !app.ws.path().join("backups/snapshots").exists(),
+            "nothing was snapshotted"
+        );
+        std::fs::remove_file(path).unwrap();
+    }
+    assert_eq!(fingerprint(&app.db), before);
+}
+
+// --- secrets --------------------------------------------------------------
+
+/// Defect: the percent-encoded `DATABASE_URL` handed to an external
+/// migrator was not masked under GitHub Actions.
+#[test]
+fn every_form_of_the_password_is_masked_for_github_actions() {
+    let db = create_db("rec_mask");
+    let password = "p@ss:w/rd%20x";
+    psql(
+        "postgres",
+        &format!(
+            "DROP ROLE IF EXISTS rec_mask_deployer; CREATE ROLE rec_mask_deployer LOGIN SUPERUSER PASSWORD '{password}'"
+        ),
+    );
+    let encoded = "p%40ss%3Aw%2Frd%2520x";
+    let url = format!(
+        "postgres://rec_mask_deployer:{encoded}@127.0.0.1:{}/{db}?sslmode=disable",
+        pg().port()
+    );
+    let ws = Workspace::new(&format!(
+        "database:\n  url: {url}\nstore:\n  url: file://./backups\nsnapshot:\n  local_clone: never\nmigrations:\n  command: 'echo \"migrator sees $DATABASE_URL\"'\n"
+    ));
+    let run = Run(ws
+        .snapguard()
+        .args(["deploy", "--release", "v1"])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap());
+    run.expect_code(0);
+    let out = run.stdout();
+    // As the runner reads them: `%`, CR and LF are escaped in commands.
+    let masked: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("::add-mask::"))
+        .map(|m| {
+            m.replace("%0D", "\r")
+                .replace("%0A", "\n")
+                .replace("%25", "%")
+        })
+        .collect();
+    assert!(masked.iter().any(|m| m == password), "{masked:?}");
+    assert!(masked.iter().any(|m| m == encoded), "{masked:?}");
+    assert!(
+        masked
+            .iter()
+            .any(|m| m.starts_with("postgresql://") && m.contains(encoded)),
+        "{masked:?}"
+    );
+    // The masks come before the first step (and so before any hook runs).
+    let first_group = out.find("::group::").expect("a log group per step");
+    assert!(out.rfind("::add-mask::").unwrap() < first_group, "{out}");
+    assert!(
+        run.stderr().contains("migrator sees postgresql://"),
+        "{}",
+        run.stderr()
+    );
+}
+
+// --- the store ------------------------------------------------------------
+
+/// Defect: multipart uploads orphaned by a kill -9 were visible to nothing.
+/// `recover` aborts the dead deploy's own (on `moto`, which lists them).
+#[test]
+fn recover_aborts_the_multipart_upload_a_killed_deploy_left() {
+    let app = App::new("rec_upload", "fs");
+    let moto = MotoServer::start();
+    let bucket = moto.bucket("rec-upload");
+    let tools = tempfile::tempdir().unwrap();
+    let pid_file = tools.path().join("pg_dump.pid");
+    // Three parts' worth of bytes, then a dump that never ends.
+    let bin = wrapped_tools(
+        tools.path(),
+        &format!(
+            "echo $$ > {}; head -c 12000000 /dev/urandom; exec sleep 600",
+            pid_file.display()
+        ),
+        "exec $REAL/pg_restore \"$@\"",
+    );
+    let config = moto
+        .config(
+            &app.db,
+            &bucket,
+            "  part_size: 5MiB\nsnapshot:\n  compression: none\n  local_clone: always\nmigrations:\n  dir: migrations\nmaintenance:\n  - file: { path: maintenance.txt }\n",
+        )
+        .replacen(
+            "database:\n",
+            &format!("database:\n  pg_bin_dir: {}\n", bin.display()),
+            1,
+        );
+    std::fs::write(app.ws.path().join("snapguard.yml"), config).unwrap();
+    let child = spawn(&app, &["deploy", "--release", "v1"]);
+    wait_until("a part uploaded", Duration::from_secs(60), || {
+        !moto.incomplete_uploads(&bucket).is_empty()
+    });
+    kill9(child);
+    let dump_pid = std::fs::read_to_string(&pid_file).unwrap();
+    assert!(process_alive(&dump_pid));
+
+    let run = app.ws.run(&["recover"]);
+    run.expect_code(4);
+    run.expect_stderr("aborted the deploy's incomplete snapshot upload");
+    assert!(
+        moto.incomplete_uploads(&bucket).is_empty(),
+        "{:?}",
+        moto.incomplete_uploads(&bucket)
+    );
+    assert!(!process_alive(&dump_pid), "the dump outlived its runner");
+    assert!(!maintenance_on(&app));
+}
+
+/// `prune` aborts incomplete uploads a day old; in a local store they are
+/// partial files.
+#[test]
+fn prune_removes_a_day_old_partial_upload() {
+    let db = create_db("rec_prune_partial");
+    let ws = Workspace::new(&fs_config(&db, ""));
+    let dir = ws
+        .path()
+        .join("backups/snapshots/20261101T000000Z-rec_prune_partial-abcd");
+    std::fs::create_dir_all(&dir).unwrap();
+    let partial = dir.join(".sg-tmp-1a2b-dump");
+    std::fs::write(&partial, vec![0u8; 1000]).unwrap();
+    let today = ws.path().join(format!(
+        "backups/snapshots/{}-rec_prune_partial-ef01",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+    ));
+    std::fs::create_dir_all(&today).unwrap();
+    let fresh = today.join(".sg-tmp-3c4d-dump");
+    std::fs::write(&fresh, vec![0u8; 1000]).unwrap();
+    let status = std::process::Command::new("touch")
+        .args(["-d", "2 days ago"])
+        .arg(&partial)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = ws.run(&["prune", "--dry-run"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout().contains(
+            "would abort incomplete upload snapshots/20261101T000000Z-rec_prune_partial-abcd/dump"
+        ),
+        "{}",
+        run.stdout()
+    );
+    assert!(partial.exists());
+    ws.run(&["prune"]).expect_code(0);
+    assert!(!partial.exists());
+    assert!(fresh.exists(), "a fresh upload may still be running");
+}
