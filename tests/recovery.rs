@@ -347,9 +347,7 @@ fn a_store_restore_killed_half_way_is_recovered_and_leaves_nothing_behind() {
     let scratch = tempfile::tempdir().unwrap();
     write_config(
         &app,
-        &format!(
-            "snapshot:\n  local_clone: never\nchecks:\n  after:\n    - {{ name: fails, sql: 'SELECT 1', expect: {{ value: 2 }} }}\n"
-        ),
+        "snapshot:\n  local_clone: never\nchecks:\n  after:\n    - { name: fails, sql: 'SELECT 1', expect: { value: 2 } }\n",
     );
     let config = std::fs::read_to_string(app.ws.path().join("snapguard.yml"))
         .unwrap()

@@ -535,12 +535,21 @@ impl MotoServer {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        // As a module: a fresh `pip install` under pyenv has no shim for
+        // the `moto_server` script until a rehash.
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start moto_server (install it with `pip install 'moto[server]'`)");
+            .expect("start moto's server (install it with `pip install 'moto[server]'`)");
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -604,9 +613,9 @@ impl MotoServer {
 /// The commands a failed run printed as its next steps (lines that start
 /// with `snapguard `), in order.
 pub fn printed_commands(run: &Run) -> Vec<String> {
-    run.stdout()
-        .lines()
-        .chain(run.stderr().lines().map(|l| l))
+    let (out, err) = (run.stdout(), run.stderr());
+    out.lines()
+        .chain(err.lines())
         .map(str::trim)
         .filter(|l| l.starts_with("snapguard "))
         .map(str::to_owned)
