@@ -248,9 +248,11 @@ async fn restore(config: &Config, args: RestoreArgs) -> Result<(), Error> {
                 RestoreFailure::Verify(e) => Error::nothing_changed("restore", e),
                 RestoreFailure::Restore(e) => Error::failed("restore", e),
             })?;
-    if report.replaced_as.is_some() {
-        crate::deploy::marker::supersede_after_restore(db, &report.snapshot_id).await;
-    }
+    crate::deploy::marker::supersede_after_restore(
+        &db.with_dbname(&report.restored_into),
+        &report.snapshot_id,
+    )
+    .await;
     if args.json {
         print_json(&report);
     } else {

@@ -791,7 +791,7 @@ impl<'a> Deployer<'a> {
             Err(e) => Err(e),
         };
         if let Err(e) = closed {
-            tracing::warn!(error = %chain(&e), deploy = %journal.deploy_id, "cannot close the deploy's record in snapguard.deploys; other snapguards will see it as unfinished until `snapguard recover --accept-current`");
+            tracing::warn!(error = %chain(&e), deploy = %journal.deploy_id, "cannot close the deploy's record in snapguard.deploys; other snapguards will see it as unfinished until `snapguard recover` closes it");
         }
     }
 }
