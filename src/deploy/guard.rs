@@ -169,14 +169,7 @@ pub async fn catalogue_fingerprint(app: &Client) -> Result<String, DbError> {
         .await
         .map_err(DbError::query("fingerprinting the catalogue"))?;
     let catalogue: String = row.get(0);
-    let has_history: bool = app
-        .query_one(
-            "SELECT to_regclass('snapguard.schema_migrations') IS NOT NULL",
-            &[],
-        )
-        .await
-        .map_err(DbError::query("fingerprinting the migration history"))?
-        .get(0);
+    let has_history = crate::migrate::history::exists(app).await?;
     if !has_history {
         return Ok(catalogue);
     }

@@ -195,13 +195,21 @@ pub async fn save_children(
     deploy_id: &str,
     groups: &[GroupRecord],
 ) -> Result<(), JournalError> {
-    let key = children_key(deploy_id);
-    let body = serde_json::to_vec_pretty(groups).expect("serializable");
+    put_json(store, &children_key(deploy_id), &groups).await
+}
+
+/// Writes `value` as pretty JSON at `key`.
+async fn put_json(
+    store: &impl ObjectStore,
+    key: &str,
+    value: &impl serde::Serialize,
+) -> Result<(), JournalError> {
+    let body = serde_json::to_vec_pretty(value).expect("serializable");
     store
-        .put(&key, Bytes::from(body))
+        .put(key, Bytes::from(body))
         .await
         .map_err(|source| JournalError::Store {
-            uri: store.uri(&key),
+            uri: store.uri(key),
             source,
         })
 }
@@ -251,15 +259,7 @@ impl Journal {
 
     /// Writes the journal as it is.
     pub async fn save(&self, store: &impl ObjectStore) -> Result<(), JournalError> {
-        let key = journal_key(&self.deploy_id);
-        let body = serde_json::to_vec_pretty(self).expect("serializable");
-        store
-            .put(&key, Bytes::from(body))
-            .await
-            .map_err(|source| JournalError::Store {
-                uri: store.uri(&key),
-                source,
-            })
+        put_json(store, &journal_key(&self.deploy_id), self).await
     }
 
     /// Reads one journal.

@@ -175,15 +175,7 @@ pub async fn later_history(
     deploy_id: &str,
     since: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<String>, DbError> {
-    let has: bool = app
-        .query_one(
-            "SELECT to_regclass('snapguard.schema_migrations') IS NOT NULL",
-            &[],
-        )
-        .await
-        .map_err(DbError::query("looking for snapguard.schema_migrations"))?
-        .get(0);
-    if !has {
+    if !crate::migrate::history::exists(app).await? {
         return Ok(Vec::new());
     }
     let rows = app

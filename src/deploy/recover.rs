@@ -432,16 +432,7 @@ impl Deployer<'_> {
 
 /// The migrations the history records as applied by `deploy_id`.
 async fn applied_by(app: &Client, deploy_id: &str) -> Result<Vec<String>, db::DbError> {
-    let has_history: bool = app
-        .query_one(
-            "SELECT to_regclass('snapguard.schema_migrations') IS NOT NULL",
-            &[],
-        )
-        .await
-        .map_err(db::DbError::query(
-            "looking for snapguard.schema_migrations",
-        ))?
-        .get(0);
+    let has_history = crate::migrate::history::exists(app).await?;
     if !has_history {
         return Ok(Vec::new());
     }

@@ -32,17 +32,21 @@ pub async fn ensure(client: &impl GenericClient) -> Result<(), DbError> {
         .map_err(DbError::query("creating snapguard.schema_migrations"))
 }
 
-/// Every history row; none when the table does not exist yet.
-pub async fn read(client: &Client) -> Result<Vec<AppliedRow>, DbError> {
-    let exists: bool = client
+/// Whether the history table exists.
+pub async fn exists(client: &impl GenericClient) -> Result<bool, DbError> {
+    Ok(client
         .query_one(
             "SELECT to_regclass('snapguard.schema_migrations') IS NOT NULL",
             &[],
         )
         .await
         .map_err(DbError::query("looking for snapguard.schema_migrations"))?
-        .get(0);
-    if !exists {
+        .get(0))
+}
+
+/// Every history row; none when the table does not exist yet.
+pub async fn read(client: &Client) -> Result<Vec<AppliedRow>, DbError> {
+    if !exists(client).await? {
         return Ok(Vec::new());
     }
     let rows = client
