@@ -14,7 +14,7 @@ use std::time::Instant;
 mod common;
 mod support;
 
-use support::{build_database, median};
+use support::{build_database, median, spread};
 
 fn main() {
     let mut scales = vec![10, 40];
@@ -100,6 +100,7 @@ fn main() {
 
     let mut n = 0;
     let mut rows = Vec::new();
+    let mut ranges = Vec::new();
     for &scale in &scales {
         eprintln!("building the scale-{scale} database…");
         build_database(pg, scale);
@@ -127,6 +128,16 @@ fn main() {
             }
             local.push(pg_restore_local(dir, jobs));
         }
+        let added: Vec<f64> = downtime.iter().zip(&snapshot).map(|(d, s)| d - s).collect();
+        ranges.push(format!(
+            "  scale {scale:>3} min–max: clone swap {}, store restore {}, local pg_restore {}, downtime {}, snapshot step {}, added {}",
+            spread(&swap),
+            spread(&store_restore),
+            spread(&local),
+            spread(&downtime),
+            spread(&snapshot),
+            spread(&added)
+        ));
         rows.push((
             scale,
             size,
@@ -150,6 +161,9 @@ fn main() {
             down - snap,
             down / snap
         );
+    }
+    for line in ranges {
+        println!("{line}");
     }
 }
 

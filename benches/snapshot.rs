@@ -14,7 +14,7 @@ use std::time::Instant;
 mod common;
 mod support;
 
-use support::{build_database, median};
+use support::{build_database, median, spread};
 
 struct Args {
     scales: Vec<u32>,
@@ -203,7 +203,7 @@ fn main() {
             restore_peak.push(r.peak_kib.unwrap_or(0));
             common::psql("postgres", "DROP DATABASE sg_restore");
         }
-        let f = median(floor);
+        let f = median(floor.clone());
         println!();
         println!(
             "scale {scale}: database {:.2} GB, {} runs (medians), pg_restore -j {}",
@@ -211,21 +211,29 @@ fn main() {
             args.runs,
             args.jobs
         );
-        println!("{:<58} {:>9} {:>8}  target", "what", "seconds", "ratio");
-        let row = |what: &str, s: f64, base: f64, target: &str| {
-            println!("{what:<58} {s:>9.2} {:>8.2}  {target}", s / base)
+        println!(
+            "{:<58} {:>9} {:>8}  target  (min–max seconds)",
+            "what", "seconds", "ratio"
+        );
+        let row = |what: &str, v: &[f64], base: f64, target: &str| {
+            let s = median(v.to_vec());
+            println!(
+                "{what:<58} {s:>9.2} {:>8.2}  {target}  ({})",
+                s / base,
+                spread(v)
+            )
         };
-        row("pg_dump -Fc -Z0 bench > /dev/null (floor)", f, f, "");
+        row("pg_dump -Fc -Z0 bench > /dev/null (floor)", &floor, f, "");
         row(
             "pg_dump -Fc bench > file (default compression)",
-            median(default_dump),
+            &default_dump,
             f,
             "",
         );
         if !scripted.is_empty() {
             row(
                 "pg_dump -Fc bench | aws s3 cp - s3://… (scripted today)",
-                median(scripted),
+                &scripted,
                 f,
                 "",
             );
@@ -237,23 +245,23 @@ fn main() {
         }
         row(
             "snapguard snapshot → S3 (zstd 1, the default)",
-            median(snap),
+            &snap,
             f,
             "≤ 1.15 × floor",
         );
-        let lr = median(local_restore);
+        let lr = median(local_restore.clone());
         row(
             &format!(
                 "pg_restore -j {} from a local file (same archive)",
                 args.jobs
             ),
-            lr,
+            &local_restore,
             lr,
             "",
         );
         row(
             "snapguard restore from S3 (--no-analyze)",
-            median(sg_restore),
+            &sg_restore,
             lr,
             "≤ 1.15 × pg_restore",
         );

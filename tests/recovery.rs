@@ -280,7 +280,7 @@ fn recover_ends_a_release_hook_left_running_before_it_rolls_back() {
     let app = App::new("rec_orphan", "fs");
     write_config(
         &app,
-        "snapshot:\n  local_clone: always\nrelease:\n  command: 'touch started; sleep 4; touch released.txt'\n  rollback: 'touch rolled_back.txt'\n",
+        "snapshot:\n  local_clone: always\nrelease:\n  command: 'touch started; sleep 8; touch released.txt'\n  rollback: 'touch rolled_back.txt'\n",
     );
     let before = fingerprint(&app.db);
     let child = spawn(&app, &["deploy", "--release", "v1"]);
@@ -291,7 +291,8 @@ fn recover_ends_a_release_hook_left_running_before_it_rolls_back() {
     let run = app.ws.run(&["recover"]);
     run.expect_code(4);
     run.expect_stderr("left this command running; ending it before the rollback");
-    std::thread::sleep(Duration::from_secs(5));
+    // Past the moment the release would have finished.
+    std::thread::sleep(Duration::from_secs(9));
     assert!(
         !app.ws.path().join("released.txt").exists(),
         "the orphaned release finished after the rollback"

@@ -12,6 +12,13 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// `min–max` of `v`, for the line beside a median.
+pub fn spread(v: &[f64]) -> String {
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{min:.2}–{max:.2}")
+}
+
 /// Builds database `bench`: `pgbench -i -s <scale>` plus `1.5 M × scale / 40`
 /// JSONB rows with a GIN index (scale 40 ≈ 1 GB, as DESIGN section 9).
 pub fn build_database(pg: &EphemeralServer, scale: u32) {

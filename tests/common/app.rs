@@ -31,6 +31,14 @@ impl App {
             &format!("DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'app'"),
         );
         psql(&db, SEED);
+        // Database-level properties, which a dump does not carry: every
+        // rollback must put them back with the database.
+        psql(
+            "postgres",
+            &format!(
+                "ALTER DATABASE {db} SET work_mem = '8MB'; ALTER DATABASE {db} CONNECTION LIMIT 50; COMMENT ON DATABASE {db} IS 'the shop'"
+            ),
+        );
         psql(
             &db,
             &format!("GRANT ALL ON items TO {role}; GRANT ALL ON SEQUENCE items_id_seq TO {role}"),

@@ -71,7 +71,9 @@ pub fn databases_like(prefix: &str) -> Vec<String> {
 }
 
 /// A fingerprint of a database's schema and content: the schema-only dump,
-/// and per table its row count and an md5 of its rows in a fixed order.
+/// per table its row count and an md5 of its rows in a fixed order, the
+/// sequences, and the database-level properties (owner, connection limit,
+/// whether it accepts connections, grants, settings, comment).
 pub fn fingerprint(db: &str) -> String {
     // `snapguard.deploys` is snapguard's record of its deploys (it is in
     // every snapshot a deploy takes); the schema that holds it is left out
@@ -125,6 +127,15 @@ pub fn fingerprint(db: &str) -> String {
         "SELECT string_agg(format('%I.%I=%s', schemaname, sequencename, last_value), ',' ORDER BY schemaname, sequencename) FROM pg_sequences",
     );
     out.push_str(&format!("\nsequences: {seqs}"));
+    // Database-level properties a dump does not carry and a swap must.
+    let props = psql(
+        db,
+        "SELECT concat_ws(' | ', pg_get_userbyid(d.datdba), d.datconnlimit, d.datallowconn, d.datacl::text, \
+                (SELECT setconfig::text FROM pg_db_role_setting WHERE setdatabase = d.oid AND setrole = 0), \
+                shobj_description(d.oid, 'pg_database')) \
+         FROM pg_database d WHERE d.datname = current_database()",
+    );
+    out.push_str(&format!("\ndatabase: {props}"));
     out
 }
 
