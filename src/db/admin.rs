@@ -418,12 +418,13 @@ fn split_role(item: &str) -> Option<(String, &str)> {
     }
 }
 
-/// The sessions connected to `name`, other than this one.
+/// The client sessions connected to `name`, other than this one (an
+/// autovacuum worker is no one's session; a rename or drop ends it itself).
 pub async fn sessions(client: &Client, name: &str) -> Result<Vec<Session>, DbError> {
     let rows = client
         .query(
             "SELECT pid, usename::text, application_name, client_addr::text, state FROM pg_stat_activity \
-             WHERE datname = $1 AND pid <> pg_backend_pid() ORDER BY pid",
+             WHERE datname = $1 AND backend_type = 'client backend' AND pid <> pg_backend_pid() ORDER BY pid",
             &[&name],
         )
         .await

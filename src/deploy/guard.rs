@@ -255,7 +255,10 @@ impl Drop for Sampler {
     }
 }
 
-/// The `application_name`s of snapguard's own sessions.
+/// The `application_name`s of snapguard's own sessions. Only client
+/// backends count as sessions: an autovacuum worker visiting the database
+/// (`backend_type = 'autovacuum worker'`, no application name) writes
+/// nothing an application would lose, and is not a reason to refuse.
 const OWN_APPLICATIONS: &[&str] = &["snapguard", external::APPLICATION_NAME];
 
 impl Sampler {
@@ -282,7 +285,7 @@ impl Sampler {
                         "SELECT pid, coalesce(usename::text, ''), coalesce(application_name, ''), \
                                 coalesce(client_addr::text, 'local') \
                          FROM pg_stat_activity \
-                         WHERE datname = $1 AND NOT (application_name = ANY($2)) \
+                         WHERE datname = $1 AND backend_type = 'client backend' AND NOT (application_name = ANY($2)) \
                            AND greatest(backend_start, xact_start, state_change) > $3::text::timestamptz",
                         &[&database, &own, &since],
                     )
@@ -312,6 +315,10 @@ impl Sampler {
         self.seen.clone()
     }
 }
+
+/// How the reason that counts the server's activity since the snapshot
+/// begins.
+pub const ACTIVITY_PREFIX: &str = "since the snapshot the server counted";
 
 /// Whose sessions the session counter may attribute to snapguard.
 #[derive(Debug, Clone, Copy)]
@@ -361,7 +368,7 @@ pub async fn writes_after(
     let rows = admin
         .query(
             "SELECT pid, coalesce(usename::text, ''), coalesce(application_name, '') FROM pg_stat_activity \
-             WHERE datname = $1 AND NOT (application_name = ANY($2)) AND pid <> pg_backend_pid()",
+             WHERE datname = $1 AND backend_type = 'client backend' AND NOT (application_name = ANY($2)) AND pid <> pg_backend_pid()",
             &[&database, &own],
         )
         .await
@@ -406,7 +413,7 @@ pub async fn writes_after(
             && let Some(activity) = base.activity
         {
             reasons.push(format!(
-                "since the snapshot the server counted {} committed transaction(s) and {} row(s) written in `{database}`, snapguard's own migrations included: a restore discards them",
+                "{ACTIVITY_PREFIX} {} committed transaction(s) and {} row(s) written in `{database}`, snapguard's own migrations included: a restore discards them",
                 now.activity.commits - activity.commits,
                 now.activity.rows_written - activity.rows_written
             ));

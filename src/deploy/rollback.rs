@@ -170,7 +170,13 @@ impl Rollback<'_, '_> {
         .map_err(|e| vec![chain(&e)])?;
         // A refusal made earlier (by the deploy, or an earlier `recover`)
         // stands: the writes it saw are still in the database.
-        let mut all = journal.guard_refusal.clone();
+        // (The server's activity count is read afresh, not repeated.)
+        let mut all: Vec<String> = journal
+            .guard_refusal
+            .iter()
+            .filter(|r| !r.starts_with(guard::ACTIVITY_PREFIX))
+            .cloned()
+            .collect();
         for reason in reasons {
             if !all.contains(&reason) {
                 all.push(reason);
