@@ -363,12 +363,7 @@ fn the_fence_ends_a_writing_session_and_restores_the_role() {
     let app = App::new("dep_fence", "fs");
     app.configure("never", "", "");
     // An application session writing in a loop, as the fenced role.
-    let url = format!(
-        "postgres://{}:app@127.0.0.1:{}/{}?sslmode=disable",
-        app.role,
-        pg().port(),
-        app.db
-    );
+    let url = app.role_url();
     let mut writer = std::process::Command::new(pg().bin_dir().join("psql"))
         .args([
             "-X",
@@ -476,12 +471,7 @@ fn a_write_after_the_snapshot_makes_the_rollback_refuse_without_force() {
     let app = App::new("dep_guard", "fs");
     // No fence: the release command writes as the application would, then
     // fails, so the rollback has to decide.
-    let url = format!(
-        "postgres://{}:app@127.0.0.1:{}/{}?sslmode=disable",
-        app.role,
-        pg().port(),
-        app.db
-    );
+    let url = app.role_url();
     let psql_bin = pg().bin_dir().join("psql");
     std::fs::write(
         app.ws.path().join("write.sql"),

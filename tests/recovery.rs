@@ -131,12 +131,7 @@ fn recover_applies_the_write_guard_over_the_whole_time_since_the_snapshot() {
     write_config(&app, "snapshot:\n  local_clone: always\n");
     let child = deploy_in_migration(&app);
     kill9(child);
-    let url = format!(
-        "postgres://{}:app@127.0.0.1:{}/{}?sslmode=disable",
-        app.role,
-        pg().port(),
-        app.db
-    );
+    let url = app.role_url();
     for i in 0..3 {
         let out = std::process::Command::new(pg().bin_dir().join("psql"))
             .args([
@@ -206,12 +201,7 @@ fn recover_applies_the_write_guard_over_the_whole_time_since_the_snapshot() {
 #[test]
 fn the_write_guard_reports_one_line_per_session() {
     let app = App::new("rec_sightings", "fs");
-    let url = format!(
-        "postgres://{}:app@127.0.0.1:{}/{}?sslmode=disable",
-        app.role,
-        pg().port(),
-        app.db
-    );
+    let url = app.role_url();
     let psql_bin = pg().bin_dir().join("psql");
     std::fs::write(
         app.ws.path().join("write.sql"),

@@ -153,3 +153,15 @@ pub async fn current_wal_lsn(client: &Client) -> Result<Option<String>, DbError>
         .map_err(DbError::query("reading the WAL position"))?;
     Ok(row.get(0))
 }
+
+/// Whether the relation `name` (schema-qualified) exists.
+pub async fn relation_exists(
+    client: &impl tokio_postgres::GenericClient,
+    name: &str,
+) -> Result<bool, DbError> {
+    Ok(client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+        .await
+        .map_err(DbError::query(format!("looking for `{name}`")))?
+        .get(0))
+}

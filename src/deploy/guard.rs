@@ -236,8 +236,7 @@ impl Sightings {
         }
     }
 
-    /// One entry per session seen so far.
-    pub fn list(&self) -> Vec<Sighting> {
+    fn list(&self) -> Vec<Sighting> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
@@ -309,11 +308,6 @@ impl Sampler {
     pub fn sightings(&self) -> Vec<Sighting> {
         self.seen.list()
     }
-
-    /// A handle on what it sees, which outlives the sampler.
-    pub fn handle(&self) -> Sightings {
-        self.seen.clone()
-    }
 }
 
 /// How the reason that counts the server's activity since the snapshot
@@ -328,14 +322,13 @@ pub enum OwnSessions {
     Counted,
     /// A dead runner opened them: it recorded `recorded` in the journal, and
     /// those it had open when it was killed count as abandoned (or were
-    /// ended by `recover`, which adds them to `recorded`). This process's
-    /// own sessions since it took over are counted on top.
+    /// ended by `recover`, which adds them to `recorded`). Every session of
+    /// this process (which did not take the baseline, so all of them came
+    /// after it) is counted on top.
     Recorded {
         /// Sessions earlier processes of the deploy opened since the
         /// baseline, as their journal writes recorded.
         recorded: u64,
-        /// This process's session count when it took over.
-        since: u64,
     },
     /// Unknown: an external migrator opened sessions of its own.
     Unknown,
@@ -394,9 +387,8 @@ pub async fn writes_after(
             OwnSessions::Counted => {
                 Some(db::sessions_opened(database).saturating_sub(base.own_sessions) as i64)
             }
-            OwnSessions::Recorded { recorded, since } => {
-                let mine = db::sessions_opened(database).saturating_sub(since) as i64;
-                Some(recorded as i64 + mine + abandoned)
+            OwnSessions::Recorded { recorded } => {
+                Some(recorded as i64 + db::sessions_opened(database) as i64 + abandoned)
             }
             OwnSessions::Unknown => None,
         };

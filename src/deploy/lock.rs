@@ -121,19 +121,12 @@ pub async fn waiting_for_command(
     }
     if refuse_unfinished {
         // A missing database has no record; the command says so itself.
-        if let Ok(client) = db::connect(app).await {
-            let open = super::marker::open_deploys(&client)
+        if let Ok(client) = db::connect(app).await
+            && let Some(unfinished) = super::marker::unfinished(&client, database)
                 .await
-                .map_err(|e| Error::nothing_changed(step, e))?;
-            if let Some(open) = open.into_iter().next() {
-                return Err(Error::nothing_changed(
-                    step,
-                    super::marker::Unfinished {
-                        database: database.to_owned(),
-                        open,
-                    },
-                ));
-            }
+                .map_err(|e| Error::nothing_changed(step, e))?
+        {
+            return Err(Error::nothing_changed(step, unfinished));
         }
     }
     Ok(admin)

@@ -80,6 +80,19 @@ pub async fn open_deploys(app: &Client) -> Result<Vec<OpenDeploy>, DbError> {
         .collect())
 }
 
+/// The oldest deploy the database records as unfinished, as the refusal
+/// of a command that would change the database under it.
+pub async fn unfinished(app: &Client, database: &str) -> Result<Option<Unfinished>, DbError> {
+    Ok(open_deploys(app)
+        .await?
+        .into_iter()
+        .next()
+        .map(|open| Unfinished {
+            database: database.to_owned(),
+            open,
+        }))
+}
+
 /// The outcome recorded for `deploy_id`: `None` when the database has no
 /// row for it, `Some(None)` while it is open.
 pub async fn outcome_of(app: &Client, deploy_id: &str) -> Result<Option<Option<String>>, DbError> {
@@ -193,9 +206,5 @@ pub async fn later_history(
 }
 
 async fn exists(app: &Client) -> Result<bool, DbError> {
-    Ok(app
-        .query_one("SELECT to_regclass('snapguard.deploys') IS NOT NULL", &[])
-        .await
-        .map_err(DbError::query("looking for snapguard.deploys"))?
-        .get(0))
+    crate::db::relation_exists(app, "snapguard.deploys").await
 }

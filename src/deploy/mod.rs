@@ -62,9 +62,9 @@ pub struct Deployer<'a> {
     /// GitHub Actions, for a log group per step.
     github: Option<ci::GitHub>,
     group_open: std::cell::Cell<bool>,
-    /// What the write guard's sampler sees, copied into the journal at
-    /// every step so that `recover` knows it too.
-    seen: std::cell::RefCell<Option<guard::Sightings>>,
+    /// The write guard's sampler, from the snapshot on; what it sees is
+    /// copied into the journal at every step so that `recover` knows it too.
+    sampler: std::cell::RefCell<Option<guard::Sampler>>,
     /// Sessions to the database that earlier processes of this deploy
     /// opened since the baseline, and this process's own count when it
     /// took over: what the journal's `own_sessions` adds up.
@@ -86,7 +86,7 @@ impl<'a> Deployer<'a> {
             http: HttpClient::new(),
             github: ci::GitHub::detect(&|v| std::env::var(v).ok()),
             group_open: std::cell::Cell::new(false),
-            seen: std::cell::RefCell::new(None),
+            sampler: std::cell::RefCell::new(None),
             own_from: std::cell::Cell::new(None),
         })
     }
@@ -154,8 +154,8 @@ impl<'a> Deployer<'a> {
             journal.own_sessions =
                 carried + db::sessions_opened(self.db.dbname()).saturating_sub(base);
         }
-        if let Some(seen) = self.seen.borrow().as_ref() {
-            journal.sightings = seen.list();
+        if let Some(sampler) = self.sampler.borrow().as_ref() {
+            journal.sightings = sampler.sightings();
         }
         journal.begin(step, self.store).await
     }
@@ -238,17 +238,15 @@ impl<'a> Deployer<'a> {
                 j.state
             ).into()));
         }
-        let app = db::connect(self.db).await.map_err(|e| refuse(e.into()))?;
-        let open = marker::open_deploys(&app)
+        // One session to the application database serves the rest of
+        // preflight.
+        let mut app = db::connect(self.db).await.map_err(|e| refuse(e.into()))?;
+        if let Some(unfinished) = marker::unfinished(&app, self.db.dbname())
             .await
-            .map_err(|e| refuse(e.into()))?;
-        if let Some(open) = open.into_iter().next() {
-            return Err(refuse(Box::new(marker::Unfinished {
-                database: self.db.dbname().to_owned(),
-                open,
-            })));
+            .map_err(|e| refuse(e.into()))?
+        {
+            return Err(refuse(Box::new(unfinished)));
         }
-        drop(app);
         let snapshotter = Snapshotter::prepare(
             self.store,
             self.db,
@@ -263,7 +261,6 @@ impl<'a> Deployer<'a> {
             .map_err(|e| refuse(e.into()))?;
         report.pending = plan.pending.iter().map(|p| p.path.clone()).collect();
         let verifier = Verifier::new(&self.config.checks);
-        let mut app = db::connect(self.db).await.map_err(|e| refuse(e.into()))?;
         verifier
             .preflight(&app)
             .await
@@ -359,15 +356,16 @@ impl<'a> Deployer<'a> {
         report: &mut Report,
         cancel: &Cancel,
     ) -> Result<(), Error> {
-        let mut sampler = None;
         let mut downtime_from = None;
         let deploy_id = p.journal.deploy_id.clone();
         let failure = recording_children(
             self.store,
             &deploy_id,
-            self.steps(&mut p, report, cancel, &mut sampler, &mut downtime_from),
+            self.steps(&mut p, report, cancel, &mut downtime_from),
         )
         .await;
+        // Watching ends with the steps (on success, once the deploy is closed).
+        let sampler = self.sampler.take();
         let Err(failed) = failure else {
             report.downtime_seconds = downtime_from.map(|t: Instant| t.elapsed().as_secs_f64());
             report.outcome = Outcome::Succeeded;
@@ -381,17 +379,15 @@ impl<'a> Deployer<'a> {
             line: failed.line,
         });
         p.journal.failure = Some(format!("{}: {}", failed.step.name(), failed.message));
-        let sightings = sampler
+        p.journal.sightings = sampler
             .as_ref()
             .map(guard::Sampler::sightings)
             .unwrap_or_default();
         drop(sampler);
-        p.journal.sightings = sightings.clone();
         let rollback = rollback::Rollback {
             deployer: self,
             admin: &mut p.admin,
             force: options.force,
-            sightings,
             own: if self.config.migrations.command.is_none() {
                 guard::OwnSessions::Counted
             } else {
@@ -419,7 +415,6 @@ impl<'a> Deployer<'a> {
         p: &mut Prepared<'_>,
         report: &mut Report,
         cancel: &Cancel,
-        sampler: &mut Option<guard::Sampler>,
         downtime_from: &mut Option<Instant>,
     ) -> Result<(), StepFailure> {
         let store = self.store;
@@ -480,9 +475,11 @@ impl<'a> Deployer<'a> {
             .await
             .map_err(|e| StepFailure::unchanged(Step::Snapshot, &e))?;
         self.own_from.set(Some((0, baseline.own_sessions)));
-        let started_sampler = guard::Sampler::start(&self.admin_info, database, baseline.at);
-        *self.seen.borrow_mut() = Some(started_sampler.handle());
-        *sampler = Some(started_sampler);
+        *self.sampler.borrow_mut() = Some(guard::Sampler::start(
+            &self.admin_info,
+            database,
+            baseline.at,
+        ));
         p.journal.snapshot = Some(SnapshotRecord {
             id: None,
             clone: None,

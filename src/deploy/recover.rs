@@ -221,8 +221,7 @@ impl Deployer<'_> {
         let recorded = journal.own_sessions + ended;
         // Every session this process opened to the database came after the
         // baseline (another process took it), so all of them count.
-        let since = 0;
-        self.own_from.set(Some((recorded, since)));
+        self.own_from.set(Some((recorded, 0)));
         let changed = self.database_changed(admin, journal).await?;
         journal.failure.get_or_insert_with(|| {
             format!(
@@ -234,11 +233,10 @@ impl Deployer<'_> {
             deployer: self,
             admin,
             force: options.force,
-            sightings: journal.sightings.clone(),
             own: if self.config.migrations.command.is_some() {
                 guard::OwnSessions::Unknown
             } else {
-                guard::OwnSessions::Recorded { recorded, since }
+                guard::OwnSessions::Recorded { recorded }
             },
             changed,
             snapshot_override: options.snapshot.clone(),

@@ -30,8 +30,6 @@ pub struct Rollback<'a, 'b> {
     pub admin: &'a mut Client,
     /// Restore even if the write guard objects (`--force`).
     pub force: bool,
-    /// What the write guard's sampler saw.
-    pub sightings: Vec<guard::Sighting>,
     /// How the write guard accounts for snapguard's own sessions.
     pub own: guard::OwnSessions,
     /// Whether the database may have changed since the snapshot. When not,
@@ -161,7 +159,7 @@ impl Rollback<'_, '_> {
             database,
             guard::Evidence {
                 baseline: &snapshot.guard,
-                sightings: self.sightings.clone(),
+                sightings: journal.sightings.clone(),
                 own: self.own,
                 fence: (!fence.is_empty()).then_some(fence.as_slice()),
             },
@@ -263,7 +261,7 @@ impl Rollback<'_, '_> {
     /// baseline (another migrator, a hand-made change). Unknown counts as
     /// changed.
     async fn changed_after_all(&self, journal: &Journal) -> bool {
-        if self.changed || journal.database_restored {
+        if journal.database_restored {
             return false;
         }
         let Some(expected) = journal

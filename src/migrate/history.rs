@@ -34,14 +34,7 @@ pub async fn ensure(client: &impl GenericClient) -> Result<(), DbError> {
 
 /// Whether the history table exists.
 pub async fn exists(client: &impl GenericClient) -> Result<bool, DbError> {
-    Ok(client
-        .query_one(
-            "SELECT to_regclass('snapguard.schema_migrations') IS NOT NULL",
-            &[],
-        )
-        .await
-        .map_err(DbError::query("looking for snapguard.schema_migrations"))?
-        .get(0))
+    crate::db::relation_exists(client, "snapguard.schema_migrations").await
 }
 
 /// Every history row; none when the table does not exist yet.

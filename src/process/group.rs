@@ -131,24 +131,18 @@ pub fn exists(pgid: i32) -> bool {
 }
 
 /// Ends a group that is not our child (a dead runner's): SIGTERM, up to
-/// `grace` for it to go, then SIGKILL. True when it is gone, or when only
-/// processes that cannot run any more (zombies a parent has not reaped)
-/// remain after SIGKILL.
-pub async fn end(pgid: i32, grace: Duration) -> bool {
-    if !signal(pgid, Signal::TERM) {
-        return true;
-    }
-    if wait_gone(pgid, grace).await {
-        return true;
+/// `grace` for it to go, then SIGKILL. What may remain after SIGKILL are
+/// zombies a parent has not reaped yet, which cannot run any more.
+pub async fn end(pgid: i32, grace: Duration) {
+    if !signal(pgid, Signal::TERM) || wait_gone(pgid, grace).await {
+        return;
     }
     tracing::warn!(
         pgid,
         "process group still running {grace:?} after SIGTERM; killing it"
     );
     signal(pgid, Signal::KILL);
-    // SIGKILL cannot be caught: what is left after it are zombies.
     wait_gone(pgid, Duration::from_secs(2)).await;
-    true
 }
 
 async fn wait_gone(pgid: i32, limit: Duration) -> bool {
@@ -196,7 +190,7 @@ mod tests {
         let pgid = child.id().unwrap() as i32;
         tokio::time::sleep(Duration::from_millis(200)).await;
         let reaper = tokio::spawn(async move { child.wait().await });
-        assert!(end(pgid, Duration::from_millis(300)).await);
+        end(pgid, Duration::from_millis(300)).await;
         reaper.await.unwrap().unwrap();
         assert!(wait_gone(pgid, Duration::from_secs(5)).await);
     }

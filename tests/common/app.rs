@@ -69,6 +69,16 @@ impl App {
         app
     }
 
+    /// The URL the application role connects with, as the app would.
+    pub fn role_url(&self) -> String {
+        format!(
+            "postgres://{}:app@127.0.0.1:{}/{}?sslmode=disable",
+            self.role,
+            pg().port(),
+            self.db
+        )
+    }
+
     pub fn migration(&self, file: &str, sql: &str) {
         std::fs::write(self.ws.path().join("migrations").join(file), sql).unwrap();
     }
