@@ -42,6 +42,10 @@ pub enum Command {
     Deploy(DeployArgs),
     /// What `deploy` would do, changing nothing.
     Plan {
+        /// The release `deploy --release` would ship (default as for
+        /// `deploy`: `release.id`, else the CI's commit).
+        #[arg(long)]
+        release: Option<String>,
         /// Print JSON on stdout.
         #[arg(long)]
         json: bool,

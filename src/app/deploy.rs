@@ -15,9 +15,7 @@ use crate::db;
 use crate::deploy::{DeployOptions, Deployer, RecoverOptions, journal};
 use crate::error::{Error, chain};
 use crate::maintenance::{self, Engaged};
-use crate::migrate::migrator::Migrator;
 use crate::prune;
-use crate::release::Ledger;
 use crate::report::Report;
 use crate::store::ObjectStore;
 
@@ -110,71 +108,47 @@ fn publish(report: &Report, file: Option<&Path>, json: bool, github: Option<&Git
     }
 }
 
-/// `snapguard plan`: what `deploy` would do; changes nothing, takes no lock.
-pub async fn plan(config: &Config, json: bool) -> Result<(), Error> {
-    let refuse = |e: crate::error::BoxError| Error::nothing_changed("plan", e);
-    let info = config.database_url()?;
+/// `snapguard plan`: the deploy's own preflight, stopping before
+/// maintenance goes on; it refuses exactly when `deploy` would.
+pub async fn plan(config: &Config, release: Option<String>, json: bool) -> Result<(), Error> {
     let store = open_store(config).await?;
-    let admin = db::connect(&info.with_dbname(&config.database.maintenance_db))
-        .await
-        .map_err(|e| refuse(e.into()))?;
-    let server = db::server_version(&admin)
-        .await
-        .map_err(|e| refuse(e.into()))?;
-    let size: i64 = admin
-        .query_one("SELECT pg_database_size($1)", &[&info.dbname()])
-        .await
-        .map_err(|e| refuse(e.into()))?
-        .get(0);
-    let unfinished = journal::unfinished(&store)
-        .await
-        .map_err(|e| refuse(e.into()))?;
-    let outcome = Migrator::new(&config.migrations, info)
-        .plan()
-        .await
-        .map_err(|e| refuse(e.into()))?;
-    for (i, s) in config.maintenance.iter().enumerate() {
-        s.preflight(i, &admin).await.map_err(|e| refuse(e.into()))?;
-    }
-    let clone = crate::deploy::clone::decide(&admin, info.dbname(), config.snapshot.local_clone)
-        .await
-        .map_err(|e| refuse(e.into()))?;
-    let ledger = Ledger::read(&store).await.map_err(|e| refuse(e.into()))?;
-    let nothing = outcome.pending.is_empty()
-        && outcome.external_command.is_none()
-        && config.release.command.is_none();
-    let plan = serde_json::json!({
-        "database": info.dbname(),
-        "server_version": server.to_string(),
-        "database_bytes": size,
-        "store": store.uri(""),
-        "unfinished_deploys": unfinished,
-        "nothing_to_deploy": nothing,
-        "pending": outcome.pending.iter().map(|p| serde_json::json!({"version": p.version, "path": p.path, "transaction": p.transaction, "batched": p.batched})).collect::<Vec<_>>(),
-        "external_migrator": outcome.external_command,
-        "transaction": format!("{:?}", config.migrations.transaction),
-        "checks": { "before": config.checks.before.len(), "after": config.checks.after.len(), "compare": config.checks.compare.len() },
-        "maintenance": config.maintenance.iter().map(|s| s.describe()).collect::<Vec<_>>(),
-        "local_clone": match &clone { Ok(()) => "yes".to_owned(), Err(why) => format!("no: {why}") },
-        "release_command": config.release.command,
-        "previous_release": ledger.current(),
-    });
+    let deployer = Deployer::new(config, &store)?;
+    let options = DeployOptions {
+        release,
+        force: false,
+    };
+    let found = deployer.plan(&options).await?;
+    let database = config.database_url()?.dbname().to_owned();
+    let transaction = config.migrations.transaction.as_config();
+    let local_clone = match &found.local_clone {
+        Ok(()) => "yes".to_owned(),
+        Err(why) => format!("no: {why}"),
+    };
     if json {
-        print_json(&plan);
+        print_json(&serde_json::json!({
+            "database": database,
+            "server_version": found.server_version,
+            "database_bytes": found.database_bytes,
+            "store": store.uri(""),
+            "nothing_to_deploy": found.nothing_to_deploy,
+            "pending": found.pending.iter().map(|p| serde_json::json!({"version": p.version, "path": p.path, "transaction": p.transaction, "batched": p.batched})).collect::<Vec<_>>(),
+            "external_migrator": found.external_command,
+            "transaction": transaction,
+            "checks": { "before": config.checks.before.len(), "after": config.checks.after.len(), "compare": config.checks.compare.len() },
+            "maintenance": config.maintenance.iter().map(|s| s.describe()).collect::<Vec<_>>(),
+            "local_clone": local_clone,
+            "release": found.release,
+            "release_command": config.release.command,
+            "previous_release": found.previous_release,
+        }));
         return Ok(());
     }
     println!(
-        "deploy plan for `{}` (PostgreSQL {server}, {})",
-        info.dbname(),
-        crate::progress::format_bytes(size as u64)
+        "deploy plan for `{database}` (PostgreSQL {}, {}): preflight passed",
+        found.server_version,
+        crate::progress::format_bytes(found.database_bytes)
     );
-    if !unfinished.is_empty() {
-        println!(
-            "  BLOCKED: unfinished deploy(s) {}; run `snapguard recover` first",
-            unfinished.join(", ")
-        );
-    }
-    if nothing {
+    if found.nothing_to_deploy {
         println!("  nothing to deploy: no pending migration and no release command");
         return Ok(());
     }
@@ -183,22 +157,17 @@ pub async fn plan(config: &Config, json: bool) -> Result<(), Error> {
         println!("       {}", s.describe());
     }
     println!(
-        "  2. snapshot to {}; local clone: {}",
+        "  2. snapshot to {}; local clone: {local_clone}",
         store.uri("snapshots/"),
-        match &clone {
-            Ok(()) => "yes".to_owned(),
-            Err(why) => format!("no ({why})"),
-        }
     );
-    match &outcome.external_command {
+    match &found.external_command {
         Some(c) => println!("  3. migrate with the external migrator `{c}`"),
         None => {
             println!(
-                "  3. migrate ({:?}): {} pending",
-                config.migrations.transaction,
-                outcome.pending.len()
+                "  3. migrate (transaction: {transaction}): {} pending",
+                found.pending.len()
             );
-            for p in &outcome.pending {
+            for p in &found.pending {
                 println!(
                     "       {}{}{}",
                     p.path,
@@ -217,12 +186,13 @@ pub async fn plan(config: &Config, json: bool) -> Result<(), Error> {
         config.checks.after.len(),
         config.checks.compare.len()
     );
-    match &config.release.command {
-        Some(c) => println!(
-            "  5. release `{c}` (previous: {})",
-            ledger.current().unwrap_or("none recorded")
-        ),
-        None => println!("  5. release: no command"),
+    let previous = found.previous_release.as_deref().unwrap_or("none recorded");
+    match (&config.release.command, &found.release) {
+        (Some(c), Some(r)) => println!("  5. release {r} with `{c}` (previous: {previous})"),
+        (Some(c), None) => {
+            println!("  5. release with `{c}`, no release id (previous: {previous})")
+        }
+        (None, _) => println!("  5. release: no command (previous: {previous})"),
     }
     if let Some(h) = &config.release.health {
         println!("  6. health: {}", crate::http::redact(h.url.expose()));

@@ -33,7 +33,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     match cli.command {
         Command::Deploy(args) => deploy::deploy(&config, args).await,
-        Command::Plan { json } => deploy::plan(&config, json).await,
+        Command::Plan { release, json } => deploy::plan(&config, release, json).await,
         Command::Rehearse(args) => rehearse::run(&config, args).await,
         Command::Recover {
             force,

@@ -45,27 +45,62 @@ pub async fn try_take(admin: &Client, database: &str) -> Result<Option<()>, DbEr
     Ok(taken.then_some(()))
 }
 
+/// Connects to the maintenance database and refuses (exit 6) when another
+/// run holds `app`'s lock, without taking it: `plan` sees what `deploy`
+/// would see, and cannot itself make a deploy exit 6.
+pub async fn unless_held(
+    admin_info: &ConnInfo,
+    app: &ConnInfo,
+    step: &'static str,
+) -> Result<Client, Error> {
+    let admin = db::connect(admin_info)
+        .await
+        .map_err(|e| Error::nothing_changed(step, e))?;
+    let held = held_by(&admin, app.dbname())
+        .await
+        .map_err(|e| Error::nothing_changed(step, e))?;
+    if let Some(held) = held {
+        return Err(Error::Locked {
+            step,
+            source: Box::new(held),
+        });
+    }
+    Ok(admin)
+}
+
 /// Describes the session holding the lock, for the refusal.
 pub async fn holder(admin: &Client, database: &str) -> Held {
+    held_by(admin, database)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Held {
+            database: database.to_owned(),
+            holder: String::new(),
+        })
+}
+
+/// The session holding the lock, when one does. Its details may be hidden
+/// from a role without `pg_read_all_stats`; its existence is not.
+async fn held_by(admin: &Client, database: &str) -> Result<Option<Held>, DbError> {
     let row = admin
         .query_opt(
-            "SELECT a.pid, a.backend_start::text, coalesce(a.client_addr::text, 'local'), coalesce(a.application_name, '') \
-             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+            "SELECT l.pid, coalesce(a.backend_start::text, 'an unknown time'), \
+                    coalesce(a.client_addr::text, 'local'), coalesce(a.application_name, '') \
+             FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
              WHERE l.locktype = 'advisory' AND l.granted AND l.classid::int4 = $1 AND l.objid::int4 = hashtext($2) LIMIT 1",
             &[&LOCK_CLASS, &database],
         )
         .await
-        .ok()
-        .flatten();
-    let holder = row.map_or_else(String::new, |r| {
+        .map_err(DbError::query("reading who holds the deploy lock"))?;
+    Ok(row.map(|r| {
         let (pid, since, from, app): (i32, String, String, String) =
             (r.get(0), r.get(1), r.get(2), r.get(3));
-        format!(" (pid {pid}, {app}, connected since {since} from {from})")
-    });
-    Held {
-        database: database.to_owned(),
-        holder,
-    }
+        Held {
+            database: database.to_owned(),
+            holder: format!(" (pid {pid}, {app}, connected since {since} from {from})"),
+        }
+    }))
 }
 
 /// Connects to the maintenance database and takes the lock of `app`'s

@@ -16,10 +16,14 @@ pub mod guard;
 pub mod journal;
 pub mod lock;
 pub mod marker;
+pub mod preflight;
 mod recover;
 pub mod rollback;
 
+pub use preflight::Found;
 pub use recover::RecoverOptions;
+
+use self::preflight::{Prepared, Runner};
 
 use std::time::Instant;
 
@@ -32,15 +36,15 @@ use crate::checks::{BeforeState, Verifier};
 use crate::ci;
 use crate::config::Config;
 use crate::db::{self, ConnInfo};
-use crate::error::{BoxError, Error, chain};
+use crate::error::{Error, chain};
 use crate::http::HttpClient;
 use crate::maintenance::{self, Context};
-use crate::migrate::apply::{ApplyError, TransactionMode};
+use crate::migrate::apply::ApplyError;
 use crate::migrate::migrator::{MigrateError, Migrator, RunOptions};
 use crate::release::{self, HookEnv, Ledger};
 use crate::report::{FailureReport, Outcome, Report, SnapshotSummary};
 use crate::snapshot::SnapshotId;
-use crate::snapshot::take::{SnapshotRequest, Snapshotter};
+use crate::snapshot::take::SnapshotRequest;
 use crate::store::{ObjectStore, Store};
 
 /// What the command line adds to the config.
@@ -71,9 +75,6 @@ pub struct Deployer<'a> {
     own_from: std::cell::Cell<Option<(u64, u64)>>,
 }
 
-/// Why the deploy stopped before changing anything.
-type Refusal = Error;
-
 impl<'a> Deployer<'a> {
     /// A deployer for the configured database and store.
     pub fn new(config: &'a Config, store: &'a Store) -> Result<Self, Error> {
@@ -92,49 +93,8 @@ impl<'a> Deployer<'a> {
     }
 
     /// Connects to the maintenance database and takes the deploy lock.
-    pub(crate) async fn lock(&self, step: &'static str) -> Result<Client, Refusal> {
+    pub(crate) async fn lock(&self, step: &'static str) -> Result<Client, Error> {
         lock::for_command(&self.admin_info, self.db, step, false).await
-    }
-
-    /// When a rollback would restore from the store (no local clone and no
-    /// single transaction), the archive must fit in `$TMPDIR`: found out
-    /// now, not in the middle of a rollback. The size is the newest
-    /// snapshot's archive, else the database's size (an upper bound).
-    async fn check_restore_room(&self, admin: &Client) -> Result<(), Refusal> {
-        let refuse = |e: BoxError| Error::nothing_changed("deploy", e);
-        if self.config.migrations.command.is_none()
-            && self.config.migrations.transaction == TransactionMode::All
-        {
-            return Ok(());
-        }
-        let database = self.db.dbname();
-        let clone = clone::decide(admin, database, self.config.snapshot.local_clone)
-            .await
-            .map_err(|e| refuse(e.into()))?;
-        if clone.is_ok() {
-            return Ok(());
-        }
-        let newest = crate::snapshot::list(self.store)
-            .await
-            .ok()
-            .and_then(|l| {
-                l.into_iter()
-                    .rev()
-                    .find_map(|s| s.manifest.filter(|m| m.database == database))
-            })
-            .map(|m| m.archive_bytes);
-        let needed = match newest {
-            Some(n) => n,
-            None => {
-                let size: i64 = admin
-                    .query_one("SELECT pg_database_size($1)", &[&database])
-                    .await
-                    .map_err(|e| refuse(e.into()))?
-                    .get(0);
-                size.max(0) as u64
-            }
-        };
-        crate::scratch::ensure_room(needed).map_err(|e| refuse(e.into()))
     }
 
     /// Journals that `step` starts and, under GitHub Actions, opens its
@@ -186,9 +146,12 @@ impl<'a> Deployer<'a> {
         cancel: &Cancel,
     ) -> (Report, Result<(), Error>) {
         let mut report = Report::new(self.db.dbname());
-        let prepared = match self.preflight(options, &mut report).await {
-            Ok(Some(p)) => p,
-            Ok(None) => {
+        let prepared = match self.preflight(options, &mut report, Runner::Deploy).await {
+            Ok((_, Some(p))) => p,
+            Ok((_, None)) => {
+                tracing::info!(
+                    "nothing to deploy: no pending migration and no release command; maintenance was not switched on"
+                );
                 report.outcome = Outcome::NothingToDeploy;
                 report.finished_at = Utc::now();
                 return (report, Ok(()));
@@ -213,140 +176,6 @@ impl<'a> Deployer<'a> {
         self.end_groups();
         report.finished_at = Utc::now();
         (report, result)
-    }
-
-    /// Everything that can be checked without changing anything. `None`
-    /// when there is nothing to deploy.
-    async fn preflight(
-        &self,
-        options: &DeployOptions,
-        report: &mut Report,
-    ) -> Result<Option<Prepared<'a>>, Refusal> {
-        let started = Instant::now();
-        let refuse = |e: BoxError| Error::nothing_changed("deploy", e);
-        let admin = self.lock("deploy").await?;
-        let unfinished = journal::unfinished(self.store)
-            .await
-            .map_err(|e| refuse(e.into()))?;
-        if let Some(id) = unfinished.last() {
-            let j = Journal::read(self.store, id)
-                .await
-                .map_err(|e| refuse(e.into()))?;
-            return Err(refuse(format!(
-                "deploy {id} did not finish (it stopped at step `{}`, state {:?}); run `snapguard recover` to finish its rollback before deploying again",
-                j.step.name(),
-                j.state
-            ).into()));
-        }
-        // One session to the application database serves the rest of
-        // preflight.
-        let mut app = db::connect(self.db).await.map_err(|e| refuse(e.into()))?;
-        if let Some(unfinished) = marker::unfinished(&app, self.db.dbname())
-            .await
-            .map_err(|e| refuse(e.into()))?
-        {
-            return Err(refuse(Box::new(unfinished)));
-        }
-        let snapshotter = Snapshotter::prepare(
-            self.store,
-            self.db,
-            &self.config.snapshot,
-            self.config.database.pg_bin_dir.as_deref(),
-        )
-        .await
-        .map_err(|e| refuse(e.into()))?;
-        let plan = Migrator::new(&self.config.migrations, self.db)
-            .plan()
-            .await
-            .map_err(|e| refuse(e.into()))?;
-        report.pending = plan.pending.iter().map(|p| p.path.clone()).collect();
-        let verifier = Verifier::new(&self.config.checks);
-        verifier
-            .preflight(&app)
-            .await
-            .map_err(|e| refuse(e.into()))?;
-        let before = verifier.before_checks(&mut app).await;
-        let failed = failed_checks(&before);
-        report.checks.extend(before);
-        if !failed.is_empty() {
-            return Err(refuse(
-                format!("before-check(s) failed: {}", failed.join("; ")).into(),
-            ));
-        }
-        drop(app);
-        self.check_restore_room(&admin).await?;
-        for (i, switch) in self.config.maintenance.iter().enumerate() {
-            switch
-                .preflight(i, &admin)
-                .await
-                .map_err(|e| refuse(e.into()))?;
-        }
-        let ledger = Ledger::read(self.store)
-            .await
-            .map_err(|e| refuse(e.into()))?;
-        let release = options
-            .release
-            .clone()
-            .or_else(|| self.config.release.id.clone())
-            .or_else(|| ci::release_id(&|v| std::env::var(v).ok()));
-        report.release = release.clone();
-        report.previous_release = ledger.current().map(str::to_owned);
-        let external = self.config.migrations.command.is_some();
-        let seconds = started.elapsed().as_secs_f64();
-        if plan.pending.is_empty() && !external && self.config.release.command.is_none() {
-            report.step(
-                "preflight",
-                true,
-                seconds,
-                "nothing to deploy: no pending migration, no release command",
-            );
-            tracing::info!(
-                "nothing to deploy: no pending migration and no release command; maintenance was not switched on"
-            );
-            return Ok(None);
-        }
-        report.step(
-            "preflight",
-            true,
-            seconds,
-            if external {
-                "external migrator configured".to_owned()
-            } else {
-                format!("{} migration(s) pending", plan.pending.len())
-            },
-        );
-        let now = Utc::now();
-        let deploy_id = SnapshotId::new(self.db.dbname(), now).to_string();
-        report.deploy_id = Some(deploy_id.clone());
-        let all_or_nothing =
-            !external && self.config.migrations.transaction == TransactionMode::All;
-        let journal = Journal {
-            version: journal::JOURNAL_VERSION,
-            deploy_id,
-            database: self.db.dbname().to_owned(),
-            release,
-            previous_release: report.previous_release.clone(),
-            started_at: now,
-            state: State::Running,
-            step: Step::MaintenanceOn,
-            transitions: Vec::new(),
-            maintenance: Vec::new(),
-            snapshot: None,
-            all_or_nothing,
-            released: false,
-            failure: None,
-            database_restored: false,
-            release_rolled_back: false,
-            rollback_errors: Vec::new(),
-            guard_refusal: Vec::new(),
-            own_sessions: 0,
-            sightings: Vec::new(),
-        };
-        Ok(Some(Prepared {
-            admin,
-            journal,
-            snapshotter,
-        }))
     }
 
     async fn run(
@@ -830,13 +659,6 @@ pub(crate) fn hook_env(journal: &Journal) -> HookEnv {
         snapshot_id: journal.snapshot.as_ref().and_then(|s| s.id.clone()),
         deploy_id: journal.deploy_id.clone(),
     }
-}
-
-/// What preflight hands to the steps.
-struct Prepared<'a> {
-    admin: Client,
-    journal: Journal,
-    snapshotter: Snapshotter<'a, Store>,
 }
 
 /// A step that failed, and whether the database may have changed.

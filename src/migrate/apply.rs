@@ -29,6 +29,16 @@ pub enum TransactionMode {
     All,
 }
 
+impl TransactionMode {
+    /// The value as `migrations.transaction` spells it.
+    pub fn as_config(self) -> &'static str {
+        match self {
+            TransactionMode::PerMigration => "per-migration",
+            TransactionMode::All => "all",
+        }
+    }
+}
+
 /// How to apply.
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {

@@ -113,6 +113,11 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
         })
     }
 
+    /// The server's version, as read when prepared.
+    pub fn server(&self) -> ServerVersion {
+        self.server
+    }
+
     /// Takes the snapshot. On any failure nothing is left in the store that
     /// could be mistaken for a snapshot: the archive is aborted or deleted
     /// and no manifest is written.

@@ -1,0 +1,282 @@
+//! The deploy's preflight: everything that can be checked before anything
+//! changes. `deploy` runs it and goes on; `plan` runs the same function and
+//! stops, so `plan` exits 3 exactly when `deploy` would, with the same
+//! cause.
+
+use chrono::Utc;
+use std::time::Instant;
+use tokio_postgres::Client;
+
+use super::journal::{self, Journal, State, Step};
+use super::{DeployOptions, Deployer, clone, lock, marker};
+use crate::checks::Verifier;
+use crate::ci;
+use crate::db;
+use crate::error::{BoxError, Error};
+use crate::migrate::apply::TransactionMode;
+use crate::migrate::migrator::{Migrator, PendingMigration};
+use crate::release::Ledger;
+use crate::report::Report;
+use crate::snapshot::SnapshotId;
+use crate::snapshot::take::Snapshotter;
+use crate::store::Store;
+
+/// Who runs the preflight, which decides how it treats the deploy lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runner {
+    /// `deploy`: takes the lock and keeps it for the steps.
+    Deploy,
+    /// `plan`: refuses as `deploy` would when another run holds the lock,
+    /// but never takes it, so a `plan` cannot make a deploy exit 6.
+    Plan,
+}
+
+impl Runner {
+    fn command(self) -> &'static str {
+        match self {
+            Runner::Deploy => "deploy",
+            Runner::Plan => "plan",
+        }
+    }
+}
+
+/// What preflight found: what `plan` prints and the report starts from.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The server's version.
+    pub server_version: String,
+    /// `pg_database_size` of the application database.
+    pub database_bytes: u64,
+    /// The pending migrations, in the order they would run.
+    pub pending: Vec<PendingMigration>,
+    /// The external migrator, when one is configured.
+    pub external_command: Option<String>,
+    /// Whether a local clone would be made (`Err`: why not).
+    pub local_clone: Result<(), String>,
+    /// The release this deploy would ship.
+    pub release: Option<String>,
+    /// The release the ledger records as current.
+    pub previous_release: Option<String>,
+    /// No pending migration, no external migrator, no release command:
+    /// the deploy would end here without maintenance.
+    pub nothing_to_deploy: bool,
+}
+
+/// What preflight hands to the steps.
+pub(super) struct Prepared<'a> {
+    pub(super) admin: Client,
+    pub(super) journal: Journal,
+    pub(super) snapshotter: Snapshotter<'a, Store>,
+}
+
+impl<'a> Deployer<'a> {
+    /// `snapguard plan`: the deploy's preflight, run for real (it writes
+    /// and deletes a probe object in the store, and runs the
+    /// before-checks), stopping before maintenance goes on.
+    pub async fn plan(&self, options: &DeployOptions) -> Result<Found, Error> {
+        let mut report = Report::new(self.db.dbname());
+        self.preflight(options, &mut report, Runner::Plan)
+            .await
+            .map(|(found, _)| found)
+    }
+
+    /// Everything that can be checked without changing anything. The
+    /// prepared steps are `None` when there is nothing to deploy (or for
+    /// `plan`).
+    pub(super) async fn preflight(
+        &self,
+        options: &DeployOptions,
+        report: &mut Report,
+        runner: Runner,
+    ) -> Result<(Found, Option<Prepared<'a>>), Error> {
+        let started = Instant::now();
+        let command = runner.command();
+        let refuse = |e: BoxError| Error::nothing_changed(command, e);
+        let admin = match runner {
+            Runner::Deploy => self.lock(command).await?,
+            Runner::Plan => lock::unless_held(&self.admin_info, self.db, command).await?,
+        };
+        let unfinished = journal::unfinished(self.store)
+            .await
+            .map_err(|e| refuse(e.into()))?;
+        if let Some(id) = unfinished.last() {
+            let j = Journal::read(self.store, id)
+                .await
+                .map_err(|e| refuse(e.into()))?;
+            return Err(refuse(format!(
+                "deploy {id} did not finish (it stopped at step `{}`, state {:?}); run `snapguard recover` to finish its rollback before deploying again",
+                j.step.name(),
+                j.state
+            ).into()));
+        }
+        // One session to the application database serves the rest of
+        // preflight.
+        let mut app = db::connect(self.db).await.map_err(|e| refuse(e.into()))?;
+        if let Some(unfinished) = marker::unfinished(&app, self.db.dbname())
+            .await
+            .map_err(|e| refuse(e.into()))?
+        {
+            return Err(refuse(Box::new(unfinished)));
+        }
+        let snapshotter = Snapshotter::prepare(
+            self.store,
+            self.db,
+            &self.config.snapshot,
+            self.config.database.pg_bin_dir.as_deref(),
+        )
+        .await
+        .map_err(|e| refuse(e.into()))?;
+        let plan = Migrator::new(&self.config.migrations, self.db)
+            .plan()
+            .await
+            .map_err(|e| refuse(e.into()))?;
+        report.pending = plan.pending.iter().map(|p| p.path.clone()).collect();
+        let verifier = Verifier::new(&self.config.checks);
+        verifier
+            .preflight(&app)
+            .await
+            .map_err(|e| refuse(e.into()))?;
+        let before = verifier.before_checks(&mut app).await;
+        let failed = super::failed_checks(&before);
+        report.checks.extend(before);
+        if !failed.is_empty() {
+            return Err(refuse(
+                format!("before-check(s) failed: {}", failed.join("; ")).into(),
+            ));
+        }
+        drop(app);
+        let database_bytes = database_size(&admin, self.db.dbname())
+            .await
+            .map_err(|e| refuse(e.into()))?;
+        let local_clone = clone::decide(&admin, self.db.dbname(), self.config.snapshot.local_clone)
+            .await
+            .map_err(|e| refuse(e.into()))?;
+        self.check_restore_room(&local_clone, database_bytes)
+            .await
+            .map_err(refuse)?;
+        for (i, switch) in self.config.maintenance.iter().enumerate() {
+            switch
+                .preflight(i, &admin)
+                .await
+                .map_err(|e| refuse(e.into()))?;
+        }
+        let ledger = Ledger::read(self.store)
+            .await
+            .map_err(|e| refuse(e.into()))?;
+        let release = options
+            .release
+            .clone()
+            .or_else(|| self.config.release.id.clone())
+            .or_else(|| ci::release_id(&|v| std::env::var(v).ok()));
+        report.release = release.clone();
+        report.previous_release = ledger.current().map(str::to_owned);
+        let external = self.config.migrations.command.clone();
+        let found = Found {
+            server_version: snapshotter.server().to_string(),
+            database_bytes,
+            nothing_to_deploy: plan.pending.is_empty()
+                && external.is_none()
+                && self.config.release.command.is_none(),
+            pending: plan.pending,
+            external_command: external,
+            local_clone,
+            release,
+            previous_release: report.previous_release.clone(),
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        if found.nothing_to_deploy {
+            report.step(
+                "preflight",
+                true,
+                seconds,
+                "nothing to deploy: no pending migration, no release command",
+            );
+            return Ok((found, None));
+        }
+        report.step(
+            "preflight",
+            true,
+            seconds,
+            match &found.external_command {
+                Some(_) => "external migrator configured".to_owned(),
+                None => format!("{} migration(s) pending", found.pending.len()),
+            },
+        );
+        if runner == Runner::Plan {
+            return Ok((found, None));
+        }
+        let now = Utc::now();
+        let deploy_id = SnapshotId::new(self.db.dbname(), now).to_string();
+        report.deploy_id = Some(deploy_id.clone());
+        let journal = Journal {
+            version: journal::JOURNAL_VERSION,
+            deploy_id,
+            database: self.db.dbname().to_owned(),
+            release: found.release.clone(),
+            previous_release: found.previous_release.clone(),
+            started_at: now,
+            state: State::Running,
+            step: Step::MaintenanceOn,
+            transitions: Vec::new(),
+            maintenance: Vec::new(),
+            snapshot: None,
+            all_or_nothing: found.external_command.is_none()
+                && self.config.migrations.transaction == TransactionMode::All,
+            released: false,
+            failure: None,
+            database_restored: false,
+            release_rolled_back: false,
+            rollback_errors: Vec::new(),
+            guard_refusal: Vec::new(),
+            own_sessions: 0,
+            sightings: Vec::new(),
+        };
+        Ok((
+            found,
+            Some(Prepared {
+                admin,
+                journal,
+                snapshotter,
+            }),
+        ))
+    }
+
+    /// When a rollback would restore from the store (no local clone and no
+    /// single transaction), the archive must fit in `$TMPDIR`: found out
+    /// now, not in the middle of a rollback. The size is the newest
+    /// snapshot's archive, else the database's size (an upper bound).
+    async fn check_restore_room(
+        &self,
+        local_clone: &Result<(), String>,
+        database_bytes: u64,
+    ) -> Result<(), BoxError> {
+        if local_clone.is_ok()
+            || (self.config.migrations.command.is_none()
+                && self.config.migrations.transaction == TransactionMode::All)
+        {
+            return Ok(());
+        }
+        let database = self.db.dbname();
+        let newest = crate::snapshot::list(self.store)
+            .await
+            .ok()
+            .and_then(|l| {
+                l.into_iter()
+                    .rev()
+                    .find_map(|s| s.manifest.filter(|m| m.database == database))
+            })
+            .map(|m| m.archive_bytes);
+        crate::scratch::ensure_room(newest.unwrap_or(database_bytes)).map_err(Into::into)
+    }
+}
+
+async fn database_size(admin: &Client, database: &str) -> Result<u64, db::DbError> {
+    let size: i64 = admin
+        .query_one("SELECT pg_database_size($1)", &[&database])
+        .await
+        .map_err(db::DbError::query(format!(
+            "reading the size of `{database}`"
+        )))?
+        .get(0);
+    Ok(size.max(0) as u64)
+}
