@@ -69,6 +69,10 @@ pub struct SnapshotSummary {
     pub size_bytes: u64,
     /// The local clone, when one was made.
     pub clone: Option<String>,
+    /// Seconds the snapshot took.
+    pub seconds: f64,
+    /// Seconds the local clone took, when one was made.
+    pub clone_seconds: Option<f64>,
 }
 
 /// What failed, and where in the code or migrations.
@@ -93,6 +97,9 @@ pub struct RollbackReport {
     pub failed_database_kept_as: Option<String>,
     /// Seconds the database restore took.
     pub restore_seconds: f64,
+    /// The write guard's verdict before a restore: why it found no write
+    /// after the snapshot, or what it found.
+    pub write_guard: Option<String>,
     /// Whether `release.rollback` ran.
     pub release_rolled_back: bool,
     /// Errors that kept the rollback from finishing.

@@ -117,10 +117,50 @@ fn a_store_snapshot_is_rehearsed_with_a_drill_of_both_rollbacks() {
         drill["store_restore_seconds"].as_f64().unwrap() > 0.0,
         "{drill:#}"
     );
+    // The store restore is the production rollback's: the snapshot the
+    // rehearsed deploy took of the copy (production's own snapshot was
+    // downloaded, verified and loaded as the source).
     assert!(
-        drill["snapshot"].as_str().unwrap().contains("S3"),
+        drill["snapshot"]
+            .as_str()
+            .unwrap()
+            .contains("the rehearsal's local-directory store"),
         "{drill:#}"
     );
+    // Both rollbacks are the deploy's own: the write guard judged, the
+    // journal went through the rollback's steps.
+    let rollbacks = drill["rollbacks"].as_array().unwrap();
+    assert_eq!(rollbacks.len(), 2, "{drill:#}");
+    for (rollback, how) in rollbacks.iter().zip(["clone swap", "store restore"]) {
+        assert_eq!(rollback["how"], how, "{drill:#}");
+        assert_eq!(rollback["outcome"], "rolled_back", "{drill:#}");
+        assert!(
+            rollback["write_guard"]
+                .as_str()
+                .unwrap()
+                .starts_with("no write after the snapshot"),
+            "{drill:#}"
+        );
+        let journal: Vec<&str> = rollback["journal"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            journal,
+            [
+                "maintenance on",
+                "snapshot",
+                "migrate",
+                "verify",
+                "restore database",
+                "maintenance off (rollback)",
+                "rolled back"
+            ],
+            "{drill:#}"
+        );
+    }
     assert_eq!(drill["verified"].as_array().unwrap().len(), 2, "{drill:#}");
     assert!(drill["errors"].as_array().unwrap().is_empty(), "{drill:#}");
     let md = std::fs::read_to_string(&summary).unwrap();

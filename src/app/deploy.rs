@@ -30,6 +30,7 @@ pub async fn deploy(config: &Config, args: DeployArgs) -> Result<(), Error> {
     let options = DeployOptions {
         release: args.release,
         force: args.force,
+        drill: false,
     };
     let (report, result) = deployer.deploy(&options, &Cancel::on_signals()).await;
     publish(&report, args.report.as_deref(), args.json, github.as_ref());
@@ -115,7 +116,7 @@ pub async fn plan(config: &Config, release: Option<String>, json: bool) -> Resul
     let deployer = Deployer::new(config, &store)?;
     let options = DeployOptions {
         release,
-        force: false,
+        ..DeployOptions::default()
     };
     let found = deployer.plan(&options).await?;
     let database = config.database_url()?.dbname().to_owned();

@@ -315,7 +315,7 @@ impl Sampler {
 pub const ACTIVITY_PREFIX: &str = "since the snapshot the server counted";
 
 /// Whose sessions the session counter may attribute to snapguard.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OwnSessions {
     /// This process opened every snapguard session since the baseline and
     /// counted them (the deploy itself).

@@ -44,6 +44,8 @@ pub enum Step {
     RollbackMaintenanceOff,
     /// The rollback finished.
     RolledBack,
+    /// `rehearse --drill`: the steps passed and the rollback is next.
+    Drill,
 }
 
 impl Step {
@@ -62,6 +64,7 @@ impl Step {
             Step::ReleaseRollback => "release rollback",
             Step::RollbackMaintenanceOff => "maintenance off (rollback)",
             Step::RolledBack => "rolled back",
+            Step::Drill => "drill",
         }
     }
 }

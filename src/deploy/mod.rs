@@ -16,6 +16,7 @@ pub mod guard;
 pub mod journal;
 pub mod lock;
 pub mod marker;
+pub mod observe;
 pub mod preflight;
 mod recover;
 pub mod rollback;
@@ -23,6 +24,7 @@ pub mod rollback;
 pub use preflight::Found;
 pub use recover::RecoverOptions;
 
+use self::observe::{MigrateObserver, MigratorRun};
 use self::preflight::{Prepared, Runner};
 
 use std::time::Instant;
@@ -36,10 +38,10 @@ use crate::checks::{BeforeState, Verifier};
 use crate::ci;
 use crate::config::Config;
 use crate::db::{self, ConnInfo};
-use crate::error::{Error, chain};
+use crate::error::{BoxError, Error, chain};
 use crate::http::HttpClient;
 use crate::maintenance::{self, Context};
-use crate::migrate::apply::ApplyError;
+use crate::migrate::apply::{ApplyError, TransactionMode};
 use crate::migrate::migrator::{MigrateError, Migrator, RunOptions};
 use crate::release::{self, HookEnv, Ledger};
 use crate::report::{FailureReport, Outcome, Report, SnapshotSummary};
@@ -54,7 +56,13 @@ pub struct DeployOptions {
     pub release: Option<String>,
     /// Restore even when the write guard found writes after the snapshot.
     pub force: bool,
+    /// Roll back after the last step as a failed deploy would (`rehearse
+    /// --drill` on a scratch copy): the deploy's own rollback, timed.
+    pub drill: bool,
 }
+
+/// The failure a drill ends its steps with.
+pub const DRILL_FAILURE: &str = "drill: rolling back as a failed deploy would";
 
 /// Everything a deploy and its rollback share.
 pub struct Deployer<'a> {
@@ -145,6 +153,16 @@ impl<'a> Deployer<'a> {
         options: &DeployOptions,
         cancel: &Cancel,
     ) -> (Report, Result<(), Error>) {
+        self.pipeline(options, cancel, None).await
+    }
+
+    /// The deploy, with `observer` watching its migrate step (`rehearse`).
+    pub async fn pipeline(
+        &self,
+        options: &DeployOptions,
+        cancel: &Cancel,
+        observer: Option<&mut dyn MigrateObserver>,
+    ) -> (Report, Result<(), Error>) {
         let mut report = Report::new(self.db.dbname());
         let prepared = match self.preflight(options, &mut report, Runner::Deploy).await {
             Ok((_, Some(p))) => p,
@@ -172,7 +190,9 @@ impl<'a> Deployer<'a> {
                 return (report, Err(e));
             }
         };
-        let result = self.run(prepared, options, &mut report, cancel).await;
+        let result = self
+            .run(prepared, options, &mut report, cancel, observer)
+            .await;
         self.end_groups();
         report.finished_at = Utc::now();
         (report, result)
@@ -184,13 +204,21 @@ impl<'a> Deployer<'a> {
         options: &DeployOptions,
         report: &mut Report,
         cancel: &Cancel,
+        observer: Option<&mut dyn MigrateObserver>,
     ) -> Result<(), Error> {
         let mut downtime_from = None;
         let deploy_id = p.journal.deploy_id.clone();
         let failure = recording_children(
             self.store,
             &deploy_id,
-            self.steps(&mut p, report, cancel, &mut downtime_from),
+            self.steps(
+                &mut p,
+                options,
+                report,
+                cancel,
+                &mut downtime_from,
+                observer,
+            ),
         )
         .await;
         // Watching ends with the steps (on success, once the deploy is closed).
@@ -242,9 +270,11 @@ impl<'a> Deployer<'a> {
     async fn steps(
         &self,
         p: &mut Prepared<'_>,
+        options: &DeployOptions,
         report: &mut Report,
         cancel: &Cancel,
         downtime_from: &mut Option<Instant>,
+        observer: Option<&mut dyn MigrateObserver>,
     ) -> Result<(), StepFailure> {
         let store = self.store;
         let database = self.db.dbname();
@@ -340,6 +370,8 @@ impl<'a> Deployer<'a> {
             uri: manifest.dump_uri.clone(),
             size_bytes: manifest.size_bytes,
             clone: None,
+            seconds: started.elapsed().as_secs_f64(),
+            clone_seconds: None,
         });
         let snapshot_seconds = started.elapsed().as_secs_f64();
         let clone_name = crate::snapshot::restore::derived_name(
@@ -364,7 +396,9 @@ impl<'a> Deployer<'a> {
                 match clone::create(&p.admin, database, &name, &manifest.database_properties).await
                 {
                     Ok(()) => {
-                        report.snapshot.as_mut().expect("set").clone = Some(name.clone());
+                        let summary = report.snapshot.as_mut().expect("set");
+                        summary.clone = Some(name.clone());
+                        summary.clone_seconds = Some(clone_started.elapsed().as_secs_f64());
                         format!(
                             ", clone `{name}` in {:.1}s",
                             clone_started.elapsed().as_secs_f64()
@@ -424,33 +458,14 @@ impl<'a> Deployer<'a> {
             .await
             .map_err(|e| StepFailure::unchanged(Step::Migrate, &e))?;
         let migrator = Migrator::new(&self.config.migrations, self.db);
-        let run = RunOptions {
-            dry_run: false,
-            release_id: p.journal.release.clone(),
-            deploy_id: Some(p.journal.deploy_id.clone()),
-            limit: None,
-        };
-        match migrator.run(&run, cancel).await {
-            Ok(outcome) => {
-                report.step(
-                    "migrate",
-                    true,
-                    started.elapsed().as_secs_f64(),
-                    match &outcome.external_command {
-                        Some(c) => format!("external migrator `{c}`"),
-                        None => format!("{} applied", outcome.applied.len()),
-                    },
-                );
-                report.migrations = outcome.applied;
+        let migrated = self
+            .migrate(&migrator, &p.journal, report, cancel, observer)
+            .await;
+        match migrated {
+            Ok(detail) => {
+                report.step("migrate", true, started.elapsed().as_secs_f64(), detail);
             }
-            Err(e) => {
-                report.step("migrate", false, started.elapsed().as_secs_f64(), chain(&e));
-                return Err(StepFailure::from_migrate(
-                    e,
-                    p.journal.all_or_nothing,
-                    report,
-                ));
-            }
+            Err(failure) => return Err(record_failure(report, "migrate", started, failure)),
         }
         check_cancel(cancel, Step::Verify, true)?;
 
@@ -522,7 +537,83 @@ impl<'a> Deployer<'a> {
         // A signal during the release (which runs to its end: stopping a
         // release half-way helps no one) must still roll back.
         check_cancel(cancel, Step::MaintenanceOff, true)?;
+        if options.drill {
+            return Err(StepFailure {
+                step: Step::Drill,
+                message: DRILL_FAILURE.into(),
+                changed: true,
+                file: None,
+                line: None,
+            });
+        }
         Ok(())
+    }
+
+    /// Applies the pending migrations: in one run of the migrator, or one
+    /// run per migration when an observer asks to see each. The detail for
+    /// the report on success.
+    async fn migrate(
+        &self,
+        migrator: &Migrator<'_>,
+        journal: &Journal,
+        report: &mut Report,
+        cancel: &Cancel,
+        mut observer: Option<&mut dyn MigrateObserver>,
+    ) -> Result<String, StepFailure> {
+        let external = self.config.migrations.command.clone();
+        let one_at_a_time = observer.as_ref().is_some_and(|o| o.one_at_a_time())
+            && external.is_none()
+            && self.config.migrations.transaction == TransactionMode::PerMigration;
+        let run = RunOptions {
+            dry_run: false,
+            release_id: journal.release.clone(),
+            deploy_id: Some(journal.deploy_id.clone()),
+            limit: one_at_a_time.then_some(1),
+        };
+        let observed = |e: BoxError, changed: bool| StepFailure {
+            changed,
+            ..StepFailure::unchanged(Step::Migrate, &*e)
+        };
+        let result = loop {
+            if let Some(o) = observer.as_deref_mut() {
+                o.before()
+                    .await
+                    .map_err(|e| observed(e, !report.migrations.is_empty()))?;
+            }
+            let from = Instant::now();
+            let result = migrator.run(&run, cancel).await;
+            if let Some(o) = observer.as_deref_mut() {
+                let seen = MigratorRun {
+                    result: result.as_ref(),
+                    from,
+                    to: Instant::now(),
+                };
+                o.after(seen)
+                    .await
+                    .map_err(|e| observed(e, !report.migrations.is_empty()))?;
+            }
+            match result {
+                Ok(outcome) => {
+                    let more = one_at_a_time && !outcome.applied.is_empty();
+                    report.migrations.extend(outcome.applied);
+                    if !more {
+                        break Ok(());
+                    }
+                    check_cancel(cancel, Step::Migrate, true)?;
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        if let Some(o) = observer {
+            o.done();
+        }
+        match result {
+            Ok(()) => Ok(match &external {
+                Some(c) => format!("external migrator `{c}`"),
+                None => format!("{} applied", report.migrations.len()),
+            }),
+            Err(e) => Err(StepFailure::from_migrate(e, journal.all_or_nothing, report)),
+        }
     }
 
     /// MaintenanceOff after a success, then the ledger, the clone and the
@@ -737,16 +828,18 @@ impl StepFailure {
                 failure, applied, ..
             }) => {
                 if !all_or_nothing {
-                    report.migrations = applied.clone();
+                    report.migrations.extend(applied.iter().cloned());
                 }
                 (Some(failure.path.clone()), Some(failure.line))
             }
             _ => (None, None),
         };
+        // Earlier runs of the migrator (one per migration) committed.
+        let earlier = !report.migrations.is_empty();
         StepFailure {
             step: Step::Migrate,
             message: chain(&e),
-            changed: !(e.changed_nothing() || rolled_back_whole),
+            changed: earlier || !(e.changed_nothing() || rolled_back_whole),
             file,
             line,
         }

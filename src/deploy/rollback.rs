@@ -181,6 +181,18 @@ impl Rollback<'_, '_> {
             }
         }
         let reasons = all;
+        r.write_guard = Some(if reasons.is_empty() {
+            let mut seen = vec!["no other session seen during the deploy or now"];
+            if snapshot.guard.server_sessions.is_some() && self.own != guard::OwnSessions::Unknown {
+                seen.push("the server's session counter matches snapguard's own sessions");
+            }
+            if !fence.is_empty() {
+                seen.push("the fenced roles stayed out");
+            }
+            format!("no write after the snapshot: {}", seen.join(", "))
+        } else {
+            format!("possible writes after the snapshot: {}", reasons.join("; "))
+        });
         if !reasons.is_empty() {
             if !self.force {
                 r.database = "refused: writes after the snapshot".into();

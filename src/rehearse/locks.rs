@@ -113,13 +113,11 @@ WHERE l.locktype = 'relation' AND l.granted
   AND n.nspname !~ '^pg_toast'";
 
 impl Sampler {
-    /// Connects to `info` and starts sampling.
+    /// Connects to `info` and starts sampling. The session keeps
+    /// snapguard's own application name: the deploy's write guard, which a
+    /// drill runs, must know it as snapguard's.
     pub async fn start(info: &ConnInfo) -> Result<Sampler, DbError> {
         let client = db::connect(info).await?;
-        client
-            .batch_execute("SET application_name = 'snapguard-lock-sampler'")
-            .await
-            .map_err(DbError::query("naming the lock sampler's session"))?;
         let statement = client
             .prepare(QUERY)
             .await

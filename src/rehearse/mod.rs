@@ -1,19 +1,24 @@
-//! `snapguard rehearse`: the deploy's database steps on a copy of
-//! production, timed (DESIGN sections 1, 2, 9).
+//! `snapguard rehearse`: the deploy itself on a copy of production, timed
+//! (DESIGN sections 1, 2, 9).
 //!
 //! Source ([`source`]: a store snapshot, a dump file, or a live database
 //! dumped read-only) → scratch database ([`target`]: a throwaway local
-//! server, or `--target-url`) → the deploy's preflight, compare captures,
-//! migrations one at a time with their WAL, rewrites ([`measure`]) and
-//! locks ([`locks`]), after-checks → the estimated maintenance window
-//! against `budget.max_downtime` → with `--drill`, both real rollbacks
-//! (clone swap and store restore), timed and verified.
+//! server, or `--target-url`) → the deploy's own pipeline on the copy
+//! ([`pipeline`]: its preflight, snapshot into a throwaway local store,
+//! local clone, migrate, verify and rollback), with the migrate step
+//! observed ([`meter`]): each migration's WAL and rewrites ([`measure`])
+//! and locks ([`locks`]) → the estimated maintenance window against
+//! `budget.max_downtime` → with `--drill`, the deploy's own rollback both
+//! ways (clone swap, then a second deploy rolled back by store restore),
+//! timed, with the write guard's verdict and the journal's steps.
 //!
 //! Production is never connected to, except by `--from-url`'s read-only
 //! `pg_dump`.
 
 pub mod locks;
 pub mod measure;
+pub mod meter;
+pub mod pipeline;
 pub mod report;
 pub mod source;
 pub mod target;
@@ -21,24 +26,20 @@ pub mod target;
 use std::path::Path;
 use std::time::Instant;
 
-use tokio_postgres::Client;
-
-use self::report::{Drill, MigrationMeasure, RehearsalReport, Verdict};
+use self::meter::Meter;
+use self::pipeline::{Run, Target};
+use self::report::{Drill, DrillRollback, MigrationMeasure, RehearsalReport, Verdict};
 use self::source::{Local, Source};
 use self::target::Scratch;
 use crate::cancel::Cancel;
-use crate::checks::Verifier;
-use crate::config::Config;
-use crate::db::admin::DatabaseProperties;
+use crate::config::{Config, LocalClone};
 use crate::db::{self, ConnInfo};
-use crate::deploy::clone;
+use crate::deploy::journal::Step;
 use crate::error::{BoxError, Error, chain};
-use crate::migrate::apply::{ApplyError, TransactionMode};
-use crate::migrate::migrator::{MigrateError, Migrator, RunOptions};
+use crate::migrate::apply::TransactionMode;
+use crate::migrate::migrator::Migrator;
 use crate::progress::format_bytes;
-use crate::report::FailureReport;
-use crate::snapshot::restore::{self, RestoreFailure, RestoreOptions, derived_name};
-use crate::snapshot::take::{SnapshotRequest, Snapshotter};
+use crate::report::{FailureReport, Outcome};
 use crate::store::Store;
 
 /// What the command line asks for.
@@ -200,136 +201,42 @@ impl Rehearsal<'_> {
         );
         self.check_cancel()?;
 
-        // The snapshot step's cost, and a snapshot for the drill's store
-        // restore when the source is not one already.
-        let drill_store = Store::Fs(crate::store::fs::FsStore::new(workdir.join("store")));
-        let mut drill_snapshot = local
-            .manifest
-            .as_ref()
-            .map(|m| (m.id.to_string(), self.store));
-        let measured_here =
-            local.manifest.is_none() && (self.options.drill || local.dump_seconds.is_none());
+        // The deploy itself on the copy, its migrate step measured; with
+        // `--drill` it ends in the deploy's rollback, by the local clone.
+        let target = Target::new(self.config, scratch, &workdir.join("store"));
+        let one_at_a_time = self.config.migrations.command.is_none()
+            && self.config.migrations.transaction == TransactionMode::PerMigration;
+        let mut meter = Meter::new(&scratch.info, one_at_a_time);
+        let local_clone = if self.options.drill {
+            LocalClone::Always
+        } else {
+            self.config.snapshot.local_clone
+        };
+        let first = target
+            .deploy(
+                local_clone,
+                self.options.drill,
+                Some(&mut meter),
+                self.cancel,
+            )
+            .await?;
+        report.migrations = std::mem::take(&mut meter.measures);
         report.window.snapshot_seconds = local.dump_seconds.unwrap_or_default();
         report.window.snapshot_basis = match (&local.manifest, local.dump_seconds) {
             (Some(m), _) => format!("production's snapshot {} took this long", m.id),
             (None, Some(_)) => "the read-only dump of the live database just taken".into(),
-            (None, None) => "a snapshot of the copy taken here".into(),
+            (None, None) => "the rehearsed deploy's snapshot of the copy".into(),
         };
-        if measured_here {
-            let started = Instant::now();
-            let taken = async {
-                let snapshotter = Snapshotter::prepare(
-                    &drill_store,
-                    &scratch.info,
-                    &self.config.snapshot,
-                    scratch.bin_dir.as_deref(),
-                )
-                .await?;
-                snapshotter
-                    .take(&SnapshotRequest::default(), self.cancel)
-                    .await
-            }
-            .await
-            .map_err(|e| broken("snapshot", report, started, e.into()))?;
-            let seconds = started.elapsed().as_secs_f64();
-            if local.dump_seconds.is_none() {
-                report.window.snapshot_seconds = seconds;
-            }
-            report.step(
-                "snapshot",
-                true,
-                seconds,
-                format!(
-                    "{} ({}) of the copy into a throwaway local store",
-                    taken.id,
-                    format_bytes(taken.size_bytes)
-                ),
-            );
-            drill_snapshot = Some((taken.id.to_string(), Some(&drill_store)));
-        }
-        self.check_cancel()?;
-
-        // A local clone, as a deploy makes one after its snapshot (no
-        // session may be open on the copy while it is made).
-        let mut drill = self.options.drill.then(Drill::default);
-        let clone_name = derived_name(scratch.name(), "sg", &crate::random::hex4()).ok();
-        if let (Some(d), Some(name)) = (drill.as_mut(), &clone_name) {
-            let started = Instant::now();
-            match make_clone(scratch, name).await {
-                Ok(()) => {
-                    d.clone_seconds = Some(started.elapsed().as_secs_f64());
-                    report.window.clone_seconds = started.elapsed().as_secs_f64();
-                }
-                Err(e) => d.errors.push(format!("local clone: {e}")),
-            }
-        }
-
-        // The deploy's preflight, on the copy.
-        let started = Instant::now();
-        let migrator = Migrator::new(&self.config.migrations, &scratch.info);
-        let verifier = Verifier::new(&self.config.checks);
-        let mut app = db::connect(&scratch.info)
-            .await
-            .map_err(|e| broken("preflight", report, started, e.into()))?;
-        let pending = match migrator.plan().await {
-            Ok(plan) => plan.pending,
-            Err(e) => return Err(self.would_fail(report, "preflight", started, &e, None)),
-        };
-        report.pending = pending.iter().map(|p| p.path.clone()).collect();
-        if let Err(e) = verifier.preflight(&app).await {
-            return Err(self.would_fail(report, "preflight", started, &e, None));
-        }
-        let before = verifier.before_checks(&mut app).await;
-        let failed = crate::deploy::failed_checks(&before);
-        report.checks.extend(before);
-        if !failed.is_empty() {
-            let e: BoxError = format!("before-check(s) failed: {}", failed.join("; ")).into();
-            return Err(self.would_fail(report, "preflight", started, &*e, None));
-        }
-        report.step(
-            "preflight",
-            true,
-            started.elapsed().as_secs_f64(),
-            format!("{} migration(s) pending", pending.len()),
-        );
-
-        let started = Instant::now();
-        let captured = verifier.capture(&mut app, true).await;
-        report.window.checks_seconds += started.elapsed().as_secs_f64();
-        self.check_cancel()?;
-
-        let migrated = self.migrate(&migrator, scratch, report).await;
-        let mut outcome = migrated;
-        if outcome.is_ok() {
-            let started = Instant::now();
-            let results = verifier.after(&mut app, captured).await;
-            let seconds = started.elapsed().as_secs_f64();
-            report.window.checks_seconds += seconds;
-            let failed = crate::deploy::failed_checks(&results);
-            let count = results.len();
-            report.checks.extend(results);
-            if failed.is_empty() {
-                report.step("verify", true, seconds, format!("{count} check(s) passed"));
-            } else {
-                let e: BoxError = format!("check(s) failed: {}", failed.join("; ")).into();
-                outcome = Err(self.would_fail(report, "verify", started, &*e, None));
-            }
-        }
-        drop(app);
+        self.take_in(&first, report);
         self.estimate(report);
+        let verdict = self.verdict(&first, meter.applied, report);
 
-        if let Some(mut d) = drill {
-            self.drill(
-                scratch,
-                &mut d,
-                clone_name.as_deref(),
-                drill_snapshot,
-                pending.len(),
-            )
-            .await;
-            report.drill = Some(d);
+        if self.options.drill {
+            let mut drill = Drill::default();
+            self.drill(&target, scratch, &first, &mut drill).await;
+            report.drill = Some(drill);
         }
-        outcome?;
+        verdict?;
         match (report.window.budget_seconds, report.window.total_seconds) {
             (Some(budget), total) if total > budget => Err(Error::OverBudget(
                 format!(
@@ -342,108 +249,73 @@ impl Rehearsal<'_> {
         }
     }
 
-    /// Applies the pending migrations, one at a time when each commits on
-    /// its own, measuring each.
-    async fn migrate(
+    /// Copies what the rehearsed deploy reported into the rehearsal's
+    /// report: its steps, pending migrations, checks and timings.
+    fn take_in(&self, run: &Run, report: &mut RehearsalReport) {
+        let deployed = &run.report;
+        report.steps.extend(deployed.steps.iter().cloned());
+        report.pending = deployed.pending.clone();
+        report.checks = deployed.checks.clone();
+        let step_seconds = |name: &str| {
+            deployed
+                .steps
+                .iter()
+                .find(|s| s.step == name)
+                .map_or(0.0, |s| s.seconds)
+        };
+        let w = &mut report.window;
+        if let Some(snapshot) = &deployed.snapshot {
+            if w.snapshot_seconds == 0.0 {
+                w.snapshot_seconds = snapshot.seconds;
+            }
+            w.clone_seconds = snapshot.clone_seconds.unwrap_or_default();
+            // The snapshot step also captured the compare checks' before
+            // sides: check time, not snapshot time.
+            let clone = snapshot.clone_seconds.unwrap_or_default();
+            w.checks_seconds += (step_seconds("snapshot") - snapshot.seconds - clone).max(0.0);
+        }
+        w.checks_seconds += step_seconds("verify");
+    }
+
+    /// The rehearsal's verdict from the deploy's: `Ok` when the deploy
+    /// succeeded (or only the drill rolled it back); exit 8 when the
+    /// deploy would fail, naming the step, file and line.
+    fn verdict(
         &self,
-        migrator: &Migrator<'_>,
-        scratch: &Scratch,
+        run: &Run,
+        applied: usize,
         report: &mut RehearsalReport,
     ) -> Result<(), Error> {
-        let started = Instant::now();
-        let tooling = |report: &mut RehearsalReport, e: crate::db::DbError| {
-            broken("migrate", report, started, e.into())
-        };
-        let sampler = match locks::Sampler::start(&scratch.info).await {
-            Ok(s) => s,
-            Err(e) => return Err(tooling(report, e)),
-        };
-        let probe = match measure::Probe::connect(&scratch.info).await {
-            Ok(p) => p,
-            Err(e) => return Err(tooling(report, e)),
-        };
-        let external = self.config.migrations.command.clone();
-        let one_at_a_time = external.is_none()
-            && self.config.migrations.transaction == TransactionMode::PerMigration;
-        let options = RunOptions {
-            deploy_id: Some("rehearsal".into()),
-            limit: one_at_a_time.then_some(1),
-            ..RunOptions::default()
-        };
-        // Migrations applied, which a group (`transaction: all`) makes more
-        // than the rows of the table; an external migrator counts as one.
-        let mut applied_count = 0;
-        loop {
-            let mark = match probe.mark().await {
-                Ok(m) => m,
-                Err(e) => return Err(tooling(report, e)),
-            };
-            let from = Instant::now();
-            let result = migrator.run(&options, self.cancel).await;
-            let to = Instant::now();
-            let change = match probe.since(&mark).await {
-                Ok(c) => c,
-                Err(e) => return Err(tooling(report, e)),
-            };
-            let held = sampler.holds(from, to).await;
-            let mut measure = MigrationMeasure {
-                version: String::new(),
-                path: String::new(),
-                seconds: (to - from).as_secs_f64(),
-                rows: 0,
-                wal_bytes: change.wal_bytes,
-                rewrote: change.rewritten,
-                locks: held,
-            };
-            match result {
-                Ok(outcome) => {
-                    let applied = outcome.applied;
-                    applied_count += if external.is_some() { 1 } else { applied.len() };
-                    match (&external, applied.as_slice()) {
-                        (None, []) => break,
-                        (None, [one]) => {
-                            measure.version = one.version.clone();
-                            measure.path = one.path.clone();
-                            measure.seconds = one.seconds;
-                            measure.rows = one.rows;
-                        }
-                        (None, many) => {
-                            measure.version = "all".into();
-                            measure.path = format!("{} migrations in one transaction", many.len());
-                            measure.rows = many.iter().map(|a| a.rows).sum();
-                        }
-                        (Some(command), _) => {
-                            measure.version = "external".into();
-                            measure.path = format!("external migrator `{command}`");
-                        }
-                    }
-                    tracing::info!(migration = %measure.path, seconds = format!("{:.2}", measure.seconds), "rehearsed");
-                    report.migrations.push(measure);
-                    if !one_at_a_time {
-                        break;
-                    }
-                    self.check_cancel()?;
-                }
-                Err(e) => {
-                    self.check_cancel()?;
-                    let at = failure_location(&e);
-                    measure.path = at
-                        .as_ref()
-                        .map(|(f, _)| f.clone())
-                        .unwrap_or_else(|| "(failed)".into());
-                    measure.version = "failed".into();
-                    report.migrations.push(measure);
-                    return Err(self.would_fail(report, "migrate", started, &e, at));
-                }
+        let failure = run.report.failure.clone();
+        let drilled = failure
+            .as_ref()
+            .is_some_and(|f| f.step == Step::Drill.name());
+        match &run.result {
+            Ok(()) => {}
+            Err(_) if drilled => {}
+            Err(Error::Failed { .. }) => {
+                return Err(Error::failed(
+                    "rehearse",
+                    format!("the rehearsed deploy could not run: {}", run.message()),
+                ));
+            }
+            Err(_) => {
+                let failure = failure.unwrap_or_else(|| FailureReport {
+                    step: "deploy".into(),
+                    message: run.message(),
+                    file: None,
+                    line: None,
+                });
+                let e =
+                    Error::RehearsalFailed(format!("{}: {}", failure.step, failure.message).into());
+                report.failure = Some(failure);
+                return Err(e);
             }
         }
-        let total: f64 = report.migrations.iter().map(|m| m.seconds).sum();
-        report.step(
-            "migrate",
-            true,
-            started.elapsed().as_secs_f64(),
-            format!("{applied_count} applied, {total:.2}s of migration time"),
-        );
+        if let Some(step) = report.steps.iter_mut().find(|s| s.step == "migrate") {
+            let total: f64 = report.migrations.iter().map(|m| m.seconds).sum();
+            step.detail = format!("{applied} applied, {total:.2}s of migration time");
+        }
         Ok(())
     }
 
@@ -469,75 +341,93 @@ impl Rehearsal<'_> {
             .collect();
     }
 
-    /// Rolls the migrated copy back both ways a deploy can, timing each
-    /// and checking that the migrations are pending again afterwards.
-    async fn drill(
+    /// The drill: the deploy's own rollback, both ways. The first run
+    /// (with a local clone) rolled back by swapping the clone in; a second
+    /// run of the deploy without a clone rolls back by restoring its store
+    /// snapshot. After each, every migration must be pending again.
+    async fn drill(&self, target: &Target<'_>, scratch: &Scratch, first: &Run, d: &mut Drill) {
+        let pending = first.report.pending.len();
+        if pending == 0 && self.config.migrations.command.is_none() {
+            d.errors
+                .push("nothing to roll back: no migration is pending on the copy".into());
+            return;
+        }
+        d.clone_seconds = first.report.snapshot.as_ref().and_then(|s| s.clone_seconds);
+        if !self.drilled(target, scratch, first, d, pending).await {
+            return;
+        }
+        let second = match target
+            .deploy(LocalClone::Never, true, None, self.cancel)
+            .await
+        {
+            Ok(run) => run,
+            Err(e) => {
+                d.errors.push(format!("store restore: {}", chain(&e)));
+                return;
+            }
+        };
+        self.drilled(target, scratch, &second, d, pending).await;
+    }
+
+    /// Records one drilled rollback; `true` when it restored the database
+    /// and left every migration pending.
+    async fn drilled(
         &self,
+        target: &Target<'_>,
         scratch: &Scratch,
+        run: &Run,
         d: &mut Drill,
-        clone: Option<&str>,
-        snapshot: Option<(String, Option<&Store>)>,
         pending: usize,
-    ) {
-        let database = scratch.name();
-        let short = crate::random::hex4();
-        if let Some(clone) = clone.filter(|_| d.clone_seconds.is_some()) {
-            let started = Instant::now();
-            let failed = derived_name(database, "failed", &short).unwrap_or_default();
-            match clone::swap_in(&scratch.admin, database, clone, &failed).await {
-                Ok(()) => {
-                    d.clone_swap_seconds = Some(started.elapsed().as_secs_f64());
-                    self.verify_rolled_back(scratch, d, "clone swap", pending)
-                        .await;
-                    drop_scratch(scratch, &failed).await;
-                }
-                Err(e) => d.errors.push(format!("clone swap: {}", chain(&e))),
+    ) -> bool {
+        let drilled = run
+            .report
+            .failure
+            .as_ref()
+            .is_some_and(|f| f.step == Step::Drill.name());
+        let rollback = run.report.rollback.clone().unwrap_or_default();
+        let journal = match &run.report.deploy_id {
+            Some(id) => target.journal_steps(id).await,
+            None => Vec::new(),
+        };
+        let how = if rollback.database.starts_with("clone swap") {
+            "clone swap"
+        } else {
+            "store restore"
+        };
+        d.rollbacks.push(DrillRollback {
+            how: how.into(),
+            outcome: run.report.outcome.as_str().into(),
+            database: rollback.database.clone(),
+            write_guard: rollback.write_guard.clone(),
+            journal,
+            seconds: rollback.restore_seconds,
+        });
+        if let Some(kept) = &rollback.failed_database_kept_as {
+            drop_scratch(scratch, kept).await;
+        }
+        if !drilled {
+            d.errors.push(format!(
+                "{how}: the deploy did not reach the drill: {}",
+                run.message()
+            ));
+            return false;
+        }
+        if run.report.outcome != Outcome::RolledBack {
+            d.errors.push(format!("{how}: {}", run.message()));
+            return false;
+        }
+        match how {
+            "clone swap" => d.clone_swap_seconds = Some(rollback.restore_seconds),
+            _ => {
+                d.store_restore_seconds = Some(rollback.restore_seconds);
+                d.snapshot = run
+                    .report
+                    .snapshot
+                    .as_ref()
+                    .map(|s| format!("{} from the rehearsal's local-directory store", s.id));
             }
         }
-        match snapshot {
-            Some((id, Some(store))) => {
-                let started = Instant::now();
-                let options = RestoreOptions {
-                    snapshot: id.clone(),
-                    terminate_sessions: true,
-                    jobs: self.options.jobs,
-                    replaced_label: "drill",
-                    ..RestoreOptions::default()
-                };
-                let restored = async {
-                    let plan = restore::plan(
-                        store,
-                        &scratch.info,
-                        &self.config.database.maintenance_db,
-                        scratch.bin_dir.as_deref(),
-                        options,
-                    )
-                    .await
-                    .map_err(|e| chain(&e))?;
-                    plan.execute(store, &Cancel::never())
-                        .await
-                        .map_err(|e| match e {
-                            RestoreFailure::Verify(e) | RestoreFailure::Restore(e) => chain(&e),
-                        })
-                }
-                .await;
-                match restored {
-                    Ok(r) => {
-                        d.store_restore_seconds = Some(started.elapsed().as_secs_f64());
-                        d.snapshot = Some(format!("{id} from {}", store_name(store)));
-                        self.verify_rolled_back(scratch, d, "store restore", pending)
-                            .await;
-                        if let Some(replaced) = r.replaced_as {
-                            drop_scratch(scratch, &replaced).await;
-                        }
-                    }
-                    Err(e) => d.errors.push(format!("store restore of {id}: {e}")),
-                }
-            }
-            _ => d
-                .errors
-                .push("store restore: no snapshot to restore (no store configured)".into()),
-        }
+        self.verify_rolled_back(scratch, d, how, pending).await
     }
 
     /// After a drill rollback every migration must be pending again.
@@ -547,46 +437,29 @@ impl Rehearsal<'_> {
         d: &mut Drill,
         how: &str,
         pending: usize,
-    ) {
+    ) -> bool {
         match Migrator::new(&self.config.migrations, &scratch.info)
             .plan()
             .await
         {
-            Ok(plan) if plan.pending.len() == pending => d.verified.push(format!(
-                "after the {how}, all {pending} migration(s) are pending again"
-            )),
-            Ok(plan) => d.errors.push(format!(
-                "after the {how}, {} migration(s) are pending, {pending} expected",
-                plan.pending.len()
-            )),
-            Err(e) => d.errors.push(format!("after the {how}: {}", chain(&e))),
+            Ok(plan) if plan.pending.len() == pending => {
+                d.verified.push(format!(
+                    "after the {how}, all {pending} migration(s) are pending again"
+                ));
+                true
+            }
+            Ok(plan) => {
+                d.errors.push(format!(
+                    "after the {how}, {} migration(s) are pending, {pending} expected",
+                    plan.pending.len()
+                ));
+                false
+            }
+            Err(e) => {
+                d.errors.push(format!("after the {how}: {}", chain(&e)));
+                false
+            }
         }
-    }
-
-    /// Records that the deploy would fail here (exit 8) and where.
-    fn would_fail(
-        &self,
-        report: &mut RehearsalReport,
-        step: &'static str,
-        started: Instant,
-        e: &(dyn std::error::Error + 'static),
-        at: Option<(String, usize)>,
-    ) -> Error {
-        let message = chain(e);
-        report.step(
-            step,
-            false,
-            started.elapsed().as_secs_f64(),
-            message.clone(),
-        );
-        let (file, line) = at.unzip();
-        report.failure = Some(FailureReport {
-            step: step.into(),
-            message: message.clone(),
-            file,
-            line,
-        });
-        Error::RehearsalFailed(format!("{step}: {message}").into())
     }
 
     fn check_cancel(&self) -> Result<(), Error> {
@@ -598,40 +471,10 @@ impl Rehearsal<'_> {
     }
 }
 
-/// The failing migration's file and line.
-fn failure_location(e: &MigrateError) -> Option<(String, usize)> {
-    match e {
-        MigrateError::Apply(ApplyError::Migration { failure, .. }) => {
-            Some((failure.path.clone(), failure.line))
-        }
-        _ => None,
-    }
-}
-
-/// A local clone of the scratch database, closed to connections, as a
-/// deploy makes one.
-async fn make_clone(scratch: &Scratch, name: &str) -> Result<(), String> {
-    let admin: Client = db::connect(&scratch.admin).await.map_err(|e| chain(&e))?;
-    let props = DatabaseProperties::read(&admin, scratch.name())
-        .await
-        .map_err(|e| chain(&e))?
-        .ok_or_else(|| format!("`{}` does not exist", scratch.name()))?;
-    clone::create(&admin, scratch.name(), name, &props)
-        .await
-        .map_err(|e| chain(&e))
-}
-
 async fn drop_scratch(scratch: &Scratch, name: &str) {
     if let Ok(admin) = db::connect(&scratch.admin).await
         && let Err(e) = db::admin::drop_database(&admin, name).await
     {
         tracing::warn!(database = name, error = %e, "cannot drop a drill database");
-    }
-}
-
-fn store_name(store: &Store) -> &'static str {
-    match store {
-        Store::S3(_) => "the S3 store",
-        Store::Fs(_) => "a local-directory store",
     }
 }

@@ -94,10 +94,30 @@ pub struct Drill {
     pub store_restore_seconds: Option<f64>,
     /// The snapshot restored, and its store.
     pub snapshot: Option<String>,
+    /// Each rollback the deploy ran, as its report and journal say.
+    pub rollbacks: Vec<DrillRollback>,
     /// Whether each rollback left the database as before the migrations.
     pub verified: Vec<String>,
     /// What went wrong, if anything.
     pub errors: Vec<String>,
+}
+
+/// One rollback of the drill: the production rollback, run by the
+/// deploy's pipeline on the copy.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DrillRollback {
+    /// `clone swap` or `store restore`.
+    pub how: String,
+    /// The deploy's outcome (`rolled_back` when the rollback finished).
+    pub outcome: String,
+    /// What the rollback did to the database.
+    pub database: String,
+    /// The write guard's verdict before the restore.
+    pub write_guard: Option<String>,
+    /// The steps the deploy's journal went through.
+    pub journal: Vec<String>,
+    /// Seconds the database restore took.
+    pub seconds: f64,
 }
 
 /// The whole rehearsal.
@@ -283,6 +303,13 @@ impl RehearsalReport {
                     .map(|s| format!(" ({s})"))
                     .unwrap_or_default()
             ));
+            for r in &d.rollbacks {
+                line(format!("    {}: {} ({})", r.how, r.database, r.outcome));
+                if let Some(g) = &r.write_guard {
+                    line(format!("      write guard: {g}"));
+                }
+                line(format!("      journal: {}", r.journal.join(" → ")));
+            }
             for v in &d.verified {
                 line(format!("    verified: {v}"));
             }
