@@ -13,7 +13,47 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::config::Compression;
+/// How the archive is compressed in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// zstd frames (`zstd -d` reads them).
+    Zstd,
+    /// gzip (`gunzip` reads it).
+    Gzip,
+    /// The custom-format archive as `pg_dump -Z0` writes it.
+    None,
+}
+
+impl Compression {
+    /// The default level for this algorithm.
+    pub fn default_level(self) -> i32 {
+        match self {
+            Compression::Zstd => 1,
+            Compression::Gzip => 1,
+            Compression::None => 0,
+        }
+    }
+
+    /// The levels this algorithm accepts.
+    pub fn valid_levels(self) -> std::ops::RangeInclusive<i32> {
+        match self {
+            Compression::Zstd => 1..=19,
+            Compression::Gzip => 1..=9,
+            Compression::None => 0..=0,
+        }
+    }
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compression::Zstd => "zstd",
+            Compression::Gzip => "gzip",
+            Compression::None => "none",
+        })
+    }
+}
 
 /// The size of the chunks passed between stages.
 pub const CHUNK: usize = 1024 * 1024;

@@ -17,12 +17,13 @@ use serde::de::{self, Deserializer, Visitor};
 use serde_saphyr::Spanned;
 
 use crate::checks::spec::{self, ChecksConfig};
+use crate::codec::Compression;
 use crate::db::ConnInfo;
 use crate::maintenance::{self, Switch};
 use crate::migrate::apply::TransactionMode;
 use crate::migrate::plan::PlanOptions;
 use crate::migrate::source::Format;
-use crate::store::StoreLocation;
+use crate::store::{DEFAULT_PART_SIZE, MIN_PART_SIZE, S3Options, Sse, StoreLocation};
 
 /// The default config file, relative to the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "snapguard.yml";
@@ -182,76 +183,13 @@ pub struct DatabaseConfig {
     pub pg_bin_dir: Option<PathBuf>,
 }
 
-/// Server-side encryption for S3 objects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Sse {
-    /// SSE-S3 (`AES256`).
-    Aes256,
-    /// SSE-KMS with an optional key id (the bucket's default key otherwise).
-    Kms {
-        /// `store.kms_key_id`.
-        key_id: Option<String>,
-    },
-}
-
 /// `store`: where snapshots live.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     /// `store.url`: `s3://bucket/prefix` or `file:///path`.
     pub location: Option<StoreLocation>,
-    /// `store.endpoint`: an S3-compatible endpoint instead of AWS.
-    pub endpoint: Option<String>,
-    /// `store.region`: the S3 region; the AWS chain decides when unset.
-    pub region: Option<String>,
-    /// `store.path_style`: path-style addressing, needed by most
-    /// S3-compatible servers.
-    pub path_style: bool,
-    /// `store.sse`: server-side encryption.
-    pub sse: Option<Sse>,
-    /// `store.part_size`: the first multipart part size in bytes; it grows
-    /// so that 10,000 parts cover any object.
-    pub part_size: u64,
-}
-
-/// How the archive is compressed in the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    /// zstd frames (`zstd -d` reads them).
-    Zstd,
-    /// gzip (`gunzip` reads it).
-    Gzip,
-    /// The custom-format archive as `pg_dump -Z0` writes it.
-    None,
-}
-
-impl Compression {
-    /// The default level for this algorithm.
-    pub fn default_level(self) -> i32 {
-        match self {
-            Compression::Zstd => 1,
-            Compression::Gzip => 1,
-            Compression::None => 0,
-        }
-    }
-
-    fn valid_levels(self) -> std::ops::RangeInclusive<i32> {
-        match self {
-            Compression::Zstd => 1..=19,
-            Compression::Gzip => 1..=9,
-            Compression::None => 0..=0,
-        }
-    }
-}
-
-impl fmt::Display for Compression {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Compression::Zstd => "zstd",
-            Compression::Gzip => "gzip",
-            Compression::None => "none",
-        })
-    }
+    /// The other `store.*` keys: how to reach an S3-compatible store.
+    pub s3: S3Options,
 }
 
 /// `snapshot`: how snapshots are taken and restored.
@@ -813,13 +751,15 @@ impl Resolver<'_> {
                 self.parse("store.url", |v| StoreLocation::parse(v, &self.base_dir)),
                 &mut unset,
             )?,
-            endpoint: self.string("store.endpoint")?,
-            region: self.string("store.region")?,
-            path_style: self.parse("store.path_style", parse_bool)?.unwrap_or(false),
-            sse,
-            part_size: self
-                .parse("store.part_size", parse_part_size)?
-                .unwrap_or(DEFAULT_PART_SIZE),
+            s3: S3Options {
+                endpoint: self.string("store.endpoint")?,
+                region: self.string("store.region")?,
+                path_style: self.parse("store.path_style", parse_bool)?.unwrap_or(false),
+                sse,
+                part_size: self
+                    .parse("store.part_size", parse_part_size)?
+                    .unwrap_or(DEFAULT_PART_SIZE),
+            },
         };
         let compression = self
             .parse("snapshot.compression", |v| match v {
@@ -1036,11 +976,6 @@ impl Resolver<'_> {
         }
     }
 }
-
-/// The default first part size: 8 MiB, so 10,000 growing parts cover 5 TiB.
-pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
-/// S3 refuses parts smaller than 5 MiB (except the last).
-pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 
 fn parse_part_size(v: &str) -> Result<u64, String> {
     let size = parse_size(v)?;

@@ -66,7 +66,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
 
 async fn open_store(config: &Config) -> Result<Store, Error> {
     let location = config.store_location()?;
-    Ok(Store::open(location, &config.store).await)
+    Ok(Store::open(location, &config.store.s3).await)
 }
 
 async fn snapshot(config: &Config, args: SnapshotArgs) -> Result<(), Error> {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Instant;
 
-use crate::config::Compression;
+use crate::codec::Compression;
 use crate::db::{self, ConnInfo, DbError};
 use crate::pgtools::{self, Program, Tool, ToolError};
 use crate::process::{self, ProcessError};

@@ -243,7 +243,7 @@ fn psql_file(
     psql: &Path,
     info: &ConnInfo,
     path: &Path,
-    compression: crate::config::Compression,
+    compression: crate::codec::Compression,
 ) -> Result<(), TargetError> {
     let args = [
         "-X",

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::SnapshotId;
-use crate::config::Compression;
+use crate::codec::Compression;
 use crate::db::DatabaseProperties;
 
 /// The current manifest layout.

@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
+use crate::codec::Compression;
 use crate::codec::{self, CHANNEL_DEPTH, DecodeError, Decoded};
-use crate::config::Compression;
 use crate::pgtools::Tool;
 use crate::process::ProcessError;
 use crate::process::group::GroupGuard;

@@ -15,8 +15,6 @@ use std::pin::Pin;
 use bytes::Bytes;
 use tokio::io::AsyncRead;
 
-use crate::config::StoreConfig;
-
 /// Where the store is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreLocation {
@@ -233,6 +231,41 @@ pub trait ObjectUpload: Send {
     fn abort(self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// Server-side encryption for S3 objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sse {
+    /// SSE-S3 (`AES256`).
+    Aes256,
+    /// SSE-KMS with an optional key id (the bucket's default key otherwise).
+    Kms {
+        /// `store.kms_key_id`.
+        key_id: Option<String>,
+    },
+}
+
+/// How to reach an S3-compatible store: the `store.*` keys besides the URL,
+/// as plain values.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    /// `store.endpoint`: an S3-compatible endpoint instead of AWS.
+    pub endpoint: Option<String>,
+    /// `store.region`: the S3 region; the AWS chain decides when unset.
+    pub region: Option<String>,
+    /// `store.path_style`: path-style addressing, needed by most
+    /// S3-compatible servers.
+    pub path_style: bool,
+    /// `store.sse`: server-side encryption.
+    pub sse: Option<Sse>,
+    /// `store.part_size`: the first multipart part size in bytes; it grows
+    /// so that 10,000 parts cover any object.
+    pub part_size: u64,
+}
+
+/// The default first part size: 8 MiB, so 10,000 growing parts cover 5 TiB.
+pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
+/// S3 refuses parts smaller than 5 MiB (except the last).
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
 /// The configured store: one of the implementations, chosen by URL.
 pub enum Store {
     /// S3 or S3-compatible.
@@ -245,10 +278,10 @@ impl Store {
     /// Builds the store `config` names. For S3 this resolves credentials
     /// through the standard AWS chain (environment, profile, web identity /
     /// OIDC, container and instance roles) but makes no request yet.
-    pub async fn open(location: &StoreLocation, config: &StoreConfig) -> Store {
+    pub async fn open(location: &StoreLocation, options: &S3Options) -> Store {
         match location {
             StoreLocation::S3 { bucket, prefix } => {
-                Store::S3(s3::S3Store::new(bucket, prefix, config).await)
+                Store::S3(s3::S3Store::new(bucket, prefix, options).await)
             }
             StoreLocation::Fs { root } => Store::Fs(fs::FsStore::new(root.clone())),
         }
@@ -386,7 +419,7 @@ mod tests {
 
     #[test]
     fn parts_grow_so_ten_thousand_cover_five_tib() {
-        let first = crate::config::DEFAULT_PART_SIZE;
+        let first = DEFAULT_PART_SIZE;
         assert_eq!(part_size(first, 1), first);
         assert_eq!(part_size(first, 1000), first);
         assert_eq!(part_size(first, 1001), 2 * first);

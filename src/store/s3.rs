@@ -25,7 +25,7 @@ use super::{
     IncompleteUpload, MAX_PARTS, ObjectMeta, ObjectReader, ObjectStore, ObjectUpload, StoreError,
     part_size,
 };
-use crate::config::{Sse, StoreConfig};
+use super::{S3Options, Sse};
 
 /// Parts uploaded concurrently; with 8 MiB parts this bounds the upload's
 /// buffers to about 40 MiB.
@@ -43,7 +43,7 @@ pub struct S3Store {
 
 impl S3Store {
     /// Builds a client with the standard credential chain.
-    pub async fn new(bucket: &str, prefix: &str, config: &StoreConfig) -> Self {
+    pub async fn new(bucket: &str, prefix: &str, config: &S3Options) -> Self {
         let region = RegionProviderChain::first_try(config.region.clone().map(Region::new))
             .or_default_provider()
             .or_else(Region::new("us-east-1"));
