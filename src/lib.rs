@@ -55,6 +55,7 @@ pub mod report;
 pub mod scratch;
 pub mod shell;
 pub mod snapshot;
+pub mod sqlsplit;
 pub mod store;
 
 pub use error::Error;

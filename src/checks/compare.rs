@@ -11,7 +11,7 @@ use std::ops::ControlFlow;
 use tokio_postgres::Client;
 
 use super::query::{self, QueryFailure};
-use super::spec::{CompareCheck, Order};
+use crate::config::checks::{CompareCheck, Order};
 
 /// How many differing rows of each side a report shows.
 const SAMPLE: usize = 5;

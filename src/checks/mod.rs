@@ -13,7 +13,6 @@
 
 pub mod compare;
 pub mod query;
-pub mod spec;
 
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -22,7 +21,7 @@ use tokio_postgres::Client;
 
 use self::compare::Captured;
 use self::query::QueryFailure;
-pub use self::spec::{Check, ChecksConfig, CompareCheck, Expect, Order};
+pub use crate::config::checks::{Check, ChecksConfig, CompareCheck, Expect, Order};
 
 /// When a check runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

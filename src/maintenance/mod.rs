@@ -8,87 +8,17 @@
 //! [`Switch::on`] changes things. [`Switch::off`] needs only the record.
 
 pub mod fence;
-pub(crate) mod spec;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio_postgres::Client;
 
-use crate::config::Origin;
+pub use crate::config::maintenance::{
+    CommandSwitch, FenceSwitch, FileSwitch, HttpCall, HttpSwitch, Switch,
+};
 use crate::error::BoxError;
 use crate::http::{self, HttpClient};
 use crate::shell::Shell;
-
-/// One configured switch.
-#[derive(Debug, Clone)]
-pub enum Switch {
-    /// Shell commands (`heroku maintenance:on`, `kubectl scale …`).
-    Command(CommandSwitch),
-    /// Webhooks (a load balancer's or a status page's API).
-    Http(HttpSwitch),
-    /// A flag file the application checks (Capistrano, Rails).
-    File(FileSwitch),
-    /// Locks the application's database roles out.
-    Fence(FenceSwitch),
-}
-
-/// `command: { on, off, timeout }`.
-#[derive(Debug, Clone)]
-pub struct CommandSwitch {
-    /// Turns maintenance on.
-    pub on: String,
-    /// Turns it off.
-    pub off: String,
-    /// How long each may run (default 60 s).
-    pub timeout: Duration,
-}
-
-/// `http: { on, off, timeout, retries }`.
-#[derive(Debug, Clone)]
-pub struct HttpSwitch {
-    /// The request that turns maintenance on.
-    pub on: HttpCall,
-    /// The request that turns it off.
-    pub off: HttpCall,
-    /// Attempts after the first, on an error or an unexpected status.
-    pub retries: u32,
-}
-
-impl From<HttpSwitch> for Switch {
-    fn from(h: HttpSwitch) -> Self {
-        Switch::Http(h)
-    }
-}
-
-/// One webhook call.
-#[derive(Debug, Clone)]
-pub struct HttpCall {
-    /// Method, URL, headers, body, timeout.
-    pub request: http::Request,
-    /// The status that means success; any 2xx when unset.
-    pub expect_status: Option<u16>,
-}
-
-/// `file: { path, content }`.
-#[derive(Debug, Clone)]
-pub struct FileSwitch {
-    /// The flag file, relative paths from the config file's directory.
-    pub path: PathBuf,
-    /// What it contains.
-    pub content: String,
-}
-
-/// `postgres_fence: { roles, wait }`.
-#[derive(Debug, Clone)]
-pub struct FenceSwitch {
-    /// The roles the application connects as.
-    pub roles: Vec<String>,
-    /// How long to wait for their sessions to end (default 30 s).
-    pub wait: Duration,
-    /// Where it is configured, for messages.
-    pub origin: Origin,
-}
 
 /// What a switch recorded before it went on: everything `off` needs, kept
 /// in the deploy journal.

@@ -15,29 +15,10 @@ use tokio_postgres::SimpleQueryMessage;
 use super::history::{self, Record};
 use super::plan::history_key;
 use super::source::{Batch, Migration};
-use super::split;
 use crate::cancel::Cancel;
+pub use crate::config::TransactionMode;
 use crate::db::DbError;
-
-/// `migrations.transaction`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransactionMode {
-    /// Each migration commits with its history row.
-    PerMigration,
-    /// All pending migrations in one transaction: a failure leaves the
-    /// database exactly as it was.
-    All,
-}
-
-impl TransactionMode {
-    /// The value as `migrations.transaction` spells it.
-    pub fn as_config(self) -> &'static str {
-        match self {
-            TransactionMode::PerMigration => "per-migration",
-            TransactionMode::All => "all",
-        }
-    }
-}
+use crate::sqlsplit as split;
 
 /// How to apply.
 #[derive(Debug, Clone)]

@@ -1,6 +1,5 @@
 //! The migration engine: reading migration folders in six formats
-//! ([`source`]), splitting SQL into statements for migrations that run
-//! outside a transaction ([`split`]), deciding what is pending against the
+//! ([`source`]; statements split by [`crate::sqlsplit`]), deciding what is pending against the
 //! history table ([`plan`], [`history`]), applying it ([`apply`]), an
 //! external migrator instead ([`external`]), new files ([`scaffold`]), and
 //! all of it together ([`migrator`]).
@@ -12,4 +11,3 @@ pub mod migrator;
 pub mod plan;
 pub mod scaffold;
 pub mod source;
-pub mod split;

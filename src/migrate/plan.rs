@@ -2,6 +2,7 @@
 //! Pure, so every rule is unit-tested without a database.
 
 use super::source::{Migration, Version};
+pub use crate::config::PlanOptions;
 
 /// One row of `snapguard.schema_migrations`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -20,17 +21,6 @@ pub struct AppliedRow {
     pub duration_ms: i64,
     /// The release it was applied for, if any.
     pub release_id: Option<String>,
-}
-
-/// What may be tolerated.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PlanOptions {
-    /// An applied migration whose file changed is only a warning.
-    pub allow_drift: bool,
-    /// An applied migration whose file is gone is only a warning.
-    pub allow_missing: bool,
-    /// A pending migration older than the newest applied one may run.
-    pub allow_out_of_order: bool,
 }
 
 /// Why the folder and the database disagree.

@@ -22,58 +22,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::split;
-
-/// A migrations layout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Format {
-    /// `<version>_<name>.sql`.
-    Snapguard,
-    /// `<version>_<name>.up.sql`.
-    GolangMigrate,
-    /// `-- migrate:up` sections.
-    Dbmate,
-    /// `<version>_<name>.sql` / `.up.sql` with `-- no-transaction`.
-    Sqlx,
-    /// `<timestamp>_<name>/up.sql`.
-    Diesel,
-    /// `V<version>__<name>.sql`, `R__<name>.sql`.
-    Flyway,
-}
-
-impl Format {
-    /// Parses the `migrations.format` value (`auto` is `None`).
-    pub fn parse(s: &str) -> Result<Option<Format>, String> {
-        Ok(Some(match s {
-            "auto" => return Ok(None),
-            "snapguard" => Format::Snapguard,
-            "golang-migrate" => Format::GolangMigrate,
-            "dbmate" => Format::Dbmate,
-            "sqlx" => Format::Sqlx,
-            "diesel" => Format::Diesel,
-            "flyway" => Format::Flyway,
-            other => {
-                return Err(format!(
-                    "unknown migrations format `{other}`; expected auto, snapguard, golang-migrate, dbmate, sqlx, diesel or flyway"
-                ));
-            }
-        }))
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Format::Snapguard => "snapguard",
-            Format::GolangMigrate => "golang-migrate",
-            Format::Dbmate => "dbmate",
-            Format::Sqlx => "sqlx",
-            Format::Diesel => "diesel",
-            Format::Flyway => "flyway",
-        })
-    }
-}
+pub use crate::config::Format;
+use crate::sqlsplit as split;
 
 /// A migration version: the digits of an integer or timestamp, or Flyway's
 /// dotted `1.2.10`, compared part by part as numbers.

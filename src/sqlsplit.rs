@@ -1,4 +1,4 @@
-//! Splitting a migration file into statements.
+//! Splitting SQL text (a migration file, a check) into statements.
 //!
 //! A migration that runs outside a transaction (for `CREATE INDEX
 //! CONCURRENTLY`, which refuses to run inside one) must be sent one

@@ -16,14 +16,17 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use serde_saphyr::Spanned;
 
-use crate::checks::spec::{self, ChecksConfig};
 use crate::codec::Compression;
 use crate::db::ConnInfo;
-use crate::maintenance::{self, Switch};
-use crate::migrate::apply::TransactionMode;
-use crate::migrate::plan::PlanOptions;
-use crate::migrate::source::Format;
 use crate::store::{DEFAULT_PART_SIZE, MIN_PART_SIZE, S3Options, Sse, StoreLocation};
+
+pub mod checks;
+pub mod maintenance;
+pub mod migrations;
+
+pub use self::checks::ChecksConfig;
+pub use self::maintenance::Switch;
+pub use self::migrations::{Format, PlanOptions, TransactionMode};
 
 /// The default config file, relative to the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "snapguard.yml";
@@ -335,8 +338,8 @@ impl Config {
             .unwrap_or_default();
         let (checks, maintenance) = match &file {
             Some(f) => (
-                spec::resolve(sections.checks, f, &base_dir)?,
-                maintenance::spec::resolve(sections.maintenance, f, &base_dir, env)?,
+                checks::resolve(sections.checks, f, &base_dir)?,
+                maintenance::resolve(sections.maintenance, f, &base_dir, env)?,
             ),
             None => (ChecksConfig::default(), Vec::new()),
         };
@@ -507,8 +510,8 @@ struct FileConfig {
     store: Option<FileStore>,
     snapshot: Option<FileSnapshot>,
     migrations: Option<FileMigrations>,
-    checks: Option<spec::FileChecks>,
-    maintenance: Option<Vec<Spanned<maintenance::spec::FileSwitch>>>,
+    checks: Option<checks::FileChecks>,
+    maintenance: Option<Vec<Spanned<maintenance::SwitchEntry>>>,
     release: Option<FileRelease>,
     budget: Option<FileBudget>,
 }
@@ -595,8 +598,8 @@ struct FileMigrations {
 /// have no environment-variable form.
 #[derive(Default)]
 struct FileSections {
-    checks: Option<spec::FileChecks>,
-    maintenance: Option<Vec<Spanned<maintenance::spec::FileSwitch>>>,
+    checks: Option<checks::FileChecks>,
+    maintenance: Option<Vec<Spanned<maintenance::SwitchEntry>>>,
 }
 
 /// The scalar settings of the file, and its list sections.
@@ -1211,14 +1214,14 @@ mod tests {
                 prefix: "some/prefix".into()
             })
         );
-        assert!(c.store.path_style);
+        assert!(c.store.s3.path_style);
         assert_eq!(
-            c.store.sse,
+            c.store.s3.sse,
             Some(Sse::Kms {
                 key_id: Some("k1".into())
             })
         );
-        assert_eq!(c.store.part_size, 16 << 20);
+        assert_eq!(c.store.s3.part_size, 16 << 20);
         assert_eq!(c.snapshot.compression, Compression::Gzip);
         assert_eq!(c.snapshot.compression_level, 6);
         assert_eq!(c.snapshot.lock_wait_timeout, Duration::from_secs(30));
@@ -1243,7 +1246,7 @@ mod tests {
                 root: "/from-env".into()
             })
         );
-        assert_eq!(c.store.region.as_deref(), Some("env-region"));
+        assert_eq!(c.store.s3.region.as_deref(), Some("env-region"));
         let flags = Overrides {
             store_url: Some("file:///from-flag".into()),
             ..Overrides::default()

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use crate::config::{ConfigError, Origin, Scalar, parse_duration};
+use super::{ConfigError, Origin, Scalar, parse_duration};
 
 /// What a check's result must be.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -259,7 +259,7 @@ pub(crate) fn resolve(
     let one_query =
         |sql: String, name: &Spanned<String>, key: &'static str| -> Result<String, ConfigError> {
             let origin = at(&name.referenced);
-            match crate::migrate::split::split(&sql) {
+            match crate::sqlsplit::split(&sql) {
                 Ok(statements) if statements.len() == 1 => Ok(statements[0].sql.clone()),
                 Ok(statements) => Err(invalid(
                     origin,

@@ -12,14 +12,85 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{CommandSwitch, FenceSwitch, FileSwitch as FlagFile, HttpCall, HttpSwitch, Switch};
-use crate::config::{ConfigError, Origin, Scalar, interpolate_at, keep_hook_vars, parse_duration};
+use std::path::PathBuf;
+
+use super::{ConfigError, Origin, Scalar, interpolate_at, keep_hook_vars, parse_duration};
 use crate::db::Secret;
+
+/// One configured switch.
+#[derive(Debug, Clone)]
+pub enum Switch {
+    /// Shell commands (`heroku maintenance:on`, `kubectl scale …`).
+    Command(CommandSwitch),
+    /// Webhooks (a load balancer's or a status page's API).
+    Http(HttpSwitch),
+    /// A flag file the application checks (Capistrano, Rails).
+    File(FileSwitch),
+    /// Locks the application's database roles out.
+    Fence(FenceSwitch),
+}
+
+/// `command: { on, off, timeout }`.
+#[derive(Debug, Clone)]
+pub struct CommandSwitch {
+    /// Turns maintenance on.
+    pub on: String,
+    /// Turns it off.
+    pub off: String,
+    /// How long each may run (default 60 s).
+    pub timeout: Duration,
+}
+
+/// `http: { on, off, timeout, retries }`.
+#[derive(Debug, Clone)]
+pub struct HttpSwitch {
+    /// The request that turns maintenance on.
+    pub on: HttpCall,
+    /// The request that turns it off.
+    pub off: HttpCall,
+    /// Attempts after the first, on an error or an unexpected status.
+    pub retries: u32,
+}
+
+impl From<HttpSwitch> for Switch {
+    fn from(h: HttpSwitch) -> Self {
+        Switch::Http(h)
+    }
+}
+
+/// One webhook call.
+#[derive(Debug, Clone)]
+pub struct HttpCall {
+    /// Method, URL, headers, body, timeout.
+    pub request: crate::http::Request,
+    /// The status that means success; any 2xx when unset.
+    pub expect_status: Option<u16>,
+}
+
+/// `file: { path, content }`.
+#[derive(Debug, Clone)]
+pub struct FileSwitch {
+    /// The flag file, relative paths from the config file's directory.
+    pub path: PathBuf,
+    /// What it contains.
+    pub content: String,
+}
+
+/// `postgres_fence: { roles, wait }`.
+#[derive(Debug, Clone)]
+pub struct FenceSwitch {
+    /// The roles the application connects as.
+    pub roles: Vec<String>,
+    /// How long to wait for their sessions to end (default 30 s).
+    pub wait: Duration,
+    /// Where it is configured, for messages.
+    pub origin: Origin,
+}
 
 /// One list item as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct FileSwitch {
+pub(crate) struct SwitchEntry {
     command: Option<FileCommand>,
     http: Option<FileHttp>,
     file: Option<FileFlag>,
@@ -70,7 +141,7 @@ struct FileFence {
 /// Resolves the parsed section; `path` is the config file, `base_dir` its
 /// directory (where relative flag-file paths start).
 pub(crate) fn resolve(
-    list: Option<Vec<Spanned<FileSwitch>>>,
+    list: Option<Vec<Spanned<SwitchEntry>>>,
     path: &Path,
     base_dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
@@ -79,7 +150,7 @@ pub(crate) fn resolve(
     let mut out = Vec::new();
     for item in list.unwrap_or_default() {
         let origin = r.at(&item.referenced);
-        let FileSwitch {
+        let SwitchEntry {
             command,
             http,
             file,
@@ -131,7 +202,7 @@ pub(crate) fn resolve(
                     "empty path".into(),
                 ));
             }
-            Switch::File(FlagFile {
+            Switch::File(FileSwitch {
                 path: base_dir.join(raw),
                 content: match &f.content {
                     Some(c) => r.string(c, "maintenance.file.content")?,

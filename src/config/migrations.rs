@@ -1,0 +1,85 @@
+//! The values of `migrations.*` that name a choice: the folder's format,
+//! the transaction mode, and what planning tolerates. Declared here, with
+//! the keys; the migration engine (`migrate/`) works with them.
+
+/// A migrations layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// `<version>_<name>.sql`.
+    Snapguard,
+    /// `<version>_<name>.up.sql`.
+    GolangMigrate,
+    /// `-- migrate:up` sections.
+    Dbmate,
+    /// `<version>_<name>.sql` / `.up.sql` with `-- no-transaction`.
+    Sqlx,
+    /// `<timestamp>_<name>/up.sql`.
+    Diesel,
+    /// `V<version>__<name>.sql`, `R__<name>.sql`.
+    Flyway,
+}
+
+impl Format {
+    /// Parses the `migrations.format` value (`auto` is `None`).
+    pub fn parse(s: &str) -> Result<Option<Format>, String> {
+        Ok(Some(match s {
+            "auto" => return Ok(None),
+            "snapguard" => Format::Snapguard,
+            "golang-migrate" => Format::GolangMigrate,
+            "dbmate" => Format::Dbmate,
+            "sqlx" => Format::Sqlx,
+            "diesel" => Format::Diesel,
+            "flyway" => Format::Flyway,
+            other => {
+                return Err(format!(
+                    "unknown migrations format `{other}`; expected auto, snapguard, golang-migrate, dbmate, sqlx, diesel or flyway"
+                ));
+            }
+        }))
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Format::Snapguard => "snapguard",
+            Format::GolangMigrate => "golang-migrate",
+            Format::Dbmate => "dbmate",
+            Format::Sqlx => "sqlx",
+            Format::Diesel => "diesel",
+            Format::Flyway => "flyway",
+        })
+    }
+}
+
+/// `migrations.transaction`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionMode {
+    /// Each migration commits with its history row.
+    PerMigration,
+    /// All pending migrations in one transaction: a failure leaves the
+    /// database exactly as it was.
+    All,
+}
+
+impl TransactionMode {
+    /// The value as `migrations.transaction` spells it.
+    pub fn as_config(self) -> &'static str {
+        match self {
+            TransactionMode::PerMigration => "per-migration",
+            TransactionMode::All => "all",
+        }
+    }
+}
+
+/// What may be tolerated.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    /// An applied migration whose file changed is only a warning.
+    pub allow_drift: bool,
+    /// An applied migration whose file is gone is only a warning.
+    pub allow_missing: bool,
+    /// A pending migration older than the newest applied one may run.
+    pub allow_out_of_order: bool,
+}
