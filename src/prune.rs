@@ -16,6 +16,7 @@ use tokio_postgres::Client;
 
 use crate::config::Retention;
 use crate::db::{DbError, admin};
+use crate::deploy::journal::{self, Journal, JournalError};
 use crate::snapshot::{self, CatalogError, SnapshotId};
 use crate::store::{IncompleteUpload, ObjectStore, StoreError};
 
@@ -44,6 +45,25 @@ pub enum PruneError {
     /// Listing or dropping databases failed.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The deploys' journals cannot be listed.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// What unfinished deploys still need, never pruned whatever the
+/// retention says: each one's store snapshot and local clone (its
+/// rollback's way back).
+pub async fn protected(store: &impl ObjectStore) -> Result<Vec<String>, PruneError> {
+    let mut protected = Vec::new();
+    for id in journal::unfinished(store).await? {
+        if let Ok(j) = Journal::read(store, &id).await
+            && let Some(s) = j.snapshot
+        {
+            protected.extend(s.id);
+            protected.extend(s.clone);
+        }
+    }
+    Ok(protected)
 }
 
 /// Works out what to delete; changes nothing. `protected` are snapshot

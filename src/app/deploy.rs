@@ -1,21 +1,16 @@
-//! `deploy`, `recover`, `plan`, `maintenance on|off` and `prune`: the
-//! command-line side of the pipeline, and where its report goes (stdout,
-//! `--report FILE`, GitHub Actions).
+//! `deploy`, `recover` and `plan`: the command-line side of the pipeline,
+//! and where its report goes (stdout, `--report FILE`, GitHub Actions).
 
 use std::path::Path;
-
-use bytes::Bytes;
 
 use super::{open_store, print_json};
 use crate::cancel::Cancel;
 use crate::ci::GitHub;
-use crate::cli::{DeployArgs, MaintenanceCommand};
+use crate::cli::DeployArgs;
 use crate::config::Config;
-use crate::db;
-use crate::deploy::{DeployOptions, Deployer, RecoverOptions, journal};
-use crate::error::{Error, chain};
-use crate::maintenance::{self, Engaged};
-use crate::prune;
+use crate::deploy::{DeployOptions, Deployer, RecoverOptions};
+use crate::error::Error;
+use crate::maintenance;
 use crate::report::Report;
 use crate::store::ObjectStore;
 
@@ -200,186 +195,4 @@ pub async fn plan(config: &Config, release: Option<String>, json: bool) -> Resul
     }
     println!("  then maintenance off. `snapguard rehearse` measures how long this takes.");
     Ok(())
-}
-
-/// Where `maintenance on` records what `off` must undo.
-const MANUAL_KEY: &str = "maintenance.json";
-
-/// `snapguard maintenance on|off`.
-pub async fn maintenance(config: &Config, command: MaintenanceCommand) -> Result<(), Error> {
-    let info = config.database_url()?;
-    let store = open_store(config).await?;
-    // The per-database lock every changing command shares: no switching
-    // inside a running deploy's window.
-    let admin = crate::deploy::lock::for_command(
-        &info.with_dbname(&config.database.maintenance_db),
-        info,
-        "maintenance",
-        false,
-    )
-    .await?;
-    let http = crate::http::HttpClient::new();
-    let cx = maintenance::Context {
-        admin: &admin,
-        database: info.dbname(),
-        http: &http,
-        env: Vec::new(),
-    };
-    let store_err = |e: crate::store::StoreError| Error::failed("maintenance", e);
-    match command {
-        MaintenanceCommand::On => {
-            if store.size(MANUAL_KEY).await.map_err(store_err)?.is_some() {
-                return Err(Error::nothing_changed(
-                    "maintenance on",
-                    format!(
-                        "maintenance is already on (`{}` exists); `snapguard maintenance off` first",
-                        store.uri(MANUAL_KEY)
-                    ),
-                ));
-            }
-            let mut engaged: Vec<Engaged> = Vec::new();
-            for (i, switch) in config.maintenance.iter().enumerate() {
-                switch
-                    .preflight(i, &admin)
-                    .await
-                    .map_err(|e| Error::nothing_changed("maintenance on", e))?;
-            }
-            for (i, switch) in config.maintenance.iter().enumerate() {
-                let result = async {
-                    let e = switch.prepare(i, &admin).await?;
-                    engaged.push(e.clone());
-                    let body = serde_json::to_vec_pretty(&engaged).expect("serializable");
-                    store
-                        .put(MANUAL_KEY, Bytes::from(body))
-                        .await
-                        .map_err(|err| maintenance::MaintenanceError {
-                            index: i,
-                            what: switch.describe(),
-                            direction: "on",
-                            source: err.into(),
-                        })?;
-                    switch.on(&e, &cx).await
-                }
-                .await;
-                if let Err(e) = result {
-                    let undone = maintenance::all_off(&config.maintenance, &engaged, &cx).await;
-                    if undone.is_empty() {
-                        let _ = store.delete(MANUAL_KEY).await;
-                    }
-                    return Err(Error::failed("maintenance on", e));
-                }
-            }
-            println!(
-                "maintenance on ({} switch(es)); `snapguard maintenance off` ends it",
-                engaged.len()
-            );
-            Ok(())
-        }
-        MaintenanceCommand::Off => {
-            let recorded = match store.get(MANUAL_KEY).await {
-                Ok(bytes) => Some(bytes),
-                Err(crate::store::StoreError::NotFound { .. }) => None,
-                Err(e) => return Err(store_err(e)),
-            };
-            let engaged: Vec<Engaged> = match recorded {
-                Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                    Error::failed(
-                        "maintenance off",
-                        format!("`{}` is not valid: {e}", store.uri(MANUAL_KEY)),
-                    )
-                })?,
-                None => {
-                    if config
-                        .maintenance
-                        .iter()
-                        .any(|s| matches!(s, maintenance::Switch::Fence(_)))
-                    {
-                        return Err(Error::nothing_changed(
-                            "maintenance off",
-                            "there is no record of `snapguard maintenance on`, so the fenced roles' attributes are unknown; after a deploy use `snapguard recover`, else put them back by hand (ALTER ROLE … LOGIN)",
-                        ));
-                    }
-                    config
-                        .maintenance
-                        .iter()
-                        .enumerate()
-                        .map(|(index, s)| Engaged {
-                            index,
-                            kind: s.kind().into(),
-                            flag_existed: false,
-                            roles: Vec::new(),
-                        })
-                        .collect()
-                }
-            };
-            let failures = maintenance::all_off(&config.maintenance, &engaged, &cx).await;
-            if let Some(first) = failures.into_iter().next() {
-                return Err(Error::failed("maintenance off", first));
-            }
-            store.delete(MANUAL_KEY).await.map_err(store_err)?;
-            println!("maintenance off");
-            Ok(())
-        }
-    }
-}
-
-/// `snapguard prune`.
-pub async fn prune(config: &Config, dry_run: bool) -> Result<(), Error> {
-    let info = config.database_url()?;
-    let store = open_store(config).await?;
-    let admin = db::connect(&info.with_dbname(&config.database.maintenance_db))
-        .await
-        .map_err(|e| Error::nothing_changed("prune", e))?;
-    // What unfinished deploys still need is never pruned.
-    let mut protected = Vec::new();
-    for id in journal::unfinished(&store)
-        .await
-        .map_err(|e| Error::nothing_changed("prune", e))?
-    {
-        if let Ok(j) = journal::Journal::read(&store, &id).await
-            && let Some(s) = j.snapshot
-        {
-            protected.extend(s.id);
-            protected.extend(s.clone);
-        }
-    }
-    let plan = prune::plan(
-        &store,
-        &admin,
-        info.dbname(),
-        config.snapshot.retention,
-        &protected,
-        chrono::Utc::now(),
-    )
-    .await
-    .map_err(|e| Error::nothing_changed("prune", e))?;
-    for (id, why) in &plan.snapshots {
-        println!(
-            "{} snapshot {id}: {why}",
-            if dry_run { "would delete" } else { "delete" }
-        );
-    }
-    for (upload, why) in &plan.uploads {
-        println!(
-            "{} incomplete upload {}: {why}",
-            if dry_run { "would abort" } else { "abort" },
-            upload.key
-        );
-    }
-    for (name, why) in &plan.databases {
-        println!(
-            "{} database {name}: {why}",
-            if dry_run { "would drop" } else { "drop" }
-        );
-    }
-    println!(
-        "{} snapshot(s) kept (snapshot.retention: keep_last {}, keep_days {})",
-        plan.kept, config.snapshot.retention.keep_last, config.snapshot.retention.keep_days
-    );
-    if dry_run {
-        return Ok(());
-    }
-    prune::execute(&store, &admin, &plan)
-        .await
-        .map_err(|e| Error::failed("prune", chain(&e)))
 }

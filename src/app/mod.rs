@@ -4,7 +4,9 @@
 
 mod deploy;
 mod init;
+mod maintenance;
 mod migrate;
+mod prune;
 mod rehearse;
 mod verify;
 
@@ -48,8 +50,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             };
             deploy::recover(&config, &options, report.as_deref()).await
         }
-        Command::Maintenance { command } => deploy::maintenance(&config, command).await,
-        Command::Prune { dry_run } => deploy::prune(&config, dry_run).await,
+        Command::Maintenance { command } => maintenance::maintenance(&config, command).await,
+        Command::Prune { dry_run } => prune::prune(&config, dry_run).await,
         Command::Snapshot(args) => snapshot(&config, args).await,
         Command::Snapshots {
             command: SnapshotsCommand::List { all, json },

@@ -429,6 +429,20 @@ async fn new_unvalidated(client: &mut Client, before: Option<&[String]>) -> Chec
     )
 }
 
+/// One line per failed check: name, where it is defined, expected, got.
+pub fn failures(results: &[CheckResult]) -> Vec<String> {
+    results
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| {
+            format!(
+                "`{}` ({}): expected {}, got {}",
+                r.name, r.defined_at, r.expected, r.got
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -453,6 +453,27 @@ pub async fn terminate_sessions(client: &Client, name: &str) -> Result<(), DbErr
     Ok(())
 }
 
+/// Ends the sessions of application `application` on `name` (not this
+/// one); returns how many were ended.
+pub async fn terminate_sessions_of(
+    client: &Client,
+    name: &str,
+    application: &str,
+) -> Result<u64, DbError> {
+    let ended: i64 = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = $1 AND application_name = $2 AND pid <> pg_backend_pid()",
+            &[&name, &application],
+        )
+        .await
+        .map_err(DbError::query(format!(
+            "ending the `{application}` sessions on `{name}`"
+        )))?
+        .get(0);
+    Ok(ended.max(0) as u64)
+}
+
 /// Allows or forbids new connections to `name` (`ALLOW_CONNECTIONS`). While
 /// forbidden, nobody can connect, superusers included, so sessions cannot
 /// reappear between the check and a rename.

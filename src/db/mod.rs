@@ -1,11 +1,14 @@
-//! PostgreSQL connections: parsing the URL, TLS, the server version, and the
-//! database-level administration that snapshots and restores need.
+//! PostgreSQL connections: parsing the URL, TLS, the server version, the
+//! database-level administration that snapshots and restores need, and the
+//! per-database deploy lock.
 //!
 //! There is deliberately no trait in front of `tokio_postgres::Client`: the
 //! product talks to a real server, and so do its tests.
 
 pub mod admin;
 mod conninfo;
+pub mod lock;
+pub mod swap;
 mod tls;
 
 pub use admin::{DatabaseProperties, RoleSetting, Session, quote_ident, quote_literal};

@@ -93,7 +93,7 @@ pub struct SnapshotRecord {
     /// The local clone `<db>__sg_<id>`, once created.
     pub clone: Option<String>,
     /// The write guard's baseline, taken just before `pg_dump` started.
-    pub guard: super::guard::Baseline,
+    pub guard: crate::snapshot::guard::Baseline,
 }
 
 /// One step transition.
@@ -156,7 +156,7 @@ pub struct Journal {
     /// Sessions of other applications the write guard's sampler saw, as of
     /// this journal write.
     #[serde(default)]
-    pub sightings: Vec<super::guard::Sighting>,
+    pub sightings: Vec<crate::snapshot::guard::Sighting>,
 }
 
 /// The journal could not be read or written.

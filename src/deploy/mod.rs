@@ -11,8 +11,6 @@
 //! between steps and hands it to the steps that can stop early; nothing
 //! ever `select!`s the pipeline away, so the rollback always runs.
 
-pub mod clone;
-pub mod guard;
 pub mod journal;
 pub mod lock;
 pub mod marker;
@@ -24,15 +22,14 @@ pub mod rollback;
 pub use preflight::Found;
 pub use recover::RecoverOptions;
 
-use self::observe::{MigrateObserver, MigratorRun};
-use self::preflight::{Prepared, Runner};
-
 use std::time::Instant;
 
 use chrono::Utc;
 use tokio_postgres::Client;
 
 use self::journal::{Journal, SnapshotRecord, State, Step};
+use self::observe::{MigrateObserver, MigratorRun};
+use self::preflight::{Prepared, Runner};
 use crate::cancel::Cancel;
 use crate::checks::{BeforeState, Verifier};
 use crate::ci;
@@ -45,8 +42,8 @@ use crate::migrate::apply::{ApplyError, TransactionMode};
 use crate::migrate::migrator::{MigrateError, Migrator, RunOptions};
 use crate::release::{self, HookEnv, Ledger};
 use crate::report::{FailureReport, Outcome, Report, SnapshotSummary};
-use crate::snapshot::SnapshotId;
 use crate::snapshot::take::SnapshotRequest;
+use crate::snapshot::{SnapshotId, clone, guard};
 use crate::store::{ObjectStore, Store};
 
 /// What the command line adds to the config.
@@ -479,7 +476,7 @@ impl<'a> Deployer<'a> {
             .map_err(|e| StepFailure::changed(Step::Verify, &e))?;
         let results = verifier.after(&mut app, before).await;
         drop(app);
-        let failed = failed_checks(&results);
+        let failed = crate::checks::failures(&results);
         let count = results.len();
         report.checks.extend(results);
         if !failed.is_empty() {
@@ -844,20 +841,6 @@ impl StepFailure {
             line,
         }
     }
-}
-
-/// One line per failed check: name, where it is defined, expected, got.
-pub(crate) fn failed_checks(results: &[crate::checks::CheckResult]) -> Vec<String> {
-    results
-        .iter()
-        .filter(|r| !r.passed)
-        .map(|r| {
-            format!(
-                "`{}` ({}): expected {}, got {}",
-                r.name, r.defined_at, r.expected, r.got
-            )
-        })
-        .collect()
 }
 
 fn check_cancel(cancel: &Cancel, next: Step, changed: bool) -> Result<(), StepFailure> {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use tokio_postgres::Client;
 
 use super::journal::{self, Journal, State, Step};
-use super::{DeployOptions, Deployer, clone, lock, marker};
+use super::{DeployOptions, Deployer, lock, marker};
 use crate::checks::Verifier;
 use crate::ci;
 use crate::db;
@@ -17,8 +17,8 @@ use crate::migrate::apply::TransactionMode;
 use crate::migrate::migrator::{Migrator, PendingMigration};
 use crate::release::Ledger;
 use crate::report::Report;
-use crate::snapshot::SnapshotId;
 use crate::snapshot::take::Snapshotter;
+use crate::snapshot::{SnapshotId, clone};
 use crate::store::Store;
 
 /// Who runs the preflight, which decides how it treats the deploy lock.
@@ -137,7 +137,7 @@ impl<'a> Deployer<'a> {
             .await
             .map_err(|e| refuse(e.into()))?;
         let before = verifier.before_checks(&mut app).await;
-        let failed = super::failed_checks(&before);
+        let failed = crate::checks::failures(&before);
         report.checks.extend(before);
         if !failed.is_empty() {
             return Err(refuse(

@@ -22,12 +22,13 @@ use tokio_postgres::Client;
 
 use super::journal::{self, Journal, State, Step};
 use super::rollback::Rollback;
-use super::{Deployer, guard, marker, recording_children};
+use super::{Deployer, marker, recording_children};
 use crate::db::{self, admin};
 use crate::error::{Error, chain};
 use crate::maintenance;
 use crate::process::group;
 use crate::report::{Outcome, Report};
+use crate::snapshot::guard;
 use crate::store::ObjectStore;
 
 /// How long a dead runner's child gets after SIGTERM before SIGKILL.
@@ -288,7 +289,7 @@ impl Deployer<'_> {
         report: &mut Report,
     ) -> Result<(), Error> {
         let applied = match db::connect(self.db).await {
-            Ok(app) => applied_by(&app, &journal.deploy_id).await,
+            Ok(app) => crate::migrate::history::applied_by(&app, &journal.deploy_id).await,
             Err(e) => Err(e),
         }
         .map_err(|e| Error::failed("recover", e))?;
@@ -380,22 +381,16 @@ impl Deployer<'_> {
     /// (this process holds the lock, so no other deploy or migrate owns
     /// them); returns how many.
     async fn end_runner_sessions(&self, admin: &Client) -> Result<u64, Error> {
-        let ended: i64 = admin
-            .query_one(
-                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
-                 WHERE datname = $1 AND application_name = 'snapguard' AND pid <> pg_backend_pid()",
-                &[&self.db.dbname()],
-            )
+        let ended = admin::terminate_sessions_of(admin, self.db.dbname(), "snapguard")
             .await
-            .map_err(|e| Error::failed("recover", e))?
-            .get(0);
+            .map_err(|e| Error::failed("recover", e))?;
         if ended > 0 {
             tracing::warn!(
                 count = ended,
                 "ended sessions the deploy's runner left running"
             );
         }
-        Ok(ended.max(0) as u64)
+        Ok(ended)
     }
 
     /// Whether the database may differ from the snapshot. Migrations
@@ -421,25 +416,11 @@ impl Deployer<'_> {
         let app = db::connect(self.db)
             .await
             .map_err(|e| Error::failed("recover", e))?;
-        Ok(!applied_by(&app, &journal.deploy_id)
-            .await
-            .map_err(|e| Error::failed("recover", e))?
-            .is_empty())
-    }
-}
-
-/// The migrations the history records as applied by `deploy_id`.
-async fn applied_by(app: &Client, deploy_id: &str) -> Result<Vec<String>, db::DbError> {
-    let has_history = crate::migrate::history::exists(app).await?;
-    if !has_history {
-        return Ok(Vec::new());
-    }
-    let rows = app
-        .query(
-            "SELECT version || ' (' || name || ')' FROM snapguard.schema_migrations WHERE deploy_id = $1 ORDER BY applied_at, version",
-            &[&deploy_id],
+        Ok(
+            !crate::migrate::history::applied_by(&app, &journal.deploy_id)
+                .await
+                .map_err(|e| Error::failed("recover", e))?
+                .is_empty(),
         )
-        .await
-        .map_err(db::DbError::query("reading snapguard.schema_migrations"))?;
-    Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
 }

@@ -12,15 +12,15 @@ use std::time::Instant;
 use tokio_postgres::Client;
 
 use super::journal::{Journal, State, Step};
-use super::{Deployer, guard, hook_env};
+use super::{Deployer, hook_env};
 use crate::cancel::Cancel;
 use crate::db::{admin, quote_ident};
 use crate::error::chain;
 use crate::maintenance;
 use crate::release;
 use crate::report::{Outcome, Report, RollbackReport};
-use crate::snapshot::SnapshotId;
 use crate::snapshot::restore::{self, RestoreFailure, RestoreOptions, derived_name};
+use crate::snapshot::{SnapshotId, guard};
 
 /// One rollback.
 pub struct Rollback<'a, 'b> {
@@ -316,7 +316,7 @@ impl Rollback<'_, '_> {
             .unwrap_or_default();
         let failed = derived_name(database, "failed", &short).map_err(|e| chain(&e))?;
         let started = Instant::now();
-        super::clone::swap_in(&self.deployer.admin_info, database, clone, &failed)
+        crate::snapshot::clone::swap_in(&self.deployer.admin_info, database, clone, &failed)
             .await
             .map_err(|e| chain(&e))?;
         tracing::info!(

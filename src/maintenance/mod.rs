@@ -8,6 +8,7 @@
 //! [`Switch::on`] changes things. [`Switch::off`] needs only the record.
 
 pub mod fence;
+pub mod manual;
 
 use std::time::Duration;
 

@@ -140,3 +140,19 @@ pub async fn lock(client: &Client, wait: std::time::Duration) -> Result<bool, Db
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// The migrations the history records as applied by `deploy_id`.
+pub async fn applied_by(app: &Client, deploy_id: &str) -> Result<Vec<String>, DbError> {
+    let has_history = exists(app).await?;
+    if !has_history {
+        return Ok(Vec::new());
+    }
+    let rows = app
+        .query(
+            "SELECT version || ' (' || name || ')' FROM snapguard.schema_migrations WHERE deploy_id = $1 ORDER BY applied_at, version",
+            &[&deploy_id],
+        )
+        .await
+        .map_err(DbError::query("reading snapguard.schema_migrations"))?;
+    Ok(rows.into_iter().map(|r| r.get(0)).collect())
+}

@@ -7,12 +7,13 @@
 //! behind objects created after the snapshot and its exit status is not
 //! reliable (DESIGN section 4).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio_postgres::Client;
 
 use super::{CatalogError, Manifest, TransferError, download_verified, resolve, transfer};
 use crate::cancel::Cancel;
+use crate::db::swap::SwapError;
 use crate::db::{self, ConnInfo, DbError, Session, admin};
 use crate::pgtools::{self, Program, Tool, ToolError};
 use crate::process::{self, ProcessError};
@@ -22,9 +23,6 @@ use crate::store::ObjectStore;
 
 /// PostgreSQL truncates identifiers longer than this many bytes.
 const MAX_IDENTIFIER: usize = 63;
-
-/// How long to wait for terminated sessions to go away.
-const TERMINATE_WAIT: Duration = Duration::from_secs(10);
 
 /// A restore failed.
 #[derive(Debug, thiserror::Error)]
@@ -463,7 +461,7 @@ impl RestorePlan {
             admin::rename_all(client, &[(&self.restore_into, &self.database)]).await?;
             return Ok(());
         }
-        swap_in(
+        crate::db::swap::swap_in(
             client,
             &self.database,
             &self.restore_into,
@@ -471,6 +469,7 @@ impl RestorePlan {
             self.options.terminate_sessions,
         )
         .await
+        .map_err(Into::into)
     }
 
     /// Drops the partial database after a failure, keeping both errors if
@@ -517,68 +516,15 @@ pub(crate) async fn pg_restore_file(
         .map_err(|source| RestoreError::PgRestore { database, source })
 }
 
-/// Puts `incoming` in place of `live`, which is kept as `retired`: both
-/// renames in one transaction. New connections to `live` are refused while
-/// its sessions are checked (and, with `terminate`, ended), so none can slip
-/// in before the rename. Used by the restore and by the clone-swap rollback.
-pub(crate) async fn swap_in(
-    client: &mut Client,
-    live: &str,
-    incoming: &str,
-    retired: &str,
-    terminate: bool,
-) -> Result<(), RestoreError> {
-    let original = allows_connections(client, live).await?;
-    admin::set_allow_connections(client, live, false).await?;
-    let result = rename_when_idle(client, live, incoming, retired, terminate).await;
-    let reopen = match &result {
-        Ok(()) => retired,
-        Err(_) => live,
-    };
-    if let Err(e) = admin::set_allow_connections(client, reopen, original).await {
-        tracing::warn!(error = %e, database = reopen, "could not restore ALLOW_CONNECTIONS");
-    }
-    result
-}
-
-async fn rename_when_idle(
-    client: &mut Client,
-    live: &str,
-    incoming: &str,
-    retired: &str,
-    terminate: bool,
-) -> Result<(), RestoreError> {
-    let deadline = Instant::now() + TERMINATE_WAIT;
-    loop {
-        let sessions = admin::sessions(client, live).await?;
-        if sessions.is_empty() {
-            break;
+impl From<SwapError> for RestoreError {
+    fn from(e: SwapError) -> Self {
+        match e {
+            SwapError::Db(e) => RestoreError::from(e),
+            SwapError::Busy { database, sessions } => {
+                RestoreError::SessionsConnected { database, sessions }
+            }
         }
-        if !terminate || Instant::now() > deadline {
-            return Err(RestoreError::SessionsConnected {
-                database: live.to_owned(),
-                sessions,
-            });
-        }
-        tracing::warn!(count = sessions.len(), database = %live, "ending sessions");
-        admin::terminate_sessions(client, live).await?;
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    admin::rename_all(client, &[(live, retired), (incoming, live)]).await?;
-    Ok(())
-}
-
-async fn allows_connections(client: &Client, name: &str) -> Result<bool, DbError> {
-    let row = client
-        .query_opt(
-            "SELECT datallowconn FROM pg_database WHERE datname = $1",
-            &[&name],
-        )
-        .await
-        .map_err(DbError::query(format!(
-            "reading ALLOW_CONNECTIONS of `{name}`"
-        )))?;
-    Ok(row.is_none_or(|r| r.get(0)))
 }
 
 /// How far a failed restore got, which decides the exit code. Either way the

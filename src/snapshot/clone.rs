@@ -125,5 +125,6 @@ pub async fn swap_in(
     let mut swapper = db::connect(admin_info).await?;
     // The clone was closed to connections so nobody could block this.
     admin::set_allow_connections(&swapper, clone, true).await?;
-    crate::snapshot::restore::swap_in(&mut swapper, database, clone, failed, true).await
+    crate::db::swap::swap_in(&mut swapper, database, clone, failed, true).await?;
+    Ok(())
 }

@@ -1,0 +1,59 @@
+//! `snapguard prune`: what the retention and the unfinished deploys allow
+//! to delete, printed, then deleted unless `--dry-run`.
+
+use super::open_store;
+use crate::config::Config;
+use crate::db;
+use crate::error::{Error, chain};
+use crate::prune;
+
+/// `snapguard prune`.
+pub async fn prune(config: &Config, dry_run: bool) -> Result<(), Error> {
+    let info = config.database_url()?;
+    let store = open_store(config).await?;
+    let admin = db::connect(&info.with_dbname(&config.database.maintenance_db))
+        .await
+        .map_err(|e| Error::nothing_changed("prune", e))?;
+    let protected = prune::protected(&store)
+        .await
+        .map_err(|e| Error::nothing_changed("prune", e))?;
+    let plan = prune::plan(
+        &store,
+        &admin,
+        info.dbname(),
+        config.snapshot.retention,
+        &protected,
+        chrono::Utc::now(),
+    )
+    .await
+    .map_err(|e| Error::nothing_changed("prune", e))?;
+    for (id, why) in &plan.snapshots {
+        println!(
+            "{} snapshot {id}: {why}",
+            if dry_run { "would delete" } else { "delete" }
+        );
+    }
+    for (upload, why) in &plan.uploads {
+        println!(
+            "{} incomplete upload {}: {why}",
+            if dry_run { "would abort" } else { "abort" },
+            upload.key
+        );
+    }
+    for (name, why) in &plan.databases {
+        println!(
+            "{} database {name}: {why}",
+            if dry_run { "would drop" } else { "drop" }
+        );
+    }
+    println!(
+        "{} snapshot(s) kept (snapshot.retention: keep_last {}, keep_days {})",
+        plan.kept, config.snapshot.retention.keep_last, config.snapshot.retention.keep_days
+    );
+    if dry_run {
+        return Ok(());
+    }
+    prune::execute(&store, &admin, &plan)
+        .await
+        .map_err(|e| Error::failed("prune", chain(&e)))
+}
