@@ -7,25 +7,64 @@
 //!
 //! # Layout
 //!
+//! Floors, each using only the floors below it (DESIGN section 8).
+//!
+//! Face and command runners:
 //! - [`cli`]: the command-line types (clap), nothing else.
-//! - [`app`]: runs a parsed command line; maps failures to [`Error`].
-//! - [`cancel`]: SIGINT / SIGTERM as a request to stop at a safe point.
-//! - [`config`]: `snapguard.yml` + environment + flags → one validated `Config`.
-//! - [`db`]: connections (TLS), server version, database-level administration.
-//! - [`pgtools`]: finding `pg_dump` / `pg_restore` of the right major version.
-//! - [`process`]: child processes, each leading a process group of its own; errors and stderr capture.
-//! - [`random`]: short random suffixes for ids and temporary names.
-//! - [`store`]: the object store seam; S3 and local-directory implementations.
-//! - [`snapshot`]: ids, manifests, taking, listing, verifying and restoring snapshots.
-//! - [`codec`]: compression and hashing of the archive stream, off the async threads.
-//! - [`progress`]: byte counts and rates, as a bar or as periodic log lines.
-//! - [`checks`]: verification queries (before, after, compare, built-in), read-only.
-//! - [`migrate`]: the migration engine: folder formats, statement splitter, history, planning, applying, external migrators.
-//! - [`logging`]: `tracing` output for terminals, CI logs and machines.
+//! - [`app`]: turns a parsed command line into inputs, calls the pipeline or
+//!   a step, prints; runs no SQL of its own.
+//!
+//! Pipeline:
+//! - [`deploy`]: the deploy's preflight (also `plan`), steps, journal,
+//!   rollback and `recover`.
+//! - [`rehearse`]: the deploy's own pipeline on a scratch copy, its migrate
+//!   step measured; the drill.
+//!
+//! Steps, one capability each:
+//! - [`snapshot`]: ids, manifests, taking, listing, verifying and restoring
+//!   snapshots; the local clone and the write guard.
+//! - [`migrate`]: the migration engine: folder formats, history, planning,
+//!   applying, external migrators.
+//! - [`checks`]: verification queries (before, after, compare, built-in),
+//!   read-only.
+//! - [`maintenance`]: the switches that take the application offline, in a
+//!   deploy and by hand.
+//! - [`release`]: the release hooks, the health check and the ledger of
+//!   releases.
+//! - [`prune`]: retention: what may be deleted, and deleting it.
 //! - [`init`]: `snapguard init`, the scaffold of a new project.
-//! - [`ephemeral`]: a throwaway local PostgreSQL server.
-//! - [`scratch`]: scratch space in `$TMPDIR`, its free room, and what killed runs left there.
+//!
+//! Report and outputs:
+//! - [`report`]: the deploy's report (text, JSON, GitHub job summary) and
+//!   `plan`'s output.
+//! - [`ci`]: GitHub Actions and other CI: log groups, masks, outputs, the
+//!   release id.
+//! - [`logging`]: `tracing` output for terminals, CI logs and machines.
 //! - [`exit_codes`]: the documented process exit codes.
+//! - [`error`]: the top-level [`Error`] and its exit code.
+//!
+//! Configuration:
+//! - [`config`]: `snapguard.yml` + environment + flags → one validated
+//!   `Config`; it imports no step module.
+//!
+//! Infrastructure (plain values in, never config sections):
+//! - [`db`]: connections (TLS), server version, database administration,
+//!   the deploy lock, the database swap.
+//! - [`store`]: the object store seam; S3 and local-directory implementations.
+//! - [`codec`]: compression and hashing of the archive stream, off the async
+//!   threads.
+//! - [`pgtools`]: finding `pg_dump` / `pg_restore` of the right major version.
+//! - [`process`]: child processes, each leading a process group of its own.
+//! - [`shell`]: the user's shell commands (switches, hooks, external
+//!   migrators) through `sh -c`, with a timeout.
+//! - [`http`]: webhooks and health checks, with secrets redacted.
+//! - [`sqlsplit`]: splitting SQL text into statements, as `psql` does.
+//! - [`ephemeral`]: a throwaway local PostgreSQL server.
+//! - [`scratch`]: scratch space in `$TMPDIR`, its free room, and what killed
+//!   runs left there.
+//! - [`progress`]: byte counts and rates, as a bar or as periodic log lines.
+//! - [`cancel`]: SIGINT / SIGTERM as a request to stop at a safe point.
+//! - [`random`]: short random suffixes for ids and temporary names.
 
 pub mod app;
 pub mod cancel;

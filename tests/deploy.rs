@@ -134,113 +134,142 @@ fn nothing_pending_and_no_release_command_is_nothing_to_deploy() {
     assert_eq!(app.report()["outcome"], "nothing_to_deploy");
 }
 
-/// A failure at each step, rolled back by `strategy`: afterwards the
-/// database equals the pre-deploy one, the previous release hook ran with
-/// the right environment, maintenance is off, exit 4, and the report says
-/// why.
-fn every_step_fails_and_rolls_back(name: &str, store: &str, local_clone: &str, expect: &str) {
-    let app = App::new(name, store);
+/// A failure at `step`, rolled back by `local_clone`'s strategy (`expect`):
+/// afterwards the database equals the pre-deploy one, the previous release
+/// hook ran with the right environment, maintenance is off, exit 4, and the
+/// report says why. One test per step and strategy, so that one failing
+/// case cannot hide another.
+fn fails_at_and_rolls_back(step: &str, local_clone: &str, expect: &str) {
+    let strategy = if local_clone == "always" {
+        "clone"
+    } else {
+        "store"
+    };
+    let app = App::new(&format!("dep_{step}_{strategy}"), "s3");
     app.configure(local_clone, "", "");
     app.deploy("v1").expect_code(0);
     let before = fingerprint(&app.db);
 
     let after_check = "checks:\n  after:\n    - { name: impossible, sql: 'SELECT count(*) FROM items', expect: { value: 7 } }\n";
-    let cases: [(&str, &str, &str, &str); 4] = [
-        (
-            "migrate",
+    let (release_extra, extra, why) = match step {
+        "migrate" => (
             "",
             "",
             "column \"missing\" of relation \"items\" does not exist",
         ),
-        ("verify", "", after_check, "impossible"),
-        (
-            "release",
-            "; echo release broke >&2; exit 3",
-            "",
-            "exit status: 3",
-        ),
-        (
-            "health",
-            "",
-            "",
-            "/health` (release.health.url) was not healthy",
-        ),
-    ];
-    for (step, release_extra, extra, why) in cases {
+        "verify" => ("", after_check, "impossible"),
+        "release" => ("; echo release broke >&2; exit 3", "", "exit status: 3"),
+        "health" => ("", "", "/health` (release.health.url) was not healthy"),
+        other => panic!("no case for step {other}"),
+    };
+    app.migration(
+        "2_widen.sql",
+        "ALTER TABLE items ADD COLUMN price numeric;\nUPDATE items SET price = id;\n",
+    );
+    if step == "migrate" {
         app.migration(
-            "2_widen.sql",
-            "ALTER TABLE items ADD COLUMN price numeric;\nUPDATE items SET price = id;\n",
+            "3_broken.sql",
+            "ALTER TABLE items\n  ALTER COLUMN missing TYPE int;\n",
         );
-        if step == "migrate" {
-            app.migration(
-                "3_broken.sql",
-                "ALTER TABLE items\n  ALTER COLUMN missing TYPE int;\n",
-            );
-        } else {
-            let _ = std::fs::remove_file(app.ws.path().join("migrations/3_broken.sql"));
-        }
-        app.stub
-            .set_status("/health", if step == "health" { 503 } else { 200 });
-        app.configure(local_clone, release_extra, extra);
-        let _ = std::fs::remove_file(app.ws.path().join("rollback.env"));
-        let run = app.deploy("v2");
-        run.expect_code(4);
-        assert!(
-            run.stderr().contains(why) || run.stdout().contains(why),
-            "{step}: expected `{why}`\n{}\n{}",
-            run.stdout(),
-            run.stderr()
-        );
-        let report = app.report();
-        assert_eq!(report["outcome"], "rolled_back", "{step}");
-        assert_eq!(report["failure"]["step"], step, "{step}");
-        assert!(
-            report["rollback"]["database"]
-                .as_str()
-                .unwrap()
-                .starts_with(expect),
-            "{step}: {}",
-            report["rollback"]
-        );
-        if step == "migrate" {
-            assert_eq!(report["failure"]["file"], "migrations/3_broken.sql");
-            assert_eq!(report["failure"]["line"], 1);
-        }
+    }
+    app.stub
+        .set_status("/health", if step == "health" { 503 } else { 200 });
+    app.configure(local_clone, release_extra, extra);
+    let _ = std::fs::remove_file(app.ws.path().join("rollback.env"));
+    let run = app.deploy("v2");
+    run.expect_code(4);
+    assert!(
+        run.stderr().contains(why) || run.stdout().contains(why),
+        "{step}: expected `{why}`\n{}\n{}",
+        run.stdout(),
+        run.stderr()
+    );
+    // The cause is a chain, one `caused by:` line per error.
+    assert!(
+        run.stderr()
+            .contains(&format!("caused by: {step} failed\ncaused by: ")),
+        "{}",
+        run.stderr()
+    );
+    let report = app.report();
+    assert_eq!(report["outcome"], "rolled_back", "{step}");
+    assert_eq!(report["failure"]["step"], step, "{step}");
+    assert!(
+        report["rollback"]["database"]
+            .as_str()
+            .unwrap()
+            .starts_with(expect),
+        "{step}: {}",
+        report["rollback"]
+    );
+    if step == "migrate" {
+        assert_eq!(report["failure"]["file"], "migrations/3_broken.sql");
+        assert_eq!(report["failure"]["line"], 1);
+    }
+    assert_eq!(
+        fingerprint(&app.db),
+        before,
+        "{step}: the database is not the pre-deploy one"
+    );
+    app.assert_maintenance_off();
+    let rollback = app.file("rollback.env");
+    if matches!(step, "release" | "health") {
         assert_eq!(
-            fingerprint(&app.db),
-            before,
-            "{step}: the database is not the pre-deploy one"
+            env_file(&rollback, "SNAPGUARD_PREVIOUS_RELEASE").as_deref(),
+            Some("v1"),
+            "{step}"
         );
-        app.assert_maintenance_off();
-        let rollback = app.file("rollback.env");
-        if matches!(step, "release" | "health") {
-            assert_eq!(
-                env_file(&rollback, "SNAPGUARD_PREVIOUS_RELEASE").as_deref(),
-                Some("v1"),
-                "{step}"
-            );
-            assert_eq!(
-                env_file(&rollback, "SNAPGUARD_RELEASE").as_deref(),
-                Some("v2"),
-                "{step}"
-            );
-        } else {
-            assert_eq!(
-                rollback, "",
-                "{step}: no release happened, so none is rolled back"
-            );
-        }
+        assert_eq!(
+            env_file(&rollback, "SNAPGUARD_RELEASE").as_deref(),
+            Some("v2"),
+            "{step}"
+        );
+    } else {
+        assert_eq!(
+            rollback, "",
+            "{step}: no release happened, so none is rolled back"
+        );
     }
 }
 
 #[test]
-fn every_step_fails_and_the_clone_is_swapped_back() {
-    every_step_fails_and_rolls_back("dep_clone", "s3", "always", "clone swap");
+fn a_failed_migration_is_rolled_back_by_the_clone_swap() {
+    fails_at_and_rolls_back("migrate", "always", "clone swap");
 }
 
 #[test]
-fn every_step_fails_and_the_store_snapshot_is_restored() {
-    every_step_fails_and_rolls_back("dep_store", "s3", "never", "store restore");
+fn a_failed_verify_is_rolled_back_by_the_clone_swap() {
+    fails_at_and_rolls_back("verify", "always", "clone swap");
+}
+
+#[test]
+fn a_failed_release_is_rolled_back_by_the_clone_swap() {
+    fails_at_and_rolls_back("release", "always", "clone swap");
+}
+
+#[test]
+fn a_failed_health_check_is_rolled_back_by_the_clone_swap() {
+    fails_at_and_rolls_back("health", "always", "clone swap");
+}
+
+#[test]
+fn a_failed_migration_is_rolled_back_by_the_store_restore() {
+    fails_at_and_rolls_back("migrate", "never", "store restore");
+}
+
+#[test]
+fn a_failed_verify_is_rolled_back_by_the_store_restore() {
+    fails_at_and_rolls_back("verify", "never", "store restore");
+}
+
+#[test]
+fn a_failed_release_is_rolled_back_by_the_store_restore() {
+    fails_at_and_rolls_back("release", "never", "store restore");
+}
+
+#[test]
+fn a_failed_health_check_is_rolled_back_by_the_store_restore() {
+    fails_at_and_rolls_back("health", "never", "store restore");
 }
 
 #[test]

@@ -11,8 +11,7 @@ use crate::config::Config;
 use crate::deploy::{DeployOptions, Deployer, RecoverOptions};
 use crate::error::Error;
 use crate::maintenance;
-use crate::report::Report;
-use crate::store::ObjectStore;
+use crate::report::{Report, plan};
 
 /// `snapguard deploy`.
 pub async fn deploy(config: &Config, args: DeployArgs) -> Result<(), Error> {
@@ -114,85 +113,11 @@ pub async fn plan(config: &Config, release: Option<String>, json: bool) -> Resul
         ..DeployOptions::default()
     };
     let found = deployer.plan(&options).await?;
-    let database = config.database_url()?.dbname().to_owned();
-    let transaction = config.migrations.transaction.as_config();
-    let local_clone = match &found.local_clone {
-        Ok(()) => "yes".to_owned(),
-        Err(why) => format!("no: {why}"),
-    };
+    let database = config.database_url()?.dbname();
     if json {
-        print_json(&serde_json::json!({
-            "database": database,
-            "server_version": found.server_version,
-            "database_bytes": found.database_bytes,
-            "store": store.uri(""),
-            "nothing_to_deploy": found.nothing_to_deploy,
-            "pending": found.pending.iter().map(|p| serde_json::json!({"version": p.version, "path": p.path, "transaction": p.transaction, "batched": p.batched})).collect::<Vec<_>>(),
-            "external_migrator": found.external_command,
-            "transaction": transaction,
-            "checks": { "before": config.checks.before.len(), "after": config.checks.after.len(), "compare": config.checks.compare.len() },
-            "maintenance": config.maintenance.iter().map(|s| s.describe()).collect::<Vec<_>>(),
-            "local_clone": local_clone,
-            "release": found.release,
-            "release_command": config.release.command,
-            "previous_release": found.previous_release,
-        }));
-        return Ok(());
+        print_json(&plan::json(&found, config, &store, database));
+    } else {
+        print!("{}", plan::text(&found, config, &store, database));
     }
-    println!(
-        "deploy plan for `{database}` (PostgreSQL {}, {}): preflight passed",
-        found.server_version,
-        crate::progress::format_bytes(found.database_bytes)
-    );
-    if found.nothing_to_deploy {
-        println!("  nothing to deploy: no pending migration and no release command");
-        return Ok(());
-    }
-    println!("  1. maintenance on:");
-    for s in &config.maintenance {
-        println!("       {}", s.describe());
-    }
-    println!(
-        "  2. snapshot to {}; local clone: {local_clone}",
-        store.uri("snapshots/"),
-    );
-    match &found.external_command {
-        Some(c) => println!("  3. migrate with the external migrator `{c}`"),
-        None => {
-            println!(
-                "  3. migrate (transaction: {transaction}): {} pending",
-                found.pending.len()
-            );
-            for p in &found.pending {
-                println!(
-                    "       {}{}{}",
-                    p.path,
-                    if p.transaction {
-                        ""
-                    } else {
-                        "  [no transaction]"
-                    },
-                    if p.batched { "  [batched]" } else { "" }
-                );
-            }
-        }
-    }
-    println!(
-        "  4. verify: {} after, {} compare check(s) and the built-in ones",
-        config.checks.after.len(),
-        config.checks.compare.len()
-    );
-    let previous = found.previous_release.as_deref().unwrap_or("none recorded");
-    match (&config.release.command, &found.release) {
-        (Some(c), Some(r)) => println!("  5. release {r} with `{c}` (previous: {previous})"),
-        (Some(c), None) => {
-            println!("  5. release with `{c}`, no release id (previous: {previous})")
-        }
-        (None, _) => println!("  5. release: no command (previous: {previous})"),
-    }
-    if let Some(h) = &config.release.health {
-        println!("  6. health: {}", crate::http::redact(h.url.expose()));
-    }
-    println!("  then maintenance off. `snapguard rehearse` measures how long this takes.");
     Ok(())
 }

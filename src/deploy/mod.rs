@@ -11,6 +11,7 @@
 //! between steps and hands it to the steps that can stop early; nothing
 //! ever `select!`s the pipeline away, so the rollback always runs.
 
+mod failure;
 pub mod journal;
 pub mod lock;
 pub mod marker;
@@ -27,6 +28,7 @@ use std::time::Instant;
 use chrono::Utc;
 use tokio_postgres::Client;
 
+use self::failure::StepFailure;
 use self::journal::{Journal, SnapshotRecord, State, Step};
 use self::observe::{MigrateObserver, MigratorRun};
 use self::preflight::{Prepared, Runner};
@@ -38,8 +40,8 @@ use crate::db::{self, ConnInfo};
 use crate::error::{BoxError, Error, chain};
 use crate::http::HttpClient;
 use crate::maintenance::{self, Context};
-use crate::migrate::apply::{ApplyError, TransactionMode};
-use crate::migrate::migrator::{MigrateError, Migrator, RunOptions};
+use crate::migrate::apply::TransactionMode;
+use crate::migrate::migrator::{Migrator, RunOptions};
 use crate::release::{self, HookEnv, Ledger};
 use crate::report::{FailureReport, Outcome, Report, SnapshotSummary};
 use crate::snapshot::take::SnapshotRequest;
@@ -57,9 +59,6 @@ pub struct DeployOptions {
     /// --drill` on a scratch copy): the deploy's own rollback, timed.
     pub drill: bool,
 }
-
-/// The failure a drill ends its steps with.
-pub const DRILL_FAILURE: &str = "drill: rolling back as a failed deploy would";
 
 /// Everything a deploy and its rollback share.
 pub struct Deployer<'a> {
@@ -225,14 +224,9 @@ impl<'a> Deployer<'a> {
             report.outcome = Outcome::Succeeded;
             return self.close_success(&mut p, report).await;
         };
-        tracing::error!(step = failed.step.name(), error = %failed.message, "deploy failed; rolling back");
-        report.failure = Some(FailureReport {
-            step: failed.step.name().to_owned(),
-            message: failed.message.clone(),
-            file: failed.file.clone(),
-            line: failed.line,
-        });
-        p.journal.failure = Some(format!("{}: {}", failed.step.name(), failed.message));
+        tracing::error!(step = failed.step.name(), error = %failed.message(), "deploy failed; rolling back");
+        report.failure = Some(failed.report());
+        p.journal.failure = Some(format!("{}: {}", failed.step.name(), failed.message()));
         p.journal.sightings = sampler
             .as_ref()
             .map(guard::Sampler::sightings)
@@ -253,12 +247,14 @@ impl<'a> Deployer<'a> {
         let outcome =
             recording_children(self.store, &deploy_id, rollback.run(&mut p.journal, report)).await;
         report.downtime_seconds = downtime_from.map(|t: Instant| t.elapsed().as_secs_f64());
-        let cause = format!("{} failed: {}", failed.step.name(), failed.message);
         match outcome {
-            Outcome::RolledBack => Err(Error::RolledBack(cause.into())),
-            _ => Err(Error::RollbackIncomplete(
-                format!("{cause}\nrollback: {}", report.rollback_errors()).into(),
-            )),
+            Ok(()) => Err(Error::RolledBack(Box::new(failed))),
+            Err(errors) => Err(Error::RollbackIncomplete(Box::new(
+                failure::IncompleteRollback {
+                    errors,
+                    cause: Some(failed),
+                },
+            ))),
         }
     }
 
@@ -281,12 +277,12 @@ impl<'a> Deployer<'a> {
         *downtime_from = Some(started);
         self.begin(&mut p.journal, Step::MaintenanceOn)
             .await
-            .map_err(|e| StepFailure::unchanged(Step::MaintenanceOn, &e))?;
+            .map_err(|e| StepFailure::unchanged(Step::MaintenanceOn, e))?;
         // Before anything else changes, so that every snapguard, whatever
         // its store, sees this deploy until it is closed.
         let app = db::connect(self.db)
             .await
-            .map_err(|e| StepFailure::unchanged(Step::MaintenanceOn, &e))?;
+            .map_err(|e| StepFailure::unchanged(Step::MaintenanceOn, e))?;
         marker::begin(
             &app,
             &p.journal.deploy_id,
@@ -294,25 +290,24 @@ impl<'a> Deployer<'a> {
             &crate::process::group::this_host(),
         )
         .await
-        .map_err(|e| StepFailure::unchanged(Step::MaintenanceOn, &e))?;
+        .map_err(|e| StepFailure::unchanged(Step::MaintenanceOn, e))?;
         drop(app);
         for (i, switch) in self.config.maintenance.iter().enumerate() {
             let engaged = switch
                 .prepare(i, &p.admin)
                 .await
-                .map_err(|e| StepFailure::unchanged(Step::MaintenanceOn, &e))?;
+                .map_err(|e| StepFailure::unchanged(Step::MaintenanceOn, e))?;
             p.journal.maintenance.push(engaged.clone());
             p.journal
                 .save(store)
                 .await
-                .map_err(|e| StepFailure::unchanged(Step::MaintenanceOn, &e))?;
+                .map_err(|e| StepFailure::unchanged(Step::MaintenanceOn, e))?;
             let cx = self.context(&p.admin, &p.journal);
             if let Err(e) = switch.on(&engaged, &cx).await {
-                return Err(record_failure(
+                return Err(StepFailure::unchanged(Step::MaintenanceOn, e).recorded(
                     report,
                     "maintenance on",
                     started,
-                    StepFailure::unchanged(Step::MaintenanceOn, &e),
                 ));
             }
         }
@@ -329,7 +324,7 @@ impl<'a> Deployer<'a> {
         let started = Instant::now();
         let baseline = guard::baseline(&p.admin, self.db)
             .await
-            .map_err(|e| StepFailure::unchanged(Step::Snapshot, &e))?;
+            .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
         self.own_from.set(Some((0, baseline.own_sessions)));
         *self.sampler.borrow_mut() = Some(guard::Sampler::start(
             &self.admin_info,
@@ -343,7 +338,7 @@ impl<'a> Deployer<'a> {
         });
         self.begin(&mut p.journal, Step::Snapshot)
             .await
-            .map_err(|e| StepFailure::unchanged(Step::Snapshot, &e))?;
+            .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
         let request = SnapshotRequest {
             release_id: p.journal.previous_release.clone(),
             deploy_id: Some(p.journal.deploy_id.clone()),
@@ -352,12 +347,9 @@ impl<'a> Deployer<'a> {
         let manifest = match p.snapshotter.take(&request, cancel).await {
             Ok(m) => m,
             Err(e) => {
-                return Err(record_failure(
-                    report,
-                    "snapshot",
-                    started,
-                    StepFailure::unchanged(Step::Snapshot, &e),
-                ));
+                return Err(
+                    StepFailure::unchanged(Step::Snapshot, e).recorded(report, "snapshot", started)
+                );
             }
         };
         let record = p.journal.snapshot.as_mut().expect("set above");
@@ -389,7 +381,7 @@ impl<'a> Deployer<'a> {
                 p.journal
                     .save(store)
                     .await
-                    .map_err(|e| StepFailure::unchanged(Step::Snapshot, &e))?;
+                    .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
                 match clone::create(&p.admin, database, &name, &manifest.database_properties).await
                 {
                     Ok(()) => {
@@ -405,12 +397,8 @@ impl<'a> Deployer<'a> {
                         p.journal.snapshot.as_mut().expect("set").clone = None;
                         let _ = p.journal.save(store).await;
                         if self.config.snapshot.local_clone == crate::config::LocalClone::Always {
-                            return Err(record_failure(
-                                report,
-                                "snapshot",
-                                started,
-                                StepFailure::unchanged(Step::Snapshot, &e),
-                            ));
+                            return Err(StepFailure::unchanged(Step::Snapshot, e)
+                                .recorded(report, "snapshot", started));
                         }
                         tracing::warn!(error = %chain(&e), "no local clone; a rollback will restore from the store");
                         format!(", no clone ({})", chain(&e))
@@ -430,11 +418,11 @@ impl<'a> Deployer<'a> {
         p.journal
             .save(store)
             .await
-            .map_err(|e| StepFailure::unchanged(Step::Snapshot, &e))?;
+            .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
         let verifier = Verifier::new(&self.config.checks);
         let mut app = db::connect(self.db)
             .await
-            .map_err(|e| StepFailure::unchanged(Step::Snapshot, &e))?;
+            .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
         let before: BeforeState = verifier.capture(&mut app, true).await;
         drop(app);
         report.step(
@@ -453,7 +441,7 @@ impl<'a> Deployer<'a> {
         let started = Instant::now();
         self.begin(&mut p.journal, Step::Migrate)
             .await
-            .map_err(|e| StepFailure::unchanged(Step::Migrate, &e))?;
+            .map_err(|e| StepFailure::unchanged(Step::Migrate, e))?;
         let migrator = Migrator::new(&self.config.migrations, self.db);
         let migrated = self
             .migrate(&migrator, &p.journal, report, cancel, observer)
@@ -462,7 +450,7 @@ impl<'a> Deployer<'a> {
             Ok(detail) => {
                 report.step("migrate", true, started.elapsed().as_secs_f64(), detail);
             }
-            Err(failure) => return Err(record_failure(report, "migrate", started, failure)),
+            Err(failure) => return Err(failure.recorded(report, "migrate", started)),
         }
         check_cancel(cancel, Step::Verify, true)?;
 
@@ -470,25 +458,18 @@ impl<'a> Deployer<'a> {
         let started = Instant::now();
         self.begin(&mut p.journal, Step::Verify)
             .await
-            .map_err(|e| StepFailure::changed(Step::Verify, &e))?;
+            .map_err(|e| StepFailure::changed(Step::Verify, e))?;
         let mut app = db::connect(self.db)
             .await
-            .map_err(|e| StepFailure::changed(Step::Verify, &e))?;
+            .map_err(|e| StepFailure::changed(Step::Verify, e))?;
         let results = verifier.after(&mut app, before).await;
         drop(app);
         let failed = crate::checks::failures(&results);
         let count = results.len();
         report.checks.extend(results);
         if !failed.is_empty() {
-            let message = format!("check(s) failed: {}", failed.join("; "));
-            let failure = StepFailure {
-                step: Step::Verify,
-                message,
-                changed: true,
-                file: None,
-                line: None,
-            };
-            return Err(record_failure(report, "verify", started, failure));
+            let failure = StepFailure::changed(Step::Verify, failure::ChecksFailed(failed));
+            return Err(failure.recorded(report, "verify", started));
         }
         report.step(
             "verify",
@@ -504,10 +485,11 @@ impl<'a> Deployer<'a> {
             p.journal.released = true;
             self.begin(&mut p.journal, Step::Release)
                 .await
-                .map_err(|e| StepFailure::changed(Step::Release, &e))?;
+                .map_err(|e| StepFailure::changed(Step::Release, e))?;
             if let Err(e) = release::ship(&self.config.release, &hook_env(&p.journal)).await {
-                report.step("release", false, started.elapsed().as_secs_f64(), chain(&e));
-                return Err(StepFailure::changed(Step::Release, &e));
+                return Err(
+                    StepFailure::changed(Step::Release, e).recorded(report, "release", started)
+                );
             }
             report.step(
                 "release",
@@ -520,14 +502,14 @@ impl<'a> Deployer<'a> {
             let started = Instant::now();
             self.begin(&mut p.journal, Step::Health)
                 .await
-                .map_err(|e| StepFailure::changed(Step::Health, &e))?;
+                .map_err(|e| StepFailure::changed(Step::Health, e))?;
             // Dropping the poll on cancel is safe: it changes nothing.
             let healthy = tokio::select! {
-                r = release::wait_healthy(health, &self.http) => r.map_err(|e| StepFailure::changed(Step::Health, &e)),
+                r = release::wait_healthy(health, &self.http) => r.map_err(|e| StepFailure::changed(Step::Health, e)),
                 () = cancel.cancelled() => Err(StepFailure::cancelled(Step::Health, true)),
             };
             if let Err(e) = healthy {
-                return Err(record_failure(report, "health", started, e));
+                return Err(e.recorded(report, "health", started));
             }
             report.step("health", true, started.elapsed().as_secs_f64(), "healthy");
         }
@@ -535,13 +517,7 @@ impl<'a> Deployer<'a> {
         // release half-way helps no one) must still roll back.
         check_cancel(cancel, Step::MaintenanceOff, true)?;
         if options.drill {
-            return Err(StepFailure {
-                step: Step::Drill,
-                message: DRILL_FAILURE.into(),
-                changed: true,
-                file: None,
-                line: None,
-            });
+            return Err(StepFailure::changed(Step::Drill, failure::Drill));
         }
         Ok(())
     }
@@ -569,7 +545,7 @@ impl<'a> Deployer<'a> {
         };
         let observed = |e: BoxError, changed: bool| StepFailure {
             changed,
-            ..StepFailure::unchanged(Step::Migrate, &*e)
+            ..StepFailure::unchanged(Step::Migrate, e)
         };
         let result = loop {
             if let Some(o) = observer.as_deref_mut() {
@@ -746,100 +722,6 @@ pub(crate) fn hook_env(journal: &Journal) -> HookEnv {
         previous_release: journal.previous_release.clone(),
         snapshot_id: journal.snapshot.as_ref().and_then(|s| s.id.clone()),
         deploy_id: journal.deploy_id.clone(),
-    }
-}
-
-/// A step that failed, and whether the database may have changed.
-#[derive(Debug)]
-pub(crate) struct StepFailure {
-    pub(crate) step: Step,
-    pub(crate) message: String,
-    pub(crate) changed: bool,
-    pub(crate) file: Option<String>,
-    pub(crate) line: Option<usize>,
-}
-
-/// Records `failure` as the failed row of step `name` (started at
-/// `started`) in the report, and hands it back to be returned.
-fn record_failure(
-    report: &mut Report,
-    name: &str,
-    started: Instant,
-    failure: StepFailure,
-) -> StepFailure {
-    report.step(
-        name,
-        false,
-        started.elapsed().as_secs_f64(),
-        failure.message.clone(),
-    );
-    failure
-}
-
-impl StepFailure {
-    fn unchanged(step: Step, e: &(dyn std::error::Error + 'static)) -> Self {
-        StepFailure {
-            step,
-            message: chain(e),
-            changed: false,
-            file: None,
-            line: None,
-        }
-    }
-
-    fn changed(step: Step, e: &(dyn std::error::Error + 'static)) -> Self {
-        StepFailure {
-            changed: true,
-            ..Self::unchanged(step, e)
-        }
-    }
-
-    fn cancelled(step: Step, changed: bool) -> Self {
-        StepFailure {
-            step,
-            message: "cancelled by a signal".into(),
-            changed,
-            file: None,
-            line: None,
-        }
-    }
-
-    /// The database changed unless the migrator stopped before changing
-    /// it, or `transaction: all` rolled everything back.
-    fn from_migrate(e: MigrateError, all_or_nothing: bool, report: &mut Report) -> Self {
-        let rolled_back_whole = all_or_nothing
-            && match &e {
-                MigrateError::Apply(ApplyError::Migration {
-                    applied,
-                    rolled_back: true,
-                    ..
-                }) => applied.is_empty(),
-                MigrateError::Apply(ApplyError::Cancelled {
-                    applied,
-                    during: None,
-                }) => applied.is_empty(),
-                _ => false,
-            };
-        let (file, line) = match &e {
-            MigrateError::Apply(ApplyError::Migration {
-                failure, applied, ..
-            }) => {
-                if !all_or_nothing {
-                    report.migrations.extend(applied.iter().cloned());
-                }
-                (Some(failure.path.clone()), Some(failure.line))
-            }
-            _ => (None, None),
-        };
-        // Earlier runs of the migrator (one per migration) committed.
-        let earlier = !report.migrations.is_empty();
-        StepFailure {
-            step: Step::Migrate,
-            message: chain(&e),
-            changed: earlier || !(e.changed_nothing() || rolled_back_whole),
-            file,
-            line,
-        }
     }
 }
 

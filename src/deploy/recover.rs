@@ -20,6 +20,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_postgres::Client;
 
+use super::failure::IncompleteRollback;
 use super::journal::{self, Journal, State, Step};
 use super::rollback::Rollback;
 use super::{Deployer, marker, recording_children};
@@ -243,7 +244,7 @@ impl Deployer<'_> {
             snapshot_override: options.snapshot.clone(),
         };
         match rollback.run(journal, report).await {
-            Outcome::RolledBack => Err(Error::RolledBack(
+            Ok(()) => Err(Error::RolledBack(
                 format!(
                     "deploy {} was rolled back by `recover`: {}",
                     journal.deploy_id,
@@ -251,7 +252,10 @@ impl Deployer<'_> {
                 )
                 .into(),
             )),
-            _ => Err(Error::RollbackIncomplete(report.rollback_errors().into())),
+            Err(errors) => Err(Error::RollbackIncomplete(Box::new(IncompleteRollback {
+                errors,
+                cause: None,
+            }))),
         }
     }
 

@@ -11,11 +11,12 @@ use std::time::Instant;
 
 use tokio_postgres::Client;
 
+use super::failure::During;
 use super::journal::{Journal, State, Step};
 use super::{Deployer, hook_env};
 use crate::cancel::Cancel;
 use crate::db::{admin, quote_ident};
-use crate::error::chain;
+use crate::error::{BoxError, chain};
 use crate::maintenance;
 use crate::release;
 use crate::report::{Outcome, Report, RollbackReport};
@@ -42,11 +43,16 @@ pub struct Rollback<'a, 'b> {
 }
 
 impl Rollback<'_, '_> {
-    /// Rolls back; the journal and report say how far it got.
-    pub async fn run(self, journal: &mut Journal, report: &mut Report) -> Outcome {
+    /// Rolls back; the journal and report say how far it got. `Err`
+    /// holds each error that kept it from finishing.
+    pub async fn run(
+        self,
+        journal: &mut Journal,
+        report: &mut Report,
+    ) -> Result<(), Vec<BoxError>> {
         let store = self.deployer.store;
         let mut r = RollbackReport::default();
-        let mut errors: Vec<String> = Vec::new();
+        let mut errors: Vec<BoxError> = Vec::new();
         journal.state = State::RollingBack;
 
         let started = Instant::now();
@@ -78,7 +84,7 @@ impl Rollback<'_, '_> {
                 release::roll_back(&self.deployer.config.release, &hook_env(journal)).await;
             let ok = result.is_ok();
             if let Err(e) = result {
-                errors.push(chain(&e));
+                errors.push(e.into());
             } else {
                 journal.release_rolled_back = true;
                 r.release_rolled_back = self.deployer.config.release.rollback.is_some();
@@ -100,7 +106,7 @@ impl Rollback<'_, '_> {
                 maintenance::all_off(&self.deployer.config.maintenance, &journal.maintenance, &cx)
                     .await;
             let ok = failures.is_empty();
-            errors.extend(failures.iter().map(|e| chain(e)));
+            errors.extend(failures.into_iter().map(BoxError::from));
             report.step(
                 "rollback: maintenance off",
                 ok,
@@ -111,7 +117,8 @@ impl Rollback<'_, '_> {
             tracing::error!("maintenance stays on: the database or the release is not known good");
         }
 
-        r.errors = errors.clone();
+        let rendered: Vec<String> = errors.iter().map(|e| chain(&**e)).collect();
+        r.errors = rendered.clone();
         report.rollback = Some(r);
         if errors.is_empty() {
             journal.state = State::RolledBack;
@@ -121,17 +128,17 @@ impl Rollback<'_, '_> {
             tracing::info!(
                 "rolled back: database restored, previous release back, maintenance off"
             );
-            Outcome::RolledBack
+            Ok(())
         } else {
             journal.state = State::RollbackIncomplete;
-            journal.rollback_errors = errors;
+            journal.rollback_errors = rendered;
             if let Err(e) = journal.save(store).await {
                 tracing::error!(error = %chain(&e), "cannot write the journal");
             }
             report.outcome = Outcome::RollbackIncomplete;
             let fallback = other_snapshot(self.deployer, journal).await;
             report.next_steps = next_steps(journal, self.deployer, fallback.as_deref());
-            Outcome::RollbackIncomplete
+            Err(errors)
         }
     }
 
@@ -141,7 +148,7 @@ impl Rollback<'_, '_> {
         &self,
         journal: &mut Journal,
         r: &mut RollbackReport,
-    ) -> Result<(), Vec<String>> {
+    ) -> Result<(), Vec<BoxError>> {
         let deployer = self.deployer;
         let database = deployer.db.dbname();
         let Some(snapshot) = journal.snapshot.clone() else {
@@ -165,7 +172,7 @@ impl Rollback<'_, '_> {
             },
         )
         .await
-        .map_err(|e| vec![chain(&e)])?;
+        .map_err(|e| vec![BoxError::from(e)])?;
         // A refusal made earlier (by the deploy, or an earlier `recover`)
         // stands: the writes it saw are still in the database.
         // (The server's activity count is read afresh, not repeated.)
@@ -197,14 +204,14 @@ impl Rollback<'_, '_> {
             if !self.force {
                 r.database = "refused: writes after the snapshot".into();
                 journal.guard_refusal = reasons.clone();
-                return Err(vec![format!(
+                return Err(vec![BoxError::from(format!(
                     "not restoring: someone may have written to `{database}` after the snapshot, and restoring would lose it:\n  - {}\nLook at what changed. Then either keep the database as it is now and close the deploy with `snapguard recover --accept-current`, or restore anyway, losing those writes, with `snapguard recover --force` (the current database is kept under a new name)",
                     reasons.join("\n  - ")
-                )]);
+                ))]);
             }
             tracing::warn!(reasons = %reasons.join("; "), "--force: restoring although writes after the snapshot are possible");
         }
-        let mut errors = Vec::new();
+        let mut errors: Vec<BoxError> = Vec::new();
         if let Some(clone) = snapshot
             .clone
             .as_ref()
@@ -218,7 +225,7 @@ impl Rollback<'_, '_> {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "the clone swap failed; restoring from the store");
-                    errors.push(e);
+                    errors.push(e.into());
                 }
             }
         }
@@ -242,7 +249,13 @@ impl Rollback<'_, '_> {
             drop_leftover: true,
             ..RestoreOptions::default()
         };
-        let plan = restore::plan(
+        let during = |e: restore::RestoreError| -> BoxError {
+            Box::new(During {
+                what: format!("store restore of {id}"),
+                source: e.into(),
+            })
+        };
+        let plan = match restore::plan(
             deployer.store,
             deployer.db,
             &deployer.config.database.maintenance_db,
@@ -250,10 +263,13 @@ impl Rollback<'_, '_> {
             options,
         )
         .await
-        .map_err(|e| {
-            errors.push(format!("store restore of {id}: {}", chain(&e)));
-            errors.clone()
-        })?;
+        {
+            Ok(plan) => plan,
+            Err(e) => {
+                errors.push(during(e));
+                return Err(errors);
+            }
+        };
         // Never cancelled: a signal during the rollback is only logged.
         match plan.execute(deployer.store, &Cancel::never()).await {
             Ok(done) => {
@@ -262,7 +278,7 @@ impl Rollback<'_, '_> {
                 Ok(())
             }
             Err(RestoreFailure::Verify(e) | RestoreFailure::Restore(e)) => {
-                errors.push(format!("store restore of {id}: {}", chain(&e)));
+                errors.push(during(e));
                 Err(errors)
             }
         }

@@ -2,6 +2,8 @@
 //! as JSON (`--report FILE`, and `report.json` in the store), and under
 //! GitHub Actions as a job summary and step outputs.
 
+pub mod plan;
+
 use chrono::{DateTime, Utc};
 
 use crate::checks::CheckResult;
@@ -172,14 +174,6 @@ impl Report {
         self.steps.push(StepReport::new(step, ok, seconds, detail));
     }
 
-    /// The rollback's errors on one line; empty when there were none.
-    pub fn rollback_errors(&self) -> String {
-        self.rollback
-            .as_ref()
-            .map(|r| r.errors.join("; "))
-            .unwrap_or_default()
-    }
-
     /// The report as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("serializable")
@@ -257,6 +251,9 @@ impl Report {
                     ""
                 }
             ));
+            if let Some(g) = &r.write_guard {
+                line(format!("  write guard: {g}"));
+            }
             for e in &r.errors {
                 line(format!("  rollback error: {e}"));
             }
@@ -314,6 +311,13 @@ impl Report {
                 "\n**Failed at {}**:\n\n```\n{}\n```\n",
                 f.step, f.message
             ));
+        }
+        if let Some(r) = &self.rollback {
+            md.push_str(&format!("\nRollback: {}", r.database));
+            if let Some(g) = &r.write_guard {
+                md.push_str(&format!("; write guard: {g}"));
+            }
+            md.push('\n');
         }
         if !self.next_steps.is_empty() {
             md.push_str("\n**Manual action needed:**\n\n```sh\n");

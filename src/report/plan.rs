@@ -1,0 +1,100 @@
+//! What `snapguard plan` prints once the deploy's preflight passed: the
+//! steps `deploy` would run, as text or JSON.
+
+use crate::config::Config;
+use crate::deploy::Found;
+use crate::progress::format_bytes;
+use crate::store::{ObjectStore, Store};
+
+/// The plan as JSON.
+pub fn json(found: &Found, config: &Config, store: &Store, database: &str) -> serde_json::Value {
+    serde_json::json!({
+        "database": database,
+        "server_version": found.server_version,
+        "database_bytes": found.database_bytes,
+        "store": store.uri(""),
+        "nothing_to_deploy": found.nothing_to_deploy,
+        "pending": found.pending.iter().map(|p| serde_json::json!({"version": p.version, "path": p.path, "transaction": p.transaction, "batched": p.batched})).collect::<Vec<_>>(),
+        "external_migrator": found.external_command,
+        "transaction": config.migrations.transaction.as_config(),
+        "checks": { "before": config.checks.before.len(), "after": config.checks.after.len(), "compare": config.checks.compare.len() },
+        "maintenance": config.maintenance.iter().map(|s| s.describe()).collect::<Vec<_>>(),
+        "local_clone": local_clone(found),
+        "release": found.release,
+        "release_command": config.release.command,
+        "previous_release": found.previous_release,
+    })
+}
+
+/// The plan as numbered steps, for a terminal.
+pub fn text(found: &Found, config: &Config, store: &Store, database: &str) -> String {
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(format!(
+        "deploy plan for `{database}` (PostgreSQL {}, {}): preflight passed",
+        found.server_version,
+        format_bytes(found.database_bytes)
+    ));
+    if found.nothing_to_deploy {
+        line("  nothing to deploy: no pending migration and no release command".into());
+        return out;
+    }
+    line("  1. maintenance on:".into());
+    for s in &config.maintenance {
+        line(format!("       {}", s.describe()));
+    }
+    line(format!(
+        "  2. snapshot to {}; local clone: {}",
+        store.uri("snapshots/"),
+        local_clone(found)
+    ));
+    match &found.external_command {
+        Some(c) => line(format!("  3. migrate with the external migrator `{c}`")),
+        None => {
+            line(format!(
+                "  3. migrate (transaction: {}): {} pending",
+                config.migrations.transaction.as_config(),
+                found.pending.len()
+            ));
+            for p in &found.pending {
+                let mut row = format!("       {}", p.path);
+                if !p.transaction {
+                    row.push_str("  [no transaction]");
+                }
+                if p.batched {
+                    row.push_str("  [batched]");
+                }
+                line(row);
+            }
+        }
+    }
+    line(format!(
+        "  4. verify: {} after, {} compare check(s) and the built-in ones",
+        config.checks.after.len(),
+        config.checks.compare.len()
+    ));
+    let previous = found.previous_release.as_deref().unwrap_or("none recorded");
+    line(match (&config.release.command, &found.release) {
+        (Some(c), Some(r)) => format!("  5. release {r} with `{c}` (previous: {previous})"),
+        (Some(c), None) => format!("  5. release with `{c}`, no release id (previous: {previous})"),
+        (None, _) => format!("  5. release: no command (previous: {previous})"),
+    });
+    if let Some(h) = &config.release.health {
+        line(format!(
+            "  6. health: {}",
+            crate::http::redact(h.url.expose())
+        ));
+    }
+    line("  then maintenance off. `snapguard rehearse` measures how long this takes.".into());
+    out
+}
+
+fn local_clone(found: &Found) -> String {
+    match &found.local_clone {
+        Ok(()) => "yes".to_owned(),
+        Err(why) => format!("no: {why}"),
+    }
+}
