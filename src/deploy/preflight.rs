@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 
 use super::journal::{self, Journal, State, Step};
 use super::{DeployOptions, Deployer, lock, marker};
-use crate::checks::Verifier;
+use crate::checks::{BeforeState, Verifier};
 use crate::ci;
 use crate::db;
 use crate::error::{BoxError, Error};
@@ -62,11 +62,20 @@ pub struct Found {
     pub nothing_to_deploy: bool,
 }
 
-/// What preflight hands to the steps.
+/// The run state: what preflight hands to the steps, and what the steps
+/// hand on to each other.
 pub(super) struct Prepared<'a> {
+    /// The session holding the deploy lock.
     pub(super) admin: Client,
+    /// The deploy's journal, saved at every step.
     pub(super) journal: Journal,
+    /// Ready to take the snapshot.
     pub(super) snapshotter: Snapshotter<'a, Store>,
+    /// When maintenance went on: the downtime runs from here.
+    pub(super) downtime_from: Option<Instant>,
+    /// The compare checks' before sides, captured by the snapshot step for
+    /// the verify step.
+    pub(super) before: Option<BeforeState>,
 }
 
 impl<'a> Deployer<'a> {
@@ -237,6 +246,8 @@ impl<'a> Deployer<'a> {
                 admin,
                 journal,
                 snapshotter,
+                downtime_from: None,
+                before: None,
             }),
         ))
     }

@@ -1,0 +1,119 @@
+//! Closing a deploy: maintenance off after a success, then the ledger, the
+//! local clone, the journal, `report.json` and the database's record.
+
+use std::time::Instant;
+
+use chrono::Utc;
+use tokio_postgres::Client;
+
+use super::journal::{self, Journal, State, Step};
+use super::preflight::Prepared;
+use super::{Deployer, marker};
+use crate::db;
+use crate::error::{Error, chain};
+use crate::maintenance;
+use crate::release::{self, Ledger};
+use crate::report::{Outcome, Report};
+use crate::store::ObjectStore;
+
+impl Deployer<'_> {
+    /// MaintenanceOff after a success, then the ledger, the clone and the
+    /// report. A switch that will not turn off leaves the deploy needing a
+    /// human (exit 5) even though the release is live.
+    pub(super) async fn close_success(
+        &self,
+        p: &mut Prepared<'_>,
+        report: &mut Report,
+    ) -> Result<(), Error> {
+        let started = Instant::now();
+        if let Err(e) = self.begin(&mut p.journal, Step::MaintenanceOff).await {
+            tracing::warn!(error = %chain(&e), "cannot write the journal");
+        }
+        let cx = self.context(&p.admin, &p.journal);
+        let failures =
+            maintenance::all_off(&self.config.maintenance, &p.journal.maintenance, &cx).await;
+        report.downtime_seconds = report
+            .downtime_seconds
+            .map(|d| d + started.elapsed().as_secs_f64());
+        if !failures.is_empty() {
+            let errors: Vec<String> = failures.iter().map(|e| chain(e)).collect();
+            report.step(
+                "maintenance off",
+                false,
+                started.elapsed().as_secs_f64(),
+                errors.join("; "),
+            );
+            report.outcome = Outcome::RollbackIncomplete;
+            report.next_steps = vec![
+                "# the deploy succeeded, but maintenance is still on; turn it off:".into(),
+                "snapguard recover".into(),
+            ];
+            return Err(Error::RollbackIncomplete(
+                format!(
+                    "the deploy succeeded but maintenance could not be switched off: {}",
+                    errors.join("; ")
+                )
+                .into(),
+            ));
+        }
+        report.step("maintenance off", true, started.elapsed().as_secs_f64(), "");
+        self.finish_success(&mut p.admin, &mut p.journal, report)
+            .await;
+        Ok(())
+    }
+
+    /// Records a successful deploy: ledger, clone dropped, journal and
+    /// report closed. Shared with `recover`.
+    pub(crate) async fn finish_success(
+        &self,
+        admin: &mut Client,
+        journal: &mut Journal,
+        report: &mut Report,
+    ) {
+        let store = self.store;
+        if let Some(release) = &journal.release {
+            let entry = release::LedgerEntry {
+                release: release.clone(),
+                deploy_id: journal.deploy_id.clone(),
+                snapshot_id: journal.snapshot.as_ref().and_then(|s| s.id.clone()),
+                finished_at: Utc::now(),
+            };
+            if let Err(e) = Ledger::append(store, entry).await {
+                tracing::warn!(error = %chain(&e), "cannot record the release in the ledger; the next deploy will not know it as the previous release");
+            }
+        }
+        // The store snapshot stays the way back; a full copy of the
+        // database on the server's disk is not kept past a success.
+        if let Some(clone) = journal.snapshot.as_ref().and_then(|s| s.clone.clone())
+            && let Err(e) = db::admin::drop_database(admin, &clone).await
+        {
+            tracing::warn!(error = %chain(&e), clone, "cannot drop the local clone; `snapguard prune` removes it later");
+        }
+        journal.state = State::Succeeded;
+        if let Err(e) = self.begin(journal, Step::Done).await {
+            tracing::warn!(error = %chain(&e), "cannot write the journal");
+        }
+        report.outcome = Outcome::Succeeded;
+        self.close(journal, report).await;
+    }
+
+    /// Closes the deploy: `report.json` beside the journal, and the
+    /// database's own record ([`marker`]) with the report's outcome.
+    pub(crate) async fn close(&self, journal: &Journal, report: &Report) {
+        let key = journal::report_key(&journal.deploy_id);
+        if let Err(e) = self
+            .store
+            .put(&key, bytes::Bytes::from(report.to_json()))
+            .await
+        {
+            tracing::warn!(error = %chain(&e), "cannot write the report to the store; `snapguard recover` will see this deploy as unfinished");
+        }
+        let closed = match db::connect(self.db).await {
+            Ok(app) => marker::finish(&app, &journal.deploy_id, report.outcome.as_str()).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = closed {
+            tracing::warn!(error = %chain(&e), deploy = %journal.deploy_id, "cannot close the deploy's record in snapguard.deploys; other snapguards will see it as unfinished until `snapguard recover` closes it");
+        }
+    }
+}
