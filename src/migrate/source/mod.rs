@@ -18,12 +18,22 @@
 use std::cmp::Ordering;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 pub use crate::config::Format;
 use crate::sqlsplit as split;
+
+mod directives;
+mod format;
+mod transaction;
+
+use self::directives::apply_snapguard_directives;
+pub use self::directives::{Batch, Directives};
+use self::format::{
+    apply_native_options, dbmate_up, detect, flyway_versioned, no_transaction_hint, numbered,
+};
+use self::transaction::{check_batch, transaction_refused, without_own_transaction};
 
 /// A migration version: the digits of an integer or timestamp, or Flyway's
 /// dotted `1.2.10`, compared part by part as numbers.
@@ -72,38 +82,6 @@ impl PartialOrd for Version {
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.raw)
-    }
-}
-
-/// Per-migration options from directives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Directives {
-    /// Run inside a transaction (the default).
-    pub transaction: bool,
-    /// `statement_timeout` for this migration.
-    pub statement_timeout: Option<Duration>,
-    /// `lock_timeout` for this migration.
-    pub lock_timeout: Option<Duration>,
-    /// A batched data migration: its one statement runs again and again,
-    /// each time in its own transaction, until it changes no rows.
-    pub batch: Option<Batch>,
-}
-
-/// `-- snapguard:batch [pause]`: how a batched migration repeats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Batch {
-    /// The pause between batches, which lets replicas and autovacuum keep up.
-    pub pause: Duration,
-}
-
-impl Default for Directives {
-    fn default() -> Self {
-        Directives {
-            transaction: true,
-            statement_timeout: None,
-            lock_timeout: None,
-            batch: None,
-        }
     }
 }
 
@@ -351,72 +329,6 @@ fn list(dir: &Path) -> Result<Vec<(String, bool)>, SourceError> {
     Ok(out)
 }
 
-fn detect(dir: &Path, entries: &[(String, bool)]) -> Result<Format, SourceError> {
-    if entries
-        .iter()
-        .any(|(n, d)| *d && dir.join(n).join("up.sql").is_file())
-    {
-        return Ok(Format::Diesel);
-    }
-    if entries
-        .iter()
-        .any(|(n, d)| !d && (flyway_versioned(n).is_some() || n.starts_with("R__")))
-    {
-        return Ok(Format::Flyway);
-    }
-    if entries.iter().any(|(n, d)| !d && n.ends_with(".up.sql")) {
-        return Ok(Format::GolangMigrate);
-    }
-    let sql: Vec<&String> = entries
-        .iter()
-        .filter(|(n, d)| !d && n.ends_with(".sql"))
-        .map(|(n, _)| n)
-        .collect();
-    if sql.iter().any(|n| {
-        std::fs::read_to_string(dir.join(n))
-            .is_ok_and(|t| t.lines().any(|l| is_dbmate_marker(l, "up")))
-    }) {
-        return Ok(Format::Dbmate);
-    }
-    match sql.first() {
-        Some(_) => Ok(Format::Snapguard),
-        None => match entries.first() {
-            // An empty folder has nothing to apply in any format.
-            None => Ok(Format::Snapguard),
-            Some((n, _)) => Err(SourceError::Undetectable {
-                dir: dir.to_path_buf(),
-                example: n.into(),
-            }),
-        },
-    }
-}
-
-/// `V1_2__name.sql` → (`1_2`, `name`).
-fn flyway_versioned(name: &str) -> Option<(&str, &str)> {
-    let rest = name.strip_prefix('V')?.strip_suffix(".sql")?;
-    let (version, title) = rest.split_once("__")?;
-    (!version.is_empty()
-        && version
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == '.' || c == '_'))
-    .then_some((version, title))
-}
-
-/// `20261121_add_users.sql` → (`20261121`, `add_users`); `suffix` is what
-/// must follow the name (`.sql`, `.up.sql`).
-fn numbered<'n>(name: &'n str, suffix: &str) -> Option<(&'n str, &'n str)> {
-    let stem = name.strip_suffix(suffix)?;
-    let (version, title) = stem.split_once('_')?;
-    (!version.is_empty() && version.chars().all(|c| c.is_ascii_digit()) && !title.is_empty())
-        .then_some((version, title))
-}
-
-fn is_dbmate_marker(line: &str, which: &str) -> bool {
-    line.trim_start()
-        .strip_prefix("--")
-        .is_some_and(|r| r.trim_start().starts_with(&format!("migrate:{which}")))
-}
-
 fn read_entry(
     dir: &Path,
     (name, is_dir): &(String, bool),
@@ -565,262 +477,10 @@ fn read_entry(
     }))
 }
 
-/// A file that opens and commits its own transaction (common in
-/// golang-migrate folders, which the tool itself never wraps) runs inside
-/// snapguard's instead: the `BEGIN` and `COMMIT` are blanked out, keeping
-/// every other character where it was so error positions still map to file
-/// lines. Left in, the `COMMIT` would end snapguard's transaction early and
-/// break `transaction: all`. Any other transaction control is refused.
-fn without_own_transaction(
-    file: &Path,
-    sql: String,
-    statements: &[split::Statement],
-    first_line: usize,
-) -> Result<String, SourceError> {
-    let control: Vec<(usize, &split::Statement, &str)> = statements
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| transaction_control(&s.sql).map(|kind| (i, s, kind)))
-        .collect();
-    let last = statements.len() - 1;
-    match control.as_slice() {
-        [] => Ok(sql),
-        [(0, begin, "begin"), (end, commit, "commit")] if *end == last => {
-            let mut bytes = sql.into_bytes();
-            for span in [begin.span.clone(), commit.span.clone()] {
-                for b in &mut bytes[span] {
-                    if *b != b'\n' {
-                        *b = b' ';
-                    }
-                }
-            }
-            Ok(String::from_utf8(bytes).expect("only ASCII keywords were blanked"))
-        }
-        [(_, s, kind), ..] => Err(SourceError::BadDirective {
-            path: file.to_path_buf(),
-            line: s.line + first_line - 1,
-            message: format!(
-                "`{kind}` here would interfere with the transaction snapguard runs the migration in; only a `BEGIN` first and a `COMMIT` last are accepted (and ignored), or mark the migration to run outside a transaction"
-            ),
-        }),
-    }
-}
-
-/// `begin`, `commit` or `rollback` for a statement that controls the
-/// transaction (`BEGIN`, `START TRANSACTION`, `COMMIT`, `END`, `ROLLBACK`…).
-fn transaction_control(sql: &str) -> Option<&'static str> {
-    let words: Vec<String> = sql
-        .split_whitespace()
-        .take(2)
-        .map(|w| w.to_ascii_uppercase())
-        .collect();
-    match words.first().map(String::as_str)? {
-        "BEGIN"
-            if words.len() == 1
-                || matches!(
-                    words[1].as_str(),
-                    "TRANSACTION" | "WORK" | "ISOLATION" | "READ"
-                ) =>
-        {
-            Some("begin")
-        }
-        "START" if words.get(1).is_some_and(|w| w == "TRANSACTION") => Some("begin"),
-        "COMMIT" | "END"
-            if words.len() == 1 || matches!(words[1].as_str(), "TRANSACTION" | "WORK") =>
-        {
-            Some("commit")
-        }
-        "ROLLBACK" | "ABORT" | "SAVEPOINT" | "RELEASE" => Some("rollback or savepoint"),
-        "PREPARE" if words.get(1).is_some_and(|w| w == "TRANSACTION") => {
-            Some("prepare transaction")
-        }
-        _ => None,
-    }
-}
-
-/// A batched migration is one data-changing statement: it is repeated until
-/// it reports no rows, which only means "done" for `UPDATE`, `DELETE` or
-/// `INSERT` (possibly behind a `WITH`).
-fn check_batch(
-    file: &Path,
-    statements: &[split::Statement],
-    first_line: usize,
-) -> Result<(), SourceError> {
-    let bad = |line: usize, message: &str| SourceError::BadDirective {
-        path: file.to_path_buf(),
-        line: line + first_line - 1,
-        message: message.to_owned(),
-    };
-    if let [_, second, ..] = statements {
-        return Err(bad(
-            second.line,
-            "a `snapguard:batch` migration holds exactly one statement, repeated until it changes no rows; move this statement to a migration of its own",
-        ));
-    }
-    let first_word = statements[0]
-        .sql
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_ascii_uppercase();
-    if !matches!(first_word.as_str(), "UPDATE" | "DELETE" | "INSERT" | "WITH") {
-        return Err(bad(
-            statements[0].line,
-            "a `snapguard:batch` statement must be an UPDATE, DELETE or INSERT that changes a limited number of rows each time, until none are left",
-        ));
-    }
-    Ok(())
-}
-
-/// The kind of statement when PostgreSQL refuses to run it in a transaction
-/// block. <https://www.postgresql.org/docs/current/sql-createindex.html#SQL-CREATEINDEX-CONCURRENTLY>
-fn transaction_refused(sql: &str) -> Option<&'static str> {
-    let words: Vec<String> = sql
-        .split_whitespace()
-        .take(6)
-        .map(|w| w.to_ascii_uppercase())
-        .collect();
-    let w: Vec<&str> = words.iter().map(String::as_str).collect();
-    match w.as_slice() {
-        ["CREATE", "INDEX", "CONCURRENTLY", ..]
-        | ["CREATE", "UNIQUE", "INDEX", "CONCURRENTLY", ..] => Some("CREATE INDEX CONCURRENTLY"),
-        ["DROP", "INDEX", "CONCURRENTLY", ..] => Some("DROP INDEX CONCURRENTLY"),
-        ["REINDEX", rest @ ..]
-            if rest.contains(&"CONCURRENTLY")
-                || rest.iter().any(|r| r.starts_with("(CONCURRENTLY")) =>
-        {
-            Some("REINDEX CONCURRENTLY")
-        }
-        ["VACUUM", ..] => Some("VACUUM"),
-        ["CREATE", "DATABASE", ..] => Some("CREATE DATABASE"),
-        ["DROP", "DATABASE", ..] => Some("DROP DATABASE"),
-        ["ALTER", "SYSTEM", ..] => Some("ALTER SYSTEM"),
-        _ => None,
-    }
-}
-
-/// How to mark a migration to run outside a transaction in `format`.
-fn no_transaction_hint(format: Format) -> &'static str {
-    match format {
-        Format::Snapguard | Format::GolangMigrate => "add `-- snapguard:no-transaction`",
-        Format::Sqlx => "start the file with `-- no-transaction`",
-        Format::Dbmate => "write `-- migrate:up transaction:false`",
-        Format::Diesel => "add `run_in_transaction = false` to its metadata.toml",
-        Format::Flyway => "add `executeInTransaction=false` to its .sql.conf file",
-    }
-}
-
-/// The `-- migrate:up` section of a dbmate file and its options.
-fn dbmate_up(file: &Path, text: &str) -> Result<(String, usize, Directives), SourceError> {
-    let lines: Vec<&str> = text.lines().collect();
-    let up = lines
-        .iter()
-        .position(|l| is_dbmate_marker(l, "up"))
-        .ok_or_else(|| SourceError::MissingUp {
-            path: file.to_path_buf(),
-        })?;
-    let down = lines
-        .iter()
-        .skip(up + 1)
-        .position(|l| is_dbmate_marker(l, "down"))
-        .map_or(lines.len(), |p| p + up + 1);
-    let mut directives = Directives::default();
-    for option in lines[up].split_whitespace().skip(2) {
-        match option {
-            "transaction:false" => directives.transaction = false,
-            "transaction:true" => directives.transaction = true,
-            other => {
-                return Err(SourceError::BadDirective {
-                    path: file.to_path_buf(),
-                    line: up + 1,
-                    message: format!("unknown dbmate option `{other}`"),
-                });
-            }
-        }
-    }
-    Ok((lines[up + 1..down].join("\n"), up + 2, directives))
-}
-
-/// sqlx's first-line `-- no-transaction`, diesel's `metadata.toml`, Flyway's
-/// `<file>.conf`.
-fn apply_native_options(dir: &Path, file: &Path, format: Format, text: &str, d: &mut Directives) {
-    let no_transaction = match format {
-        Format::Sqlx | Format::Snapguard => text
-            .lines()
-            .next()
-            .is_some_and(|l| l.trim() == "-- no-transaction"),
-        Format::Diesel => {
-            let folder = dir.join(file.parent().unwrap_or(Path::new("")));
-            has_line(&folder.join("metadata.toml"), "run_in_transaction=false")
-        }
-        Format::Flyway => has_line(
-            &dir.join(format!("{}.conf", file.display())),
-            "executeInTransaction=false",
-        ),
-        Format::GolangMigrate | Format::Dbmate => false,
-    };
-    if no_transaction {
-        d.transaction = false;
-    }
-}
-
-/// Whether the file at `path` exists and has `setting` on a line (spaces
-/// ignored).
-fn has_line(path: &Path, setting: &str) -> bool {
-    std::fs::read_to_string(path)
-        .is_ok_and(|text| text.lines().any(|l| l.replace(' ', "") == setting))
-}
-
-/// `-- snapguard:…` comment lines, in any format.
-fn apply_snapguard_directives(
-    file: &Path,
-    text: &str,
-    d: &mut Directives,
-) -> Result<(), SourceError> {
-    for (i, line) in text.lines().enumerate() {
-        let Some(rest) = line.trim_start().strip_prefix("--").map(str::trim_start) else {
-            continue;
-        };
-        let Some(directive) = rest.strip_prefix("snapguard:") else {
-            continue;
-        };
-        let bad = |message: String| SourceError::BadDirective {
-            path: file.to_path_buf(),
-            line: i + 1,
-            message,
-        };
-        let mut words = directive.split_whitespace();
-        let duration = |value: Option<&str>, name: &str| -> Result<Duration, SourceError> {
-            let v = value
-                .ok_or_else(|| bad(format!("`snapguard:{name}` needs a duration, like `15m`")))?;
-            crate::config::parse_duration(v).map_err(bad)
-        };
-        match words.next() {
-            Some("no-transaction") => d.transaction = false,
-            Some("statement-timeout") => {
-                d.statement_timeout = Some(duration(words.next(), "statement-timeout")?)
-            }
-            Some("lock-timeout") => d.lock_timeout = Some(duration(words.next(), "lock-timeout")?),
-            Some("batch") => {
-                let pause = match words.next() {
-                    Some(v) => crate::config::parse_duration(v).map_err(bad)?,
-                    None => Duration::ZERO,
-                };
-                d.batch = Some(Batch { pause });
-            }
-            other => {
-                return Err(bad(format!(
-                    "unknown directive `snapguard:{}`; known: no-transaction, statement-timeout, lock-timeout, batch",
-                    other.unwrap_or("")
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     // Paths relative to the folder keep the assertions short; `load` itself
     // is checked in `paths_start_with_the_folder`.

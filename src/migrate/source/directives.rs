@@ -1,0 +1,87 @@
+//! Per-migration options: the `-- snapguard:…` directive lines every
+//! format accepts (timeouts, no transaction, batches).
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::SourceError;
+
+/// Per-migration options from directives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directives {
+    /// Run inside a transaction (the default).
+    pub transaction: bool,
+    /// `statement_timeout` for this migration.
+    pub statement_timeout: Option<Duration>,
+    /// `lock_timeout` for this migration.
+    pub lock_timeout: Option<Duration>,
+    /// A batched data migration: its one statement runs again and again,
+    /// each time in its own transaction, until it changes no rows.
+    pub batch: Option<Batch>,
+}
+
+/// `-- snapguard:batch [pause]`: how a batched migration repeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Batch {
+    /// The pause between batches, which lets replicas and autovacuum keep up.
+    pub pause: Duration,
+}
+
+impl Default for Directives {
+    fn default() -> Self {
+        Directives {
+            transaction: true,
+            statement_timeout: None,
+            lock_timeout: None,
+            batch: None,
+        }
+    }
+}
+
+/// `-- snapguard:…` comment lines, in any format.
+pub(super) fn apply_snapguard_directives(
+    file: &Path,
+    text: &str,
+    d: &mut Directives,
+) -> Result<(), SourceError> {
+    for (i, line) in text.lines().enumerate() {
+        let Some(rest) = line.trim_start().strip_prefix("--").map(str::trim_start) else {
+            continue;
+        };
+        let Some(directive) = rest.strip_prefix("snapguard:") else {
+            continue;
+        };
+        let bad = |message: String| SourceError::BadDirective {
+            path: file.to_path_buf(),
+            line: i + 1,
+            message,
+        };
+        let mut words = directive.split_whitespace();
+        let duration = |value: Option<&str>, name: &str| -> Result<Duration, SourceError> {
+            let v = value
+                .ok_or_else(|| bad(format!("`snapguard:{name}` needs a duration, like `15m`")))?;
+            crate::config::parse_duration(v).map_err(bad)
+        };
+        match words.next() {
+            Some("no-transaction") => d.transaction = false,
+            Some("statement-timeout") => {
+                d.statement_timeout = Some(duration(words.next(), "statement-timeout")?)
+            }
+            Some("lock-timeout") => d.lock_timeout = Some(duration(words.next(), "lock-timeout")?),
+            Some("batch") => {
+                let pause = match words.next() {
+                    Some(v) => crate::config::parse_duration(v).map_err(bad)?,
+                    None => Duration::ZERO,
+                };
+                d.batch = Some(Batch { pause });
+            }
+            other => {
+                return Err(bad(format!(
+                    "unknown directive `snapguard:{}`; known: no-transaction, statement-timeout, lock-timeout, batch",
+                    other.unwrap_or("")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
