@@ -14,15 +14,19 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
-use serde_saphyr::Spanned;
 
 use crate::codec::Compression;
 use crate::db::ConnInfo;
 use crate::store::{DEFAULT_PART_SIZE, MIN_PART_SIZE, S3Options, Sse, StoreLocation};
 
 pub mod checks;
+mod file;
+mod keys;
 pub mod maintenance;
 pub mod migrations;
+
+use self::file::{FileSections, file_settings};
+use self::keys::env_var_for;
 
 pub use self::checks::ChecksConfig;
 pub use self::maintenance::Switch;
@@ -314,10 +318,10 @@ impl Config {
             (Some(file), Some(text)) => file_settings(file, text)?,
             _ => (Settings::new(), FileSections::default()),
         };
-        for &key in KEYS {
-            let var = env_var_for(key);
+        for key in keys::KEYS {
+            let var = env_var_for(key.name);
             if let Some(value) = env(&var) {
-                settings.insert(key, Setting::plain(value, Origin::Env(var)));
+                settings.insert(key.name, Setting::plain(value, Origin::Env(var)));
             }
         }
         if let Some(url) = &overrides.database_url {
@@ -400,56 +404,9 @@ fn read_file(path: Option<&Path>) -> Result<(Option<PathBuf>, Option<String>), C
     }
 }
 
-fn env_var_for(key: &str) -> String {
-    format!("SNAPGUARD_{}", key.replace('.', "_").to_uppercase())
-}
-
-/// Every setting, in the order the README documents them.
-const KEYS: &[&str] = &[
-    "database.url",
-    "database.maintenance_db",
-    "database.pg_bin_dir",
-    "store.url",
-    "store.endpoint",
-    "store.region",
-    "store.path_style",
-    "store.sse",
-    "store.kms_key_id",
-    "store.part_size",
-    "snapshot.compression",
-    "snapshot.compression_level",
-    "snapshot.lock_wait_timeout",
-    "snapshot.restore_jobs",
-    "snapshot.local_clone",
-    "snapshot.retention.keep_last",
-    "snapshot.retention.keep_days",
-    "migrations.dir",
-    "migrations.format",
-    "migrations.transaction",
-    "migrations.lock_timeout",
-    "migrations.lock_retries",
-    "migrations.statement_timeout",
-    "migrations.lock_wait",
-    "migrations.allow_out_of_order",
-    "migrations.allow_drift",
-    "migrations.allow_missing",
-    "migrations.command",
-    "release.id",
-    "release.command",
-    "release.rollback",
-    "release.timeout",
-    "release.health.url",
-    "release.health.timeout",
-    "release.health.interval",
-    "budget.max_downtime",
-];
-
-/// Keys holding shell commands, where [`HOOK_VARS`] are left for the shell.
-const COMMAND_KEYS: &[&str] = &["release.command", "release.rollback"];
-
 /// One value and where it came from.
 #[derive(Debug, Clone)]
-struct Setting {
+pub(super) struct Setting {
     value: String,
     origin: Origin,
     /// Values from the file may contain `${VAR}`; values from the
@@ -467,7 +424,7 @@ impl Setting {
     }
 }
 
-type Settings = BTreeMap<&'static str, Setting>;
+pub(super) type Settings = BTreeMap<&'static str, Setting>;
 
 /// A YAML scalar of any type, read as text so every layer is handled alike.
 #[derive(Debug)]
@@ -501,215 +458,6 @@ impl<'de> Deserialize<'de> for Scalar {
     }
 }
 
-type Value = Option<Spanned<Scalar>>;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    database: Option<FileDatabase>,
-    store: Option<FileStore>,
-    snapshot: Option<FileSnapshot>,
-    migrations: Option<FileMigrations>,
-    checks: Option<checks::FileChecks>,
-    maintenance: Option<Vec<Spanned<maintenance::SwitchEntry>>>,
-    release: Option<FileRelease>,
-    budget: Option<FileBudget>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileBudget {
-    max_downtime: Value,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileRelease {
-    id: Value,
-    command: Value,
-    rollback: Value,
-    timeout: Value,
-    health: Option<FileHealth>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileHealth {
-    url: Value,
-    timeout: Value,
-    interval: Value,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileRetention {
-    keep_last: Value,
-    keep_days: Value,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileDatabase {
-    url: Value,
-    maintenance_db: Value,
-    pg_bin_dir: Value,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileStore {
-    url: Value,
-    endpoint: Value,
-    region: Value,
-    path_style: Value,
-    sse: Value,
-    kms_key_id: Value,
-    part_size: Value,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSnapshot {
-    compression: Value,
-    compression_level: Value,
-    lock_wait_timeout: Value,
-    restore_jobs: Value,
-    local_clone: Value,
-    retention: Option<FileRetention>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileMigrations {
-    dir: Value,
-    format: Value,
-    transaction: Value,
-    lock_timeout: Value,
-    lock_retries: Value,
-    statement_timeout: Value,
-    lock_wait: Value,
-    allow_out_of_order: Value,
-    allow_drift: Value,
-    allow_missing: Value,
-    command: Value,
-}
-
-/// The file's sections made of lists (checks, maintenance switches), which
-/// have no environment-variable form.
-#[derive(Default)]
-struct FileSections {
-    checks: Option<checks::FileChecks>,
-    maintenance: Option<Vec<Spanned<maintenance::SwitchEntry>>>,
-}
-
-/// The scalar settings of the file, and its list sections.
-fn file_settings(path: &Path, text: &str) -> Result<(Settings, FileSections), ConfigError> {
-    let parsed: FileConfig = if is_blank_yaml(text) {
-        FileConfig::default()
-    } else {
-        let options = serde_saphyr::options! { with_snippet: false };
-        serde_saphyr::from_str_with_options(text, options).map_err(|e| {
-            let loc = e.location();
-            ConfigError::Syntax {
-                path: path.to_path_buf(),
-                line: loc.map_or(0, |l| l.line()),
-                column: loc.map_or(0, |l| l.column()),
-                message: syntax_message(&e),
-            }
-        })?
-    };
-    let mut settings = Settings::new();
-    let mut add = |key: &'static str, value: Value| {
-        if let Some(v) = value {
-            let origin = Origin::File {
-                path: path.to_path_buf(),
-                line: v.referenced.line(),
-                column: v.referenced.column(),
-            };
-            settings.insert(
-                key,
-                Setting {
-                    value: v.value.0,
-                    origin,
-                    interpolate: true,
-                },
-            );
-        }
-    };
-    let d = parsed.database.unwrap_or_default();
-    add("database.url", d.url);
-    add("database.maintenance_db", d.maintenance_db);
-    add("database.pg_bin_dir", d.pg_bin_dir);
-    let s = parsed.store.unwrap_or_default();
-    add("store.url", s.url);
-    add("store.endpoint", s.endpoint);
-    add("store.region", s.region);
-    add("store.path_style", s.path_style);
-    add("store.sse", s.sse);
-    add("store.kms_key_id", s.kms_key_id);
-    add("store.part_size", s.part_size);
-    let n = parsed.snapshot.unwrap_or_default();
-    add("snapshot.compression", n.compression);
-    add("snapshot.compression_level", n.compression_level);
-    add("snapshot.lock_wait_timeout", n.lock_wait_timeout);
-    add("snapshot.restore_jobs", n.restore_jobs);
-    add("snapshot.local_clone", n.local_clone);
-    let r = n.retention.unwrap_or_default();
-    add("snapshot.retention.keep_last", r.keep_last);
-    add("snapshot.retention.keep_days", r.keep_days);
-    let m = parsed.migrations.unwrap_or_default();
-    add("migrations.dir", m.dir);
-    add("migrations.format", m.format);
-    add("migrations.transaction", m.transaction);
-    add("migrations.lock_timeout", m.lock_timeout);
-    add("migrations.lock_retries", m.lock_retries);
-    add("migrations.statement_timeout", m.statement_timeout);
-    add("migrations.lock_wait", m.lock_wait);
-    add("migrations.allow_out_of_order", m.allow_out_of_order);
-    add("migrations.allow_drift", m.allow_drift);
-    add("migrations.allow_missing", m.allow_missing);
-    add("migrations.command", m.command);
-    let r = parsed.release.unwrap_or_default();
-    add("release.id", r.id);
-    add("release.command", r.command);
-    add("release.rollback", r.rollback);
-    add("release.timeout", r.timeout);
-    let h = r.health.unwrap_or_default();
-    add("release.health.url", h.url);
-    add("release.health.timeout", h.timeout);
-    add("release.health.interval", h.interval);
-    add(
-        "budget.max_downtime",
-        parsed.budget.unwrap_or_default().max_downtime,
-    );
-    Ok((
-        settings,
-        FileSections {
-            checks: parsed.checks,
-            maintenance: parsed.maintenance,
-        },
-    ))
-}
-
-/// True for a file with nothing but comments and blank lines, which the YAML
-/// parser would otherwise reject as an empty document.
-fn is_blank_yaml(text: &str) -> bool {
-    text.lines().all(|l| {
-        let l = l.trim();
-        l.is_empty() || l.starts_with('#') || l == "---"
-    })
-}
-
-/// The parser's message without its own location suffix, which the caller
-/// prints in `file:line:column` form instead.
-fn syntax_message(e: &serde_saphyr::Error) -> String {
-    let text = e.without_snippet().to_string();
-    match text.rfind(" at line ") {
-        Some(i) => text[..i].to_owned(),
-        None => text,
-    }
-}
-
 struct Resolver<'a> {
     settings: Settings,
     env: &'a dyn Fn(&str) -> Option<String>,
@@ -717,7 +465,30 @@ struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
+    /// Refuses a key set without the key it needs ([`keys::RELATIONS`]).
+    fn check_relations(&self) -> Result<(), ConfigError> {
+        let set = |key: &'static str| -> Result<Option<String>, ConfigError> {
+            Ok(self.string(key)?.filter(|v| !v.trim().is_empty()))
+        };
+        for r in keys::RELATIONS {
+            if set(r.key)?.is_none() {
+                continue;
+            }
+            let needed = set(r.needs)?;
+            let satisfied = match (needed.as_deref(), r.value) {
+                (None, _) => false,
+                (Some(_), None) => true,
+                (Some(v), Some(wanted)) => v.trim() == wanted,
+            };
+            if !satisfied {
+                return Err(self.invalid(r.key, r.why.into()));
+            }
+        }
+        Ok(())
+    }
+
     fn config(&self, file: Option<PathBuf>) -> Result<Config, ConfigError> {
+        self.check_relations()?;
         let mut unset = Vec::new();
         let database = DatabaseConfig {
             url: defer_unset(
@@ -746,9 +517,6 @@ impl Resolver<'_> {
                 ));
             }
         };
-        if sse.is_none() && self.settings.contains_key("store.kms_key_id") {
-            return Err(self.invalid("store.kms_key_id", "needs `store.sse: aws:kms`".into()));
-        }
         let store = StoreConfig {
             location: defer_unset(
                 self.parse("store.url", |v| StoreLocation::parse(v, &self.base_dir)),
@@ -829,14 +597,7 @@ impl Resolver<'_> {
             },
         };
         let health = match self.string("release.health.url")? {
-            None => {
-                for key in ["release.health.timeout", "release.health.interval"] {
-                    if self.settings.contains_key(key) {
-                        return Err(self.invalid(key, "needs `release.health.url`".into()));
-                    }
-                }
-                None
-            }
+            None => None,
             Some(url) => {
                 let parsed = url::Url::parse(url.trim())
                     .map_err(|e| self.invalid("release.health.url", format!("not a URL: {e}")))?;
@@ -870,12 +631,6 @@ impl Resolver<'_> {
                 .unwrap_or(Duration::from_secs(30 * 60)),
             health,
         };
-        if release.rollback.is_some() && release.command.is_none() {
-            return Err(self.invalid(
-                "release.rollback",
-                "needs `release.command`: there is nothing to roll back without a release".into(),
-            ));
-        }
         let flag = |key| self.parse(key, parse_bool).map(Option::unwrap_or_default);
         let migrations = MigrationsConfig {
             dir: self.base_dir.join(
@@ -946,7 +701,7 @@ impl Resolver<'_> {
             return Ok(Some(setting.value.clone()));
         }
         let hooks = |name: &str| keep_hook_vars(name, self.env);
-        let env: &dyn Fn(&str) -> Option<String> = if COMMAND_KEYS.contains(&key) {
+        let env: &dyn Fn(&str) -> Option<String> = if keys::find(key).is_some_and(|k| k.command) {
             &hooks
         } else {
             self.env
@@ -1427,5 +1182,60 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
         assert!(parse_duration("15").is_err());
+    }
+
+    #[test]
+    fn the_file_is_read_against_the_declared_keys() {
+        let refused = |text: &str| {
+            load(text, &[], Overrides::default())
+                .unwrap_err()
+                .to_string()
+        };
+        let e = refused("storage:\n  url: file://./b\n");
+        assert!(
+            e.contains(":1:1: unknown field `storage`, expected one of database, store"),
+            "{e}"
+        );
+        let e = refused("store: file://./b\n");
+        assert!(e.contains(":1:8: `store` is a section"), "{e}");
+        let e = refused("store:\n  url: { path: b }\n");
+        assert!(e.contains("`store.url` takes a string"), "{e}");
+        let e = refused("snapshot:\n  retention:\n    keep_forever: 1\n");
+        assert!(
+            e.contains(":3:5: unknown field `keep_forever`, expected one of keep_last, keep_days"),
+            "{e}"
+        );
+        // An empty value is an absent one.
+        let c = load("store:\n  region:\nsnapshot:\n", &[], Overrides::default()).unwrap();
+        assert_eq!(c.store.s3.region, None);
+    }
+
+    #[test]
+    fn relations_between_keys_are_checked_from_one_table() {
+        let refused = |text: &str| {
+            load(text, &[], Overrides::default())
+                .unwrap_err()
+                .to_string()
+        };
+        for (text, expect) in [
+            (
+                "store:\n  sse: AES256\n  kms_key_id: k1\n",
+                "`store.kms_key_id`: needs `store.sse: aws:kms`",
+            ),
+            (
+                "release:\n  rollback: undo\n",
+                "`release.rollback`: needs `release.command`",
+            ),
+            (
+                "release:\n  health: { interval: 1s }\n",
+                "`release.health.interval`: needs `release.health.url`",
+            ),
+        ] {
+            let e = refused(text);
+            assert!(e.contains(expect), "{text}: {e}");
+        }
+        // An empty command is no command.
+        let e = refused("release:\n  command: ''\n  rollback: undo\n");
+        assert!(e.contains("needs `release.command`"), "{e}");
     }
 }
