@@ -17,16 +17,22 @@ use serde::de::{self, Deserializer, Visitor};
 
 use crate::codec::Compression;
 use crate::db::ConnInfo;
-use crate::store::{DEFAULT_PART_SIZE, MIN_PART_SIZE, S3Options, Sse, StoreLocation};
+use crate::store::{DEFAULT_PART_SIZE, S3Options, Sse, StoreLocation};
 
 pub mod checks;
 mod file;
+mod interpolate;
 mod keys;
 pub mod maintenance;
 pub mod migrations;
+mod values;
 
 use self::file::{FileSections, file_settings};
+use self::interpolate::defer_unset;
+pub(crate) use self::interpolate::{interpolate_at, keep_hook_vars};
 use self::keys::env_var_for;
+use self::values::{parse_bool, parse_part_size};
+pub use self::values::{parse_duration, parse_size};
 
 pub use self::checks::ChecksConfig;
 pub use self::maintenance::Switch;
@@ -735,181 +741,9 @@ impl Resolver<'_> {
     }
 }
 
-fn parse_part_size(v: &str) -> Result<u64, String> {
-    let size = parse_size(v)?;
-    if size < MIN_PART_SIZE {
-        return Err(format!("`{v}` is below S3's minimum part size of 5MiB"));
-    }
-    if size > 5 * 1024 * 1024 * 1024 {
-        return Err(format!("`{v}` is above S3's maximum part size of 5GiB"));
-    }
-    Ok(size)
-}
-
-fn parse_bool(v: &str) -> Result<bool, String> {
-    match v {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        other => Err(format!("`{other}` is not `true` or `false`")),
-    }
-}
-
-/// Parses `500ms`, `30s`, `15m`, `2h`.
-pub fn parse_duration(v: &str) -> Result<Duration, String> {
-    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
-    let (digits, unit) = v.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| {
-        format!("`{v}` is not a duration; write it like `500ms`, `30s`, `15m` or `2h`")
-    })?;
-    let d = match unit.trim() {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => {
-            return Err(format!(
-                "`{v}` is not a duration; write it like `500ms`, `30s`, `15m` or `2h`"
-            ));
-        }
-    };
-    Ok(d)
-}
-
-/// Parses `8MiB`, `64KiB`, `1GiB`, `5MB` or a plain number of bytes.
-pub fn parse_size(v: &str) -> Result<u64, String> {
-    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
-    let (digits, unit) = v.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{v}` is not a size; write it like `8MiB`"))?;
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "KB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        _ => return Err(format!("`{v}` is not a size; write it like `8MiB`")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("`{v}` is too large"))
-}
-
-/// Variables snapguard sets for the commands it runs (release hooks,
-/// maintenance commands). `${NAME}` of these in a command is left for the
-/// shell, not expanded when the file is read.
-pub const HOOK_VARS: &[&str] = &[
-    "SNAPGUARD_RELEASE",
-    "SNAPGUARD_PREVIOUS_RELEASE",
-    "SNAPGUARD_SNAPSHOT_ID",
-    "SNAPGUARD_DEPLOY_ID",
-    "SNAPGUARD_OUTCOME",
-];
-
-/// `env`, except that [`HOOK_VARS`] expand to themselves.
-pub(crate) fn keep_hook_vars(name: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
-    if HOOK_VARS.contains(&name) {
-        Some(format!("${{{name}}}"))
-    } else {
-        env(name)
-    }
-}
-
-/// `database.url` and `store.url` usually come from CI secrets a developer's
-/// machine does not have: an unset `${VAR}` in them is kept and reported by
-/// the command that needs the value, so `migrate new` or `rehearse --dump`
-/// still run without it.
-fn defer_unset<T>(
-    resolved: Result<Option<T>, ConfigError>,
-    unset: &mut Vec<UnsetVar>,
-) -> Result<Option<T>, ConfigError> {
-    match resolved {
-        Err(ConfigError::MissingVar { origin, key, var }) => {
-            unset.push(UnsetVar { origin, key, var });
-            Ok(None)
-        }
-        other => other,
-    }
-}
-
-/// Expands `${VAR}` in a value read from the file at `origin`.
-pub(crate) fn interpolate_at(
-    raw: &str,
-    origin: &Origin,
-    key: &'static str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, ConfigError> {
-    interpolate(raw, env).map_err(|e| match e {
-        InterpolationError::Unset(var) => ConfigError::MissingVar {
-            origin: origin.clone(),
-            key,
-            var,
-        },
-        InterpolationError::Syntax(message) => ConfigError::Invalid {
-            origin: origin.clone(),
-            key,
-            message,
-        },
-    })
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum InterpolationError {
-    Unset(String),
-    Syntax(String),
-}
-
-/// Expands `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`.
-fn interpolate(
-    raw: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, InterpolationError> {
-    let mut out = String::with_capacity(raw.len());
-    let mut rest = raw;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        rest = &rest[i..];
-        if let Some(after) = rest.strip_prefix("$$") {
-            out.push('$');
-            rest = after;
-        } else if let Some(after) = rest.strip_prefix("${") {
-            let end = after.find('}').ok_or_else(|| {
-                InterpolationError::Syntax("unterminated `${`; close it with `}`".into())
-            })?;
-            let inner = &after[..end];
-            let (name, default) = match inner.split_once(":-") {
-                Some((n, d)) => (n, Some(d)),
-                None => (inner, None),
-            };
-            if !is_var_name(name) {
-                return Err(InterpolationError::Syntax(format!(
-                    "`${{{inner}}}` is not a valid variable reference"
-                )));
-            }
-            match (env(name), default) {
-                (Some(v), _) => out.push_str(&v),
-                (None, Some(d)) => out.push_str(d),
-                (None, None) => return Err(InterpolationError::Unset(name.to_owned())),
-            }
-            rest = &after[end + 1..];
-        } else {
-            out.push('$');
-            rest = &rest[1..];
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-fn is_var_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
-        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::interpolate::{InterpolationError, interpolate};
     use super::*;
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
