@@ -10,10 +10,7 @@ use snapguard::checks::{CheckResult, Verifier};
 use snapguard::config::{Config, Overrides};
 
 fn workspace(db: &str, checks: &str) -> Workspace {
-    Workspace::new(&format!(
-        "database:\n  url: {}\nmigrations:\n  dir: migrations\nchecks:\n{checks}",
-        pg().url(db)
-    ))
+    Workspace::for_db(db, &format!("checks:\n{checks}"))
 }
 
 fn results(run: &Run) -> Vec<serde_json::Value> {

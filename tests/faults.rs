@@ -235,11 +235,11 @@ fn snapshot_until_first_part(ws: &Workspace, s3: &S3Server) -> std::process::Chi
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !s3.pending_uploads().iter().any(|f| f.contains(".part-")) {
-        assert!(std::time::Instant::now() < deadline, "no part was uploaded");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until(
+        "a part uploaded",
+        std::time::Duration::from_secs(30),
+        || s3.pending_uploads().iter().any(|f| f.contains(".part-")),
+    );
     child
 }
 
@@ -351,18 +351,16 @@ fn sessions_block_the_swap_unless_terminated() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while psql(
-        "postgres",
-        &format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}'"),
-    ) == "0"
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the holding session never connected"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_until(
+        "the holding session",
+        std::time::Duration::from_secs(30),
+        || {
+            psql(
+                "postgres",
+                &format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}'"),
+            ) != "0"
+        },
+    );
 
     let before = fingerprint(&db);
     let refused = ws.run(&["restore", &id, "--yes"]);

@@ -7,28 +7,9 @@ mod common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-
-/// A workspace whose `snapguard.yml` points at `db` and `./migrations`.
-fn workspace(db: &str, extra: &str) -> Workspace {
-    let ws = Workspace::new(&format!(
-        "database:\n  url: {}\nmigrations:\n  dir: migrations\n{extra}",
-        pg().url(db)
-    ));
-    std::fs::create_dir_all(ws.path().join("migrations")).unwrap();
-    ws
-}
-
-/// Writes `files` (name, SQL) into the workspace's migrations folder.
-fn write(ws: &Workspace, files: &[(&str, &str)]) {
-    for (name, sql) in files {
-        let path = ws.path().join("migrations").join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, sql).unwrap();
-    }
-}
 
 /// The history: `version kind` per row, in version order.
 fn history(db: &str) -> Vec<String> {
@@ -78,17 +59,14 @@ fn hold_lock(db: &str, table: &str, hold: Duration) -> Child {
         .spawn()
         .unwrap();
     // Wait until the lock is really held.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while psql(
-        db,
-        &format!(
-            "SELECT count(*) FROM pg_locks WHERE relation = '{table}'::regclass AND mode = 'AccessExclusiveLock' AND granted"
-        ),
-    ) != "1"
-    {
-        assert!(Instant::now() < deadline, "the lock was never taken");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("the lock", Duration::from_secs(10), || {
+        psql(
+            db,
+            &format!(
+                "SELECT count(*) FROM pg_locks WHERE relation = '{table}'::regclass AND mode = 'AccessExclusiveLock' AND granted"
+            ),
+        ) == "1"
+    });
     child
 }
 
@@ -107,7 +85,7 @@ fn every_format_applies_records_history_and_then_has_nothing_to_do() {
     ];
     for &(folder, format, count, expected_tables) in cases {
         let db = create_db(&format!("mig_format_{}", folder.replace('-', "_")));
-        let ws = workspace(&db, "");
+        let ws = Workspace::for_db(&db, "");
         copy_dir(&fixtures.join(folder), &ws.path().join("migrations"));
         let run = ws.run(&["migrate"]);
         run.expect_code(0);
@@ -169,7 +147,7 @@ fn every_format_applies_records_history_and_then_has_nothing_to_do() {
 fn sqlx_folders_read_the_same_when_named() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/migrations/sqlx");
     let db = create_db("mig_sqlx_named");
-    let ws = workspace(&db, "  format: sqlx\n");
+    let ws = Workspace::for_db(&db, "  format: sqlx\n");
     copy_dir(&fixtures, &ws.path().join("migrations"));
     ws.run(&["migrate"]).expect_code(0);
     assert_eq!(history(&db).len(), 3);
@@ -188,7 +166,7 @@ fn five_with_a_failure(ws: &Workspace, bad: usize) {
         } else {
             format!("CREATE TABLE t{} (x int);\n", i + 1)
         };
-        write(ws, &[(&format!("{}_step.sql", i + 1), &sql)]);
+        ws.migrations(&[(&format!("{}_step.sql", i + 1), &sql)]);
     }
 }
 
@@ -196,7 +174,7 @@ fn five_with_a_failure(ws: &Workspace, bad: usize) {
 fn a_failure_per_migration_keeps_exactly_the_earlier_ones() {
     for bad in [0, 2, 4] {
         let db = create_db(&format!("mig_fail_per_{bad}"));
-        let ws = workspace(&db, "");
+        let ws = Workspace::for_db(&db, "");
         five_with_a_failure(&ws, bad);
         let run = ws.run(&["migrate"]);
         run.expect_code(1);
@@ -222,7 +200,7 @@ fn a_failure_in_all_mode_leaves_the_database_as_it_was() {
             "CREATE TABLE existing (x int); INSERT INTO existing VALUES (1)",
         );
         let before = fingerprint(&db);
-        let ws = workspace(&db, "  transaction: all\n");
+        let ws = Workspace::for_db(&db, "  transaction: all\n");
         five_with_a_failure(&ws, bad);
         let run = ws.run(&["migrate"]);
         run.expect_code(1);
@@ -236,17 +214,14 @@ fn a_failure_in_all_mode_leaves_the_database_as_it_was() {
 #[test]
 fn all_mode_refuses_a_migration_that_must_run_outside_a_transaction() {
     let db = create_db("mig_all_cic");
-    let ws = workspace(&db, "  transaction: all\n");
-    write(
-        &ws,
-        &[
-            ("1_t.sql", "CREATE TABLE t (x int);"),
-            (
-                "2_idx.sql",
-                "-- snapguard:no-transaction\nCREATE INDEX CONCURRENTLY t_x ON t (x);",
-            ),
-        ],
-    );
+    let ws = Workspace::for_db(&db, "  transaction: all\n");
+    ws.migrations(&[
+        ("1_t.sql", "CREATE TABLE t (x int);"),
+        (
+            "2_idx.sql",
+            "-- snapguard:no-transaction\nCREATE INDEX CONCURRENTLY t_x ON t (x);",
+        ),
+    ]);
     let run = ws.run(&["migrate"]);
     run.expect_code(3);
     run.expect_stderr("`migrations/2_idx.sql` must run outside a transaction");
@@ -258,11 +233,8 @@ fn all_mode_refuses_a_migration_that_must_run_outside_a_transaction() {
 fn a_concurrent_index_needs_its_directive_and_then_applies() {
     let db = create_db("mig_cic");
     psql(&db, "CREATE TABLE t (x int)");
-    let ws = workspace(&db, "");
-    write(
-        &ws,
-        &[("1_idx.sql", "\n\nCREATE INDEX CONCURRENTLY t_x ON t (x);\n")],
-    );
+    let ws = Workspace::for_db(&db, "");
+    ws.migrations(&[("1_idx.sql", "\n\nCREATE INDEX CONCURRENTLY t_x ON t (x);\n")]);
     let run = ws.run(&["migrate"]);
     run.expect_code(3);
     assert!(
@@ -273,13 +245,10 @@ fn a_concurrent_index_needs_its_directive_and_then_applies() {
         run.stderr()
     );
     assert!(history(&db).is_empty());
-    write(
-        &ws,
-        &[(
-            "1_idx.sql",
-            "-- snapguard:no-transaction\nCREATE INDEX CONCURRENTLY t_x ON t (x);\n",
-        )],
-    );
+    ws.migrations(&[(
+        "1_idx.sql",
+        "-- snapguard:no-transaction\nCREATE INDEX CONCURRENTLY t_x ON t (x);\n",
+    )]);
     ws.run(&["migrate"]).expect_code(0);
     assert_eq!(
         psql(
@@ -294,8 +263,8 @@ fn a_concurrent_index_needs_its_directive_and_then_applies() {
 fn a_lock_timeout_is_retried_until_the_lock_is_free() {
     let db = create_db("mig_lock_retry");
     psql(&db, "CREATE TABLE busy (x int)");
-    let ws = workspace(&db, "  lock_timeout: 200ms\n  lock_retries: 8\n");
-    write(&ws, &[("1_col.sql", "ALTER TABLE busy ADD COLUMN y int;")]);
+    let ws = Workspace::for_db(&db, "  lock_timeout: 200ms\n  lock_retries: 8\n");
+    ws.migrations(&[("1_col.sql", "ALTER TABLE busy ADD COLUMN y int;")]);
     let mut holder = hold_lock(&db, "busy", Duration::from_secs(2));
     let run = ws.run(&["migrate"]);
     holder.wait().unwrap();
@@ -313,8 +282,8 @@ fn a_lock_timeout_is_retried_until_the_lock_is_free() {
 fn a_lock_that_stays_held_ends_with_a_clear_error() {
     let db = create_db("mig_lock_gives_up");
     psql(&db, "CREATE TABLE busy (x int)");
-    let ws = workspace(&db, "  lock_timeout: 100ms\n  lock_retries: 1\n");
-    write(&ws, &[("1_col.sql", "ALTER TABLE busy ADD COLUMN y int;")]);
+    let ws = Workspace::for_db(&db, "  lock_timeout: 100ms\n  lock_retries: 1\n");
+    ws.migrations(&[("1_col.sql", "ALTER TABLE busy ADD COLUMN y int;")]);
     let mut holder = hold_lock(&db, "busy", Duration::from_secs(8));
     let run = ws.run(&["migrate"]);
     holder.kill().unwrap();
@@ -339,11 +308,8 @@ fn a_lock_that_stays_held_ends_with_a_clear_error() {
 #[test]
 fn a_second_migrator_waits_then_exits_6() {
     let db = create_db("mig_two");
-    let ws = workspace(&db, "  lock_wait: 500ms\n");
-    write(
-        &ws,
-        &[("1_slow.sql", "SELECT pg_sleep(4);\nCREATE TABLE t (x int);")],
-    );
+    let ws = Workspace::for_db(&db, "  lock_wait: 500ms\n");
+    ws.migrations(&[("1_slow.sql", "SELECT pg_sleep(4);\nCREATE TABLE t (x int);")]);
     let first = ws
         .snapguard()
         .arg("migrate")
@@ -354,18 +320,16 @@ fn a_second_migrator_waits_then_exits_6() {
     // Wait until the first one is applying (so it holds the lock): its
     // `pg_sleep` runs in this database, which no other test uses. Counting
     // advisory locks cluster-wide would see other tests' locks too.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while psql(
-        &db,
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(4)%' AND state = 'active'",
-    ) != "1"
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the first migrator never took the lock"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        "the first migrator to take the lock",
+        Duration::from_secs(10),
+        || {
+            psql(
+                &db,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(4)%' AND state = 'active'",
+            ) == "1"
+        },
+    );
     let second = ws.run(&["migrate"]);
     second.expect_code(6);
     assert!(
@@ -383,18 +347,15 @@ fn a_second_migrator_waits_then_exits_6() {
 #[test]
 fn drift_missing_files_and_out_of_order_stop_before_any_change() {
     let db = create_db("mig_drift");
-    let ws = workspace(&db, "");
-    write(
-        &ws,
-        &[
-            ("1_a.sql", "CREATE TABLE a (x int);"),
-            ("3_c.sql", "CREATE TABLE c (x int);"),
-        ],
-    );
+    let ws = Workspace::for_db(&db, "");
+    ws.migrations(&[
+        ("1_a.sql", "CREATE TABLE a (x int);"),
+        ("3_c.sql", "CREATE TABLE c (x int);"),
+    ]);
     ws.run(&["migrate"]).expect_code(0);
 
     // Out of order: 2 arrives after 3 was applied.
-    write(&ws, &[("2_b.sql", "CREATE TABLE b (x int);")]);
+    ws.migrations(&[("2_b.sql", "CREATE TABLE b (x int);")]);
     let run = ws.run(&["migrate"]);
     run.expect_code(3);
     run.expect_stderr(
@@ -407,7 +368,7 @@ fn drift_missing_files_and_out_of_order_stop_before_any_change() {
         "{}",
         status.stdout()
     );
-    let allowed = workspace(&db, "  allow_out_of_order: true\n");
+    let allowed = Workspace::for_db(&db, "  allow_out_of_order: true\n");
     copy_dir(
         &ws.path().join("migrations"),
         &allowed.path().join("migrations"),
@@ -416,7 +377,7 @@ fn drift_missing_files_and_out_of_order_stop_before_any_change() {
     assert_eq!(history(&db), ["1 versioned", "3 versioned", "2 versioned"]);
 
     // Drift: an applied file changes.
-    write(&ws, &[("1_a.sql", "CREATE TABLE a (x bigint);")]);
+    ws.migrations(&[("1_a.sql", "CREATE TABLE a (x bigint);")]);
     let run = ws.run(&["migrate"]);
     run.expect_code(3);
     run.expect_stderr("`migrations/1_a.sql` (version 1) changed after it was applied");
@@ -424,7 +385,7 @@ fn drift_missing_files_and_out_of_order_stop_before_any_change() {
     status.expect_code(3);
     let json: serde_json::Value = serde_json::from_str(&status.stdout()).unwrap();
     assert_eq!(json["entries"][0]["state"], "changed");
-    write(&ws, &[("1_a.sql", "CREATE TABLE a (x int);")]);
+    ws.migrations(&[("1_a.sql", "CREATE TABLE a (x int);")]);
 
     // Missing: an applied file is deleted.
     std::fs::remove_file(ws.path().join("migrations/3_c.sql")).unwrap();
@@ -432,7 +393,7 @@ fn drift_missing_files_and_out_of_order_stop_before_any_change() {
     run.expect_code(3);
     run.expect_stderr("version 3 (`c`) was applied but its file is gone");
     let before = fingerprint(&db);
-    write(&ws, &[("4_d.sql", "CREATE TABLE d (x int);")]);
+    ws.migrations(&[("4_d.sql", "CREATE TABLE d (x int);")]);
     ws.run(&["migrate"]).expect_code(3);
     assert_eq!(
         fingerprint(&db),
@@ -446,15 +407,12 @@ fn a_baseline_adopts_a_database_and_allows_squashing() {
     let db = create_db("mig_baseline");
     // History that lived elsewhere: the tables of versions 1 and 2 exist.
     psql(&db, "CREATE TABLE a (x int); CREATE TABLE b (x int)");
-    let ws = workspace(&db, "");
-    write(
-        &ws,
-        &[
-            ("1_a.sql", "CREATE TABLE a (x int);"),
-            ("2_b.sql", "CREATE TABLE b (x int);"),
-            ("3_c.sql", "CREATE TABLE c (x int);"),
-        ],
-    );
+    let ws = Workspace::for_db(&db, "");
+    ws.migrations(&[
+        ("1_a.sql", "CREATE TABLE a (x int);"),
+        ("2_b.sql", "CREATE TABLE b (x int);"),
+        ("3_c.sql", "CREATE TABLE c (x int);"),
+    ]);
     let run = ws.run(&["migrate", "baseline", "--version", "2"]);
     run.expect_code(0);
     ws.run(&["migrate"]).expect_code(0);
@@ -469,7 +427,7 @@ fn a_baseline_adopts_a_database_and_allows_squashing() {
     for f in ["1_a.sql", "2_b.sql", "3_c.sql"] {
         std::fs::remove_file(ws.path().join("migrations").join(f)).unwrap();
     }
-    write(&ws, &[("4_d.sql", "CREATE TABLE d (x int);")]);
+    ws.migrations(&[("4_d.sql", "CREATE TABLE d (x int);")]);
     ws.run(&["migrate"]).expect_code(0);
     assert_eq!(tables(&db), ["a", "b", "c", "d"]);
     let run = ws.run(&["migrate", "baseline", "--version", "x1"]);
@@ -485,10 +443,8 @@ fn a_batched_backfill_of_100000_rows_reports_progress() {
         "CREATE TABLE events (id bigint PRIMARY KEY, payload text, size int); \
          INSERT INTO events SELECT g, repeat('x', g % 50), NULL FROM generate_series(1, 100000) g",
     );
-    let ws = workspace(&db, "");
-    write(
-        &ws,
-        &[(
+    let ws = Workspace::for_db(&db, "");
+    ws.migrations(&[(
             "1_backfill_size.sql",
             "-- snapguard:batch\nUPDATE events SET size = length(payload)\nWHERE id IN (SELECT id FROM events WHERE size IS NULL LIMIT 5000);\n",
         )],
@@ -518,14 +474,11 @@ fn a_batched_backfill_of_100000_rows_reports_progress() {
 #[test]
 fn a_dry_run_shows_the_sql_and_changes_nothing() {
     let db = create_db("mig_dry");
-    let ws = workspace(&db, "");
-    write(
-        &ws,
-        &[
-            ("1_a.sql", "CREATE TABLE a (x int);"),
-            ("2_b.sql", "-- snapguard:no-transaction\nVACUUM;"),
-        ],
-    );
+    let ws = Workspace::for_db(&db, "");
+    ws.migrations(&[
+        ("1_a.sql", "CREATE TABLE a (x int);"),
+        ("2_b.sql", "-- snapguard:no-transaction\nVACUUM;"),
+    ]);
     let before = fingerprint(&db);
     let run = ws.run(&["migrate", "--dry-run"]);
     run.expect_code(0);
@@ -570,8 +523,8 @@ fn bad_folders_fail_preflight_naming_the_file() {
     ];
     for (i, (files, expect)) in cases.iter().enumerate() {
         let db = create_db(&format!("mig_bad_{i}"));
-        let ws = workspace(&db, "");
-        write(&ws, files);
+        let ws = Workspace::for_db(&db, "");
+        ws.migrations(files);
         let run = ws.run(&["migrate"]);
         run.expect_code(3);
         assert!(
@@ -601,8 +554,8 @@ fn bad_folders_fail_preflight_naming_the_file() {
 #[test]
 fn migrate_new_names_the_file_for_the_folder() {
     let db = create_db("mig_new");
-    let ws = workspace(&db, "");
-    write(&ws, &[("0007_first.up.sql", "CREATE TABLE first (x int);")]);
+    let ws = Workspace::for_db(&db, "");
+    ws.migrations(&[("0007_first.up.sql", "CREATE TABLE first (x int);")]);
     let run = ws.run(&["migrate", "new", "Add users.email"]);
     run.expect_code(0);
     assert!(
@@ -626,7 +579,7 @@ fn migrate_new_names_the_file_for_the_folder() {
 fn an_external_migrator_gets_the_database_and_decides_by_its_exit_code() {
     let db = create_db("mig_external");
     let psql_bin = pg().bin_dir().join("psql");
-    let ws = workspace(
+    let ws = Workspace::for_db(
         &db,
         &format!(
             "  command: \"{} -X -q \\\"$DATABASE_URL\\\" -c 'CREATE TABLE made_by_tool (x int)' && echo tool-output-line\"\n",
@@ -648,7 +601,7 @@ fn an_external_migrator_gets_the_database_and_decides_by_its_exit_code() {
     );
     assert!(!run.stderr().contains(pg().password()) && !run.stdout().contains(pg().password()));
 
-    let failing = workspace(&db, "  command: \"echo about to fail; exit 7\"\n");
+    let failing = Workspace::for_db(&db, "  command: \"echo about to fail; exit 7\"\n");
     let run = failing.run(&["migrate"]);
     run.expect_code(1);
     run.expect_stderr("about to fail");
@@ -665,10 +618,8 @@ fn a_failure_without_a_server_position_still_names_its_statement_and_line() {
         &db,
         "CREATE TABLE orders (id int); INSERT INTO orders VALUES (1)",
     );
-    let ws = workspace(&db, "");
-    write(
-        &ws,
-        &[(
+    let ws = Workspace::for_db(&db, "");
+    ws.migrations(&[(
             "1_note.sql",
             "ALTER TABLE orders ADD COLUMN note text;\n\n-- existing rows have no note\nALTER TABLE orders\n  ALTER COLUMN note SET NOT NULL;\n",
         )],
@@ -697,10 +648,8 @@ fn a_cancelled_backfill_stops_between_batches_and_resumes() {
         &db,
         "CREATE TABLE items (id int PRIMARY KEY, done bool); INSERT INTO items SELECT g, NULL FROM generate_series(1, 2000) g",
     );
-    let ws = workspace(&db, "");
-    write(
-        &ws,
-        &[(
+    let ws = Workspace::for_db(&db, "");
+    ws.migrations(&[(
             "1_fill.sql",
             "-- snapguard:batch 100ms\nUPDATE items SET done = true WHERE id IN (SELECT id FROM items WHERE done IS NULL LIMIT 50);\n",
         )],
@@ -712,11 +661,9 @@ fn a_cancelled_backfill_stops_between_batches_and_resumes() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while psql(&db, "SELECT count(*) FROM items WHERE done") == "0" {
-        assert!(Instant::now() < deadline, "the backfill never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the backfill to start", Duration::from_secs(10), || {
+        psql(&db, "SELECT count(*) FROM items WHERE done") != "0"
+    });
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

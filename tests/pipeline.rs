@@ -176,8 +176,7 @@ fn app(name: &str, migration: &str) -> Workspace {
         "CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items SELECT generate_series(1, 100);",
     );
     let ws = Workspace::new(&fs_config(&db, "migrations:\n  dir: migrations\n"));
-    std::fs::create_dir_all(ws.path().join("migrations")).unwrap();
-    std::fs::write(ws.path().join("migrations/1_change.sql"), migration).unwrap();
+    ws.migrations(&[("1_change.sql", migration)]);
     ws
 }
 

@@ -35,14 +35,6 @@ fn source_db(name: &str) -> String {
     db
 }
 
-fn write_migrations(ws: &Workspace, files: &[(&str, &str)]) {
-    let dir = ws.path().join("migrations");
-    std::fs::create_dir_all(&dir).unwrap();
-    for (name, sql) in files {
-        std::fs::write(dir.join(name), sql).unwrap();
-    }
-}
-
 fn pg_dump(db: &str, args: &[&str], out: &Path) {
     let status = Command::new(pg().bin_dir().join("pg_dump"))
         .args(args)
@@ -62,19 +54,16 @@ fn a_store_snapshot_is_rehearsed_with_a_drill_of_both_rollbacks() {
         "migrations:\n  dir: migrations\nchecks:\n  compare:\n    - { name: ids, before: SELECT id FROM accounts ORDER BY id, after: SELECT id FROM accounts ORDER BY id }\n",
     ));
     ws.run(&["snapshot"]).expect_code(0);
-    write_migrations(
-        &ws,
-        &[
-            (
-                "1_balance_numeric.sql",
-                "ALTER TABLE accounts ALTER COLUMN balance TYPE numeric USING balance::numeric;\n",
-            ),
-            (
-                "2_touch.sql",
-                "UPDATE accounts SET email = lower(email) WHERE id <= 1000;\n",
-            ),
-        ],
-    );
+    ws.migrations(&[
+        (
+            "1_balance_numeric.sql",
+            "ALTER TABLE accounts ALTER COLUMN balance TYPE numeric USING balance::numeric;\n",
+        ),
+        (
+            "2_touch.sql",
+            "UPDATE accounts SET email = lower(email) WHERE id <= 1000;\n",
+        ),
+    ]);
     let before = fingerprint(&db);
     let summary = ws.path().join("summary.md");
     let run = ws
@@ -175,8 +164,7 @@ fn locks_are_observed_per_table_with_their_hold_times_and_the_budget_is_enforced
     let ws = Workspace::new("migrations:\n  dir: migrations\nbudget:\n  max_downtime: 1s\n");
     let dump = ws.path().join("prod.dump");
     pg_dump(&db, &["-Fc"], &dump);
-    write_migrations(
-        &ws,
+    ws.migrations(
         &[
             (
                 "1_hold_exclusive.sql",
@@ -237,13 +225,10 @@ fn a_plain_gzipped_dump_loads_with_its_roles_on_a_target_server_that_is_cleaned_
     pg_dump(&db, &[], &sql);
     let status = Command::new("gzip").arg(&sql).status().unwrap();
     assert!(status.success());
-    write_migrations(
-        &ws,
-        &[(
-            "1_grant.sql",
-            "CREATE TABLE audit (id int);\nGRANT SELECT ON audit TO rh_plain_reader;\n",
-        )],
-    );
+    ws.migrations(&[(
+        "1_grant.sql",
+        "CREATE TABLE audit (id int);\nGRANT SELECT ON audit TO rh_plain_reader;\n",
+    )]);
     let before = fingerprint(&db);
     let target = pg().url("rh_plain_rehearsal");
     let run = rehearse(&ws, &["--dump", "prod.sql.gz", "--target-url", &target]);
@@ -277,8 +262,7 @@ fn a_plain_gzipped_dump_loads_with_its_roles_on_a_target_server_that_is_cleaned_
 fn a_failing_migration_on_a_live_copy_names_file_and_line_and_leaves_production_alone() {
     let db = source_db("rh_live");
     let ws = Workspace::new("migrations:\n  dir: migrations\n");
-    write_migrations(
-        &ws,
+    ws.migrations(
         &[
             ("1_ok.sql", "ALTER TABLE accounts ADD COLUMN note text;\n"),
             (

@@ -4,7 +4,7 @@
 //! their environment to files, and a webhook/health stub.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::*;
 
@@ -80,7 +80,7 @@ impl App {
     }
 
     pub fn migration(&self, file: &str, sql: &str) {
-        std::fs::write(self.ws.path().join("migrations").join(file), sql).unwrap();
+        self.ws.migrations(&[(file, sql)]);
     }
 
     /// Writes `snapguard.yml`: every switch kind, release hooks writing
@@ -168,14 +168,6 @@ pub fn env_file(text: &str, var: &str) -> Option<String> {
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{var}=")))
         .map(str::to_owned)
-}
-
-pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !f() {
-        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Starts a deploy whose second migration sleeps, and waits until it is in it.

@@ -321,6 +321,26 @@ impl Workspace {
         cmd
     }
 
+    /// A workspace whose `snapguard.yml` points at `db` and `./migrations`
+    /// (created, empty), then `extra` YAML.
+    pub fn for_db(db: &str, extra: &str) -> Self {
+        let ws = Workspace::new(&format!(
+            "database:\n  url: {}\nmigrations:\n  dir: migrations\n{extra}",
+            pg().url(db)
+        ));
+        std::fs::create_dir_all(ws.path().join("migrations")).unwrap();
+        ws
+    }
+
+    /// Writes `files` (name, SQL) into `migrations/`, creating folders.
+    pub fn migrations(&self, files: &[(&str, &str)]) {
+        for (name, sql) in files {
+            let path = self.path().join("migrations").join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, sql).unwrap();
+        }
+    }
+
     /// Runs the binary with `args` and returns its output.
     pub fn run(&self, args: &[&str]) -> Run {
         Run(self.snapguard().args(args).output().expect("run snapguard"))
@@ -642,5 +662,15 @@ impl Workspace {
             .split_whitespace()
             .collect();
         self.run(&args)
+    }
+}
+
+/// Polls `f` every 20 ms until it holds; panics naming `what` after
+/// `timeout`. For waiting on another process, never for timing a result.
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !f() {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
