@@ -286,6 +286,11 @@ impl Rehearsal<'_> {
         applied: usize,
         report: &mut RehearsalReport,
     ) -> Result<(), Error> {
+        // A signal stopped the deploy (which rolled the copy back): the
+        // rehearsal was cut short, which says nothing about the deploy.
+        if run.result.is_err() && self.cancel.is_cancelled() {
+            return Err(Error::failed("rehearse", "cancelled by a signal"));
+        }
         let failure = run.report.failure.clone();
         let drilled = failure
             .as_ref()
