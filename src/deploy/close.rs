@@ -37,13 +37,13 @@ impl Deployer<'_> {
             .map(|d| d + started.elapsed().as_secs_f64());
         if !failures.is_empty() {
             let errors: Vec<String> = failures.iter().map(|e| chain(e)).collect();
-            report.step(
+            self.events.finished(
+                report,
                 "maintenance off",
                 false,
                 started.elapsed().as_secs_f64(),
                 errors.join("; "),
             );
-            report.outcome = Outcome::RollbackIncomplete;
             report.next_steps = vec![
                 "# the deploy succeeded, but maintenance is still on; turn it off:".into(),
                 "snapguard recover".into(),
@@ -56,7 +56,13 @@ impl Deployer<'_> {
                 .into(),
             ));
         }
-        report.step("maintenance off", true, started.elapsed().as_secs_f64(), "");
+        self.events.finished(
+            report,
+            "maintenance off",
+            true,
+            started.elapsed().as_secs_f64(),
+            "",
+        );
         self.finish_success(&mut p.admin, &mut p.journal, report)
             .await;
         Ok(())
@@ -93,13 +99,13 @@ impl Deployer<'_> {
         if let Err(e) = self.begin(journal, Step::Done).await {
             tracing::warn!(error = %chain(&e), "cannot write the journal");
         }
-        report.outcome = Outcome::Succeeded;
-        self.close(journal, report).await;
+        self.close(journal, report, Outcome::Succeeded).await;
     }
 
     /// Closes the deploy: `report.json` beside the journal, and the
     /// database's own record ([`marker`]) with the report's outcome.
-    pub(crate) async fn close(&self, journal: &Journal, report: &Report) {
+    pub(crate) async fn close(&self, journal: &Journal, report: &mut Report, outcome: Outcome) {
+        report.outcome = outcome;
         let key = journal::report_key(&journal.deploy_id);
         if let Err(e) = self
             .store

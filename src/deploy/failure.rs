@@ -8,6 +8,7 @@ use super::journal::Step;
 use crate::error::{BoxError, chain};
 use crate::migrate::apply::ApplyError;
 use crate::migrate::migrator::MigrateError;
+use crate::report::events::Events;
 use crate::report::{FailureReport, Report};
 
 /// A step that failed, and whether the database may have changed.
@@ -115,8 +116,20 @@ impl StepFailure {
 
     /// Records the failure as the failed row of step `name` (started at
     /// `started`) in the report, and hands it back to be returned.
-    pub fn recorded(self, report: &mut Report, name: &str, started: Instant) -> Self {
-        report.step(name, false, started.elapsed().as_secs_f64(), self.message());
+    pub fn recorded(
+        self,
+        events: &Events,
+        report: &mut Report,
+        name: &str,
+        started: Instant,
+    ) -> Self {
+        events.finished(
+            report,
+            name,
+            false,
+            started.elapsed().as_secs_f64(),
+            self.message(),
+        );
         self
     }
 

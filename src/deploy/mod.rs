@@ -42,6 +42,7 @@ use crate::error::{Error, chain};
 use crate::http::HttpClient;
 use crate::maintenance::Context;
 use crate::release::HookEnv;
+use crate::report::events::Events;
 use crate::report::{FailureReport, Outcome, Report};
 use crate::snapshot::guard;
 use crate::store::Store;
@@ -66,8 +67,8 @@ pub struct Deployer<'a> {
     pub(crate) admin_info: ConnInfo,
     pub(crate) http: HttpClient,
     /// GitHub Actions, for a log group per step.
-    github: Option<ci::GitHub>,
-    group_open: std::cell::Cell<bool>,
+    /// Where the steps report: the report, the log, GitHub Actions.
+    pub(crate) events: Events,
     /// The write guard's sampler, from the snapshot on; what it sees is
     /// copied into the journal at every step so that `recover` knows it too.
     sampler: std::cell::RefCell<Option<guard::Sampler>>,
@@ -87,8 +88,7 @@ impl<'a> Deployer<'a> {
             db,
             admin_info: db.with_dbname(&config.database.maintenance_db),
             http: HttpClient::new(),
-            github: ci::GitHub::detect(&|v| std::env::var(v).ok()),
-            group_open: std::cell::Cell::new(false),
+            events: Events::new(ci::GitHub::detect(&|v| std::env::var(v).ok())),
             sampler: std::cell::RefCell::new(None),
             own_from: std::cell::Cell::new(None),
         })
@@ -106,12 +106,7 @@ impl<'a> Deployer<'a> {
         journal: &mut Journal,
         step: Step,
     ) -> Result<(), journal::JournalError> {
-        if let Some(gh) = &self.github {
-            if self.group_open.replace(true) {
-                gh.end_group();
-            }
-            gh.group(&format!("snapguard: {}", step.name()));
-        }
+        self.events.started(step.name());
         if let Some((carried, base)) = self.own_from.get() {
             journal.own_sessions =
                 carried + db::sessions_opened(self.db.dbname()).saturating_sub(base);
@@ -120,15 +115,6 @@ impl<'a> Deployer<'a> {
             journal.sightings = sampler.sightings();
         }
         journal.begin(step, self.store).await
-    }
-
-    /// Closes the last step's log group, if one is open.
-    pub(crate) fn end_groups(&self) {
-        if let Some(gh) = &self.github
-            && self.group_open.replace(false)
-        {
-            gh.end_group();
-        }
     }
 
     pub(crate) fn context<'c>(&'c self, admin: &'c Client, journal: &Journal) -> Context<'c> {
@@ -158,36 +144,31 @@ impl<'a> Deployer<'a> {
         observer: Option<&mut dyn MigrateObserver>,
     ) -> (Report, Result<(), Error>) {
         let mut report = Report::new(self.db.dbname());
-        let prepared = match self.preflight(options, &mut report, Runner::Deploy).await {
-            Ok((_, Some(p))) => p,
+        let (ok, result) = match self.preflight(options, &mut report, Runner::Deploy).await {
             Ok((_, None)) => {
                 tracing::info!(
                     "nothing to deploy: no pending migration and no release command; maintenance was not switched on"
                 );
-                report.outcome = Outcome::NothingToDeploy;
-                report.finished_at = Utc::now();
-                return (report, Ok(()));
+                (Outcome::NothingToDeploy, Ok(()))
+            }
+            Ok((_, Some(prepared))) => {
+                let result = self
+                    .run(prepared, options, &mut report, cancel, observer)
+                    .await;
+                self.events.end();
+                (Outcome::Succeeded, result)
             }
             Err(e) => {
-                report.outcome = if matches!(e, Error::Locked { .. }) {
-                    Outcome::Locked
-                } else {
-                    Outcome::PreflightFailed
-                };
                 report.failure = Some(FailureReport {
                     step: "preflight".into(),
                     message: chain(&e),
                     file: None,
                     line: None,
                 });
-                report.finished_at = Utc::now();
-                return (report, Err(e));
+                (Outcome::Succeeded, Err(e))
             }
         };
-        let result = self
-            .run(prepared, options, &mut report, cancel, observer)
-            .await;
-        self.end_groups();
+        report.outcome = Outcome::of(&result, ok);
         report.finished_at = Utc::now();
         (report, result)
     }
@@ -211,7 +192,6 @@ impl<'a> Deployer<'a> {
         let sampler = self.sampler.take();
         let Err(failed) = failure else {
             report.downtime_seconds = p.downtime_from.map(|t| t.elapsed().as_secs_f64());
-            report.outcome = Outcome::Succeeded;
             return self.close_success(&mut p, report).await;
         };
         tracing::error!(step = failed.step.name(), error = %failed.message(), "deploy failed; rolling back");

@@ -194,7 +194,8 @@ impl<'a> Deployer<'a> {
         };
         let seconds = started.elapsed().as_secs_f64();
         if found.nothing_to_deploy {
-            report.step(
+            self.events.finished(
+                report,
                 "preflight",
                 true,
                 seconds,
@@ -202,7 +203,8 @@ impl<'a> Deployer<'a> {
             );
             return Ok((found, None));
         }
-        report.step(
+        self.events.finished(
+            report,
             "preflight",
             true,
             seconds,

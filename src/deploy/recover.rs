@@ -93,6 +93,7 @@ impl Deployer<'_> {
             self.recover_one(&mut admin, &mut journal, &mut report, options),
         )
         .await;
+        report.outcome = Outcome::of(&result, report.outcome);
         report.finished_at = Utc::now();
         Ok(Some((report, result)))
     }
@@ -193,13 +194,12 @@ impl Deployer<'_> {
         options: &RecoverOptions,
     ) -> Result<(), Error> {
         if journal.state == State::Succeeded {
-            report.outcome = Outcome::Succeeded;
-            self.close(journal, report).await;
+            self.close(journal, report, Outcome::Succeeded).await;
             return Ok(());
         }
         if journal.state == State::Running && journal.step == Step::MaintenanceOff {
             // Everything up to the health check passed: finish the success.
-            self.maintenance_off(admin, journal, report).await?;
+            self.maintenance_off(admin, journal).await?;
             self.finish_success(admin, journal, report).await;
             return Ok(());
         }
@@ -207,7 +207,6 @@ impl Deployer<'_> {
             return self.accept_current(admin, journal, report).await;
         }
         if let Err(refused) = self.check_history_is_ours(journal).await {
-            report.outcome = Outcome::RollbackIncomplete;
             report.next_steps = vec![
                 "# keep the database as it is now and close this deploy:".into(),
                 "snapguard recover --accept-current".into(),
@@ -261,12 +260,7 @@ impl Deployer<'_> {
 
     /// Switches maintenance off from the journal's record, reporting a
     /// switch that will not go off as a rollback that needs a human.
-    async fn maintenance_off(
-        &self,
-        admin: &Client,
-        journal: &Journal,
-        report: &mut Report,
-    ) -> Result<(), Error> {
+    async fn maintenance_off(&self, admin: &Client, journal: &Journal) -> Result<(), Error> {
         let cx = self.context(admin, journal);
         let failures =
             maintenance::all_off(&self.config.maintenance, &journal.maintenance, &cx).await;
@@ -274,7 +268,6 @@ impl Deployer<'_> {
             return Ok(());
         }
         let errors: Vec<String> = failures.iter().map(|e| chain(e)).collect();
-        report.outcome = Outcome::RollbackIncomplete;
         Err(Error::RollbackIncomplete(
             format!(
                 "maintenance could not be switched off: {}",
@@ -320,7 +313,7 @@ impl Deployer<'_> {
             ),
         };
         tracing::warn!(deploy = %journal.deploy_id, "--accept-current: keeping the database as it is; {state}; {release}");
-        self.maintenance_off(admin, journal, report).await?;
+        self.maintenance_off(admin, journal).await?;
         journal.state = State::RolledBack;
         journal
             .failure
@@ -328,14 +321,14 @@ impl Deployer<'_> {
         if let Err(e) = self.begin(journal, Step::RolledBack).await {
             tracing::warn!(error = %chain(&e), "cannot write the journal");
         }
-        report.step(
+        self.events.finished(
+            report,
             "accept current",
             true,
             0.0,
             format!("nothing restored: {state}; {release}; maintenance off"),
         );
-        report.outcome = Outcome::AcceptedCurrent;
-        self.close(journal, report).await;
+        self.close(journal, report, Outcome::AcceptedCurrent).await;
         println!(
             "deploy {} closed as is: {state}; {release}; maintenance is off",
             journal.deploy_id

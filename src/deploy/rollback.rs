@@ -70,7 +70,8 @@ impl Rollback<'_, '_> {
             }
         }
         r.restore_seconds = started.elapsed().as_secs_f64();
-        report.step(
+        self.deployer.events.finished(
+            report,
             "rollback: database",
             journal.database_restored,
             r.restore_seconds,
@@ -89,7 +90,8 @@ impl Rollback<'_, '_> {
                 journal.release_rolled_back = true;
                 r.release_rolled_back = self.deployer.config.release.rollback.is_some();
             }
-            report.step(
+            self.deployer.events.finished(
+                report,
                 "rollback: release",
                 ok,
                 started.elapsed().as_secs_f64(),
@@ -107,7 +109,8 @@ impl Rollback<'_, '_> {
                     .await;
             let ok = failures.is_empty();
             errors.extend(failures.into_iter().map(BoxError::from));
-            report.step(
+            self.deployer.events.finished(
+                report,
                 "rollback: maintenance off",
                 ok,
                 started.elapsed().as_secs_f64(),
@@ -123,8 +126,9 @@ impl Rollback<'_, '_> {
         if errors.is_empty() {
             journal.state = State::RolledBack;
             save(self.deployer, journal, Step::RolledBack).await;
-            report.outcome = Outcome::RolledBack;
-            self.deployer.close(journal, report).await;
+            self.deployer
+                .close(journal, report, Outcome::RolledBack)
+                .await;
             tracing::info!(
                 "rolled back: database restored, previous release back, maintenance off"
             );
@@ -135,7 +139,6 @@ impl Rollback<'_, '_> {
             if let Err(e) = journal.save(store).await {
                 tracing::error!(error = %chain(&e), "cannot write the journal");
             }
-            report.outcome = Outcome::RollbackIncomplete;
             let fallback = other_snapshot(self.deployer, journal).await;
             report.next_steps = next_steps(journal, self.deployer, fallback.as_deref());
             Err(errors)

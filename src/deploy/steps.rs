@@ -66,13 +66,15 @@ impl Deployer<'_> {
             let cx = self.context(&p.admin, &p.journal);
             if let Err(e) = switch.on(&engaged, &cx).await {
                 return Err(StepFailure::unchanged(Step::MaintenanceOn, e).recorded(
+                    &self.events,
                     report,
                     "maintenance on",
                     started,
                 ));
             }
         }
-        report.step(
+        self.events.finished(
+            report,
             "maintenance on",
             true,
             started.elapsed().as_secs_f64(),
@@ -118,9 +120,12 @@ impl Deployer<'_> {
         let manifest = match p.snapshotter.take(&request, cancel).await {
             Ok(m) => m,
             Err(e) => {
-                return Err(
-                    StepFailure::unchanged(Step::Snapshot, e).recorded(report, "snapshot", started)
-                );
+                return Err(StepFailure::unchanged(Step::Snapshot, e).recorded(
+                    &self.events,
+                    report,
+                    "snapshot",
+                    started,
+                ));
             }
         };
         let record = p.journal.snapshot.as_mut().expect("set above");
@@ -168,8 +173,12 @@ impl Deployer<'_> {
                         p.journal.snapshot.as_mut().expect("set").clone = None;
                         let _ = p.journal.save(store).await;
                         if self.config.snapshot.local_clone == crate::config::LocalClone::Always {
-                            return Err(StepFailure::unchanged(Step::Snapshot, e)
-                                .recorded(report, "snapshot", started));
+                            return Err(StepFailure::unchanged(Step::Snapshot, e).recorded(
+                                &self.events,
+                                report,
+                                "snapshot",
+                                started,
+                            ));
                         }
                         tracing::warn!(error = %chain(&e), "no local clone; a rollback will restore from the store");
                         format!(", no clone ({})", chain(&e))
@@ -196,7 +205,8 @@ impl Deployer<'_> {
             .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
         p.before = Some(verifier.capture(&mut app, true).await);
         drop(app);
-        report.step(
+        self.events.finished(
+            report,
             "snapshot",
             true,
             started.elapsed().as_secs_f64(),
@@ -227,9 +237,15 @@ impl Deployer<'_> {
             .await;
         match migrated {
             Ok(detail) => {
-                report.step("migrate", true, started.elapsed().as_secs_f64(), detail);
+                self.events.finished(
+                    report,
+                    "migrate",
+                    true,
+                    started.elapsed().as_secs_f64(),
+                    detail,
+                );
             }
-            Err(failure) => return Err(failure.recorded(report, "migrate", started)),
+            Err(failure) => return Err(failure.recorded(&self.events, report, "migrate", started)),
         }
         Ok(())
     }
@@ -257,9 +273,10 @@ impl Deployer<'_> {
         report.checks.extend(results);
         if !failed.is_empty() {
             let failure = StepFailure::changed(Step::Verify, failure::ChecksFailed(failed));
-            return Err(failure.recorded(report, "verify", started));
+            return Err(failure.recorded(&self.events, report, "verify", started));
         }
-        report.step(
+        self.events.finished(
+            report,
             "verify",
             true,
             started.elapsed().as_secs_f64(),
@@ -280,9 +297,15 @@ impl Deployer<'_> {
             .await
             .map_err(|e| StepFailure::changed(Step::Release, e))?;
         if let Err(e) = release::ship(&self.config.release, &hook_env(&p.journal)).await {
-            return Err(StepFailure::changed(Step::Release, e).recorded(report, "release", started));
+            return Err(StepFailure::changed(Step::Release, e).recorded(
+                &self.events,
+                report,
+                "release",
+                started,
+            ));
         }
-        report.step(
+        self.events.finished(
+            report,
             "release",
             true,
             started.elapsed().as_secs_f64(),
@@ -309,9 +332,15 @@ impl Deployer<'_> {
             () = cancel.cancelled() => Err(StepFailure::cancelled(Step::Health, true)),
         };
         if let Err(e) = healthy {
-            return Err(e.recorded(report, "health", started));
+            return Err(e.recorded(&self.events, report, "health", started));
         }
-        report.step("health", true, started.elapsed().as_secs_f64(), "healthy");
+        self.events.finished(
+            report,
+            "health",
+            true,
+            started.elapsed().as_secs_f64(),
+            "healthy",
+        );
         Ok(())
     }
 

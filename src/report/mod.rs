@@ -2,8 +2,10 @@
 //! as JSON (`--report FILE`, and `report.json` in the store), and under
 //! GitHub Actions as a job summary and step outputs.
 
+pub mod events;
 pub mod plan;
 
+use crate::error::Error;
 use chrono::{DateTime, Utc};
 
 use crate::checks::CheckResult;
@@ -33,6 +35,27 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The one mapping from how a deploy (or `recover`) ended to its
+    /// outcome; the exit code comes from the same result
+    /// ([`Error::exit_code`]). `ok` is the outcome of an end without error:
+    /// `succeeded`, `nothing_to_deploy` or `accepted_current`.
+    pub fn of(result: &Result<(), Error>, ok: Outcome) -> Outcome {
+        match result {
+            Ok(()) => ok,
+            Err(Error::Locked { .. }) => Outcome::Locked,
+            Err(Error::NothingChanged { .. } | Error::Config(_) | Error::Usage(_)) => {
+                Outcome::PreflightFailed
+            }
+            Err(Error::RolledBack(_)) => Outcome::RolledBack,
+            Err(
+                Error::RollbackIncomplete(_)
+                | Error::Failed { .. }
+                | Error::OverBudget(_)
+                | Error::RehearsalFailed(_),
+            ) => Outcome::RollbackIncomplete,
+        }
+    }
+
     /// The word used in outputs and summaries.
     pub fn as_str(self) -> &'static str {
         match self {
