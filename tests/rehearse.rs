@@ -143,8 +143,8 @@ fn a_store_snapshot_is_rehearsed_with_a_drill_of_both_rollbacks() {
                 "snapshot",
                 "migrate",
                 "verify",
-                "restore database",
-                "maintenance off (rollback)",
+                "rollback: database",
+                "rollback: maintenance off",
                 "rolled back"
             ],
             "{drill:#}"

@@ -174,8 +174,8 @@ fn rehearsal_report() -> RehearsalReport {
         "snapshot",
         "migrate",
         "verify",
-        "restore database",
-        "maintenance off (rollback)",
+        "rollback: database",
+        "rollback: maintenance off",
         "rolled back",
     ]
     .map(String::from)

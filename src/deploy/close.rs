@@ -39,7 +39,7 @@ impl Deployer<'_> {
             let errors: Vec<String> = failures.iter().map(|e| chain(e)).collect();
             self.events.finished(
                 report,
-                "maintenance off",
+                Step::MaintenanceOff,
                 false,
                 started.elapsed().as_secs_f64(),
                 errors.join("; "),
@@ -58,7 +58,7 @@ impl Deployer<'_> {
         }
         self.events.finished(
             report,
-            "maintenance off",
+            Step::MaintenanceOff,
             true,
             started.elapsed().as_secs_f64(),
             "",

@@ -114,22 +114,11 @@ impl StepFailure {
         }
     }
 
-    /// Records the failure as the failed row of step `name` (started at
-    /// `started`) in the report, and hands it back to be returned.
-    pub fn recorded(
-        self,
-        events: &Events,
-        report: &mut Report,
-        name: &str,
-        started: Instant,
-    ) -> Self {
-        events.finished(
-            report,
-            name,
-            false,
-            started.elapsed().as_secs_f64(),
-            self.message(),
-        );
+    /// Reports the failure as its step's failed row (the step started at
+    /// `started`), and hands it back to be returned.
+    pub fn recorded(self, events: &Events, report: &mut Report, started: Instant) -> Self {
+        let seconds = started.elapsed().as_secs_f64();
+        events.finished(report, self.step, false, seconds, self.message());
         self
     }
 

@@ -20,6 +20,9 @@ pub const JOURNAL_VERSION: u32 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
+    /// Checking everything before anything changes (never journaled: a
+    /// deploy's journal starts at maintenance on).
+    Preflight,
     /// Switching maintenance on.
     MaintenanceOn,
     /// Taking the snapshot (and the local clone).
@@ -46,12 +49,15 @@ pub enum Step {
     RolledBack,
     /// `rehearse --drill`: the steps passed and the rollback is next.
     Drill,
+    /// `recover --accept-current`: the database kept as it is.
+    AcceptCurrent,
 }
 
 impl Step {
     /// The name used in logs and reports.
     pub fn name(self) -> &'static str {
         match self {
+            Step::Preflight => "preflight",
             Step::MaintenanceOn => "maintenance on",
             Step::Snapshot => "snapshot",
             Step::Migrate => "migrate",
@@ -60,11 +66,12 @@ impl Step {
             Step::Health => "health",
             Step::MaintenanceOff => "maintenance off",
             Step::Done => "done",
-            Step::RestoreDatabase => "restore database",
-            Step::ReleaseRollback => "release rollback",
-            Step::RollbackMaintenanceOff => "maintenance off (rollback)",
+            Step::RestoreDatabase => "rollback: database",
+            Step::ReleaseRollback => "rollback: release",
+            Step::RollbackMaintenanceOff => "rollback: maintenance off",
             Step::RolledBack => "rolled back",
             Step::Drill => "drill",
+            Step::AcceptCurrent => "accept current",
         }
     }
 }

@@ -106,7 +106,7 @@ impl<'a> Deployer<'a> {
         journal: &mut Journal,
         step: Step,
     ) -> Result<(), journal::JournalError> {
-        self.events.started(step.name());
+        self.events.started(step);
         if let Some((carried, base)) = self.own_from.get() {
             journal.own_sessions =
                 carried + db::sessions_opened(self.db.dbname()).saturating_sub(base);

@@ -196,7 +196,7 @@ impl<'a> Deployer<'a> {
         if found.nothing_to_deploy {
             self.events.finished(
                 report,
-                "preflight",
+                Step::Preflight,
                 true,
                 seconds,
                 "nothing to deploy: no pending migration, no release command",
@@ -205,7 +205,7 @@ impl<'a> Deployer<'a> {
         }
         self.events.finished(
             report,
-            "preflight",
+            Step::Preflight,
             true,
             seconds,
             match &found.external_command {

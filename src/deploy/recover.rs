@@ -323,7 +323,7 @@ impl Deployer<'_> {
         }
         self.events.finished(
             report,
-            "accept current",
+            Step::AcceptCurrent,
             true,
             0.0,
             format!("nothing restored: {state}; {release}; maintenance off"),

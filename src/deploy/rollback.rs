@@ -72,7 +72,7 @@ impl Rollback<'_, '_> {
         r.restore_seconds = started.elapsed().as_secs_f64();
         self.deployer.events.finished(
             report,
-            "rollback: database",
+            Step::RestoreDatabase,
             journal.database_restored,
             r.restore_seconds,
             r.database.clone(),
@@ -92,7 +92,7 @@ impl Rollback<'_, '_> {
             }
             self.deployer.events.finished(
                 report,
-                "rollback: release",
+                Step::ReleaseRollback,
                 ok,
                 started.elapsed().as_secs_f64(),
                 journal.previous_release.clone().unwrap_or_default(),
@@ -111,7 +111,7 @@ impl Rollback<'_, '_> {
             errors.extend(failures.into_iter().map(BoxError::from));
             self.deployer.events.finished(
                 report,
-                "rollback: maintenance off",
+                Step::RollbackMaintenanceOff,
                 ok,
                 started.elapsed().as_secs_f64(),
                 "",

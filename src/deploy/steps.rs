@@ -68,14 +68,13 @@ impl Deployer<'_> {
                 return Err(StepFailure::unchanged(Step::MaintenanceOn, e).recorded(
                     &self.events,
                     report,
-                    "maintenance on",
                     started,
                 ));
             }
         }
         self.events.finished(
             report,
-            "maintenance on",
+            Step::MaintenanceOn,
             true,
             started.elapsed().as_secs_f64(),
             format!("{} switch(es)", self.config.maintenance.len()),
@@ -123,7 +122,6 @@ impl Deployer<'_> {
                 return Err(StepFailure::unchanged(Step::Snapshot, e).recorded(
                     &self.events,
                     report,
-                    "snapshot",
                     started,
                 ));
             }
@@ -176,7 +174,6 @@ impl Deployer<'_> {
                             return Err(StepFailure::unchanged(Step::Snapshot, e).recorded(
                                 &self.events,
                                 report,
-                                "snapshot",
                                 started,
                             ));
                         }
@@ -207,7 +204,7 @@ impl Deployer<'_> {
         drop(app);
         self.events.finished(
             report,
-            "snapshot",
+            Step::Snapshot,
             true,
             started.elapsed().as_secs_f64(),
             format!(
@@ -239,13 +236,13 @@ impl Deployer<'_> {
             Ok(detail) => {
                 self.events.finished(
                     report,
-                    "migrate",
+                    Step::Migrate,
                     true,
                     started.elapsed().as_secs_f64(),
                     detail,
                 );
             }
-            Err(failure) => return Err(failure.recorded(&self.events, report, "migrate", started)),
+            Err(failure) => return Err(failure.recorded(&self.events, report, started)),
         }
         Ok(())
     }
@@ -273,11 +270,11 @@ impl Deployer<'_> {
         report.checks.extend(results);
         if !failed.is_empty() {
             let failure = StepFailure::changed(Step::Verify, failure::ChecksFailed(failed));
-            return Err(failure.recorded(&self.events, report, "verify", started));
+            return Err(failure.recorded(&self.events, report, started));
         }
         self.events.finished(
             report,
-            "verify",
+            Step::Verify,
             true,
             started.elapsed().as_secs_f64(),
             format!("{count} check(s) passed"),
@@ -300,13 +297,12 @@ impl Deployer<'_> {
             return Err(StepFailure::changed(Step::Release, e).recorded(
                 &self.events,
                 report,
-                "release",
                 started,
             ));
         }
         self.events.finished(
             report,
-            "release",
+            Step::Release,
             true,
             started.elapsed().as_secs_f64(),
             p.journal.release.clone().unwrap_or_default(),
@@ -332,11 +328,11 @@ impl Deployer<'_> {
             () = cancel.cancelled() => Err(StepFailure::cancelled(Step::Health, true)),
         };
         if let Err(e) = healthy {
-            return Err(e.recorded(&self.events, report, "health", started));
+            return Err(e.recorded(&self.events, report, started));
         }
         self.events.finished(
             report,
-            "health",
+            Step::Health,
             true,
             started.elapsed().as_secs_f64(),
             "healthy",

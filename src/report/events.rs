@@ -1,11 +1,13 @@
 //! The deploy's step events, and who hears them. Every step reports
-//! through one [`Events`]: the report collects the rows, the log prints
+//! through one [`Events`], named by its [`Step`] (the journal's and the
+//! errors' vocabulary too): the report collects the rows, the log prints
 //! them, and under GitHub Actions each step is a collapsible log group.
 
 use std::cell::Cell;
 
 use super::Report;
 use crate::ci::GitHub;
+use crate::deploy::journal::Step;
 
 /// The one sink of a deploy's step events.
 pub struct Events {
@@ -25,7 +27,8 @@ impl Events {
 
     /// A step starts: under GitHub Actions its log group opens (closing
     /// the previous one).
-    pub fn started(&self, step: &str) {
+    pub fn started(&self, step: Step) {
+        let step = step.name();
         tracing::debug!(step, "step started");
         if let Some(gh) = &self.github {
             if self.group_open.replace(true) {
@@ -39,12 +42,12 @@ impl Events {
     pub fn finished(
         &self,
         report: &mut Report,
-        step: &str,
+        step: Step,
         ok: bool,
         seconds: f64,
         detail: impl Into<String>,
     ) {
-        let detail = detail.into();
+        let (step, detail) = (step.name(), detail.into());
         if ok {
             tracing::info!(step, seconds = format!("{seconds:.2}"), detail = %detail, "step done");
         } else {
