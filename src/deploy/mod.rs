@@ -1,15 +1,18 @@
 //! `snapguard deploy`: the guarded pipeline (DESIGN section 4).
 //!
-//! Preflight changes nothing (exit 3) and takes the deploy lock (exit 6).
-//! Then MaintenanceOn → Snapshot (+ local clone) → Migrate → Verify →
+//! Preflight ([`preflight`], which `plan` runs too) changes nothing (exit
+//! 3) and takes the deploy lock (exit 6). Then MaintenanceOn → Snapshot (+ local clone) → Migrate → Verify →
 //! Release → Health → MaintenanceOff, each step journaled in the store
 //! before it starts. Any failure or cancel after MaintenanceOn rolls back
 //! ([`rollback`]): the database (nothing / clone swap / store restore),
 //! then the release, then maintenance, and only then is the deploy closed.
 //!
-//! The pipeline is one sequential function that checks the cancel handle
+//! The pipeline is one sequential function (the steps are in [`steps`]
+//! and report through one event sink) that checks the cancel handle
 //! between steps and hands it to the steps that can stop early; nothing
-//! ever `select!`s the pipeline away, so the rollback always runs.
+//! ever `select!`s the pipeline away, so the rollback always runs. `rehearse`
+//! runs the same pipeline against a scratch copy, observing the migrate
+//! step ([`observe`]).
 
 mod children;
 mod close;
@@ -66,7 +69,6 @@ pub struct Deployer<'a> {
     pub(crate) db: &'a ConnInfo,
     pub(crate) admin_info: ConnInfo,
     pub(crate) http: HttpClient,
-    /// GitHub Actions, for a log group per step.
     /// Where the steps report: the report, the log, GitHub Actions.
     pub(crate) events: Events,
     /// The write guard's sampler, from the snapshot on; what it sees is
