@@ -95,7 +95,10 @@ pub(super) fn interpolate(
                     "`${{{inner}}}` is not a valid variable reference"
                 )));
             }
+            // As in shells and compose files, `:-` also covers a variable
+            // set but empty (GitHub Actions sets a missing secret to "").
             match (env(name), default) {
+                (Some(v), Some(d)) if v.is_empty() => out.push_str(d),
                 (Some(v), _) => out.push_str(&v),
                 (None, Some(d)) => out.push_str(d),
                 (None, None) => return Err(InterpolationError::Unset(name.to_owned())),

@@ -768,8 +768,11 @@ mod tests {
 
     #[test]
     fn interpolation_expands_defaults_and_escapes() {
-        let env = env_of(&[("A", "x")]);
+        let env = env_of(&[("A", "x"), ("EMPTY", "")]);
         assert_eq!(interpolate("${A}-${B:-y}-$$-$z", &env).unwrap(), "x-y-$-$z");
+        // Set but empty: the default, as shells do; without one, empty.
+        assert_eq!(interpolate("${EMPTY:-d}", &env).unwrap(), "d");
+        assert_eq!(interpolate("${EMPTY}", &env).unwrap(), "");
         assert_eq!(
             interpolate("${B}", &env),
             Err(InterpolationError::Unset("B".into()))
