@@ -145,6 +145,14 @@ fn rehearsal_report() -> RehearsalReport {
     r.step("restore", true, 4.0, "into `shop`, with ANALYZE");
     r.step("preflight", true, 0.3, "1 migration(s) pending");
     r.step("migrate", true, 1.6, "1 applied, 1.50s of migration time");
+    r.step("verify", true, 0.4, "1 check(s) passed");
+    r.step(
+        "rollback: database",
+        true,
+        0.09,
+        "clone swap from `shop__sg_20261130t120000z_3fa9`",
+    );
+    r.step("rollback: maintenance off", true, 0.0, "");
     r.pending = vec!["migrations/7_notes.sql".into()];
     r.migrations = vec![MigrationMeasure {
         version: "7".into(),

@@ -212,13 +212,21 @@ impl RehearsalReport {
             ));
         }
         line(String::new());
+        // As wide as the longest step name (the rollback's are long).
+        let width = self
+            .steps
+            .iter()
+            .map(|s| s.step.len())
+            .max()
+            .unwrap_or(0)
+            .max(18);
         line(format!(
-            "  {:<18} {:<7} {:>9}  detail",
+            "  {:<width$} {:<7} {:>9}  detail",
             "step", "status", "seconds"
         ));
         for s in &self.steps {
             line(format!(
-                "  {:<18} {:<7} {:>9.2}  {}",
+                "  {:<width$} {:<7} {:>9.2}  {}",
                 s.step, s.status, s.seconds, s.detail
             ));
         }
