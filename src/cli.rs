@@ -11,23 +11,38 @@ use crate::logging::LogFormat;
 #[command(name = "snapguard", version, about, propagate_version = true)]
 pub struct Cli {
     /// The config file [default: ./snapguard.yml when it exists].
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
     /// Log output: `auto` (colours and a progress bar on a terminal), `text`, `json`.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
+    #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t = LogFormat::Auto)]
     pub log_format: LogFormat,
     /// More log detail (-v debug, -vv trace).
-    #[arg(short, long, global = true, action = ArgAction::Count)]
+    #[arg(short, long, global = true, help_heading = "Global options", action = ArgAction::Count)]
     pub verbose: u8,
     /// Only warnings and errors.
-    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, help_heading = "Global options", action = ArgAction::Count, conflicts_with = "verbose")]
     pub quiet: u8,
     /// The application database (overrides `database.url`; prefer the
     /// SNAPGUARD_DATABASE_URL variable, which `ps` does not show).
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "URL"
+    )]
     pub database_url: Option<String>,
     /// The store: `s3://bucket/prefix` or `file:///path` (overrides `store.url`).
-    #[arg(long = "store", global = true, value_name = "URL")]
+    #[arg(
+        long = "store",
+        global = true,
+        help_heading = "Global options",
+        value_name = "URL"
+    )]
     pub store: Option<String>,
     /// What to do.
     #[command(subcommand)]
@@ -119,6 +134,15 @@ pub enum Command {
     /// Scaffold a commented `snapguard.yml` (at `--config`), a migrations
     /// folder and `.github/workflows/deploy.yml`; refuses to overwrite.
     Init(InitArgs),
+    /// Print a shell completion script: `snapguard completions bash >
+    /// /etc/bash_completion.d/snapguard` (also zsh, fish, elvish,
+    /// powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `snapguard man > snapguard.1`.
+    Man,
 }
 
 /// `snapguard init`.

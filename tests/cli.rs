@@ -212,3 +212,35 @@ fn a_unix_socket_url_connects_without_tls_as_libpq_does() {
     let status: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
     assert!(status.is_object() || status.is_array(), "{status}");
 }
+
+#[test]
+fn completions_and_the_manual_page_need_no_configuration() {
+    // Even a broken configuration file does not stand in their way.
+    let ws = Workspace::new("database: [broken\n");
+    for shell in ["bash", "zsh", "fish"] {
+        let run = ws.run(&["completions", shell]);
+        run.expect_code(0);
+        let out = run.stdout();
+        assert!(
+            out.contains("snapguard") && out.contains("rehearse") && out.contains("database-url"),
+            "{shell}: {out}"
+        );
+    }
+    ws.run(&["completions", "tcsh"]).expect_code(2);
+    let man = ws.run(&["man"]);
+    man.expect_code(0);
+    assert!(
+        man.stdout().starts_with(".ie") || man.stdout().contains(".TH snapguard 1"),
+        "{}",
+        man.stdout()
+    );
+    assert!(man.stdout().contains("rehearse"), "{}", man.stdout());
+    // Global flags have a heading of their own in every command's help.
+    let help = ws.run(&["deploy", "--help"]);
+    help.expect_code(0);
+    assert!(
+        help.stdout().contains("Global options:"),
+        "{}",
+        help.stdout()
+    );
+}

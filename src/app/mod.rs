@@ -24,9 +24,28 @@ use crate::store::Store;
 
 /// Runs `cli` to completion.
 pub async fn run(cli: Cli) -> Result<(), Error> {
-    // `init` writes the configuration, so it must not need one to load.
-    if let Command::Init(args) = &cli.command {
-        return init::run(cli.config.as_deref(), cli.store.as_deref(), args);
+    // `init` writes the configuration, so it must not need one to load;
+    // completions and the manual page need none either.
+    match &cli.command {
+        Command::Init(args) => {
+            return init::run(cli.config.as_deref(), cli.store.as_deref(), args);
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "snapguard", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            // A reader that stops early (`| head`) is not a failure.
+            return match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(Error::failed("man", e))
+                }
+                _ => Ok(()),
+            };
+        }
+        _ => {}
     }
     let overrides = Overrides {
         database_url: cli.database_url.clone(),
@@ -62,7 +81,9 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Restore(args) => restore(&config, args).await,
         Command::Migrate { command, args } => migrate::run(&config, command, args).await,
         Command::Verify { json } => verify::run(&config, json).await,
-        Command::Init(_) => unreachable!("handled before the configuration is loaded"),
+        Command::Init(_) | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled before the configuration is loaded")
+        }
     }
 }
 
