@@ -138,17 +138,12 @@ impl StepFailure {
                 }) => applied.is_empty(),
                 _ => false,
             };
-        let at = match &e {
-            MigrateError::Apply(ApplyError::Migration {
-                failure, applied, ..
-            }) => {
-                if !all_or_nothing {
-                    report.migrations.extend(applied.iter().cloned());
-                }
-                Some((failure.path.clone(), failure.line))
-            }
-            _ => None,
-        };
+        if let MigrateError::Apply(ApplyError::Migration { applied, .. }) = &e
+            && !all_or_nothing
+        {
+            report.migrations.extend(applied.iter().cloned());
+        }
+        let at = e.failed_at();
         // Earlier runs of the migrator (one per migration) committed.
         let earlier = !report.migrations.is_empty();
         StepFailure {

@@ -51,6 +51,16 @@ pub enum MigrateError {
 }
 
 impl MigrateError {
+    /// The file and line of the migration that failed on the server.
+    pub fn failed_at(&self) -> Option<(String, usize)> {
+        match self {
+            MigrateError::Apply(ApplyError::Migration { failure, .. }) => {
+                Some((failure.path.clone(), failure.line))
+            }
+            _ => None,
+        }
+    }
+
     /// Whether the migrator stopped before changing the database.
     pub fn changed_nothing(&self) -> bool {
         match self {

@@ -4,8 +4,6 @@
 
 use crate::db::ConnInfo;
 use crate::deploy::observe::{MigrateObserver, MigratorRun, Observed};
-use crate::migrate::apply::ApplyError;
-use crate::migrate::migrator::MigrateError;
 
 use super::locks;
 use super::measure::{self, Mark, Probe};
@@ -92,7 +90,8 @@ impl Meter {
             }
             Err(e) => {
                 m.version = "failed".into();
-                m.path = failure_location(e)
+                m.path = e
+                    .failed_at()
                     .map(|(file, _)| file)
                     .unwrap_or_else(|| "(failed)".into());
             }
@@ -117,15 +116,5 @@ impl MigrateObserver for Meter {
 
     fn done(&mut self) {
         self.sessions = None;
-    }
-}
-
-/// The failing migration's file and line.
-pub fn failure_location(e: &MigrateError) -> Option<(String, usize)> {
-    match e {
-        MigrateError::Apply(ApplyError::Migration { failure, .. }) => {
-            Some((failure.path.clone(), failure.line))
-        }
-        _ => None,
     }
 }
