@@ -162,7 +162,7 @@ impl<'a> Deployer<'a> {
             }
             Err(e) => {
                 report.failure = Some(FailureReport {
-                    step: "preflight".into(),
+                    step: Step::Preflight.name().into(),
                     message: chain(&e),
                     file: None,
                     line: None,

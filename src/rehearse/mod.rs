@@ -34,7 +34,6 @@ use self::target::Scratch;
 use crate::cancel::Cancel;
 use crate::config::{Config, LocalClone};
 use crate::db::{self, ConnInfo};
-use crate::deploy::journal::Step;
 use crate::error::{BoxError, Error, chain};
 use crate::migrate::apply::TransactionMode;
 use crate::migrate::migrator::Migrator;
@@ -292,9 +291,7 @@ impl Rehearsal<'_> {
             return Err(Error::failed("rehearse", "cancelled by a signal"));
         }
         let failure = run.report.failure.clone();
-        let drilled = failure
-            .as_ref()
-            .is_some_and(|f| f.step == Step::Drill.name());
+        let drilled = run.drilled();
         match &run.result {
             Ok(()) => {}
             Err(_) if drilled => {}
@@ -384,11 +381,7 @@ impl Rehearsal<'_> {
         d: &mut Drill,
         pending: usize,
     ) -> bool {
-        let drilled = run
-            .report
-            .failure
-            .as_ref()
-            .is_some_and(|f| f.step == Step::Drill.name());
+        let drilled = run.drilled();
         let rollback = run.report.rollback.clone().unwrap_or_default();
         let journal = match &run.report.deploy_id {
             Some(id) => target.journal_steps(id).await,

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::cancel::Cancel;
 use crate::config::{Config, LocalClone, ReleaseConfig};
-use crate::deploy::journal::Journal;
+use crate::deploy::journal::{Journal, Step};
 use crate::deploy::observe::MigrateObserver;
 use crate::deploy::{DeployOptions, Deployer};
 use crate::error::{Error, chain};
@@ -32,6 +32,15 @@ pub struct Run {
 }
 
 impl Run {
+    /// Whether the deploy stopped where a drill stops it (every step
+    /// passed), rather than at a failing step.
+    pub fn drilled(&self) -> bool {
+        self.report
+            .failure
+            .as_ref()
+            .is_some_and(|f| f.step == Step::Drill.name())
+    }
+
     /// The failure on one line, or `succeeded`.
     pub fn message(&self) -> String {
         match &self.result {
