@@ -76,6 +76,9 @@ pub(super) struct Prepared<'a> {
     /// The compare checks' before sides, captured by the snapshot step for
     /// the verify step.
     pub(super) before: Option<BeforeState>,
+    /// Preflight's decision on the local clone (`Err`: why not), which the
+    /// snapshot step follows: the restore room was checked against it.
+    pub(super) local_clone: Result<(), String>,
 }
 
 impl<'a> Deployer<'a> {
@@ -242,16 +245,15 @@ impl<'a> Deployer<'a> {
             own_sessions: 0,
             sightings: Vec::new(),
         };
-        Ok((
-            found,
-            Some(Prepared {
-                admin,
-                journal,
-                snapshotter,
-                downtime_from: None,
-                before: None,
-            }),
-        ))
+        let prepared = Prepared {
+            admin,
+            journal,
+            snapshotter,
+            downtime_from: None,
+            before: None,
+            local_clone: found.local_clone.clone(),
+        };
+        Ok((found, Some(prepared)))
     }
 
     /// When a rollback would restore from the store (no local clone and no

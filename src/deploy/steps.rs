@@ -146,11 +146,8 @@ impl Deployer<'_> {
         )
         .ok();
         let clone_started = Instant::now();
-        let clone_detail = match (
-            clone::decide(&p.admin, database, self.config.snapshot.local_clone).await,
-            clone_name,
-        ) {
-            (Ok(Ok(())), Some(name)) => {
+        let clone_detail = match (p.local_clone.clone(), clone_name) {
+            (Ok(()), Some(name)) => {
                 p.journal.snapshot.as_mut().expect("set").clone = Some(name.clone());
                 p.journal
                     .save(store)
@@ -182,15 +179,11 @@ impl Deployer<'_> {
                     }
                 }
             }
-            (Ok(Err(why)), _) => {
+            (Err(why), _) => {
                 tracing::info!(reason = %why, "no local clone; a rollback will restore from the store");
                 format!(", no clone: {why}")
             }
-            (Ok(Ok(())), None) => ", no clone: the name does not fit".to_owned(),
-            (Err(e), _) => {
-                tracing::warn!(error = %chain(&e), "cannot decide on a local clone; a rollback will restore from the store");
-                format!(", no clone ({})", chain(&e))
-            }
+            (Ok(()), None) => ", no clone: the name does not fit".to_owned(),
         };
         p.journal
             .save(store)
