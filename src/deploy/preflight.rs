@@ -160,7 +160,7 @@ impl<'a> Deployer<'a> {
         let database_bytes = database_size(&admin, self.db.dbname())
             .await
             .map_err(|e| refuse(e.into()))?;
-        let local_clone = clone::decide(&admin, self.db.dbname(), self.config.snapshot.local_clone)
+        let local_clone = clone::decide(&admin, database_bytes, self.config.snapshot.local_clone)
             .await
             .map_err(|e| refuse(e.into()))?;
         self.check_restore_room(&local_clone, database_bytes)

@@ -10,10 +10,11 @@ use tokio_postgres::Client;
 use crate::config::LocalClone;
 use crate::db::{self, DatabaseProperties, DbError, admin, quote_ident};
 
-/// Whether to clone, and if not, why not (for the log and the report).
+/// Whether to clone a database of `database_bytes`, and if not, why not
+/// (for the log and the report).
 pub async fn decide(
     admin: &Client,
-    database: &str,
+    database_bytes: u64,
     mode: LocalClone,
 ) -> Result<Result<(), String>, DbError> {
     match mode {
@@ -21,11 +22,6 @@ pub async fn decide(
         LocalClone::Always => return Ok(Ok(())),
         LocalClone::Auto => {}
     }
-    let size: i64 = admin
-        .query_one("SELECT pg_database_size($1)", &[&database])
-        .await
-        .map_err(DbError::query(format!("reading the size of `{database}`")))?
-        .get(0);
     // The data directory is visible to superusers and pg_read_all_settings;
     // its free space only when the server runs on this machine.
     let dir: Option<String> = admin
@@ -47,7 +43,7 @@ pub async fn decide(
         return Ok(Err(format!("cannot read the free space of `{dir}`")));
     };
     // The clone, plus room for the migrations and the WAL they write.
-    let needed = size as u64 + size as u64 / 5 + (1 << 30);
+    let needed = database_bytes + database_bytes / 5 + (1 << 30);
     if free < needed {
         return Ok(Err(format!(
             "not enough free disk space for a clone: {} free, {} needed",
