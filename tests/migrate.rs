@@ -74,14 +74,32 @@ fn hold_lock(db: &str, table: &str, hold: Duration) -> Child {
 fn every_format_applies_records_history_and_then_has_nothing_to_do() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/migrations");
     let cases: &[(&str, &str, usize, &[&str])] = &[
+        // Beside the tables the migrations make, the native tool's own
+        // history table, kept current (`migrations.native_history: keep`).
         ("snapguard", "snapguard", 5, &["accounts"]),
-        ("golang-migrate", "golang-migrate", 4, &["posts", "users"]),
-        ("dbmate", "dbmate", 3, &["project_members", "projects"]),
+        (
+            "golang-migrate",
+            "golang-migrate",
+            4,
+            &["posts", "schema_migrations", "users"],
+        ),
+        (
+            "dbmate",
+            "dbmate",
+            3,
+            &["project_members", "projects", "schema_migrations"],
+        ),
         // sqlx's plain `.sql` layout is snapguard's own (both honour a first
-        // `-- no-transaction` line), so detection names it that.
+        // `-- no-transaction` line), so detection names it that, and with
+        // no `_sqlx_migrations` in the database there is no sqlx history.
         ("sqlx", "snapguard", 3, &["todos"]),
-        ("diesel", "diesel", 3, &["posts"]),
-        ("flyway", "flyway", 6, &["person"]),
+        (
+            "diesel",
+            "diesel",
+            3,
+            &["__diesel_schema_migrations", "posts"],
+        ),
+        ("flyway", "flyway", 6, &["flyway_schema_history", "person"]),
     ];
     for &(folder, format, count, expected_tables) in cases {
         let db = create_db(&format!("mig_format_{}", folder.replace('-', "_")));

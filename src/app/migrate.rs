@@ -5,7 +5,7 @@ use crate::cli::{MigrateArgs, MigrateCommand};
 use crate::config::Config;
 use crate::error::Error;
 use crate::migrate::migrator::{MigrateError, Migrator, Outcome, RunOptions, Status};
-use crate::migrate::plan::State;
+use crate::migrate::plan::{HISTORY_TABLE, State};
 use crate::migrate::scaffold;
 
 use super::print_json;
@@ -193,8 +193,13 @@ fn print_status(s: &Status) {
             ),
             None => ("-", "-".to_owned()),
         };
+        // Rows only the native tool's table has say so.
+        let recorded_in = match &e.applied {
+            Some(r) if r.table != HISTORY_TABLE => format!("  (recorded in {})", r.table),
+            _ => String::new(),
+        };
         println!(
-            "{:<22} {:<14} {:<20} {:>9}  {}",
+            "{:<22} {:<14} {:<20} {:>9}  {}{recorded_in}",
             e.version,
             state,
             at,

@@ -57,6 +57,7 @@ pub(super) const KEYS: &[Key] = &[
     key("migrations.allow_out_of_order"),
     key("migrations.allow_drift"),
     key("migrations.allow_missing"),
+    key("migrations.native_history"),
     key("migrations.command"),
     key("release.id"),
     command("release.command"),

@@ -53,6 +53,36 @@ impl std::fmt::Display for Format {
     }
 }
 
+/// `migrations.native_history`: what snapguard does with the history table
+/// of the tool the folder's layout belongs to (sqlx, golang-migrate, dbmate,
+/// diesel, Flyway).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NativeHistory {
+    /// Read it (what it records is applied) and keep it current, in the
+    /// tool's format, so the tool finds nothing to do afterwards.
+    #[default]
+    Keep,
+    /// Read it, never write it.
+    Read,
+    /// Ignore it: snapguard's own history only. (Not `off`: YAML reads
+    /// that as `false`.)
+    Ignore,
+}
+
+impl NativeHistory {
+    /// Parses the `migrations.native_history` value.
+    pub fn parse(s: &str) -> Result<NativeHistory, String> {
+        match s {
+            "keep" => Ok(NativeHistory::Keep),
+            "read" => Ok(NativeHistory::Read),
+            "ignore" => Ok(NativeHistory::Ignore),
+            other => Err(format!(
+                "unknown value `{other}`; expected `keep`, `read` or `ignore`"
+            )),
+        }
+    }
+}
+
 /// `migrations.transaction`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransactionMode {

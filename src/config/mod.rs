@@ -36,7 +36,7 @@ pub use self::values::{parse_duration, parse_size};
 
 pub use self::checks::ChecksConfig;
 pub use self::maintenance::Switch;
-pub use self::migrations::{Format, PlanOptions, TransactionMode};
+pub use self::migrations::{Format, NativeHistory, PlanOptions, TransactionMode};
 
 /// The default config file, relative to the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "snapguard.yml";
@@ -303,6 +303,8 @@ pub struct MigrationsConfig {
     /// `migrations.command`: an external migrator run instead of the
     /// built-in one, through `sh -c`, with `DATABASE_URL` set.
     pub command: Option<String>,
+    /// `migrations.native_history`.
+    pub native_history: NativeHistory,
 }
 
 impl Config {
@@ -676,6 +678,9 @@ impl Resolver<'_> {
             command: self
                 .string("migrations.command")?
                 .filter(|c| !c.trim().is_empty()),
+            native_history: self
+                .parse("migrations.native_history", NativeHistory::parse)?
+                .unwrap_or_default(),
         };
         let missing_hint = match &file {
             Some(f) => format!("`{}`", f.display()),

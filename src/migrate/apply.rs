@@ -13,6 +13,7 @@ use tokio_postgres::error::ErrorPosition;
 use tokio_postgres::SimpleQueryMessage;
 
 use super::history::{self, Record};
+use super::native::{self, Tool};
 use super::plan::history_key;
 use super::source::{Batch, Migration};
 use crate::cancel::Cancel;
@@ -35,6 +36,9 @@ pub struct ApplyOptions {
     pub release_id: Option<String>,
     /// Recorded in the history.
     pub deploy_id: Option<String>,
+    /// The native tool whose history table is kept current beside
+    /// snapguard's (`migrations.native_history: keep`).
+    pub native: Option<Tool>,
 }
 
 /// A migration that was applied.
@@ -182,6 +186,9 @@ pub async fn apply(
         return in_transaction_with_retries(client, pending, options, true).await;
     }
     history::ensure(client).await?;
+    if let Some(tool) = options.native {
+        native::ensure(&*client, tool).await?;
+    }
     let mut done = Vec::new();
     for m in pending {
         if cancel.is_cancelled() {
@@ -308,9 +315,10 @@ async fn apply_in_transaction(
         .await
         .map_err(|e| Attempt::Db(DbError::query("starting a transaction")(e)))?;
     if create_history {
-        tx.batch_execute(history::CREATE)
-            .await
-            .map_err(|e| Attempt::Db(DbError::query("creating snapguard.schema_migrations")(e)))?;
+        history::ensure(&tx).await.map_err(Attempt::Db)?;
+        if let Some(tool) = options.native {
+            native::ensure(&tx, tool).await.map_err(Attempt::Db)?;
+        }
     }
     let mut done = Vec::new();
     for m in ms {
@@ -511,7 +519,11 @@ async fn write_history(
             deploy_id: options.deploy_id.as_deref(),
         },
     )
-    .await
+    .await?;
+    match options.native {
+        Some(tool) => native::record(client, tool, m, seconds).await,
+        None => Ok(()),
+    }
 }
 
 /// Turns a server error into a [`Failure`] that names the file line: the

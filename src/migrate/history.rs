@@ -10,7 +10,7 @@ use crate::db::DbError;
 const LOCK_KEY: i64 = 0x736e_6170_6d69_6772;
 
 /// Creates the schema and table when missing; safe to run in a transaction.
-pub(crate) const CREATE: &str = "
+const CREATE: &str = "
 CREATE SCHEMA IF NOT EXISTS snapguard;
 CREATE TABLE IF NOT EXISTS snapguard.schema_migrations (
     version     text PRIMARY KEY,
@@ -61,6 +61,7 @@ pub async fn read(client: &Client) -> Result<Vec<AppliedRow>, DbError> {
             applied_at: r.get(4),
             duration_ms: r.get(5),
             release_id: r.get(6),
+            table: super::plan::HISTORY_TABLE,
         })
         .collect())
 }

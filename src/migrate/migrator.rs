@@ -10,7 +10,8 @@ use tokio_postgres::Client;
 use super::apply::{self, Applied, ApplyError, ApplyOptions};
 use super::external::{self, ExternalError};
 use super::history;
-use super::plan::{self, Entry, PlanError};
+use super::native::{self, NativeError, NativeHistory, Tool};
+use super::plan::{self, AppliedRow, Entry, PlanError};
 use super::source::{self, Directives, Format, Migration, SourceError, Version};
 use crate::cancel::Cancel;
 use crate::config::MigrationsConfig;
@@ -29,6 +30,10 @@ pub enum MigrateError {
     /// Connecting, locking or reading the history failed.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The native tool's history records a failed migration, or its table
+    /// is not the tool's.
+    #[error(transparent)]
+    Native(#[from] NativeError),
     /// Another migrator holds the lock.
     #[error(
         "another migrator is running on database `{database}`: the migration lock was still held after waiting {waited:?} (`migrations.lock_wait`)"
@@ -67,6 +72,7 @@ impl MigrateError {
             MigrateError::Source(_)
             | MigrateError::Plan(_)
             | MigrateError::Db(_)
+            | MigrateError::Native(_)
             | MigrateError::Locked { .. }
             | MigrateError::Baseline(_) => true,
             MigrateError::Apply(e) => matches!(e, ApplyError::NeedsNoTransaction(_)),
@@ -132,6 +138,16 @@ pub struct Status {
     pub problem: Option<String>,
 }
 
+/// The folder and both histories, read together.
+struct Loaded {
+    format: Format,
+    migrations: Vec<Migration>,
+    /// snapguard's history with what the native tool's adds.
+    applied: Vec<AppliedRow>,
+    /// The native tool whose table counts, if any.
+    tool: Option<Tool>,
+}
+
 /// The migrator for one database.
 pub struct Migrator<'a> {
     config: &'a MigrationsConfig,
@@ -147,6 +163,44 @@ impl<'a> Migrator<'a> {
     /// Reads the migrations folder.
     pub fn load(&self) -> Result<(Format, Vec<Migration>), SourceError> {
         source::load(&self.config.dir, self.config.format)
+    }
+
+    /// The native tool whose history table counts for `format`: the
+    /// format's own, or sqlx's when an undeclared plain `.sql` folder (the
+    /// layout snapguard and sqlx share) meets a database with
+    /// `_sqlx_migrations`.
+    async fn native_tool(&self, client: &Client, format: Format) -> Result<Option<Tool>, DbError> {
+        if self.config.native_history == NativeHistory::Ignore {
+            return Ok(None);
+        }
+        if let Some(tool) = Tool::of(format) {
+            return Ok(Some(tool));
+        }
+        let undeclared = self.config.format.is_none() && format == Format::Snapguard;
+        Ok((undeclared && native::exists(client, Tool::Sqlx).await?).then_some(Tool::Sqlx))
+    }
+
+    /// Reads the folder and both histories. A native history recording a
+    /// failed migration is an error here; `status` reports it instead.
+    async fn load_with_history(&self, client: &Client) -> Result<Loaded, MigrateError> {
+        let (mut format, mut migrations) = self.load()?;
+        let tool = self.native_tool(client, format).await?;
+        if tool == Some(Tool::Sqlx) && format != Format::Sqlx {
+            // Read again as sqlx, for sqlx's checksums.
+            (format, migrations) = source::load(&self.config.dir, Some(Format::Sqlx))?;
+        }
+        let mut applied = history::read(client).await?;
+        if let Some(tool) = tool
+            && let Some(rows) = native::read(client, tool, &migrations).await?
+        {
+            applied = native::merge(applied, rows);
+        }
+        Ok(Loaded {
+            format,
+            migrations,
+            applied,
+            tool,
+        })
     }
 
     /// Connects and takes the migration lock, waiting `migrations.lock_wait`.
@@ -171,13 +225,19 @@ impl<'a> Migrator<'a> {
         if let Some(command) = &self.config.command {
             return self.run_external(command, options, cancel).await;
         }
-        let (format, migrations) = self.load()?;
+        // The folder first: a broken file is reported without connecting.
+        self.load()?;
         let mut client = if options.dry_run {
             db::connect(self.db).await?
         } else {
             self.connect_locked().await?
         };
-        let applied = history::read(&client).await?;
+        let Loaded {
+            format,
+            migrations,
+            applied,
+            tool,
+        } = self.load_with_history(&client).await?;
         let mut pending = plan::pending(&migrations, &applied, self.config.plan)?;
         if let Some(limit) = options.limit {
             pending.truncate(limit);
@@ -201,6 +261,7 @@ impl<'a> Migrator<'a> {
             statement_timeout: self.config.statement_timeout,
             release_id: options.release_id.clone(),
             deploy_id: options.deploy_id.clone(),
+            native: tool.filter(|_| self.config.native_history == NativeHistory::Keep),
         };
         let applied = apply::apply(&mut client, &pending, &apply_options, cancel).await?;
         Ok(Outcome {
@@ -246,12 +307,28 @@ impl<'a> Migrator<'a> {
 
     /// The folder against the history; nothing is changed, no lock taken.
     pub async fn status(&self) -> Result<Status, MigrateError> {
-        let (format, migrations) = self.load()?;
+        self.load()?;
         let client = db::connect(self.db).await?;
-        let applied = history::read(&client).await?;
-        let problem = plan::pending(&migrations, &applied, self.config.plan)
-            .err()
-            .map(|e| e.to_string());
+        let (format, migrations, applied, problem) = match self.load_with_history(&client).await {
+            Ok(l) => {
+                let problem = plan::pending(&l.migrations, &l.applied, self.config.plan)
+                    .err()
+                    .map(|e| e.to_string());
+                (l.format, l.migrations, l.applied, problem)
+            }
+            // What the native tool records as failed is the problem; the
+            // rest is shown from snapguard's own history.
+            Err(MigrateError::Native(e @ NativeError::Failed { .. })) => {
+                let (format, migrations) = self.load()?;
+                (
+                    format,
+                    migrations,
+                    history::read(&client).await?,
+                    Some(e.to_string()),
+                )
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Status {
             dir: self.config.dir.clone(),
             format,
@@ -270,9 +347,13 @@ impl<'a> Migrator<'a> {
                 "`{version}` is not a migration version (digits, or dotted digits like 1.2)"
             ))
         })?;
-        let (_, migrations) = self.load()?;
+        self.load()?;
         let client = self.connect_locked().await?;
-        let applied = history::read(&client).await?;
+        let Loaded {
+            migrations,
+            applied,
+            ..
+        } = self.load_with_history(&client).await?;
         if let Some(newer) = plan::newest_applied(&applied).filter(|v| *v > parsed) {
             return Err(MigrateError::Baseline(format!(
                 "the history already has version {newer}, above {version}; a baseline must be at or above the newest applied version"

@@ -1,6 +1,7 @@
 //! The migration engine: reading migration folders in six formats
 //! ([`source`]; statements split by [`crate::sqlsplit`]), deciding what is pending against the
-//! history table ([`plan`], [`history`]), applying it ([`apply`]), an
+//! history table ([`plan`], [`history`]) and the native tools' own
+//! ([`native`]), applying it ([`apply`]), an
 //! external migrator instead ([`external`]), new files ([`scaffold`]), and
 //! all of it together ([`migrator`]).
 
@@ -8,6 +9,7 @@ pub mod apply;
 pub mod external;
 pub mod history;
 pub mod migrator;
+pub mod native;
 pub mod plan;
 pub mod scaffold;
 pub mod source;

@@ -21,16 +21,69 @@ pub struct AppliedRow {
     pub duration_ms: i64,
     /// The release it was applied for, if any.
     pub release_id: Option<String>,
+    /// The history table that records it: snapguard's own, or the native
+    /// tool's (whose checksum, if it keeps one, is in its own scheme).
+    pub table: &'static str,
 }
+
+impl AppliedRow {
+    /// Whether this row records migration `m`: the same version number, or
+    /// the same repeatable.
+    pub fn is_of(&self, m: &Migration) -> bool {
+        match &m.version {
+            Some(v) => {
+                self.kind == "versioned"
+                    && Version::parse(&self.version).is_some_and(|p| p.same_number(v))
+            }
+            None => self.version == history_key(m),
+        }
+    }
+
+    /// Whether both rows record the same migration (or baseline).
+    pub fn same_migration(&self, other: &AppliedRow) -> bool {
+        self.kind == other.kind
+            && match (
+                Version::parse(&self.version),
+                Version::parse(&other.version),
+            ) {
+                (Some(a), Some(b)) => a.same_number(&b),
+                _ => self.version == other.version,
+            }
+    }
+
+    /// Whether the file is unchanged since this row recorded it. A native
+    /// tool that keeps no checksum cannot tell: the file counts as unchanged.
+    fn unchanged(&self, m: &Migration) -> bool {
+        if self.table == HISTORY_TABLE {
+            self.checksum == m.checksum
+        } else {
+            self.checksum.is_empty() || m.native_checksum.as_deref() == Some(self.checksum.as_str())
+        }
+    }
+
+    /// The file's checksum in this row's scheme.
+    fn checksum_now(&self, m: &Migration) -> String {
+        if self.table == HISTORY_TABLE {
+            m.checksum.clone()
+        } else {
+            m.native_checksum.clone().unwrap_or_default()
+        }
+    }
+}
+
+/// snapguard's own history table.
+pub const HISTORY_TABLE: &str = "snapguard.schema_migrations";
 
 /// Why the folder and the database disagree.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     /// An applied migration's file changed since it ran.
     #[error(
-        "`{path}` (version {version}) changed after it was applied: its checksum is {now}, the database recorded {then}; restore the file, or allow drift"
+        "`{path}` (version {version}) changed after it was applied: its checksum is {now}, `{table}` recorded {then}; restore the file, or allow drift"
     )]
     Drift {
+        /// The history table that recorded the old checksum.
+        table: String,
         /// The version.
         version: String,
         /// The file.
@@ -142,16 +195,7 @@ impl<'a> History<'a> {
 
     /// The history row of `m`, if it was applied.
     fn row(&self, m: &Migration) -> Option<&'a AppliedRow> {
-        match &m.version {
-            Some(v) => self.applied.iter().find(|r| {
-                r.kind == "versioned"
-                    && Version::parse(&r.version).is_some_and(|p| p.same_number(v))
-            }),
-            None => {
-                let key = history_key(m);
-                self.applied.iter().find(|r| r.version == key)
-            }
-        }
+        self.applied.iter().find(|r| r.is_of(m))
     }
 
     fn below_baseline(&self, v: &Version) -> bool {
@@ -161,10 +205,10 @@ impl<'a> History<'a> {
     fn state(&self, m: &Migration) -> State {
         let row = self.row(m);
         match (&m.version, row) {
-            (None, Some(r)) if r.checksum == m.checksum => State::Applied,
+            (None, Some(r)) if r.unchanged(m) => State::Applied,
             (None, _) => State::Pending,
             (Some(v), None) if self.below_baseline(v) => State::BelowBaseline,
-            (Some(_), Some(r)) if r.checksum != m.checksum => State::Changed,
+            (Some(_), Some(r)) if !r.unchanged(m) => State::Changed,
             (Some(_), Some(_)) => State::Applied,
             (Some(v), None) if self.newest.as_ref().is_some_and(|n| v < n) => State::OutOfOrder,
             (Some(_), None) => State::Pending,
@@ -219,15 +263,13 @@ pub fn pending<'m>(
                 });
             }
             State::Changed if !options.allow_drift => {
-                let then = history
-                    .row(m)
-                    .map(|r| r.checksum.clone())
-                    .unwrap_or_default();
+                let row = history.row(m).expect("a changed migration has a row");
                 return Err(PlanError::Drift {
+                    table: row.table.to_owned(),
                     version: history_key(m),
                     path: m.path.display().to_string(),
-                    then,
-                    now: m.checksum.clone(),
+                    then: row.checksum.clone(),
+                    now: row.checksum_now(m),
                 });
             }
             State::Changed => {
@@ -300,6 +342,7 @@ mod tests {
             first_line: 1,
             directives: Directives::default(),
             checksum: checksum.into(),
+            native_checksum: None,
         }
     }
 
@@ -309,6 +352,7 @@ mod tests {
             name: "x".into(),
             checksum: checksum.into(),
             kind: kind.into(),
+            table: HISTORY_TABLE,
             ..AppliedRow::default()
         }
     }

@@ -102,6 +102,9 @@ pub struct Migration {
     pub directives: Directives,
     /// SHA-256 of `sql`, lowercase hex: a change after applying is drift.
     pub checksum: String,
+    /// The checksum the format's own tool records for the file (sqlx,
+    /// Flyway), in its scheme; `None` for the tools that keep none.
+    pub native_checksum: Option<String>,
 }
 
 /// A migrations folder is not usable; every variant names the file.
@@ -439,6 +442,7 @@ fn read_entry(
         directives.transaction = false;
     }
     let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
+    let native_checksum = crate::migrate::native::checksum(format, &text);
     let sql = if directives.transaction {
         without_own_transaction(&file, sql, &statements, first_line)?
     } else {
@@ -466,6 +470,13 @@ fn read_entry(
         Some(v) => Some(Version::parse(&v).ok_or_else(|| bad("a numeric version"))?),
         None => None,
     };
+    // sqlx and golang-migrate keep the version in a bigint.
+    if matches!(format, Format::Sqlx | Format::GolangMigrate)
+        && let Some(v) = &version
+        && v.as_str().parse::<i64>().is_err()
+    {
+        return Err(bad("a version that fits a 64-bit integer"));
+    }
     Ok(Some(Migration {
         version,
         name: title,
@@ -474,6 +485,7 @@ fn read_entry(
         first_line,
         directives,
         checksum,
+        native_checksum,
     }))
 }
 
