@@ -707,3 +707,120 @@ fn a_cancelled_backfill_stops_between_batches_and_resumes() {
     );
     assert_eq!(history(&db), ["1 versioned"]);
 }
+
+#[test]
+fn golang_migrate_files_with_their_own_transaction_blocks_run_as_golang_migrate_runs_them() {
+    let db = create_db("mig_golang_blocks");
+    let ws = Workspace::for_db(&db, "");
+    ws.migrations(&[
+        (
+            "000001_two_blocks.up.sql",
+            "BEGIN;\nCREATE TABLE a (x int);\nCOMMIT;\n\nBEGIN;\nCREATE TABLE b (x int);\nINSERT INTO b VALUES (1);\nCOMMIT;\n",
+        ),
+        ("000001_two_blocks.down.sql", "DROP TABLE b; DROP TABLE a;"),
+    ]);
+    // `transaction: all` cannot hold them: refused, naming the file.
+    let all = Workspace::for_db(&db, "  transaction: all\n");
+    copy_dir(
+        &ws.path().join("migrations"),
+        &all.path().join("migrations"),
+    );
+    all.run(&["migrate"])
+        .expect_code(3)
+        .expect_stderr("`migrations/000001_two_blocks.up.sql` must run outside a transaction (a no-transaction directive, or its own BEGIN/COMMIT blocks)");
+    assert!(tables(&db).is_empty());
+
+    ws.run(&["migrate"]).expect_code(0);
+    assert_eq!(tables(&db), ["a", "b", "schema_migrations"]);
+    assert_eq!(psql(&db, "SELECT x FROM b"), "1");
+
+    // A failure inside a later block: that block is rolled back, the
+    // earlier one stays (as with golang-migrate), nothing is recorded, and
+    // the session is clean for what follows.
+    ws.migrations(&[
+        (
+            "000002_fails_in_second_block.up.sql",
+            "BEGIN;\nCREATE TABLE c (x int);\nCOMMIT;\nBEGIN;\nCREATE TABLE d (x int);\nINSERT INTO d VALUES ('not a number');\nCOMMIT;\n",
+        ),
+        ("000002_fails_in_second_block.down.sql", "SELECT 1;"),
+    ]);
+    ws.run(&["migrate"])
+        .expect_code(1)
+        .expect_stderr("000002_fails_in_second_block.up.sql:6");
+    assert_eq!(tables(&db), ["a", "b", "c", "schema_migrations"]);
+    assert_eq!(history(&db), ["000001 versioned"]);
+    assert_eq!(
+        psql(&db, "SELECT version || ' ' || dirty FROM schema_migrations"),
+        "1 false"
+    );
+}
+
+#[test]
+fn every_problem_in_the_folder_and_history_is_reported_at_once() {
+    let db = create_db("mig_all_problems");
+    let ws = Workspace::for_db(&db, "");
+    ws.migrations(&[
+        ("1_a.sql", "CREATE TABLE a (x int);"),
+        ("2_b.sql", "CREATE TABLE b (x int);"),
+        ("4_d.sql", "CREATE TABLE d (x int);"),
+    ]);
+    ws.run(&["migrate"]).expect_code(0);
+    // Two files broken, a third with a bad name: all three named in one run.
+    ws.migrations(&[
+        ("5_e.sql", "CREATE TABLE e (x int);\nCOMMIT;\n"),
+        ("6_f.sql", "SELECT 'unterminated;"),
+        ("7-g.sql", "SELECT 1;"),
+    ]);
+    let run = ws.run(&["migrate"]);
+    run.expect_code(3)
+        .expect_stderr("3 problems in the migrations folder:")
+        .expect_stderr("`migrations/5_e.sql:2`")
+        .expect_stderr("`migrations/6_f.sql:1`")
+        .expect_stderr("`migrations/7-g.sql`");
+    for f in ["5_e.sql", "6_f.sql", "7-g.sql"] {
+        std::fs::remove_file(ws.path().join("migrations").join(f)).unwrap();
+    }
+    // Drift, out of order and a missing file together.
+    ws.migrations(&[
+        ("1_a.sql", "CREATE TABLE a (x bigint);"),
+        ("3_c.sql", "CREATE TABLE c (x int);"),
+    ]);
+    std::fs::remove_file(ws.path().join("migrations/2_b.sql")).unwrap();
+    let before = fingerprint(&db);
+    ws.run(&["migrate"])
+        .expect_code(3)
+        .expect_stderr("3 problems between the migrations folder and the history:")
+        .expect_stderr("`migrations/1_a.sql` (version 1) changed")
+        .expect_stderr("`migrations/3_c.sql` (version 3) is pending but older")
+        .expect_stderr("version 2 (`b`) was applied but its file is gone");
+    assert_eq!(fingerprint(&db), before);
+}
+
+#[test]
+fn a_migration_just_created_is_shown_as_empty_and_only_applying_refuses_it() {
+    let db = create_db("mig_empty_new");
+    let ws = Workspace::for_db(&db, "");
+    ws.migrations(&[("20240101000000_a.sql", "CREATE TABLE a (x int);")]);
+    ws.run(&["migrate"]).expect_code(0);
+    ws.run(&["migrate", "new", "add_b"]).expect_code(0);
+    // A second one while the first is still empty.
+    let second = ws.run(&["migrate", "new", "add_c"]);
+    second.expect_code(0);
+    let status = ws.run(&["migrate", "status"]);
+    status.expect_code(0);
+    assert!(
+        status.stdout().contains("1 applied, 0 pending, 2 empty"),
+        "{}",
+        status.stdout()
+    );
+    let empty_rows = status
+        .stdout()
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("empty"))
+        .count();
+    assert_eq!(empty_rows, 2, "{}", status.stdout());
+    ws.run(&["migrate"])
+        .expect_code(3)
+        .expect_stderr("2 problems in the migrations folder:");
+    assert_eq!(tables(&db), ["a"]);
+}

@@ -185,6 +185,7 @@ fn print_status(s: &Status) {
             State::OutOfOrder => "OUT OF ORDER",
             State::BelowBaseline => "below baseline",
             State::Baseline => "baseline",
+            State::Empty => "empty",
         };
         let (at, seconds) = match &e.applied {
             Some(r) => (
@@ -208,8 +209,12 @@ fn print_status(s: &Status) {
         );
     }
     let count = |state| s.entries.iter().filter(|e| e.state == state).count();
+    let empty = match count(State::Empty) {
+        0 => String::new(),
+        n => format!(", {n} empty (write them before `migrate`, which refuses an empty migration)"),
+    };
     println!(
-        "{} applied, {} pending",
+        "{} applied, {} pending{empty}",
         count(State::Applied),
         count(State::Pending)
     );

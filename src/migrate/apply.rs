@@ -99,7 +99,7 @@ impl std::fmt::Display for Failure {
 pub enum ApplyError {
     /// `transaction: all` with a migration that cannot run in a transaction.
     #[error(
-        "`{0}` must run outside a transaction, which `transaction: all` cannot do; use `transaction: per-migration` or drop its no-transaction directive"
+        "`{0}` must run outside a transaction (a no-transaction directive, or its own BEGIN/COMMIT blocks), which `transaction: all` cannot do; use `transaction: per-migration`, or drop what keeps it out of one"
     )]
     NeedsNoTransaction(String),
     /// A migration failed; earlier ones in `per-migration` mode stay applied.
@@ -368,6 +368,18 @@ async fn outside_transaction(
     cancel: &Cancel,
 ) -> Result<Applied, ApplyError> {
     tracing::info!(migration = %m.path.display(), "applying outside a transaction");
+    // A statement inside one of the file's own blocks cannot be retried
+    // alone: the failure aborted the block.
+    let no_retries;
+    let options = if m.directives.own_transactions {
+        no_retries = ApplyOptions {
+            lock_retries: 0,
+            ..options.clone()
+        };
+        &no_retries
+    } else {
+        options
+    };
     let statements = split::split(&m.sql).expect("checked when the folder was read");
     client
         .batch_execute(&timeouts(m, options, "SESSION"))
@@ -396,6 +408,14 @@ async fn outside_transaction(
             result
         }
     };
+    if rows.is_err() && m.directives.own_transactions {
+        // End the file's block the failure aborted, so that the session
+        // takes commands again (outside a block this is only a warning).
+        // The migration's failure is what to report, whatever this says.
+        if let Err(e) = client.batch_execute("ROLLBACK").await {
+            tracing::warn!(error = %e, "rolling back the migration's own transaction failed");
+        }
+    }
     let reset = client
         .batch_execute("RESET lock_timeout; RESET statement_timeout")
         .await;

@@ -12,7 +12,7 @@ use super::external::{self, ExternalError};
 use super::history;
 use super::native::{self, NativeError, NativeHistory, Tool};
 use super::plan::{self, AppliedRow, Entry, PlanError};
-use super::source::{self, Directives, Format, Migration, SourceError, Version};
+use super::source::{self, Directives, Format, Migration, SourceError, Strictness, Version};
 use crate::cancel::Cancel;
 use crate::config::MigrationsConfig;
 use crate::db::{self, ConnInfo, DbError};
@@ -160,9 +160,13 @@ impl<'a> Migrator<'a> {
         Migrator { config, db }
     }
 
-    /// Reads the migrations folder.
+    /// Reads the migrations folder, refusing a migration with no SQL.
     pub fn load(&self) -> Result<(Format, Vec<Migration>), SourceError> {
-        source::load(&self.config.dir, self.config.format)
+        self.load_with(Strictness::RefuseEmpty)
+    }
+
+    fn load_with(&self, strictness: Strictness) -> Result<(Format, Vec<Migration>), SourceError> {
+        source::load_with(&self.config.dir, self.config.format, strictness)
     }
 
     /// The native tool whose history table counts for `format`: the
@@ -182,12 +186,17 @@ impl<'a> Migrator<'a> {
 
     /// Reads the folder and both histories. A native history recording a
     /// failed migration is an error here; `status` reports it instead.
-    async fn load_with_history(&self, client: &Client) -> Result<Loaded, MigrateError> {
-        let (mut format, mut migrations) = self.load()?;
+    async fn load_with_history(
+        &self,
+        client: &Client,
+        strictness: Strictness,
+    ) -> Result<Loaded, MigrateError> {
+        let (mut format, mut migrations) = self.load_with(strictness)?;
         let tool = self.native_tool(client, format).await?;
         if tool == Some(Tool::Sqlx) && format != Format::Sqlx {
             // Read again as sqlx, for sqlx's checksums.
-            (format, migrations) = source::load(&self.config.dir, Some(Format::Sqlx))?;
+            (format, migrations) =
+                source::load_with(&self.config.dir, Some(Format::Sqlx), strictness)?;
         }
         let mut applied = history::read(client).await?;
         if let Some(tool) = tool
@@ -237,7 +246,9 @@ impl<'a> Migrator<'a> {
             migrations,
             applied,
             tool,
-        } = self.load_with_history(&client).await?;
+        } = self
+            .load_with_history(&client, Strictness::RefuseEmpty)
+            .await?;
         let mut pending = plan::pending(&migrations, &applied, self.config.plan)?;
         if let Some(limit) = options.limit {
             pending.truncate(limit);
@@ -307,11 +318,17 @@ impl<'a> Migrator<'a> {
 
     /// The folder against the history; nothing is changed, no lock taken.
     pub async fn status(&self) -> Result<Status, MigrateError> {
-        self.load()?;
+        // A migration just made by `migrate new` is shown as empty, not an
+        // error: only applying refuses it.
+        let lenient = Strictness::KeepEmpty;
+        self.load_with(lenient)?;
         let client = db::connect(self.db).await?;
-        let (format, migrations, applied, problem) = match self.load_with_history(&client).await {
+        let loaded = self.load_with_history(&client, lenient).await;
+        let (format, migrations, applied, problem) = match loaded {
             Ok(l) => {
-                let problem = plan::pending(&l.migrations, &l.applied, self.config.plan)
+                let written: Vec<Migration> =
+                    l.migrations.iter().filter(|m| !m.empty).cloned().collect();
+                let problem = plan::pending(&written, &l.applied, self.config.plan)
                     .err()
                     .map(|e| e.to_string());
                 (l.format, l.migrations, l.applied, problem)
@@ -353,7 +370,9 @@ impl<'a> Migrator<'a> {
             migrations,
             applied,
             ..
-        } = self.load_with_history(&client).await?;
+        } = self
+            .load_with_history(&client, Strictness::KeepEmpty)
+            .await?;
         if let Some(newer) = plan::newest_applied(&applied).filter(|v| *v > parsed) {
             return Err(MigrateError::Baseline(format!(
                 "the history already has version {newer}, above {version}; a baseline must be at or above the newest applied version"

@@ -116,6 +116,9 @@ pub enum PlanError {
         /// The newest applied version.
         newest: String,
     },
+    /// More than one of the above, all reported at once.
+    #[error("{} problems between the migrations folder and the history:{}", .0.len(), .0.iter().map(|e| format!("\n  - {e}")).collect::<String>())]
+    Several(Vec<PlanError>),
 }
 
 /// The key a migration has in the history table.
@@ -144,6 +147,8 @@ pub enum State {
     BelowBaseline,
     /// The baseline row itself.
     Baseline,
+    /// Not applied, and its file has no SQL yet.
+    Empty,
 }
 
 /// One line of `migrate status`.
@@ -205,6 +210,7 @@ impl<'a> History<'a> {
     fn state(&self, m: &Migration) -> State {
         let row = self.row(m);
         match (&m.version, row) {
+            (_, None) if m.empty => State::Empty,
             (None, Some(r)) if r.unchanged(m) => State::Applied,
             (None, _) => State::Pending,
             (Some(v), None) if self.below_baseline(v) => State::BelowBaseline,
@@ -247,12 +253,13 @@ pub fn pending<'m>(
 ) -> Result<Vec<&'m Migration>, PlanError> {
     let history = History::new(applied);
     let mut out = Vec::new();
+    let mut errors = Vec::new();
     for m in migrations {
         match history.state(m) {
             State::Pending => out.push(m),
             State::OutOfOrder if options.allow_out_of_order => out.push(m),
             State::OutOfOrder => {
-                return Err(PlanError::OutOfOrder {
+                errors.push(PlanError::OutOfOrder {
                     version: history_key(m),
                     path: m.path.display().to_string(),
                     newest: history
@@ -264,7 +271,7 @@ pub fn pending<'m>(
             }
             State::Changed if !options.allow_drift => {
                 let row = history.row(m).expect("a changed migration has a row");
-                return Err(PlanError::Drift {
+                errors.push(PlanError::Drift {
                     table: row.table.to_owned(),
                     version: history_key(m),
                     path: m.path.display().to_string(),
@@ -275,19 +282,28 @@ pub fn pending<'m>(
             State::Changed => {
                 tracing::warn!(migration = %m.path.display(), "changed after it was applied; allowed by `migrations.allow_drift`");
             }
-            State::Applied | State::Missing | State::BelowBaseline | State::Baseline => {}
+            State::Applied
+            | State::Missing
+            | State::BelowBaseline
+            | State::Baseline
+            | State::Empty => {}
         }
     }
     for r in history.missing(migrations) {
         if !options.allow_missing {
-            return Err(PlanError::Missing {
+            errors.push(PlanError::Missing {
                 version: r.version.clone(),
                 name: r.name.clone(),
             });
+            continue;
         }
         tracing::warn!(version = %r.version, "applied but its file is gone; allowed by `migrations.allow_missing`");
     }
-    Ok(out)
+    match errors.len() {
+        0 => Ok(out),
+        1 => Err(errors.remove(0)),
+        _ => Err(PlanError::Several(errors)),
+    }
 }
 
 /// Every migration on disk and every history row, in version order, with
@@ -343,6 +359,7 @@ mod tests {
             directives: Directives::default(),
             checksum: checksum.into(),
             native_checksum: None,
+            empty: false,
         }
     }
 
@@ -460,6 +477,33 @@ mod tests {
         )
         .unwrap();
         assert_eq!(keys(allowed), vec!["2"]);
+    }
+
+    #[test]
+    fn every_disagreement_is_reported_at_once() {
+        let ms = [
+            m(Some("1"), "a", "changed"),
+            m(Some("2"), "late", "c2"),
+            m(Some("3"), "c", "c3"),
+        ];
+        let applied = [
+            row("1", "original", "versioned"),
+            row("3", "c3", "versioned"),
+            row("4", "c4", "versioned"),
+        ];
+        let err = pending(&ms, &applied, PlanOptions::default()).unwrap_err();
+        let PlanError::Several(errors) = &err else {
+            panic!("{err}")
+        };
+        assert!(matches!(
+            errors.as_slice(),
+            [
+                PlanError::Drift { .. },
+                PlanError::OutOfOrder { .. },
+                PlanError::Missing { .. }
+            ]
+        ));
+        assert!(err.to_string().starts_with("3 problems"), "{err}");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use super::source::{self, Format, SourceError};
+use super::source::{self, Format, SourceError, Strictness};
 
 /// The migration could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +49,9 @@ pub fn new_migration(
         move |source| ScaffoldError::Write { path, source }
     };
     std::fs::create_dir_all(dir).map_err(write_err(dir))?;
-    let (format, existing) = source::load(dir, format)?;
+    // A migration still empty from an earlier `migrate new` counts for the
+    // numbering; it is not an error here.
+    let (format, existing) = source::load_with(dir, format, Strictness::KeepEmpty)?;
     let newest = existing.iter().filter_map(|m| m.version.as_ref()).max();
     let timestamp = now.format("%Y%m%d%H%M%S").to_string();
     let version = match newest {

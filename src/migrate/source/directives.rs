@@ -18,6 +18,10 @@ pub struct Directives {
     /// A batched data migration: its one statement runs again and again,
     /// each time in its own transaction, until it changes no rows.
     pub batch: Option<Batch>,
+    /// The file runs its own `BEGIN … COMMIT` blocks (golang-migrate sends a
+    /// file as it is): it runs outside snapguard's transaction, and a
+    /// failure is not retried, since it may fall inside one of its blocks.
+    pub own_transactions: bool,
 }
 
 /// `-- snapguard:batch [pause]`: how a batched migration repeats.
@@ -34,6 +38,7 @@ impl Default for Directives {
             statement_timeout: None,
             lock_timeout: None,
             batch: None,
+            own_transactions: false,
         }
     }
 }

@@ -33,7 +33,9 @@ pub use self::directives::{Batch, Directives};
 use self::format::{
     apply_native_options, dbmate_up, detect, flyway_versioned, no_transaction_hint, numbered,
 };
-use self::transaction::{check_batch, transaction_refused, without_own_transaction};
+use self::transaction::{
+    check_batch, has_inner_transaction_control, transaction_refused, without_own_transaction,
+};
 
 /// A migration version: the digits of an integer or timestamp, or Flyway's
 /// dotted `1.2.10`, compared part by part as numbers.
@@ -105,6 +107,19 @@ pub struct Migration {
     /// The checksum the format's own tool records for the file (sqlx,
     /// Flyway), in its scheme; `None` for the tools that keep none.
     pub native_checksum: Option<String>,
+    /// The file has no SQL yet (just made by `migrate new`); only a lenient
+    /// read ([`Strictness::KeepEmpty`]) returns such a migration.
+    pub empty: bool,
+}
+
+/// What a read of the folder does with a migration that has no SQL yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strictness {
+    /// Refuse it: `migrate`, `plan` and `deploy` must not apply a no-op.
+    RefuseEmpty,
+    /// Return it, marked `empty`: `migrate status` shows it, `migrate new`
+    /// numbers after it.
+    KeepEmpty,
 }
 
 /// A migrations folder is not usable; every variant names the file.
@@ -195,6 +210,9 @@ pub enum SourceError {
         /// What was found.
         what: &'static str,
     },
+    /// More than one of the above, all reported at once.
+    #[error("{} problems in the migrations folder:{}", .0.len(), .0.iter().map(|e| format!("\n  - {e}")).collect::<String>())]
+    Several(Vec<SourceError>),
     /// The SQL does not split into statements (an unterminated quote…).
     #[error("`{}:{}`: {}", path.display(), source.line, source)]
     Unterminated {
@@ -210,6 +228,11 @@ impl SourceError {
     fn under(mut self, dir: &Path) -> SourceError {
         match &mut self {
             SourceError::Read { .. } | SourceError::Undetectable { .. } => {}
+            SourceError::Several(errors) => {
+                for e in std::mem::take(errors) {
+                    errors.push(e.under(dir));
+                }
+            }
             SourceError::DuplicateVersion { first, second, .. } => {
                 *first = dir.join(&*first);
                 *second = dir.join(&*second);
@@ -267,7 +290,18 @@ fn sql_text(file: &Path, bytes: Vec<u8>) -> Result<String, SourceError> {
 /// a relative `dir` they are relative to where snapguard runs (the
 /// repository root in CI) and editors and CI annotations can open them.
 pub fn load(dir: &Path, format: Option<Format>) -> Result<(Format, Vec<Migration>), SourceError> {
-    let (format, mut migrations) = load_relative(dir, format).map_err(|e| e.under(dir))?;
+    load_with(dir, format, Strictness::RefuseEmpty)
+}
+
+/// [`load`], keeping or refusing migrations without SQL. Every problem in
+/// the folder is reported at once ([`SourceError::Several`]), not the first.
+pub fn load_with(
+    dir: &Path,
+    format: Option<Format>,
+    strictness: Strictness,
+) -> Result<(Format, Vec<Migration>), SourceError> {
+    let (format, mut migrations) =
+        load_relative(dir, format, strictness).map_err(|e| e.under(dir))?;
     for m in &mut migrations {
         m.path = dir.join(&m.path);
     }
@@ -277,6 +311,7 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<(Format, Vec<Migration
 fn load_relative(
     dir: &Path,
     format: Option<Format>,
+    strictness: Strictness,
 ) -> Result<(Format, Vec<Migration>), SourceError> {
     let entries = list(dir)?;
     let format = match format {
@@ -284,9 +319,12 @@ fn load_relative(
         None => detect(dir, &entries)?,
     };
     let mut migrations = Vec::new();
+    let mut errors = Vec::new();
     for entry in &entries {
-        if let Some(m) = read_entry(dir, entry, format)? {
-            migrations.push(m);
+        match read_entry(dir, entry, format, strictness) {
+            Ok(Some(m)) => migrations.push(m),
+            Ok(None) => {}
+            Err(e) => errors.push(e),
         }
     }
     migrations.sort_by(|a, b| match (&a.version, &b.version) {
@@ -299,14 +337,18 @@ fn load_relative(
         if let (Some(a), Some(b)) = (&pair[0].version, &pair[1].version)
             && a.parts == b.parts
         {
-            return Err(SourceError::DuplicateVersion {
+            errors.push(SourceError::DuplicateVersion {
                 version: b.to_string(),
                 first: pair[0].path.clone(),
                 second: pair[1].path.clone(),
             });
         }
     }
-    Ok((format, migrations))
+    match errors.len() {
+        0 => Ok((format, migrations)),
+        1 => Err(errors.remove(0)),
+        _ => Err(SourceError::Several(errors)),
+    }
 }
 
 /// File and directory names in `dir`, sorted, without hidden ones.
@@ -336,6 +378,7 @@ fn read_entry(
     dir: &Path,
     (name, is_dir): &(String, bool),
     format: Format,
+    strictness: Strictness,
 ) -> Result<Option<Migration>, SourceError> {
     let bad = |expected| SourceError::BadName {
         path: PathBuf::from(name),
@@ -430,8 +473,25 @@ fn read_entry(
             ..e
         },
     })?;
+    let version = match version {
+        Some(v) => Some(Version::parse(&v).ok_or_else(|| bad("a numeric version"))?),
+        None => None,
+    };
     if statements.is_empty() {
-        return Err(SourceError::Empty { path: file });
+        return match strictness {
+            Strictness::RefuseEmpty => Err(SourceError::Empty { path: file }),
+            Strictness::KeepEmpty => Ok(Some(Migration {
+                version,
+                name: title,
+                path: file,
+                sql: String::new(),
+                first_line,
+                checksum: hex::encode(Sha256::digest(sql.as_bytes())),
+                native_checksum: None,
+                directives,
+                empty: true,
+            })),
+        };
     }
     // golang-migrate and Flyway run a lone statement that PostgreSQL refuses
     // in a transaction without one, unasked; so does snapguard for them.
@@ -443,6 +503,16 @@ fn read_entry(
     }
     let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
     let native_checksum = crate::migrate::native::checksum(format, &text);
+    // golang-migrate sends a file as one string, so its own `BEGIN …
+    // COMMIT` blocks work there; snapguard runs such a file as it is,
+    // outside a transaction of its own.
+    if format == Format::GolangMigrate
+        && directives.transaction
+        && has_inner_transaction_control(&statements)
+    {
+        directives.transaction = false;
+        directives.own_transactions = true;
+    }
     let sql = if directives.transaction {
         without_own_transaction(&file, sql, &statements, first_line)?
     } else {
@@ -466,10 +536,6 @@ fn read_entry(
             hint: no_transaction_hint(format),
         });
     }
-    let version = match version {
-        Some(v) => Some(Version::parse(&v).ok_or_else(|| bad("a numeric version"))?),
-        None => None,
-    };
     // sqlx and golang-migrate keep the version in a bigint.
     if matches!(format, Format::Sqlx | Format::GolangMigrate)
         && let Some(v) = &version
@@ -486,6 +552,7 @@ fn read_entry(
         directives,
         checksum,
         native_checksum,
+        empty: false,
     }))
 }
 
@@ -496,7 +563,40 @@ mod tests {
     use super::*;
     // Paths relative to the folder keep the assertions short; `load` itself
     // is checked in `paths_start_with_the_folder`.
-    use super::load_relative as load;
+    fn load(dir: &Path, format: Option<Format>) -> Result<(Format, Vec<Migration>), SourceError> {
+        load_relative(dir, format, Strictness::RefuseEmpty)
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_and_empty_files_only_when_refused() {
+        let dir = folder(&[
+            ("1_a.sql", "CREATE TABLE a (x int);\nCOMMIT;\n"),
+            ("2_b.sql", ""),
+            ("3-c.sql", "SELECT 1;"),
+            ("4_d.sql", "SELECT 'unterminated;"),
+        ]);
+        let err = load(dir.path(), None).unwrap_err().to_string();
+        assert!(
+            err.starts_with("4 problems in the migrations folder:"),
+            "{err}"
+        );
+        for part in [
+            "`1_a.sql:2`",
+            "`2_b.sql` is empty",
+            "`3-c.sql`",
+            "`4_d.sql:1`",
+        ] {
+            assert!(err.contains(part), "{part} in {err}");
+        }
+        std::fs::write(dir.path().join("1_a.sql"), "SELECT 1;").unwrap();
+        std::fs::remove_file(dir.path().join("3-c.sql")).unwrap();
+        std::fs::remove_file(dir.path().join("4_d.sql")).unwrap();
+        let (_, ms) = load_relative(dir.path(), None, Strictness::KeepEmpty).unwrap();
+        assert_eq!(
+            ms.iter().map(|m| m.empty).collect::<Vec<_>>(),
+            [false, true]
+        );
+    }
 
     #[test]
     fn paths_start_with_the_folder() {
@@ -573,11 +673,30 @@ mod tests {
     #[test]
     fn other_transaction_control_is_refused_with_its_line() {
         let dir = folder(&[(
-            "1_init.up.sql",
+            "1_init.sql",
             "CREATE TABLE a (x int);\nCOMMIT;\nCREATE TABLE b (y int);\n",
         )]);
         let err = load(dir.path(), None).unwrap_err().to_string();
-        assert!(err.starts_with("`1_init.up.sql:2`: `commit`"), "{err}");
+        assert!(err.starts_with("`1_init.sql:2`: `commit`"), "{err}");
+    }
+
+    #[test]
+    fn golang_migrate_files_keep_their_own_transaction_blocks() {
+        let text =
+            "BEGIN;\nCREATE TABLE a (x int);\nCOMMIT;\nBEGIN;\nCREATE TABLE b (y int);\nCOMMIT;\n";
+        let dir = folder(&[("1_init.up.sql", text)]);
+        let (_, ms) = load(dir.path(), None).unwrap();
+        assert!(!ms[0].directives.transaction);
+        assert!(ms[0].directives.own_transactions);
+        assert_eq!(ms[0].sql, text, "run as written");
+        // One block around the whole file is still absorbed.
+        let whole = folder(&[(
+            "1_init.up.sql",
+            "BEGIN;\nCREATE TABLE a (x int);\nCOMMIT;\n",
+        )]);
+        let (_, ms) = load(whole.path(), None).unwrap();
+        assert!(ms[0].directives.transaction);
+        assert!(!ms[0].directives.own_transactions);
     }
 
     #[test]

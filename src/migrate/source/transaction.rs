@@ -47,6 +47,21 @@ pub(super) fn without_own_transaction(
     }
 }
 
+/// Whether the file controls its own transactions beyond one `BEGIN` first
+/// and one `COMMIT` last (which snapguard's transaction absorbs).
+pub(super) fn has_inner_transaction_control(statements: &[split::Statement]) -> bool {
+    let control: Vec<(usize, &str)> = statements
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| transaction_control(&s.sql).map(|kind| (i, kind)))
+        .collect();
+    match control.as_slice() {
+        [] => false,
+        [(0, "begin"), (end, "commit")] => *end != statements.len() - 1,
+        _ => true,
+    }
+}
+
 /// `begin`, `commit` or `rollback` for a statement that controls the
 /// transaction (`BEGIN`, `START TRANSACTION`, `COMMIT`, `END`, `ROLLBACK`…).
 pub(super) fn transaction_control(sql: &str) -> Option<&'static str> {
