@@ -208,6 +208,19 @@ pub enum MigrateCommand {
         #[arg(long, default_value = "baseline")]
         name: String,
     },
+    /// Accept the current file of an applied migration whose checksum
+    /// changed (a comment fixed, line endings converted): the recorded
+    /// checksum becomes the file's, in snapguard's history and in the
+    /// native tool's, and the change is logged with who made it.
+    #[command(disable_version_flag = true)]
+    Repair {
+        /// Only this version (repeatable); every changed one when absent.
+        #[arg(long = "version", value_name = "V")]
+        versions: Vec<String>,
+        /// Print what was repaired as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `snapguard deploy`.

@@ -177,6 +177,50 @@ fn sqlx_database_is_adopted_and_sqlx_finds_nothing_to_do_afterwards() {
         .expect_stderr("(version 20240102000000) changed after it was applied");
     ws.migrations(&[("20240102000000_add_name.sql", NAME)]);
 
+    // A harmless edit (a comment) to a migration both tables record:
+    // `migrate repair` accepts it in both, and logs who did.
+    let index_file = "20240103000000_index_email.sql";
+    ws.migrations(&[(
+        index_file,
+        &format!("-- no-transaction\n-- speeds up login\n{INDEX}"),
+    )]);
+    ws.run(&["migrate"])
+        .expect_code(3)
+        .expect_stderr("(version 20240103000000) changed after it was applied");
+    ws.run(&["migrate", "repair", "--version", "20240104000000"])
+        .expect_code(3)
+        .expect_stderr("version 20240104000000 has nothing to repair");
+    let repaired = ws.run(&["migrate", "repair"]);
+    repaired.expect_code(0);
+    assert_eq!(
+        repaired.stdout().matches("repaired 20240103000000").count(),
+        2,
+        "{}",
+        repaired.stdout()
+    );
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT string_agg(history_table || ' ' || repaired_by, ',' ORDER BY history_table) FROM snapguard.migration_repairs"
+        ),
+        "_sqlx_migrations postgres,snapguard.schema_migrations postgres"
+    );
+    let after = ws.run(&["migrate"]);
+    after.expect_code(0);
+    assert!(
+        after.stdout().contains("nothing to migrate"),
+        "{}",
+        after.stdout()
+    );
+    run_tool(sqlx().args([
+        "migrate",
+        "run",
+        "--source",
+        "migrations",
+        "--database-url",
+        &url,
+    ]));
+
     // A migration sqlx records as failed stops snapguard before anything changes.
     psql(
         &db,

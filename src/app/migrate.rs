@@ -21,6 +21,7 @@ pub async fn run(
         Some(MigrateCommand::New { name }) => new(config, &name),
         Some(MigrateCommand::Status { json }) => status(config, json).await,
         Some(MigrateCommand::Baseline { version, name }) => baseline(config, &version, &name).await,
+        Some(MigrateCommand::Repair { versions, json }) => repair(config, &versions, json).await,
     }
 }
 
@@ -231,5 +232,29 @@ async fn baseline(config: &Config, version: &str, name: &str) -> Result<(), Erro
     println!(
         "baseline {version} recorded in snapguard.schema_migrations: migrations up to it count as applied ({covered} in the folder)"
     );
+    Ok(())
+}
+
+async fn repair(config: &Config, versions: &[String], json: bool) -> Result<(), Error> {
+    refuse_with_external(config, "repair")?;
+    let db = config.database_url()?;
+    let _lock = database_lock(config, "migrate repair").await?;
+    let repaired = Migrator::new(&config.migrations, db)
+        .repair(versions)
+        .await
+        .map_err(|e| error("migrate repair", e))?;
+    if json {
+        print_json(&repaired);
+        return Ok(());
+    }
+    if repaired.is_empty() {
+        println!("nothing to repair: every applied migration matches its file");
+    }
+    for r in &repaired {
+        println!(
+            "repaired {} `{}` in {}: checksum {} -> {}",
+            r.version, r.path, r.table, r.old, r.new
+        );
+    }
     Ok(())
 }

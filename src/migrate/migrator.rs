@@ -12,6 +12,7 @@ use super::external::{self, ExternalError};
 use super::history;
 use super::native::{self, NativeError, NativeHistory, Tool};
 use super::plan::{self, AppliedRow, Entry, PlanError};
+use super::repair::{self, Repaired};
 use super::source::{self, Directives, Format, Migration, SourceError, Strictness, Version};
 use crate::cancel::Cancel;
 use crate::config::MigrationsConfig;
@@ -47,6 +48,9 @@ pub enum MigrateError {
     /// `migrate baseline` with a version that cannot be one.
     #[error("{0}")]
     Baseline(String),
+    /// `migrate repair` asked for a version that has nothing to repair.
+    #[error("{0}")]
+    Repair(String),
     /// Applying failed (or was refused at plan time, see `changed_nothing`).
     #[error(transparent)]
     Apply(#[from] ApplyError),
@@ -74,7 +78,8 @@ impl MigrateError {
             | MigrateError::Db(_)
             | MigrateError::Native(_)
             | MigrateError::Locked { .. }
-            | MigrateError::Baseline(_) => true,
+            | MigrateError::Baseline(_)
+            | MigrateError::Repair(_) => true,
             MigrateError::Apply(e) => matches!(e, ApplyError::NeedsNoTransaction(_)),
             MigrateError::External(e) => !e.started(),
         }
@@ -386,6 +391,54 @@ impl<'a> Migrator<'a> {
             .count();
         tracing::info!(version, covered, "baseline recorded");
         Ok(covered)
+    }
+
+    /// Accepts the current files of applied migrations whose checksum
+    /// changed (`versions`, or every one): see [`repair`](super::repair).
+    pub async fn repair(&self, versions: &[String]) -> Result<Vec<Repaired>, MigrateError> {
+        let parsed: Vec<Version> = versions
+            .iter()
+            .map(|v| {
+                Version::parse(v).ok_or_else(|| {
+                    MigrateError::Repair(format!("`{v}` is not a migration version"))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        self.load()?;
+        let mut client = self.connect_locked().await?;
+        let Loaded {
+            migrations, tool, ..
+        } = self
+            .load_with_history(&client, Strictness::RefuseEmpty)
+            .await?;
+        // Both tables, unmerged: each keeps its own checksum.
+        let mut rows = history::read(&client).await?;
+        if let Some(tool) = tool
+            && let Some(native) = native::read(&client, tool, &migrations).await?
+        {
+            rows.extend(native);
+        }
+        let wanted = |m: &Migration| {
+            parsed.is_empty()
+                || m.version
+                    .as_ref()
+                    .is_some_and(|v| parsed.iter().any(|p| p.same_number(v)))
+        };
+        let repairs = repair::changed(&migrations, &rows, wanted);
+        if let Some(v) = parsed.iter().find(|p| {
+            !repairs
+                .iter()
+                .any(|r| Version::parse(&r.version).is_some_and(|v| v.same_number(p)))
+        }) {
+            return Err(MigrateError::Repair(format!(
+                "version {v} has nothing to repair: it is not applied, or its file matches what was recorded"
+            )));
+        }
+        repair::record(&mut client, tool, &repairs).await?;
+        for r in &repairs {
+            tracing::info!(version = %r.version, table = r.table, old = %r.old, new = %r.new, "checksum repaired");
+        }
+        Ok(repairs)
     }
 }
 

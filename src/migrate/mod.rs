@@ -2,7 +2,8 @@
 //! ([`source`]; statements split by [`crate::sqlsplit`]), deciding what is pending against the
 //! history table ([`plan`], [`history`]) and the native tools' own
 //! ([`native`]), applying it ([`apply`]), an
-//! external migrator instead ([`external`]), new files ([`scaffold`]), and
+//! external migrator instead ([`external`]), new files ([`scaffold`]), changed
+//! checksums accepted ([`repair`]), and
 //! all of it together ([`migrator`]).
 
 pub mod apply;
@@ -11,5 +12,6 @@ pub mod history;
 pub mod migrator;
 pub mod native;
 pub mod plan;
+pub mod repair;
 pub mod scaffold;
 pub mod source;

@@ -53,7 +53,7 @@ impl AppliedRow {
 
     /// Whether the file is unchanged since this row recorded it. A native
     /// tool that keeps no checksum cannot tell: the file counts as unchanged.
-    fn unchanged(&self, m: &Migration) -> bool {
+    pub fn unchanged(&self, m: &Migration) -> bool {
         if self.table == HISTORY_TABLE {
             self.checksum == m.checksum
         } else {
@@ -62,7 +62,7 @@ impl AppliedRow {
     }
 
     /// The file's checksum in this row's scheme.
-    fn checksum_now(&self, m: &Migration) -> String {
+    pub fn checksum_now(&self, m: &Migration) -> String {
         if self.table == HISTORY_TABLE {
             m.checksum.clone()
         } else {

@@ -243,6 +243,39 @@ pub async fn record(
     )))
 }
 
+/// Replaces the checksum recorded for `version` (`migrate repair`); only
+/// sqlx and Flyway keep one.
+pub async fn set_checksum(
+    client: &impl GenericClient,
+    tool: Tool,
+    version: &str,
+    checksum: &str,
+) -> Result<(), DbError> {
+    let done = match tool {
+        Tool::Sqlx => {
+            let bytes = hex::decode(checksum).unwrap_or_default();
+            client
+                .execute(
+                    "UPDATE _sqlx_migrations SET checksum = $2 WHERE version::text = $1",
+                    &[&version, &bytes],
+                )
+                .await
+        }
+        Tool::Flyway => {
+            let crc: Option<i32> = checksum.parse().ok();
+            client
+                .execute(
+                    "UPDATE flyway_schema_history SET checksum = $2 WHERE version = $1",
+                    &[&version, &crc],
+                )
+                .await
+        }
+        Tool::GolangMigrate | Tool::Dbmate | Tool::Diesel => return Ok(()),
+    };
+    done.map(drop)
+        .map_err(DbError::query(format!("updating `{}`", tool.table())))
+}
+
 /// snapguard's own history with the native rows it lacks: a version either
 /// records as applied is applied. Where both have a row, snapguard's wins
 /// (it holds snapguard's checksum).
