@@ -824,3 +824,61 @@ fn a_migration_just_created_is_shown_as_empty_and_only_applying_refuses_it() {
         .expect_stderr("2 problems in the migrations folder:");
     assert_eq!(tables(&db), ["a"]);
 }
+
+#[test]
+fn a_pending_command_saying_nothing_is_pending_spares_the_window_and_the_snapshot() {
+    let db = create_db("mig_pending_command");
+    let psql_bin = pg().bin_dir().join("psql");
+    // The "tool": its migration makes a table; its status check exits 0
+    // only when that table exists (as `manage.py migrate --check` does when
+    // nothing is left to apply).
+    let config = fs_config(
+        &db,
+        &format!(
+            "migrations:\n  dir: migrations\n  command: \"{psql} -X -q \\\"$DATABASE_URL\\\" -c 'CREATE TABLE made_by_tool (x int)'\"\n  pending_command: \"test \\\"$({psql} -X -tA \\\"$DATABASE_URL\\\" -c \\\"SELECT count(*) FROM pg_tables WHERE tablename = 'made_by_tool'\\\")\\\" = 1\"\n",
+            psql = psql_bin.display()
+        ),
+    );
+    let ws = Workspace::new(&config);
+    std::fs::create_dir_all(ws.path().join("migrations")).unwrap();
+    let snapshots = || {
+        let run = ws.run(&["snapshots", "list", "--json"]);
+        run.expect_code(0);
+        let json: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+        json.as_array().map_or(0, Vec::len)
+    };
+
+    let plan = ws.run(&["plan"]);
+    plan.expect_code(0);
+    assert!(
+        plan.stdout()
+            .contains("(its pending_command: something to apply)"),
+        "{}",
+        plan.stdout()
+    );
+    let first = ws.run(&["deploy", "--release", "r1"]);
+    first.expect_code(0);
+    assert_eq!(tables(&db), ["made_by_tool"]);
+    assert_eq!(snapshots(), 1);
+
+    let plan = ws.run(&["plan", "--json"]);
+    plan.expect_code(0);
+    let json: serde_json::Value = serde_json::from_str(&plan.stdout()).unwrap();
+    assert_eq!(json["nothing_to_deploy"], true);
+    assert_eq!(json["external_pending"], false);
+    let second = ws.run(&["deploy", "--release", "r1"]);
+    second.expect_code(0);
+    assert!(
+        second
+            .stderr()
+            .contains("the external migrator has nothing to apply"),
+        "{}",
+        second.stderr()
+    );
+    assert_eq!(
+        snapshots(),
+        1,
+        "no snapshot for a deploy with nothing to do"
+    );
+    assert!(!second.stderr().contains(pg().password()));
+}

@@ -259,6 +259,7 @@ fn found(nothing: bool) -> Found {
             ]
         },
         external_command: None,
+        external_pending: None,
         local_clone: Err("`snapshot.local_clone: never`".into()),
         release: Some("v42".into()),
         previous_release: Some("v41".into()),

@@ -59,6 +59,7 @@ pub(super) const KEYS: &[Key] = &[
     key("migrations.allow_missing"),
     key("migrations.native_history"),
     key("migrations.command"),
+    key("migrations.pending_command"),
     key("release.id"),
     command("release.command"),
     command("release.rollback"),
@@ -98,6 +99,12 @@ pub(super) const RELATIONS: &[Needs] = &[
         needs: "release.command",
         value: None,
         why: "needs `release.command`: there is nothing to roll back without a release",
+    },
+    Needs {
+        key: "migrations.pending_command",
+        needs: "migrations.command",
+        value: None,
+        why: "needs `migrations.command`: it says whether the external migrator has anything to apply",
     },
     Needs {
         key: "release.health.timeout",

@@ -305,6 +305,10 @@ pub struct MigrationsConfig {
     pub command: Option<String>,
     /// `migrations.native_history`.
     pub native_history: NativeHistory,
+    /// `migrations.pending_command`: asks the external migrator whether it
+    /// has anything to apply (exit 0: nothing), so that a deploy with
+    /// nothing to do takes no window.
+    pub pending_command: Option<String>,
 }
 
 impl Config {
@@ -681,6 +685,9 @@ impl Resolver<'_> {
             native_history: self
                 .parse("migrations.native_history", NativeHistory::parse)?
                 .unwrap_or_default(),
+            pending_command: self
+                .string("migrations.pending_command")?
+                .filter(|c| !c.trim().is_empty()),
         };
         let missing_hint = match &file {
             Some(f) => format!("`{}`", f.display()),

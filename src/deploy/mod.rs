@@ -146,10 +146,14 @@ impl<'a> Deployer<'a> {
         observer: Option<&mut dyn MigrateObserver>,
     ) -> (Report, Result<(), Error>) {
         let mut report = Report::new(self.db.dbname());
-        let (ok, result) = match self.preflight(options, &mut report, Runner::Deploy).await {
-            Ok((_, None)) => {
+        let (ok, result) = match self
+            .preflight(options, &mut report, Runner::Deploy, cancel)
+            .await
+        {
+            Ok((found, None)) => {
                 tracing::info!(
-                    "nothing to deploy: no pending migration and no release command; maintenance was not switched on"
+                    "{}; maintenance was not switched on",
+                    found.nothing_reason()
                 );
                 (Outcome::NothingToDeploy, Ok(()))
             }

@@ -9,11 +9,13 @@ use tokio_postgres::Client;
 
 use super::journal::{self, Journal, State, Step};
 use super::{DeployOptions, Deployer, lock, marker};
+use crate::cancel::Cancel;
 use crate::checks::{BeforeState, Verifier};
 use crate::ci;
 use crate::db;
 use crate::error::{BoxError, Error};
 use crate::migrate::apply::TransactionMode;
+use crate::migrate::external;
 use crate::migrate::migrator::{Migrator, PendingMigration};
 use crate::release::Ledger;
 use crate::report::Report;
@@ -51,15 +53,31 @@ pub struct Found {
     pub pending: Vec<PendingMigration>,
     /// The external migrator, when one is configured.
     pub external_command: Option<String>,
+    /// What `migrations.pending_command` said: whether the external
+    /// migrator has anything to apply; `None` without one.
+    pub external_pending: Option<bool>,
     /// Whether a local clone would be made (`Err`: why not).
     pub local_clone: Result<(), String>,
     /// The release this deploy would ship.
     pub release: Option<String>,
     /// The release the ledger records as current.
     pub previous_release: Option<String>,
-    /// No pending migration, no external migrator, no release command:
+    /// No pending migration, no external migrator (or one whose
+    /// `pending_command` says it has nothing to apply), no release command:
     /// the deploy would end here without maintenance.
     pub nothing_to_deploy: bool,
+}
+
+impl Found {
+    /// Why there is nothing to deploy, when there is not.
+    pub fn nothing_reason(&self) -> &'static str {
+        match self.external_pending {
+            Some(false) => {
+                "nothing to deploy: the external migrator has nothing to apply (`migrations.pending_command`) and there is no release command"
+            }
+            _ => "nothing to deploy: no pending migration and no release command",
+        }
+    }
 }
 
 /// The run state: what preflight hands to the steps, and what the steps
@@ -87,7 +105,7 @@ impl<'a> Deployer<'a> {
     /// before-checks), stopping before maintenance goes on.
     pub async fn plan(&self, options: &DeployOptions) -> Result<Found, Error> {
         let mut report = Report::new(self.db.dbname());
-        self.preflight(options, &mut report, Runner::Plan)
+        self.preflight(options, &mut report, Runner::Plan, &Cancel::on_signals())
             .await
             .map(|(found, _)| found)
     }
@@ -100,6 +118,7 @@ impl<'a> Deployer<'a> {
         options: &DeployOptions,
         report: &mut Report,
         runner: Runner,
+        cancel: &Cancel,
     ) -> Result<(Found, Option<Prepared<'a>>), Error> {
         let started = Instant::now();
         let command = runner.command();
@@ -183,14 +202,25 @@ impl<'a> Deployer<'a> {
         report.release = release.clone();
         report.previous_release = ledger.current().map(str::to_owned);
         let external = self.config.migrations.command.clone();
+        let external_pending = match (&external, &self.config.migrations.pending_command) {
+            (Some(_), Some(check)) => Some(
+                external::has_pending(check, self.db, cancel)
+                    .await
+                    .map_err(|e| refuse(e.into()))?,
+            ),
+            _ => None,
+        };
+        // An external migrator is work unless it says it has none.
+        let external_work = external.is_some() && external_pending != Some(false);
         let found = Found {
             server_version: snapshotter.server().to_string(),
             database_bytes,
             nothing_to_deploy: plan.pending.is_empty()
-                && external.is_none()
+                && !external_work
                 && self.config.release.command.is_none(),
             pending: plan.pending,
             external_command: external,
+            external_pending,
             local_clone,
             release,
             previous_release: report.previous_release.clone(),
@@ -202,7 +232,7 @@ impl<'a> Deployer<'a> {
                 Step::Preflight,
                 true,
                 seconds,
-                "nothing to deploy: no pending migration, no release command",
+                found.nothing_reason(),
             );
             return Ok((found, None));
         }

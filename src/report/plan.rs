@@ -16,6 +16,7 @@ pub fn json(found: &Found, config: &Config, store: &Store, database: &str) -> se
         "nothing_to_deploy": found.nothing_to_deploy,
         "pending": found.pending.iter().map(|p| serde_json::json!({"version": p.version, "path": p.path, "transaction": p.transaction, "batched": p.batched})).collect::<Vec<_>>(),
         "external_migrator": found.external_command,
+        "external_pending": found.external_pending,
         "transaction": config.migrations.transaction.as_config(),
         "checks": { "before": config.checks.before.len(), "after": config.checks.after.len(), "compare": config.checks.compare.len() },
         "maintenance": config.maintenance.iter().map(|s| s.describe()).collect::<Vec<_>>(),
@@ -39,7 +40,7 @@ pub fn text(found: &Found, config: &Config, store: &Store, database: &str) -> St
         format_bytes(found.database_bytes)
     ));
     if found.nothing_to_deploy {
-        line("  nothing to deploy: no pending migration and no release command".into());
+        line(format!("  {}", found.nothing_reason()));
         return out;
     }
     line("  1. maintenance on:".into());
@@ -52,7 +53,14 @@ pub fn text(found: &Found, config: &Config, store: &Store, database: &str) -> St
         local_clone(found)
     ));
     match &found.external_command {
-        Some(c) => line(format!("  3. migrate with the external migrator `{c}`")),
+        Some(c) => line(format!(
+            "  3. migrate with the external migrator `{c}`{}",
+            match found.external_pending {
+                Some(true) => " (its pending_command: something to apply)",
+                Some(false) => " (its pending_command: nothing to apply)",
+                None => "",
+            }
+        )),
         None => {
             line(format!(
                 "  3. migrate (transaction: {}): {} pending",
