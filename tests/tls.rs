@@ -28,6 +28,12 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// (`ca.crt` in `dir`), and a `pg_hba.conf` that rejects every connection
 /// without TLS.
 fn tls_only_server(dir: &Path) -> EphemeralServer {
+    tls_server(dir, "hostnossl all all 127.0.0.1/32 reject\n")
+}
+
+/// [`tls_only_server`] with `rules` first in `pg_hba.conf`, and the test CA
+/// as the server's trusted root for client certificates.
+fn tls_server(dir: &Path, rules_first: &str) -> EphemeralServer {
     let server =
         EphemeralServer::start(&EphemeralOptions { major: Some(15) }).expect("start PostgreSQL");
     std::fs::write(
@@ -100,13 +106,13 @@ fn tls_only_server(dir: &Path) -> EphemeralServer {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let hba = server.data_dir().join("pg_hba.conf");
     let rules = std::fs::read_to_string(&hba).unwrap();
-    std::fs::write(
-        &hba,
-        format!("hostnossl all all 127.0.0.1/32 reject\n{rules}"),
-    )
-    .unwrap();
+    std::fs::write(&hba, format!("{rules_first}{rules}")).unwrap();
     let cert_sql = format!("ALTER SYSTEM SET ssl_cert_file = '{}'", cert.display());
     let key_sql = format!("ALTER SYSTEM SET ssl_key_file = '{}'", key.display());
+    let ca_sql = format!(
+        "ALTER SYSTEM SET ssl_ca_file = '{}'",
+        dir.join("ca.crt").display()
+    );
     server
         .psql(
             "postgres",
@@ -115,6 +121,8 @@ fn tls_only_server(dir: &Path) -> EphemeralServer {
                 &cert_sql,
                 "-c",
                 &key_sql,
+                "-c",
+                &ca_sql,
                 "-c",
                 "ALTER SYSTEM SET ssl = on",
                 "-c",
@@ -167,4 +175,110 @@ fn sslmode_decides_encryption_and_verification() {
         "{}",
         untrusted.stderr()
     );
+}
+
+#[test]
+fn a_server_that_requires_a_client_certificate_accepts_sslcert_and_sslkey() {
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path();
+    // Only TLS with a client certificate whose CN is the user logs in; no
+    // password is asked.
+    let server = tls_server(
+        dir,
+        "hostnossl all all 127.0.0.1/32 reject\nhostssl all all 127.0.0.1/32 cert\n",
+    );
+    // A version 3 certificate (extensions make it one), as rustls requires.
+    std::fs::write(
+        dir.join("client.ext"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=postgres",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "client.ext",
+            "-out",
+            "client.crt",
+        ],
+    );
+    std::fs::set_permissions(
+        dir.join("client.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let port = server
+        .url("postgres")
+        .split(':')
+        .nth(3)
+        .and_then(|p| p.split('/').next())
+        .unwrap()
+        .to_owned();
+    let base = format!(
+        "postgres://postgres@127.0.0.1:{port}/postgres?sslmode=verify-full&sslrootcert={}",
+        dir.join("ca.crt").display()
+    );
+    let ws = Workspace::new("store:\n  url: file://./backups\n");
+    // `snapshot` connects itself and runs pg_dump: both present the certificate.
+    let snapshot = |url: &str| {
+        Run(ws
+            .snapguard()
+            .env("SNAPGUARD_DATABASE_URL", url)
+            .arg("snapshot")
+            .output()
+            .unwrap())
+    };
+    let without = snapshot(&base);
+    assert_ne!(without.code(), 0);
+    assert!(
+        without.stderr().contains("certificate"),
+        "{}",
+        without.stderr()
+    );
+    let with = format!(
+        "{base}&sslcert={}&sslkey={}",
+        dir.join("client.crt").display(),
+        dir.join("client.key").display()
+    );
+    snapshot(&with).expect_code(0);
+    // The keyword form, and the libpq variables for the certificate.
+    let keywords = format!(
+        "host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode=verify-full sslrootcert={}",
+        dir.join("ca.crt").display()
+    );
+    Run(ws
+        .snapguard()
+        .env("SNAPGUARD_DATABASE_URL", &keywords)
+        .env("PGSSLCERT", dir.join("client.crt"))
+        .env("PGSSLKEY", dir.join("client.key"))
+        .arg("snapshot")
+        .output()
+        .unwrap())
+    .expect_code(0);
 }

@@ -29,7 +29,7 @@ pub async fn run(config: &Config, args: RehearseArgs) -> Result<(), Error> {
         .transpose()?;
     let source = match (args.snapshot, args.dump, from_url.clone()) {
         (_, Some(path), _) => Source::Dump(path),
-        (_, _, Some(info)) => Source::Url(info),
+        (_, _, Some(info)) => Source::Url(Box::new(info)),
         (which, None, None) => Source::Snapshot(which.unwrap_or_else(|| "latest".into())),
     };
     // The store is needed for a snapshot source; otherwise it is only

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -58,14 +58,43 @@ pub(super) fn connector(info: &ConnInfo) -> Result<MakeRustlsConnect, DbError> {
                 "no trusted root certificates; set `sslrootcert` in the URL".into(),
             ));
         }
-        builder.with_root_certificates(roots).with_no_client_auth()
+        builder.with_root_certificates(roots)
     } else {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(EncryptOnly(
                 provider.signature_verification_algorithms,
             )))
-            .with_no_client_auth()
+    };
+    // libpq's `sslcert` / `sslkey`: a client certificate for servers that
+    // authenticate with one (`cert` in pg_hba.conf).
+    let config = match info.client_cert() {
+        Some((cert, key)) => {
+            let certs = CertificateDer::pem_file_iter(cert)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| tls_error(format!("cannot read sslcert `{}`: {e}", cert.display())))?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                tls_error(format!(
+                    "cannot read sslkey `{}` (an unencrypted PEM key is needed): {e}",
+                    key.display()
+                ))
+            })?;
+            config.with_client_auth_cert(certs, key).map_err(|e| {
+                // webpki takes only X.509 version 3 certificates; an
+                // `openssl x509 -req` without extensions makes a v1.
+                let v1 = e.to_string().contains("UnsupportedCertVersion");
+                tls_error(format!(
+                    "the client certificate `{}` is not usable: {e}{}",
+                    cert.display(),
+                    if v1 {
+                        " (a version 1 certificate: reissue it as version 3, with extensions)"
+                    } else {
+                        ""
+                    }
+                ))
+            })?
+        }
+        None => config.with_no_client_auth(),
     };
     Ok(MakeRustlsConnect::new(config))
 }

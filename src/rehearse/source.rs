@@ -26,7 +26,7 @@ pub enum Source {
     /// optionally gzip- or zstd-compressed.
     Dump(PathBuf),
     /// A live database, dumped read-only with `pg_dump`.
-    Url(ConnInfo),
+    Url(Box<ConnInfo>),
 }
 
 /// The source could not be read.

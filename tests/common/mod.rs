@@ -297,7 +297,7 @@ impl Workspace {
     }
 
     /// The `snapguard` binary, run in this directory, with a clean
-    /// environment: no inherited `SNAPGUARD_*`, the test S3 credentials, no
+    /// environment: no inherited `SNAPGUARD_*` or libpq `PG*`, the test S3 credentials, no
     /// instance metadata look-ups, and `CI` set so output is plain.
     pub fn snapguard(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_snapguard"));
@@ -305,6 +305,7 @@ impl Workspace {
             if k.starts_with("SNAPGUARD_")
                 || k.starts_with("AWS_")
                 || k.starts_with("GITHUB_")
+                || k.starts_with("PG")
                 || k == "DATABASE_URL"
             {
                 cmd.env_remove(k);
