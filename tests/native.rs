@@ -69,6 +69,14 @@ fn states(ws: &Workspace) -> Vec<String> {
         .collect()
 }
 
+/// Runs `migrate` and checks it applied `count` migrations.
+fn migrate_applies(ws: &Workspace, count: usize) {
+    let run = ws.run(&["migrate"]);
+    run.expect_code(0);
+    let applied = format!("applied {count} migration(s)");
+    assert!(run.stdout().contains(&applied), "{}", run.stdout());
+}
+
 fn migrations_dir(ws: &Workspace) -> PathBuf {
     ws.path().join("migrations")
 }
@@ -130,13 +138,7 @@ fn sqlx_database_is_adopted_and_sqlx_finds_nothing_to_do_afterwards() {
         ),
         ("20240104000000_backfill.sql", BACKFILL),
     ]);
-    let run = ws.run(&["migrate"]);
-    run.expect_code(0);
-    assert!(
-        run.stdout().contains("applied 2 migration(s)"),
-        "{}",
-        run.stdout()
-    );
+    migrate_applies(&ws, 2);
     assert_eq!(
         psql(
             &db,
@@ -357,13 +359,7 @@ fn diesel_database_is_adopted_and_diesel_finds_nothing_to_do_afterwards() {
         ("2024-01-04-000000_backfill/up.sql", BACKFILL),
         ("2024-01-04-000000_backfill/down.sql", "SELECT 1;\n"),
     ]);
-    let run = ws.run(&["migrate"]);
-    run.expect_code(0);
-    assert!(
-        run.stdout().contains("applied 2 migration(s)"),
-        "{}",
-        run.stdout()
-    );
+    migrate_applies(&ws, 2);
     assert_eq!(
         psql(
             &db,
@@ -416,13 +412,7 @@ fn golang_migrate_database_is_adopted_and_its_version_moves_up() {
         ("000004_backfill.up.sql", BACKFILL),
         ("000004_backfill.down.sql", "SELECT 1;"),
     ]);
-    let run = ws.run(&["migrate"]);
-    run.expect_code(0);
-    assert!(
-        run.stdout().contains("applied 2 migration(s)"),
-        "{}",
-        run.stdout()
-    );
+    migrate_applies(&ws, 2);
     // One row, at the last version, clean: what `migrate version` reads.
     assert_eq!(
         psql(&db, "SELECT version || ' ' || dirty FROM schema_migrations"),
@@ -522,13 +512,7 @@ fn flyway_database_is_adopted_with_its_checksums_and_kept_in_its_format() {
             "CREATE OR REPLACE VIEW users_view AS SELECT id, email FROM users;\n",
         ),
     ]);
-    let run = ws.run(&["migrate"]);
-    run.expect_code(0);
-    assert!(
-        run.stdout().contains("applied 3 migration(s)"),
-        "{}",
-        run.stdout()
-    );
+    migrate_applies(&ws, 3);
     // The rows Flyway itself would have written: next rank, its version
     // spelling, description, script and checksum.
     assert_eq!(

@@ -24,6 +24,45 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// Issues `<name>.crt` and `<name>.key` for `subject`, signed by the test CA
+/// in `dir`, with `extensions` (which also make it a version 3 certificate,
+/// as rustls requires).
+fn issue(dir: &Path, name: &str, subject: &str, extensions: &str) {
+    let ext = format!("{name}.ext");
+    std::fs::write(dir.join(&ext), extensions).unwrap();
+    let (key, csr, crt) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.crt"),
+    );
+    openssl(
+        dir,
+        &[
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", &key, "-out", &csr,
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &ext,
+            "-out",
+            &crt,
+        ],
+    );
+}
+
 /// A server of its own with a certificate for 127.0.0.1 signed by a test CA
 /// (`ca.crt` in `dir`), and a `pg_hba.conf` that rejects every connection
 /// without TLS.
@@ -36,11 +75,6 @@ fn tls_only_server(dir: &Path) -> EphemeralServer {
 fn tls_server(dir: &Path, rules_first: &str) -> EphemeralServer {
     let server =
         EphemeralServer::start(&EphemeralOptions { major: Some(15) }).expect("start PostgreSQL");
-    std::fs::write(
-        dir.join("leaf.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
     openssl(
         dir,
         &[
@@ -59,40 +93,11 @@ fn tls_server(dir: &Path, rules_first: &str) -> EphemeralServer {
             "ca.crt",
         ],
     );
-    openssl(
+    issue(
         dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            "leaf.ext",
-            "-out",
-            "server.crt",
-        ],
+        "server",
+        "/CN=127.0.0.1",
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
     );
     let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
     // The server insists that only its own user can read the key.
@@ -187,46 +192,11 @@ fn a_server_that_requires_a_client_certificate_accepts_sslcert_and_sslkey() {
         dir,
         "hostnossl all all 127.0.0.1/32 reject\nhostssl all all 127.0.0.1/32 cert\n",
     );
-    // A version 3 certificate (extensions make it one), as rustls requires.
-    std::fs::write(
-        dir.join("client.ext"),
+    issue(
+        dir,
+        "client",
+        "/CN=postgres",
         "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=postgres",
-            "-keyout",
-            "client.key",
-            "-out",
-            "client.csr",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "client.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            "client.ext",
-            "-out",
-            "client.crt",
-        ],
     );
     std::fs::set_permissions(
         dir.join("client.key"),

@@ -53,12 +53,21 @@ pub(super) async fn record(
     client: &impl GenericClient,
     m: &Migration,
 ) -> Result<(), tokio_postgres::Error> {
+    insert_version(
+        client,
+        "INSERT INTO schema_migrations (version) VALUES ($1) ON CONFLICT DO NOTHING",
+        m,
+    )
+    .await
+}
+
+/// Runs `insert` with `m`'s version as the file name spells it (dbmate,
+/// diesel).
+pub(super) async fn insert_version(
+    client: &impl GenericClient,
+    insert: &str,
+    m: &Migration,
+) -> Result<(), tokio_postgres::Error> {
     let version = m.version.as_ref().map(|v| v.as_str()).unwrap_or_default();
-    client
-        .execute(
-            "INSERT INTO schema_migrations (version) VALUES ($1) ON CONFLICT DO NOTHING",
-            &[&version],
-        )
-        .await?;
-    Ok(())
+    client.execute(insert, &[&version]).await.map(drop)
 }

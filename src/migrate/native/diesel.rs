@@ -33,12 +33,10 @@ pub(super) async fn record(
 ) -> Result<(), tokio_postgres::Error> {
     // snapguard reads diesel's version exactly as diesel does: the digits
     // before the first `_`, dashes removed.
-    let version = m.version.as_ref().map(|v| v.as_str()).unwrap_or_default();
-    client
-        .execute(
-            "INSERT INTO __diesel_schema_migrations (version) VALUES ($1) ON CONFLICT DO NOTHING",
-            &[&version],
-        )
-        .await?;
-    Ok(())
+    dbmate::insert_version(
+        client,
+        "INSERT INTO __diesel_schema_migrations (version) VALUES ($1) ON CONFLICT DO NOTHING",
+        m,
+    )
+    .await
 }
