@@ -22,8 +22,15 @@ pub fn release_id(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
     (out.status.success() && !sha.is_empty()).then_some(sha)
 }
 
-/// GitHub Actions, when `GITHUB_ACTIONS=true`: workflow commands on stdout
-/// and the output and summary files.
+/// GitHub Actions, when `GITHUB_ACTIONS=true`: workflow commands and the
+/// output and summary files.
+///
+/// The commands go to stderr. The documentation shows them on stdout, but
+/// the runner reads both streams through the same command processor
+/// (actions/runner `ScriptHandler`: one `OutputManager` per stream), and on
+/// stdout they would break `--json` output: stdout carries only the
+/// command's result. Hooks' and tools' output is streamed to stderr too, so
+/// a mask always comes before anything it hides in that stream.
 /// <https://docs.github.com/actions/reference/workflow-commands-for-github-actions>
 #[derive(Debug, Clone)]
 pub struct GitHub {
@@ -42,30 +49,30 @@ impl GitHub {
 
     /// Starts a collapsible log group.
     pub fn group(&self, title: &str) {
-        println!("::group::{}", escape_data(title));
+        eprintln!("::group::{}", escape_data(title));
     }
 
     /// Ends the current log group.
     pub fn end_group(&self) {
-        println!("::endgroup::");
+        eprintln!("::endgroup::");
     }
 
     /// An error annotation, on a file and line when known.
     pub fn error(&self, file: Option<(&str, usize)>, message: &str) {
         match file {
-            Some((path, line)) => println!(
+            Some((path, line)) => eprintln!(
                 "::error file={},line={line}::{}",
                 escape_property(path),
                 escape_data(message)
             ),
-            None => println!("::error::{}", escape_data(message)),
+            None => eprintln!("::error::{}", escape_data(message)),
         }
     }
 
     /// Asks the runner to hide `secret` in every later log line.
     pub fn mask(&self, secret: &str) {
         if !secret.is_empty() {
-            println!("::add-mask::{}", escape_data(secret));
+            eprintln!("::add-mask::{}", escape_data(secret));
         }
     }
 

@@ -766,12 +766,16 @@ fn every_form_of_the_password_is_masked_for_github_actions() {
     ));
     let run = Run(ws
         .snapguard()
-        .args(["deploy", "--release", "v1"])
+        .args(["deploy", "--release", "v1", "--json"])
         .env("GITHUB_ACTIONS", "true")
         .output()
         .unwrap());
     run.expect_code(0);
-    let out = run.stdout();
+    // stdout is the report alone, valid JSON, workflow commands and all.
+    let report: serde_json::Value =
+        serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout()));
+    assert_eq!(report["outcome"], "succeeded", "{report}");
+    let out = run.stderr();
     // As the runner reads them: `%`, CR and LF are escaped in commands.
     let masked: Vec<String> = out
         .lines()

@@ -675,3 +675,12 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A log without its `::add-mask::` lines, which the runner consumes
+/// instead of printing: what is left must not show a secret.
+pub fn without_masks(log: &str) -> String {
+    log.lines()
+        .filter(|l| !l.starts_with("::add-mask::"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
