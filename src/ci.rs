@@ -76,8 +76,13 @@ impl GitHub {
         }
     }
 
-    /// Appends `name=value` outputs to `$GITHUB_OUTPUT`.
+    /// Appends `name=value` outputs to `$GITHUB_OUTPUT`; each name is one
+    /// of [`OUTPUTS`].
     pub fn set_outputs(&self, outputs: &[(&str, String)]) -> std::io::Result<()> {
+        debug_assert!(
+            outputs.iter().all(|(name, _)| OUTPUTS.contains(name)),
+            "an output the action does not declare"
+        );
         let Some(path) = &self.output else {
             return Ok(());
         };
@@ -105,6 +110,17 @@ impl GitHub {
         f.write_all(markdown.as_bytes())
     }
 }
+
+/// Every output snapguard writes to `$GITHUB_OUTPUT`; `action.yml` declares
+/// each one (a test holds them together).
+pub const OUTPUTS: &[&str] = &[
+    "deploy-id",
+    "outcome",
+    "snapshot-id",
+    "snapshot-uri",
+    "applied",
+    "window-seconds",
+];
 
 /// Escapes a workflow command's message.
 fn escape_data(s: &str) -> String {

@@ -2,8 +2,11 @@
 //! snapguard command and flag they use exists (checked against the binary's
 //! own `--help`), `shell/deploy.sh` deploys and rolls back end to end, and
 //! the action's steps run in a simulated GitHub runner (its `GITHUB_*`
-//! files and variables) for a successful and a failing deploy, and its
-//! install step takes a published release only when its SHA-256 matches.
+//! files and variables, step outputs) for a successful and a failing
+//! deploy and other commands, its install step takes a release packaged by
+//! `scripts/package` only when its SHA-256 matches (by version, the newest
+//! when pinned by SHA, a moved tag re-installed), and every output
+//! snapguard writes is declared.
 
 mod common;
 
@@ -239,190 +242,207 @@ fn bash_like(like: &Command) -> Command {
     bash
 }
 
-/// The action's steps with `run:`, in order: (env with `${{ inputs.* }}`
-/// and `${{ github.* }}` resolved, the command, the working directory).
-fn action_steps(
-    inputs: &BTreeMap<&str, String>,
-) -> Vec<(BTreeMap<String, String>, String, Option<String>)> {
+/// A step of the action with `run:`: its id, its env (expressions still
+/// in), the command, the working directory.
+struct Step {
+    id: Option<String>,
+    env: BTreeMap<String, String>,
+    run: String,
+    dir: Option<String>,
+}
+
+/// The action's steps with `run:`, in order. Checks on the way that no
+/// expression is interpolated into shell text.
+fn action_steps() -> Vec<Step> {
     let text = std::fs::read_to_string(repo().join("action.yml")).unwrap();
     let action: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
     assert_eq!(action["runs"]["using"], "composite");
-    let resolve = |v: &str| -> String {
-        let mut out = v.to_owned();
-        // `uses: owner/snapguard@v1`: the action's ref is v1.
-        let version = inputs
-            .get("version")
-            .filter(|v| !v.is_empty())
-            .map_or("v1", |v| v.as_str());
-        out = out.replace("${{ inputs.version || github.action_ref }}", version);
-        for (name, value) in inputs {
-            out = out.replace(&format!("${{{{ inputs.{name} }}}}"), value);
-        }
-        out.replace("${{ github.action_path }}", repo().to_str().unwrap())
-            .replace("${{ github.action_repository }}", "owner/snapguard")
-    };
     action["runs"]["steps"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|step| {
             let run = step["run"].as_str()?;
-            let env = step["env"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), resolve(v.as_str().unwrap_or(""))))
-                        .collect()
-                })
-                .unwrap_or_default();
             assert!(
                 !run.contains("${{"),
                 "an expression is interpolated into shell text: {run}"
             );
-            Some((
+            let env = step["env"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some(Step {
+                id: step["id"].as_str().map(str::to_owned),
                 env,
-                run.to_owned(),
-                step["working-directory"].as_str().map(resolve),
-            ))
+                run: run.to_owned(),
+                dir: step["working-directory"].as_str().map(str::to_owned),
+            })
         })
         .collect()
 }
 
-#[test]
-fn the_action_runs_in_a_simulated_runner_for_a_good_and_a_failing_deploy() {
-    let ws = app("pl_action", "ALTER TABLE items ADD COLUMN note text;\n");
-    let home = tempfile::tempdir().unwrap();
-    // The binary is "cached" from an earlier run, as actions/cache restores it.
-    std::fs::create_dir_all(home.path().join(".snapguard/bin")).unwrap();
-    std::fs::copy(
-        env!("CARGO_BIN_EXE_snapguard"),
-        home.path().join(".snapguard/bin/snapguard"),
-    )
-    .unwrap();
-    let mut inputs = BTreeMap::new();
-    inputs.insert("command", "deploy".to_owned());
-    inputs.insert("args", "--release v1".to_owned());
-    inputs.insert("config", "snapguard.yml".to_owned());
-    inputs.insert("working-directory", ws.path().display().to_string());
-    inputs.insert("version", String::new());
+/// A simulated runner for the action: `uses: owner/snapguard@<action_ref>`,
+/// releases served from `releases` (file:// in GitHub's download layout),
+/// a `cargo` shim recording a source build.
+struct Runner<'a> {
+    inputs: BTreeMap<&'static str, String>,
+    action_ref: String,
+    home: &'a Path,
+    releases: &'a Path,
+    shims: &'a Path,
+}
 
-    let run_action = |inputs: &BTreeMap<&str, String>| -> (i32, String, String, String) {
-        let output = ws.path().join("github_output");
-        let summary = ws.path().join("github_summary");
-        let _ = std::fs::remove_file(&output);
+/// What one run of the action left.
+struct Ran {
+    code: i32,
+    log: String,
+    outputs: String,
+    summary: String,
+}
+
+impl Runner<'_> {
+    /// Replaces the expressions the action uses with what a runner would.
+    fn resolve(&self, value: &str, steps: &BTreeMap<String, BTreeMap<String, String>>) -> String {
+        let mut out = value
+            .replace("${{ github.action_path }}", repo().to_str().unwrap())
+            .replace("${{ github.action_repository }}", "owner/snapguard")
+            .replace("${{ github.action_ref }}", &self.action_ref);
+        for (name, v) in &self.inputs {
+            out = out.replace(&format!("${{{{ inputs.{name} }}}}"), v);
+        }
+        for (id, outputs) in steps {
+            for (name, v) in outputs {
+                out = out.replace(&format!("${{{{ steps.{id}.outputs.{name} }}}}"), v);
+            }
+        }
+        // An output a step did not set is empty, as on a real runner.
+        while let Some(start) = out.find("${{ steps.") {
+            let end = out[start..].find("}}").expect("a closed expression") + start + 2;
+            out.replace_range(start..end, "");
+        }
+        assert!(
+            !out.contains("${{"),
+            "an expression the simulation does not know: {out}"
+        );
+        out
+    }
+
+    /// Runs the action's `run:` steps in order, each with its own
+    /// `$GITHUB_OUTPUT`, until one fails.
+    fn run(&self, like: &Command, workdir: &Path) -> Ran {
+        let mut steps: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        let summary = workdir.join("github_summary");
         let _ = std::fs::remove_file(&summary);
-        let mut last = (0, String::new());
-        for (env, run, dir) in action_steps(inputs) {
-            let out = bash_like(&ws.snapguard())
-                .args(["-e", "-c", &run])
-                .current_dir(dir.unwrap_or_else(|| ws.path().display().to_string()))
-                .env("HOME", home.path())
+        let mut ran = Ran {
+            code: 0,
+            log: String::new(),
+            outputs: String::new(),
+            summary: String::new(),
+        };
+        for step in action_steps() {
+            let output = workdir.join("github_output");
+            let _ = std::fs::remove_file(&output);
+            let env: BTreeMap<String, String> = step
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), self.resolve(v, &steps)))
+                .collect();
+            let dir = step
+                .dir
+                .map(|d| self.resolve(&d, &steps))
+                .unwrap_or_else(|| workdir.display().to_string());
+            let out = bash_like(like)
+                .args(["-e", "-c", &step.run])
+                .current_dir(dir)
+                .env("HOME", self.home)
+                .env(
+                    "PATH",
+                    format!(
+                        "{}:{}",
+                        self.shims.display(),
+                        std::env::var("PATH").unwrap()
+                    ),
+                )
                 .env("GITHUB_ACTIONS", "true")
                 .env("GITHUB_OUTPUT", &output)
                 .env("GITHUB_STEP_SUMMARY", &summary)
-                .env("GITHUB_PATH", ws.path().join("github_path"))
+                .env("GITHUB_PATH", self.home.join("github_path"))
                 .env("GITHUB_SHA", "0123abcd")
+                .env(
+                    "SNAPGUARD_DOWNLOAD_URL",
+                    format!("file://{}", self.releases.display()),
+                )
                 .envs(&env)
                 .output()
                 .unwrap();
-            last = (
-                out.status.code().unwrap_or(-1),
-                String::from_utf8_lossy(&out.stdout).into_owned()
-                    + &String::from_utf8_lossy(&out.stderr),
-            );
-            if last.0 != 0 {
+            ran.code = out.status.code().unwrap_or(-1);
+            ran.log.push_str(&String::from_utf8_lossy(&out.stdout));
+            ran.log.push_str(&String::from_utf8_lossy(&out.stderr));
+            ran.outputs = std::fs::read_to_string(&output).unwrap_or_default();
+            if let Some(id) = step.id {
+                let parsed = ran
+                    .outputs
+                    .lines()
+                    .filter_map(|l| l.split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
+                steps.insert(id, parsed);
+            }
+            if ran.code != 0 {
                 break;
             }
         }
-        (
-            last.0,
-            last.1,
-            std::fs::read_to_string(&output).unwrap_or_default(),
-            std::fs::read_to_string(&summary).unwrap_or_default(),
-        )
-    };
-
-    let (code, log, outputs, summary) = run_action(&inputs);
-    assert_eq!(code, 0, "{log}");
-    assert!(outputs.contains("outcome=succeeded"), "{outputs}");
-    assert!(outputs.contains("applied=1"), "{outputs}");
-    assert!(
-        outputs
-            .lines()
-            .any(|l| l.starts_with("snapshot-id=") && l.len() > 20),
-        "{outputs}"
-    );
-    assert!(
-        outputs
-            .lines()
-            .any(|l| l.starts_with("deploy-id=") && l.len() > 20),
-        "{outputs}"
-    );
-    assert!(summary.contains("snapguard deploy: succeeded"), "{summary}");
-
-    std::fs::write(
-        ws.path().join("migrations/2_bad.sql"),
-        "ALTER TABLE items ADD CONSTRAINT small CHECK (id < 10);\n",
-    )
-    .unwrap();
-    inputs.insert("args", "--release v2".to_owned());
-    let (code, log, outputs, summary) = run_action(&inputs);
-    assert_eq!(code, 4, "{log}");
-    assert!(outputs.contains("outcome=rolled_back"), "{outputs}");
-    assert!(log.contains("::error file="), "{log}");
-    assert!(summary.contains("rolled back"), "{summary}");
-
-    // An unknown command is refused by the run step, not passed to a shell.
-    inputs.insert("command", "rm -rf /".to_owned());
-    let (code, log, _, _) = run_action(&inputs);
-    assert_eq!(code, 2, "{log}");
-    assert!(log.contains("unsupported command"), "{log}");
+        ran.summary = std::fs::read_to_string(&summary).unwrap_or_default();
+        ran
+    }
 }
 
-#[test]
-fn the_action_installs_a_published_release_only_when_its_checksum_matches() {
-    // `uname -m`, as the install script names the runner's target.
-    let target = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
-    // A release "server": file:// URLs laid out as GitHub's download paths.
-    let releases = tempfile::tempdir().unwrap();
-    let publish = |version: &str, tamper: bool| {
-        let dir = releases
-            .path()
-            .join("owner/snapguard/releases/download")
-            .join(version);
-        std::fs::create_dir_all(&dir).unwrap();
-        // A stand-in binary: what is checked is how it is installed.
-        let stage = tempfile::tempdir().unwrap();
-        std::fs::write(
-            stage.path().join("snapguard"),
-            format!("#!/bin/sh\necho snapguard {version}\n"),
-        )
-        .unwrap();
-        let archive = dir.join(format!("snapguard-{target}.tar.gz"));
-        let status = Command::new("tar")
-            .arg("-czf")
-            .arg(&archive)
-            .arg("-C")
-            .arg(stage.path())
-            .arg("snapguard")
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let sum = Command::new("sha256sum").arg(&archive).output().unwrap();
-        let mut line = String::from_utf8(sum.stdout).unwrap();
-        if tamper {
-            line.replace_range(0..4, "0000");
-        }
-        std::fs::write(archive.with_extension("gz.sha256"), line).unwrap();
-    };
-    publish("v9.9.9", false);
-    publish("v6.6.6", true);
+/// The target the install step asks for on this machine.
+fn this_target() -> String {
+    format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
+}
 
-    // `cargo` as the build-from-source fallback calls it, recording how.
+/// Packages the test binary with `scripts/package` as release `tag` under
+/// `releases` (and as `latest` when asked); `epoch` varies the archive.
+fn publish(releases: &Path, tag: &str, epoch: u64) -> PathBuf {
+    let dir = releases.join("owner/snapguard/releases/download").join(tag);
+    let out = Command::new(repo().join("scripts/package"))
+        .args(["--binary", env!("CARGO_BIN_EXE_snapguard"), "--target"])
+        .arg(this_target())
+        .arg("--out")
+        .arg(&dir)
+        .env("SOURCE_DATE_EPOCH", epoch.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.join(format!("snapguard-{}.tar.gz", this_target()))
+}
+
+/// Serves `tag`'s assets as the newest release too.
+fn make_latest(releases: &Path, tag: &str) {
+    let from = releases.join("owner/snapguard/releases/download").join(tag);
+    let to = releases.join("owner/snapguard/releases/latest/download");
+    let _ = std::fs::remove_dir_all(&to);
+    copy_dir(&from, &to);
+}
+
+/// A `cargo` that records how the install step called it and installs a
+/// stand-in that says where it came from.
+fn cargo_shim() -> tempfile::TempDir {
     let shims = tempfile::tempdir().unwrap();
     std::fs::write(
         shims.path().join("cargo"),
-        "#!/bin/sh\necho \"$@\" > \"$HOME/cargo-args\"\n",
+        "#!/bin/sh\necho \"$@\" > \"$HOME/cargo-args\"\n\
+         printf '#!/bin/sh\\necho built from source\\n' > \"$HOME/.snapguard/bin/snapguard\"\n\
+         chmod +x \"$HOME/.snapguard/bin/snapguard\"\n",
     )
     .unwrap();
     std::fs::set_permissions(
@@ -430,70 +450,248 @@ fn the_action_installs_a_published_release_only_when_its_checksum_matches() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
+    shims
+}
 
-    let install = |version: &str| {
-        let home = tempfile::tempdir().unwrap();
+#[test]
+fn the_action_runs_in_a_simulated_runner_for_a_good_and_a_failing_deploy() {
+    let ws = app("pl_action", "ALTER TABLE items ADD COLUMN note text;\n");
+    let home = tempfile::tempdir().unwrap();
+    let releases = tempfile::tempdir().unwrap();
+    let shims = cargo_shim();
+    publish(releases.path(), "v1.0.0", 1);
+    let mut runner = Runner {
+        inputs: BTreeMap::new(),
+        action_ref: "v1.0.0".into(),
+        home: home.path(),
+        releases: releases.path(),
+        shims: shims.path(),
+    };
+    runner.inputs.insert("command", "deploy".to_owned());
+    runner.inputs.insert("args", "--release v1".to_owned());
+    runner.inputs.insert("config", "snapguard.yml".to_owned());
+    runner
+        .inputs
+        .insert("working-directory", ws.path().display().to_string());
+    runner.inputs.insert("version", String::new());
+
+    let ran = runner.run(&ws.snapguard(), ws.path());
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    assert!(
+        ran.log.contains("installed (SHA-256 checked)"),
+        "{}",
+        ran.log
+    );
+    assert!(ran.outputs.contains("outcome=succeeded"), "{}", ran.outputs);
+    assert!(ran.outputs.contains("applied=1"), "{}", ran.outputs);
+    for output in ["snapshot-id=", "deploy-id="] {
+        assert!(
+            ran.outputs
+                .lines()
+                .any(|l| l.starts_with(output) && l.len() > 20),
+            "{}",
+            ran.outputs
+        );
+    }
+    assert!(
+        ran.summary.contains("snapguard deploy: succeeded"),
+        "{}",
+        ran.summary
+    );
+
+    std::fs::write(
+        ws.path().join("migrations/2_bad.sql"),
+        "ALTER TABLE items ADD CONSTRAINT small CHECK (id < 10);\n",
+    )
+    .unwrap();
+    runner.inputs.insert("args", "--release v2".to_owned());
+    let ran = runner.run(&ws.snapguard(), ws.path());
+    assert_eq!(ran.code, 4, "{}", ran.log);
+    assert!(ran.log.contains("(cached, archive"), "{}", ran.log);
+    assert!(
+        ran.outputs.contains("outcome=rolled_back"),
+        "{}",
+        ran.outputs
+    );
+    assert!(ran.log.contains("::error file="), "{}", ran.log);
+    assert!(ran.summary.contains("rolled back"), "{}", ran.summary);
+
+    // Any snapguard command, with arguments one per line (one holding a
+    // space); anything else is refused before it reaches a shell.
+    runner.inputs.insert("command", "snapshots".to_owned());
+    runner.inputs.insert("args", "list\n--json\n".to_owned());
+    let ran = runner.run(&ws.snapguard(), ws.path());
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    runner.inputs.insert("command", "snapshot".to_owned());
+    runner
+        .inputs
+        .insert("args", "--release\nnightly build 7\n".to_owned());
+    let ran = runner.run(&ws.snapguard(), ws.path());
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    let listed = ws.run(&["snapshots", "list", "--json"]);
+    assert!(
+        listed.stdout().contains("nightly build 7"),
+        "{}",
+        listed.stdout()
+    );
+    runner.inputs.insert("command", "rm -rf /".to_owned());
+    let ran = runner.run(&ws.snapguard(), ws.path());
+    assert_eq!(ran.code, 2, "{}", ran.log);
+    assert!(ran.log.contains("unsupported command"), "{}", ran.log);
+}
+
+#[test]
+fn the_action_installs_a_published_release_only_when_its_checksum_matches() {
+    let releases = tempfile::tempdir().unwrap();
+    let shims = cargo_shim();
+    let archive = publish(releases.path(), "v9.9.9", 1);
+
+    // The archive as scripts/package lays it out, with a checksum
+    // `sha256sum -c` accepts.
+    let listing = Command::new("tar")
+        .arg("-tzf")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    let mut names: Vec<String> = String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "LICENSE",
+            "README.md",
+            "completions/",
+            "completions/_snapguard",
+            "completions/snapguard.bash",
+            "completions/snapguard.fish",
+            "snapguard",
+            "snapguard.1"
+        ]
+    );
+    let check = Command::new("sha256sum")
+        .arg("-c")
+        .arg(archive.file_name().unwrap().to_str().unwrap().to_owned() + ".sha256")
+        .current_dir(archive.parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    // Tampered: the archive changed after its checksum was published.
+    let tampered = publish(releases.path(), "v6.6.6", 1);
+    let mut bytes = std::fs::read(&tampered).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&tampered, bytes).unwrap();
+
+    let install = |version: &str, action_ref: &str, home: &Path| {
         let mut inputs = BTreeMap::new();
         inputs.insert("version", version.to_owned());
-        let (env, run, _) = action_steps(&inputs)
-            .into_iter()
-            .find(|(_, run, _)| run.contains("install.sh"))
-            .expect("an install step");
-        let out = Command::new("bash")
-            .args(["-e", "-c", &run])
-            .env("HOME", home.path())
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    shims.path().display(),
-                    std::env::var("PATH").unwrap()
-                ),
-            )
-            .env("GITHUB_PATH", home.path().join("github_path"))
-            .env(
-                "SNAPGUARD_DOWNLOAD_URL",
-                format!("file://{}", releases.path().display()),
-            )
-            .envs(&env)
+        inputs.insert("command", "man".to_owned());
+        inputs.insert("args", String::new());
+        inputs.insert("config", "snapguard.yml".to_owned());
+        inputs.insert("working-directory", home.display().to_string());
+        let runner = Runner {
+            inputs,
+            action_ref: action_ref.into(),
+            home,
+            releases: releases.path(),
+            shims: shims.path(),
+        };
+        runner.run(&Command::new("true"), home)
+    };
+    let installed_version = |home: &Path| {
+        let out = Command::new(home.join(".snapguard/bin/snapguard"))
+            .arg("--version")
             .output()
             .unwrap();
-        let log = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.code(), log, home)
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
     };
 
     // Published, checksum right: installed, on the PATH, runs.
-    let (code, log, home) = install("v9.9.9");
-    assert_eq!(code, Some(0), "{log}");
-    assert!(log.contains("snapguard v9.9.9 downloaded"), "{log}");
-    let bin = home.path().join(".snapguard/bin");
-    let version = Command::new(bin.join("snapguard"))
-        .arg("--version")
-        .output()
-        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let ran = install("v9.9.9", "v1", home.path());
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    assert!(ran.log.contains("SHA-256 checked"), "{}", ran.log);
     assert_eq!(
-        String::from_utf8_lossy(&version.stdout),
-        "snapguard v9.9.9\n"
+        installed_version(home.path()),
+        format!("snapguard {}", env!("CARGO_PKG_VERSION"))
     );
     assert!(
         std::fs::read_to_string(home.path().join("github_path"))
             .unwrap()
-            .contains(bin.to_str().unwrap())
+            .contains(".snapguard/bin")
     );
     assert!(!home.path().join("cargo-args").exists(), "built anyway");
 
-    // Published, checksum wrong: refused, nothing installed, nothing built.
-    let (code, log, home) = install("v6.6.6");
-    assert_eq!(code, Some(1), "{log}");
-    assert!(log.contains("::error::snapguard v6.6.6"), "{log}");
+    // Published, archive tampered: refused, nothing installed, nothing built.
+    let home = tempfile::tempdir().unwrap();
+    let ran = install("v6.6.6", "v1", home.path());
+    assert_eq!(ran.code, 1, "{}", ran.log);
+    assert!(ran.log.contains("the download's SHA-256 is"), "{}", ran.log);
     assert!(!home.path().join(".snapguard/bin/snapguard").exists());
     assert!(!home.path().join("cargo-args").exists());
 
-    // Not published for this ref: the action's own source is built.
-    let (code, log, home) = install("");
-    assert_eq!(code, Some(0), "{log}");
-    assert!(log.contains("no published snapguard v1"), "{log}");
+    // A named version that is not published: an error, never a silent
+    // source build.
+    let home = tempfile::tempdir().unwrap();
+    let ran = install("v7.7.7", "v1", home.path());
+    assert_eq!(ran.code, 1, "{}", ran.log);
+    assert!(
+        ran.log.contains("no published release `v7.7.7`"),
+        "{}",
+        ran.log
+    );
+    assert!(!home.path().join("cargo-args").exists());
+
+    // No version, the action pinned by commit SHA (or a major tag that is
+    // not a release): the newest release.
+    make_latest(releases.path(), "v9.9.9");
+    for pinned in ["8f2c5a1d9e0b4c7a6f3e2d1c0b9a8f7e6d5c4b3a", "v1"] {
+        let home = tempfile::tempdir().unwrap();
+        let ran = install("", pinned, home.path());
+        assert_eq!(ran.code, 0, "{pinned}: {}", ran.log);
+        assert!(
+            ran.log.contains("installing the newest release"),
+            "{}",
+            ran.log
+        );
+        assert!(home.path().join(".snapguard/bin/snapguard").exists());
+    }
+
+    // A tag that moves to a new build: its checksum, and so the cache key,
+    // changes, and a binary cached from the old archive is replaced.
+    let home = tempfile::tempdir().unwrap();
+    publish(releases.path(), "v2", 2);
+    let first = install("v2", "v2", home.path());
+    assert_eq!(first.code, 0, "{}", first.log);
+    publish(releases.path(), "v2", 3);
+    let moved = install("v2", "v2", home.path());
+    assert_eq!(moved.code, 0, "{}", moved.log);
+    assert!(
+        moved.log.contains("installed (SHA-256 checked)"),
+        "{}",
+        moved.log
+    );
+    assert!(!moved.log.contains("(cached"), "{}", moved.log);
+    let key = |log: &str| {
+        log.lines()
+            .find(|l| l.starts_with("snapguard v2 for"))
+            .map(str::to_owned)
+    };
+    assert_ne!(key(&first.log), key(&moved.log));
+
+    // `version: source` builds the action's own source, asked for.
+    let home = tempfile::tempdir().unwrap();
+    let ran = install("source", "v1", home.path());
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    assert!(ran.log.contains("built from source"), "{}", ran.log);
     let args = std::fs::read_to_string(home.path().join("cargo-args")).unwrap();
     assert_eq!(
         args.trim(),
@@ -503,4 +701,26 @@ fn the_action_installs_a_published_release_only_when_its_checksum_matches() {
             home.path().display()
         )
     );
+}
+
+#[test]
+fn every_output_snapguard_writes_is_declared_by_the_action() {
+    let text = std::fs::read_to_string(repo().join("action.yml")).unwrap();
+    let action: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    let declared: Vec<&str> = action["outputs"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for name in snapguard::ci::OUTPUTS {
+        assert!(
+            declared.contains(name),
+            "`{name}` is written but not declared"
+        );
+        assert_eq!(
+            action["outputs"][*name]["value"],
+            format!("${{{{ steps.run.outputs.{name} }}}}")
+        );
+    }
 }

@@ -1,38 +1,32 @@
 #!/usr/bin/env bash
 # The action's install step: puts `snapguard` and `run.sh` in ~/.snapguard/bin.
-# A release published for this runner under SNAPGUARD_VERSION (the `version`
-# input, else the action's ref: `uses: …/snapguard@v1` looks for v1) is
-# downloaded and its SHA-256 checked; otherwise the action's own source is
-# built (cached by the previous step, so only the first run of a ref pays).
+# With MODE=release, the archive at URL is installed only when its SHA-256 is
+# SHA256 (the published one, read by resolve.sh); a binary restored from the
+# cache is used only when it came from that same archive. With MODE=source,
+# the action's own source is built.
 set -euo pipefail
 bin="$HOME/.snapguard/bin"
 mkdir -p "$bin"
 cp "$SNAPGUARD_SOURCE/pipeline/github-actions/action/run.sh" "$bin/run.sh"
 chmod +x "$bin/run.sh"
 echo "$bin" >> "${GITHUB_PATH:-/dev/null}"
-if [ -x "$bin/snapguard" ]; then
-  echo "snapguard $("$bin/snapguard" --version | cut -d' ' -f2) (cached)"
+if [ "${MODE:?}" = "source" ]; then
+  cargo install --locked --path "$SNAPGUARD_SOURCE" --root "$HOME/.snapguard" --bin snapguard
   exit 0
 fi
-if [ -n "${SNAPGUARD_VERSION:-}" ] && [ -n "${SNAPGUARD_REPOSITORY:-}" ]; then
-  target="$(uname -m)-unknown-linux-gnu"
-  url="${SNAPGUARD_DOWNLOAD_URL:-https://github.com}/$SNAPGUARD_REPOSITORY/releases/download/$SNAPGUARD_VERSION/snapguard-$target.tar.gz"
-  tmp="$(mktemp -d)"
-  trap 'rm -rf "$tmp"' EXIT
-  # A release publishes the archive and its SHA-256; without both, build.
-  if curl -fsSL -o "$tmp/archive.tar.gz" "$url" 2>/dev/null &&
-     curl -fsSL -o "$tmp/archive.sha256" "$url.sha256" 2>/dev/null; then
-    expected="$(cut -d' ' -f1 < "$tmp/archive.sha256")"
-    actual="$(sha256sum "$tmp/archive.tar.gz" | cut -d' ' -f1)"
-    if [ "$expected" != "$actual" ]; then
-      echo "::error::snapguard $SNAPGUARD_VERSION: the download's SHA-256 is $actual, the published one $expected; not installing it" >&2
-      exit 1
-    fi
-    tar -xzf "$tmp/archive.tar.gz" -C "$tmp" snapguard
-    install -m 0755 "$tmp/snapguard" "$bin/snapguard"
-    echo "snapguard $SNAPGUARD_VERSION downloaded ($target, SHA-256 checked)"
-    exit 0
-  fi
-  echo "no published snapguard $SNAPGUARD_VERSION for $target; building from source"
+if [ -x "$bin/snapguard" ] && [ "$(cat "$bin/.sha256" 2>/dev/null)" = "${SHA256:?}" ]; then
+  echo "snapguard $("$bin/snapguard" --version | cut -d' ' -f2) (cached, archive $SHA256)"
+  exit 0
 fi
-cargo install --locked --path "$SNAPGUARD_SOURCE" --root "$HOME/.snapguard" --bin snapguard
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+curl -fsSL --retry 3 -o "$tmp/archive.tar.gz" "${URL:?}"
+actual="$( (command -v sha256sum >/dev/null && sha256sum "$tmp/archive.tar.gz" || shasum -a 256 "$tmp/archive.tar.gz") | cut -d' ' -f1)"
+if [ "$actual" != "$SHA256" ]; then
+  echo "::error::snapguard: the download's SHA-256 is $actual, the published one $SHA256; not installing it" >&2
+  exit 1
+fi
+tar -xzf "$tmp/archive.tar.gz" -C "$tmp" snapguard
+install -m 0755 "$tmp/snapguard" "$bin/snapguard"
+echo "$SHA256" > "$bin/.sha256"
+echo "snapguard $("$bin/snapguard" --version | cut -d' ' -f2) installed (SHA-256 checked)"

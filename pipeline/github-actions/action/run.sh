@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
 # The action's run step. Inputs arrive as environment variables, never as
-# shell text: INPUT_ARGS is split on whitespace into separate arguments and
-# is not evaluated. snapguard itself writes the outputs ($GITHUB_OUTPUT), the
-# job summary ($GITHUB_STEP_SUMMARY), masks and log groups.
+# shell text, and are not evaluated. INPUT_ARGS holds one argument per line
+# (so an argument may contain spaces); a single line is split on whitespace,
+# as before. snapguard itself writes the outputs ($GITHUB_OUTPUT), the job
+# summary ($GITHUB_STEP_SUMMARY), masks and log groups.
 set -uo pipefail
 command="${INPUT_COMMAND:-deploy}"
-case "$command" in
-  deploy | rehearse | plan | restore) ;;
+# Every snapguard command; anything else is refused before it reaches a shell.
+commands="deploy rehearse plan restore recover snapshot snapshots prune verify migrate maintenance init completions man"
+case " $commands " in
+  *" $command "*) ;;
   *)
-    echo "::error::snapguard action: unsupported command \`$command\` (deploy, rehearse, plan, restore)"
+    echo "::error::snapguard action: unsupported command \`$command\` ($commands)" >&2
     exit 2
     ;;
 esac
-read -r -a extra <<< "${INPUT_ARGS:-}"
+args="${INPUT_ARGS:-}"
+extra=()
+if [[ "$args" == *$'\n'* ]]; then
+  while IFS= read -r line; do
+    [ -n "$line" ] && extra+=("$line")
+  done <<< "$args"
+else
+  read -r -a extra <<< "$args"
+fi
 bin="${SNAPGUARD_BIN:-$HOME/.snapguard/bin/snapguard}"
 exec "$bin" --config "${INPUT_CONFIG:-snapguard.yml}" "$command" "${extra[@]}"
