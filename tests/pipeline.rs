@@ -724,3 +724,221 @@ fn every_output_snapguard_writes_is_declared_by_the_action() {
         );
     }
 }
+
+/// Every GitHub workflow shipped (templates and the repository's own).
+fn github_workflows() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    files(&repo().join("pipeline/github-actions"), &mut out);
+    files(&repo().join(".github/workflows"), &mut out);
+    out.retain(|p| p.extension().is_some_and(|e| e == "yml"));
+    out
+}
+
+#[test]
+fn the_templates_follow_the_runners_conventions() {
+    let workflows = github_workflows();
+    assert!(workflows.len() >= 4, "{workflows:?}");
+    for file in &workflows {
+        let text = std::fs::read_to_string(file).unwrap();
+        let workflow: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        let name = file.display();
+        // No apt package the runner image lacks: the runner's own
+        // PostgreSQL or a container.
+        assert!(
+            !text.contains("apt-get install -y postgresql-"),
+            "{name}: installs a PostgreSQL package the image does not carry"
+        );
+        assert!(
+            !workflow["permissions"].to_string().contains("id-token"),
+            "{name}: OIDC for every job, pull requests included"
+        );
+        for (job_name, job) in workflow["jobs"].as_object().unwrap() {
+            let steps = job["steps"].as_array().unwrap();
+            for step in steps {
+                if let Some(run) = step["run"].as_str() {
+                    assert!(
+                        !run.contains("${{"),
+                        "{name}/{job_name}: `${{{{ }}}}` in run: {run}"
+                    );
+                }
+                if let Some(uses) = step["uses"].as_str() {
+                    let (action, rest) = uses.split_once('@').unwrap();
+                    let pinned = rest.len() == 40 && rest.chars().all(|c| c.is_ascii_hexdigit());
+                    assert!(
+                        pinned || action == "OWNER/snapguard",
+                        "{name}/{job_name}: `{uses}` is not pinned by commit SHA"
+                    );
+                    if pinned {
+                        let line = text.lines().find(|l| l.contains(uses)).unwrap();
+                        assert!(
+                            line.contains("# v"),
+                            "{name}: `{uses}` without its version in a comment"
+                        );
+                    }
+                }
+            }
+            // A job a pull request runs gets nothing of production.
+            let on_pull_requests = job["if"]
+                .as_str()
+                .is_some_and(|c| c.contains("pull_request"))
+                || (job["if"].is_null() && workflow["on"].get("pull_request").is_some());
+            if on_pull_requests && !file.ends_with("ci.yml") {
+                let job_text = job.to_string();
+                for forbidden in [
+                    "secrets.",
+                    "configure-aws-credentials",
+                    "id-token",
+                    "--snapshot",
+                ] {
+                    assert!(
+                        !job_text.contains(forbidden),
+                        "{name}/{job_name}: a pull-request job uses `{forbidden}`"
+                    );
+                }
+                assert!(
+                    job["environment"].is_null(),
+                    "{name}/{job_name}: a pull-request job in an environment"
+                );
+            }
+        }
+    }
+    // GitLab: the release binary, a cache path inside the project.
+    let gitlab = std::fs::read_to_string(repo().join("pipeline/gitlab/.gitlab-ci.yml")).unwrap();
+    assert!(
+        !gitlab.contains("cargo install"),
+        "GitLab builds from source"
+    );
+    assert!(gitlab.contains("pipeline/install.sh"));
+    let ci: serde_json::Value = serde_saphyr::from_str(&gitlab).unwrap();
+    for path in ci[".snapguard"]["cache"]["paths"].as_array().unwrap() {
+        let path = path.as_str().unwrap();
+        assert!(
+            !path.starts_with('/') && !path.starts_with('~'),
+            "a cache path outside the project: {path}"
+        );
+    }
+    let mr_job = ci["rehearse"].to_string();
+    assert!(
+        !mr_job.contains("--snapshot"),
+        "merge requests read production snapshots"
+    );
+    // Codeship Pro: the Dockerfile it names is shipped, and installs the release.
+    let services =
+        std::fs::read_to_string(repo().join("pipeline/codeship/codeship-services.yml")).unwrap();
+    let services: serde_json::Value = serde_saphyr::from_str(&services).unwrap();
+    let dockerfile = repo().join(
+        services["snapguard"]["build"]["dockerfile"]
+            .as_str()
+            .unwrap(),
+    );
+    let dockerfile = std::fs::read_to_string(&dockerfile)
+        .unwrap_or_else(|e| panic!("{}: {e}", dockerfile.display()));
+    assert!(dockerfile.contains("install.sh") && !dockerfile.contains("cargo install"));
+}
+
+/// A GitLab job run as a runner would: the template's variables, then its
+/// `before_script` and `script` lines in one shell (the `apt-get` line is
+/// skipped: this machine has curl).
+fn gitlab_job(job: &str, ws: &Workspace, releases: &Path, sha: &str) -> Run {
+    let text = std::fs::read_to_string(repo().join("pipeline/gitlab/.gitlab-ci.yml")).unwrap();
+    let ci: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    let base = &ci[".snapguard"];
+    let lines: Vec<String> = base["before_script"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(ci[job]["script"].as_array().unwrap())
+        .map(|l| l.as_str().unwrap().to_owned())
+        .filter(|l| !l.starts_with("apt-get"))
+        .collect();
+    let project = ws.path().display().to_string();
+    let mut cmd = bash_like(&ws.snapguard());
+    cmd.args(["-e", "-c", &lines.join("\n")])
+        .env("CI_PROJECT_DIR", &project)
+        .env("CI_COMMIT_SHA", sha)
+        .env("SNAPGUARD_REPOSITORY", "owner/snapguard")
+        .env(
+            "SNAPGUARD_DOWNLOAD_URL",
+            format!("file://{}", releases.display()),
+        )
+        .env("PATH", std::env::var("PATH").unwrap());
+    for (name, value) in ci["variables"].as_object().unwrap() {
+        let value = value.as_str().unwrap().replace("$CI_PROJECT_DIR", &project);
+        cmd.env(name, value);
+    }
+    Run(cmd.output().unwrap())
+}
+
+#[test]
+fn the_gitlab_template_installs_the_release_and_deploys() {
+    let ws = app("pl_gitlab", "ALTER TABLE items ADD COLUMN note text;\n");
+    copy_dir(&repo().join("pipeline"), &ws.path().join("pipeline"));
+    let releases = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("pipeline/gitlab/.gitlab-ci.yml")).unwrap();
+    let ci: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    let version = ci["variables"]["SNAPGUARD_VERSION"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    publish(releases.path(), &version, 1);
+
+    let first = gitlab_job("deploy", &ws, releases.path(), "c0ffee1");
+    first.expect_code(0);
+    assert!(
+        first.stdout().contains("SHA-256 checked"),
+        "{}",
+        first.stdout()
+    );
+    assert!(
+        first.stdout().contains("snapguard: deployed"),
+        "{}",
+        first.stdout()
+    );
+    assert!(ws.path().join(".snapguard/snapguard").exists());
+    // The next pipeline: the cached binary is kept, the deploy rehearses on
+    // the snapshot the first one took, then has nothing to do.
+    let second = gitlab_job("deploy", &ws, releases.path(), "c0ffee2");
+    second.expect_code(0);
+    assert!(
+        second.stdout().contains("already installed"),
+        "{}",
+        second.stdout()
+    );
+    assert!(second.stdout().contains("rehears"), "{}", second.stdout());
+}
+
+#[test]
+fn the_codeship_basic_script_installs_the_release_and_deploys() {
+    let ws = app("pl_codeship", "ALTER TABLE items ADD COLUMN note text;\n");
+    let releases = tempfile::tempdir().unwrap();
+    publish(releases.path(), "v9.9.9", 1);
+    let home = tempfile::tempdir().unwrap();
+    // `snapguard` must not be found on the PATH: the script installs it.
+    let path: Vec<String> = std::env::var("PATH")
+        .unwrap()
+        .split(':')
+        .filter(|d| !Path::new(d).join("snapguard").exists())
+        .map(str::to_owned)
+        .collect();
+    let run = Run(bash_like(&ws.snapguard())
+        .arg(repo().join("pipeline/codeship/deploy.sh"))
+        .env("HOME", home.path())
+        .env("PATH", path.join(":"))
+        .env("CI_COMMIT_ID", "c0ffee1")
+        .env("SNAPGUARD_VERSION", "v9.9.9")
+        .env("SNAPGUARD_REPOSITORY", "owner/snapguard")
+        .env(
+            "SNAPGUARD_DOWNLOAD_URL",
+            format!("file://{}", releases.path().display()),
+        )
+        .output()
+        .unwrap());
+    run.expect_code(0);
+    assert!(run.stdout().contains("SHA-256 checked"), "{}", run.stdout());
+    assert!(
+        run.stdout().contains("snapguard: deployed"),
+        "{}",
+        run.stdout()
+    );
+    assert!(home.path().join(".snapguard/bin/snapguard").exists());
+}

@@ -340,3 +340,30 @@ fn bad_sources_and_targets_are_refused_naming_them() {
     .expect_code(1)
     .expect_stderr("`postgres` already exists on the target server");
 }
+
+/// Defect: a snapshot a deploy took holds that deploy's open row in
+/// `snapguard.deploys`, so a rehearsal on it (`--snapshot latest` after
+/// any deploy) stopped at the rehearsed deploy's preflight.
+#[test]
+fn the_snapshot_a_deploy_took_is_rehearsed() {
+    let db = create_db("rh_after_deploy");
+    psql(
+        &db,
+        "CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items SELECT generate_series(1, 100)",
+    );
+    let ws = Workspace::new(&fs_config(&db, "migrations:\n  dir: migrations\n"));
+    ws.migrations(&[("1_note.sql", "ALTER TABLE items ADD COLUMN note text;\n")]);
+    ws.run(&["deploy", "--release", "v1"]).expect_code(0);
+    ws.migrations(&[("2_filled.sql", "UPDATE items SET note = 'x';\n")]);
+    let run = ws.run(&["rehearse", "--snapshot", "latest", "--drill"]);
+    run.expect_code(0);
+    assert!(run.stdout().contains("passed"), "{}", run.stdout());
+    // Production's own record is untouched: the deploy finished there.
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT count(*) FROM snapguard.deploys WHERE finished_at IS NULL"
+        ),
+        "0"
+    );
+}

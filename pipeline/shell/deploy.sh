@@ -18,7 +18,7 @@ config="${SNAPGUARD_CONFIG:-snapguard.yml}"
 report="${SNAPGUARD_REPORT:-snapguard-report.json}"
 
 if ! command -v "$bin" >/dev/null 2>&1; then
-  echo "snapguard is not installed: cargo install --locked --git <this repository>, or set SNAPGUARD_BIN" >&2
+  echo "snapguard is not installed: run pipeline/install.sh (a published release, checksum-verified), or set SNAPGUARD_BIN" >&2
   exit 2
 fi
 

@@ -34,6 +34,7 @@ use self::target::Scratch;
 use crate::cancel::Cancel;
 use crate::config::{Config, LocalClone};
 use crate::db::{self, ConnInfo};
+use crate::deploy::marker;
 use crate::error::{BoxError, Error, chain};
 use crate::migrate::apply::TransactionMode;
 use crate::migrate::migrator::Migrator;
@@ -192,6 +193,25 @@ impl Rehearsal<'_> {
             .load(local, self.options.jobs)
             .await
             .map_err(|e| broken("restore", report, started, e.into()))?;
+        // A snapshot a deploy took holds that deploy's open row in
+        // `snapguard.deploys`: on the copy it is no deploy at all, and left
+        // open it would stop the rehearsed deploy's preflight.
+        let app = db::connect(&scratch.info)
+            .await
+            .map_err(|e| broken("restore", report, started, e.into()))?;
+        let closed = marker::supersede_all(
+            &app,
+            "superseded: carried into a rehearsal copy by its snapshot",
+        )
+        .await
+        .map_err(|e| broken("restore", report, started, e.into()))?;
+        drop(app);
+        if closed > 0 {
+            tracing::info!(
+                count = closed,
+                "closed the copy's records of deploys that were running when its snapshot was taken"
+            );
+        }
         report.step(
             "restore",
             true,
