@@ -128,11 +128,12 @@ fn an_existing_folder_is_kept_and_a_config_elsewhere_is_named_in_the_workflow() 
     let config = read(&ws, "deploy/snapguard.yml");
     assert!(config.contains("  url: s3://shop-backups/production\n"));
     assert!(config.contains("  format: golang-migrate\n"));
+    // Every snapguard step of the workflow names the config.
+    let workflow = read(&ws, ".github/workflows/deploy.yml");
     assert_eq!(
-        read(&ws, ".github/workflows/deploy.yml")
-            .matches("config: deploy/snapguard.yml")
-            .count(),
-        2
+        workflow.matches("config: deploy/snapguard.yml").count(),
+        workflow.matches("uses: OWNER/snapguard@").count(),
+        "{workflow}"
     );
 
     // A format that does not match the folder is refused; nothing written.
