@@ -143,6 +143,21 @@ pub enum Command {
     },
     /// Print the manual page (roff): `snapguard man > snapguard.1`.
     Man,
+    /// About the configuration file itself.
+    Config {
+        /// What to print.
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+/// `snapguard config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the JSON Schema of `snapguard.yml`, for editors:
+    /// `snapguard config schema > snapguard.schema.json`, then
+    /// `# yaml-language-server: $schema=./snapguard.schema.json` atop the file.
+    Schema,
 }
 
 /// `snapguard init`.

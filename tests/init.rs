@@ -88,7 +88,7 @@ fn nothing_is_overwritten_without_force() {
     std::fs::write(ws.path().join("snapguard.yml"), "# mine\n").unwrap();
     ws.run(&["init"])
         .expect_code(3)
-        .expect_stderr("`snapguard.yml`, `db/migrations/README.md` already exist; nothing was written (--force overwrites)");
+        .expect_stderr("`snapguard.yml`, `db/migrations/README.md`, `snapguard.schema.json` already exist; nothing was written (--force overwrites)");
     assert_eq!(read(&ws, "snapguard.yml"), "# mine\n");
     assert!(
         !ws.path().join(".github").exists(),
@@ -96,7 +96,14 @@ fn nothing_is_overwritten_without_force() {
     );
 
     ws.run(&["init", "--force"]).expect_code(0);
-    assert!(read(&ws, "snapguard.yml").starts_with("# snapguard.yml"));
+    let config = read(&ws, "snapguard.yml");
+    assert!(
+        config.starts_with(
+            "# yaml-language-server: $schema=./snapguard.schema.json\n# snapguard.yml"
+        ),
+        "{config}"
+    );
+    assert!(ws.path().join("snapguard.schema.json").is_file());
     assert!(ws.path().join(".github/workflows/deploy.yml").is_file());
 }
 

@@ -13,7 +13,7 @@ mod verify;
 use std::io::{BufRead, IsTerminal, Write};
 
 use crate::cancel::Cancel;
-use crate::cli::{Cli, Command, RestoreArgs, SnapshotArgs, SnapshotsCommand};
+use crate::cli::{Cli, Command, ConfigCommand, RestoreArgs, SnapshotArgs, SnapshotsCommand};
 use crate::config::{Config, Overrides};
 use crate::error::Error;
 use crate::progress::format_bytes;
@@ -25,7 +25,7 @@ use crate::store::Store;
 /// Runs `cli` to completion.
 pub async fn run(cli: Cli) -> Result<(), Error> {
     // `init` writes the configuration, so it must not need one to load;
-    // completions and the manual page need none either.
+    // completions, the manual page and the schema need none either.
     match &cli.command {
         Command::Init(args) => {
             return init::run(cli.config.as_deref(), cli.store.as_deref(), args);
@@ -33,6 +33,12 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(*shell, &mut command, "snapguard", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Config {
+            command: ConfigCommand::Schema,
+        } => {
+            print_json(&crate::config::schema::schema());
             return Ok(());
         }
         Command::Man => {
@@ -81,7 +87,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Restore(args) => restore(&config, args).await,
         Command::Migrate { command, args } => migrate::run(&config, command, args).await,
         Command::Verify { json } => verify::run(&config, json).await,
-        Command::Init(_) | Command::Completions { .. } | Command::Man => {
+        Command::Init(_) | Command::Completions { .. } | Command::Man | Command::Config { .. } => {
             unreachable!("handled before the configuration is loaded")
         }
     }

@@ -12,12 +12,34 @@ pub(super) struct Key {
     /// Holds a shell command: the variables snapguard sets for hooks
     /// (`SNAPGUARD_DEPLOY_ID`, …) are left for the shell to expand.
     pub command: bool,
+    /// What values it takes, for the JSON Schema (`snapguard config schema`).
+    pub kind: Kind,
 }
 
-const fn key(name: &'static str) -> Key {
+/// The values a key takes, as the JSON Schema describes them. The resolver
+/// still types each key itself; the schema is for editors, and a test
+/// holds it to the examples.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Kind {
+    /// Any text.
+    Text,
+    /// `true` or `false`.
+    Bool,
+    /// A whole number.
+    Count,
+    /// `500ms`, `30s`, `15m`, `2h`.
+    Duration,
+    /// `8MiB`, `64KiB`, `1GiB`, `5MB`, bytes.
+    Size,
+    /// One of these words.
+    OneOf(&'static [&'static str]),
+}
+
+const fn key(name: &'static str, kind: Kind) -> Key {
     Key {
         name,
         command: false,
+        kind,
     }
 }
 
@@ -25,49 +47,66 @@ const fn command(name: &'static str) -> Key {
     Key {
         name,
         command: true,
+        kind: Kind::Text,
     }
 }
 
+use Kind::{Bool, Count, Duration, OneOf, Size, Text};
+
 /// Every key, in the order the README documents them.
 pub(super) const KEYS: &[Key] = &[
-    key("database.url"),
-    key("database.maintenance_db"),
-    key("database.pg_bin_dir"),
-    key("store.url"),
-    key("store.endpoint"),
-    key("store.region"),
-    key("store.path_style"),
-    key("store.sse"),
-    key("store.kms_key_id"),
-    key("store.part_size"),
-    key("snapshot.compression"),
-    key("snapshot.compression_level"),
-    key("snapshot.lock_wait_timeout"),
-    key("snapshot.restore_jobs"),
-    key("snapshot.local_clone"),
-    key("snapshot.retention.keep_last"),
-    key("snapshot.retention.keep_days"),
-    key("migrations.dir"),
-    key("migrations.format"),
-    key("migrations.transaction"),
-    key("migrations.lock_timeout"),
-    key("migrations.lock_retries"),
-    key("migrations.statement_timeout"),
-    key("migrations.lock_wait"),
-    key("migrations.allow_out_of_order"),
-    key("migrations.allow_drift"),
-    key("migrations.allow_missing"),
-    key("migrations.native_history"),
-    key("migrations.command"),
-    key("migrations.pending_command"),
-    key("release.id"),
+    key("database.url", Text),
+    key("database.maintenance_db", Text),
+    key("database.pg_bin_dir", Text),
+    key("store.url", Text),
+    key("store.endpoint", Text),
+    key("store.region", Text),
+    key("store.path_style", Bool),
+    key("store.sse", OneOf(&["AES256", "aws:kms"])),
+    key("store.kms_key_id", Text),
+    key("store.part_size", Size),
+    key("snapshot.compression", OneOf(&["zstd", "gzip", "none"])),
+    key("snapshot.compression_level", Count),
+    key("snapshot.lock_wait_timeout", Duration),
+    key("snapshot.restore_jobs", Count),
+    key("snapshot.local_clone", OneOf(&["auto", "always", "never"])),
+    key("snapshot.retention.keep_last", Count),
+    key("snapshot.retention.keep_days", Count),
+    key("migrations.dir", Text),
+    key(
+        "migrations.format",
+        OneOf(&[
+            "auto",
+            "snapguard",
+            "golang-migrate",
+            "dbmate",
+            "sqlx",
+            "diesel",
+            "flyway",
+        ]),
+    ),
+    key("migrations.transaction", OneOf(&["per-migration", "all"])),
+    key("migrations.lock_timeout", Duration),
+    key("migrations.lock_retries", Count),
+    key("migrations.statement_timeout", Duration),
+    key("migrations.lock_wait", Duration),
+    key("migrations.allow_out_of_order", Bool),
+    key("migrations.allow_drift", Bool),
+    key("migrations.allow_missing", Bool),
+    key(
+        "migrations.native_history",
+        OneOf(&["keep", "read", "ignore"]),
+    ),
+    key("migrations.command", Text),
+    key("migrations.pending_command", Text),
+    key("release.id", Text),
     command("release.command"),
     command("release.rollback"),
-    key("release.timeout"),
-    key("release.health.url"),
-    key("release.health.timeout"),
-    key("release.health.interval"),
-    key("budget.max_downtime"),
+    key("release.timeout", Duration),
+    key("release.health.url", Text),
+    key("release.health.timeout", Duration),
+    key("release.health.interval", Duration),
+    key("budget.max_downtime", Duration),
 ];
 
 /// The sections made of lists, read by their own modules; they have no

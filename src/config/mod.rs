@@ -25,6 +25,7 @@ mod interpolate;
 mod keys;
 pub mod maintenance;
 pub mod migrations;
+pub mod schema;
 mod values;
 
 use self::file::{FileSections, file_settings};

@@ -15,6 +15,9 @@ use crate::migrate::source::{self, Format, SourceError};
 const CONFIG_TEMPLATE: &str = include_str!("snapguard.yml");
 
 /// The workflow users copy by hand is the one `init` writes.
+/// The JSON Schema written beside the config.
+const SCHEMA_FILE: &str = "snapguard.schema.json";
+
 const WORKFLOW_TEMPLATE: &str = include_str!("../../pipeline/github-actions/deploy.yml");
 
 /// Where the workflow goes, relative to the project.
@@ -137,6 +140,16 @@ pub fn plan(options: &InitOptions) -> Result<Scaffold, InitError> {
             contents: render_workflow(&options.config),
         });
     }
+    // Editors that read the modeline atop the config complete and check
+    // its keys against this file (regenerate with `snapguard config schema`).
+    files.push(Planned {
+        path: config_dir.join(SCHEMA_FILE),
+        contents: format!(
+            "{}\n",
+            serde_json::to_string_pretty(&crate::config::schema::schema())
+                .expect("a JSON value prints")
+        ),
+    });
     if !options.force {
         let existing: Vec<PathBuf> = files
             .iter()
@@ -209,13 +222,15 @@ fn render_config(options: &InitOptions, format: Format) -> String {
         Some(url) => format!("url: {}", yaml_scalar(url)),
         None => "# url: s3://my-bucket/snapguard/production".to_owned(),
     };
-    CONFIG_TEMPLATE
-        .replace("{{store}}", &store)
-        .replace(
-            "{{dir}}",
-            &yaml_scalar(&options.migrations_dir.to_string_lossy()),
-        )
-        .replace("{{format}}", &format.to_string())
+    let modeline = format!("# yaml-language-server: $schema=./{SCHEMA_FILE}\n");
+    modeline
+        + &CONFIG_TEMPLATE
+            .replace("{{store}}", &store)
+            .replace(
+                "{{dir}}",
+                &yaml_scalar(&options.migrations_dir.to_string_lossy()),
+            )
+            .replace("{{format}}", &format.to_string())
 }
 
 /// The workflow, pointed at the configuration when it is not the action's
@@ -325,10 +340,12 @@ mod tests {
             [
                 "snapguard.yml",
                 "db/migrations/README.md",
-                ".github/workflows/deploy.yml"
+                ".github/workflows/deploy.yml",
+                "snapguard.schema.json"
             ]
         );
         let config = &scaffold.files[0].contents;
+        assert!(config.starts_with("# yaml-language-server: $schema=./snapguard.schema.json\n"));
         assert!(config.contains("  dir: db/migrations\n  format: snapguard\n"));
         assert!(config.contains("  # url: s3://my-bucket/snapguard/production\n"));
         assert!(!config.contains("{{"));
@@ -352,7 +369,9 @@ mod tests {
         };
         write(&plan(&forced).unwrap()).unwrap();
         let config = std::fs::read_to_string(dir.path().join("snapguard.yml")).unwrap();
-        assert!(config.starts_with("# snapguard.yml"));
+        assert!(config.starts_with(
+            "# yaml-language-server: $schema=./snapguard.schema.json\n# snapguard.yml"
+        ));
     }
 
     #[test]
@@ -410,7 +429,7 @@ mod tests {
             workflow
                 .matches("config: deploy/snapguard.yml\n          command: ")
                 .count(),
-            2
+            workflow.matches("uses: OWNER/snapguard@").count()
         );
     }
 
