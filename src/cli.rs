@@ -88,12 +88,18 @@ pub enum Command {
         /// Also write the report as JSON to this file.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
+        /// Print the report as JSON on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Turn the configured maintenance switches on or off by hand.
     Maintenance {
         /// `on` or `off`.
         #[command(subcommand)]
         command: MaintenanceCommand,
+        /// Print what was switched as JSON.
+        #[arg(long, global = true)]
+        json: bool,
     },
     /// Apply `snapshot.retention`: delete old snapshots, drop old failed,
     /// replaced and orphaned clone databases.
@@ -101,6 +107,9 @@ pub enum Command {
         /// List what would be deleted; delete nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Print what was (or would be) deleted as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Take a snapshot of the database into the store now.
     Snapshot(SnapshotArgs),
@@ -222,6 +231,9 @@ pub enum MigrateCommand {
         /// The name recorded with it.
         #[arg(long, default_value = "baseline")]
         name: String,
+        /// Print what was recorded as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Accept the current file of an applied migration whose checksum
     /// changed (a comment fixed, line endings converted): the recorded

@@ -580,11 +580,20 @@ fn a_write_after_the_snapshot_makes_the_rollback_refuse_without_force() {
 fn manual_maintenance_and_prune() {
     let app = App::new("dep_manual", "fs");
     app.configure("always", "", "");
-    app.ws.run(&["maintenance", "on"]).expect_code(0);
+    let on = app.ws.run(&["maintenance", "on", "--json"]);
+    on.expect_code(0);
+    let on: serde_json::Value = serde_json::from_str(&on.stdout()).unwrap();
+    assert_eq!(on["maintenance"], "on");
+    assert!(on["switches"].as_u64().unwrap() >= 1, "{on}");
     assert!(app.ws.path().join("maintenance.txt").exists());
     assert!(!app.can_login());
     app.ws.run(&["maintenance", "on"]).expect_code(3);
-    app.ws.run(&["maintenance", "off"]).expect_code(0);
+    let off = app.ws.run(&["maintenance", "off", "--json"]);
+    off.expect_code(0);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&off.stdout()).unwrap()["maintenance"],
+        "off"
+    );
     app.assert_maintenance_off();
 
     // Three snapshots, keep the newest one; an old failed database and an
@@ -622,7 +631,27 @@ fn manual_maintenance_and_prune() {
         run.stdout()
     );
     assert!(db_exists("dep_manual__failed_20200101t000000z_abcd"));
-    app.ws.run(&["prune"]).expect_code(0);
+    let planned = app.ws.run(&["prune", "--dry-run", "--json"]);
+    planned.expect_code(0);
+    let planned: serde_json::Value = serde_json::from_str(&planned.stdout()).unwrap();
+    assert_eq!(planned["dry_run"], true);
+    assert_eq!(
+        planned["snapshots"].as_array().unwrap().len(),
+        2,
+        "{planned}"
+    );
+    assert_eq!(
+        planned["databases"].as_array().unwrap().len(),
+        2,
+        "{planned}"
+    );
+    assert_eq!(planned["kept"], 1);
+    assert!(db_exists("dep_manual__failed_20200101t000000z_abcd"));
+    let pruned = app.ws.run(&["prune", "--json"]);
+    pruned.expect_code(0);
+    let pruned: serde_json::Value = serde_json::from_str(&pruned.stdout()).unwrap();
+    assert_eq!(pruned["dry_run"], false);
+    assert_eq!(pruned["snapshots"], planned["snapshots"]);
     let listed = app.ws.run(&["snapshots", "list", "--json"]);
     let listed: serde_json::Value = serde_json::from_str(&listed.stdout()).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1);

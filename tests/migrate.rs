@@ -431,8 +431,11 @@ fn a_baseline_adopts_a_database_and_allows_squashing() {
         ("2_b.sql", "CREATE TABLE b (x int);"),
         ("3_c.sql", "CREATE TABLE c (x int);"),
     ]);
-    let run = ws.run(&["migrate", "baseline", "--version", "2"]);
+    let run = ws.run(&["migrate", "baseline", "--version", "2", "--json"]);
     run.expect_code(0);
+    let recorded: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(recorded["baseline"], "2");
+    assert_eq!(recorded["covered"], 2);
     ws.run(&["migrate"]).expect_code(0);
     assert_eq!(history(&db), ["2 baseline", "3 versioned"]);
     // A baseline below what is applied would hide history: refused.

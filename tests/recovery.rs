@@ -164,8 +164,13 @@ fn recover_applies_the_write_guard_over_the_whole_time_since_the_snapshot() {
         "nothing was restored over the writes"
     );
     assert!(maintenance_on(&app));
-    // The refusal is recorded: asking again refuses again.
-    app.ws.run(&["recover"]).expect_code(5);
+    // The refusal is recorded: asking again refuses again; `--json` gives
+    // the same report as JSON, alone on stdout.
+    let again = app.ws.run(&["recover", "--json"]);
+    again.expect_code(5);
+    let report: serde_json::Value =
+        serde_json::from_str(&again.stdout()).unwrap_or_else(|e| panic!("{e}: {}", again.stdout()));
+    assert_eq!(report["outcome"], "rollback_incomplete", "{report}");
 
     // The first way out printed keeps the database as it is.
     let printed = printed_commands(&run);
@@ -194,6 +199,12 @@ fn recover_applies_the_write_guard_over_the_whole_time_since_the_snapshot() {
     let run = app.ws.run(&["recover"]);
     run.expect_code(0);
     assert!(run.stdout().contains("nothing to recover"));
+    let run = app.ws.run(&["recover", "--json"]);
+    run.expect_code(0);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&run.stdout()).unwrap()["outcome"],
+        "nothing_to_recover"
+    );
 }
 
 /// Defect: the refusal repeated one line per 100 ms sample. A writer active

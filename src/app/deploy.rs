@@ -36,6 +36,7 @@ pub async fn recover(
     config: &Config,
     options: &RecoverOptions,
     report_file: Option<&Path>,
+    json: bool,
 ) -> Result<(), Error> {
     let store = open_store(config).await?;
     let deployer = Deployer::new(config, &store)?;
@@ -43,12 +44,16 @@ pub async fn recover(
         mask_secrets(&gh, config);
     }
     match deployer.recover(options).await? {
+        None if json => {
+            print_json(&serde_json::json!({ "outcome": "nothing_to_recover" }));
+            Ok(())
+        }
         None => {
             println!("nothing to recover: every deploy in the store is finished");
             Ok(())
         }
         Some((report, result)) => {
-            publish(&report, report_file, false, github().as_ref());
+            publish(&report, report_file, json, github().as_ref());
             result
         }
     }

@@ -8,7 +8,11 @@ use crate::error::Error;
 use crate::maintenance::{self, manual};
 
 /// `snapguard maintenance on|off`.
-pub async fn maintenance(config: &Config, command: MaintenanceCommand) -> Result<(), Error> {
+pub async fn maintenance(
+    config: &Config,
+    command: MaintenanceCommand,
+    json: bool,
+) -> Result<(), Error> {
     let info = config.database_url()?;
     let store = open_store(config).await?;
     // The per-database lock every changing command shares: no switching
@@ -31,18 +35,30 @@ pub async fn maintenance(config: &Config, command: MaintenanceCommand) -> Result
         MaintenanceCommand::On => (
             "maintenance on",
             manual::on(&config.maintenance, &store, &cx).await.map(|n| {
-                format!("maintenance on ({n} switch(es)); `snapguard maintenance off` ends it")
+                (
+                    format!("maintenance on ({n} switch(es)); `snapguard maintenance off` ends it"),
+                    serde_json::json!({ "maintenance": "on", "switches": n }),
+                )
             }),
         ),
         MaintenanceCommand::Off => (
             "maintenance off",
             manual::off(&config.maintenance, &store, &cx)
                 .await
-                .map(|()| "maintenance off".to_owned()),
+                .map(|()| {
+                    (
+                        "maintenance off".to_owned(),
+                        serde_json::json!({ "maintenance": "off" }),
+                    )
+                }),
         ),
     };
     match result {
-        Ok(done) => {
+        Ok((_, value)) if json => {
+            super::print_json(&value);
+            Ok(())
+        }
+        Ok((done, _)) => {
             println!("{done}");
             Ok(())
         }

@@ -20,7 +20,11 @@ pub async fn run(
         None => apply(config, args).await,
         Some(MigrateCommand::New { name }) => new(config, &name),
         Some(MigrateCommand::Status { json }) => status(config, json).await,
-        Some(MigrateCommand::Baseline { version, name }) => baseline(config, &version, &name).await,
+        Some(MigrateCommand::Baseline {
+            version,
+            name,
+            json,
+        }) => baseline(config, &version, &name, json).await,
         Some(MigrateCommand::Repair { versions, json }) => repair(config, &versions, json).await,
     }
 }
@@ -221,7 +225,7 @@ fn print_status(s: &Status) {
     );
 }
 
-async fn baseline(config: &Config, version: &str, name: &str) -> Result<(), Error> {
+async fn baseline(config: &Config, version: &str, name: &str, json: bool) -> Result<(), Error> {
     refuse_with_external(config, "baseline")?;
     let db = config.database_url()?;
     let _lock = database_lock(config, "migrate baseline").await?;
@@ -229,6 +233,15 @@ async fn baseline(config: &Config, version: &str, name: &str) -> Result<(), Erro
         .baseline(version, name)
         .await
         .map_err(|e| error("migrate baseline", e))?;
+    if json {
+        print_json(&serde_json::json!({
+            "baseline": version,
+            "name": name,
+            "covered": covered,
+            "table": crate::migrate::plan::HISTORY_TABLE,
+        }));
+        return Ok(());
+    }
     println!(
         "baseline {version} recorded in snapguard.schema_migrations: migrations up to it count as applied ({covered} in the folder)"
     );

@@ -67,16 +67,19 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             snapshot,
             accept_current,
             report,
+            json,
         } => {
             let options = crate::deploy::RecoverOptions {
                 force,
                 snapshot,
                 accept_current,
             };
-            deploy::recover(&config, &options, report.as_deref()).await
+            deploy::recover(&config, &options, report.as_deref(), json).await
         }
-        Command::Maintenance { command } => maintenance::maintenance(&config, command).await,
-        Command::Prune { dry_run } => prune::prune(&config, dry_run).await,
+        Command::Maintenance { command, json } => {
+            maintenance::maintenance(&config, command, json).await
+        }
+        Command::Prune { dry_run, json } => prune::prune(&config, dry_run, json).await,
         Command::Snapshot(args) => snapshot(&config, args).await,
         Command::Snapshots {
             command: SnapshotsCommand::List { all, json },

@@ -8,7 +8,7 @@ use crate::error::{Error, chain};
 use crate::prune;
 
 /// `snapguard prune`.
-pub async fn prune(config: &Config, dry_run: bool) -> Result<(), Error> {
+pub async fn prune(config: &Config, dry_run: bool, json: bool) -> Result<(), Error> {
     let info = config.database_url()?;
     let store = open_store(config).await?;
     let admin = db::connect(&info.with_dbname(&config.database.maintenance_db))
@@ -27,6 +27,25 @@ pub async fn prune(config: &Config, dry_run: bool) -> Result<(), Error> {
     )
     .await
     .map_err(|e| Error::nothing_changed("prune", e))?;
+    if json {
+        // Printed once the deletions are done (or, with `--dry-run`, what
+        // they would be), so the JSON never claims what did not happen.
+        let value = serde_json::json!({
+            "dry_run": dry_run,
+            "snapshots": plan.snapshots.iter().map(|(id, why)| serde_json::json!({ "id": id, "why": why })).collect::<Vec<_>>(),
+            "uploads": plan.uploads.iter().map(|(u, why)| serde_json::json!({ "key": u.key, "why": why })).collect::<Vec<_>>(),
+            "databases": plan.databases.iter().map(|(name, why)| serde_json::json!({ "name": name, "why": why })).collect::<Vec<_>>(),
+            "kept": plan.kept,
+            "retention": { "keep_last": config.snapshot.retention.keep_last, "keep_days": config.snapshot.retention.keep_days },
+        });
+        if !dry_run {
+            prune::execute(&store, &admin, &plan)
+                .await
+                .map_err(|e| Error::failed("prune", chain(&e)))?;
+        }
+        super::print_json(&value);
+        return Ok(());
+    }
     for (id, why) in &plan.snapshots {
         println!(
             "{} snapshot {id}: {why}",
