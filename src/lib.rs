@@ -58,6 +58,7 @@
 //! - [`shell`]: the user's shell commands (switches, hooks, external
 //!   migrators) through `sh -c`, with a timeout.
 //! - [`http`]: webhooks and health checks, with secrets redacted.
+//! - [`notify`]: every deploy's and recovery's outcome, sent to `notify:` webhooks.
 //! - [`sqlsplit`]: splitting SQL text into statements, as `psql` does.
 //! - [`ephemeral`]: a throwaway local PostgreSQL server.
 //! - [`scratch`]: scratch space in `$TMPDIR`, its free room, and what killed
@@ -83,6 +84,7 @@ pub mod init;
 pub mod logging;
 pub mod maintenance;
 pub mod migrate;
+pub mod notify;
 pub mod pgtools;
 pub mod process;
 pub mod progress;

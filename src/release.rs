@@ -103,6 +103,12 @@ pub struct HookEnv {
     pub snapshot_id: Option<String>,
     /// `SNAPGUARD_DEPLOY_ID`.
     pub deploy_id: String,
+    /// `SNAPGUARD_OUTCOME`: `succeeded` or `rolled_back` for the hooks that
+    /// run once that is settled (maintenance off at the end of a deploy,
+    /// `release.rollback` and maintenance off after the database was put
+    /// back); empty before.
+    #[serde(default)]
+    pub outcome: Option<String>,
 }
 
 impl HookEnv {
@@ -117,6 +123,7 @@ impl HookEnv {
             ),
             ("SNAPGUARD_SNAPSHOT_ID".into(), v(&self.snapshot_id)),
             ("SNAPGUARD_DEPLOY_ID".into(), self.deploy_id.clone()),
+            ("SNAPGUARD_OUTCOME".into(), v(&self.outcome)),
         ]
     }
 }

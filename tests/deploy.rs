@@ -67,6 +67,8 @@ fn the_happy_path_switches_everything_on_and_off_and_ships_the_release() {
 
     // Every switch went on, then off, in reverse order.
     assert_eq!(app.file("maintenance.log"), "on\noff\n");
+    // The switch went off at the end of a deploy that had succeeded.
+    assert_eq!(app.file("outcome.log"), "succeeded\n");
     let requests = app.stub.requests();
     assert_eq!(
         requests.first().map(String::as_str),
@@ -676,4 +678,80 @@ fn bad_maintenance_config_names_the_line() {
     run.expect_stderr("snapguard.yml:6");
     run.expect_stderr("exactly one of");
     let _: PathBuf = app.ws.path().join("b");
+}
+
+#[test]
+fn every_outcome_is_notified_once_and_hooks_see_it_once_settled() {
+    let app = App::new("dep_notify", "fs");
+    let hook = HttpStub::start();
+    app.configure(
+        "never",
+        "",
+        &format!(
+            "notify:\n  - url: '{}/hooks/deploys?token=s3cr3t-hook'\n    headers: {{ X-Token: 'tok-${{HOOK_TOKEN:-t0ken}}' }}\n",
+            hook.url
+        ),
+    );
+    app.migration("2_extra.sql", "ALTER TABLE items ADD COLUMN extra text;\n");
+    let first = app.deploy("v1");
+    first.expect_code(0);
+    // The second fails its health check, after the release shipped: the
+    // release's rollback hook runs too.
+    app.migration("3_more.sql", "ALTER TABLE items ADD COLUMN more text;\n");
+    app.stub.set_status("/health", 503);
+    let second = app.deploy("v2");
+    second.expect_code(4);
+    app.stub.set_status("/health", 200);
+
+    let bodies = hook.bodies("/hooks/deploys");
+    assert_eq!(bodies.len(), 2, "once per deploy: {bodies:?}");
+    let ok: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+    assert_eq!(ok["snapguard"]["outcome"], "succeeded", "{ok}");
+    assert_eq!(ok["snapguard"]["release"], "v1");
+    assert!(ok["snapguard"]["deploy_id"].as_str().unwrap().len() > 10);
+    assert!(
+        ok["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("snapguard deploy of `dep_notify` (release v1): succeeded"),
+        "{ok}"
+    );
+    let failed: serde_json::Value = serde_json::from_str(&bodies[1]).unwrap();
+    assert_eq!(failed["snapguard"]["outcome"], "rolled_back", "{failed}");
+    assert_eq!(failed["snapguard"]["failed_step"], "health", "{failed}");
+    assert!(
+        failed["text"]
+            .as_str()
+            .unwrap()
+            .contains("failed at health"),
+        "{failed}"
+    );
+    // The webhook's URL and header are credentials: never in the output.
+    for run in [&first, &second] {
+        assert!(!run.stderr().contains("s3cr3t-hook") && !run.stdout().contains("s3cr3t-hook"));
+        assert!(!run.stderr().contains("tok-t0ken"));
+    }
+    // SNAPGUARD_OUTCOME: empty for the release hook (nothing settled yet),
+    // `rolled_back` for the rollback hook, which runs once the database is
+    // back.
+    assert_eq!(
+        env_file(&app.file("release.env"), "SNAPGUARD_OUTCOME").as_deref(),
+        Some("")
+    );
+    assert_eq!(
+        env_file(&app.file("rollback.env"), "SNAPGUARD_OUTCOME").as_deref(),
+        Some("rolled_back")
+    );
+    assert_eq!(app.file("outcome.log"), "succeeded\nrolled_back\n");
+
+    // A webhook that fails changes nothing about the deploy.
+    hook.set_status("/hooks/deploys", 500);
+    let third = app.deploy("v3");
+    third.expect_code(0);
+    assert!(
+        third.stderr().contains("notification failed"),
+        "{}",
+        third.stderr()
+    );
+    assert_eq!(hook.bodies("/hooks/deploys").len(), 2 + 3, "three attempts");
 }

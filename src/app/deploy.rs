@@ -28,6 +28,7 @@ pub async fn deploy(config: &Config, args: DeployArgs) -> Result<(), Error> {
     };
     let (report, result) = deployer.deploy(&options, &Cancel::on_signals()).await;
     publish(&report, args.report.as_deref(), args.json, github.as_ref());
+    crate::notify::send(&config.notify, "deploy", &report).await;
     result
 }
 
@@ -54,6 +55,7 @@ pub async fn recover(
         }
         Some((report, result)) => {
             publish(&report, report_file, json, github().as_ref());
+            crate::notify::send(&config.notify, "recover", &report).await;
             result
         }
     }
@@ -79,6 +81,13 @@ fn mask_secrets(gh: &GitHub, config: &Config) {
                     gh.mask(value.expose());
                 }
             }
+        }
+    }
+    // A notification webhook's URL is its credential (Slack's are).
+    for hook in &config.notify {
+        gh.mask(hook.request.url.expose());
+        for (_, value) in &hook.request.headers {
+            gh.mask(value.expose());
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Reading `snapguard.yml`: the list sections (`checks`, `maintenance`)
+//! Reading `snapguard.yml`: the list sections (`checks`, `maintenance`, `notify`)
 //! through their own types, and every other value as a tree walked against
 //! [`keys::KEYS`], so that a key is declared in one place and an unknown
 //! one is refused with its line and column.
@@ -69,6 +69,7 @@ impl<'de> Deserialize<'de> for Node {
 struct FileConfig {
     checks: Option<checks::FileChecks>,
     maintenance: Option<Vec<Spanned<maintenance::SwitchEntry>>>,
+    notify: Option<Vec<maintenance::FileWebhook>>,
     rest: Vec<(Spanned<String>, Spanned<Node>)>,
 }
 
@@ -86,6 +87,7 @@ impl<'de> Deserialize<'de> for FileConfig {
                     match key.value.as_str() {
                         "checks" => file.checks = map.next_value()?,
                         "maintenance" => file.maintenance = map.next_value()?,
+                        "notify" => file.notify = map.next_value()?,
                         _ => file.rest.push((key, map.next_value()?)),
                     }
                 }
@@ -102,6 +104,7 @@ impl<'de> Deserialize<'de> for FileConfig {
 pub(super) struct FileSections {
     pub checks: Option<checks::FileChecks>,
     pub maintenance: Option<Vec<Spanned<maintenance::SwitchEntry>>>,
+    pub notify: Option<Vec<maintenance::FileWebhook>>,
 }
 
 /// The scalar settings of the file, and its list sections.
@@ -130,6 +133,7 @@ pub(super) fn file_settings(
         FileSections {
             checks: parsed.checks,
             maintenance: parsed.maintenance,
+            notify: parsed.notify,
         },
     ))
 }

@@ -111,7 +111,7 @@ pub(super) const KEYS: &[Key] = &[
 
 /// The sections made of lists, read by their own modules; they have no
 /// environment-variable form.
-pub(super) const LIST_SECTIONS: &[&str] = &["checks", "maintenance"];
+pub(super) const LIST_SECTIONS: &[&str] = &["checks", "maintenance", "notify"];
 
 /// A key that only means something beside another.
 pub(super) struct Needs {

@@ -138,6 +138,40 @@ struct FileFence {
     wait: Option<Spanned<String>>,
 }
 
+/// One `notify:` item as written: a webhook told the outcome.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileWebhook {
+    url: Spanned<String>,
+    headers: Option<BTreeMap<String, Spanned<String>>>,
+    timeout: Option<Spanned<String>>,
+}
+
+/// Resolves `notify:`: webhooks configured as maintenance webhooks are
+/// (`${VAR}` in the URL and headers, which are treated as secrets), each a
+/// `POST` of the outcome.
+pub(crate) fn resolve_notify(
+    list: Option<Vec<FileWebhook>>,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<HttpCall>, ConfigError> {
+    let r = Resolver { path, env };
+    list.unwrap_or_default()
+        .into_iter()
+        .map(|w| {
+            let timeout = r.duration(&w.timeout, "notify.timeout", 10)?;
+            let call = FileCall {
+                method: None,
+                url: w.url,
+                headers: w.headers,
+                body: None,
+                status: None,
+            };
+            r.call(call, "notify", timeout)
+        })
+        .collect()
+}
+
 /// Resolves the parsed section; `path` is the config file, `base_dir` its
 /// directory (where relative flag-file paths start).
 pub(crate) fn resolve(

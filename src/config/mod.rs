@@ -165,6 +165,8 @@ pub struct Config {
     pub checks: ChecksConfig,
     /// The `maintenance` section: switches, turned on in order.
     pub maintenance: Vec<Switch>,
+    /// The `notify` section: webhooks told every deploy's outcome.
+    pub notify: Vec<maintenance::HttpCall>,
     /// The `release` section.
     pub release: ReleaseConfig,
     /// The `budget` section.
@@ -353,12 +355,13 @@ impl Config {
             .as_ref()
             .and_then(|f| f.parent().map(Path::to_path_buf))
             .unwrap_or_default();
-        let (checks, maintenance) = match &file {
+        let (checks, maintenance, notify) = match &file {
             Some(f) => (
                 checks::resolve(sections.checks, f, &base_dir)?,
                 maintenance::resolve(sections.maintenance, f, &base_dir, env)?,
+                maintenance::resolve_notify(sections.notify, f, env)?,
             ),
-            None => (ChecksConfig::default(), Vec::new()),
+            None => (ChecksConfig::default(), Vec::new(), Vec::new()),
         };
         let mut config = Resolver {
             settings,
@@ -368,6 +371,7 @@ impl Config {
         .config(file)?;
         config.checks = checks;
         config.maintenance = maintenance;
+        config.notify = notify;
         Ok(config)
     }
 
@@ -702,6 +706,7 @@ impl Resolver<'_> {
             migrations,
             checks: ChecksConfig::default(),
             maintenance: Vec::new(),
+            notify: Vec::new(),
             release,
             budget: BudgetConfig {
                 max_downtime: self.parse("budget.max_downtime", parse_duration)?,

@@ -27,6 +27,7 @@ pub fn schema() -> Value {
     let properties = root["properties"].as_object_mut().expect("the root");
     properties.insert("checks".into(), checks());
     properties.insert("maintenance".into(), maintenance());
+    properties.insert("notify".into(), notify());
     let mut schema = json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "snapguard.yml",
@@ -130,6 +131,24 @@ fn checks() -> Value {
             "compare": { "type": "array", "items": compare },
             "timeout": { "$ref": "#/definitions/duration" },
             "skip_builtin": { "type": "array", "items": { "type": "string" } }
+        }
+    })
+}
+
+/// `notify:` (see `maintenance.rs`, `resolve_notify`): webhooks told every
+/// deploy's outcome.
+fn notify() -> Value {
+    json!({
+        "type": "array",
+        "items": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["url"],
+            "properties": {
+                "url": { "type": "string" },
+                "headers": { "type": "object", "additionalProperties": { "type": "string" } },
+                "timeout": { "$ref": "#/definitions/duration" }
+            }
         }
     })
 }

@@ -34,7 +34,7 @@ use chrono::Utc;
 use tokio_postgres::Client;
 
 use self::failure::StepFailure;
-use self::journal::{Journal, Step};
+use self::journal::{Journal, State, Step};
 use self::observe::MigrateObserver;
 use self::preflight::{Prepared, Runner};
 use crate::cancel::Cancel;
@@ -275,6 +275,20 @@ pub(crate) fn hook_env(journal: &Journal) -> HookEnv {
         previous_release: journal.previous_release.clone(),
         snapshot_id: journal.snapshot.as_ref().and_then(|s| s.id.clone()),
         deploy_id: journal.deploy_id.clone(),
+        outcome: settled_outcome(journal).map(str::to_owned),
+    }
+}
+
+/// The outcome the deploy reaches once the hooks running now succeed:
+/// known at the last step of a successful deploy, and in a rollback once
+/// the database is back.
+fn settled_outcome(journal: &Journal) -> Option<&'static str> {
+    match journal.state {
+        State::Running if journal.step == Step::MaintenanceOff => Some("succeeded"),
+        State::Succeeded => Some("succeeded"),
+        State::RollingBack if journal.database_restored => Some("rolled_back"),
+        State::RolledBack => Some("rolled_back"),
+        State::Running | State::RollingBack | State::RollbackIncomplete => None,
     }
 }
 

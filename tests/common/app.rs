@@ -94,7 +94,7 @@ impl App {
 migrations:
   dir: migrations
 maintenance:
-  - command: {{ on: 'echo on >> maintenance.log', off: 'echo off >> maintenance.log' }}
+  - command: {{ on: 'echo on >> maintenance.log', off: 'echo off >> maintenance.log; echo ${{SNAPGUARD_OUTCOME}} >> outcome.log' }}
   - http:
       on: {{ url: '{stub}/maintenance/on', headers: {{ Authorization: 'Bearer ${{HOOK_TOKEN:-t0ken}}' }} }}
       off: {{ method: DELETE, url: '{stub}/maintenance/on' }}

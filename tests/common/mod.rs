@@ -473,6 +473,8 @@ pub struct HttpStub {
 struct StubState {
     statuses: std::collections::HashMap<String, u16>,
     requests: Vec<String>,
+    /// (path without the query, body) of every request.
+    bodies: Vec<(String, String)>,
 }
 
 impl HttpStub {
@@ -515,10 +517,13 @@ impl HttpStub {
                         let mut parts = request_line.split_whitespace();
                         let method = parts.next().unwrap_or("").to_owned();
                         let path = parts.next().unwrap_or("").to_owned();
+                        let bare = path.split('?').next().unwrap_or("").to_owned();
                         let status = {
                             let mut st = shared.lock().unwrap();
                             st.requests.push(format!("{method} {path}"));
-                            st.statuses.get(&path).copied().unwrap_or(200)
+                            st.bodies
+                                .push((bare.clone(), String::from_utf8_lossy(&body).into_owned()));
+                            st.statuses.get(&bare).copied().unwrap_or(200)
                         };
                         let _ =
                             write!(stream, "HTTP/1.1 {status} X\r\ncontent-length: 2\r\n\r\nok");
@@ -541,6 +546,18 @@ impl HttpStub {
     /// Every request so far.
     pub fn requests(&self) -> Vec<String> {
         self.state.lock().unwrap().requests.clone()
+    }
+
+    /// The bodies of the requests to `path` (query left out), in order.
+    pub fn bodies(&self, path: &str) -> Vec<String> {
+        self.state
+            .lock()
+            .unwrap()
+            .bodies
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, b)| b.clone())
+            .collect()
     }
 }
 
