@@ -23,6 +23,16 @@ pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
 }
 
+/// Bars only on a terminal, in the plain format, and not under `-q`; else
+/// progress lines, which `-q` (warnings only) hides too.
+fn progress_mode(terminal: bool, format: LogFormat, verbosity: i8) -> progress::Mode {
+    if terminal && format == LogFormat::Auto && verbosity >= 0 {
+        progress::Mode::Bar
+    } else {
+        progress::Mode::Lines
+    }
+}
+
 /// Installs the global subscriber. `verbosity` is 0 by default, positive for
 /// `-v`, negative for `-q`. `SNAPGUARD_LOG` (an `EnvFilter` directive)
 /// overrides it.
@@ -36,11 +46,7 @@ pub fn init(format: LogFormat, verbosity: i8) {
     let filter =
         EnvFilter::try_from_env("SNAPGUARD_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let terminal = std::io::stderr().is_terminal() && !in_ci();
-    progress::set_mode(if terminal && format == LogFormat::Auto {
-        progress::Mode::Bar
-    } else {
-        progress::Mode::Lines
-    });
+    progress::set_mode(progress_mode(terminal, format, verbosity));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -49,5 +55,27 @@ pub fn init(format: LogFormat, verbosity: i8) {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Auto if terminal => builder.without_time().init(),
         _ => builder.with_ansi(false).compact().init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quiet_hides_the_progress_bar() {
+        assert_eq!(progress_mode(true, LogFormat::Auto, 0), progress::Mode::Bar);
+        assert_eq!(
+            progress_mode(true, LogFormat::Auto, -1),
+            progress::Mode::Lines
+        );
+        assert_eq!(
+            progress_mode(true, LogFormat::Json, 0),
+            progress::Mode::Lines
+        );
+        assert_eq!(
+            progress_mode(false, LogFormat::Auto, 0),
+            progress::Mode::Lines
+        );
     }
 }

@@ -1,6 +1,7 @@
-//! Progress for long transfers: bytes and rate, as a bar on a terminal and
-//! as periodic log lines in CI logs (where a bar would print thousands of
-//! carriage returns).
+//! Progress for long transfers (bytes and rate) and long counted work (a
+//! restore's archive entries: percentage and ETA), as a bar on a terminal
+//! and as periodic log lines in CI logs (where a bar would print thousands
+//! of carriage returns).
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -93,6 +94,94 @@ impl Progress {
     }
 }
 
+/// Progress counted in items of a known total (a `pg_restore`'s archive
+/// entries): a bar with the percentage and ETA on a terminal, a log line
+/// every [`LINE_INTERVAL`] elsewhere, and a last line with the total.
+pub struct Counted {
+    label: &'static str,
+    unit: &'static str,
+    total: u64,
+    done: u64,
+    started: Instant,
+    last_line: Instant,
+    bar: Option<ProgressBar>,
+}
+
+impl Counted {
+    /// Starts counting towards `total` `unit`s.
+    pub fn start(label: &'static str, unit: &'static str, total: u64) -> Self {
+        let bar = (MODE.get().copied() == Some(Mode::Bar)).then(|| {
+            let bar = ProgressBar::new(total).with_style(
+                ProgressStyle::with_template(
+                    "{prefix:>9} [{bar:30}] {percent}% {pos}/{len} {msg} {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(label);
+            bar.set_message(unit);
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        let now = Instant::now();
+        Counted {
+            label,
+            unit,
+            total,
+            done: 0,
+            started: now,
+            last_line: now,
+            bar,
+        }
+    }
+
+    /// One more done. The count never passes `total - 1` before
+    /// [`Counted::finish`]: what is counted is an estimate.
+    pub fn advance(&mut self) {
+        self.done = (self.done + 1).min(self.total.saturating_sub(1));
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.done);
+        } else if self.last_line.elapsed() >= LINE_INTERVAL {
+            self.last_line = Instant::now();
+            let eta = eta(self.done, self.total, self.started.elapsed())
+                .map(|d| format!(", about {}s left", d.as_secs()))
+                .unwrap_or_default();
+            tracing::info!(
+                "{}: {}% ({} of {} {}){eta}",
+                self.label,
+                percent(self.done, self.total),
+                self.done,
+                self.total,
+                self.unit
+            );
+        }
+    }
+
+    /// Ends the count, everything done.
+    pub fn finish(self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        tracing::info!(
+            "{}: 100% ({} {}) in {:.1}s",
+            self.label,
+            self.total,
+            self.unit,
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// `done` of `total` as a whole percentage.
+fn percent(done: u64, total: u64) -> u64 {
+    (done * 100).checked_div(total).unwrap_or(0)
+}
+
+/// The time left at the rate so far, once something is done.
+fn eta(done: u64, total: u64, elapsed: Duration) -> Option<Duration> {
+    (done > 0 && total > done).then(|| elapsed.mul_f64((total - done) as f64 / done as f64))
+}
+
 /// Bytes per second.
 pub fn rate(bytes: u64, elapsed: Duration) -> u64 {
     let secs = elapsed.as_secs_f64();
@@ -129,5 +218,21 @@ mod tests {
         assert_eq!(format_bytes(1536), "1.5 KiB");
         assert_eq!(format_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
         assert_eq!(rate(1000, Duration::from_secs(2)), 500);
+    }
+
+    #[test]
+    fn counted_progress_estimates() {
+        assert_eq!(percent(1, 3), 33);
+        assert_eq!(percent(0, 0), 0);
+        assert_eq!(
+            eta(1, 4, Duration::from_secs(10)),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(eta(0, 4, Duration::from_secs(10)), None);
+        let mut c = Counted::start("restore", "archive entries", 3);
+        for _ in 0..10 {
+            c.advance();
+        }
+        assert_eq!(c.done, 2, "never 100% before it is done");
     }
 }

@@ -71,6 +71,13 @@ fn round_trip(ws: &Workspace, db: &str) {
         before,
         "restored database differs from the snapshot"
     );
+    // pg_restore's progress: the archive's entries, counted to the end.
+    let entries = restored
+        .stderr()
+        .lines()
+        .find(|l| l.contains("restore: 100% (") && l.contains("archive entries"))
+        .map(str::to_owned);
+    assert!(entries.is_some(), "{}", restored.stderr());
     assert_eq!(
         psql("postgres", &props_sql),
         props_before,

@@ -7,7 +7,7 @@ pub mod group;
 use std::collections::VecDeque;
 use std::process::ExitStatus;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncBufReadExt, AsyncRead};
 
 /// A child process failed.
 #[derive(Debug, thiserror::Error)]
@@ -48,13 +48,32 @@ const TAIL_LINES: usize = 20;
 /// Reads a child's stderr to the end, logging each line at debug level and
 /// keeping the last few for an error message.
 pub async fn collect_stderr(stderr: impl AsyncRead + Unpin, program: &str) -> String {
+    collect_stderr_lines(stderr, program, |_| {}).await
+}
+
+/// [`collect_stderr`], handing each line to `on_line` as it arrives (for
+/// progress read from a child's verbose output).
+pub async fn collect_stderr_lines(
+    stderr: impl AsyncRead + Unpin,
+    program: &str,
+    mut on_line: impl FnMut(&str),
+) -> String {
     let mut reader = tokio::io::BufReader::new(stderr);
-    let mut buf = Vec::new();
-    let _ = reader.read_to_end(&mut buf).await;
-    let text = String::from_utf8_lossy(&buf);
     let mut tail = VecDeque::with_capacity(TAIL_LINES);
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim_end();
+        if line.trim().is_empty() {
+            continue;
+        }
         tracing::debug!(program, "{line}");
+        on_line(line);
         if tail.len() == TAIL_LINES {
             tail.pop_front();
         }
@@ -81,6 +100,16 @@ pub async fn run(
     args: &[String],
     env: Vec<(&'static str, String)>,
 ) -> Result<(), ProcessError> {
+    run_with_lines(program, args, env, |_| {}).await
+}
+
+/// [`run`], handing each stderr line to `on_line` as it arrives.
+pub async fn run_with_lines(
+    program: &std::path::Path,
+    args: &[String],
+    env: Vec<(&'static str, String)>,
+    on_line: impl FnMut(&str),
+) -> Result<(), ProcessError> {
     let command = describe(program, args);
     let spawn_failed = |source| ProcessError::Spawn {
         command: command.clone(),
@@ -102,7 +131,8 @@ pub async fn run(
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("child process");
-    let (status, stderr_tail) = tokio::join!(child.wait(), collect_stderr(stderr, name));
+    let (status, stderr_tail) =
+        tokio::join!(child.wait(), collect_stderr_lines(stderr, name, on_line));
     let status = status.map_err(spawn_failed)?;
     group.release();
     if status.success() {

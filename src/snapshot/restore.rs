@@ -17,7 +17,7 @@ use crate::db::swap::SwapError;
 use crate::db::{self, ConnInfo, DbError, Session, admin};
 use crate::pgtools::{self, Program, Tool, ToolError};
 use crate::process::{self, ProcessError};
-use crate::progress::format_bytes;
+use crate::progress::{Counted, format_bytes};
 use crate::scratch::{self, ScratchError};
 use crate::store::ObjectStore;
 
@@ -510,10 +510,60 @@ pub(crate) async fn pg_restore_file(
         args.push("--no-owner".into());
         args.push("--no-acl".into());
     }
+    // `--verbose` names each entry as it is restored: with the count of
+    // entries in the archive's table of contents, that is the progress of
+    // what is otherwise the longest silent phase.
+    let total = toc_entries(pg_restore, archive).await;
+    args.push("--verbose".into());
     args.push(archive.display().to_string());
-    process::run(&pg_restore.path, &args, target.libpq_env())
+    let mut progress = total.map(|t| Counted::start("restore", "archive entries", t));
+    let result = process::run_with_lines(&pg_restore.path, &args, target.libpq_env(), |line| {
+        if let Some(p) = progress.as_mut()
+            && restores_an_entry(line)
+        {
+            p.advance();
+        }
+    })
+    .await
+    .map_err(|source| RestoreError::PgRestore { database, source });
+    if let (Ok(()), Some(p)) = (&result, progress) {
+        p.finish();
+    }
+    result
+}
+
+/// The entries in `archive`'s table of contents (`pg_restore --list`);
+/// `None` when they cannot be listed (the restore itself will say why).
+async fn toc_entries(pg_restore: &Tool, archive: &std::path::Path) -> Option<u64> {
+    let out = tokio::process::Command::new(&pg_restore.path)
+        .arg("--list")
+        .arg(archive)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
         .await
-        .map_err(|source| RestoreError::PgRestore { database, source })
+        .ok()
+        .filter(|o| o.status.success())?;
+    let listed = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
+        .count() as u64;
+    (listed > 0).then_some(listed)
+}
+
+/// Whether a `pg_restore --verbose` line reports one archive entry being
+/// restored: an object created, a table's data loaded, or a statement
+/// executed (`SEQUENCE SET`…). Serial and parallel restores both print
+/// one of these per entry; the count is an estimate, kept below 100%
+/// until pg_restore exits.
+fn restores_an_entry(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix("pg_restore: ") else {
+        return false;
+    };
+    rest.starts_with("creating ")
+        || rest.starts_with("processing data for table ")
+        || rest.starts_with("executing ")
 }
 
 impl From<SwapError> for RestoreError {
@@ -540,6 +590,26 @@ pub enum RestoreFailure {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn verbose_lines_that_count_as_entries() {
+        use super::restores_an_entry;
+        assert!(restores_an_entry(
+            "pg_restore: creating TABLE \"public.accounts\""
+        ));
+        assert!(restores_an_entry(
+            "pg_restore: processing data for table \"public.accounts\""
+        ));
+        assert!(restores_an_entry(
+            "pg_restore: executing SEQUENCE SET accounts_id_seq"
+        ));
+        assert!(!restores_an_entry(
+            "pg_restore: launching item 3355 TABLE DATA public accounts"
+        ));
+        assert!(!restores_an_entry(
+            "pg_restore: connecting to database for restore"
+        ));
+    }
+
     use super::*;
 
     #[test]
