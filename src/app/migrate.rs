@@ -238,7 +238,7 @@ async fn baseline(config: &Config, version: &str, name: &str, json: bool) -> Res
             "baseline": version,
             "name": name,
             "covered": covered,
-            "table": crate::migrate::plan::HISTORY_TABLE,
+            "table": HISTORY_TABLE,
         }));
         return Ok(());
     }
