@@ -511,9 +511,14 @@ pub(crate) async fn pg_restore_file(
         args.push("--no-acl".into());
     }
     // `--verbose` names each entry as it is restored: with the count of
-    // entries in the archive's table of contents, that is the progress of
-    // what is otherwise the longest silent phase.
-    let total = toc_entries(pg_restore, archive).await;
+    // entries in the archive's table of contents (`pg_restore -l`), that is
+    // the progress of what is otherwise the longest silent phase.
+    // Not listable (not a custom-format archive): no percentage; the
+    // restore itself says what is wrong.
+    let total = transfer::list_toc_file(archive, pg_restore)
+        .await
+        .ok()
+        .map(|n| n as u64);
     args.push("--verbose".into());
     args.push(archive.display().to_string());
     let mut progress = total.map(|t| Counted::start("restore", "archive entries", t));
@@ -530,26 +535,6 @@ pub(crate) async fn pg_restore_file(
         p.finish();
     }
     result
-}
-
-/// The entries in `archive`'s table of contents (`pg_restore --list`);
-/// `None` when they cannot be listed (the restore itself will say why).
-async fn toc_entries(pg_restore: &Tool, archive: &std::path::Path) -> Option<u64> {
-    let out = tokio::process::Command::new(&pg_restore.path)
-        .arg("--list")
-        .arg(archive)
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .ok()
-        .filter(|o| o.status.success())?;
-    let listed = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
-        .count() as u64;
-    (listed > 0).then_some(listed)
 }
 
 /// Whether a `pg_restore --verbose` line reports one archive entry being
