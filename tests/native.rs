@@ -428,6 +428,15 @@ fn golang_migrate_database_is_adopted_and_its_version_moves_up() {
         .expect_stderr("golang-migrate records version 4 as dirty (a migration failed midway) in `schema_migrations`")
         .expect_stderr("`migrate force <version>`");
     assert_eq!(fingerprint(&db), before);
+    // `migrate status` names the dirty version, and shows a migration just
+    // made by `migrate new` as empty rather than failing on it.
+    ws.migrations(&[("000006_wip.up.sql", "")]);
+    let status = ws.run(&["migrate", "status"]);
+    status
+        .expect_code(3)
+        .expect_stderr("golang-migrate records version 4 as dirty");
+    assert!(status.stdout().contains("1 empty"), "{}", status.stdout());
+    std::fs::remove_file(ws.path().join("migrations/000006_wip.up.sql")).unwrap();
     golang_at(&db, 4, false);
     ws.run(&["migrate"]).expect_code(0);
     assert_eq!(

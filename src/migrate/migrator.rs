@@ -147,10 +147,19 @@ pub struct Status {
 struct Loaded {
     format: Format,
     migrations: Vec<Migration>,
-    /// snapguard's history with what the native tool's adds.
-    applied: Vec<AppliedRow>,
+    /// snapguard's own history.
+    own: Vec<AppliedRow>,
+    /// The native tool's rows; none without a tool or its table.
+    native: Vec<AppliedRow>,
     /// The native tool whose table counts, if any.
     tool: Option<Tool>,
+}
+
+impl Loaded {
+    /// snapguard's history with what the native tool's adds.
+    fn applied(&self) -> Vec<AppliedRow> {
+        native::merge(self.own.clone(), self.native.clone())
+    }
 }
 
 /// The migrator for one database.
@@ -189,30 +198,35 @@ impl<'a> Migrator<'a> {
         Ok((undeclared && native::exists(client, Tool::Sqlx).await?).then_some(Tool::Sqlx))
     }
 
-    /// Reads the folder and both histories. A native history recording a
-    /// failed migration is an error here; `status` reports it instead.
-    async fn load_with_history(
+    /// Both histories beside `folder`, the migrations read (read first, so
+    /// that a broken file is reported before connecting). A native history
+    /// recording a failed migration is an error here; `status` reports it
+    /// instead.
+    async fn with_history(
         &self,
         client: &Client,
+        folder: (Format, Vec<Migration>),
         strictness: Strictness,
     ) -> Result<Loaded, MigrateError> {
-        let (mut format, mut migrations) = self.load_with(strictness)?;
+        let (mut format, mut migrations) = folder;
         let tool = self.native_tool(client, format).await?;
         if tool == Some(Tool::Sqlx) && format != Format::Sqlx {
             // Read again as sqlx, for sqlx's checksums.
             (format, migrations) =
                 source::load_with(&self.config.dir, Some(Format::Sqlx), strictness)?;
         }
-        let mut applied = history::read(client).await?;
-        if let Some(tool) = tool
-            && let Some(rows) = native::read(client, tool, &migrations).await?
-        {
-            applied = native::merge(applied, rows);
-        }
+        let own = history::read(client).await?;
+        let native = match tool {
+            Some(tool) => native::read(client, tool, &migrations)
+                .await?
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
         Ok(Loaded {
             format,
             migrations,
-            applied,
+            own,
+            native,
             tool,
         })
     }
@@ -240,20 +254,22 @@ impl<'a> Migrator<'a> {
             return self.run_external(command, options, cancel).await;
         }
         // The folder first: a broken file is reported without connecting.
-        self.load()?;
+        let folder = self.load()?;
         let mut client = if options.dry_run {
             db::connect(self.db).await?
         } else {
             self.connect_locked().await?
         };
+        let loaded = self
+            .with_history(&client, folder, Strictness::RefuseEmpty)
+            .await?;
+        let applied = loaded.applied();
         let Loaded {
             format,
             migrations,
-            applied,
             tool,
-        } = self
-            .load_with_history(&client, Strictness::RefuseEmpty)
-            .await?;
+            ..
+        } = loaded;
         let mut pending = plan::pending(&migrations, &applied, self.config.plan)?;
         if let Some(limit) = options.limit {
             pending.truncate(limit);
@@ -326,22 +342,23 @@ impl<'a> Migrator<'a> {
         // A migration just made by `migrate new` is shown as empty, not an
         // error: only applying refuses it.
         let lenient = Strictness::KeepEmpty;
-        self.load_with(lenient)?;
+        let folder = self.load_with(lenient)?;
         let client = db::connect(self.db).await?;
-        let loaded = self.load_with_history(&client, lenient).await;
+        let loaded = self.with_history(&client, folder.clone(), lenient).await;
         let (format, migrations, applied, problem) = match loaded {
             Ok(l) => {
+                let applied = l.applied();
                 let written: Vec<Migration> =
                     l.migrations.iter().filter(|m| !m.empty).cloned().collect();
-                let problem = plan::pending(&written, &l.applied, self.config.plan)
+                let problem = plan::pending(&written, &applied, self.config.plan)
                     .err()
                     .map(|e| e.to_string());
-                (l.format, l.migrations, l.applied, problem)
+                (l.format, l.migrations, applied, problem)
             }
             // What the native tool records as failed is the problem; the
             // rest is shown from snapguard's own history.
             Err(MigrateError::Native(e @ NativeError::Failed { .. })) => {
-                let (format, migrations) = self.load()?;
+                let (format, migrations) = folder;
                 (
                     format,
                     migrations,
@@ -369,15 +386,12 @@ impl<'a> Migrator<'a> {
                 "`{version}` is not a migration version (digits, or dotted digits like 1.2)"
             ))
         })?;
-        self.load()?;
+        let folder = self.load()?;
         let client = self.connect_locked().await?;
-        let Loaded {
-            migrations,
-            applied,
-            ..
-        } = self
-            .load_with_history(&client, Strictness::KeepEmpty)
+        let loaded = self
+            .with_history(&client, folder, Strictness::RefuseEmpty)
             .await?;
+        let (applied, migrations) = (loaded.applied(), loaded.migrations);
         if let Some(newer) = plan::newest_applied(&applied).filter(|v| *v > parsed) {
             return Err(MigrateError::Baseline(format!(
                 "the history already has version {newer}, above {version}; a baseline must be at or above the newest applied version"
@@ -404,20 +418,19 @@ impl<'a> Migrator<'a> {
                 })
             })
             .collect::<Result<_, _>>()?;
-        self.load()?;
+        let folder = self.load()?;
         let mut client = self.connect_locked().await?;
         let Loaded {
-            migrations, tool, ..
+            migrations,
+            own,
+            native,
+            tool,
+            ..
         } = self
-            .load_with_history(&client, Strictness::RefuseEmpty)
+            .with_history(&client, folder, Strictness::RefuseEmpty)
             .await?;
         // Both tables, unmerged: each keeps its own checksum.
-        let mut rows = history::read(&client).await?;
-        if let Some(tool) = tool
-            && let Some(native) = native::read(&client, tool, &migrations).await?
-        {
-            rows.extend(native);
-        }
+        let rows: Vec<AppliedRow> = own.into_iter().chain(native).collect();
         let wanted = |m: &Migration| {
             parsed.is_empty()
                 || m.version
