@@ -4,8 +4,6 @@
 //! anything that reads them. A webhook that fails is retried, then logged:
 //! it never changes the command's outcome or exit code.
 
-use std::time::Duration;
-
 use crate::config::maintenance::HttpCall;
 use crate::http::{self, HttpClient};
 use crate::report::Report;
@@ -50,7 +48,8 @@ pub fn payload(command: &str, report: &Report) -> serde_json::Value {
     })
 }
 
-/// Sends `report` to every webhook in `webhooks`.
+/// Sends `report` to every webhook in `webhooks`, each with the retries a
+/// maintenance webhook gets.
 pub async fn send(webhooks: &[HttpCall], command: &str, report: &Report) {
     if webhooks.is_empty() {
         return;
@@ -58,37 +57,25 @@ pub async fn send(webhooks: &[HttpCall], command: &str, report: &Report) {
     let body = payload(command, report).to_string();
     let client = HttpClient::new();
     for hook in webhooks {
-        let mut request = hook.request.clone();
-        request.body = Some(body.clone());
-        if !request
+        let mut hook = hook.clone();
+        hook.request.body = Some(body.clone());
+        if !hook
+            .request
             .headers
             .iter()
             .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
         {
-            request.headers.push((
+            hook.request.headers.push((
                 "content-type".into(),
                 crate::db::Secret::new("application/json"),
             ));
         }
-        let target = http::redact(request.url.expose());
-        let mut last = String::new();
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+        let target = http::redact(hook.request.url.expose());
+        match crate::maintenance::call(&hook, ATTEMPTS - 1, &client).await {
+            Ok(()) => tracing::info!(webhook = %target, "notified"),
+            Err(e) => {
+                tracing::warn!(webhook = %target, error = %e, "notification failed; the outcome stands")
             }
-            match client.send(&request).await {
-                Ok(status) if (200..300).contains(&status) => {
-                    last.clear();
-                    break;
-                }
-                Ok(status) => last = format!("answered {status}"),
-                Err(e) => last = e.to_string(),
-            }
-        }
-        if last.is_empty() {
-            tracing::info!(webhook = %target, "notified");
-        } else {
-            tracing::warn!(webhook = %target, error = %last, attempts = ATTEMPTS, "notification failed; the outcome stands");
         }
     }
 }

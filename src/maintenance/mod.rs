@@ -242,7 +242,7 @@ async fn run_command(
 
 /// Sends `c`, retrying with a growing pause on an error or an unexpected
 /// status.
-async fn call(c: &HttpCall, retries: u32, client: &HttpClient) -> Result<(), BoxError> {
+pub(crate) async fn call(c: &HttpCall, retries: u32, client: &HttpClient) -> Result<(), BoxError> {
     let mut last: String = String::new();
     for attempt in 0..=retries {
         if attempt > 0 {
