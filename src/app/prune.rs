@@ -27,25 +27,31 @@ pub async fn prune(config: &Config, dry_run: bool, json: bool) -> Result<(), Err
     )
     .await
     .map_err(|e| Error::nothing_changed("prune", e))?;
+    if !json {
+        print_plan(&plan, config, dry_run);
+    }
+    if !dry_run {
+        prune::execute(&store, &admin, &plan)
+            .await
+            .map_err(|e| Error::failed("prune", chain(&e)))?;
+    }
+    // The JSON comes once the deletions are done (or, with `--dry-run`,
+    // says what they would be), so it never claims what did not happen.
     if json {
-        // Printed once the deletions are done (or, with `--dry-run`, what
-        // they would be), so the JSON never claims what did not happen.
-        let value = serde_json::json!({
+        super::print_json(&serde_json::json!({
             "dry_run": dry_run,
             "snapshots": plan.snapshots.iter().map(|(id, why)| serde_json::json!({ "id": id, "why": why })).collect::<Vec<_>>(),
             "uploads": plan.uploads.iter().map(|(u, why)| serde_json::json!({ "key": u.key, "why": why })).collect::<Vec<_>>(),
             "databases": plan.databases.iter().map(|(name, why)| serde_json::json!({ "name": name, "why": why })).collect::<Vec<_>>(),
             "kept": plan.kept,
             "retention": { "keep_last": config.snapshot.retention.keep_last, "keep_days": config.snapshot.retention.keep_days },
-        });
-        if !dry_run {
-            prune::execute(&store, &admin, &plan)
-                .await
-                .map_err(|e| Error::failed("prune", chain(&e)))?;
-        }
-        super::print_json(&value);
-        return Ok(());
+        }));
     }
+    Ok(())
+}
+
+/// What the plan deletes, a line each, before it is done.
+fn print_plan(plan: &prune::PrunePlan, config: &Config, dry_run: bool) {
     for (id, why) in &plan.snapshots {
         println!(
             "{} snapshot {id}: {why}",
@@ -69,10 +75,4 @@ pub async fn prune(config: &Config, dry_run: bool, json: bool) -> Result<(), Err
         "{} snapshot(s) kept (snapshot.retention: keep_last {}, keep_days {})",
         plan.kept, config.snapshot.retention.keep_last, config.snapshot.retention.keep_days
     );
-    if dry_run {
-        return Ok(());
-    }
-    prune::execute(&store, &admin, &plan)
-        .await
-        .map_err(|e| Error::failed("prune", chain(&e)))
 }
