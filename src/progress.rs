@@ -27,9 +27,22 @@ pub fn set_mode(mode: Mode) {
     let _ = MODE.set(mode);
 }
 
+/// What is known of a transfer's size before it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Total {
+    /// Nothing (an upload of unknown length).
+    Unknown,
+    /// The exact size (a download whose manifest gives it).
+    Exact(u64),
+    /// A guess (a dump, sized from the tables it reads): the percentage
+    /// is shown as approximate and never reaches 100 before the end.
+    Estimate(u64),
+}
+
 /// Progress of one transfer.
 pub struct Progress {
     label: &'static str,
+    total: Total,
     bytes: u64,
     started: Instant,
     last_line: Instant,
@@ -37,18 +50,20 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Starts reporting a transfer; `total` is known for downloads.
-    pub fn start(label: &'static str, total: Option<u64>) -> Self {
+    /// Starts reporting a transfer.
+    pub fn start(label: &'static str, total: Total) -> Self {
         let bar = (MODE.get().copied() == Some(Mode::Bar)).then(|| {
             let bar = match total {
-                Some(t) => ProgressBar::new(t).with_style(
-                    ProgressStyle::with_template(
-                        "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-                    )
+                Total::Exact(t) | Total::Estimate(t) => ProgressBar::new(t).with_style(
+                    ProgressStyle::with_template(if matches!(total, Total::Exact(_)) {
+                        "{prefix:>9} [{bar:30}] {percent}% {bytes}/{total_bytes} {bytes_per_sec} {eta}"
+                    } else {
+                        "{prefix:>9} [{bar:30}] ~{percent}% {bytes}/~{total_bytes} {bytes_per_sec} {eta}"
+                    })
                     .expect("valid template")
                     .progress_chars("=> "),
                 ),
-                None => ProgressBar::no_length().with_style(
+                Total::Unknown => ProgressBar::no_length().with_style(
                     ProgressStyle::with_template(
                         "{prefix:>9} {spinner} {bytes} {bytes_per_sec} {elapsed}",
                     )
@@ -62,6 +77,7 @@ impl Progress {
         let now = Instant::now();
         Progress {
             label,
+            total,
             bytes: 0,
             started: now,
             last_line: now,
@@ -74,15 +90,42 @@ impl Progress {
         self.bytes += n;
         if let Some(bar) = &self.bar {
             bar.inc(n);
+            // An estimate that proved low grows, so the bar stays short of
+            // full until the transfer ends.
+            if let Total::Estimate(_) = self.total
+                && self.bytes >= bar.length().unwrap_or(0)
+            {
+                bar.set_length(self.bytes + self.bytes / 50);
+            }
         } else if self.last_line.elapsed() >= LINE_INTERVAL {
             self.last_line = Instant::now();
-            tracing::info!(
-                "{}: {} at {}/s",
-                self.label,
-                format_bytes(self.bytes),
-                format_bytes(rate(self.bytes, self.started.elapsed()))
-            );
+            tracing::info!("{}: {}", self.label, self.line());
         }
+    }
+
+    /// The log line's text: bytes and rate, and against a known or
+    /// estimated total the percentage and the time left.
+    fn line(&self) -> String {
+        let elapsed = self.started.elapsed();
+        let done = format!(
+            "{} at {}/s",
+            format_bytes(self.bytes),
+            format_bytes(rate(self.bytes, elapsed))
+        );
+        let (total, about) = match self.total {
+            Total::Unknown => return done,
+            Total::Exact(t) => (t, ""),
+            Total::Estimate(t) => (t.max(self.bytes + 1), "about "),
+        };
+        let shown = self.bytes.min(total.saturating_sub(1));
+        let left = eta(shown, total, elapsed)
+            .map(|d| format!(", {about}{}s left", d.as_secs()))
+            .unwrap_or_default();
+        format!(
+            "{done}, {about}{}% of {about}{}{left}",
+            percent(shown, total),
+            format_bytes(total)
+        )
     }
 
     /// Ends the transfer; returns the total and the elapsed time.
@@ -229,6 +272,24 @@ mod tests {
             Some(Duration::from_secs(30))
         );
         assert_eq!(eta(0, 4, Duration::from_secs(10)), None);
+        let mut p = Progress::start("dump", Total::Estimate(1000));
+        p.bytes = 250;
+        assert!(
+            p.line().contains(", about 25% of about 1000 B"),
+            "{}",
+            p.line()
+        );
+        p.bytes = 5000;
+        assert!(
+            p.line().contains("about 99% of about"),
+            "a low estimate never shows 100%: {}",
+            p.line()
+        );
+        let mut p = Progress::start("download", Total::Exact(2048));
+        p.bytes = 1024;
+        assert!(p.line().contains(", 50% of 2.0 KiB"), "{}", p.line());
+        p.total = Total::Unknown;
+        assert!(!p.line().contains('%'));
         let mut c = Counted::start("restore", "archive entries", 3);
         for _ in 0..10 {
             c.advance();

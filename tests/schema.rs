@@ -1,6 +1,6 @@
 //! `snapguard config schema` against the configurations snapguard ships and
 //! documents: every example app's `snapguard.yml`, the file `init` writes,
-//! and the README's full configuration, each read with snapguard's own YAML
+//! and the documented full configuration (`docs/configuration.md`), each read with snapguard's own YAML
 //! parser and validated by an independent JSON Schema validator (Python's
 //! `jsonschema`); and a file with a misspelt key or a bad value is refused
 //! by the schema as snapguard refuses it.
@@ -53,12 +53,12 @@ fn complaints(schema: &Path, text: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// The README's full configuration: the `yaml` block after the
-/// "Configuration" heading.
+/// The documented full configuration: the first `yaml` block of
+/// `docs/configuration.md`.
 fn readme_config() -> String {
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(repo().join("docs/configuration.md")).unwrap();
     let section = readme
-        .split("## Configuration: `snapguard.yml`")
+        .split("# Configuration: `snapguard.yml`")
         .nth(1)
         .expect("the configuration section");
     let block = section.split("```yaml\n").nth(1).unwrap();
@@ -80,7 +80,7 @@ fn every_shipped_configuration_is_valid_against_the_schema() {
         }
     }
     assert!(configs.len() >= 4, "{configs:?}");
-    configs.push(("README".into(), readme_config()));
+    configs.push(("docs/configuration.md".into(), readme_config()));
     let ws = Workspace::new("");
     std::fs::remove_file(ws.path().join("snapguard.yml")).unwrap();
     ws.run(&["init", "--store", "s3://bucket/prod"])

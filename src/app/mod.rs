@@ -156,14 +156,28 @@ async fn list(config: &Config, all: bool, json: bool) -> Result<(), Error> {
         print_json(&rows);
         return Ok(());
     }
+    // Columns as wide as their longest value: ids and database names grow
+    // with the database's name.
+    let id_width = shown
+        .iter()
+        .map(|l| l.id.as_str().len())
+        .max()
+        .unwrap_or(0)
+        .max(2);
+    let db_width = shown
+        .iter()
+        .filter_map(|l| l.manifest.as_ref().map(|m| m.database.len()))
+        .max()
+        .unwrap_or(0)
+        .max(8);
     println!(
-        "{:<34} {:<20} {:<16} {:>10}  RELEASE",
+        "{:<id_width$} {:<19} {:<db_width$} {:>10}  RELEASE",
         "ID", "CREATED (UTC)", "DATABASE", "SIZE"
     );
     for l in &shown {
         match &l.manifest {
             Some(m) => println!(
-                "{:<34} {:<20} {:<16} {:>10}  {}",
+                "{:<id_width$} {:<19} {:<db_width$} {:>10}  {}",
                 m.id.as_str(),
                 m.created_at.format("%Y-%m-%d %H:%M:%S"),
                 m.database,
@@ -171,7 +185,7 @@ async fn list(config: &Config, all: bool, json: bool) -> Result<(), Error> {
                 m.release_id.as_deref().unwrap_or("-")
             ),
             None => println!(
-                "{:<34} incomplete: no manifest, never restorable",
+                "{:<id_width$} incomplete: no manifest, never restorable",
                 l.id.as_str()
             ),
         }

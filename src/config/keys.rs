@@ -53,7 +53,7 @@ const fn command(name: &'static str) -> Key {
 
 use Kind::{Bool, Count, Duration, OneOf, Size, Text};
 
-/// Every key, in the order the README documents them.
+/// Every key, in the order `docs/configuration.md` documents them.
 pub(super) const KEYS: &[Key] = &[
     key("database.url", Text),
     key("database.maintenance_db", Text),

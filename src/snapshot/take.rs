@@ -4,7 +4,7 @@
 //!
 //! `pg_dump` compresses nothing itself (`-Z0`): its built-in gzip runs in
 //! the same single thread that reads from the server, while our compressor
-//! runs on another core. The README has the measurements behind the choice.
+//! runs on another core. `docs/performance.md` has the measurements behind the choice.
 
 use std::process::Stdio;
 use std::time::Instant;
@@ -23,7 +23,7 @@ use crate::config::SnapshotConfig;
 use crate::db::{self, ConnInfo, DatabaseProperties, DbError, ServerVersion};
 use crate::pgtools::{self, Program, Tool, ToolError};
 use crate::process::{self, ProcessError};
-use crate::progress::{Progress, format_bytes, rate};
+use crate::progress::{Progress, Total, format_bytes, rate};
 use crate::store::{ObjectStore, ObjectUpload, StoreError};
 
 /// Taking a snapshot failed.
@@ -132,6 +132,7 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
             .await?
             .ok_or_else(|| SnapshotError::NoDatabase(dbname.to_owned()))?;
         let wal_lsn = db::current_wal_lsn(&client).await?;
+        let estimate = dump_size_estimate(&client).await;
         drop(client);
 
         let created_at = Utc::now();
@@ -148,7 +149,7 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
         // Dropping the pipeline on cancel kills pg_dump (`kill_on_drop`);
         // the upload is then aborted below like any other failure.
         let streamed = tokio::select! {
-            result = self.stream_dump(&mut upload) => result,
+            result = self.stream_dump(&mut upload, estimate) => result,
             () = cancel.cancelled() => Err(SnapshotError::Cancelled),
         };
         let encoded = match streamed {
@@ -224,7 +225,11 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
     /// Runs `pg_dump` into `upload` through the encoder. Returns the
     /// encoder's totals, or the first failure in causal order: `pg_dump`'s
     /// own failure explains the others, so it wins.
-    async fn stream_dump(&self, upload: &mut S::Upload) -> Result<codec::Encoded, SnapshotError> {
+    async fn stream_dump(
+        &self,
+        upload: &mut S::Upload,
+        estimate: Total,
+    ) -> Result<codec::Encoded, SnapshotError> {
         let args = vec![
             "--format=custom".to_owned(),
             "--compress=0".to_owned(),
@@ -266,7 +271,7 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
         );
 
         let read = async move {
-            let mut progress = Progress::start("dump", None);
+            let mut progress = Progress::start("dump", estimate);
             // `Ok(true)`: read to the end; `Ok(false)`: the encoder stopped
             // taking data because something downstream failed.
             let mut buf = BytesMut::new();
@@ -331,6 +336,27 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
     async fn discard(&self, key: &str) {
         if let Err(e) = self.store.delete(key).await {
             tracing::warn!(error = %e, uri = %self.store.uri(key), "could not delete the archive; without a manifest it is never offered for restore");
+        }
+    }
+}
+
+/// About how many bytes `pg_dump -Fc -Z0` writes for the database: the
+/// on-disk size of its tables (with their TOAST) and large objects, which
+/// the rows' text form tracks within a small factor; indexes are rebuilt,
+/// not dumped. Only for the progress display, so a failure to ask shows
+/// no percentage instead of stopping the snapshot.
+async fn dump_size_estimate(client: &tokio_postgres::Client) -> Total {
+    const SQL: &str = "SELECT (coalesce(sum(pg_table_size(c.oid)), 0) \
+                              + pg_table_size('pg_catalog.pg_largeobject'))::bigint \
+                       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                       WHERE c.relkind = 'r' \
+                         AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                         AND n.nspname NOT LIKE 'pg\\_toast%'";
+    match client.query_one(SQL, &[]).await {
+        Ok(row) => Total::Estimate(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0)),
+        Err(e) => {
+            tracing::debug!(error = %e, "could not estimate the dump's size; progress shows bytes only");
+            Total::Unknown
         }
     }
 }

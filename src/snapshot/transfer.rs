@@ -15,7 +15,7 @@ use crate::codec::{self, CHANNEL_DEPTH, DecodeError, Decoded};
 use crate::pgtools::Tool;
 use crate::process::ProcessError;
 use crate::process::group::GroupGuard;
-use crate::progress::Progress;
+use crate::progress::{Progress, Total};
 use crate::store::{ObjectStore, StoreError};
 
 /// Reading an archive back failed.
@@ -140,7 +140,7 @@ pub async fn download_verified<W: Write + Send + 'static>(
     sink: W,
 ) -> Result<Decoded, TransferError> {
     let uri = store.uri(&manifest.dump_key);
-    let progress = Progress::start("download", Some(manifest.size_bytes));
+    let progress = Progress::start("download", Total::Exact(manifest.size_bytes));
     let mismatch = |actual: String, actual_bytes| TransferError::ChecksumMismatch {
         uri: uri.clone(),
         expected: manifest.sha256.clone(),
