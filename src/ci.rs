@@ -59,14 +59,13 @@ impl GitHub {
 
     /// An error annotation, on a file and line when known.
     pub fn error(&self, file: Option<(&str, usize)>, message: &str) {
-        match file {
-            Some((path, line)) => eprintln!(
-                "::error file={},line={line}::{}",
-                escape_property(path),
-                escape_data(message)
-            ),
-            None => eprintln!("::error::{}", escape_data(message)),
-        }
+        eprintln!("{}", annotation("error", file, None, message));
+    }
+
+    /// An annotation of any kind (`error`, `warning`, `notice`), with a
+    /// title.
+    pub fn annotate(&self, kind: &str, file: Option<(&str, usize)>, title: &str, message: &str) {
+        eprintln!("{}", annotation(kind, file, Some(title), message));
     }
 
     /// Asks the runner to hide `secret` in every later log line.
@@ -121,6 +120,30 @@ pub const OUTPUTS: &[&str] = &[
     "applied",
     "window-seconds",
 ];
+
+/// A workflow command annotating `file` at `line` (or the run):
+/// `::warning file=db/m.sql,line=3,title=…::message`.
+pub fn annotation(
+    kind: &str,
+    file: Option<(&str, usize)>,
+    title: Option<&str>,
+    message: &str,
+) -> String {
+    let mut properties = Vec::new();
+    if let Some((path, line)) = file {
+        properties.push(format!("file={}", escape_property(path)));
+        properties.push(format!("line={line}"));
+    }
+    if let Some(title) = title {
+        properties.push(format!("title={}", escape_property(title)));
+    }
+    let properties = if properties.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", properties.join(","))
+    };
+    format!("::{kind}{properties}::{}", escape_data(message))
+}
 
 /// Escapes a workflow command's message.
 fn escape_data(s: &str) -> String {

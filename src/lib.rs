@@ -81,6 +81,7 @@ pub mod error;
 pub mod exit_codes;
 pub mod http;
 pub mod init;
+pub mod lint;
 pub mod logging;
 pub mod maintenance;
 pub mod migrate;

@@ -1,0 +1,707 @@
+//! The rules as code: each top-level statement's parse tree against the
+//! rules of [`super::rules`], with what earlier statements of the same run
+//! did (tables created, `IS NOT NULL` checks added) and, when a database is
+//! at hand, its [`Facts`].
+
+use std::collections::{HashMap, HashSet};
+
+use pg_query::NodeEnum;
+use pg_query::protobuf::{
+    AlterTableCmd, AlterTableType, ConstrType, Constraint, Node, ObjectType, RangeVar,
+    TransactionStmtKind, TypeName,
+};
+
+use super::facts::{Facts, TableName, Wanted};
+use super::parse::Statement;
+
+/// A rule that matched a statement, before levels and sizes are applied.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    /// The rule's id.
+    pub rule: &'static str,
+    /// The statement's line.
+    pub line: usize,
+    /// The statement, cut short.
+    pub excerpt: String,
+    /// The table it is about.
+    pub table: Option<TableName>,
+    /// What exactly matched.
+    pub message: String,
+    /// The table was created earlier in this run (so it is empty).
+    pub new_table: bool,
+}
+
+/// How one migration runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Mode {
+    /// Inside a transaction snapguard opens (the default per migration, or
+    /// `transaction: all`).
+    pub wrapped: bool,
+    /// A batched data migration (`-- snapguard:batch`).
+    pub batched: bool,
+}
+
+/// Functions whose result changes per row: a default calling one must be
+/// computed for every existing row, which rewrites the table. Used when no
+/// database can be asked (`pg_proc.provolatile`).
+const KNOWN_VOLATILE: &[&str] = &[
+    "random",
+    "gen_random_uuid",
+    "uuid_generate_v1",
+    "uuid_generate_v1mc",
+    "uuid_generate_v4",
+    "uuidv4",
+    "uuidv7",
+    "clock_timestamp",
+    "timeofday",
+    "nextval",
+    "txid_current",
+    "setseed",
+];
+
+/// The checker for one run: the migrations in the order they apply.
+pub struct Checker<'f> {
+    facts: Option<&'f Facts>,
+    created: HashSet<TableName>,
+    /// `CHECK (col IS NOT NULL)` added in this run, by constraint name;
+    /// `true` once validated.
+    not_null_checks: HashMap<String, (TableName, String, bool)>,
+}
+
+impl<'f> Checker<'f> {
+    /// A checker that judges against `facts` when there are some.
+    pub fn new(facts: Option<&'f Facts>) -> Self {
+        Checker {
+            facts,
+            created: HashSet::new(),
+            not_null_checks: HashMap::new(),
+        }
+    }
+
+    /// What the database must be asked for `statements`.
+    pub fn wanted(statements: &[Statement], wanted: &mut Wanted) {
+        for s in statements {
+            match &s.node {
+                NodeEnum::AlterTableStmt(a) => {
+                    let Some(table) = a.relation.as_ref().map(TableName::of) else {
+                        continue;
+                    };
+                    for cmd in commands(&a.cmds) {
+                        if sub(cmd) == AlterTableType::AtAlterColumnType
+                            || sub(cmd) == AlterTableType::AtSetNotNull
+                        {
+                            wanted.columns.insert((table.clone(), cmd.name.clone()));
+                        }
+                        if let Some(NodeEnum::ColumnDef(col)) = def(cmd) {
+                            for c in constraints(&col.constraints) {
+                                if let Some(expr) = &c.raw_expr {
+                                    functions_in(expr, &mut wanted.functions);
+                                }
+                            }
+                        }
+                    }
+                    wanted.tables.insert(table);
+                }
+                other => {
+                    for rv in relations(other) {
+                        wanted.tables.insert(TableName::of(rv));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The rules' hits in one migration's `statements`.
+    pub fn check(&mut self, statements: &[Statement], mode: Mode) -> Vec<Hit> {
+        let mut hits = Vec::new();
+        // A file that runs its own `BEGIN … COMMIT` (golang-migrate) is in
+        // a transaction between them even when snapguard does not wrap it.
+        let mut own_block = false;
+        for s in statements {
+            let in_transaction = mode.wrapped || own_block;
+            let mut found: Vec<(&'static str, Option<TableName>, String)> = Vec::new();
+            let mut hit = |rule: &'static str, rv: Option<&RangeVar>, message: String| {
+                found.push((rule, rv.map(TableName::of), message));
+            };
+            match &s.node {
+                NodeEnum::TransactionStmt(t) => match t.kind() {
+                    TransactionStmtKind::TransStmtBegin | TransactionStmtKind::TransStmtStart => {
+                        own_block = true
+                    }
+                    TransactionStmtKind::TransStmtCommit
+                    | TransactionStmtKind::TransStmtRollback => own_block = false,
+                    _ => {}
+                },
+                NodeEnum::CreateStmt(c) => {
+                    if let Some(rv) = &c.relation {
+                        self.created.insert(TableName::of(rv));
+                    }
+                }
+                NodeEnum::CreateTableAsStmt(c) => {
+                    if let Some(rv) = c.into.as_ref().and_then(|i| i.rel.as_ref()) {
+                        self.created.insert(TableName::of(rv));
+                    }
+                }
+                NodeEnum::IndexStmt(i) => {
+                    let rv = i.relation.as_ref();
+                    let table = rv.map(TableName::of);
+                    let partitioned = table
+                        .as_ref()
+                        .and_then(|t| self.table(t))
+                        .is_some_and(|t| t.partitioned);
+                    if i.concurrent && in_transaction {
+                        hit(
+                            "concurrently_in_transaction",
+                            rv,
+                            "CREATE INDEX CONCURRENTLY in a migration that runs in a transaction".into(),
+                        );
+                    } else if partitioned && rv.is_some_and(|r| r.inh) {
+                        hit(
+                            "partition_lock",
+                            rv,
+                            "CREATE INDEX on a partitioned table locks and builds on every partition at once (CONCURRENTLY is not possible on the parent)".into(),
+                        );
+                    } else if !i.concurrent {
+                        hit(
+                            "index_not_concurrent",
+                            rv,
+                            format!(
+                                "CREATE {}INDEX{} without CONCURRENTLY",
+                                if i.unique { "UNIQUE " } else { "" },
+                                if i.idxname.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(" {}", i.idxname)
+                                }
+                            ),
+                        );
+                    }
+                }
+                NodeEnum::ReindexStmt(r) => {
+                    let concurrent = r.params.iter().any(|p| def_elem_named(p, "concurrently"));
+                    if concurrent && in_transaction {
+                        hit(
+                            "concurrently_in_transaction",
+                            r.relation.as_ref(),
+                            "REINDEX CONCURRENTLY in a migration that runs in a transaction".into(),
+                        );
+                    } else if !concurrent {
+                        hit(
+                            "reindex_not_concurrent",
+                            r.relation.as_ref(),
+                            "REINDEX without CONCURRENTLY".into(),
+                        );
+                    }
+                }
+                NodeEnum::VacuumStmt(v) => {
+                    if v.is_vacuumcmd && v.options.iter().any(|o| def_elem_named(o, "full")) {
+                        let rels = vacuum_relations(&v.rels);
+                        if rels.is_empty() {
+                            hit("vacuum_full", None, "VACUUM FULL of every table".into());
+                        }
+                        for rv in rels {
+                            hit("vacuum_full", Some(rv), "VACUUM FULL".into());
+                        }
+                    }
+                }
+                NodeEnum::ClusterStmt(c) => {
+                    hit("cluster", c.relation.as_ref(), "CLUSTER".into());
+                }
+                NodeEnum::LockStmt(l) => {
+                    for n in &l.relations {
+                        if let Some(NodeEnum::RangeVar(rv)) = &n.node {
+                            hit(
+                                "lock_table",
+                                Some(rv),
+                                format!("LOCK TABLE in {} mode", lock_mode_name(l.mode)),
+                            );
+                        }
+                    }
+                }
+                NodeEnum::UpdateStmt(u) if !mode.batched => {
+                    hit(
+                        "unbatched_data_change",
+                        u.relation.as_ref(),
+                        format!(
+                            "UPDATE {}in one statement",
+                            if u.where_clause.is_none() { "of every row " } else { "" }
+                        ),
+                    );
+                }
+                NodeEnum::DeleteStmt(d) if !mode.batched => {
+                    hit(
+                        "unbatched_data_change",
+                        d.relation.as_ref(),
+                        format!(
+                            "DELETE {}in one statement",
+                            if d.where_clause.is_none() { "of every row " } else { "" }
+                        ),
+                    );
+                }
+                NodeEnum::AlterEnumStmt(e) if e.old_val.is_empty() && in_transaction => {
+                    let old_server = self.facts.map(|f| f.server_major < 12);
+                    if old_server != Some(false) {
+                        hit(
+                            "enum_add_value_in_transaction",
+                            None,
+                            format!(
+                                "ALTER TYPE … ADD VALUE '{}' in a transaction{}",
+                                e.new_val,
+                                if old_server.is_none() {
+                                    " (fails on PostgreSQL 11 and older; the server was not consulted)"
+                                } else {
+                                    ""
+                                }
+                            ),
+                        );
+                    }
+                }
+                NodeEnum::RenameStmt(r) => match r.rename_type() {
+                    ObjectType::ObjectColumn => hit(
+                        "rename_column",
+                        r.relation.as_ref(),
+                        format!("RENAME COLUMN {} TO {}", r.subname, r.newname),
+                    ),
+                    ObjectType::ObjectTable => hit(
+                        "rename_table",
+                        r.relation.as_ref(),
+                        format!("RENAME TO {}", r.newname),
+                    ),
+                    _ => {}
+                },
+                NodeEnum::AlterTableStmt(a) if a.objtype() == ObjectType::ObjectTable => {
+                    let Some(rv) = a.relation.as_ref() else {
+                        continue;
+                    };
+                    for cmd in commands(&a.cmds) {
+                        for (rule, message) in self.alter_table(rv, cmd) {
+                            hit(rule, Some(rv), message);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            for (rule, table, message) in found {
+                let new_table = table.as_ref().is_some_and(|t| self.created.contains(t));
+                hits.push(Hit {
+                    rule,
+                    line: s.line,
+                    excerpt: s.excerpt.clone(),
+                    table,
+                    message,
+                    new_table,
+                });
+            }
+        }
+        hits
+    }
+
+    /// The hits of one `ALTER TABLE` subcommand.
+    fn alter_table(&mut self, rv: &RangeVar, cmd: &AlterTableCmd) -> Vec<(&'static str, String)> {
+        let table = TableName::of(rv);
+        let mut out = Vec::new();
+        match sub(cmd) {
+            AlterTableType::AtAddConstraint => {
+                let Some(NodeEnum::Constraint(c)) = def(cmd) else {
+                    return out;
+                };
+                match c.contype() {
+                    ConstrType::ConstrForeign | ConstrType::ConstrCheck => {
+                        if let Some(column) = not_null_check_column(c) {
+                            self.not_null_checks.insert(
+                                c.conname.clone(),
+                                (table.clone(), column, !c.skip_validation),
+                            );
+                        }
+                        if !c.skip_validation {
+                            let kind = if c.contype() == ConstrType::ConstrForeign {
+                                "FOREIGN KEY"
+                            } else {
+                                "CHECK"
+                            };
+                            out.push((
+                                "constraint_not_valid",
+                                format!("ADD {kind}{} without NOT VALID", named(&c.conname)),
+                            ));
+                        }
+                    }
+                    ConstrType::ConstrPrimary | ConstrType::ConstrUnique | ConstrType::ConstrExclusion
+                        if c.indexname.is_empty() =>
+                    {
+                        let kind = match c.contype() {
+                            ConstrType::ConstrPrimary => "PRIMARY KEY",
+                            ConstrType::ConstrUnique => "UNIQUE",
+                            _ => "EXCLUDE",
+                        };
+                        out.push((
+                            "unique_without_index",
+                            format!("ADD {kind}{} builds its index in place", named(&c.conname)),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            AlterTableType::AtValidateConstraint => {
+                if let Some(entry) = self.not_null_checks.get_mut(&cmd.name) {
+                    entry.2 = true;
+                }
+            }
+            AlterTableType::AtSetNotNull => {
+                let column = &cmd.name;
+                let prepared = self
+                    .not_null_checks
+                    .values()
+                    .any(|(t, c, validated)| *validated && *t == table && c == column)
+                    || self
+                        .facts
+                        .is_some_and(|f| f.server_major >= 12 && f.has_not_null_check(&table, column));
+                if !prepared {
+                    out.push((
+                        "set_not_null",
+                        format!("ALTER COLUMN {column} SET NOT NULL without a validated CHECK ({column} IS NOT NULL)"),
+                    ));
+                }
+            }
+            AlterTableType::AtAlterColumnType => {
+                let Some(NodeEnum::ColumnDef(col)) = def(cmd) else {
+                    return out;
+                };
+                let Some(new) = col.type_name.as_ref() else {
+                    return out;
+                };
+                let using = col.raw_default.is_some();
+                let old = self
+                    .facts
+                    .and_then(|f| f.column_type(&table, &cmd.name));
+                let new_name = type_text(new);
+                match old.map(|old| rewrites(old, new, using)) {
+                    Some(false) => {}
+                    Some(true) => out.push((
+                        "column_type_rewrite",
+                        format!(
+                            "ALTER COLUMN {} TYPE {new_name} (from {}){}",
+                            cmd.name,
+                            old.unwrap_or_default(),
+                            if using { " USING …" } else { "" }
+                        ),
+                    )),
+                    None => out.push((
+                        "column_type_rewrite",
+                        format!(
+                            "ALTER COLUMN {} TYPE {new_name}: rewrites unless it only widens the current type (the database was not consulted)",
+                            cmd.name
+                        ),
+                    )),
+                }
+            }
+            AlterTableType::AtAddColumn => {
+                let Some(NodeEnum::ColumnDef(col)) = def(cmd) else {
+                    return out;
+                };
+                for c in constraints(&col.constraints) {
+                    match c.contype() {
+                        ConstrType::ConstrDefault => {
+                            let old_server = self.facts.is_some_and(|f| f.server_major < 11);
+                            let volatile = c.raw_expr.as_ref().and_then(|e| self.volatile_call(e));
+                            if let Some(function) = volatile {
+                                out.push((
+                                    "add_column_volatile_default",
+                                    format!("ADD COLUMN {} DEFAULT {function}(…): volatile, computed for every row", col.colname),
+                                ));
+                            } else if old_server {
+                                out.push((
+                                    "add_column_volatile_default",
+                                    format!("ADD COLUMN {} with a DEFAULT before PostgreSQL 11", col.colname),
+                                ));
+                            }
+                        }
+                        ConstrType::ConstrGenerated => out.push((
+                            "add_column_volatile_default",
+                            format!("ADD COLUMN {} GENERATED … STORED: computed for every row", col.colname),
+                        )),
+                        ConstrType::ConstrPrimary | ConstrType::ConstrUnique => out.push((
+                            "unique_without_index",
+                            format!("ADD COLUMN {} with an inline UNIQUE / PRIMARY KEY builds its index in place", col.colname),
+                        )),
+                        _ => {}
+                    }
+                }
+            }
+            AlterTableType::AtDropColumn => out.push(("drop_column", format!("DROP COLUMN {}", cmd.name))),
+            AlterTableType::AtDetachPartition => {
+                let concurrent = matches!(def(cmd), Some(NodeEnum::PartitionCmd(p)) if p.concurrent);
+                if !concurrent {
+                    out.push((
+                        "partition_lock",
+                        "DETACH PARTITION without CONCURRENTLY takes ACCESS EXCLUSIVE on the parent".into(),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    fn table(&self, t: &TableName) -> Option<super::facts::Table> {
+        self.facts.and_then(|f| f.table(t))
+    }
+
+    /// The first volatile function an expression calls.
+    fn volatile_call(&self, expr: &Node) -> Option<String> {
+        let mut names = HashSet::new();
+        functions_in(expr, &mut names);
+        let mut names: Vec<String> = names.into_iter().collect();
+        names.sort();
+        names.into_iter().find(|n| match self.facts {
+            Some(f) => f.is_volatile(n),
+            None => KNOWN_VOLATILE.contains(&n.as_str()),
+        })
+    }
+}
+
+/// The table (or tables) a statement other than `ALTER TABLE` is about.
+fn relations(node: &NodeEnum) -> Vec<&RangeVar> {
+    match node {
+        NodeEnum::IndexStmt(i) => i.relation.iter().collect(),
+        NodeEnum::ReindexStmt(r) => r.relation.iter().collect(),
+        NodeEnum::ClusterStmt(c) => c.relation.iter().collect(),
+        NodeEnum::UpdateStmt(u) => u.relation.iter().collect(),
+        NodeEnum::DeleteStmt(d) => d.relation.iter().collect(),
+        NodeEnum::RenameStmt(r) => r.relation.iter().collect(),
+        NodeEnum::VacuumStmt(v) => vacuum_relations(&v.rels),
+        NodeEnum::LockStmt(l) => l
+            .relations
+            .iter()
+            .filter_map(|n| match &n.node {
+                Some(NodeEnum::RangeVar(rv)) => Some(rv),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn vacuum_relations(rels: &[Node]) -> Vec<&RangeVar> {
+    rels.iter()
+        .filter_map(|n| match &n.node {
+            Some(NodeEnum::VacuumRelation(v)) => v.relation.as_ref(),
+            _ => None,
+        })
+        .collect()
+}
+
+fn commands(cmds: &[Node]) -> impl Iterator<Item = &AlterTableCmd> {
+    cmds.iter().filter_map(|n| match &n.node {
+        Some(NodeEnum::AlterTableCmd(c)) => Some(c.as_ref()),
+        _ => None,
+    })
+}
+
+fn sub(cmd: &AlterTableCmd) -> AlterTableType {
+    cmd.subtype()
+}
+
+fn def(cmd: &AlterTableCmd) -> Option<&NodeEnum> {
+    cmd.def.as_ref().and_then(|d| d.node.as_ref())
+}
+
+fn constraints(nodes: &[Node]) -> impl Iterator<Item = &Constraint> {
+    nodes.iter().filter_map(|n| match &n.node {
+        Some(NodeEnum::Constraint(c)) => Some(c.as_ref()),
+        _ => None,
+    })
+}
+
+fn def_elem_named(node: &Node, name: &str) -> bool {
+    matches!(&node.node, Some(NodeEnum::DefElem(d)) if d.defname.eq_ignore_ascii_case(name))
+}
+
+fn named(name: &str) -> String {
+    if name.is_empty() {
+        String::new()
+    } else {
+        format!(" {name}")
+    }
+}
+
+/// `CHECK (col IS NOT NULL)`: the column.
+fn not_null_check_column(c: &Constraint) -> Option<String> {
+    if c.contype() != ConstrType::ConstrCheck {
+        return None;
+    }
+    let Some(NodeEnum::NullTest(t)) = c.raw_expr.as_ref().and_then(|e| e.node.as_ref()) else {
+        return None;
+    };
+    if t.nulltesttype() != pg_query::protobuf::NullTestType::IsNotNull {
+        return None;
+    }
+    match t.arg.as_ref().and_then(|a| a.node.as_ref()) {
+        Some(NodeEnum::ColumnRef(r)) => match r.fields.last().and_then(|f| f.node.as_ref()) {
+            Some(NodeEnum::String(s)) => Some(s.sval.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Every function name called anywhere in `node`, through the crate's
+/// own walk of the tree (which visits every nested node).
+fn functions_in(node: &Node, out: &mut HashSet<String>) {
+    let Some(inner) = &node.node else {
+        return;
+    };
+    for (n, _depth, _context, _has_filter) in inner.nodes() {
+        if let pg_query::NodeRef::FuncCall(f) = n
+            && let Some(Some(NodeEnum::String(s))) = f.funcname.last().map(|x| x.node.as_ref())
+        {
+            out.insert(s.sval.clone());
+        }
+    }
+}
+
+fn lock_mode_name(mode: i32) -> &'static str {
+    match mode {
+        1 => "ACCESS SHARE",
+        2 => "ROW SHARE",
+        3 => "ROW EXCLUSIVE",
+        4 => "SHARE UPDATE EXCLUSIVE",
+        5 => "SHARE",
+        6 => "SHARE ROW EXCLUSIVE",
+        7 => "EXCLUSIVE",
+        _ => "ACCESS EXCLUSIVE",
+    }
+}
+
+/// A type name as the parser holds it: `varchar(20)`, `numeric(10,2)`.
+fn type_text(t: &TypeName) -> String {
+    let name = t
+        .names
+        .iter()
+        .filter_map(|n| match &n.node {
+            Some(NodeEnum::String(s)) if s.sval != "pg_catalog" => Some(s.sval.as_str()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join(".");
+    let mods = typmods(t);
+    let bounds = if t.array_bounds.is_empty() { "" } else { "[]" };
+    if mods.is_empty() {
+        format!("{name}{bounds}")
+    } else {
+        let mods: Vec<String> = mods.iter().map(i64::to_string).collect();
+        format!("{name}({}){bounds}", mods.join(","))
+    }
+}
+
+fn typmods(t: &TypeName) -> Vec<i64> {
+    t.typmods
+        .iter()
+        .filter_map(|m| match &m.node {
+            Some(NodeEnum::AConst(c)) => match &c.val {
+                Some(pg_query::protobuf::a_const::Val::Ival(i)) => Some(i64::from(i.ival)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether changing a column of type `old` (as `format_type` writes it) to
+/// `new` rewrites the table. The binary-compatible changes PostgreSQL
+/// makes without a rewrite: `varchar(n)` to a longer or unbounded
+/// `varchar` or to `text`; `text` to unbounded `varchar`; `numeric(p,s)`
+/// to a larger precision with the same scale, or to unbounded `numeric`;
+/// `varbit(n)` widened; and a change to the same type. A `USING` clause
+/// always rewrites.
+fn rewrites(old: &str, new: &TypeName, using: bool) -> bool {
+    if using || !new.array_bounds.is_empty() || old.ends_with("[]") {
+        return true;
+    }
+    let new_name = type_text(new);
+    let base = new_name.split('(').next().unwrap_or("").to_ascii_lowercase();
+    let mods = typmods(new);
+    let (old_base, old_mods) = split_format_type(old);
+    let canonical = match base.as_str() {
+        "varchar" | "character varying" => "character varying",
+        "text" => "text",
+        "numeric" | "decimal" => "numeric",
+        "varbit" | "bit varying" => "bit varying",
+        "int4" | "integer" | "int" => "integer",
+        "int8" | "bigint" => "bigint",
+        "int2" | "smallint" => "smallint",
+        "bool" | "boolean" => "boolean",
+        "float8" | "double precision" => "double precision",
+        "jsonb" => "jsonb",
+        "timestamptz" => "timestamp with time zone",
+        "timestamp" => "timestamp without time zone",
+        other => other,
+    };
+    match (old_base.as_str(), canonical) {
+        ("character varying", "character varying") | ("bit varying", "bit varying") => {
+            match (old_mods.first(), mods.first()) {
+                (_, None) => false,
+                (Some(o), Some(n)) => n < o,
+                (None, Some(_)) => true,
+            }
+        }
+        ("character varying" | "text", "text") => false,
+        ("text", "character varying") => !mods.is_empty(),
+        ("numeric", "numeric") => match (old_mods.as_slice(), mods.as_slice()) {
+            (_, []) => false,
+            ([op, os], [np, ns]) => !(np >= op && ns == os),
+            ([op], [np]) => np < op,
+            _ => true,
+        },
+        (o, n) => o != n || old_mods != mods,
+    }
+}
+
+/// `character varying(20)` → (`character varying`, [20]).
+fn split_format_type(t: &str) -> (String, Vec<i64>) {
+    match t.split_once('(') {
+        Some((base, rest)) => {
+            let mods = rest
+                .trim_end_matches(')')
+                .split(',')
+                .filter_map(|m| m.trim().parse().ok())
+                .collect();
+            (base.trim().to_owned(), mods)
+        }
+        None => (t.to_owned(), Vec::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn type_of(sql: &str) -> TypeName {
+        let parsed = super::super::parse::statements(sql, 1).unwrap();
+        let NodeEnum::AlterTableStmt(a) = &parsed[0].node else {
+            panic!()
+        };
+        let cmd = commands(&a.cmds).next().unwrap();
+        let Some(NodeEnum::ColumnDef(c)) = def(cmd) else {
+            panic!()
+        };
+        c.type_name.clone().unwrap()
+    }
+
+    #[test]
+    fn binary_compatible_type_changes_do_not_rewrite() {
+        let t = |sql: &str| type_of(&format!("ALTER TABLE t ALTER COLUMN c TYPE {sql}"));
+        assert!(!rewrites("character varying(20)", &t("varchar(40)"), false));
+        assert!(rewrites("character varying(40)", &t("varchar(20)"), false));
+        assert!(!rewrites("character varying(20)", &t("varchar"), false));
+        assert!(!rewrites("character varying(20)", &t("text"), false));
+        assert!(!rewrites("text", &t("varchar"), false));
+        assert!(rewrites("text", &t("varchar(10)"), false));
+        assert!(!rewrites("numeric(10,2)", &t("numeric(12,2)"), false));
+        assert!(rewrites("numeric(10,2)", &t("numeric(12,3)"), false));
+        assert!(!rewrites("numeric(10,2)", &t("numeric"), false));
+        assert!(rewrites("integer", &t("bigint"), false));
+        assert!(!rewrites("integer", &t("int4"), false));
+        assert!(rewrites("text", &t("jsonb"), false));
+        assert!(rewrites("character varying(20)", &t("varchar(40)"), true));
+    }
+}

@@ -1,0 +1,174 @@
+//! What the database says about the tables the migrations touch: size,
+//! row estimate, whether partitioned, a column's current type, whether a
+//! validated `IS NOT NULL` check exists, a function's volatility. Read
+//! once, before the rules run; the rules themselves stay synchronous.
+
+use std::collections::{HashMap, HashSet};
+
+use tokio_postgres::Client;
+
+use crate::db::DbError;
+
+/// A table name as written: schema when qualified.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TableName {
+    /// The schema, when the statement names one.
+    pub schema: Option<String>,
+    /// The table.
+    pub name: String,
+}
+
+impl TableName {
+    /// From a parse tree's range variable.
+    pub fn of(rv: &pg_query::protobuf::RangeVar) -> TableName {
+        TableName {
+            schema: (!rv.schemaname.is_empty()).then(|| rv.schemaname.clone()),
+            name: rv.relname.clone(),
+        }
+    }
+
+    /// Quoted for `to_regclass`, which resolves it as the migration's
+    /// session would (through `search_path`).
+    fn regclass(&self) -> String {
+        let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        match &self.schema {
+            Some(schema) => format!("{}.{}", quote(schema), quote(&self.name)),
+            None => quote(&self.name),
+        }
+    }
+}
+
+impl std::fmt::Display for TableName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.schema {
+            Some(schema) => write!(f, "{schema}.{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+/// One existing table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Table {
+    /// `pg_table_size`: heap, TOAST, free-space and visibility maps.
+    pub bytes: u64,
+    /// `reltuples`, when the table was ever analyzed.
+    pub rows: Option<u64>,
+    /// A partitioned table (its partitions hold the rows).
+    pub partitioned: bool,
+}
+
+/// What the rules ask the database.
+#[derive(Debug, Default)]
+pub struct Wanted {
+    /// Tables.
+    pub tables: HashSet<TableName>,
+    /// (table, column) whose current type matters.
+    pub columns: HashSet<(TableName, String)>,
+    /// Functions called in a new column's default.
+    pub functions: HashSet<String>,
+}
+
+/// The answers. Absent entries mean "not there" (a table created by an
+/// earlier migration of this deploy, or a typo the migration will hit).
+#[derive(Debug, Default)]
+pub struct Facts {
+    /// The server's major version.
+    pub server_major: u32,
+    tables: HashMap<TableName, Table>,
+    column_types: HashMap<(TableName, String), String>,
+    not_null_checks: HashSet<(TableName, String)>,
+    volatile: HashSet<String>,
+}
+
+impl Facts {
+    /// Asks the database `client` what `wanted` needs.
+    pub async fn read(client: &Client, wanted: &Wanted) -> Result<Facts, DbError> {
+        let server = crate::db::server_version(client).await?;
+        let mut facts = Facts {
+            server_major: server.major(),
+            ..Facts::default()
+        };
+        for table in &wanted.tables {
+            let row = client
+                .query_opt(
+                    "SELECT c.relkind = 'p', pg_table_size(c.oid), c.reltuples::float8 \
+                     FROM pg_class c WHERE c.oid = to_regclass($1)",
+                    &[&table.regclass()],
+                )
+                .await
+                .map_err(DbError::query("reading table sizes for lint"))?;
+            if let Some(row) = row {
+                let rows: f64 = row.get(2);
+                facts.tables.insert(
+                    table.clone(),
+                    Table {
+                        partitioned: row.get(0),
+                        bytes: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+                        // -1: never vacuumed or analyzed (PostgreSQL 14+);
+                        // older servers say 0 for both "empty" and "unknown".
+                        rows: (rows >= 0.0).then_some(rows as u64),
+                    },
+                );
+            }
+        }
+        for (table, column) in &wanted.columns {
+            let row = client
+                .query_opt(
+                    "SELECT format_type(a.atttypid, a.atttypmod), \
+                            EXISTS (SELECT 1 FROM pg_constraint k \
+                                    WHERE k.conrelid = a.attrelid AND k.contype = 'c' AND k.convalidated \
+                                      AND pg_get_constraintdef(k.oid) = format('CHECK ((%I IS NOT NULL))', a.attname)) \
+                     FROM pg_attribute a \
+                     WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped",
+                    &[&table.regclass(), column],
+                )
+                .await
+                .map_err(DbError::query("reading column types for lint"))?;
+            if let Some(row) = row {
+                let key = (table.clone(), column.clone());
+                if row.get::<_, bool>(1) {
+                    facts.not_null_checks.insert(key.clone());
+                }
+                facts.column_types.insert(key, row.get(0));
+            }
+        }
+        for function in &wanted.functions {
+            let volatile: Option<bool> = client
+                .query_one(
+                    "SELECT bool_or(provolatile = 'v') FROM pg_proc WHERE proname = $1",
+                    &[function],
+                )
+                .await
+                .map_err(DbError::query("reading function volatility for lint"))?
+                .get(0);
+            if volatile == Some(true) {
+                facts.volatile.insert(function.clone());
+            }
+        }
+        Ok(facts)
+    }
+
+    /// The table, when it exists.
+    pub fn table(&self, name: &TableName) -> Option<Table> {
+        self.tables.get(name).copied()
+    }
+
+    /// The column's type as `format_type` writes it.
+    pub fn column_type(&self, table: &TableName, column: &str) -> Option<&str> {
+        self.column_types
+            .get(&(table.clone(), column.to_owned()))
+            .map(String::as_str)
+    }
+
+    /// A validated `CHECK (column IS NOT NULL)` exists.
+    pub fn has_not_null_check(&self, table: &TableName, column: &str) -> bool {
+        self.not_null_checks
+            .contains(&(table.clone(), column.to_owned()))
+    }
+
+    /// The function (any overload) is volatile.
+    pub fn is_volatile(&self, function: &str) -> bool {
+        self.volatile.contains(function)
+    }
+}
