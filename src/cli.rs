@@ -65,6 +65,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Find lock and rewrite hazards in migrations: each finding with its
+    /// rule, why it hurts and the safe way; judged against the database's
+    /// table sizes when one is configured. Exits 9 when an error remains.
+    Lint(LintArgs),
     /// Rehearse the deploy on a copy of production: restore a snapshot
     /// or dump into a scratch database, run the preflight, migrations and
     /// checks with timings and lock observations, and compare the
@@ -266,6 +270,35 @@ pub struct DeployArgs {
     /// Print the report as JSON on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `snapguard lint`.
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Migration files or folders [default: the configured folder's
+    /// pending migrations].
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<std::path::PathBuf>,
+    /// Every migration of the configured folder, applied or not.
+    #[arg(long, conflicts_with = "paths")]
+    pub all: bool,
+    /// Output: `text`, `json`, `sarif` (code scanning) or `github`
+    /// (workflow annotations).
+    #[arg(long, value_enum, default_value_t = LintFormat::Text)]
+    pub format: LintFormat,
+}
+
+/// `lint --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LintFormat {
+    /// Findings for a terminal or a CI log.
+    Text,
+    /// The report as JSON.
+    Json,
+    /// SARIF 2.1.0.
+    Sarif,
+    /// GitHub Actions `::error` / `::warning` annotations.
+    Github,
 }
 
 /// `snapguard rehearse`.

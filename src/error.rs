@@ -61,6 +61,9 @@ pub enum Error {
     /// A rehearsal found that the deploy would fail.
     #[error("the rehearsed deploy would fail; production was not touched")]
     RehearsalFailed(#[source] BoxError),
+    /// `lint` found hazards at the failing level.
+    #[error("{0} lint finding(s) at the error level")]
+    LintFindings(usize),
     /// The command failed after it started its work; the chain says where and
     /// what state it left behind.
     #[error("{step} failed")]
@@ -101,6 +104,7 @@ impl Error {
             Error::RollbackIncomplete(_) => exit_codes::ROLLBACK_INCOMPLETE,
             Error::OverBudget(_) => exit_codes::OVER_BUDGET,
             Error::RehearsalFailed(_) => exit_codes::REHEARSAL_FAILED,
+            Error::LintFindings(_) => exit_codes::LINT_FINDINGS,
         }
     }
 }

@@ -23,3 +23,6 @@ pub const OVER_BUDGET: i32 = 7;
 /// `rehearse`: the deploy would fail (a before-check, a migration or an
 /// after-check failed on the copy); production was not touched.
 pub const REHEARSAL_FAILED: i32 = 8;
+/// `lint`: a finding at the failing level (`error`) remains, not silenced
+/// by a `-- snapguard:allow` comment.
+pub const LINT_FINDINGS: i32 = 9;

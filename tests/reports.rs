@@ -246,8 +246,32 @@ fn found(nothing: bool) -> Found {
         transaction,
         batched: false,
         sql: String::new(),
+        first_line: 1,
+        own_transactions: false,
+    };
+    let rule = snapguard::lint::rules::rule("drop_column").unwrap();
+    let warning = snapguard::lint::Finding {
+        rule: rule.id,
+        level: snapguard::lint::Level::Warn,
+        file: "migrations/7_notes.sql".into(),
+        line: 3,
+        statement: "ALTER TABLE notes DROP COLUMN body".into(),
+        message: "DROP COLUMN body".into(),
+        table: Some("notes".into()),
+        context: Some("48.0 MiB, ~120000 rows".into()),
+        why: rule.why,
+        safe: rule.safe,
+        doc: rule.doc,
+        allowed: None,
+        measured: None,
     };
     Found {
+        lint: snapguard::lint::LintReport {
+            files: 2,
+            statements: 4,
+            judged: true,
+            findings: if nothing { Vec::new() } else { vec![warning] },
+        },
         server_version: "15.8".into(),
         database_bytes: 48 * 1024 * 1024,
         pending: if nothing {

@@ -4,6 +4,7 @@
 
 mod deploy;
 mod init;
+mod lint;
 mod maintenance;
 mod migrate;
 mod prune;
@@ -61,6 +62,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Deploy(args) => deploy::deploy(&config, args).await,
         Command::Plan { release, json } => deploy::plan(&config, release, json).await,
+        Command::Lint(args) => lint::run(&config, args).await,
         Command::Rehearse(args) => rehearse::run(&config, args).await,
         Command::Recover {
             force,

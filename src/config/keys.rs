@@ -107,7 +107,31 @@ pub(super) const KEYS: &[Key] = &[
     key("release.health.timeout", Duration),
     key("release.health.interval", Duration),
     key("budget.max_downtime", Duration),
+    key("lint.small_table", Size),
+    key("lint.max_lock_hold", Duration),
+    key("lint.rules.index_not_concurrent", LEVEL),
+    key("lint.rules.constraint_not_valid", LEVEL),
+    key("lint.rules.set_not_null", LEVEL),
+    key("lint.rules.column_type_rewrite", LEVEL),
+    key("lint.rules.add_column_volatile_default", LEVEL),
+    key("lint.rules.unique_without_index", LEVEL),
+    key("lint.rules.drop_column", LEVEL),
+    key("lint.rules.rename_column", LEVEL),
+    key("lint.rules.rename_table", LEVEL),
+    key("lint.rules.vacuum_full", LEVEL),
+    key("lint.rules.cluster", LEVEL),
+    key("lint.rules.reindex_not_concurrent", LEVEL),
+    key("lint.rules.lock_table", LEVEL),
+    key("lint.rules.concurrently_in_transaction", LEVEL),
+    key("lint.rules.unbatched_data_change", LEVEL),
+    key("lint.rules.enum_add_value_in_transaction", LEVEL),
+    key("lint.rules.partition_lock", LEVEL),
+    key("lint.rules.measured_lock", LEVEL),
+    key("lint.rules.parse_error", LEVEL),
 ];
+
+/// A lint rule's level.
+const LEVEL: Kind = OneOf(&["off", "warn", "error"]);
 
 /// The sections made of lists, read by their own modules; they have no
 /// environment-variable form.

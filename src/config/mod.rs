@@ -171,6 +171,8 @@ pub struct Config {
     pub release: ReleaseConfig,
     /// The `budget` section.
     pub budget: BudgetConfig,
+    /// The `lint` section.
+    pub lint: LintConfig,
     missing_hint: String,
     /// Required settings whose `${VAR}` was unset, reported by the command
     /// that needs them (see [`defer_unset`]).
@@ -270,6 +272,19 @@ pub struct ReleaseConfig {
 pub struct BudgetConfig {
     /// `budget.max_downtime`: the longest maintenance window acceptable.
     pub max_downtime: Option<Duration>,
+}
+
+/// `lint`: how `snapguard lint` (and `plan`, the deploy preflight and
+/// `rehearse`) judge migrations. Plain values; the lint module types them.
+#[derive(Debug, Clone, Default)]
+pub struct LintConfig {
+    /// `lint.rules.<id>`: `off`, `warn` or `error`, per rule that is set.
+    pub levels: Vec<(String, String)>,
+    /// `lint.small_table`: findings on smaller tables are `info`.
+    pub small_table: Option<u64>,
+    /// `lint.max_lock_hold`: a measured `ACCESS EXCLUSIVE` longer than this
+    /// is a finding.
+    pub max_lock_hold: Option<Duration>,
 }
 
 /// `release.health`.
@@ -711,8 +726,32 @@ impl Resolver<'_> {
             budget: BudgetConfig {
                 max_downtime: self.parse("budget.max_downtime", parse_duration)?,
             },
+            lint: self.lint()?,
             missing_hint,
             unset,
+        })
+    }
+
+    fn lint(&self) -> Result<LintConfig, ConfigError> {
+        let mut levels = Vec::new();
+        for key in keys::KEYS {
+            let Some(rule) = key.name.strip_prefix("lint.rules.") else {
+                continue;
+            };
+            let level = self.parse(key.name, |v| match v {
+                "off" | "warn" | "error" => Ok(v.to_owned()),
+                other => Err(format!(
+                    "unknown level `{other}`; expected `off`, `warn` or `error`"
+                )),
+            })?;
+            if let Some(level) = level {
+                levels.push((rule.to_owned(), level));
+            }
+        }
+        Ok(LintConfig {
+            levels,
+            small_table: self.parse("lint.small_table", parse_size)?,
+            max_lock_hold: self.parse("lint.max_lock_hold", parse_duration)?,
         })
     }
 

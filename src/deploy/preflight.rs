@@ -14,6 +14,7 @@ use crate::checks::{BeforeState, Verifier};
 use crate::ci;
 use crate::db;
 use crate::error::{BoxError, Error};
+use crate::lint::{self, LintReport};
 use crate::migrate::apply::TransactionMode;
 use crate::migrate::external;
 use crate::migrate::migrator::{Migrator, PendingMigration};
@@ -62,6 +63,9 @@ pub struct Found {
     pub release: Option<String>,
     /// The release the ledger records as current.
     pub previous_release: Option<String>,
+    /// `snapguard lint` of the pending migrations, judged against the
+    /// database: warnings and info (errors stop preflight).
+    pub lint: LintReport,
     /// No pending migration, no external migrator (or one whose
     /// `pending_command` says it has nothing to apply), no release command:
     /// the deploy would end here without maintenance.
@@ -162,6 +166,13 @@ impl<'a> Deployer<'a> {
             .await
             .map_err(|e| refuse(e.into()))?;
         report.pending = plan.pending.iter().map(|p| p.path.clone()).collect();
+        let lint = self
+            .lint(&plan.pending, &app)
+            .await
+            .map_err(|e| refuse(e.into()))?;
+        if lint.failing() > 0 {
+            return Err(refuse(lint_refusal(&lint).into()));
+        }
         let verifier = Verifier::new(&self.config.checks);
         verifier
             .preflight(&app)
@@ -213,6 +224,7 @@ impl<'a> Deployer<'a> {
         // An external migrator is work unless it says it has none.
         let external_work = external.is_some() && external_pending != Some(false);
         let found = Found {
+            lint,
             server_version: snapshotter.server().to_string(),
             database_bytes,
             nothing_to_deploy: plan.pending.is_empty()
@@ -290,6 +302,47 @@ impl<'a> Deployer<'a> {
     /// single transaction), the archive must fit in `$TMPDIR`: found out
     /// now, not in the middle of a rollback. The size is the newest
     /// snapshot's archive, else the database's size (an upper bound).
+    /// Lints the pending migrations against the database; under GitHub
+    /// Actions each finding is also an annotation on its file and line.
+    async fn lint(
+        &self,
+        pending: &[PendingMigration],
+        app: &tokio_postgres::Client,
+    ) -> Result<LintReport, lint::LintError> {
+        let all = self.config.migrations.transaction == TransactionMode::All;
+        let inputs = pending
+            .iter()
+            .map(|p| {
+                lint::Input::new(
+                    lint::shown_path(std::path::Path::new(&p.path)),
+                    p.sql.clone(),
+                    p.first_line,
+                    lint::Mode {
+                        wrapped: all || (p.transaction && !p.own_transactions),
+                        batched: p.batched,
+                    },
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let report = lint::run(inputs, &lint::Settings::of(&self.config.lint), Some(app)).await?;
+        if let Some(gh) = ci::GitHub::detect(&|v| std::env::var(v).ok()) {
+            lint::output::annotate(&gh, &report);
+        }
+        for f in report
+            .findings
+            .iter()
+            .filter(|f| f.level > lint::Level::Info)
+        {
+            tracing::warn!(
+                rule = f.rule,
+                at = %format!("{}:{}", f.file, f.line),
+                "lint: {}",
+                f.message
+            );
+        }
+        Ok(report)
+    }
+
     async fn check_restore_room(
         &self,
         local_clone: &Result<(), String>,
@@ -313,6 +366,37 @@ impl<'a> Deployer<'a> {
             .map(|m| m.archive_bytes);
         crate::scratch::ensure_room(newest.unwrap_or(database_bytes)).map_err(Into::into)
     }
+}
+
+/// Why preflight stops on lint errors: each one with its rule, place and
+/// the way out.
+fn lint_refusal(report: &LintReport) -> String {
+    let lines: Vec<String> = report
+        .findings
+        .iter()
+        .filter(|f| f.fails())
+        .map(|f| {
+            format!(
+                "{}:{}: {}: {}{}; instead: {} (or `-- snapguard:allow {} <reason>` above the statement, or `lint.rules.{}: warn`)",
+                f.file,
+                f.line,
+                f.rule,
+                f.message,
+                match (&f.table, &f.context) {
+                    (Some(t), Some(c)) => format!(" ({t}: {c})"),
+                    _ => String::new(),
+                },
+                f.safe,
+                f.rule,
+                f.rule
+            )
+        })
+        .collect();
+    format!(
+        "lint found {} hazard(s) at the error level:\n  {}",
+        lines.len(),
+        lines.join("\n  ")
+    )
 }
 
 async fn database_size(admin: &Client, database: &str) -> Result<u64, db::DbError> {

@@ -153,7 +153,8 @@ impl<'f> Checker<'f> {
                         hit(
                             "concurrently_in_transaction",
                             rv,
-                            "CREATE INDEX CONCURRENTLY in a migration that runs in a transaction".into(),
+                            "CREATE INDEX CONCURRENTLY in a migration that runs in a transaction"
+                                .into(),
                         );
                     } else if partitioned && rv.is_some_and(|r| r.inh) {
                         hit(
@@ -193,15 +194,15 @@ impl<'f> Checker<'f> {
                         );
                     }
                 }
-                NodeEnum::VacuumStmt(v) => {
-                    if v.is_vacuumcmd && v.options.iter().any(|o| def_elem_named(o, "full")) {
-                        let rels = vacuum_relations(&v.rels);
-                        if rels.is_empty() {
-                            hit("vacuum_full", None, "VACUUM FULL of every table".into());
-                        }
-                        for rv in rels {
-                            hit("vacuum_full", Some(rv), "VACUUM FULL".into());
-                        }
+                NodeEnum::VacuumStmt(v)
+                    if v.is_vacuumcmd && v.options.iter().any(|o| def_elem_named(o, "full")) =>
+                {
+                    let rels = vacuum_relations(&v.rels);
+                    if rels.is_empty() {
+                        hit("vacuum_full", None, "VACUUM FULL of every table".into());
+                    }
+                    for rv in rels {
+                        hit("vacuum_full", Some(rv), "VACUUM FULL".into());
                     }
                 }
                 NodeEnum::ClusterStmt(c) => {
@@ -224,7 +225,11 @@ impl<'f> Checker<'f> {
                         u.relation.as_ref(),
                         format!(
                             "UPDATE {}in one statement",
-                            if u.where_clause.is_none() { "of every row " } else { "" }
+                            if u.where_clause.is_none() {
+                                "of every row "
+                            } else {
+                                ""
+                            }
                         ),
                     );
                 }
@@ -234,7 +239,11 @@ impl<'f> Checker<'f> {
                         d.relation.as_ref(),
                         format!(
                             "DELETE {}in one statement",
-                            if d.where_clause.is_none() { "of every row " } else { "" }
+                            if d.where_clause.is_none() {
+                                "of every row "
+                            } else {
+                                ""
+                            }
                         ),
                     );
                 }
@@ -325,7 +334,9 @@ impl<'f> Checker<'f> {
                             ));
                         }
                     }
-                    ConstrType::ConstrPrimary | ConstrType::ConstrUnique | ConstrType::ConstrExclusion
+                    ConstrType::ConstrPrimary
+                    | ConstrType::ConstrUnique
+                    | ConstrType::ConstrExclusion
                         if c.indexname.is_empty() =>
                     {
                         let kind = match c.contype() {
@@ -352,9 +363,9 @@ impl<'f> Checker<'f> {
                     .not_null_checks
                     .values()
                     .any(|(t, c, validated)| *validated && *t == table && c == column)
-                    || self
-                        .facts
-                        .is_some_and(|f| f.server_major >= 12 && f.has_not_null_check(&table, column));
+                    || self.facts.is_some_and(|f| {
+                        f.server_major >= 12 && f.has_not_null_check(&table, column)
+                    });
                 if !prepared {
                     out.push((
                         "set_not_null",
@@ -370,9 +381,7 @@ impl<'f> Checker<'f> {
                     return out;
                 };
                 let using = col.raw_default.is_some();
-                let old = self
-                    .facts
-                    .and_then(|f| f.column_type(&table, &cmd.name));
+                let old = self.facts.and_then(|f| f.column_type(&table, &cmd.name));
                 let new_name = type_text(new);
                 match old.map(|old| rewrites(old, new, using)) {
                     Some(false) => {}
@@ -427,9 +436,12 @@ impl<'f> Checker<'f> {
                     }
                 }
             }
-            AlterTableType::AtDropColumn => out.push(("drop_column", format!("DROP COLUMN {}", cmd.name))),
+            AlterTableType::AtDropColumn => {
+                out.push(("drop_column", format!("DROP COLUMN {}", cmd.name)))
+            }
             AlterTableType::AtDetachPartition => {
-                let concurrent = matches!(def(cmd), Some(NodeEnum::PartitionCmd(p)) if p.concurrent);
+                let concurrent =
+                    matches!(def(cmd), Some(NodeEnum::PartitionCmd(p)) if p.concurrent);
                 if !concurrent {
                     out.push((
                         "partition_lock",
@@ -618,7 +630,11 @@ fn rewrites(old: &str, new: &TypeName, using: bool) -> bool {
         return true;
     }
     let new_name = type_text(new);
-    let base = new_name.split('(').next().unwrap_or("").to_ascii_lowercase();
+    let base = new_name
+        .split('(')
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let mods = typmods(new);
     let (old_base, old_mods) = split_format_type(old);
     let canonical = match base.as_str() {

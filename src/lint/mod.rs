@@ -48,6 +48,23 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The settings `lint:` of `snapguard.yml` makes.
+    pub fn of(config: &crate::config::LintConfig) -> Settings {
+        let mut settings = Settings::default();
+        for (rule, level) in &config.levels {
+            if let Some(level) = Level::parse(level) {
+                settings.levels.insert(rule.clone(), level);
+            }
+        }
+        if let Some(bytes) = config.small_table {
+            settings.small_table = bytes;
+        }
+        if let Some(hold) = config.max_lock_hold {
+            settings.max_lock_hold = hold;
+        }
+        settings
+    }
+
     /// The level `rule` is reported at before sizes are considered.
     pub fn level(&self, rule: &Rule) -> Level {
         self.levels.get(rule.id).copied().unwrap_or(rule.level)
@@ -79,6 +96,79 @@ pub struct Input {
     pub mode: Mode,
     /// Its allow comments.
     pub allows: Vec<Allow>,
+}
+
+impl Input {
+    /// A migration to lint; its allow comments are read from `sql`.
+    pub fn new(
+        file: String,
+        sql: String,
+        first_line: usize,
+        mode: Mode,
+    ) -> Result<Input, LintError> {
+        let allows = allows_in(&sql, first_line).map_err(|(line, message)| LintError::Allow {
+            file: file.clone(),
+            line,
+            message,
+        })?;
+        Ok(Input {
+            file,
+            sql,
+            first_line,
+            mode,
+            allows,
+        })
+    }
+}
+
+/// A path as findings name it: relative to the working directory when it
+/// is under it, so that annotations and SARIF land on the repository's
+/// file.
+pub fn shown_path(path: &std::path::Path) -> String {
+    let relative = std::env::current_dir().ok().and_then(|cwd| {
+        path.strip_prefix(&cwd)
+            .ok()
+            .map(std::path::Path::to_path_buf)
+    });
+    relative
+        .as_deref()
+        .unwrap_or(path)
+        .display()
+        .to_string()
+        .trim_start_matches("./")
+        .to_owned()
+}
+
+/// Linting could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum LintError {
+    /// A malformed allow comment.
+    #[error("`{file}:{line}`: {message}")]
+    Allow {
+        /// The file.
+        file: String,
+        /// The comment's line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The database could not be asked.
+    #[error("reading table facts for lint")]
+    Database(#[from] crate::db::DbError),
+}
+
+/// Lints `inputs`, judged against the database `db` when given.
+pub async fn run(
+    inputs: Vec<Input>,
+    settings: &Settings,
+    db: Option<&tokio_postgres::Client>,
+) -> Result<LintReport, LintError> {
+    let parsed = Parsed::new(inputs);
+    let facts = match db {
+        Some(client) => Some(Facts::read(client, &parsed.wanted()).await?),
+        None => None,
+    };
+    Ok(parsed.judge(settings, facts.as_ref()))
 }
 
 /// One hazard found.
@@ -254,12 +344,15 @@ fn finding(
             }
         }
     }
-    let previous = starts.iter().rev().find(|l| **l < hit.line).copied().unwrap_or(0);
+    let previous = starts
+        .iter()
+        .rev()
+        .find(|l| **l < hit.line)
+        .copied()
+        .unwrap_or(0);
     let allowed = allows
         .iter_mut()
-        .find(|a| {
-            a.is_some_and(|a| a.rule == rule.id && a.line < hit.line && a.line >= previous)
-        })
+        .find(|a| a.is_some_and(|a| a.rule == rule.id && a.line < hit.line && a.line >= previous))
         .and_then(Option::take)
         .map(|a| a.reason.clone());
     Some(Finding {
@@ -293,25 +386,30 @@ pub fn allows_in(sql: &str, first_line: usize) -> Result<Vec<Allow>, (usize, Str
             continue;
         };
         let line_no = first_line + i;
-        let rest = rest.trim();
-        let (id, reason) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-        if rules::rule(id).is_none() {
-            return Err((
-                line_no,
-                format!("`snapguard:allow` names no rule `{id}`; rules: {}", rules::ids()),
-            ));
-        }
-        if reason.trim().is_empty() {
-            return Err((
-                line_no,
-                format!("`snapguard:allow {id}` needs a reason after the rule, shown in every report"),
-            ));
-        }
+        let (rule, reason) = parse_allow(rest).map_err(|message| (line_no, message))?;
         out.push(Allow {
             line: line_no,
-            rule: id.to_owned(),
-            reason: reason.trim().to_owned(),
+            rule,
+            reason,
         });
     }
     Ok(out)
+}
+
+/// The words after `snapguard:allow`: a rule id, then a reason.
+pub fn parse_allow(rest: &str) -> Result<(String, String), String> {
+    let rest = rest.trim();
+    let (id, reason) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    if rules::rule(id).is_none() {
+        return Err(format!(
+            "`snapguard:allow` names no rule `{id}`; rules: {}",
+            rules::ids()
+        ));
+    }
+    if reason.trim().is_empty() {
+        return Err(format!(
+            "`snapguard:allow {id}` needs a reason after the rule, shown in every report"
+        ));
+    }
+    Ok((id.to_owned(), reason.trim().to_owned()))
 }

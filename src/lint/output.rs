@@ -54,7 +54,11 @@ pub fn summary(report: &LintReport) -> String {
             .filter(|f| f.level == level && f.allowed.is_none())
             .count()
     };
-    let allowed = report.findings.iter().filter(|f| f.allowed.is_some()).count();
+    let allowed = report
+        .findings
+        .iter()
+        .filter(|f| f.allowed.is_some())
+        .count();
     format!(
         "lint: {} finding(s) ({} error, {} warning, {} info, {allowed} allowed) in {} migration(s), {} statement(s){}",
         report.findings.len(),
@@ -211,4 +215,17 @@ pub fn markdown(report: &LintReport) -> String {
     }
     let _ = writeln!(out, "\n{}\n", summary(report));
     out
+}
+
+/// Under GitHub Actions: each finding above `info` as an annotation on its
+/// file and line (on stderr, where workflow commands belong beside output).
+pub fn annotate(gh: &crate::ci::GitHub, report: &LintReport) {
+    for f in report.findings.iter().filter(|f| f.level > Level::Info) {
+        gh.annotate(
+            annotation_kind(f),
+            Some((&f.file, f.line)),
+            &format!("snapguard lint: {}", f.rule),
+            &annotation_text(f),
+        );
+    }
 }

@@ -38,7 +38,9 @@ pub fn statements(sql: &str, first_line: usize) -> Result<Vec<Statement>, ParseF
         let Some(node) = raw.stmt.and_then(|n| n.node) else {
             continue;
         };
-        let start = usize::try_from(raw.stmt_location).unwrap_or(0).min(sql.len());
+        let start = usize::try_from(raw.stmt_location)
+            .unwrap_or(0)
+            .min(sql.len());
         let end = if raw.stmt_len > 0 {
             (start + usize::try_from(raw.stmt_len).unwrap_or(0)).min(sql.len())
         } else {

@@ -246,7 +246,10 @@ mod tests {
                 r.id
             );
             assert!(RULES[..i].iter().all(|o| o.id != r.id), "{}", r.id);
-            assert!(r.doc.starts_with("https://www.postgresql.org/docs/current/"));
+            assert!(
+                r.doc
+                    .starts_with("https://www.postgresql.org/docs/current/")
+            );
         }
     }
 }

@@ -113,6 +113,12 @@ pub struct PendingMigration {
     pub batched: bool,
     /// The SQL.
     pub sql: String,
+    /// The file line where `sql` starts (for lint findings).
+    #[serde(skip)]
+    pub first_line: usize,
+    /// Runs its own `BEGIN … COMMIT` blocks, outside snapguard's transaction.
+    #[serde(skip)]
+    pub own_transactions: bool,
 }
 
 /// What a run did, or would do.
@@ -465,5 +471,7 @@ fn describe(m: &Migration) -> PendingMigration {
         transaction,
         batched: batch.is_some(),
         sql: m.sql.clone(),
+        first_line: m.first_line,
+        own_transactions: m.directives.own_transactions,
     }
 }

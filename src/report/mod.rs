@@ -43,9 +43,12 @@ impl Outcome {
         match result {
             Ok(()) => ok,
             Err(Error::Locked { .. }) => Outcome::Locked,
-            Err(Error::NothingChanged { .. } | Error::Config(_) | Error::Usage(_)) => {
-                Outcome::PreflightFailed
-            }
+            Err(
+                Error::NothingChanged { .. }
+                | Error::Config(_)
+                | Error::Usage(_)
+                | Error::LintFindings(_),
+            ) => Outcome::PreflightFailed,
             Err(Error::RolledBack(_)) => Outcome::RolledBack,
             Err(
                 Error::RollbackIncomplete(_)

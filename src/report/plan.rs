@@ -24,6 +24,7 @@ pub fn json(found: &Found, config: &Config, store: &Store, database: &str) -> se
         "release": found.release,
         "release_command": config.release.command,
         "previous_release": found.previous_release,
+        "lint": found.lint,
     })
 }
 
@@ -76,6 +77,27 @@ pub fn text(found: &Found, config: &Config, store: &Store, database: &str) -> St
                     row.push_str("  [batched]");
                 }
                 line(row);
+            }
+            // Lint errors stop preflight; what remains is shown here.
+            for f in &found.lint.findings {
+                let context = f
+                    .context
+                    .as_ref()
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default();
+                let allowed = f
+                    .allowed
+                    .as_ref()
+                    .map(|r| format!(" [allowed: {r}]"))
+                    .unwrap_or_default();
+                line(format!(
+                    "       lint {} {} at {}:{}: {}{context}{allowed}",
+                    f.level.as_str(),
+                    f.rule,
+                    f.file,
+                    f.line,
+                    f.message
+                ));
             }
         }
     }

@@ -80,9 +80,15 @@ pub(super) fn apply_snapguard_directives(
                 };
                 d.batch = Some(Batch { pause });
             }
+            // Read by `snapguard lint`; checked here so that a bad one stops
+            // every command that reads the folder, with its line.
+            Some("allow") => {
+                crate::lint::parse_allow(directive.trim_start().trim_start_matches("allow"))
+                    .map_err(bad)?;
+            }
             other => {
                 return Err(bad(format!(
-                    "unknown directive `snapguard:{}`; known: no-transaction, statement-timeout, lock-timeout, batch",
+                    "unknown directive `snapguard:{}`; known: no-transaction, statement-timeout, lock-timeout, batch, allow",
                     other.unwrap_or("")
                 )));
             }
