@@ -51,7 +51,9 @@ fn a_store_snapshot_is_rehearsed_with_a_drill_of_both_rollbacks() {
     let ws = Workspace::new(&s3_config(
         &db,
         &s3().bucket("rh-snap"),
-        "migrations:\n  dir: migrations\nchecks:\n  compare:\n    - { name: ids, before: SELECT id FROM accounts ORDER BY id, after: SELECT id FROM accounts ORDER BY id }\n",
+        // The type change rewrites a 17 MiB table: lint's error, lowered to
+        // a warning here as a team that accepts the rewrite would.
+        "migrations:\n  dir: migrations\nchecks:\n  compare:\n    - { name: ids, before: SELECT id FROM accounts ORDER BY id, after: SELECT id FROM accounts ORDER BY id }\nlint:\n  rules:\n    column_type_rewrite: warn\n",
     ));
     ws.run(&["snapshot"]).expect_code(0);
     ws.migrations(&[
@@ -370,4 +372,71 @@ fn the_snapshot_a_deploy_took_is_rehearsed() {
         ),
         "0"
     );
+}
+
+#[test]
+fn lint_findings_are_confirmed_by_the_measured_locks_and_the_measurement_finds_what_no_rule_does() {
+    let db = source_db("rh_lint");
+    let ws = Workspace::new(
+        "migrations:\n  dir: migrations\nlint:\n  small_table: 0\n  max_lock_hold: 500ms\n",
+    );
+    let dump = ws.path().join("prod.dump");
+    pg_dump(&db, &["-Fc"], &dump);
+    ws.migrations(&[
+        (
+            // A rule predicts it (lock_table) and the sampler sees it held.
+            "1_lock.sql",
+            "LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE;\nSELECT pg_sleep(1);\n",
+        ),
+        (
+            // No rule predicts a rewrite by SET UNLOGGED: only the
+            // measurement finds it.
+            "2_unlogged.sql",
+            "ALTER TABLE accounts SET UNLOGGED;\n",
+        ),
+    ]);
+    let run = rehearse(&ws, &["--dump", "prod.dump"]);
+    run.expect_code(0);
+    let r = report(&ws);
+    let findings = r["lint"]["findings"].as_array().unwrap();
+    let lock = findings
+        .iter()
+        .find(|f| f["rule"] == "lock_table")
+        .unwrap_or_else(|| panic!("{r:#}"));
+    let measured = lock["measured"].as_str().unwrap();
+    assert!(
+        measured.starts_with("confirmed: ACCESS EXCLUSIVE on accounts held"),
+        "{measured}"
+    );
+    let only_measured = findings
+        .iter()
+        .find(|f| f["rule"] == "measured_lock")
+        .unwrap_or_else(|| panic!("{r:#}"));
+    assert_eq!(only_measured["file"], "migrations/2_unlogged.sql");
+    assert!(
+        only_measured["message"]
+            .as_str()
+            .unwrap()
+            .contains("rewrote public.accounts"),
+        "{only_measured:#}"
+    );
+    assert!(
+        run.stdout().contains("lint warn measured_lock"),
+        "{}",
+        run.stdout()
+    );
+
+    // A lint error: the rehearsal measures it, and says the deploy's
+    // preflight would stop on it (exit 8).
+    std::fs::remove_dir_all(ws.path().join("migrations")).unwrap();
+    ws.migrations(&[(
+        "1_index.sql",
+        "CREATE INDEX accounts_email_idx2 ON accounts (email);\n",
+    )]);
+    let run = rehearse(&ws, &["--dump", "prod.dump"]);
+    run.expect_code(8)
+        .expect_stderr("lint finding(s) at the error level");
+    let r = report(&ws);
+    assert_eq!(r["lint"]["findings"][0]["rule"], "index_not_concurrent");
+    assert!(r["lint"]["findings"][0]["measured"].is_string(), "{r:#}");
 }

@@ -22,6 +22,7 @@ pub async fn deploy(config: &Config, args: DeployArgs) -> Result<(), Error> {
         mask_secrets(gh, config);
     }
     let options = DeployOptions {
+        lint_blocks: true,
         release: args.release,
         force: args.force,
         drill: false,
@@ -123,6 +124,7 @@ pub async fn plan(config: &Config, release: Option<String>, json: bool) -> Resul
     let store = open_store(config).await?;
     let deployer = Deployer::new(config, &store)?;
     let options = DeployOptions {
+        lint_blocks: true,
         release,
         ..DeployOptions::default()
     };

@@ -60,6 +60,9 @@ pub struct DeployOptions {
     /// Roll back after the last step as a failed deploy would (`rehearse
     /// --drill` on a scratch copy): the deploy's own rollback, timed.
     pub drill: bool,
+    /// A lint error stops preflight (exit 3). A rehearsal records the
+    /// findings instead, to confirm or refute them by measurement.
+    pub lint_blocks: bool,
 }
 
 /// Everything a deploy and its rollback share.

@@ -170,7 +170,8 @@ impl<'a> Deployer<'a> {
             .lint(&plan.pending, &app)
             .await
             .map_err(|e| refuse(e.into()))?;
-        if lint.failing() > 0 {
+        report.lint = Some(lint.clone());
+        if options.lint_blocks && lint.failing() > 0 {
             return Err(refuse(lint_refusal(&lint).into()));
         }
         let verifier = Verifier::new(&self.config.checks);

@@ -15,6 +15,7 @@
 //! Production is never connected to, except by `--from-url`'s read-only
 //! `pg_dump`.
 
+pub mod confirm;
 pub mod locks;
 pub mod measure;
 pub mod meter;
@@ -240,6 +241,13 @@ impl Rehearsal<'_> {
             )
             .await?;
         report.migrations = std::mem::take(&mut meter.measures);
+        report.lint = first.report.lint.clone().map(|lint| {
+            confirm::confirm(
+                lint,
+                &report.migrations,
+                &crate::lint::Settings::of(&self.config.lint),
+            )
+        });
         report.window.snapshot_seconds = local.dump_seconds.unwrap_or_default();
         report.window.snapshot_basis = match (&local.manifest, local.dump_seconds) {
             (Some(m), _) => format!("production's snapshot {} took this long", m.id),
@@ -337,6 +345,22 @@ impl Rehearsal<'_> {
         if let Some(step) = report.steps.iter_mut().find(|s| s.step == "migrate") {
             let total: f64 = report.migrations.iter().map(|m| m.seconds).sum();
             step.detail = format!("{applied} applied, {total:.2}s of migration time");
+        }
+        // The rehearsal ran past them to measure them; the real deploy's
+        // preflight stops on them.
+        let lint_errors = report.lint.as_ref().map_or(0, |l| l.failing());
+        if lint_errors > 0 {
+            let failure = FailureReport {
+                step: "preflight".into(),
+                message: format!(
+                    "{lint_errors} lint finding(s) at the error level: the deploy's preflight would stop (see the lint lines)"
+                ),
+                file: None,
+                line: None,
+            };
+            let e = Error::RehearsalFailed(format!("{}: {}", failure.step, failure.message).into());
+            report.failure = Some(failure);
+            return Err(e);
         }
         Ok(())
     }

@@ -86,6 +86,7 @@ impl<'a> Target<'a> {
             release: self.production.release.id.clone(),
             force: false,
             drill,
+            lint_blocks: false,
         };
         let (report, result) = deployer.pipeline(&options, cancel, observer).await;
         Ok(Run { report, result })

@@ -153,6 +153,10 @@ pub struct RehearsalReport {
     pub drill: Option<Drill>,
     /// What failed.
     pub failure: Option<FailureReport>,
+    /// `snapguard lint` of the rehearsed migrations, each finding
+    /// confirmed or not by what was measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lint: Option<crate::lint::LintReport>,
     /// How to reach the kept scratch database, with `--keep`.
     pub kept: Option<String>,
 }
@@ -177,6 +181,7 @@ impl RehearsalReport {
             window: Window::default(),
             drill: None,
             failure: None,
+            lint: None,
             kept: None,
         }
     }
@@ -247,6 +252,26 @@ impl RehearsalReport {
                 ));
                 if !m.rewrote.is_empty() {
                     line(format!("  {:<44} rewrote {}", "", m.rewrote.join(", ")));
+                }
+            }
+        }
+        if let Some(lint) = self.lint.as_ref().filter(|l| !l.findings.is_empty()) {
+            line(String::new());
+            for f in &lint.findings {
+                line(format!(
+                    "  lint {} {} at {}:{}: {}",
+                    if f.allowed.is_some() {
+                        "allowed"
+                    } else {
+                        f.level.as_str()
+                    },
+                    f.rule,
+                    f.file,
+                    f.line,
+                    f.message
+                ));
+                if let Some(measured) = &f.measured {
+                    line(format!("       {measured}"));
                 }
             }
         }

@@ -165,6 +165,9 @@ pub struct Report {
     pub checks: Vec<CheckResult>,
     /// What failed.
     pub failure: Option<FailureReport>,
+    /// `snapguard lint` of the pending migrations, from preflight.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lint: Option<crate::lint::LintReport>,
     /// What the rollback did.
     pub rollback: Option<RollbackReport>,
     /// What a human must do next, as commands.
@@ -190,6 +193,7 @@ impl Report {
             migrations: Vec::new(),
             checks: Vec::new(),
             failure: None,
+            lint: None,
             rollback: None,
             next_steps: Vec::new(),
         }

@@ -80,11 +80,10 @@ pub fn text(found: &Found, config: &Config, store: &Store, database: &str) -> St
             }
             // Lint errors stop preflight; what remains is shown here.
             for f in &found.lint.findings {
-                let context = f
-                    .context
-                    .as_ref()
-                    .map(|c| format!(" ({c})"))
-                    .unwrap_or_default();
+                let context = match (&f.table, &f.context) {
+                    (Some(t), Some(c)) => format!(" ({t}: {c})"),
+                    _ => String::new(),
+                };
                 let allowed = f
                     .allowed
                     .as_ref()
