@@ -740,6 +740,8 @@ impl Resolver<'_> {
             };
             let level = self.parse(key.name, |v| match v {
                 "off" | "warn" | "error" => Ok(v.to_owned()),
+                // YAML 1.1 reads an unquoted `off` as false.
+                "false" => Ok("off".to_owned()),
                 other => Err(format!(
                     "unknown level `{other}`; expected `off`, `warn` or `error`"
                 )),
