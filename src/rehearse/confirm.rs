@@ -34,20 +34,20 @@ pub fn confirm(
         f.measured = Some(match (rewrote, hold) {
             (true, Some(h)) => format!(
                 "confirmed: rewrote {table}, {} held {:.2}s",
-                mode_name(h.mode),
+                h.mode.as_sql(),
                 h.seconds
             ),
             (true, None) => format!("confirmed: rewrote {table}"),
             (false, Some(h)) if !REWRITES.contains(&f.rule) && h.mode >= Mode::Share => {
                 format!(
                     "confirmed: {} on {table} held {:.2}s",
-                    mode_name(h.mode),
+                    h.mode.as_sql(),
                     h.seconds
                 )
             }
             (false, Some(h)) => format!(
                 "not seen: only {} on {table} ({:.2}s) and no rewrite",
-                mode_name(h.mode),
+                h.mode.as_sql(),
                 h.seconds
             ),
             (false, None) => {
@@ -129,17 +129,4 @@ fn strongest_hold<'h>(holds: &'h [Hold], table: &str) -> Option<&'h Hold> {
         .iter()
         .filter(|h| same_table(&h.table, table))
         .max_by(|a, b| a.mode.cmp(&b.mode).then(a.seconds.total_cmp(&b.seconds)))
-}
-
-fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::AccessShare => "ACCESS SHARE",
-        Mode::RowShare => "ROW SHARE",
-        Mode::RowExclusive => "ROW EXCLUSIVE",
-        Mode::ShareUpdateExclusive => "SHARE UPDATE EXCLUSIVE",
-        Mode::Share => "SHARE",
-        Mode::ShareRowExclusive => "SHARE ROW EXCLUSIVE",
-        Mode::Exclusive => "EXCLUSIVE",
-        Mode::AccessExclusive => "ACCESS EXCLUSIVE",
-    }
 }

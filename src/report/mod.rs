@@ -357,6 +357,10 @@ impl Report {
             }
             md.push_str("```\n");
         }
+        if let Some(lint) = self.lint.as_ref().filter(|l| !l.findings.is_empty()) {
+            md.push('\n');
+            md.push_str(&crate::lint::output::markdown(lint));
+        }
         md
     }
 
