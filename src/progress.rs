@@ -39,56 +39,95 @@ pub enum Total {
     Estimate(u64),
 }
 
-/// Progress of one transfer.
-pub struct Progress {
+/// What both kinds of progress share: a bar on a terminal, or, elsewhere,
+/// the clock that spaces the log lines [`LINE_INTERVAL`] apart.
+struct Shown {
     label: &'static str,
-    total: Total,
-    bytes: u64,
     started: Instant,
     last_line: Instant,
     bar: Option<ProgressBar>,
 }
 
-impl Progress {
-    /// Starts reporting a transfer.
-    pub fn start(label: &'static str, total: Total) -> Self {
+impl Shown {
+    /// Starts showing `label`: a bar of `length` (a spinner without one)
+    /// drawn with `template` in [`Mode::Bar`], nothing until the first log
+    /// line otherwise.
+    fn start(label: &'static str, length: Option<u64>, template: &str) -> Shown {
         let bar = (MODE.get().copied() == Some(Mode::Bar)).then(|| {
-            let bar = match total {
-                Total::Exact(t) | Total::Estimate(t) => ProgressBar::new(t).with_style(
-                    ProgressStyle::with_template(if matches!(total, Total::Exact(_)) {
-                        "{prefix:>9} [{bar:30}] {percent}% {bytes}/{total_bytes} {bytes_per_sec} {eta}"
-                    } else {
-                        "{prefix:>9} [{bar:30}] ~{percent}% {bytes}/~{total_bytes} {bytes_per_sec} {eta}"
-                    })
+            let bar = match length {
+                Some(n) => ProgressBar::new(n),
+                None => ProgressBar::no_length(),
+            };
+            bar.set_style(
+                ProgressStyle::with_template(template)
                     .expect("valid template")
                     .progress_chars("=> "),
-                ),
-                Total::Unknown => ProgressBar::no_length().with_style(
-                    ProgressStyle::with_template(
-                        "{prefix:>9} {spinner} {bytes} {bytes_per_sec} {elapsed}",
-                    )
-                    .expect("valid template"),
-                ),
-            };
+            );
             bar.set_prefix(label);
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
         let now = Instant::now();
-        Progress {
+        Shown {
             label,
-            total,
-            bytes: 0,
             started: now,
             last_line: now,
             bar,
         }
     }
 
+    /// Without a bar, whether a log line is due; the interval restarts
+    /// when it is.
+    fn line_due(&mut self) -> bool {
+        let due = self.bar.is_none() && self.last_line.elapsed() >= LINE_INTERVAL;
+        if due {
+            self.last_line = Instant::now();
+        }
+        due
+    }
+
+    fn clear(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Progress of one transfer.
+pub struct Progress {
+    shown: Shown,
+    total: Total,
+    bytes: u64,
+}
+
+impl Progress {
+    /// Starts reporting a transfer.
+    pub fn start(label: &'static str, total: Total) -> Self {
+        let (length, template) = match total {
+            Total::Exact(t) => (
+                Some(t),
+                "{prefix:>9} [{bar:30}] {percent}% {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+            ),
+            Total::Estimate(t) => (
+                Some(t),
+                "{prefix:>9} [{bar:30}] ~{percent}% {bytes}/~{total_bytes} {bytes_per_sec} {eta}",
+            ),
+            Total::Unknown => (
+                None,
+                "{prefix:>9} {spinner} {bytes} {bytes_per_sec} {elapsed}",
+            ),
+        };
+        Progress {
+            shown: Shown::start(label, length, template),
+            total,
+            bytes: 0,
+        }
+    }
+
     /// Records `n` more bytes.
     pub fn add(&mut self, n: u64) {
         self.bytes += n;
-        if let Some(bar) = &self.bar {
+        if let Some(bar) = &self.shown.bar {
             bar.inc(n);
             // An estimate that proved low grows, so the bar stays short of
             // full until the transfer ends.
@@ -97,16 +136,15 @@ impl Progress {
             {
                 bar.set_length(self.bytes + self.bytes / 50);
             }
-        } else if self.last_line.elapsed() >= LINE_INTERVAL {
-            self.last_line = Instant::now();
-            tracing::info!("{}: {}", self.label, self.line());
+        } else if self.shown.line_due() {
+            tracing::info!("{}: {}", self.shown.label, self.line());
         }
     }
 
     /// The log line's text: bytes and rate, and against a known or
     /// estimated total the percentage and the time left.
     fn line(&self) -> String {
-        let elapsed = self.started.elapsed();
+        let elapsed = self.shown.started.elapsed();
         let done = format!(
             "{} at {}/s",
             format_bytes(self.bytes),
@@ -118,22 +156,18 @@ impl Progress {
             Total::Estimate(t) => (t.max(self.bytes + 1), "about "),
         };
         let shown = self.bytes.min(total.saturating_sub(1));
-        let left = eta(shown, total, elapsed)
-            .map(|d| format!(", {about}{}s left", d.as_secs()))
-            .unwrap_or_default();
         format!(
-            "{done}, {about}{}% of {about}{}{left}",
+            "{done}, {about}{}% of {about}{}{}",
             percent(shown, total),
-            format_bytes(total)
+            format_bytes(total),
+            time_left(shown, total, elapsed, about)
         )
     }
 
     /// Ends the transfer; returns the total and the elapsed time.
     pub fn finish(self) -> (u64, Duration) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-        (self.bytes, self.started.elapsed())
+        self.shown.clear();
+        (self.bytes, self.shown.started.elapsed())
     }
 }
 
@@ -141,40 +175,28 @@ impl Progress {
 /// entries): a bar with the percentage and ETA on a terminal, a log line
 /// every [`LINE_INTERVAL`] elsewhere, and a last line with the total.
 pub struct Counted {
-    label: &'static str,
+    shown: Shown,
     unit: &'static str,
     total: u64,
     done: u64,
-    started: Instant,
-    last_line: Instant,
-    bar: Option<ProgressBar>,
 }
 
 impl Counted {
     /// Starts counting towards `total` `unit`s.
     pub fn start(label: &'static str, unit: &'static str, total: u64) -> Self {
-        let bar = (MODE.get().copied() == Some(Mode::Bar)).then(|| {
-            let bar = ProgressBar::new(total).with_style(
-                ProgressStyle::with_template(
-                    "{prefix:>9} [{bar:30}] {percent}% {pos}/{len} {msg} {eta}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
-            bar.set_prefix(label);
-            bar.set_message(unit);
-            bar.enable_steady_tick(Duration::from_millis(200));
-            bar
-        });
-        let now = Instant::now();
-        Counted {
+        let shown = Shown::start(
             label,
+            Some(total),
+            "{prefix:>9} [{bar:30}] {percent}% {pos}/{len} {msg} {eta}",
+        );
+        if let Some(bar) = &shown.bar {
+            bar.set_message(unit);
+        }
+        Counted {
+            shown,
             unit,
             total,
             done: 0,
-            started: now,
-            last_line: now,
-            bar,
         }
     }
 
@@ -182,37 +204,44 @@ impl Counted {
     /// [`Counted::finish`]: what is counted is an estimate.
     pub fn advance(&mut self) {
         self.done = (self.done + 1).min(self.total.saturating_sub(1));
-        if let Some(bar) = &self.bar {
+        if let Some(bar) = &self.shown.bar {
             bar.set_position(self.done);
-        } else if self.last_line.elapsed() >= LINE_INTERVAL {
-            self.last_line = Instant::now();
-            let eta = eta(self.done, self.total, self.started.elapsed())
-                .map(|d| format!(", about {}s left", d.as_secs()))
-                .unwrap_or_default();
+        } else if self.shown.line_due() {
             tracing::info!(
-                "{}: {}% ({} of {} {}){eta}",
-                self.label,
+                "{}: {}% ({} of {} {}){}",
+                self.shown.label,
                 percent(self.done, self.total),
                 self.done,
                 self.total,
-                self.unit
+                self.unit,
+                time_left(
+                    self.done,
+                    self.total,
+                    self.shown.started.elapsed(),
+                    "about "
+                )
             );
         }
     }
 
     /// Ends the count, everything done.
     pub fn finish(self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
+        self.shown.clear();
         tracing::info!(
             "{}: 100% ({} {}) in {:.1}s",
-            self.label,
+            self.shown.label,
             self.total,
             self.unit,
-            self.started.elapsed().as_secs_f64()
+            self.shown.started.elapsed().as_secs_f64()
         );
     }
+}
+
+/// `, about 12s left` at the rate so far, once something is done.
+fn time_left(done: u64, total: u64, elapsed: Duration, about: &str) -> String {
+    eta(done, total, elapsed)
+        .map(|d| format!(", {about}{}s left", d.as_secs()))
+        .unwrap_or_default()
 }
 
 /// `done` of `total` as a whole percentage.
