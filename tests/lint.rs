@@ -467,3 +467,30 @@ fn the_config_schema_has_a_level_key_for_every_rule() {
         );
     }
 }
+
+#[test]
+fn a_validated_not_null_check_in_the_database_clears_set_not_null() {
+    let db = create_db("lint_not_null_check");
+    psql(
+        &db,
+        "CREATE TABLE people (id int, email text); \
+         ALTER TABLE people ADD CONSTRAINT people_email_nn CHECK (email IS NOT NULL)",
+    );
+    let sql = "ALTER TABLE people ALTER COLUMN email SET NOT NULL;\n";
+    let (report, code) = lint_json(&workspace(Some(&db), sql, ALL_LARGE));
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(
+        report["findings"].as_array().unwrap().len(),
+        0,
+        "{report:#}"
+    );
+    // Not yet validated, the check does not spare the scan.
+    psql(
+        &db,
+        "ALTER TABLE people DROP CONSTRAINT people_email_nn; \
+         ALTER TABLE people ADD CONSTRAINT people_email_nn CHECK (email IS NOT NULL) NOT VALID",
+    );
+    let (report, code) = lint_json(&workspace(Some(&db), sql, ALL_LARGE));
+    assert_eq!(code, 9);
+    assert_eq!(report["findings"][0]["rule"], "set_not_null");
+}

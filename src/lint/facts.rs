@@ -82,70 +82,75 @@ pub struct Facts {
 }
 
 impl Facts {
-    /// Asks the database `client` what `wanted` needs.
+    /// Asks the database `client` what `wanted` needs: one query per kind
+    /// of fact, however many tables, so a remote server costs three round
+    /// trips and not one per table.
     pub async fn read(client: &Client, wanted: &Wanted) -> Result<Facts, DbError> {
         let server = crate::db::server_version(client).await?;
         let mut facts = Facts {
             server_major: server.major(),
             ..Facts::default()
         };
-        for table in &wanted.tables {
-            let row = client
-                .query_opt(
-                    "SELECT c.relkind = 'p', pg_table_size(c.oid), c.reltuples::float8 \
-                     FROM pg_class c WHERE c.oid = to_regclass($1)",
-                    &[&table.regclass()],
-                )
-                .await
-                .map_err(DbError::query("reading table sizes for lint"))?;
-            if let Some(row) = row {
-                let rows: f64 = row.get(2);
-                facts.tables.insert(
-                    table.clone(),
-                    Table {
-                        partitioned: row.get(0),
-                        bytes: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
-                        // -1: never vacuumed or analyzed (PostgreSQL 14+);
-                        // older servers say 0 for both "empty" and "unknown".
-                        rows: (rows >= 0.0).then_some(rows as u64),
-                    },
-                );
-            }
+        // Names go to the server as `to_regclass` text; each answer row
+        // says which name it answers.
+        let by_regclass: HashMap<String, &TableName> =
+            wanted.tables.iter().map(|t| (t.regclass(), t)).collect();
+        let names: Vec<&String> = by_regclass.keys().collect();
+        let rows = client
+            .query(
+                "SELECT w.name, c.relkind = 'p', pg_table_size(c.oid), c.reltuples::float8 \
+                 FROM unnest($1::text[]) AS w(name) JOIN pg_class c ON c.oid = to_regclass(w.name)",
+                &[&names],
+            )
+            .await
+            .map_err(DbError::query("reading table sizes for lint"))?;
+        for row in rows {
+            let name: String = row.get(0);
+            let rows: f64 = row.get(3);
+            facts.tables.insert(
+                by_regclass[&name].clone(),
+                Table {
+                    partitioned: row.get(1),
+                    bytes: u64::try_from(row.get::<_, i64>(2)).unwrap_or(0),
+                    // -1: never vacuumed or analyzed (PostgreSQL 14+);
+                    // older servers say 0 for both "empty" and "unknown".
+                    rows: (rows >= 0.0).then_some(rows as u64),
+                },
+            );
         }
-        for (table, column) in &wanted.columns {
-            let row = client
-                .query_opt(
-                    "SELECT format_type(a.atttypid, a.atttypmod), \
-                            EXISTS (SELECT 1 FROM pg_constraint k \
-                                    WHERE k.conrelid = a.attrelid AND k.contype = 'c' AND k.convalidated \
-                                      AND pg_get_constraintdef(k.oid) = format('CHECK ((%I IS NOT NULL))', a.attname)) \
-                     FROM pg_attribute a \
-                     WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped",
-                    &[&table.regclass(), column],
-                )
-                .await
-                .map_err(DbError::query("reading column types for lint"))?;
-            if let Some(row) = row {
-                let key = (table.clone(), column.clone());
-                if row.get::<_, bool>(1) {
-                    facts.not_null_checks.insert(key.clone());
-                }
-                facts.column_types.insert(key, row.get(0));
+        let columns: Vec<&(TableName, String)> = wanted.columns.iter().collect();
+        let relations: Vec<String> = columns.iter().map(|(t, _)| t.regclass()).collect();
+        let names: Vec<&String> = columns.iter().map(|(_, c)| c).collect();
+        let rows = client
+            .query(
+                "SELECT w.i::int, format_type(a.atttypid, a.atttypmod), \
+                        EXISTS (SELECT 1 FROM pg_constraint k \
+                                WHERE k.conrelid = a.attrelid AND k.contype = 'c' AND k.convalidated \
+                                  AND pg_get_constraintdef(k.oid) = format('CHECK ((%I IS NOT NULL))', a.attname)) \
+                 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(rel, col, i) \
+                 JOIN pg_attribute a ON a.attrelid = to_regclass(w.rel) AND a.attname = w.col AND NOT a.attisdropped",
+                &[&relations, &names],
+            )
+            .await
+            .map_err(DbError::query("reading column types for lint"))?;
+        for row in rows {
+            let i = usize::try_from(row.get::<_, i32>(0) - 1).expect("ordinality starts at 1");
+            let key = columns[i].clone();
+            if row.get::<_, bool>(2) {
+                facts.not_null_checks.insert(key.clone());
             }
+            facts.column_types.insert(key, row.get(1));
         }
-        for function in &wanted.functions {
-            let volatile: Option<bool> = client
-                .query_one(
-                    "SELECT bool_or(provolatile = 'v') FROM pg_proc WHERE proname = $1",
-                    &[function],
-                )
-                .await
-                .map_err(DbError::query("reading function volatility for lint"))?
-                .get(0);
-            if volatile == Some(true) {
-                facts.volatile.insert(function.clone());
-            }
-        }
+        let functions: Vec<&String> = wanted.functions.iter().collect();
+        let rows = client
+            .query(
+                "SELECT proname::text FROM pg_proc WHERE proname = ANY($1::text[]) \
+                 GROUP BY proname HAVING bool_or(provolatile = 'v')",
+                &[&functions],
+            )
+            .await
+            .map_err(DbError::query("reading function volatility for lint"))?;
+        facts.volatile = rows.into_iter().map(|r| r.get(0)).collect();
         Ok(facts)
     }
 
