@@ -62,12 +62,6 @@ impl GitHub {
         eprintln!("{}", annotation("error", file, None, message));
     }
 
-    /// An annotation of any kind (`error`, `warning`, `notice`), with a
-    /// title.
-    pub fn annotate(&self, kind: &str, file: Option<(&str, usize)>, title: &str, message: &str) {
-        eprintln!("{}", annotation(kind, file, Some(title), message));
-    }
-
     /// Asks the runner to hide `secret` in every later log line.
     pub fn mask(&self, secret: &str) {
         if !secret.is_empty() {

@@ -313,21 +313,11 @@ impl<'a> Deployer<'a> {
         let all = self.config.migrations.transaction == TransactionMode::All;
         let inputs = pending
             .iter()
-            .map(|p| {
-                lint::Input::new(
-                    lint::shown_path(std::path::Path::new(&p.path)),
-                    p.sql.clone(),
-                    p.first_line,
-                    lint::Mode {
-                        wrapped: all || (p.transaction && !p.own_transactions),
-                        batched: p.batched,
-                    },
-                )
-            })
+            .map(|p| lint::Input::of(p, all))
             .collect::<Result<Vec<_>, _>>()?;
         let report = lint::run(inputs, &lint::Settings::of(&self.config.lint), Some(app)).await?;
-        if let Some(gh) = ci::GitHub::detect(&|v| std::env::var(v).ok()) {
-            lint::output::annotate(&gh, &report);
+        if ci::GitHub::detect(&|v| std::env::var(v).ok()).is_some() {
+            eprint!("{}", lint::output::github(&report));
         }
         for f in report
             .findings

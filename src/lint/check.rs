@@ -87,8 +87,8 @@ impl<'f> Checker<'f> {
                         continue;
                     };
                     for cmd in commands(&a.cmds) {
-                        if sub(cmd) == AlterTableType::AtAlterColumnType
-                            || sub(cmd) == AlterTableType::AtSetNotNull
+                        if cmd.subtype() == AlterTableType::AtAlterColumnType
+                            || cmd.subtype() == AlterTableType::AtSetNotNull
                         {
                             wanted.columns.insert((table.clone(), cmd.name.clone()));
                         }
@@ -219,34 +219,16 @@ impl<'f> Checker<'f> {
                         }
                     }
                 }
-                NodeEnum::UpdateStmt(u) if !mode.batched => {
-                    hit(
-                        "unbatched_data_change",
-                        u.relation.as_ref(),
-                        format!(
-                            "UPDATE {}in one statement",
-                            if u.where_clause.is_none() {
-                                "of every row "
-                            } else {
-                                ""
-                            }
-                        ),
-                    );
-                }
-                NodeEnum::DeleteStmt(d) if !mode.batched => {
-                    hit(
-                        "unbatched_data_change",
-                        d.relation.as_ref(),
-                        format!(
-                            "DELETE {}in one statement",
-                            if d.where_clause.is_none() {
-                                "of every row "
-                            } else {
-                                ""
-                            }
-                        ),
-                    );
-                }
+                NodeEnum::UpdateStmt(u) if !mode.batched => hit(
+                    "unbatched_data_change",
+                    u.relation.as_ref(),
+                    one_statement("UPDATE", u.where_clause.is_none()),
+                ),
+                NodeEnum::DeleteStmt(d) if !mode.batched => hit(
+                    "unbatched_data_change",
+                    d.relation.as_ref(),
+                    one_statement("DELETE", d.where_clause.is_none()),
+                ),
                 NodeEnum::AlterEnumStmt(e) if e.old_val.is_empty() && in_transaction => {
                     let old_server = self.facts.map(|f| f.server_major < 12);
                     if old_server != Some(false) {
@@ -309,7 +291,7 @@ impl<'f> Checker<'f> {
     fn alter_table(&mut self, rv: &RangeVar, cmd: &AlterTableCmd) -> Vec<(&'static str, String)> {
         let table = TableName::of(rv);
         let mut out = Vec::new();
-        match sub(cmd) {
+        match cmd.subtype() {
             AlterTableType::AtAddConstraint => {
                 let Some(NodeEnum::Constraint(c)) = def(cmd) else {
                     return out;
@@ -509,10 +491,6 @@ fn commands(cmds: &[Node]) -> impl Iterator<Item = &AlterTableCmd> {
     })
 }
 
-fn sub(cmd: &AlterTableCmd) -> AlterTableType {
-    cmd.subtype()
-}
-
 fn def(cmd: &AlterTableCmd) -> Option<&NodeEnum> {
     cmd.def.as_ref().and_then(|d| d.node.as_ref())
 }
@@ -522,6 +500,12 @@ fn constraints(nodes: &[Node]) -> impl Iterator<Item = &Constraint> {
         Some(NodeEnum::Constraint(c)) => Some(c.as_ref()),
         _ => None,
     })
+}
+
+/// `UPDATE of every row in one statement`.
+fn one_statement(verb: &str, every_row: bool) -> String {
+    let rows = if every_row { "of every row " } else { "" };
+    format!("{verb} {rows}in one statement")
 }
 
 fn def_elem_named(node: &Node, name: &str) -> bool {

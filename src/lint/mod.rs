@@ -99,6 +99,24 @@ pub struct Input {
 }
 
 impl Input {
+    /// A migration of a folder, as `migrate` would run it: in snapguard's
+    /// transaction unless marked otherwise or running its own blocks (or
+    /// every migration in one, with `transaction: all`).
+    pub fn of(
+        p: &crate::migrate::migrator::PendingMigration,
+        transaction_all: bool,
+    ) -> Result<Input, LintError> {
+        Input::new(
+            shown_path(std::path::Path::new(&p.path)),
+            p.sql.clone(),
+            p.first_line,
+            Mode {
+                wrapped: transaction_all || (p.transaction && !p.own_transactions),
+                batched: p.batched,
+            },
+        )
+    }
+
     /// A migration to lint; its allow comments are read from `sql`.
     pub fn new(
         file: String,

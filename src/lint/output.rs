@@ -75,7 +75,9 @@ pub fn summary(report: &LintReport) -> String {
     )
 }
 
-/// One GitHub annotation per finding above `info`.
+/// One GitHub annotation per finding above `info`: on stdout for
+/// `--format github`, on stderr beside the other output under GitHub
+/// Actions.
 pub fn github(report: &LintReport) -> String {
     let mut out = String::new();
     for f in report.findings.iter().filter(|f| f.level > Level::Info) {
@@ -215,17 +217,4 @@ pub fn markdown(report: &LintReport) -> String {
     }
     let _ = writeln!(out, "\n{}\n", summary(report));
     out
-}
-
-/// Under GitHub Actions: each finding above `info` as an annotation on its
-/// file and line (on stderr, where workflow commands belong beside output).
-pub fn annotate(gh: &crate::ci::GitHub, report: &LintReport) {
-    for f in report.findings.iter().filter(|f| f.level > Level::Info) {
-        gh.annotate(
-            annotation_kind(f),
-            Some((&f.file, f.line)),
-            &format!("snapguard lint: {}", f.rule),
-            &annotation_text(f),
-        );
-    }
 }

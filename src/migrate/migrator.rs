@@ -461,7 +461,8 @@ impl<'a> Migrator<'a> {
     }
 }
 
-fn describe(m: &Migration) -> PendingMigration {
+/// A migration as a dry run shows it (and `lint` reads it).
+pub fn describe(m: &Migration) -> PendingMigration {
     let Directives {
         transaction, batch, ..
     } = m.directives;
