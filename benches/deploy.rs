@@ -174,34 +174,24 @@ fn main() {
 fn pg_restore_local(dir: &Path, jobs: u32) -> f64 {
     let pg = common::pg();
     let file = dir.join("local.dump");
-    let out = Command::new(pg.bin_dir().join("pg_dump"))
-        .args(["-Fc", "-Z0", "-f"])
-        .arg(&file)
-        .arg(pg.url("bench"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::run_ok(
+        Command::new(pg.bin_dir().join("pg_dump"))
+            .args(["-Fc", "-Z0", "-f"])
+            .arg(&file)
+            .arg(pg.url("bench")),
     );
     common::psql("postgres", "DROP DATABASE IF EXISTS bench_local");
     let started = Instant::now();
     common::psql("postgres", "CREATE DATABASE bench_local TEMPLATE template0");
-    let out = Command::new(pg.bin_dir().join("pg_restore"))
-        .args([
-            &format!("-j{jobs}"),
-            "--exit-on-error",
-            "-d",
-            &pg.url("bench_local"),
-        ])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::run_ok(
+        Command::new(pg.bin_dir().join("pg_restore"))
+            .args([
+                &format!("-j{jobs}"),
+                "--exit-on-error",
+                "-d",
+                &pg.url("bench_local"),
+            ])
+            .arg(&file),
     );
     common::psql("bench_local", "ANALYZE");
     let seconds = started.elapsed().as_secs_f64();

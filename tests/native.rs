@@ -448,24 +448,19 @@ fn golang_migrate_database_is_adopted_and_its_version_moves_up() {
 /// Flyway's checksum computed apart from snapguard's code: Python's zlib
 /// CRC-32 over the file's lines without terminators, as a signed int.
 fn flyway_checksum(path: &std::path::Path) -> i32 {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import sys, zlib\n\
+    let out = common::run_ok(
+        Command::new("python3")
+            .args([
+                "-c",
+                "import sys, zlib\n\
              text = open(sys.argv[1], encoding='utf-8-sig', newline='').read()\n\
              crc = 0\n\
              for line in text.splitlines():\n    crc = zlib.crc32(line.encode('utf-8'), crc)\n\
              print(crc - (1 << 32) if crc >= (1 << 31) else crc)",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            ])
+            .arg(path),
     );
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    out.trim().parse().unwrap()
 }
 
 #[test]

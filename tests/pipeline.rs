@@ -410,18 +410,13 @@ fn this_target() -> String {
 /// `releases` (and as `latest` when asked); `epoch` varies the archive.
 fn publish(releases: &Path, tag: &str, epoch: u64) -> PathBuf {
     let dir = releases.join("owner/snapguard/releases/download").join(tag);
-    let out = Command::new(repo().join("scripts/package"))
-        .args(["--binary", env!("CARGO_BIN_EXE_snapguard"), "--target"])
-        .arg(this_target())
-        .arg("--out")
-        .arg(&dir)
-        .env("SOURCE_DATE_EPOCH", epoch.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::run_ok(
+        Command::new(repo().join("scripts/package"))
+            .args(["--binary", env!("CARGO_BIN_EXE_snapguard"), "--target"])
+            .arg(this_target())
+            .arg("--out")
+            .arg(&dir)
+            .env("SOURCE_DATE_EPOCH", epoch.to_string()),
     );
     dir.join(format!("snapguard-{}.tar.gz", this_target()))
 }

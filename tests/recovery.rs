@@ -133,20 +133,14 @@ fn recover_applies_the_write_guard_over_the_whole_time_since_the_snapshot() {
     kill9(child);
     let url = app.role_url();
     for i in 0..3 {
-        let out = std::process::Command::new(pg().bin_dir().join("psql"))
-            .args([
+        common::run_ok(
+            std::process::Command::new(pg().bin_dir().join("psql")).args([
                 "-X",
                 "-q",
                 &url,
                 "-c",
                 &format!("INSERT INTO items (name) VALUES ('acknowledged {i}')"),
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+            ]),
         );
     }
 

@@ -32,25 +32,20 @@ fn complaints(schema: &Path, text: &str) -> String {
     let value: serde_json::Value = serde_saphyr::from_str(text).expect("YAML");
     let instance = schema.with_file_name("instance.json");
     std::fs::write(&instance, value.to_string()).unwrap();
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import json, sys, jsonschema\n\
-             schema = json.load(open(sys.argv[1]))\n\
-             jsonschema.Draft7Validator.check_schema(schema)\n\
-             errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(json.load(open(sys.argv[2]))), key=str)\n\
-             print('\\n'.join('/'.join(map(str, e.absolute_path)) + ': ' + e.message for e in errors))",
-        ])
-        .arg(schema)
-        .arg(&instance)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::run_ok(
+        Command::new("python3")
+            .args([
+                "-c",
+                "import json, sys, jsonschema\n\
+                 schema = json.load(open(sys.argv[1]))\n\
+                 jsonschema.Draft7Validator.check_schema(schema)\n\
+                 errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(json.load(open(sys.argv[2]))), key=str)\n\
+                 print('\\n'.join('/'.join(map(str, e.absolute_path)) + ': ' + e.message for e in errors))",
+            ])
+            .arg(schema)
+            .arg(&instance),
     );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    out.trim().to_owned()
 }
 
 /// The documented full configuration: the first `yaml` block of

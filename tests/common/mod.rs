@@ -30,6 +30,18 @@ pub fn psql(db: &str, sql: &str) -> String {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Runs `command`, failing the test with its stderr when it fails;
+/// returns its stdout.
+pub fn run_ok(command: &mut Command) -> String {
+    let out = command.output().expect("start the command");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Creates an empty database named `name` (dropping a leftover one).
 pub fn create_db(name: &str) -> String {
     psql(
