@@ -299,10 +299,6 @@ impl<'a> Deployer<'a> {
         Ok((found, Some(prepared)))
     }
 
-    /// When a rollback would restore from the store (no local clone and no
-    /// single transaction), the archive must fit in `$TMPDIR`: found out
-    /// now, not in the middle of a rollback. The size is the newest
-    /// snapshot's archive, else the database's size (an upper bound).
     /// Lints the pending migrations against the database; under GitHub
     /// Actions each finding is also an annotation on its file and line.
     async fn lint(
@@ -334,6 +330,10 @@ impl<'a> Deployer<'a> {
         Ok(report)
     }
 
+    /// When a rollback would restore from the store (no local clone and no
+    /// single transaction), the archive must fit in `$TMPDIR`: found out
+    /// now, not in the middle of a rollback. The size is the newest
+    /// snapshot's archive, else the database's size (an upper bound).
     async fn check_restore_room(
         &self,
         local_clone: &Result<(), String>,
@@ -373,10 +373,7 @@ fn lint_refusal(report: &LintReport) -> String {
                 f.line,
                 f.rule,
                 f.message,
-                match (&f.table, &f.context) {
-                    (Some(t), Some(c)) => format!(" ({t}: {c})"),
-                    _ => String::new(),
-                },
+                f.table_context(),
                 f.safe,
                 f.rule,
                 f.rule

@@ -107,10 +107,7 @@ pub fn annotation_kind(f: &Finding) -> &'static str {
 
 /// A finding's message for an annotation: what, where, why, the way out.
 pub fn annotation_text(f: &Finding) -> String {
-    let mut text = f.message.clone();
-    if let (Some(table), Some(context)) = (&f.table, &f.context) {
-        let _ = write!(text, " ({table}: {context})");
-    }
+    let mut text = format!("{}{}", f.message, f.table_context());
     if let Some(reason) = &f.allowed {
         let _ = write!(text, "; allowed: {reason}");
     } else {
@@ -138,10 +135,7 @@ pub fn sarif(report: &LintReport) -> Value {
         .findings
         .iter()
         .map(|f| {
-            let mut message = f.message.clone();
-            if let (Some(table), Some(context)) = (&f.table, &f.context) {
-                let _ = write!(message, " ({table}: {context})");
-            }
+            let mut message = format!("{}{}", f.message, f.table_context());
             if let Some(measured) = &f.measured {
                 let _ = write!(message, "; measured: {measured}");
             }

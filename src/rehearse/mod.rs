@@ -336,10 +336,7 @@ impl Rehearsal<'_> {
                     file: None,
                     line: None,
                 });
-                let e =
-                    Error::RehearsalFailed(format!("{}: {}", failure.step, failure.message).into());
-                report.failure = Some(failure);
-                return Err(e);
+                return Err(would_fail(report, failure));
             }
         }
         if let Some(step) = report.steps.iter_mut().find(|s| s.step == "migrate") {
@@ -358,9 +355,7 @@ impl Rehearsal<'_> {
                 file: None,
                 line: None,
             };
-            let e = Error::RehearsalFailed(format!("{}: {}", failure.step, failure.message).into());
-            report.failure = Some(failure);
-            return Err(e);
+            return Err(would_fail(report, failure));
         }
         Ok(())
     }
@@ -519,4 +514,12 @@ async fn drop_scratch(scratch: &Scratch, name: &str) {
     {
         tracing::warn!(database = name, error = %e, "cannot drop a drill database");
     }
+}
+
+/// The rehearsed deploy would fail: `failure` goes in the report and
+/// names the error (exit 8).
+fn would_fail(report: &mut RehearsalReport, failure: FailureReport) -> Error {
+    let e = Error::RehearsalFailed(format!("{}: {}", failure.step, failure.message).into());
+    report.failure = Some(failure);
+    e
 }

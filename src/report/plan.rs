@@ -80,10 +80,7 @@ pub fn text(found: &Found, config: &Config, store: &Store, database: &str) -> St
             }
             // Lint errors stop preflight; what remains is shown here.
             for f in &found.lint.findings {
-                let context = match (&f.table, &f.context) {
-                    (Some(t), Some(c)) => format!(" ({t}: {c})"),
-                    _ => String::new(),
-                };
+                let context = f.table_context();
                 let allowed = f
                     .allowed
                     .as_ref()
