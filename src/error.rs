@@ -21,6 +21,17 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// A boxed error from any module, kept whole so `main` can print its chain.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// An error with what it means for the command, above its cause.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+pub struct Described {
+    /// What the failure means.
+    pub what: String,
+    /// The failure.
+    #[source]
+    pub source: BoxError,
+}
+
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -61,6 +72,10 @@ pub enum Error {
     /// A rehearsal found that the deploy would fail.
     #[error("the rehearsed deploy would fail; production was not touched")]
     RehearsalFailed(#[source] BoxError),
+    /// The deploy succeeded and maintenance is off, but its store snapshot
+    /// (`snapshot.offsite: after`) was not committed.
+    #[error("the deploy's store snapshot is incomplete: `snapguard recover` finishes it")]
+    OffsiteIncomplete(#[source] BoxError),
     /// `lint` found hazards at the failing level.
     #[error("{0} lint finding(s) at the error level")]
     LintFindings(usize),
@@ -105,6 +120,7 @@ impl Error {
             Error::OverBudget(_) => exit_codes::OVER_BUDGET,
             Error::RehearsalFailed(_) => exit_codes::REHEARSAL_FAILED,
             Error::LintFindings(_) => exit_codes::LINT_FINDINGS,
+            Error::OffsiteIncomplete(_) => exit_codes::OFFSITE_INCOMPLETE,
         }
     }
 }

@@ -26,3 +26,7 @@ pub const REHEARSAL_FAILED: i32 = 8;
 /// `lint`: a finding at the failing level (`error`) remains, not silenced
 /// by a `-- snapguard:allow` comment.
 pub const LINT_FINDINGS: i32 = 9;
+/// `deploy` (`snapshot.offsite: after`): the deploy succeeded and
+/// maintenance is off, but its store snapshot was not committed; the local
+/// clone is kept and `snapguard recover` uploads it.
+pub const OFFSITE_INCOMPLETE: i32 = 10;

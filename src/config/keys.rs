@@ -70,6 +70,11 @@ pub(super) const KEYS: &[Key] = &[
     key("snapshot.lock_wait_timeout", Duration),
     key("snapshot.restore_jobs", Count),
     key("snapshot.local_clone", OneOf(&["auto", "always", "never"])),
+    key("snapshot.clone_limit", Size),
+    key(
+        "snapshot.offsite",
+        OneOf(&["before-migrate", "before-maintenance-off", "after"]),
+    ),
     key("snapshot.retention.keep_last", Count),
     key("snapshot.retention.keep_days", Count),
     key("migrations.dir", Text),

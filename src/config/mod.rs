@@ -224,6 +224,13 @@ pub struct SnapshotConfig {
     pub restore_jobs: Option<u32>,
     /// `snapshot.local_clone`: whether `deploy` also makes a local clone.
     pub local_clone: LocalClone,
+    /// `snapshot.clone_limit`: the largest database `local_clone: auto`
+    /// clones on a server whose free disk space cannot be seen from here
+    /// (a managed server); `None`: never clone there.
+    pub clone_limit: Option<u64>,
+    /// `snapshot.offsite`: when maintenance may come off relative to the
+    /// store snapshot's commit.
+    pub offsite: Offsite,
     /// `snapshot.retention`: what `prune` keeps.
     pub retention: Retention,
 }
@@ -239,6 +246,36 @@ pub enum LocalClone {
     Always,
     /// Never clone.
     Never,
+}
+
+/// `snapshot.offsite`: where the store snapshot sits in the deploy. With a
+/// local clone, the snapshot is `pg_dump` of the clone (a frozen copy
+/// nobody writes), streamed to the store while the migrations run; this
+/// says when maintenance may come off. Without a clone there is nothing
+/// frozen to dump, and every choice runs as [`Offsite::BeforeMigrate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Offsite {
+    /// The snapshot is committed before the first migration runs (the
+    /// window holds the whole dump).
+    BeforeMigrate,
+    /// Maintenance comes off once the deploy's steps passed *and* the
+    /// snapshot is committed; a failed upload rolls the deploy back.
+    BeforeMaintenanceOff,
+    /// Maintenance comes off as soon as the steps pass; the upload finishes
+    /// afterwards, and the deploy reports success only once it committed.
+    After,
+}
+
+impl Offsite {
+    /// The name in `snapguard.yml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Offsite::BeforeMigrate => "before-migrate",
+            Offsite::BeforeMaintenanceOff => "before-maintenance-off",
+            Offsite::After => "after",
+        }
+    }
 }
 
 /// `snapshot.retention`: what `snapguard prune` keeps. A snapshot is kept
@@ -611,6 +648,17 @@ impl Resolver<'_> {
                     )),
                 })?
                 .unwrap_or(LocalClone::Auto),
+            clone_limit: self.parse("snapshot.clone_limit", parse_size)?,
+            offsite: self
+                .parse("snapshot.offsite", |v| match v {
+                    "before-migrate" => Ok(Offsite::BeforeMigrate),
+                    "before-maintenance-off" => Ok(Offsite::BeforeMaintenanceOff),
+                    "after" => Ok(Offsite::After),
+                    other => Err(format!(
+                        "unknown value `{other}`; expected `before-migrate`, `before-maintenance-off` or `after`"
+                    )),
+                })?
+                .unwrap_or(Offsite::BeforeMaintenanceOff),
             retention: Retention {
                 keep_last: self
                     .parse("snapshot.retention.keep_last", |v| match v.parse::<usize>() {

@@ -7,6 +7,7 @@ use chrono::Utc;
 use tokio_postgres::Client;
 
 use super::journal::{self, Journal, State, Step};
+use super::offsite::Upload;
 use super::preflight::Prepared;
 use super::{Deployer, marker};
 use crate::db;
@@ -24,6 +25,7 @@ impl Deployer<'_> {
         &self,
         p: &mut Prepared<'_>,
         report: &mut Report,
+        upload: &mut Upload<'_>,
     ) -> Result<(), Error> {
         let started = Instant::now();
         if let Err(e) = self.begin(&mut p.journal, Step::MaintenanceOff).await {
@@ -63,9 +65,50 @@ impl Deployer<'_> {
             started.elapsed().as_secs_f64(),
             "",
         );
+        if upload.pending() {
+            // `snapshot.offsite: after`: the window is over; the deploy is
+            // not, until its store snapshot is committed.
+            if let Err(e) = self.begin(&mut p.journal, Step::Offsite).await {
+                tracing::warn!(error = %chain(&e), "cannot write the journal");
+            }
+            if let Some(Err(e)) = self.settle_upload(p, report, upload).await {
+                return Err(self.offsite_incomplete(&mut p.journal, report, e).await);
+            }
+        }
         self.finish_success(&mut p.admin, &mut p.journal, report)
             .await;
         Ok(())
+    }
+
+    /// `snapshot.offsite: after` and the upload failed once maintenance was
+    /// off: the release is live and cannot be rolled back over the writes
+    /// it took since, so the deploy stays open with its clone (the only
+    /// copy of the database before it) for `recover` to upload.
+    async fn offsite_incomplete(
+        &self,
+        journal: &mut Journal,
+        report: &mut Report,
+        cause: crate::snapshot::take::SnapshotError,
+    ) -> Error {
+        let clone = journal
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.clone.clone())
+            .unwrap_or_default();
+        journal.failure = Some(format!("{}: {}", Step::Offsite.name(), chain(&cause)));
+        if let Err(e) = journal.save(self.store).await {
+            tracing::warn!(error = %chain(&e), "cannot write the journal");
+        }
+        report.next_steps = vec![
+            format!("# the release is live and maintenance is off; the store snapshot of the database before this deploy failed. The clone `{clone}` holds that copy; once the store is reachable, upload it and close the deploy:"),
+            "snapguard recover".into(),
+        ];
+        Error::OffsiteIncomplete(Box::new(crate::error::Described {
+            what: format!(
+                "the deploy succeeded and maintenance is off, but its store snapshot was not committed; the local clone `{clone}` is kept"
+            ),
+            source: cause.into(),
+        }))
     }
 
     /// Records a successful deploy: ledger, clone dropped, journal and

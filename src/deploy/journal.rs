@@ -35,6 +35,9 @@ pub enum Step {
     Release,
     /// Polling `release.health`.
     Health,
+    /// Waiting for the store snapshot streamed from the local clone to
+    /// commit (`snapshot.offsite`): before maintenance off, or after it.
+    Offsite,
     /// Switching maintenance off after a success.
     MaintenanceOff,
     /// The deploy succeeded.
@@ -64,6 +67,7 @@ impl Step {
             Step::Verify => "verify",
             Step::Release => "release",
             Step::Health => "health",
+            Step::Offsite => "offsite snapshot",
             Step::MaintenanceOff => "maintenance off",
             Step::Done => "done",
             Step::RestoreDatabase => "rollback: database",
@@ -101,6 +105,42 @@ pub struct SnapshotRecord {
     pub clone: Option<String>,
     /// The write guard's baseline, taken just before `pg_dump` started.
     pub guard: crate::snapshot::guard::Baseline,
+    /// The store snapshot streamed from the clone while the deploy runs
+    /// (clone-first): recorded before its upload starts, so that
+    /// `recover` knows which snapshot to look for.
+    #[serde(default)]
+    pub offsite: Option<OffsiteRecord>,
+}
+
+/// The store snapshot taken from the local clone during the deploy. Its
+/// manifest in the store is the commit: `recover` reads it there, since a
+/// runner killed after the commit may not have journaled it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct OffsiteRecord {
+    /// `snapshot.offsite` as the deploy ran it.
+    pub policy: crate::config::Offsite,
+    /// The snapshot's id, chosen before the upload started.
+    pub id: String,
+    /// Where the upload stands, as of this journal write.
+    pub state: UploadState,
+    /// Archive bytes `pg_dump` had written, as of this journal write.
+    #[serde(default)]
+    pub dumped_bytes: u64,
+    /// Why the upload failed, once it did.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Where the clone's upload stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadState {
+    /// `pg_dump` of the clone is streaming to the store.
+    Uploading,
+    /// The manifest is written: the snapshot can be restored.
+    Committed,
+    /// The upload failed; nothing half-made was left for restore.
+    Failed,
 }
 
 /// One step transition.

@@ -21,6 +21,7 @@ pub mod journal;
 pub mod lock;
 pub mod marker;
 pub mod observe;
+mod offsite;
 pub mod preflight;
 mod recover;
 pub mod rollback;
@@ -36,10 +37,11 @@ use tokio_postgres::Client;
 use self::failure::StepFailure;
 use self::journal::{Journal, State, Step};
 use self::observe::MigrateObserver;
+use self::offsite::Upload;
 use self::preflight::{Prepared, Runner};
 use crate::cancel::Cancel;
 use crate::ci;
-use crate::config::Config;
+use crate::config::{Config, Offsite};
 use crate::db::{self, ConnInfo};
 use crate::error::{Error, chain};
 use crate::http::HttpClient;
@@ -191,18 +193,35 @@ impl<'a> Deployer<'a> {
         observer: Option<&mut dyn MigrateObserver>,
     ) -> Result<(), Error> {
         let deploy_id = p.journal.deploy_id.clone();
+        let snapshotter = p.snapshotter.clone();
+        let mut upload = Upload::new(&snapshotter, self.admin_info.clone());
         let failure = recording_children(
             self.store,
             &deploy_id,
-            self.steps(&mut p, options, report, cancel, observer),
+            self.steps(&mut p, options, report, cancel, observer, &mut upload),
         )
         .await;
         // Watching ends with the steps (on success, once the deploy is closed).
         let sampler = self.sampler.take();
         let Err(failed) = failure else {
             report.downtime_seconds = p.downtime_from.map(|t| t.elapsed().as_secs_f64());
-            return self.close_success(&mut p, report).await;
+            return recording_children(
+                self.store,
+                &deploy_id,
+                self.close_success(&mut p, report, &mut upload),
+            )
+            .await;
         };
+        // The clone's dump holds a session on the clone, which the swap
+        // needs free: the rollback starts once the upload ended (at once
+        // on a signal, which stops it too). A committed upload is the
+        // store snapshot the rollback falls back on.
+        recording_children(
+            self.store,
+            &deploy_id,
+            self.settle_upload(&mut p, report, &mut upload),
+        )
+        .await;
         tracing::error!(step = failed.step.name(), error = %failed.message(), "deploy failed; rolling back");
         report.failure = Some(failed.report());
         p.journal.failure = Some(format!("{}: {}", failed.step.name(), failed.message()));
@@ -246,26 +265,36 @@ impl<'a> Deployer<'a> {
         report: &mut Report,
         cancel: &Cancel,
         observer: Option<&mut dyn MigrateObserver>,
+        upload: &mut Upload<'_>,
     ) -> Result<(), StepFailure> {
         self.maintenance_on(p, report).await?;
         check_cancel(cancel, Step::Snapshot, false)?;
-        self.snapshot(p, report, cancel).await?;
+        self.snapshot(p, report, cancel, upload).await?;
         check_cancel(cancel, Step::Migrate, false)?;
-        self.migrate(p, report, cancel, observer).await?;
+        // From here the clone's upload (clone-first) streams beside each step.
+        upload
+            .alongside(self.migrate(p, report, cancel, observer))
+            .await?;
         check_cancel(cancel, Step::Verify, true)?;
-        self.verify(p, report).await?;
+        upload.alongside(self.verify(p, report)).await?;
         check_cancel(cancel, Step::Release, true)?;
         if self.config.release.command.is_some() {
-            self.release(p, report).await?;
+            upload.alongside(self.release(p, report)).await?;
         }
         if let Some(health) = &self.config.release.health {
-            self.health(p, report, health, cancel).await?;
+            upload
+                .alongside(self.health(p, report, health, cancel))
+                .await?;
         }
         // A signal during the release (which runs to its end: stopping a
         // release half-way helps no one) must still roll back.
         check_cancel(cancel, Step::MaintenanceOff, true)?;
         if options.drill {
             return Err(StepFailure::changed(Step::Drill, failure::Drill));
+        }
+        if self.config.snapshot.offsite == Offsite::BeforeMaintenanceOff {
+            self.offsite_before_off(p, report, upload).await?;
+            check_cancel(cancel, Step::MaintenanceOff, true)?;
         }
         Ok(())
     }

@@ -191,8 +191,13 @@ impl<'a> Deployer<'a> {
         let database_bytes = database_size(&admin, self.db.dbname())
             .await
             .map_err(|e| refuse(e.into()))?;
-        let local_clone = clone::decide(&admin, database_bytes, self.config.snapshot.local_clone)
-            .await
+        let local_clone = clone::decide(
+            &admin,
+            database_bytes,
+            self.config.snapshot.local_clone,
+            self.config.snapshot.clone_limit,
+        )
+        .await
             .map_err(|e| refuse(e.into()))?;
         self.check_restore_room(&local_clone, database_bytes)
             .await

@@ -1,6 +1,8 @@
 //! `snapguard recover`: finishes deploys that did not finish, from their
-//! journals. A deploy that had reached MaintenanceOff is closed as a
-//! success; any other is rolled back, resuming where a rollback stopped.
+//! journals. A deploy that had passed its steps (it had reached
+//! MaintenanceOff, or was waiting for its store snapshot) is closed as a
+//! success, its snapshot taken from the clone again if the upload was cut
+//! short; any other is rolled back, resuming where a rollback stopped.
 //!
 //! Before anything is rolled back, the dead runner's children are ended
 //! (a release hook that outlived its runner would otherwise finish over
@@ -197,9 +199,24 @@ impl Deployer<'_> {
             self.close(journal, report, Outcome::Succeeded).await;
             return Ok(());
         }
-        if journal.state == State::Running && journal.step == Step::MaintenanceOff {
-            // Everything up to the health check passed: finish the success.
-            self.maintenance_off(admin, journal).await?;
+        if journal.state == State::Running
+            && matches!(journal.step, Step::MaintenanceOff | Step::Offsite)
+        {
+            // Every step passed: finish the success. The store snapshot
+            // streamed from the clone comes first when the window waited
+            // for it (`before-maintenance-off`); with `after`, maintenance
+            // was off before the upload was waited for.
+            let off = journal
+                .transitions
+                .iter()
+                .any(|t| t.step == Step::MaintenanceOff);
+            if !off {
+                self.recover_upload(journal, true).await?;
+            }
+            if journal.step == Step::MaintenanceOff || !off {
+                self.maintenance_off(admin, journal).await?;
+            }
+            self.recover_upload(journal, true).await?;
             self.finish_success(admin, journal, report).await;
             return Ok(());
         }
@@ -224,6 +241,11 @@ impl Deployer<'_> {
         // baseline (another process took it), so all of them count.
         self.own_from.set(Some((recorded, 0)));
         let changed = self.database_changed(admin, journal).await?;
+        // The clone's upload: a committed one is the store snapshot the
+        // rollback can fall back on; a half-done one is discarded.
+        if let Err(e) = self.recover_upload(journal, false).await {
+            tracing::warn!(error = %chain(&e), "cannot tell whether the deploy's store snapshot committed; the rollback relies on the clone");
+        }
         journal.failure.get_or_insert_with(|| {
             format!(
                 "the deploy's runner stopped during step `{}`",

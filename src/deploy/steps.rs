@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use super::failure::{self, StepFailure};
 use super::journal::Journal;
-use super::journal::{SnapshotRecord, Step};
+use super::journal::{OffsiteRecord, SnapshotRecord, Step, UploadState};
+use super::offsite::Upload;
 use super::observe::{MigrateObserver, MigratorRun};
 use super::preflight::Prepared;
 use super::{Deployer, check_cancel, hook_env, marker};
@@ -21,7 +22,8 @@ use crate::migrate::apply::TransactionMode;
 use crate::migrate::migrator::{Migrator, RunOptions};
 use crate::release;
 use crate::report::{Report, SnapshotSummary};
-use crate::snapshot::take::SnapshotRequest;
+use crate::config::Offsite;
+use crate::snapshot::take::{SnapshotError, SnapshotRequest};
 use crate::snapshot::{SnapshotId, clone, guard};
 use crate::store::ObjectStore;
 
@@ -82,14 +84,18 @@ impl Deployer<'_> {
         Ok(())
     }
 
-    /// The snapshot, then the local clone, then the compare checks'
-    /// before sides: all before anything changes. The write guard's
-    /// baseline is taken first and its sampler starts watching.
+    /// The snapshot and the local clone, then the compare checks' before
+    /// sides: all before anything changes. The write guard's baseline is
+    /// taken first and its sampler starts watching. Clone-first (a clone
+    /// is possible and `snapshot.offsite` is not `before-migrate`): the
+    /// clone, then `upload` starts dumping it; otherwise the store snapshot,
+    /// then the clone.
     pub(super) async fn snapshot(
         &self,
         p: &mut Prepared<'_>,
         report: &mut Report,
         cancel: &Cancel,
+        upload: &mut Upload<'_>,
     ) -> Result<(), StepFailure> {
         let store = self.store;
         let database = self.db.dbname();
@@ -107,36 +113,11 @@ impl Deployer<'_> {
             id: None,
             clone: None,
             guard: baseline,
+            offsite: None,
         });
         self.begin(&mut p.journal, Step::Snapshot)
             .await
             .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
-        let request = SnapshotRequest {
-            release_id: p.journal.previous_release.clone(),
-            deploy_id: Some(p.journal.deploy_id.clone()),
-            last_migration: None,
-        };
-        let manifest = match p.snapshotter.take(&request, cancel).await {
-            Ok(m) => m,
-            Err(e) => {
-                return Err(StepFailure::unchanged(Step::Snapshot, e).recorded(
-                    &self.events,
-                    report,
-                    started,
-                ));
-            }
-        };
-        let record = p.journal.snapshot.as_mut().expect("set above");
-        record.id = Some(manifest.id.to_string());
-        report.snapshot = Some(SnapshotSummary {
-            id: manifest.id.to_string(),
-            uri: manifest.dump_uri.clone(),
-            size_bytes: manifest.size_bytes,
-            clone: None,
-            seconds: started.elapsed().as_secs_f64(),
-            clone_seconds: None,
-        });
-        let snapshot_seconds = started.elapsed().as_secs_f64();
         let clone_name = crate::snapshot::restore::derived_name(
             database,
             "sg",
@@ -144,47 +125,21 @@ impl Deployer<'_> {
                 .map(|id| id.short())
                 .unwrap_or_default(),
         )
-        .ok();
-        let clone_started = Instant::now();
-        let clone_detail = match (p.local_clone.clone(), clone_name) {
-            (Ok(()), Some(name)) => {
-                p.journal.snapshot.as_mut().expect("set").clone = Some(name.clone());
-                p.journal
-                    .save(store)
-                    .await
-                    .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
-                match clone::create(&p.admin, database, &name, &manifest.database_properties).await
-                {
-                    Ok(()) => {
-                        let summary = report.snapshot.as_mut().expect("set");
-                        summary.clone = Some(name.clone());
-                        summary.clone_seconds = Some(clone_started.elapsed().as_secs_f64());
-                        format!(
-                            ", clone `{name}` in {:.1}s",
-                            clone_started.elapsed().as_secs_f64()
-                        )
-                    }
-                    Err(e) => {
-                        p.journal.snapshot.as_mut().expect("set").clone = None;
-                        let _ = p.journal.save(store).await;
-                        if self.config.snapshot.local_clone == crate::config::LocalClone::Always {
-                            return Err(StepFailure::unchanged(Step::Snapshot, e).recorded(
-                                &self.events,
-                                report,
-                                started,
-                            ));
-                        }
-                        tracing::warn!(error = %chain(&e), "no local clone; a rollback will restore from the store");
-                        format!(", no clone ({})", chain(&e))
-                    }
-                }
+        .map_err(|e| e.to_string());
+        let clone = p.local_clone.clone().and(clone_name);
+        let detail = match clone {
+            Ok(name) if self.config.snapshot.offsite != Offsite::BeforeMigrate => {
+                self.clone_first(p, report, cancel, upload, &name).await
             }
-            (Err(why), _) => {
+            Ok(name) => self.dump_first(p, report, cancel, Some(&name)).await,
+            Err(why) => {
                 tracing::info!(reason = %why, "no local clone; a rollback will restore from the store");
-                format!(", no clone: {why}")
+                self.dump_first(p, report, cancel, None)
+                    .await
+                    .map(|d| format!("{d}, no clone: {why}"))
             }
-            (Ok(()), None) => ", no clone: the name does not fit".to_owned(),
-        };
+        }
+        .map_err(|e| e.recorded(&self.events, report, started))?;
         p.journal
             .save(store)
             .await
@@ -200,13 +155,231 @@ impl Deployer<'_> {
             Step::Snapshot,
             true,
             started.elapsed().as_secs_f64(),
-            format!(
-                "{} ({}) in {snapshot_seconds:.1}s{clone_detail}",
-                manifest.id,
-                crate::progress::format_bytes(manifest.size_bytes)
-            ),
+            detail,
         );
         Ok(())
+    }
+
+    /// Today's order: the store snapshot of the database, then (when
+    /// `clone` is named) the local clone. The detail for the report.
+    async fn dump_first(
+        &self,
+        p: &mut Prepared<'_>,
+        report: &mut Report,
+        cancel: &Cancel,
+        clone: Option<&str>,
+    ) -> Result<String, StepFailure> {
+        let started = Instant::now();
+        let request = self.snapshot_request(&p.journal);
+        let manifest = p
+            .snapshotter
+            .take(&request, cancel)
+            .await
+            .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
+        let record = p.journal.snapshot.as_mut().expect("set by the step");
+        record.id = Some(manifest.id.to_string());
+        let seconds = started.elapsed().as_secs_f64();
+        report.snapshot = Some(SnapshotSummary {
+            id: manifest.id.to_string(),
+            uri: manifest.dump_uri.clone(),
+            size_bytes: manifest.size_bytes,
+            clone: None,
+            seconds,
+            clone_seconds: None,
+            offsite: Offsite::BeforeMigrate.as_str(),
+            committed: true,
+        });
+        let taken = format!(
+            "{} ({}) in {seconds:.1}s",
+            manifest.id,
+            crate::progress::format_bytes(manifest.size_bytes)
+        );
+        let Some(name) = clone else {
+            return Ok(taken);
+        };
+        let clone_detail = match self
+            .make_clone(p, name, &manifest.database_properties)
+            .await?
+        {
+            Ok(secs) => {
+                let summary = report.snapshot.as_mut().expect("set above");
+                summary.clone = Some(name.to_owned());
+                summary.clone_seconds = Some(secs);
+                format!(", clone `{name}` in {secs:.1}s")
+            }
+            Err(why) => format!(", no clone ({why})"),
+        };
+        Ok(format!("{taken}{clone_detail}"))
+    }
+
+    /// The clone-first window: the local clone of the frozen database,
+    /// then its dump starts streaming to the store beside the next steps.
+    /// A clone that cannot be made falls back to [`Self::dump_first`]
+    /// (unless `snapshot.local_clone: always`).
+    async fn clone_first(
+        &self,
+        p: &mut Prepared<'_>,
+        report: &mut Report,
+        cancel: &Cancel,
+        upload: &mut Upload<'_>,
+        name: &str,
+    ) -> Result<String, StepFailure> {
+        let frozen = p
+            .snapshotter
+            .freeze()
+            .await
+            .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
+        let secs = match self.make_clone(p, name, &frozen.properties).await? {
+            Ok(secs) => secs,
+            Err(why) => {
+                let taken = self.dump_first(p, report, cancel, None).await?;
+                return Ok(format!("{taken}, no clone ({why}): taken before the migrations"));
+            }
+        };
+        let policy = self.config.snapshot.offsite;
+        let id = frozen.id.to_string();
+        p.journal.snapshot.as_mut().expect("set by the step").offsite = Some(OffsiteRecord {
+            policy,
+            id: id.clone(),
+            state: UploadState::Uploading,
+            dumped_bytes: 0,
+            error: None,
+        });
+        // Journaled before the upload starts: `recover` looks for this id.
+        p.journal
+            .save(self.store)
+            .await
+            .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
+        report.snapshot = Some(SnapshotSummary {
+            id: id.clone(),
+            uri: self.store.uri(&crate::snapshot::dump_key(&frozen.id)),
+            size_bytes: 0,
+            clone: Some(name.to_owned()),
+            seconds: 0.0,
+            clone_seconds: Some(secs),
+            offsite: policy.as_str(),
+            committed: false,
+        });
+        let request = self.snapshot_request(&p.journal);
+        upload.start(name.to_owned(), frozen, request, cancel.clone());
+        tracing::info!(snapshot = %id, clone = name, offsite = policy.as_str(), "the store snapshot streams from the clone while the deploy goes on");
+        Ok(format!(
+            "clone `{name}` in {secs:.1}s; snapshot {id} streams from it to the store (offsite: {})",
+            policy.as_str()
+        ))
+    }
+
+    /// Makes the local clone `name`, journaled before it exists. `Ok(Err)`:
+    /// no clone, and why (a failed clone fails the step only under
+    /// `snapshot.local_clone: always`). `Ok(Ok)`: the seconds it took.
+    async fn make_clone(
+        &self,
+        p: &mut Prepared<'_>,
+        name: &str,
+        properties: &crate::db::DatabaseProperties,
+    ) -> Result<Result<f64, String>, StepFailure> {
+        let started = Instant::now();
+        p.journal.snapshot.as_mut().expect("set by the step").clone = Some(name.to_owned());
+        p.journal
+            .save(self.store)
+            .await
+            .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
+        match clone::create(&p.admin, self.db.dbname(), name, properties).await {
+            Ok(()) => Ok(Ok(started.elapsed().as_secs_f64())),
+            Err(e) => {
+                p.journal.snapshot.as_mut().expect("set").clone = None;
+                let _ = p.journal.save(self.store).await;
+                if self.config.snapshot.local_clone == crate::config::LocalClone::Always {
+                    return Err(StepFailure::unchanged(Step::Snapshot, e));
+                }
+                tracing::warn!(error = %chain(&e), "no local clone; a rollback will restore from the store");
+                Ok(Err(chain(&e)))
+            }
+        }
+    }
+
+    /// What the snapshot's manifest records of the deploy.
+    fn snapshot_request(&self, journal: &Journal) -> SnapshotRequest {
+        SnapshotRequest {
+            release_id: journal.previous_release.clone(),
+            deploy_id: Some(journal.deploy_id.clone()),
+            last_migration: None,
+        }
+    }
+
+    /// Waits for the clone's upload and records how it ended, in the
+    /// journal, the report and the log: a failure loudly, since the deploy
+    /// then has no store snapshot of its own. `None` when no upload runs.
+    pub(super) async fn settle_upload(
+        &self,
+        p: &mut Prepared<'_>,
+        report: &mut Report,
+        upload: &mut Upload<'_>,
+    ) -> Option<Result<(), SnapshotError>> {
+        let result = upload.finish().await?;
+        let seconds = upload.seconds();
+        let record = p.journal.snapshot.as_mut()?;
+        let offsite = record.offsite.as_mut()?;
+        offsite.dumped_bytes = upload.dumped();
+        let outcome = match result {
+            Ok(manifest) => {
+                offsite.state = UploadState::Committed;
+                record.id = Some(manifest.id.to_string());
+                if let Some(summary) = report.snapshot.as_mut() {
+                    summary.size_bytes = manifest.size_bytes;
+                    summary.seconds = seconds;
+                    summary.committed = true;
+                }
+                self.events.finished(
+                    report,
+                    Step::Offsite,
+                    true,
+                    seconds,
+                    format!(
+                        "{} ({}) from the clone in {seconds:.1}s",
+                        manifest.id,
+                        crate::progress::format_bytes(manifest.size_bytes)
+                    ),
+                );
+                Ok(())
+            }
+            Err(e) => {
+                offsite.state = UploadState::Failed;
+                offsite.error = Some(chain(&e));
+                tracing::error!(error = %chain(&e), clone = ?record.clone, "THE STORE SNAPSHOT OF THIS DEPLOY FAILED: the local clone is kept as the only copy of the database before the deploy");
+                self.events
+                    .finished(report, Step::Offsite, false, seconds, chain(&e));
+                Err(e)
+            }
+        };
+        if let Err(e) = p.journal.save(self.store).await {
+            tracing::warn!(error = %chain(&e), "cannot write the journal");
+        }
+        Some(outcome)
+    }
+
+    /// `snapshot.offsite: before-maintenance-off`, after the last step:
+    /// the window ends only once the store snapshot is committed; one that
+    /// failed fails the deploy, which rolls back.
+    pub(super) async fn offsite_before_off(
+        &self,
+        p: &mut Prepared<'_>,
+        report: &mut Report,
+        upload: &mut Upload<'_>,
+    ) -> Result<(), StepFailure> {
+        if !upload.pending() {
+            return Ok(());
+        }
+        self.begin(&mut p.journal, Step::Offsite)
+            .await
+            .map_err(|e| StepFailure::changed(Step::Offsite, e))?;
+        match self.settle_upload(p, report, upload).await {
+            Some(Err(e)) => Err(StepFailure::changed(
+                Step::Offsite,
+                failure::OffsiteRequired(e),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Applies the pending migrations, watched by `observer` (`rehearse`).

@@ -32,6 +32,9 @@ pub enum Outcome {
     /// `recover --accept-current`: the database was kept as it was, the
     /// deploy closed and maintenance switched off.
     AcceptedCurrent,
+    /// The release is live and maintenance off, but the deploy's store
+    /// snapshot (`snapshot.offsite: after`) is not committed.
+    OffsiteIncomplete,
 }
 
 impl Outcome {
@@ -50,6 +53,7 @@ impl Outcome {
                 | Error::LintFindings(_),
             ) => Outcome::PreflightFailed,
             Err(Error::RolledBack(_)) => Outcome::RolledBack,
+            Err(Error::OffsiteIncomplete(_)) => Outcome::OffsiteIncomplete,
             Err(
                 Error::RollbackIncomplete(_)
                 | Error::Failed { .. }
@@ -69,6 +73,7 @@ impl Outcome {
             Outcome::PreflightFailed => "preflight_failed",
             Outcome::Locked => "locked",
             Outcome::AcceptedCurrent => "accepted_current",
+            Outcome::OffsiteIncomplete => "offsite_incomplete",
         }
     }
 }
@@ -101,6 +106,12 @@ pub struct SnapshotSummary {
     pub seconds: f64,
     /// Seconds the local clone took, when one was made.
     pub clone_seconds: Option<f64>,
+    /// `snapshot.offsite` as the deploy ran it: `before-migrate` (dumped
+    /// before the migrations), else dumped from the clone meanwhile.
+    pub offsite: &'static str,
+    /// The manifest is written: the snapshot can be restored. A snapshot
+    /// streamed from the clone is listed from its start.
+    pub committed: bool,
 }
 
 /// What failed, and where in the code or migrations.
@@ -302,7 +313,7 @@ impl Report {
         let icon = match self.outcome {
             Outcome::Succeeded | Outcome::NothingToDeploy => "✅",
             Outcome::RolledBack | Outcome::AcceptedCurrent => "↩️",
-            Outcome::RollbackIncomplete => "🚨",
+            Outcome::RollbackIncomplete | Outcome::OffsiteIncomplete => "🚨",
             Outcome::PreflightFailed | Outcome::Locked => "⛔",
         };
         let mut md = format!(

@@ -11,11 +11,15 @@ use crate::config::LocalClone;
 use crate::db::{self, DatabaseProperties, DbError, admin, quote_ident};
 
 /// Whether to clone a database of `database_bytes`, and if not, why not
-/// (for the log and the report).
+/// (for the log and the report). `unseen_limit` (`snapshot.clone_limit`)
+/// is the largest database `auto` clones where the server's free space
+/// cannot be seen (a managed server): its operator knows the disk's
+/// headroom, snapguard does not.
 pub async fn decide(
     admin: &Client,
     database_bytes: u64,
     mode: LocalClone,
+    unseen_limit: Option<u64>,
 ) -> Result<Result<(), String>, DbError> {
     match mode {
         LocalClone::Never => return Ok(Err("`snapshot.local_clone: never`".into())),
@@ -34,10 +38,18 @@ pub async fn decide(
         .ok()
         .and_then(|r| r.get(0));
     let Some(dir) = dir.filter(|d| std::path::Path::new(d).is_dir()) else {
-        return Ok(Err(
-            "the server's free disk space cannot be seen from here; `snapshot.local_clone: always` clones anyway"
-                .into(),
-        ));
+        return Ok(match unseen_limit {
+            Some(limit) if database_bytes <= limit => Ok(()),
+            Some(limit) => Err(format!(
+                "the server's free disk space cannot be seen from here, and the database ({}) is larger than `snapshot.clone_limit` ({})",
+                crate::progress::format_bytes(database_bytes),
+                crate::progress::format_bytes(limit)
+            )),
+            None => Err(
+                "the server's free disk space cannot be seen from here; set `snapshot.clone_limit` to the largest database its disk can hold twice, or `snapshot.local_clone: always`"
+                    .into(),
+            ),
+        });
     };
     let Some(free) = free_bytes(&dir) else {
         return Ok(Err(format!("cannot read the free space of `{dir}`")));
@@ -119,7 +131,17 @@ pub async fn swap_in(
     failed: &str,
 ) -> Result<(), crate::snapshot::restore::RestoreError> {
     let mut swapper = db::connect(admin_info).await?;
-    // The clone was closed to connections so nobody could block this.
+    // The clone is closed to connections, but the deploy's own dump of it
+    // may still hold one: a runner killed mid-upload leaves its backend
+    // until the server notices. It is snapguard's, and the rename needs
+    // the clone free.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !admin::sessions(&swapper, clone).await?.is_empty()
+        && std::time::Instant::now() < deadline
+    {
+        admin::terminate_sessions(&swapper, clone).await?;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     admin::set_allow_connections(&swapper, clone, true).await?;
     crate::db::swap::swap_in(&mut swapper, database, clone, failed, true).await?;
     Ok(())

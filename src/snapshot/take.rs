@@ -7,6 +7,7 @@
 //! runs on another core. `docs/performance.md` has the measurements behind the choice.
 
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -66,6 +67,22 @@ pub enum SnapshotError {
     Cancelled,
 }
 
+/// The database as a snapshot records it, read at the moment it is
+/// frozen: under maintenance, just before the local clone is made.
+#[derive(Debug, Clone)]
+pub struct Frozen {
+    /// The snapshot's id (the time it was frozen and the database's name).
+    pub id: SnapshotId,
+    /// When it was frozen.
+    pub created_at: chrono::DateTime<Utc>,
+    /// The database-level properties a dump does not carry.
+    pub properties: DatabaseProperties,
+    /// The server's WAL position then.
+    pub wal_lsn: Option<String>,
+    /// About how large the dump will be, for the progress display.
+    estimate: Total,
+}
+
 /// Context recorded in the manifest.
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotRequest {
@@ -85,6 +102,20 @@ pub struct Snapshotter<'a, S: ObjectStore> {
     server: ServerVersion,
     pg_dump: Tool,
     pg_restore: Tool,
+}
+
+// By hand: a derived `Clone` would ask the store itself to be `Clone`.
+impl<S: ObjectStore> Clone for Snapshotter<'_, S> {
+    fn clone(&self) -> Self {
+        Snapshotter {
+            store: self.store,
+            db: self.db,
+            config: self.config,
+            server: self.server,
+            pg_dump: self.pg_dump.clone(),
+            pg_restore: self.pg_restore.clone(),
+        }
+    }
 }
 
 impl<'a, S: ObjectStore> Snapshotter<'a, S> {
@@ -118,14 +149,22 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
         self.server
     }
 
-    /// Takes the snapshot. On any failure nothing is left in the store that
-    /// could be mistaken for a snapshot: the archive is aborted or deleted
-    /// and no manifest is written.
+    /// Takes the snapshot of the database as it is now. On any failure
+    /// nothing is left in the store that could be mistaken for a snapshot:
+    /// the archive is aborted or deleted and no manifest is written.
     pub async fn take(
         &self,
         request: &SnapshotRequest,
         cancel: &Cancel,
     ) -> Result<Manifest, SnapshotError> {
+        let frozen = self.freeze().await?;
+        self.take_from(&frozen, self.db, request, cancel, None)
+            .await
+    }
+
+    /// What the manifest records of the database as it is now, read before
+    /// a copy of it is made ([`Self::take_from`] then dumps the copy).
+    pub async fn freeze(&self) -> Result<Frozen, SnapshotError> {
         let client = db::connect(self.db).await?;
         let dbname = self.db.dbname();
         let properties = DatabaseProperties::read(&client, dbname)
@@ -134,12 +173,34 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
         let wal_lsn = db::current_wal_lsn(&client).await?;
         let estimate = dump_size_estimate(&client).await;
         drop(client);
-
         let created_at = Utc::now();
-        let id = SnapshotId::new(dbname, created_at);
+        Ok(Frozen {
+            id: SnapshotId::new(dbname, created_at),
+            created_at,
+            properties,
+            wal_lsn,
+            estimate,
+        })
+    }
+
+    /// Takes the snapshot `frozen` describes by dumping `source`: the
+    /// database itself, or a copy of it made after `frozen` was read that
+    /// nobody writes (the deploy's local clone). The manifest names the
+    /// application database either way. `dumped` counts the archive bytes
+    /// as they stream, for the deploy's journal.
+    pub async fn take_from(
+        &self,
+        frozen: &Frozen,
+        source: &ConnInfo,
+        request: &SnapshotRequest,
+        cancel: &Cancel,
+        dumped: Option<&AtomicU64>,
+    ) -> Result<Manifest, SnapshotError> {
+        let dbname = self.db.dbname();
+        let id = frozen.id.clone();
         let key = dump_key(&id);
         let started = Instant::now();
-        tracing::info!(id = %id, uri = %self.store.uri(&key), "snapshot started");
+        tracing::info!(id = %id, uri = %self.store.uri(&key), source = source.dbname(), "snapshot started");
 
         let mut upload = self
             .store
@@ -149,7 +210,7 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
         // Dropping the pipeline on cancel kills pg_dump (`kill_on_drop`);
         // the upload is then aborted below like any other failure.
         let streamed = tokio::select! {
-            result = self.stream_dump(&mut upload, estimate) => result,
+            result = self.stream_dump(source, &mut upload, frozen.estimate, dumped) => result,
             () = cancel.cancelled() => Err(SnapshotError::Cancelled),
         };
         let encoded = match streamed {
@@ -196,13 +257,13 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
             archive_bytes: encoded.raw_bytes,
             sha256: encoded.sha256,
             toc_entries,
-            created_at,
+            created_at: frozen.created_at,
             completed_at: Utc::now(),
-            wal_lsn,
+            wal_lsn: frozen.wal_lsn.clone(),
             release_id: request.release_id.clone(),
             last_migration: request.last_migration.clone(),
             deploy_id: request.deploy_id.clone(),
-            database_properties: properties,
+            database_properties: frozen.properties.clone(),
             snapguard_version: env!("CARGO_PKG_VERSION").into(),
         };
         let body = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
@@ -222,13 +283,71 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
         Ok(manifest)
     }
 
+    /// Takes the snapshot `frozen` describes from the local clone `clone`
+    /// of the database. The clone is opened to connections for the dump
+    /// and closed again after it: it is the rollback's way back, and a
+    /// session on it would block the swap.
+    pub async fn take_clone(
+        &self,
+        admin_info: &ConnInfo,
+        clone: &str,
+        frozen: &Frozen,
+        request: &SnapshotRequest,
+        cancel: &Cancel,
+        dumped: Option<&AtomicU64>,
+    ) -> Result<Manifest, SnapshotError> {
+        let admin = db::connect(admin_info).await?;
+        db::admin::set_allow_connections(&admin, clone, true).await?;
+        let source = self.db.with_dbname(clone);
+        let taken = self
+            .take_from(frozen, &source, request, cancel, dumped)
+            .await;
+        if let Err(e) = db::admin::set_allow_connections(&admin, clone, false).await {
+            tracing::warn!(error = %e, clone, "cannot close the local clone to connections again; a session on it would make the rollback's swap wait");
+        }
+        taken
+    }
+
+    /// Takes snapshot `id` of the local clone `clone` again, after the
+    /// runner that started it died: the clone is the database as it was
+    /// frozen (nobody writes it), and its properties are the database's,
+    /// copied onto it when it was made. The WAL position of the moment is
+    /// no longer known.
+    pub async fn resume_clone(
+        &self,
+        admin_info: &ConnInfo,
+        clone: &str,
+        id: &SnapshotId,
+        request: &SnapshotRequest,
+        cancel: &Cancel,
+    ) -> Result<Manifest, SnapshotError> {
+        let admin = db::connect(admin_info).await?;
+        let mut properties = DatabaseProperties::read(&admin, clone)
+            .await?
+            .ok_or_else(|| SnapshotError::NoDatabase(clone.to_owned()))?;
+        drop(admin);
+        // Closed to connections only while it waits to be swapped in.
+        properties.allow_connections = true;
+        let frozen = Frozen {
+            id: id.clone(),
+            created_at: id.created_at().unwrap_or_else(Utc::now),
+            properties,
+            wal_lsn: None,
+            estimate: Total::Unknown,
+        };
+        self.take_clone(admin_info, clone, &frozen, request, cancel, None)
+            .await
+    }
+
     /// Runs `pg_dump` into `upload` through the encoder. Returns the
     /// encoder's totals, or the first failure in causal order: `pg_dump`'s
     /// own failure explains the others, so it wins.
     async fn stream_dump(
         &self,
+        source: &ConnInfo,
         upload: &mut S::Upload,
         estimate: Total,
+        dumped: Option<&AtomicU64>,
     ) -> Result<codec::Encoded, SnapshotError> {
         let args = vec![
             "--format=custom".to_owned(),
@@ -241,10 +360,10 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
         ];
         let command = process::describe(&self.pg_dump.path, &args);
         // pg_dump -Fc opens one session; the deploy's write guard counts it.
-        db::count_session(self.db.dbname());
+        db::count_session(source.dbname());
         let mut child = tokio::process::Command::new(&self.pg_dump.path)
             .args(&args)
-            .envs(self.db.libpq_env())
+            .envs(source.libpq_env())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -280,6 +399,9 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
                     Ok(None) => break Ok(true),
                     Ok(Some(chunk)) => {
                         progress.add(chunk.len() as u64);
+                        if let Some(dumped) = dumped {
+                            dumped.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                        }
                         if raw_tx.send(chunk).await.is_err() {
                             break Ok(false);
                         }
