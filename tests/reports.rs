@@ -66,6 +66,8 @@ fn deploy_report(failed: bool) -> Report {
         clone: Some("shop__sg_20261130t120000z_3fa9".into()),
         seconds: 3.1,
         clone_seconds: Some(0.3),
+        offsite: "before-migrate",
+        committed: true,
     });
     r.migrations = vec![Applied {
         version: "7".into(),
