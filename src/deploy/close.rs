@@ -100,7 +100,9 @@ impl Deployer<'_> {
             tracing::warn!(error = %chain(&e), "cannot write the journal");
         }
         report.next_steps = vec![
-            format!("# the release is live and maintenance is off; the store snapshot of the database before this deploy failed. The clone `{clone}` holds that copy; once the store is reachable, upload it and close the deploy:"),
+            format!(
+                "# the release is live and maintenance is off; the store snapshot of the database before this deploy failed. The clone `{clone}` holds that copy; once the store is reachable, upload it and close the deploy:"
+            ),
             "snapguard recover".into(),
         ];
         Error::OffsiteIncomplete(Box::new(crate::error::Described {

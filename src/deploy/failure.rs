@@ -39,7 +39,9 @@ pub struct ChecksFailed(pub Vec<String>);
 /// `snapshot.offsite: before-maintenance-off` and the store snapshot of
 /// the clone failed: the deploy may not end without one.
 #[derive(Debug, thiserror::Error)]
-#[error("`snapshot.offsite: before-maintenance-off` requires the store snapshot, and its upload failed")]
+#[error(
+    "`snapshot.offsite: before-maintenance-off` requires the store snapshot, and its upload failed"
+)]
 pub struct OffsiteRequired(#[source] pub crate::snapshot::take::SnapshotError);
 
 /// `rehearse --drill` ends the steps here, to run the rollback.

@@ -305,7 +305,11 @@ pub(crate) fn hook_env(journal: &Journal) -> HookEnv {
     HookEnv {
         release: journal.release.clone(),
         previous_release: journal.previous_release.clone(),
-        snapshot_id: journal.snapshot.as_ref().and_then(|s| s.id.clone()),
+        // Clone-first, the id is known before the upload commits.
+        snapshot_id: journal.snapshot.as_ref().and_then(|s| {
+            s.id.clone()
+                .or_else(|| s.offsite.as_ref().map(|o| o.id.clone()))
+        }),
         deploy_id: journal.deploy_id.clone(),
         outcome: settled_outcome(journal).map(str::to_owned),
     }

@@ -166,7 +166,9 @@ impl Deployer<'_> {
                 return Ok(());
             }
             (false, true, None) => {
-                tracing::error!("the deploy has no store snapshot of its own and no clone to take it from");
+                tracing::error!(
+                    "the deploy has no store snapshot of its own and no clone to take it from"
+                );
                 self.record_upload(journal, None).await;
                 return Ok(());
             }
@@ -178,7 +180,10 @@ impl Deployer<'_> {
                     .await
                     .map_err(|e| failed(e.into()))?
                 {
-                    tracing::error!(clone, "the deploy has no store snapshot of its own and its clone is gone");
+                    tracing::error!(
+                        clone,
+                        "the deploy has no store snapshot of its own and its clone is gone"
+                    );
                     self.record_upload(journal, None).await;
                     return Ok(());
                 }
@@ -198,7 +203,13 @@ impl Deployer<'_> {
                     last_migration: None,
                 };
                 let manifest = snapshotter
-                    .resume_clone(&self.admin_info, clone, &id, &request, &Cancel::on_signals())
+                    .resume_clone(
+                        &self.admin_info,
+                        clone,
+                        &id,
+                        &request,
+                        &Cancel::on_signals(),
+                    )
                     .await
                     .map_err(|e| failed(e.into()))?;
                 Some(manifest.id.to_string())

@@ -198,7 +198,7 @@ impl<'a> Deployer<'a> {
             self.config.snapshot.clone_limit,
         )
         .await
-            .map_err(|e| refuse(e.into()))?;
+        .map_err(|e| refuse(e.into()))?;
         self.check_restore_room(&local_clone, database_bytes)
             .await
             .map_err(refuse)?;

@@ -9,20 +9,20 @@ use std::time::Instant;
 use super::failure::{self, StepFailure};
 use super::journal::Journal;
 use super::journal::{OffsiteRecord, SnapshotRecord, Step, UploadState};
-use super::offsite::Upload;
 use super::observe::{MigrateObserver, MigratorRun};
+use super::offsite::Upload;
 use super::preflight::Prepared;
 use super::{Deployer, check_cancel, hook_env, marker};
 use crate::cancel::Cancel;
 use crate::checks::Verifier;
 use crate::config::HealthConfig;
+use crate::config::Offsite;
 use crate::db;
 use crate::error::{BoxError, chain};
 use crate::migrate::apply::TransactionMode;
 use crate::migrate::migrator::{Migrator, RunOptions};
 use crate::release;
 use crate::report::{Report, SnapshotSummary};
-use crate::config::Offsite;
 use crate::snapshot::take::{SnapshotError, SnapshotRequest};
 use crate::snapshot::{SnapshotId, clone, guard};
 use crate::store::ObjectStore;
@@ -233,12 +233,18 @@ impl Deployer<'_> {
             Ok(secs) => secs,
             Err(why) => {
                 let taken = self.dump_first(p, report, cancel, None).await?;
-                return Ok(format!("{taken}, no clone ({why}): taken before the migrations"));
+                return Ok(format!(
+                    "{taken}, no clone ({why}): taken before the migrations"
+                ));
             }
         };
         let policy = self.config.snapshot.offsite;
         let id = frozen.id.to_string();
-        p.journal.snapshot.as_mut().expect("set by the step").offsite = Some(OffsiteRecord {
+        p.journal
+            .snapshot
+            .as_mut()
+            .expect("set by the step")
+            .offsite = Some(OffsiteRecord {
             policy,
             id: id.clone(),
             state: UploadState::Uploading,

@@ -251,6 +251,32 @@ impl S3Server {
         let _ = self.child.wait();
     }
 
+    /// Starts the server again after [`Self::stop`], on the same port and
+    /// directory: the store is back with what it held.
+    pub fn restart(&mut self) {
+        let port: u16 = self.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+        self.child = Command::new(s3s_fs_binary())
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--access-key",
+                &self.access_key,
+                "--secret-key",
+                &self.secret_key,
+            ])
+            .arg(&self.root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until("s3s-fs to listen again", Duration::from_secs(20), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        spawn_reaper(self.child.id(), &self.root);
+    }
+
     /// Creates a bucket (a directory to `s3s-fs`) and returns its name.
     pub fn bucket(&self, name: &str) -> String {
         std::fs::create_dir_all(self.root.join(name)).unwrap();

@@ -1,0 +1,526 @@
+//! The clone-first window (`snapshot.offsite`): the store snapshot is
+//! `pg_dump` of the local clone, streamed while the migrations, checks and
+//! release run. Each policy succeeds and fails at each step against a real
+//! PostgreSQL and a real S3-compatible server, and the upload itself is
+//! broken, cut off by a store outage, and orphaned by a SIGKILL, after
+//! which `recover` (run as printed) finishes or discards it.
+//!
+//! The upload's `pg_dump` is the real one behind a small shell gate
+//! (`database.pg_bin_dir`), so a test decides when the dump starts, holds
+//! a session on the clone the way a dump does, or dies half-way through
+//! its output, without depending on how long anything takes.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::app::*;
+use common::*;
+
+const POLICIES: [&str; 3] = ["before-migrate", "before-maintenance-off", "after"];
+
+/// `snapguard.yml` for `app` with `snapshot.offsite: policy` (the full
+/// switch set of [`App::configure`]) and `extra` YAML.
+fn configure(app: &App, policy: &str, release_extra: &str, extra: &str) {
+    app.configure(&format!("auto\n  offsite: {policy}"), release_extra, extra);
+}
+
+/// Snapshots in the store: (committed, incomplete).
+fn snapshots(app: &App) -> (usize, usize) {
+    let out = run_ok(
+        app.ws
+            .snapguard()
+            .args(["snapshots", "list", "--all", "--json"]),
+    );
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let all = list.as_array().unwrap();
+    let committed = all
+        .iter()
+        .filter(|s| s["complete"].as_bool() == Some(true))
+        .count();
+    (committed, all.len() - committed)
+}
+
+fn clones(app: &App) -> Vec<String> {
+    databases_like(&format!("{}__sg_", app.db))
+}
+
+fn has_note_column(db: &str) -> bool {
+    psql(
+        db,
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'note'",
+    ) == "1"
+}
+
+/// The committed snapshot restored into a scratch database holds the
+/// database as it was before the deploy: 500 items, no `note` column.
+fn assert_snapshot_is_before_the_deploy(app: &App) {
+    let scratch = format!("{}_check", app.db);
+    psql("postgres", &format!("DROP DATABASE IF EXISTS {scratch}"));
+    run_ok(
+        app.ws
+            .snapguard()
+            .args(["restore", "latest", "--to", &scratch]),
+    );
+    assert!(
+        !has_note_column(&scratch),
+        "the snapshot holds the migrated schema"
+    );
+    assert_eq!(psql(&scratch, "SELECT count(*) FROM items"), "500");
+    psql("postgres", &format!("DROP DATABASE {scratch}"));
+}
+
+#[test]
+fn each_policy_succeeds_with_one_committed_snapshot_of_the_database_before() {
+    for policy in POLICIES {
+        let app = App::new(&format!("off_ok_{}", policy.replace('-', "_")), "s3");
+        configure(&app, policy, "", "");
+        let run = app.deploy("v1");
+        run.expect_code(0);
+        let report = app.report();
+        assert_eq!(report["outcome"], "succeeded", "{policy}");
+        assert_eq!(report["snapshot"]["offsite"], policy, "{policy}");
+        assert_eq!(report["snapshot"]["committed"], true, "{policy}");
+        let steps: Vec<&str> = report["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["step"].as_str().unwrap())
+            .collect();
+        // The window's end: maintenance off before the upload only with `after`.
+        let upload = steps.iter().position(|s| *s == "offsite snapshot");
+        let off = steps.iter().position(|s| *s == "maintenance off").unwrap();
+        match policy {
+            "before-migrate" => assert_eq!(upload, None, "{steps:?}"),
+            "before-maintenance-off" => assert!(upload.unwrap() < off, "{steps:?}"),
+            _ => assert!(upload.unwrap() > off, "{steps:?}"),
+        }
+        assert_eq!(snapshots(&app), (1, 0), "{policy}");
+        assert!(
+            clones(&app).is_empty(),
+            "{policy}: the clone outlived the commit"
+        );
+        assert!(has_note_column(&app.db), "{policy}");
+        app.assert_maintenance_off();
+        assert_snapshot_is_before_the_deploy(&app);
+    }
+}
+
+/// A deploy under `policy` that fails at `step`: rolled back (exit 4),
+/// the database as before, maintenance off, the clone swapped in, and one
+/// committed snapshot in the store.
+fn fails_at(policy: &str, step: &str) {
+    let app = App::new(&format!("off_{}_{}", step, policy.replace('-', "_")), "s3");
+    let (release_extra, extra) = match step {
+        "migrate" => {
+            app.migration("2_broken.sql", "SELECT 1/0;\n");
+            ("", "")
+        }
+        "verify" => (
+            "",
+            "checks:\n  after:\n    - { name: no items, sql: 'SELECT id FROM items', expect: empty }\n",
+        ),
+        "release" => ("; exit 3", ""),
+        "health" => {
+            app.stub.set_status("/health", 503);
+            ("", "")
+        }
+        _ => unreachable!(),
+    };
+    configure(&app, policy, release_extra, extra);
+    let before = fingerprint(&app.db);
+    let run = app.deploy("v1");
+    run.expect_code(4);
+    let report = app.report();
+    assert_eq!(report["failure"]["step"], step, "{policy}");
+    assert_eq!(fingerprint(&app.db), before, "{policy} at {step}");
+    app.assert_maintenance_off();
+    assert_eq!(snapshots(&app), (1, 0), "{policy} at {step}");
+    let restored = report["rollback"]["database"].as_str().unwrap().to_owned();
+    if step != "migrate" || policy != "before-migrate" {
+        assert!(
+            restored.starts_with("clone swap"),
+            "{policy} at {step}: {restored}"
+        );
+    }
+    assert!(
+        clones(&app).is_empty(),
+        "{policy} at {step}: {:?}",
+        clones(&app)
+    );
+}
+
+macro_rules! failing_steps {
+    ($($name:ident: $policy:literal at $step:literal;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                fails_at($policy, $step);
+            }
+        )*
+    };
+}
+
+failing_steps! {
+    before_migrate_fails_at_migrate: "before-migrate" at "migrate";
+    before_migrate_fails_at_verify: "before-migrate" at "verify";
+    before_migrate_fails_at_release: "before-migrate" at "release";
+    before_migrate_fails_at_health: "before-migrate" at "health";
+    before_off_fails_at_migrate: "before-maintenance-off" at "migrate";
+    before_off_fails_at_verify: "before-maintenance-off" at "verify";
+    before_off_fails_at_release: "before-maintenance-off" at "release";
+    before_off_fails_at_health: "before-maintenance-off" at "health";
+    after_fails_at_migrate: "after" at "migrate";
+    after_fails_at_verify: "after" at "verify";
+    after_fails_at_release: "after" at "release";
+    after_fails_at_health: "after" at "health";
+}
+
+/// A `pg_bin_dir` whose `pg_dump` runs the real one behind a gate in
+/// `dir`: it waits for the file `go`; with `break` it dies after 64 KiB
+/// of output; with `hold` it holds a session on the database it was
+/// asked to dump (as a dump does) until killed. Version queries pass.
+fn gated_bin_dir(dir: &Path) -> PathBuf {
+    let bin = dir.join("gated-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = pg().bin_dir();
+    let script = format!(
+        r#"#!/bin/sh
+case "$*" in *--version*) exec "{real}/pg_dump" "$@";; esac
+gate="{gate}"
+touch "$gate/started"
+if [ -e "$gate/hold" ]; then exec "{real}/psql" -X -q -c 'SELECT pg_sleep(3600)'; fi
+while [ ! -e "$gate/go" ]; do sleep 0.02; done
+if [ -e "$gate/break" ]; then "{real}/pg_dump" "$@" | head -c 65536; exit 137; fi
+exec "{real}/pg_dump" "$@"
+"#,
+        real = real.display(),
+        gate = dir.display(),
+    );
+    let path = bin.join("pg_dump");
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for tool in ["pg_restore", "psql"] {
+        std::os::unix::fs::symlink(real.join(tool), bin.join(tool)).unwrap();
+    }
+    bin
+}
+
+fn gate(app: &App, name: &str) {
+    std::fs::write(app.ws.path().join(name), "").unwrap();
+}
+
+fn spawn_deploy(app: &App, bin: &Path) -> Child {
+    app.ws
+        .snapguard()
+        .env("SNAPGUARD_DATABASE_PG_BIN_DIR", bin)
+        .args(["deploy", "--release", "v1", "--report", "report.json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn run_with(app: &App, bin: &Path, args: &[&str]) -> Run {
+    Run(app
+        .ws
+        .snapguard()
+        .env("SNAPGUARD_DATABASE_PG_BIN_DIR", bin)
+        .args(args)
+        .output()
+        .unwrap())
+}
+
+/// The journal of the one deploy in `bucket` on `server`, as stored.
+fn journal(server: &S3Server, bucket: &str) -> Option<serde_json::Value> {
+    let deploys = server.root.join(bucket).join("prod/deploys");
+    let entry = std::fs::read_dir(deploys).ok()?.flatten().next()?;
+    let text = std::fs::read_to_string(entry.path().join("journal.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn journal_step(server: &S3Server, bucket: &str) -> String {
+    journal(server, bucket)
+        .and_then(|j| j["step"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_dump_that_dies_mid_upload_rolls_back_under_before_maintenance_off() {
+    let app = App::new("off_broken_bmo", "s3");
+    configure(&app, "before-maintenance-off", "", "");
+    let bin = gated_bin_dir(app.ws.path());
+    gate(&app, "go");
+    gate(&app, "break");
+    let before = fingerprint(&app.db);
+    let run = Run(spawn_deploy(&app, &bin).wait_with_output().unwrap());
+    run.expect_code(4);
+    run.expect_stderr("requires the store snapshot");
+    run.expect_stderr("pg_dump failed");
+    assert_eq!(fingerprint(&app.db), before);
+    app.assert_maintenance_off();
+    assert_eq!(snapshots(&app), (0, 0), "nothing half-made is left");
+    assert!(clones(&app).is_empty());
+}
+
+#[test]
+fn a_dump_that_dies_mid_upload_under_after_exits_10_and_recover_as_printed_uploads_the_clone() {
+    let app = App::new("off_broken_after", "s3");
+    configure(&app, "after", "", "");
+    let bin = gated_bin_dir(app.ws.path());
+    gate(&app, "go");
+    gate(&app, "break");
+    let run = Run(spawn_deploy(&app, &bin).wait_with_output().unwrap());
+    run.expect_code(10);
+    run.expect_stderr("THE STORE SNAPSHOT OF THIS DEPLOY FAILED");
+    // The release is live: migrated, maintenance off, the clone kept.
+    assert!(has_note_column(&app.db));
+    app.assert_maintenance_off();
+    assert_eq!(clones(&app).len(), 1);
+    assert_eq!(snapshots(&app).0, 0);
+    assert_eq!(app.report()["outcome"], "offsite_incomplete");
+    // A next deploy is refused until the deploy is finished.
+    run_with(&app, &bin, &["deploy", "--release", "v2"]).expect_code(3);
+
+    std::fs::remove_file(app.ws.path().join("break")).unwrap();
+    let printed = printed_commands(&run);
+    assert_eq!(
+        printed.last().map(String::as_str),
+        Some("snapguard recover"),
+        "{printed:?}"
+    );
+    let recover = app.ws.run_printed(printed.last().unwrap());
+    recover.expect_code(0);
+    assert_eq!(snapshots(&app), (1, 0));
+    assert!(clones(&app).is_empty(), "the clone outlived the commit");
+    assert!(has_note_column(&app.db));
+    app.assert_maintenance_off();
+    assert_snapshot_is_before_the_deploy(&app);
+    app.ws.run(&["recover"]).expect_code(0);
+}
+
+#[test]
+fn the_store_down_during_the_upload_after_maintenance_off_then_recover() {
+    let mut server = S3Server::start();
+    let app = App::new("off_store_down", "fs");
+    let bucket = server.bucket("off-store-down");
+    let store = format!(
+        "store:\n  url: s3://{bucket}/prod\n  endpoint: {}\n  region: us-east-1\n  path_style: true\n",
+        server.endpoint
+    );
+    let app = App { store, ..app };
+    configure(&app, "after", "", "");
+    let bin = gated_bin_dir(app.ws.path());
+    let child = spawn_deploy(&app, &bin);
+    // The steps passed and maintenance is off; the dump waits at its gate.
+    wait_until(
+        "the upload wait after maintenance off",
+        Duration::from_secs(60),
+        || journal_step(&server, &bucket) == "offsite",
+    );
+    assert!(app.ws.path().join("started").exists());
+    app.assert_maintenance_off();
+    server.stop();
+    gate(&app, "go");
+    let run = Run(child.wait_with_output().unwrap());
+    run.expect_code(10);
+    assert_eq!(
+        clones(&app).len(),
+        1,
+        "the clone is the only copy of the database before"
+    );
+
+    server.restart();
+    let recover = run_with(&app, &bin, &["recover"]);
+    recover.expect_code(0);
+    let objects = server.objects(&bucket);
+    assert_eq!(
+        objects
+            .iter()
+            .filter(|o| o.ends_with("manifest.json"))
+            .count(),
+        1,
+        "{objects:?}"
+    );
+    assert!(clones(&app).is_empty());
+    let journal = journal(&server, &bucket).unwrap();
+    assert_eq!(journal["state"], "succeeded");
+    assert_eq!(journal["snapshot"]["offsite"]["state"], "committed");
+}
+
+#[test]
+fn sigkill_while_waiting_for_the_upload_then_recover_finishes_the_deploy() {
+    let app = App::new("off_kill_wait", "s3");
+    let bucket = "off-kill-wait";
+    configure(&app, "before-maintenance-off", "", "");
+    let bin = gated_bin_dir(app.ws.path());
+    let mut child = spawn_deploy(&app, &bin);
+    wait_until(
+        "the window waiting for the upload",
+        Duration::from_secs(60),
+        || journal_step(s3(), bucket) == "offsite",
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!app.can_login(), "maintenance is still on");
+    gate(&app, "go");
+    let recover = run_with(&app, &bin, &["recover"]);
+    recover.expect_code(0);
+    recover.expect_stderr("taking the deploy's store snapshot from its clone again");
+    assert_eq!(snapshots(&app), (1, 0));
+    assert!(clones(&app).is_empty());
+    assert!(has_note_column(&app.db));
+    app.assert_maintenance_off();
+    assert_snapshot_is_before_the_deploy(&app);
+    assert_eq!(journal(s3(), bucket).unwrap()["state"], "succeeded");
+}
+
+#[test]
+fn sigkill_during_a_migration_with_the_dump_on_the_clone_then_recover_rolls_back() {
+    let app = App::new("off_kill_migrate", "s3");
+    configure(&app, "before-maintenance-off", "", "");
+    let bin = gated_bin_dir(app.ws.path());
+    // The dump holds a session on the clone and never finishes: the swap
+    // must end it.
+    gate(&app, "hold");
+    let before = fingerprint(&app.db);
+    app.migration("2_slow.sql", "SELECT pg_sleep(30);\n");
+    let mut child = spawn_deploy(&app, &bin);
+    wait_until(
+        "the slow migration and the dump's session",
+        Duration::from_secs(60),
+        || {
+            let sessions = |db: &str, like: &str| {
+                psql(
+                    "postgres",
+                    &format!(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND query LIKE '{like}%'"
+                    ),
+                )
+            };
+            sessions(&app.db, "SELECT pg_sleep(30)") == "1"
+                && clones(&app)
+                    .first()
+                    .is_some_and(|c| sessions(c, "SELECT pg_sleep(3600)") == "1")
+        },
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let run = run_with(&app, &bin, &["recover"]);
+    run.expect_code(4);
+    assert_eq!(fingerprint(&app.db), before);
+    app.assert_maintenance_off();
+    assert!(clones(&app).is_empty(), "the clone was swapped in");
+    assert_eq!(
+        snapshots(&app),
+        (0, 0),
+        "the half-done upload was discarded"
+    );
+    assert_eq!(
+        psql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3600)%'"
+        ),
+        "0"
+    );
+}
+
+#[test]
+fn the_clone_gone_and_the_upload_committed_restores_from_the_store() {
+    let app = App::new("off_no_clone", "s3");
+    configure(&app, "before-maintenance-off", "", "");
+    let before = fingerprint(&app.db);
+    app.migration("2_slow.sql", "SELECT pg_sleep(30);\n");
+    let child = app
+        .ws
+        .snapguard()
+        .args(["deploy", "--release", "v1", "--report", "report.json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "the committed upload and the slow migration",
+        Duration::from_secs(60),
+        || {
+            snapshots(&app).0 == 1
+                && psql(
+                    "postgres",
+                    &format!(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'SELECT pg_sleep(30)%'",
+                        app.db
+                    ),
+                ) == "1"
+        },
+    );
+    // Someone drops the clone; then the migration fails.
+    let clone = clones(&app).pop().unwrap();
+    psql("postgres", &format!("DROP DATABASE {clone} WITH (FORCE)"));
+    psql(
+        "postgres",
+        &format!(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'SELECT pg_sleep(30)%'",
+            app.db
+        ),
+    );
+    let run = Run(child.wait_with_output().unwrap());
+    run.expect_code(4);
+    run.expect_stderr("the clone swap failed; restoring from the store");
+    assert_eq!(fingerprint(&app.db), before);
+    app.assert_maintenance_off();
+    assert!(
+        app.report()["rollback"]["database"]
+            .as_str()
+            .unwrap()
+            .starts_with("store restore")
+    );
+}
+
+#[test]
+fn neither_clone_nor_store_snapshot_stays_in_maintenance_with_exit_5() {
+    let app = App::new("off_neither", "s3");
+    configure(&app, "before-maintenance-off", "", "");
+    let bin = gated_bin_dir(app.ws.path());
+    gate(&app, "go");
+    gate(&app, "break");
+    app.migration("2_slow.sql", "SELECT pg_sleep(30);\n");
+    let child = spawn_deploy(&app, &bin);
+    wait_until(
+        "the failed upload and the slow migration",
+        Duration::from_secs(60),
+        || {
+            app.ws.path().join("started").exists()
+                && psql(
+                    "postgres",
+                    &format!(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'SELECT pg_sleep(30)%'",
+                        app.db
+                    ),
+                ) == "1"
+                && clones(&app).first().is_some_and(|c| {
+                    psql(
+                        "postgres",
+                        &format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{c}'"),
+                    ) == "0"
+                })
+        },
+    );
+    let clone = clones(&app).pop().unwrap();
+    psql("postgres", &format!("DROP DATABASE {clone} WITH (FORCE)"));
+    psql(
+        "postgres",
+        &format!(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'SELECT pg_sleep(30)%'",
+            app.db
+        ),
+    );
+    let run = Run(child.wait_with_output().unwrap());
+    run.expect_code(5);
+    run.expect_stderr("no store snapshot was completed");
+    assert!(!app.can_login(), "maintenance stays on");
+    assert!(app.ws.path().join("maintenance.txt").exists());
+}
