@@ -61,11 +61,14 @@ struct Sample {
     peak_kib: Option<u64>,
 }
 
-/// Runs `script` under `sh -c`, timed, with GNU time recording the peak RSS
+/// Runs `script` under `sh -c` after a `sync`, timed, with GNU time recording the peak RSS
 /// of the main process (the pipeline's first command when it is a pipeline
 /// does not matter: we only read peaks for single commands).
 fn measure(script: &str, env: &[(&str, String)], cwd: &Path) -> Sample {
     let rss = tempfile::NamedTempFile::new().unwrap();
+    // The previous command's dirty pages are written out untimed, so that
+    // no command pays for the one before it.
+    let _ = Command::new("sync").status();
     let started = Instant::now();
     let out = Command::new("/usr/bin/time")
         .args(["-f", "%M", "-o"])

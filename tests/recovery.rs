@@ -416,7 +416,12 @@ fn a_migrate_during_a_deploy_window_is_refused_with_exit_6() {
         ),
         "exec $REAL/pg_restore \"$@\"",
     );
-    write_config(&app, "snapshot:\n  local_clone: always\n");
+    // The snapshot before the migrations, so the gated dump holds the
+    // window before anything is applied.
+    write_config(
+        &app,
+        "snapshot:\n  local_clone: always\n  offsite: before-migrate\n",
+    );
     let config = std::fs::read_to_string(app.ws.path().join("snapguard.yml"))
         .unwrap()
         .replacen(
@@ -833,7 +838,7 @@ fn recover_aborts_the_multipart_upload_a_killed_deploy_left() {
         .config(
             &app.db,
             &bucket,
-            "  part_size: 5MiB\nsnapshot:\n  compression: none\n  local_clone: always\nmigrations:\n  dir: migrations\nmaintenance:\n  - file: { path: maintenance.txt }\n",
+            "  part_size: 5MiB\nsnapshot:\n  compression: none\n  local_clone: always\n  offsite: before-migrate\nmigrations:\n  dir: migrations\nmaintenance:\n  - file: { path: maintenance.txt }\n",
         )
         .replacen(
             "database:\n",
