@@ -8,7 +8,7 @@
 //! one always runs first. Targets for `after`: window ≤ clone + migration
 //! + 1 s, and ≤ 0.25 × the dump floor at the larger size.
 //!
-//! Run it with `scripts/bench window [--scales 13,54] [--runs 5]`.
+//! Run it with `scripts/bench window [--scales 10,40] [--runs 5]`.
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -22,7 +22,7 @@ use support::{build_database, median, spread};
 const POLICIES: [&str; 3] = ["before-migrate", "before-maintenance-off", "after"];
 
 fn main() {
-    let mut scales = vec![13, 54];
+    let mut scales = vec![10, 40];
     let mut runs = 5usize;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -37,7 +37,7 @@ fn main() {
             }
             "--runs" => runs = it.next().expect("--runs N").parse().expect("a number"),
             "--bench" => {}
-            other => panic!("unknown argument `{other}` (--scales 13,54 --runs 5)"),
+            other => panic!("unknown argument `{other}` (--scales 10,40 --runs 5)"),
         }
     }
     let pg = common::pg();

@@ -429,6 +429,30 @@ fn sigkill_during_a_migration_with_the_dump_on_the_clone_then_recover_rolls_back
     );
 }
 
+/// The migration `2_slow.sql` (`SELECT pg_sleep(30)`) is running.
+fn slow_migration_running(app: &App) -> bool {
+    psql(
+        "postgres",
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'SELECT pg_sleep(30)%'",
+            app.db
+        ),
+    ) == "1"
+}
+
+/// Someone drops the local clone; then the slow migration fails.
+fn drop_the_clone_then_fail_the_migration(app: &App) {
+    let clone = clones(app).pop().unwrap();
+    psql("postgres", &format!("DROP DATABASE {clone} WITH (FORCE)"));
+    psql(
+        "postgres",
+        &format!(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'SELECT pg_sleep(30)%'",
+            app.db
+        ),
+    );
+}
+
 #[test]
 fn the_clone_gone_and_the_upload_committed_restores_from_the_store() {
     let app = App::new("off_no_clone", "s3");
@@ -446,27 +470,9 @@ fn the_clone_gone_and_the_upload_committed_restores_from_the_store() {
     wait_until(
         "the committed upload and the slow migration",
         Duration::from_secs(60),
-        || {
-            snapshots(&app).0 == 1
-                && psql(
-                    "postgres",
-                    &format!(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'SELECT pg_sleep(30)%'",
-                        app.db
-                    ),
-                ) == "1"
-        },
+        || snapshots(&app).0 == 1 && slow_migration_running(&app),
     );
-    // Someone drops the clone; then the migration fails.
-    let clone = clones(&app).pop().unwrap();
-    psql("postgres", &format!("DROP DATABASE {clone} WITH (FORCE)"));
-    psql(
-        "postgres",
-        &format!(
-            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'SELECT pg_sleep(30)%'",
-            app.db
-        ),
-    );
+    drop_the_clone_then_fail_the_migration(&app);
     let run = Run(child.wait_with_output().unwrap());
     run.expect_code(4);
     run.expect_stderr("the clone swap failed; restoring from the store");
@@ -494,13 +500,7 @@ fn neither_clone_nor_store_snapshot_stays_in_maintenance_with_exit_5() {
         Duration::from_secs(60),
         || {
             app.ws.path().join("started").exists()
-                && psql(
-                    "postgres",
-                    &format!(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'SELECT pg_sleep(30)%'",
-                        app.db
-                    ),
-                ) == "1"
+                && slow_migration_running(&app)
                 && clones(&app).first().is_some_and(|c| {
                     psql(
                         "postgres",
@@ -509,15 +509,7 @@ fn neither_clone_nor_store_snapshot_stays_in_maintenance_with_exit_5() {
                 })
         },
     );
-    let clone = clones(&app).pop().unwrap();
-    psql("postgres", &format!("DROP DATABASE {clone} WITH (FORCE)"));
-    psql(
-        "postgres",
-        &format!(
-            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'SELECT pg_sleep(30)%'",
-            app.db
-        ),
-    );
+    drop_the_clone_then_fail_the_migration(&app);
     let run = Run(child.wait_with_output().unwrap());
     run.expect_code(5);
     run.expect_stderr("no store snapshot was completed");

@@ -1,9 +1,13 @@
 //! `snapguard deploy`: the guarded pipeline (DESIGN section 4).
 //!
 //! Preflight ([`preflight`], which `plan` runs too) changes nothing (exit
-//! 3) and takes the deploy lock (exit 6). Then MaintenanceOn → Snapshot (+ local clone) → Migrate → Verify →
-//! Release → Health → MaintenanceOff, each step journaled in the store
-//! before it starts. Any failure or cancel after MaintenanceOn rolls back
+//! 3) and takes the deploy lock (exit 6). Then MaintenanceOn → Snapshot →
+//! Migrate → Verify → Release → Health → MaintenanceOff, each step
+//! journaled in the store before it starts. With a local clone the
+//! Snapshot step only makes the clone, and the store snapshot is the dump
+//! of the clone, streamed beside the next steps ([`offsite`]); the window
+//! waits for its commit (`snapshot.offsite: before-maintenance-off`) or
+//! the deploy does, after maintenance off (`after`). Any failure or cancel after MaintenanceOn rolls back
 //! ([`rollback`]): the database (nothing / clone swap / store restore),
 //! then the release, then maintenance, and only then is the deploy closed.
 //!
@@ -212,17 +216,22 @@ impl<'a> Deployer<'a> {
             )
             .await;
         };
+        tracing::error!(step = failed.step.name(), error = %failed.message(), "deploy failed; rolling back");
         // The clone's dump holds a session on the clone, which the swap
         // needs free: the rollback starts once the upload ended (at once
         // on a signal, which stops it too). A committed upload is the
         // store snapshot the rollback falls back on.
+        if upload.pending() {
+            tracing::info!(
+                "waiting for the store snapshot's upload from the clone, which the rollback swaps in"
+            );
+        }
         recording_children(
             self.store,
             &deploy_id,
             self.settle_upload(&mut p, report, &mut upload),
         )
         .await;
-        tracing::error!(step = failed.step.name(), error = %failed.message(), "deploy failed; rolling back");
         report.failure = Some(failed.report());
         p.journal.failure = Some(format!("{}: {}", failed.step.name(), failed.message()));
         p.journal.sightings = sampler
