@@ -99,12 +99,21 @@ fn main() {
             .unwrap();
         let (mut floor, mut clone, mut migrate) = (vec![], vec![], vec![]);
         let mut parallel = vec![];
+        let (mut single_local, mut directory_local) = (vec![], vec![]);
         let mut window = [vec![], vec![], vec![]];
         let mut upload = vec![];
         for run in 0..runs {
             eprintln!("scale {scale}, run {}/{runs}…", run + 1);
             floor.push(dump_floor());
             parallel.push(parallel_dump(dir));
+            single_local.push(timed_shell(
+                dir,
+                "pg_dump -Fc -Z0 bench | zstd -1 -q > single.zst && rm single.zst",
+            ));
+            directory_local.push(timed_shell(
+                dir,
+                "pg_dump -Fd -Z0 -j 2 -f dir.d bench && zstd -1 -q -T2 --rm dir.d/* && rm -r dir.d",
+            ));
             clone.push(clone_time());
             for k in 0..POLICIES.len() {
                 let i = (run + k) % POLICIES.len();
@@ -132,6 +141,14 @@ fn main() {
             median(parallel.clone()),
             spread(&parallel),
             median(parallel.clone()) / f
+        ));
+        out.push(format!(
+            "  to a local compressed archive: single stream (pg_dump -Fc -Z0 | zstd -1) {:.2} s ({}), directory (pg_dump -Fd -Z0 -j 2, then zstd -1 -T2 per file) {:.2} s ({}) = {:.2} × single",
+            median(single_local.clone()),
+            spread(&single_local),
+            median(directory_local.clone()),
+            spread(&directory_local),
+            median(directory_local.clone()) / median(single_local.clone())
         ));
         out.push(format!(
             "  local clone (FILE_COPY)                   {c:>6.2} s ({})",
@@ -197,6 +214,29 @@ fn parallel_dump(dir: &std::path::Path) -> f64 {
     let seconds = started.elapsed().as_secs_f64();
     std::fs::remove_dir_all(&out).unwrap();
     seconds
+}
+
+/// `script` under `sh -c` in `dir` with the benchmark server's libpq
+/// variables, timed after a `sync`.
+fn timed_shell(dir: &std::path::Path, script: &str) -> f64 {
+    let pg = common::pg();
+    let _ = Command::new("sync").status();
+    let started = Instant::now();
+    common::run_ok(
+        Command::new("sh")
+            .args(["-c", script])
+            .current_dir(dir)
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    pg.bin_dir().display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .envs(pg.conn_info("bench").libpq_env()),
+    );
+    started.elapsed().as_secs_f64()
 }
 
 /// `CREATE DATABASE … TEMPLATE bench STRATEGY FILE_COPY`, timed after a

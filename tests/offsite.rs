@@ -516,3 +516,54 @@ fn neither_clone_nor_store_snapshot_stays_in_maintenance_with_exit_5() {
     assert!(!app.can_login(), "maintenance stays on");
     assert!(app.ws.path().join("maintenance.txt").exists());
 }
+
+/// A managed server (RDS and the like): the runner cannot see the data
+/// directory's free space, so `local_clone: auto` clones only databases up
+/// to `snapshot.clone_limit`; without a clone the snapshot comes before the
+/// migrations whatever `snapshot.offsite` says. Seen here through a role
+/// that owns the database but may not read the server's settings.
+#[test]
+fn on_a_server_whose_disk_cannot_be_seen_auto_clones_up_to_clone_limit() {
+    let db = create_db("off_managed");
+    psql(
+        "postgres",
+        "DROP ROLE IF EXISTS off_managed_owner; CREATE ROLE off_managed_owner LOGIN CREATEDB PASSWORD 'owner'",
+    );
+    psql(
+        "postgres",
+        &format!("ALTER DATABASE {db} OWNER TO off_managed_owner"),
+    );
+    let url = format!(
+        "postgres://off_managed_owner:owner@127.0.0.1:{}/{db}?sslmode=disable",
+        pg().port()
+    );
+    let ws = Workspace::new(&format!(
+        "database:\n  url: {url}\nstore:\n  url: file://./backups\nmigrations:\n  dir: migrations\nsnapshot:\n  offsite: after\n"
+    ));
+    ws.migrations(&[("1_t.sql", "CREATE TABLE t (id int);\n")]);
+    let plan = |limit: Option<&str>| -> serde_json::Value {
+        let mut command = ws.snapguard();
+        command.args(["plan", "--json"]);
+        if let Some(limit) = limit {
+            command.env("SNAPGUARD_SNAPSHOT_CLONE_LIMIT", limit);
+        }
+        serde_json::from_str(&run_ok(&mut command)).unwrap()
+    };
+    let unset = plan(None);
+    let why = unset["local_clone"].as_str().unwrap();
+    assert!(
+        why.starts_with("no: the server's free disk space cannot be seen"),
+        "{why}"
+    );
+    assert!(why.contains("snapshot.clone_limit"), "{why}");
+    assert_eq!(unset["offsite"], "before-migrate");
+    let small = plan(Some("64KiB"));
+    let why = small["local_clone"].as_str().unwrap();
+    assert!(
+        why.contains("is larger than `snapshot.clone_limit` (64.0 KiB)"),
+        "{why}"
+    );
+    let large = plan(Some("10GiB"));
+    assert_eq!(large["local_clone"], "yes");
+    assert_eq!(large["offsite"], "after");
+}

@@ -1,7 +1,7 @@
 //! What `snapguard plan` prints once the deploy's preflight passed: the
 //! steps `deploy` would run, as text or JSON.
 
-use crate::config::Config;
+use crate::config::{Config, Offsite};
 use crate::deploy::Found;
 use crate::progress::format_bytes;
 use crate::store::{ObjectStore, Store};
@@ -21,6 +21,7 @@ pub fn json(found: &Found, config: &Config, store: &Store, database: &str) -> se
         "checks": { "before": config.checks.before.len(), "after": config.checks.after.len(), "compare": config.checks.compare.len() },
         "maintenance": config.maintenance.iter().map(|s| s.describe()).collect::<Vec<_>>(),
         "local_clone": local_clone(found),
+        "offsite": offsite(found, config).as_str(),
         "release": found.release,
         "release_command": config.release.command,
         "previous_release": found.previous_release,
@@ -48,11 +49,18 @@ pub fn text(found: &Found, config: &Config, store: &Store, database: &str) -> St
     for s in &config.maintenance {
         line(format!("       {}", s.describe()));
     }
-    line(format!(
-        "  2. snapshot to {}; local clone: {}",
-        store.uri("snapshots/"),
-        local_clone(found)
-    ));
+    line(match offsite(found, config) {
+        Offsite::BeforeMigrate => format!(
+            "  2. snapshot to {}; local clone: {}",
+            store.uri("snapshots/"),
+            local_clone(found)
+        ),
+        policy => format!(
+            "  2. local clone; the snapshot to {} is dumped from it beside steps 3–6 (offsite: {})",
+            store.uri("snapshots/"),
+            policy.as_str()
+        ),
+    });
     match &found.external_command {
         Some(c) => line(format!(
             "  3. migrate with the external migrator `{c}`{}",
@@ -114,8 +122,21 @@ pub fn text(found: &Found, config: &Config, store: &Store, database: &str) -> St
             crate::http::redact(h.url.expose())
         ));
     }
-    line("  then maintenance off. `snapguard rehearse` measures how long this takes.".into());
+    line(match offsite(found, config) {
+        Offsite::BeforeMaintenanceOff => "  then, once the snapshot is committed, maintenance off. `snapguard rehearse` measures how long this takes.".into(),
+        Offsite::After => "  then maintenance off, and the deploy ends once the snapshot is committed. `snapguard rehearse` measures how long this takes.".into(),
+        Offsite::BeforeMigrate => "  then maintenance off. `snapguard rehearse` measures how long this takes.".into(),
+    });
     out
+}
+
+/// `snapshot.offsite` as the deploy would run it: without a clone, the
+/// snapshot is taken before the migrations whatever the setting.
+fn offsite(found: &Found, config: &Config) -> Offsite {
+    match found.local_clone {
+        Ok(()) => config.snapshot.offsite,
+        Err(_) => Offsite::BeforeMigrate,
+    }
 }
 
 fn local_clone(found: &Found) -> String {
