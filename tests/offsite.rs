@@ -98,6 +98,14 @@ fn each_policy_succeeds_with_one_committed_snapshot_of_the_database_before() {
             _ => assert!(upload.unwrap() > off, "{steps:?}"),
         }
         assert_eq!(snapshots(&app), (1, 0), "{policy}");
+        if policy != "before-migrate" {
+            // The journal recorded the upload: its id first, then how it ended.
+            let journal = journal(s3(), &format!("off-ok-{policy}")).unwrap();
+            let offsite = &journal["snapshot"]["offsite"];
+            assert_eq!(offsite["state"], "committed", "{journal}");
+            assert_eq!(offsite["id"], report["snapshot"]["id"], "{journal}");
+            assert!(offsite["dumped_bytes"].as_u64().unwrap() > 0, "{journal}");
+        }
         assert!(
             clones(&app).is_empty(),
             "{policy}: the clone outlived the commit"

@@ -87,6 +87,9 @@ pub struct Deployer<'a> {
     /// opened since the baseline, and this process's own count when it
     /// took over: what the journal's `own_sessions` adds up.
     own_from: std::cell::Cell<Option<(u64, u64)>>,
+    /// The archive bytes the clone's upload has dumped (clone-first),
+    /// copied into the journal at every step.
+    dumped: std::cell::RefCell<Option<std::sync::Arc<std::sync::atomic::AtomicU64>>>,
 }
 
 impl<'a> Deployer<'a> {
@@ -102,6 +105,7 @@ impl<'a> Deployer<'a> {
             events: Events::new(ci::GitHub::detect(&|v| std::env::var(v).ok())),
             sampler: std::cell::RefCell::new(None),
             own_from: std::cell::Cell::new(None),
+            dumped: std::cell::RefCell::new(None),
         })
     }
 
@@ -124,6 +128,12 @@ impl<'a> Deployer<'a> {
         }
         if let Some(sampler) = self.sampler.borrow().as_ref() {
             journal.sightings = sampler.sightings();
+        }
+        if let (Some(dumped), Some(offsite)) = (
+            self.dumped.borrow().as_ref(),
+            journal.snapshot.as_mut().and_then(|s| s.offsite.as_mut()),
+        ) {
+            offsite.dumped_bytes = dumped.load(std::sync::atomic::Ordering::Relaxed);
         }
         journal.begin(step, self.store).await
     }

@@ -89,6 +89,11 @@ impl<'s> Upload<'s> {
         self.dumped.load(Ordering::Relaxed)
     }
 
+    /// The counter of archive bytes dumped, for the journal.
+    pub(super) fn counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.dumped)
+    }
+
     /// Seconds since the upload started.
     pub(super) fn seconds(&self) -> f64 {
         self.started.map_or(0.0, |t| t.elapsed().as_secs_f64())
@@ -189,14 +194,7 @@ impl Deployer<'_> {
                 }
                 drop(admin);
                 tracing::info!(snapshot = %id, clone, "taking the deploy's store snapshot from its clone again");
-                let snapshotter = Snapshotter::prepare(
-                    self.store,
-                    self.db,
-                    &self.config.snapshot,
-                    self.config.database.pg_bin_dir.as_deref(),
-                )
-                .await
-                .map_err(|e| failed(e.into()))?;
+                let snapshotter = self.snapshotter().await.map_err(|e| failed(e.into()))?;
                 let request = SnapshotRequest {
                     release_id: journal.previous_release.clone(),
                     deploy_id: Some(journal.deploy_id.clone()),

@@ -12,6 +12,7 @@ use super::{DeployOptions, Deployer, lock, marker};
 use crate::cancel::Cancel;
 use crate::checks::{BeforeState, Verifier};
 use crate::ci;
+use crate::config::Config;
 use crate::db;
 use crate::error::{BoxError, Error};
 use crate::lint::{self, LintReport};
@@ -20,7 +21,7 @@ use crate::migrate::external;
 use crate::migrate::migrator::{Migrator, PendingMigration};
 use crate::release::Ledger;
 use crate::report::Report;
-use crate::snapshot::take::Snapshotter;
+use crate::snapshot::take::{SnapshotError, Snapshotter};
 use crate::snapshot::{SnapshotId, clone};
 use crate::store::Store;
 
@@ -153,14 +154,7 @@ impl<'a> Deployer<'a> {
         {
             return Err(refuse(Box::new(unfinished)));
         }
-        let snapshotter = Snapshotter::prepare(
-            self.store,
-            self.db,
-            &self.config.snapshot,
-            self.config.database.pg_bin_dir.as_deref(),
-        )
-        .await
-        .map_err(|e| refuse(e.into()))?;
+        let snapshotter = self.snapshotter().await.map_err(|e| refuse(e.into()))?;
         let plan = Migrator::new(&self.config.migrations, self.db)
             .plan()
             .await
@@ -333,6 +327,20 @@ impl<'a> Deployer<'a> {
             );
         }
         Ok(report)
+    }
+
+    /// The configured database's snapshots, its `pg_dump` and `pg_restore`
+    /// chosen and the store found writable (preflight's, and `recover`'s
+    /// when it takes a deploy's snapshot from its clone again).
+    pub(super) async fn snapshotter(&self) -> Result<Snapshotter<'a, Store>, SnapshotError> {
+        let config: &'a Config = self.config;
+        Snapshotter::prepare(
+            self.store,
+            self.db,
+            &config.snapshot,
+            config.database.pg_bin_dir.as_deref(),
+        )
+        .await
     }
 
     /// When a rollback would restore from the store (no local clone and no

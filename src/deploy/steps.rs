@@ -268,6 +268,7 @@ impl Deployer<'_> {
         });
         let request = self.snapshot_request(&p.journal);
         upload.start(name.to_owned(), frozen, request, cancel.clone());
+        *self.dumped.borrow_mut() = Some(upload.counter());
         tracing::info!(snapshot = %id, clone = name, offsite = policy.as_str(), "the store snapshot streams from the clone while the deploy goes on");
         Ok(format!(
             "clone `{name}` in {secs:.1}s; snapshot {id} streams from it to the store (offsite: {})",
