@@ -14,45 +14,7 @@ use std::time::Instant;
 mod common;
 mod support;
 
-use support::{build_database, median, spread};
-
-struct Args {
-    scales: Vec<u32>,
-    runs: usize,
-    jobs: u32,
-}
-
-fn parse_args() -> Args {
-    let mut args = Args {
-        scales: vec![40],
-        runs: 3,
-        jobs: 2,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--scales" => {
-                args.scales = it
-                    .next()
-                    .expect("--scales N[,N…]")
-                    .split(',')
-                    .map(|s| s.parse().expect("a number"))
-                    .collect()
-            }
-            "--runs" => args.runs = it.next().expect("--runs N").parse().expect("a number"),
-            "--jobs" => args.jobs = it.next().expect("--jobs N").parse().expect("a number"),
-            "--bench" => {}
-            "--help" | "-h" => {
-                println!(
-                    "usage: cargo bench --bench snapshot -- [--scales 10,40] [--runs 3] [--jobs 2]\n\nscale 40 is about 1 GB: pgbench -i -s 40 plus 1.5 M JSONB rows with a GIN index (rows scale with it)."
-                );
-                std::process::exit(0);
-            }
-            other => panic!("unknown argument `{other}` (try --help)"),
-        }
-    }
-    args
-}
+use support::{Args, build_database, median, parse_args, spread};
 
 /// A wall time and the peak resident memory of the measured process.
 #[derive(Clone, Copy)]
@@ -97,7 +59,14 @@ fn mib(kib: u64) -> f64 {
 }
 
 fn main() {
-    let args = parse_args();
+    let args = parse_args(
+        "snapshot",
+        Args {
+            scales: vec![40],
+            runs: 3,
+            jobs: 2,
+        },
+    );
     let pg = common::pg();
     let s3 = common::S3Server::start();
     s3.bucket("bench");

@@ -17,29 +17,19 @@ use std::time::Instant;
 mod common;
 mod support;
 
-use support::{build_database, median, spread};
+use support::{Args, build_database, median, parse_args, spread};
 
 const POLICIES: [&str; 3] = ["before-migrate", "before-maintenance-off", "after"];
 
 fn main() {
-    let mut scales = vec![10, 40];
-    let mut runs = 5usize;
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--scales" => {
-                scales = it
-                    .next()
-                    .expect("--scales N[,N…]")
-                    .split(',')
-                    .map(|s| s.parse().expect("a number"))
-                    .collect()
-            }
-            "--runs" => runs = it.next().expect("--runs N").parse().expect("a number"),
-            "--bench" => {}
-            other => panic!("unknown argument `{other}` (--scales 10,40 --runs 5)"),
-        }
-    }
+    let Args { scales, runs, .. } = parse_args(
+        "window",
+        Args {
+            scales: vec![10, 40],
+            runs: 5,
+            jobs: 2,
+        },
+    );
     let pg = common::pg();
     let s3 = common::S3Server::start();
     s3.bucket("bench");

@@ -6,6 +6,45 @@ use snapguard::ephemeral::EphemeralServer;
 
 use super::common;
 
+/// The benchmark's command line: `[--scales N,N…] [--runs N] [--jobs N]`.
+pub struct Args {
+    /// `pgbench` scales of the benchmark database (40 ≈ 1.4 GB here).
+    pub scales: Vec<u32>,
+    /// Runs per scale; medians are reported.
+    pub runs: usize,
+    /// `pg_restore -j`.
+    pub jobs: u32,
+}
+
+/// Reads the command line of benchmark `bench` over `defaults`.
+pub fn parse_args(bench: &str, defaults: Args) -> Args {
+    let mut args = defaults;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--scales" => {
+                args.scales = it
+                    .next()
+                    .expect("--scales N[,N…]")
+                    .split(',')
+                    .map(|s| s.parse().expect("a number"))
+                    .collect()
+            }
+            "--runs" => args.runs = it.next().expect("--runs N").parse().expect("a number"),
+            "--jobs" => args.jobs = it.next().expect("--jobs N").parse().expect("a number"),
+            "--bench" => {}
+            "--help" | "-h" => {
+                println!(
+                    "usage: cargo bench --bench {bench} -- [--scales 10,40] [--runs N] [--jobs 2]\n\nscale 40 is about 1.4 GB: pgbench -i -s 40 plus 1.5 M JSONB rows with a GIN index (rows scale with it)."
+                );
+                std::process::exit(0);
+            }
+            other => panic!("unknown argument `{other}` (try --help)"),
+        }
+    }
+    args
+}
+
 /// The median of `v` (the upper one for an even count).
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
