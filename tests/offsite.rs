@@ -359,6 +359,69 @@ fn the_store_down_during_the_upload_after_maintenance_off_then_recover() {
     assert_eq!(journal["snapshot"]["offsite"]["state"], "committed");
 }
 
+/// The store goes down while the window waits for the upload: the deploy
+/// rolls back by the clone swap without its store (exit 4), and the
+/// journal it could not close is not finished as a success later: the
+/// database says the deploy was rolled back, so `recover` refuses (exit 5)
+/// and its printed way out closes the journal.
+#[test]
+fn the_store_down_during_the_upload_before_maintenance_off_rolls_back_and_recover_will_not_finish_it()
+ {
+    let mut server = S3Server::start();
+    let app = App::new("off_store_down_bmo", "fs");
+    let bucket = server.bucket("off-store-down-bmo");
+    let store = format!(
+        "store:\n  url: s3://{bucket}/prod\n  endpoint: {}\n  region: us-east-1\n  path_style: true\n",
+        server.endpoint
+    );
+    let app = App { store, ..app };
+    configure(&app, "before-maintenance-off", "", "");
+    let before = fingerprint(&app.db);
+    let bin = gated_bin_dir(app.ws.path());
+    let child = spawn_deploy(&app, &bin);
+    wait_until(
+        "the window waiting for the upload",
+        Duration::from_secs(60),
+        || journal_step(&server, &bucket) == "offsite",
+    );
+    server.stop();
+    gate(&app, "go");
+    let run = Run(child.wait_with_output().unwrap());
+    run.expect_code(4);
+    assert_eq!(fingerprint(&app.db), before);
+    app.assert_maintenance_off();
+    assert!(clones(&app).is_empty(), "the clone was swapped in");
+
+    server.restart();
+    let recover = run_with(&app, &bin, &["recover"]);
+    recover.expect_code(5);
+    recover.expect_stderr("not finishing deploy");
+    assert_eq!(fingerprint(&app.db), before);
+    let printed = printed_commands(&recover);
+    assert_eq!(
+        printed.last().map(String::as_str),
+        Some("snapguard recover --accept-current"),
+        "{printed:?}"
+    );
+    app.ws.run_printed(printed.last().unwrap()).expect_code(0);
+    assert_eq!(fingerprint(&app.db), before);
+    app.assert_maintenance_off();
+    let objects = server.objects(&bucket);
+    assert!(
+        !objects.iter().any(|o| o.ends_with("manifest.json")),
+        "{objects:?}"
+    );
+    let ledger = objects.iter().any(|o| o.ends_with("releases.json"));
+    assert!(!ledger, "no release was recorded as live: {objects:?}");
+    let last = run_with(&app, &bin, &["recover"]);
+    last.expect_code(0);
+    assert!(
+        last.stdout().contains("nothing to recover"),
+        "{}",
+        last.stdout()
+    );
+}
+
 #[test]
 fn sigkill_while_waiting_for_the_upload_then_recover_finishes_the_deploy() {
     let app = App::new("off_kill_wait", "s3");

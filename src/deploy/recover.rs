@@ -209,10 +209,20 @@ impl Deployer<'_> {
         if journal.state == State::Running
             && matches!(journal.step, Step::MaintenanceOff | Step::Offsite)
         {
-            // Every step passed: finish the success. The store snapshot
-            // streamed from the clone comes first when the window waited
-            // for it (`before-maintenance-off`); with `after`, maintenance
-            // was off before the upload was waited for.
+            // Every step passed: finish the success, unless the database
+            // says the deploy was closed since (its runner rolled it back
+            // while the store, and so this journal, was out of reach):
+            // finishing would record a release that is not live.
+            if let Err(refused) = self.check_history_is_ours(journal, true).await {
+                if options.accept_current {
+                    return self.accept_current(admin, journal, report).await;
+                }
+                report.next_steps = accept_current_steps();
+                return Err(refused);
+            }
+            // The store snapshot streamed from the clone comes first when
+            // the window waited for it (`before-maintenance-off`); with
+            // `after`, maintenance was off before the upload was waited for.
             let off = journal
                 .transitions
                 .iter()
@@ -230,11 +240,8 @@ impl Deployer<'_> {
         if options.accept_current {
             return self.accept_current(admin, journal, report).await;
         }
-        if let Err(refused) = self.check_history_is_ours(journal).await {
-            report.next_steps = vec![
-                "# keep the database as it is now and close this deploy:".into(),
-                "snapguard recover --accept-current".into(),
-            ];
+        if let Err(refused) = self.check_history_is_ours(journal, false).await {
+            report.next_steps = accept_current_steps();
             return Err(refused);
         }
         // The dead runner's sessions may still run on the server (a
@@ -365,10 +372,12 @@ impl Deployer<'_> {
         Ok(())
     }
 
-    /// Refuses to roll back over history this deploy did not create: the
-    /// database's record of it closed by someone else, or migrations applied
-    /// after it started by another deploy or a plain `migrate`.
-    async fn check_history_is_ours(&self, journal: &Journal) -> Result<(), Error> {
+    /// Refuses to roll back (or finish) over history this deploy did not
+    /// create: the database's record of it closed by someone else, or
+    /// migrations applied after it started by another deploy or a plain
+    /// `migrate`. `finishing`: the deploy had passed its steps and would be
+    /// closed as a success.
+    async fn check_history_is_ours(&self, journal: &Journal, finishing: bool) -> Result<(), Error> {
         let app = match db::connect(self.db).await {
             Ok(app) => app,
             // No database to compare: the rollback decides from the journal.
@@ -377,8 +386,14 @@ impl Deployer<'_> {
         let refuse = |why: String| {
             Error::RollbackIncomplete(
                 format!(
-                    "not rolling back deploy {}: {why}. Rolling back would silently undo it. Look at the database; to keep it as it is and close this deploy: `snapguard recover --accept-current`",
-                    journal.deploy_id
+                    "not {} deploy {}: {why}. {} Look at the database; to keep it as it is and close this deploy: `snapguard recover --accept-current`",
+                    if finishing { "finishing" } else { "rolling back" },
+                    journal.deploy_id,
+                    if finishing {
+                        "Finishing would record its release as live, which it may not be."
+                    } else {
+                        "Rolling back would silently undo it."
+                    }
                 )
                 .into(),
             )
@@ -449,4 +464,13 @@ impl Deployer<'_> {
                 .is_empty(),
         )
     }
+}
+
+/// The way out when `recover` will not touch a deploy the database says
+/// was closed, or followed by history it did not create.
+fn accept_current_steps() -> Vec<String> {
+    vec![
+        "# keep the database as it is now and close this deploy:".into(),
+        "snapguard recover --accept-current".into(),
+    ]
 }
