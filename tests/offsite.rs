@@ -638,3 +638,54 @@ fn on_a_server_whose_disk_cannot_be_seen_auto_clones_up_to_clone_limit() {
     assert_eq!(large["local_clone"], "yes");
     assert_eq!(large["offsite"], "after");
 }
+
+/// A `pg_hba.conf` that admits the application's database by name refuses
+/// its clone's name: the deploy finds out before anything changes and
+/// takes the snapshot from the database before the migrations instead,
+/// rather than rolling back every deploy on a failed upload. A server of
+/// its own, since the rule would refuse other tests' databases.
+#[test]
+fn a_clone_that_pg_hba_refuses_falls_back_to_the_snapshot_before_the_migrations() {
+    use snapguard::ephemeral::{EphemeralOptions, EphemeralServer};
+    let server =
+        EphemeralServer::start(&EphemeralOptions { major: Some(15) }).expect("start PostgreSQL");
+    let sql = |db: &str, sql: &str| server.psql(db, &["-c", sql]).expect("psql");
+    sql("postgres", "CREATE DATABASE off_hba");
+    sql(
+        "off_hba",
+        "CREATE TABLE items (id int); INSERT INTO items SELECT generate_series(1, 100)",
+    );
+    let hba = server.data_dir().join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!("host off_hba,postgres all 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 reject\n{rules}"),
+    )
+    .unwrap();
+    sql("postgres", "SELECT pg_reload_conf()");
+    let ws = Workspace::new(&format!(
+        "database:\n  url: {}\nstore:\n  url: file://./backups\nmigrations:\n  dir: migrations\nmaintenance:\n  - file: {{ path: maintenance.txt }}\n",
+        server.url("off_hba")
+    ));
+    ws.migrations(&[("1_note.sql", "ALTER TABLE items ADD COLUMN note text;\n")]);
+    let run = ws.run(&["deploy", "--release", "v1", "--report", "report.json"]);
+    run.expect_code(0);
+    run.expect_stderr("the clone cannot be reached for its dump");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["snapshot"]["offsite"], "before-migrate", "{report}");
+    assert_eq!(report["snapshot"]["committed"], true);
+    let listed = run_ok(ws.snapguard().args(["snapshots", "list", "--json"]));
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(
+        sql(
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'off_hba__sg_%'"
+        )
+        .trim(),
+        "0",
+        "the clone was dropped after the success"
+    );
+}

@@ -238,6 +238,21 @@ impl Deployer<'_> {
                 ));
             }
         };
+        // The dump reaches the clone under its own name, which a
+        // `pg_hba.conf` listing databases by name may refuse: found out
+        // now, while nothing has changed, rather than by a failed upload.
+        if let Err(e) = clone::reachable(&p.admin, self.db, name).await {
+            tracing::warn!(error = %chain(&e), clone = name, "the clone cannot be reached for its dump; the snapshot is taken from the database before the migrations instead");
+            let taken = self.dump_first(p, report, cancel, None).await?;
+            if let Some(summary) = report.snapshot.as_mut() {
+                summary.clone = Some(name.to_owned());
+                summary.clone_seconds = Some(secs);
+            }
+            return Ok(format!(
+                "{taken}, clone `{name}` in {secs:.1}s, not reachable for its dump ({}): taken before the migrations",
+                chain(&e)
+            ));
+        }
         let policy = self.config.snapshot.offsite;
         let id = frozen.id.to_string();
         p.journal

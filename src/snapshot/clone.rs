@@ -121,6 +121,20 @@ pub async fn create(
     Ok(())
 }
 
+/// Whether `info`'s role can connect to the clone `clone` (closed to
+/// connections again after): what its dump needs. A `pg_hba.conf` that
+/// names the databases it admits refuses the clone's name.
+pub async fn reachable(
+    admin: &Client,
+    info: &crate::db::ConnInfo,
+    clone: &str,
+) -> Result<(), DbError> {
+    admin::set_allow_connections(admin, clone, true).await?;
+    let connected = db::connect(&info.with_dbname(clone)).await.map(drop);
+    admin::set_allow_connections(admin, clone, false).await?;
+    connected
+}
+
 /// Rolls back by putting `clone` in place of `database`, which is kept as
 /// `failed`. Runs on a session of its own (the swap needs a transaction).
 /// Shared by the deploy's rollback and the rehearsal's drill.
