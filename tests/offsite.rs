@@ -310,16 +310,22 @@ fn a_dump_that_dies_mid_upload_under_after_exits_10_and_recover_as_printed_uploa
     app.ws.run(&["recover"]).expect_code(0);
 }
 
-#[test]
-fn the_store_down_during_the_upload_after_maintenance_off_then_recover() {
-    let mut server = S3Server::start();
-    let app = App::new("off_store_down", "fs");
-    let bucket = server.bucket("off-store-down");
+/// An application whose store is `server` (one a test may stop), and the
+/// store's bucket.
+fn app_on_its_own_store(name: &str, server: &S3Server) -> (App, String) {
+    let app = App::new(name, "fs");
+    let bucket = server.bucket(&name.replace('_', "-"));
     let store = format!(
         "store:\n  url: s3://{bucket}/prod\n  endpoint: {}\n  region: us-east-1\n  path_style: true\n",
         server.endpoint
     );
-    let app = App { store, ..app };
+    (App { store, ..app }, bucket)
+}
+
+#[test]
+fn the_store_down_during_the_upload_after_maintenance_off_then_recover() {
+    let mut server = S3Server::start();
+    let (app, bucket) = app_on_its_own_store("off_store_down", &server);
     configure(&app, "after", "", "");
     let bin = gated_bin_dir(app.ws.path());
     let child = spawn_deploy(&app, &bin);
@@ -368,13 +374,7 @@ fn the_store_down_during_the_upload_after_maintenance_off_then_recover() {
 fn the_store_down_during_the_upload_before_maintenance_off_rolls_back_and_recover_will_not_finish_it()
  {
     let mut server = S3Server::start();
-    let app = App::new("off_store_down_bmo", "fs");
-    let bucket = server.bucket("off-store-down-bmo");
-    let store = format!(
-        "store:\n  url: s3://{bucket}/prod\n  endpoint: {}\n  region: us-east-1\n  path_style: true\n",
-        server.endpoint
-    );
-    let app = App { store, ..app };
+    let (app, bucket) = app_on_its_own_store("off_store_down_bmo", &server);
     configure(&app, "before-maintenance-off", "", "");
     let before = fingerprint(&app.db);
     let bin = gated_bin_dir(app.ws.path());
