@@ -96,7 +96,7 @@ impl Deployer<'_> {
             .and_then(|s| s.clone.clone())
             .unwrap_or_default();
         journal.failure = Some(format!("{}: {}", Step::Offsite.name(), chain(&cause)));
-        if let Err(e) = journal.save(self.store).await {
+        if let Err(e) = self.within_deadline(journal.save(self.store)).await {
             tracing::warn!(error = %chain(&e), "cannot write the journal");
         }
         report.next_steps = vec![
@@ -152,12 +152,20 @@ impl Deployer<'_> {
     pub(crate) async fn close(&self, journal: &Journal, report: &mut Report, outcome: Outcome) {
         report.outcome = outcome;
         let key = journal::report_key(&journal.deploy_id);
-        if let Err(e) = self
-            .store
-            .put(&key, bytes::Bytes::from(report.to_json()))
-            .await
-        {
-            tracing::warn!(error = %chain(&e), "cannot write the report to the store; `snapguard recover` will see this deploy as unfinished");
+        let put = self.store.put(&key, bytes::Bytes::from(report.to_json()));
+        // After a failed journal write the store gets a short deadline
+        // (see `rollback::save`): the database's record below is what
+        // keeps another snapguard from redoing this deploy.
+        let written = if self.store_failing.get() {
+            tokio::time::timeout(super::rollback::JOURNAL_WRITE_AFTER_FAILURE, put)
+                .await
+                .map_err(|_| "the store did not answer in time after an earlier failure".to_owned())
+                .and_then(|r| r.map_err(|e| chain(&e)))
+        } else {
+            put.await.map_err(|e| chain(&e))
+        };
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "cannot write the report to the store; `snapguard recover` will see this deploy as unfinished");
         }
         let closed = match db::connect(self.db).await {
             Ok(app) => marker::finish(&app, &journal.deploy_id, report.outcome.as_str()).await,

@@ -218,6 +218,12 @@ pub enum JournalError {
         #[source]
         source: StoreError,
     },
+    /// A write gave up: during a rollback after an earlier write failed,
+    /// the store gets a short deadline instead of its full retries.
+    #[error(
+        "the deploy journal was not written: the store did not answer in time after an earlier failure"
+    )]
+    TimedOut,
     /// It is not a journal this version can read.
     #[error("`{uri}` is not a deploy journal snapguard can read: {message}")]
     Corrupt {

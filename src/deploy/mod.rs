@@ -90,6 +90,9 @@ pub struct Deployer<'a> {
     /// The archive bytes the clone's upload has dumped (clone-first),
     /// copied into the journal at every step.
     dumped: std::cell::RefCell<Option<std::sync::Arc<std::sync::atomic::AtomicU64>>>,
+    /// A journal write or the clone's upload failed: later journal and
+    /// report writes get a short deadline instead of the SDK's retries.
+    pub(crate) store_failing: std::cell::Cell<bool>,
 }
 
 impl<'a> Deployer<'a> {
@@ -106,6 +109,7 @@ impl<'a> Deployer<'a> {
             sampler: std::cell::RefCell::new(None),
             own_from: std::cell::Cell::new(None),
             dumped: std::cell::RefCell::new(None),
+            store_failing: std::cell::Cell::new(false),
         })
     }
 
@@ -136,6 +140,26 @@ impl<'a> Deployer<'a> {
             offsite.dumped_bytes = dumped.load(std::sync::atomic::Ordering::Relaxed);
         }
         journal.begin(step, self.store).await
+    }
+
+    /// A store write of the journal, given a short deadline once one has
+    /// failed ([`rollback::JOURNAL_WRITE_AFTER_FAILURE`]); a failure marks
+    /// the store as failing for the writes after it.
+    pub(crate) async fn within_deadline(
+        &self,
+        write: impl std::future::Future<Output = Result<(), journal::JournalError>>,
+    ) -> Result<(), journal::JournalError> {
+        let result = if self.store_failing.get() {
+            tokio::time::timeout(rollback::JOURNAL_WRITE_AFTER_FAILURE, write)
+                .await
+                .unwrap_or(Err(journal::JournalError::TimedOut))
+        } else {
+            write.await
+        };
+        if result.is_err() {
+            self.store_failing.set(true);
+        }
+        result
     }
 
     pub(crate) fn context<'c>(&'c self, admin: &'c Client, journal: &Journal) -> Context<'c> {

@@ -348,8 +348,22 @@ impl Rollback<'_, '_> {
     }
 }
 
+/// How long a journal write may take once one has failed (or the clone's
+/// upload has): the store is likely down, and each write would otherwise spend
+/// the SDK's retries (about ten seconds) while the application waits in
+/// maintenance and the CI runner's grace runs out. A store that is back
+/// answers well within it.
+pub(super) const JOURNAL_WRITE_AFTER_FAILURE: std::time::Duration =
+    std::time::Duration::from_secs(2);
+
+/// Journals that `step` of the rollback starts; a failure is logged and
+/// the rollback goes on (the database's own record of the deploy, closed
+/// at the end, keeps `recover` from redoing it).
 async fn save(deployer: &Deployer<'_>, journal: &mut Journal, step: Step) {
-    if let Err(e) = deployer.begin(journal, step).await {
+    let written = deployer
+        .within_deadline(deployer.begin(journal, step))
+        .await;
+    if let Err(e) = written {
         tracing::error!(error = %chain(&e), "cannot write the journal; continuing the rollback");
     }
 }

@@ -366,6 +366,9 @@ impl Deployer<'_> {
                 Ok(())
             }
             Err(e) => {
+                // Most often the store itself: the journal writes that
+                // follow (the rollback's) get a short deadline.
+                self.store_failing.set(true);
                 offsite.state = UploadState::Failed;
                 offsite.error = Some(chain(&e));
                 tracing::error!(error = %chain(&e), clone = ?record.clone, "THE STORE SNAPSHOT OF THIS DEPLOY FAILED: the local clone is kept as the only copy of the database before the deploy");
@@ -374,7 +377,7 @@ impl Deployer<'_> {
                 Err(e)
             }
         };
-        if let Err(e) = p.journal.save(self.store).await {
+        if let Err(e) = self.within_deadline(p.journal.save(self.store)).await {
             tracing::warn!(error = %chain(&e), "cannot write the journal");
         }
         Some(outcome)
