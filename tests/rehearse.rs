@@ -440,3 +440,40 @@ fn lint_findings_are_confirmed_by_the_measured_locks_and_the_measurement_finds_w
     assert_eq!(r["lint"]["findings"][0]["rule"], "index_not_concurrent");
     assert!(r["lint"]["findings"][0]["measured"].is_string(), "{r:#}");
 }
+
+/// The estimated window counts the snapshot as `snapshot.offsite` places
+/// it: inside the window, beside the migrations (the longer of the two),
+/// or after the window. A budget check on the sum would refuse deploys
+/// whose window no longer holds the dump.
+#[test]
+fn the_estimated_window_follows_the_offsite_policy() {
+    let db = source_db("rh_offsite");
+    for policy in ["before-migrate", "before-maintenance-off", "after"] {
+        let ws = Workspace::new(&format!(
+            "migrations:\n  dir: migrations\nsnapshot:\n  offsite: {policy}\n"
+        ));
+        ws.migrations(&[("1_note.sql", "ALTER TABLE accounts ADD COLUMN note text;\n")]);
+        let run = ws
+            .snapguard()
+            .args(["rehearse", "--report", "report.json"])
+            .env("SNAPGUARD_FROM_URL", pg().url(&db))
+            .output()
+            .unwrap();
+        Run(run).expect_code(0);
+        let w = &report(&ws)["window"];
+        assert_eq!(w["offsite"], policy, "{w:#}");
+        let f = |k: &str| w[k].as_f64().unwrap();
+        let (snapshot, clone) = (f("snapshot_seconds"), f("clone_seconds"));
+        let work = f("migrations_seconds") + f("checks_seconds");
+        assert!(snapshot > 0.0 && clone > 0.0, "{w:#}");
+        let expected = match policy {
+            "before-migrate" => snapshot + clone + work,
+            "before-maintenance-off" => clone + snapshot.max(work),
+            _ => clone + work,
+        };
+        assert!(
+            (f("total_seconds") - expected).abs() < 1e-9,
+            "{policy}: {w:#}"
+        );
+    }
+}

@@ -175,6 +175,7 @@ fn rehearsal_report() -> RehearsalReport {
     r.window.clone_seconds = 0.3;
     r.window.migrations_seconds = 1.5;
     r.window.checks_seconds = 0.4;
+    r.window.offsite = "before-migrate".into();
     r.window.total_seconds = 5.3;
     r.window.budget_seconds = Some(60.0);
     r.window.costliest =

@@ -33,7 +33,7 @@ use self::report::{Drill, DrillRollback, MigrationMeasure, RehearsalReport, Verd
 use self::source::{Local, Source};
 use self::target::Scratch;
 use crate::cancel::Cancel;
-use crate::config::{Config, LocalClone};
+use crate::config::{Config, LocalClone, Offsite};
 use crate::db::{self, ConnInfo};
 use crate::deploy::marker;
 use crate::error::{BoxError, Error, chain};
@@ -296,10 +296,17 @@ impl Rehearsal<'_> {
                 w.snapshot_seconds = snapshot.seconds;
             }
             w.clone_seconds = snapshot.clone_seconds.unwrap_or_default();
+            w.offsite = snapshot.offsite.to_owned();
             // The snapshot step also captured the compare checks' before
-            // sides: check time, not snapshot time.
+            // sides: check time, not snapshot time. Clone-first, the step
+            // held no dump (its upload ran beside the next steps).
             let clone = snapshot.clone_seconds.unwrap_or_default();
-            w.checks_seconds += (step_seconds("snapshot") - snapshot.seconds - clone).max(0.0);
+            let dump = if snapshot.offsite == Offsite::BeforeMigrate.as_str() {
+                snapshot.seconds
+            } else {
+                0.0
+            };
+            w.checks_seconds += (step_seconds("snapshot") - dump - clone).max(0.0);
         }
         w.checks_seconds += step_seconds("verify");
     }
@@ -364,8 +371,14 @@ impl Rehearsal<'_> {
     fn estimate(&self, report: &mut RehearsalReport) {
         let w = &mut report.window;
         w.migrations_seconds = report.migrations.iter().map(|m| m.seconds).sum();
-        w.total_seconds =
-            w.snapshot_seconds + w.clone_seconds + w.migrations_seconds + w.checks_seconds;
+        let work = w.migrations_seconds + w.checks_seconds;
+        // Clone-first, the snapshot streams from the clone beside the
+        // migrations (the window waits for the longer) or after the window.
+        w.total_seconds = match w.offsite.as_str() {
+            "before-maintenance-off" => w.clone_seconds + w.snapshot_seconds.max(work),
+            "after" => w.clone_seconds + work,
+            _ => w.snapshot_seconds + w.clone_seconds + work,
+        };
         w.budget_seconds = self.config.budget.max_downtime.map(|d| d.as_secs_f64());
         let mut by_cost: Vec<&MigrationMeasure> = report.migrations.iter().collect();
         by_cost.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));

@@ -75,7 +75,11 @@ pub struct Window {
     pub migrations_seconds: f64,
     /// Compare captures before and checks after the migrations.
     pub checks_seconds: f64,
-    /// The sum.
+    /// `snapshot.offsite` as the rehearsed deploy ran it: whether the
+    /// snapshot is inside the window (`before-migrate`), beside the
+    /// migrations (`before-maintenance-off`) or after it (`after`).
+    pub offsite: String,
+    /// The window: the sum, with the snapshot counted as `offsite` says.
     pub total_seconds: f64,
     /// `budget.max_downtime`.
     pub budget_seconds: Option<f64>,
@@ -289,15 +293,35 @@ impl RehearsalReport {
         }
         line(String::new());
         let w = &self.window;
-        line(format!(
-            "  estimated maintenance window {:.1}s = snapshot {:.1}s ({}) + clone {:.1}s + migrations {:.1}s + checks {:.1}s",
-            w.total_seconds,
-            w.snapshot_seconds,
-            w.snapshot_basis,
-            w.clone_seconds,
-            w.migrations_seconds,
-            w.checks_seconds
-        ));
+        line(match w.offsite.as_str() {
+            "before-maintenance-off" => format!(
+                "  estimated maintenance window {:.1}s = clone {:.1}s + the longer of the snapshot {:.1}s ({}), streamed from the clone, and migrations {:.1}s + checks {:.1}s (offsite: before-maintenance-off)",
+                w.total_seconds,
+                w.clone_seconds,
+                w.snapshot_seconds,
+                w.snapshot_basis,
+                w.migrations_seconds,
+                w.checks_seconds
+            ),
+            "after" => format!(
+                "  estimated maintenance window {:.1}s = clone {:.1}s + migrations {:.1}s + checks {:.1}s (offsite: after; the snapshot {:.1}s ({}) finishes after the window)",
+                w.total_seconds,
+                w.clone_seconds,
+                w.migrations_seconds,
+                w.checks_seconds,
+                w.snapshot_seconds,
+                w.snapshot_basis
+            ),
+            _ => format!(
+                "  estimated maintenance window {:.1}s = snapshot {:.1}s ({}) + clone {:.1}s + migrations {:.1}s + checks {:.1}s",
+                w.total_seconds,
+                w.snapshot_seconds,
+                w.snapshot_basis,
+                w.clone_seconds,
+                w.migrations_seconds,
+                w.checks_seconds
+            ),
+        });
         line(
             "  (maintenance switches, release and health are not included: they are not run here)"
                 .into(),
