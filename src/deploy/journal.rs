@@ -299,6 +299,16 @@ pub fn report_key(deploy_id: &str) -> String {
 }
 
 impl Journal {
+    /// What the deploy's snapshot manifest records of it: the release
+    /// running before it, and the deploy.
+    pub fn snapshot_request(&self) -> crate::snapshot::take::SnapshotRequest {
+        crate::snapshot::take::SnapshotRequest {
+            release_id: self.previous_release.clone(),
+            deploy_id: Some(self.deploy_id.clone()),
+            last_migration: None,
+        }
+    }
+
     /// Records that `step` starts, and writes the journal.
     pub async fn begin(
         &mut self,

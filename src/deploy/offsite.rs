@@ -195,11 +195,7 @@ impl Deployer<'_> {
                 drop(admin);
                 tracing::info!(snapshot = %id, clone, "taking the deploy's store snapshot from its clone again");
                 let snapshotter = self.snapshotter().await.map_err(|e| failed(e.into()))?;
-                let request = SnapshotRequest {
-                    release_id: journal.previous_release.clone(),
-                    deploy_id: Some(journal.deploy_id.clone()),
-                    last_migration: None,
-                };
+                let request = journal.snapshot_request();
                 let manifest = snapshotter
                     .resume_clone(
                         &self.admin_info,

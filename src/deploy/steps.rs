@@ -23,7 +23,7 @@ use crate::migrate::apply::TransactionMode;
 use crate::migrate::migrator::{Migrator, RunOptions};
 use crate::release;
 use crate::report::{Report, SnapshotSummary};
-use crate::snapshot::take::{SnapshotError, SnapshotRequest};
+use crate::snapshot::take::SnapshotError;
 use crate::snapshot::{SnapshotId, clone, guard};
 use crate::store::ObjectStore;
 
@@ -170,7 +170,7 @@ impl Deployer<'_> {
         clone: Option<&str>,
     ) -> Result<String, StepFailure> {
         let started = Instant::now();
-        let request = self.snapshot_request(&p.journal);
+        let request = p.journal.snapshot_request();
         let manifest = p
             .snapshotter
             .take(&request, cancel)
@@ -281,7 +281,7 @@ impl Deployer<'_> {
             offsite: policy.as_str(),
             committed: false,
         });
-        let request = self.snapshot_request(&p.journal);
+        let request = p.journal.snapshot_request();
         upload.start(name.to_owned(), frozen, request, cancel.clone());
         *self.dumped.borrow_mut() = Some(upload.counter());
         tracing::info!(snapshot = %id, clone = name, offsite = policy.as_str(), "the store snapshot streams from the clone while the deploy goes on");
@@ -317,15 +317,6 @@ impl Deployer<'_> {
                 tracing::warn!(error = %chain(&e), "no local clone; a rollback will restore from the store");
                 Ok(Err(chain(&e)))
             }
-        }
-    }
-
-    /// What the snapshot's manifest records of the deploy.
-    fn snapshot_request(&self, journal: &Journal) -> SnapshotRequest {
-        SnapshotRequest {
-            release_id: journal.previous_release.clone(),
-            deploy_id: Some(journal.deploy_id.clone()),
-            last_migration: None,
         }
     }
 
