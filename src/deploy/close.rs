@@ -15,7 +15,6 @@ use crate::error::{Error, chain};
 use crate::maintenance;
 use crate::release::{self, Ledger};
 use crate::report::{Outcome, Report};
-use crate::store::ObjectStore;
 
 impl Deployer<'_> {
     /// MaintenanceOff after a success, then the ledger, the clone and the
@@ -151,21 +150,14 @@ impl Deployer<'_> {
     /// database's own record ([`marker`]) with the report's outcome.
     pub(crate) async fn close(&self, journal: &Journal, report: &mut Report, outcome: Outcome) {
         report.outcome = outcome;
-        let key = journal::report_key(&journal.deploy_id);
-        let put = self.store.put(&key, bytes::Bytes::from(report.to_json()));
         // After a failed journal write the store gets a short deadline
-        // (see `rollback::save`): the database's record below is what
-        // keeps another snapguard from redoing this deploy.
-        let written = if self.store_failing.get() {
-            tokio::time::timeout(super::rollback::JOURNAL_WRITE_AFTER_FAILURE, put)
-                .await
-                .map_err(|_| "the store did not answer in time after an earlier failure".to_owned())
-                .and_then(|r| r.map_err(|e| chain(&e)))
-        } else {
-            put.await.map_err(|e| chain(&e))
-        };
+        // (`within_deadline`): the database's record below is what keeps
+        // another snapguard from redoing this deploy.
+        let written = self
+            .within_deadline(journal::save_report(self.store, &journal.deploy_id, report))
+            .await;
         if let Err(e) = written {
-            tracing::warn!(error = %e, "cannot write the report to the store; `snapguard recover` will see this deploy as unfinished");
+            tracing::warn!(error = %chain(&e), "cannot write the report to the store; `snapguard recover` will see this deploy as unfinished");
         }
         let closed = match db::connect(self.db).await {
             Ok(app) => marker::finish(&app, &journal.deploy_id, report.outcome.as_str()).await,

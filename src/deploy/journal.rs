@@ -298,6 +298,15 @@ pub fn report_key(deploy_id: &str) -> String {
     format!("deploys/{deploy_id}/report.json")
 }
 
+/// Writes the deploy's final report beside its journal, which closes it.
+pub async fn save_report(
+    store: &impl ObjectStore,
+    deploy_id: &str,
+    report: &impl serde::Serialize,
+) -> Result<(), JournalError> {
+    put_json(store, &report_key(deploy_id), report).await
+}
+
 impl Journal {
     /// What the deploy's snapshot manifest records of it: the release
     /// running before it, and the deploy.
