@@ -223,17 +223,21 @@ impl Deployer<'_> {
             // The store snapshot streamed from the clone comes first when
             // the window waited for it (`before-maintenance-off`); with
             // `after`, maintenance was off before the upload was waited for.
-            let off = journal
+            let off_first = journal
                 .transitions
                 .iter()
                 .any(|t| t.step == Step::MaintenanceOff);
-            if !off {
+            if !off_first {
                 self.recover_upload(journal, true).await?;
             }
-            if journal.step == Step::MaintenanceOff || !off {
+            // Not again when the runner had switched it off and only the
+            // upload was left (`after`).
+            if journal.step == Step::MaintenanceOff || !off_first {
                 self.maintenance_off(admin, journal).await?;
             }
-            self.recover_upload(journal, true).await?;
+            if off_first {
+                self.recover_upload(journal, true).await?;
+            }
             self.finish_success(admin, journal, report).await;
             return Ok(());
         }
