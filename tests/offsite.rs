@@ -191,30 +191,19 @@ failing_steps! {
 /// of output; with `hold` it holds a session on the database it was
 /// asked to dump (as a dump does) until killed. Version queries pass.
 fn gated_bin_dir(dir: &Path) -> PathBuf {
-    let bin = dir.join("gated-bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let real = pg().bin_dir();
-    let script = format!(
-        r#"#!/bin/sh
-case "$*" in *--version*) exec "{real}/pg_dump" "$@";; esac
-gate="{gate}"
+    wrapped_tools(
+        dir,
+        &format!(
+            r#"gate="{gate}"
 touch "$gate/started"
-if [ -e "$gate/hold" ]; then exec "{real}/psql" -X -q -c 'SELECT pg_sleep(3600)'; fi
+if [ -e "$gate/hold" ]; then exec $REAL/psql -X -q -c 'SELECT pg_sleep(3600)'; fi
 while [ ! -e "$gate/go" ]; do sleep 0.02; done
-if [ -e "$gate/break" ]; then "{real}/pg_dump" "$@" | head -c 65536; exit 137; fi
-exec "{real}/pg_dump" "$@"
-"#,
-        real = real.display(),
-        gate = dir.display(),
-    );
-    let path = bin.join("pg_dump");
-    std::fs::write(&path, script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    for tool in ["pg_restore", "psql"] {
-        std::os::unix::fs::symlink(real.join(tool), bin.join(tool)).unwrap();
-    }
-    bin
+if [ -e "$gate/break" ]; then $REAL/pg_dump "$@" | head -c 65536; exit 137; fi
+exec $REAL/pg_dump "$@""#,
+            gate = dir.display(),
+        ),
+        "exec $REAL/pg_restore \"$@\"",
+    )
 }
 
 fn gate(app: &App, name: &str) {
@@ -498,17 +487,6 @@ fn sigkill_during_a_migration_with_the_dump_on_the_clone_then_recover_rolls_back
         ),
         "0"
     );
-}
-
-/// The migration `2_slow.sql` (`SELECT pg_sleep(30)`) is running.
-fn slow_migration_running(app: &App) -> bool {
-    psql(
-        "postgres",
-        &format!(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'SELECT pg_sleep(30)%'",
-            app.db
-        ),
-    ) == "1"
 }
 
 /// Someone drops the local clone; then the slow migration fails.

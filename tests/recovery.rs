@@ -9,8 +9,7 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
@@ -91,23 +90,6 @@ fn wait_for_child_record(app: &App, what: &str) {
                     .is_ok_and(|t| t.contains(what))
             })
     });
-}
-
-/// A `pg_bin_dir` whose `pg_dump` and `pg_restore` are `sh` scripts
-/// (`$REAL` is the real binary's directory) for the real tools.
-fn wrapped_tools(dir: &Path, pg_dump: &str, pg_restore: &str) -> PathBuf {
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let real = pg().bin_dir();
-    for (name, body) in [("pg_dump", pg_dump), ("pg_restore", pg_restore)] {
-        let script = format!(
-            "#!/bin/sh\nREAL={real}\nif [ \"$1\" = --version ]; then exec $REAL/{name} --version; fi\n{body}\n",
-            real = real.display()
-        );
-        std::fs::write(bin.join(name), script).unwrap();
-        std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    bin
 }
 
 fn process_alive(pid: &str) -> bool {

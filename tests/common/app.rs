@@ -182,13 +182,18 @@ pub fn deploy_in_migration(app: &App) -> std::process::Child {
         .spawn()
         .unwrap();
     wait_until("the slow migration", Duration::from_secs(30), || {
-        psql(
-            "postgres",
-            &format!(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'SELECT pg_sleep(30)%'",
-                app.db
-            ),
-        ) == "1"
+        slow_migration_running(app)
     });
     child
+}
+
+/// The migration `2_slow.sql` (`SELECT pg_sleep(30)`) is running.
+pub fn slow_migration_running(app: &App) -> bool {
+    psql(
+        "postgres",
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'SELECT pg_sleep(30)%'",
+            app.db
+        ),
+    ) == "1"
 }

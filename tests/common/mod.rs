@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -719,6 +720,23 @@ impl Workspace {
             .collect();
         self.run(&args)
     }
+}
+
+/// A `pg_bin_dir` whose `pg_dump` and `pg_restore` are `sh` scripts
+/// (`$REAL` is the real binary's directory) for the real tools.
+pub fn wrapped_tools(dir: &Path, pg_dump: &str, pg_restore: &str) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = pg().bin_dir();
+    for (name, body) in [("pg_dump", pg_dump), ("pg_restore", pg_restore)] {
+        let script = format!(
+            "#!/bin/sh\nREAL={real}\nif [ \"$1\" = --version ]; then exec $REAL/{name} --version; fi\n{body}\n",
+            real = real.display()
+        );
+        std::fs::write(bin.join(name), script).unwrap();
+        std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    bin
 }
 
 /// Polls `f` every 20 ms until it holds; panics naming `what` after
