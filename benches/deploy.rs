@@ -12,8 +12,11 @@ use std::time::Instant;
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/deploys.rs"]
+mod deploys;
 mod support;
 
+use deploys::step_seconds;
 use support::{Args, build_database, median, parse_args, spread};
 
 fn main() {
@@ -41,30 +44,10 @@ fn main() {
     let deploy = |clone: &str, failing: bool, n: usize| -> serde_json::Value {
         std::fs::write(dir.join("snapguard.yml"), config(clone)).unwrap();
         let _ = std::fs::remove_file(dir.join("migrations/9999_fail.sql"));
-        std::fs::write(
-            dir.join(format!("migrations/{n}_trivial.sql")),
-            format!("CREATE TABLE bench_deploy_{n} (x int);\n"),
-        )
-        .unwrap();
         if failing {
             std::fs::write(dir.join("migrations/9999_fail.sql"), "SELECT 1 / 0;\n").unwrap();
         }
-        let out = Command::new(env!("CARGO_BIN_EXE_snapguard"))
-            .args(["deploy", "--release", &format!("r{n}"), "--json"])
-            .current_dir(dir)
-            .env("CI", "true")
-            .env("AWS_ACCESS_KEY_ID", &s3.access_key)
-            .env("AWS_SECRET_ACCESS_KEY", &s3.secret_key)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .unwrap();
-        let expected = if failing { 4 } else { 0 };
-        assert_eq!(
-            out.status.code(),
-            Some(expected),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let report = deploys::deploy(dir, &s3, n, if failing { 4 } else { 0 });
         if failing {
             // The database is back; drop the kept failed copy and the
             // migration so the next round starts alike.
@@ -73,17 +56,10 @@ fn main() {
                 common::psql("postgres", &format!("DROP DATABASE \"{name}\""));
             }
         }
-        serde_json::from_slice(&out.stdout).unwrap()
+        report
     };
     let step = |report: &serde_json::Value, name: &str| -> f64 {
-        report["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["step"] == name)
-            .unwrap_or_else(|| panic!("no step `{name}` in {report}"))["seconds"]
-            .as_f64()
-            .unwrap()
+        step_seconds(report, name).unwrap_or_else(|| panic!("no step `{name}` in {report}"))
     };
 
     let mut n = 0;

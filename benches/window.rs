@@ -15,8 +15,11 @@ use std::time::Instant;
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/deploys.rs"]
+mod deploys;
 mod support;
 
+use deploys::step_seconds;
 use support::{Args, build_database, median, parse_args, spread};
 
 const POLICIES: [&str; 3] = ["before-migrate", "before-maintenance-off", "after"];
@@ -48,37 +51,10 @@ fn main() {
             ),
         )
         .unwrap();
-        std::fs::write(
-            dir.join(format!("migrations/{n}_trivial.sql")),
-            format!("CREATE TABLE bench_window_{n} (x int);\n"),
-        )
-        .unwrap();
         let _ = Command::new("sync").status();
-        let out = Command::new(env!("CARGO_BIN_EXE_snapguard"))
-            .args(["deploy", "--release", &format!("r{n}"), "--json"])
-            .current_dir(dir)
-            .env("CI", "true")
-            .env("AWS_ACCESS_KEY_ID", &s3.access_key)
-            .env("AWS_SECRET_ACCESS_KEY", &s3.secret_key)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        deploys::deploy(dir, &s3, n, 0)
     };
-    let step = |report: &serde_json::Value, name: &str| -> f64 {
-        report["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["step"] == name)
-            .map_or(0.0, |s| s["seconds"].as_f64().unwrap())
-    };
+    let step = |report: &serde_json::Value, name: &str| step_seconds(report, name).unwrap_or(0.0);
 
     let mut out = Vec::new();
     for &scale in &scales {

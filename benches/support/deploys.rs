@@ -1,0 +1,45 @@
+//! What the deploy benchmarks (`deploy`, `window`) share: running one
+//! deploy and reading its report. Declared by those two only, so the
+//! snapshot bench does not carry it unused.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::common;
+
+/// Writes the trivial migration `migrations/<n>_trivial.sql` (one new
+/// table) in `dir` and runs `snapguard deploy --release r<n> --json` there
+/// against the bench's S3 server; asserts its exit code and returns the
+/// report.
+pub fn deploy(dir: &Path, s3: &common::S3Server, n: usize, expected: i32) -> serde_json::Value {
+    std::fs::write(
+        dir.join(format!("migrations/{n}_trivial.sql")),
+        format!("CREATE TABLE bench_trivial_{n} (x int);\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_snapguard"))
+        .args(["deploy", "--release", &format!("r{n}"), "--json"])
+        .current_dir(dir)
+        .env("CI", "true")
+        .env("AWS_ACCESS_KEY_ID", &s3.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &s3.secret_key)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(expected),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The seconds of step `name` in a deploy report, if it ran.
+pub fn step_seconds(report: &serde_json::Value, name: &str) -> Option<f64> {
+    report["steps"]
+        .as_array()?
+        .iter()
+        .find(|s| s["step"] == name)
+        .and_then(|s| s["seconds"].as_f64())
+}
