@@ -2,7 +2,9 @@
 //! rollback by clone swap (target ≤ 3 s whatever the size), the rollback by
 //! store restore against `pg_restore -j N` from a local file measured in the
 //! same run (target ≤ 1.15 ×), and the downtime a deploy with one trivial
-//! migration adds over its snapshot.
+//! migration adds over its snapshot (`snapshot.offsite: before-migrate`,
+//! the order whose window holds the snapshot; `benches/window.rs` compares
+//! the policies).
 //!
 //! Run it with `scripts/bench deploy [--scales 10,40] [--jobs 2]`.
 
@@ -36,7 +38,7 @@ fn main() {
     std::fs::create_dir_all(dir.join("migrations")).unwrap();
     let config = |clone: &str| {
         format!(
-            "database:\n  url: {}\nstore:\n  url: s3://bench/deploys\n  endpoint: {}\n  path_style: true\n  region: us-east-1\nsnapshot:\n  restore_jobs: {jobs}\n  local_clone: {clone}\nmigrations:\n  dir: migrations\nmaintenance:\n  - file: {{ path: maintenance.txt }}\n",
+            "database:\n  url: {}\nstore:\n  url: s3://bench/deploys\n  endpoint: {}\n  path_style: true\n  region: us-east-1\nsnapshot:\n  restore_jobs: {jobs}\n  local_clone: {clone}\n  offsite: before-migrate\nmigrations:\n  dir: migrations\nmaintenance:\n  - file: {{ path: maintenance.txt }}\n",
             pg.url("bench"),
             s3.endpoint
         )
