@@ -112,6 +112,27 @@ pub struct SnapshotRecord {
     pub offsite: Option<OffsiteRecord>,
 }
 
+impl SnapshotRecord {
+    /// The clone's upload committed snapshot `id`: the rollback's store
+    /// snapshot from now on.
+    pub fn upload_committed(&mut self, id: String) {
+        if let Some(offsite) = self.offsite.as_mut() {
+            offsite.state = UploadState::Committed;
+        }
+        self.id = Some(id);
+    }
+
+    /// The clone's upload failed (`why`, when known) or was discarded.
+    pub fn upload_failed(&mut self, why: Option<String>) {
+        if let Some(offsite) = self.offsite.as_mut() {
+            offsite.state = UploadState::Failed;
+            if why.is_some() {
+                offsite.error = why;
+            }
+        }
+    }
+}
+
 /// The store snapshot taken from the local clone during the deploy. Its
 /// manifest in the store is the commit: `recover` reads it there, since a
 /// runner killed after the commit may not have journaled it.

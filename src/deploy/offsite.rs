@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::Deployer;
-use super::journal::{Journal, UploadState};
+use super::journal::Journal;
 use crate::cancel::Cancel;
 use crate::db::{self, ConnInfo, admin};
 use crate::error::{BoxError, Error, chain};
@@ -219,14 +219,9 @@ impl Deployer<'_> {
         let Some(record) = journal.snapshot.as_mut() else {
             return;
         };
-        if let Some(offsite) = record.offsite.as_mut() {
-            offsite.state = match id {
-                Some(_) => UploadState::Committed,
-                None => UploadState::Failed,
-            };
-        }
-        if id.is_some() {
-            record.id = id;
+        match id {
+            Some(id) => record.upload_committed(id),
+            None => record.upload_failed(None),
         }
         if let Err(e) = journal.save(self.store).await {
             tracing::warn!(error = %chain(&e), "cannot write the journal");

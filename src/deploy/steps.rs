@@ -332,12 +332,10 @@ impl Deployer<'_> {
         let result = upload.finish().await?;
         let seconds = upload.seconds();
         let record = p.journal.snapshot.as_mut()?;
-        let offsite = record.offsite.as_mut()?;
-        offsite.dumped_bytes = upload.dumped();
+        record.offsite.as_mut()?.dumped_bytes = upload.dumped();
         let outcome = match result {
             Ok(manifest) => {
-                offsite.state = UploadState::Committed;
-                record.id = Some(manifest.id.to_string());
+                record.upload_committed(manifest.id.to_string());
                 if let Some(summary) = report.snapshot.as_mut() {
                     summary.size_bytes = manifest.size_bytes;
                     summary.seconds = seconds;
@@ -360,8 +358,7 @@ impl Deployer<'_> {
                 // Most often the store itself: the journal writes that
                 // follow (the rollback's) get a short deadline.
                 self.store_failing.set(true);
-                offsite.state = UploadState::Failed;
-                offsite.error = Some(chain(&e));
+                record.upload_failed(Some(chain(&e)));
                 tracing::error!(error = %chain(&e), clone = ?record.clone, "THE STORE SNAPSHOT OF THIS DEPLOY FAILED: the local clone is kept as the only copy of the database before the deploy");
                 self.events
                     .finished(report, Step::Offsite, false, seconds, chain(&e));
