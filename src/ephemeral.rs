@@ -47,12 +47,20 @@ pub struct EphemeralOptions {
     /// The major version to run; the newest installed when `None` or when
     /// that version is not installed.
     pub major: Option<u32>,
+    /// The directory holding `initdb`, `pg_ctl` and `postgres`, instead of
+    /// looking under `/usr/lib/postgresql` (a server installed elsewhere,
+    /// such as the version matrix's). `major` is then read from `postgres`.
+    pub bin_dir: Option<PathBuf>,
+    /// The directory holding the client programs (`psql`, `pg_dump`) that
+    /// go with this server; the server's own directory when `None`.
+    pub client_dir: Option<PathBuf>,
 }
 
 /// A running throwaway server.
 pub struct EphemeralServer {
     dir: PathBuf,
     bin_dir: PathBuf,
+    client_dir: PathBuf,
     major: u32,
     port: u16,
     password: String,
@@ -64,8 +72,14 @@ pub struct EphemeralServer {
 impl EphemeralServer {
     /// Creates, starts and returns a server. Blocks for a second or two.
     pub fn start(options: &EphemeralOptions) -> Result<Self, EphemeralError> {
-        let (major, bin_dir) =
-            server_binaries(options.major).ok_or(EphemeralError::NoServerBinaries)?;
+        let (major, bin_dir) = match &options.bin_dir {
+            Some(dir) => (
+                installed_major(dir).ok_or(EphemeralError::NoServerBinaries)?,
+                dir.clone(),
+            ),
+            None => server_binaries(options.major).ok_or(EphemeralError::NoServerBinaries)?,
+        };
+        let client_dir = options.client_dir.clone().unwrap_or_else(|| bin_dir.clone());
         let run_as = is_root().then(|| "postgres".to_owned());
         let owner = match &run_as {
             Some(user) => Some(user_ids(user).ok_or(EphemeralError::NoPostgresUser)?),
@@ -97,6 +111,7 @@ impl EphemeralServer {
         let mut server = EphemeralServer {
             dir,
             bin_dir,
+            client_dir,
             major,
             port: 0,
             password,
@@ -169,9 +184,10 @@ impl EphemeralServer {
         self.major
     }
 
-    /// The directory holding the server's programs (`pg_dump` among them).
+    /// The directory holding the client programs that go with this server
+    /// (`pg_dump`, `pg_restore`, `psql`).
     pub fn bin_dir(&self) -> &Path {
-        &self.bin_dir
+        &self.client_dir
     }
 
     /// A URL for database `db` as the superuser `postgres`, over TCP with a
@@ -196,7 +212,7 @@ impl EphemeralServer {
     /// Runs this server's `psql` on database `db` as the superuser, with
     /// `ON_ERROR_STOP` and unaligned, tuples-only output; returns stdout.
     pub fn psql(&self, db: &str, args: &[&str]) -> Result<String, ProcessError> {
-        let program = self.bin_dir.join("psql");
+        let program = self.client_dir.join("psql");
         let mut all = vec!["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"];
         let url = self.url(db);
         all.push(&url);
@@ -355,6 +371,17 @@ fn server_binaries(major: Option<u32>) -> Option<(u32, PathBuf)> {
         return Some(hit.clone());
     }
     found.pop()
+}
+
+/// The major version of the `postgres` in `dir` (`postgres (PostgreSQL) 17.10`).
+fn installed_major(dir: &Path) -> Option<u32> {
+    let out = Command::new(dir.join("postgres"))
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.split(')').nth(1)?.trim();
+    crate::pgtools::parse_major(version)
 }
 
 fn is_root() -> bool {

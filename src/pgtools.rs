@@ -5,6 +5,12 @@
 //! server version mismatch"), and an older `pg_restore` cannot read a newer
 //! archive, so the choice is checked before anything starts.
 //! <https://www.postgresql.org/docs/current/app-pgdump.html>
+//!
+//! The rule: the server's own major first, else the *nearest* newer one,
+//! never the newest for its own sake. Every client newer than the server is
+//! a risk on the way back: `pg_restore` 17 and later sets
+//! `transaction_timeout`, which servers before 17 reject (see
+//! [`sets_transaction_timeout`]).
 
 use std::path::{Path, PathBuf};
 
@@ -71,8 +77,32 @@ pub enum ToolError {
 /// With `bin_dir` set only that directory is used. Otherwise `PATH` and
 /// `/usr/lib/postgresql/<major>/bin` are searched; the server's own major
 /// version is preferred (its dumps restore with the same major's tools by
-/// hand), then the newest.
+/// hand), then the nearest newer one.
 pub fn find(program: Program, min_major: u32, bin_dir: Option<&Path>) -> Result<Tool, ToolError> {
+    find_by(program, min_major, bin_dir, Pick::NearestNewer)
+}
+
+/// Finds the newest `program`: for reading an archive whose version is not
+/// known yet (a newer `pg_restore` reads every older archive).
+pub fn find_newest(program: Program, bin_dir: Option<&Path>) -> Result<Tool, ToolError> {
+    find_by(program, 0, bin_dir, Pick::Newest)
+}
+
+/// Which of the programs found [`find_by`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pick {
+    /// `min_major` itself, else the nearest newer.
+    NearestNewer,
+    /// The newest.
+    Newest,
+}
+
+fn find_by(
+    program: Program,
+    min_major: u32,
+    bin_dir: Option<&Path>,
+    pick: Pick,
+) -> Result<Tool, ToolError> {
     let dirs = match bin_dir {
         Some(d) => vec![d.to_path_buf()],
         None => search_dirs(min_major),
@@ -89,30 +119,28 @@ pub fn find(program: Program, min_major: u32, bin_dir: Option<&Path>) -> Result<
         if let (Some(version), false) = (version_of(&path), duplicate) {
             let exact = parse_major(&version) == Some(min_major);
             found.push((path, version));
-            if exact {
+            if exact && pick == Pick::NearestNewer {
                 // The server's own major version: the best choice, so the
                 // remaining candidates need not be run.
                 break;
             }
         }
     }
-    let candidates: Vec<Tool> = found
-        .iter()
-        .filter_map(|(path, version)| {
-            let major = parse_major(version)?;
-            (major >= min_major).then(|| Tool {
-                path: path.clone(),
-                major,
-                version: version.clone(),
+    let best = match pick {
+        Pick::NearestNewer => choose(&found, min_major),
+        Pick::Newest => found
+            .iter()
+            .filter_map(|(path, version)| {
+                Some(Tool {
+                    path: path.clone(),
+                    major: parse_major(version)?,
+                    version: version.clone(),
+                })
             })
-        })
-        .collect();
-    let best = candidates
-        .iter()
-        .find(|t| t.major == min_major)
-        .or_else(|| candidates.iter().max_by_key(|t| t.major));
+            .max_by_key(|t| t.major),
+    };
     match best {
-        Some(tool) => Ok(tool.clone()),
+        Some(tool) => Ok(tool),
         None if found.is_empty() => Err(ToolError::NotFound {
             program: program.name(),
             min_major,
@@ -124,6 +152,22 @@ pub fn find(program: Program, min_major: u32, bin_dir: Option<&Path>) -> Result<
             found,
         }),
     }
+}
+
+/// Of the programs `found` (path and version), the one of `min_major`
+/// itself, else the nearest newer major; `None` if all are older.
+fn choose(found: &[(PathBuf, String)], min_major: u32) -> Option<Tool> {
+    found
+        .iter()
+        .filter_map(|(path, version)| {
+            let major = parse_major(version)?;
+            (major >= min_major).then(|| Tool {
+                path: path.clone(),
+                major,
+                version: version.clone(),
+            })
+        })
+        .min_by_key(|t| t.major)
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -164,6 +208,14 @@ fn search_dirs(preferred_major: u32) -> Vec<PathBuf> {
         }
     }
     unique
+}
+
+/// Whether `pg_restore` (or `pg_dump`'s script) of `client_major` sets
+/// `transaction_timeout` in every session it opens: 17 and later do, and a
+/// server before 17 answers `unrecognized configuration parameter
+/// "transaction_timeout"`. <https://www.postgresql.org/docs/17/runtime-config-client.html>
+pub fn sets_transaction_timeout(client_major: u32, server_major: u32) -> bool {
+    client_major >= 17 && server_major < 17
 }
 
 /// Runs `program --version` and returns the version number it prints.
@@ -213,6 +265,24 @@ mod tests {
         );
         assert_eq!(parse_version("garbage"), None);
         assert_eq!(parse_major("15.18"), Some(15));
+    }
+
+    #[test]
+    fn the_servers_own_major_first_then_the_nearest_newer() {
+        let found = |versions: &[&str]| -> Vec<(PathBuf, String)> {
+            versions
+                .iter()
+                .map(|v| (PathBuf::from(format!("/pg/{v}/pg_dump")), v.to_string()))
+                .collect()
+        };
+        let pick = |versions: &[&str], server| choose(&found(versions), server).map(|t| t.version);
+        assert_eq!(pick(&["18.6", "15.18", "13.23"], 13).as_deref(), Some("13.23"));
+        assert_eq!(pick(&["18.6", "15.18", "16.2"], 13).as_deref(), Some("15.18"));
+        assert_eq!(pick(&["18.6", "15.18"], 16).as_deref(), Some("18.6"));
+        assert_eq!(pick(&["15.18", "14.1"], 16), None);
+        assert!(sets_transaction_timeout(18, 16));
+        assert!(!sets_transaction_timeout(18, 17));
+        assert!(!sets_transaction_timeout(16, 13));
     }
 
     #[test]

@@ -624,9 +624,9 @@ fn on_a_server_whose_disk_cannot_be_seen_auto_clones_up_to_clone_limit() {
 /// its own, since the rule would refuse other tests' databases.
 #[test]
 fn a_clone_that_pg_hba_refuses_falls_back_to_the_snapshot_before_the_migrations() {
-    use snapguard::ephemeral::{EphemeralOptions, EphemeralServer};
+    use snapguard::ephemeral::EphemeralServer;
     let server =
-        EphemeralServer::start(&EphemeralOptions { major: Some(15) }).expect("start PostgreSQL");
+        EphemeralServer::start(&common::server_options()).expect("start PostgreSQL");
     let sql = |db: &str, sql: &str| server.psql(db, &["-c", sql]).expect("psql");
     sql("postgres", "CREATE DATABASE off_hba");
     sql(

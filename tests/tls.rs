@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use snapguard::ephemeral::{EphemeralOptions, EphemeralServer};
+use snapguard::ephemeral::EphemeralServer;
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
@@ -74,7 +74,7 @@ fn tls_only_server(dir: &Path) -> EphemeralServer {
 /// as the server's trusted root for client certificates.
 fn tls_server(dir: &Path, rules_first: &str) -> EphemeralServer {
     let server =
-        EphemeralServer::start(&EphemeralOptions { major: Some(15) }).expect("start PostgreSQL");
+        EphemeralServer::start(&common::server_options()).expect("start PostgreSQL");
     openssl(
         dir,
         &[

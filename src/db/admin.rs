@@ -31,10 +31,17 @@ pub struct DatabaseProperties {
     pub collate: String,
     /// `LC_CTYPE`.
     pub ctype: String,
-    /// `icu` or `libc` (PostgreSQL 15 and later).
+    /// `libc`, `icu` (PostgreSQL 15 and later) or `builtin` (17 and
+    /// later); `None` before 15, where every database is `libc`.
     pub locale_provider: Option<String>,
-    /// The ICU locale when the provider is ICU.
-    pub icu_locale: Option<String>,
+    /// The provider's locale when it is not `libc`: the ICU locale, or the
+    /// builtin provider's (`C.UTF-8`). Manifests written before PostgreSQL 17
+    /// support call it `icu_locale`.
+    #[serde(alias = "icu_locale")]
+    pub locale: Option<String>,
+    /// `ICU_RULES` (PostgreSQL 16 and later).
+    #[serde(default)]
+    pub icu_rules: Option<String>,
     /// `CONNECTION LIMIT` (-1 for none).
     pub connection_limit: i32,
     /// Whether connections are allowed.
@@ -89,15 +96,11 @@ impl DatabaseProperties {
     /// Reads the properties of `name`, or `None` if it does not exist.
     pub async fn read(client: &Client, name: &str) -> Result<Option<Self>, DbError> {
         let server = super::server_version(client).await?;
-        let provider_cols = if server.major() >= 15 {
-            "d.datlocprovider::text, d.daticulocale"
-        } else {
-            "NULL::text, NULL::text"
-        };
         let sql = format!(
             "SELECT pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate::text, d.datctype::text, \
-             {provider_cols}, d.datconnlimit, d.datallowconn, d.datacl::text[], shobj_description(d.oid, 'pg_database') \
-             FROM pg_database d WHERE d.datname = $1"
+             {}, d.datconnlimit, d.datallowconn, d.datacl::text[], shobj_description(d.oid, 'pg_database') \
+             FROM pg_database d WHERE d.datname = $1",
+            locale_columns(server.major())
         );
         let what = format!("reading the properties of database `{name}`");
         let Some(row) = client
@@ -125,20 +128,38 @@ impl DatabaseProperties {
             encoding: row.get(1),
             collate: row.get(2),
             ctype: row.get(3),
-            locale_provider: provider.map(|p| {
-                if p == "i" {
-                    "icu".into()
-                } else {
-                    "libc".into()
-                }
-            }),
-            icu_locale: row.get(5),
-            connection_limit: row.get(6),
-            allow_connections: row.get(7),
-            acl: row.get(8),
+            locale_provider: provider.map(|p| provider_name(&p).to_owned()),
+            locale: row.get(5),
+            icu_rules: row.get(6),
+            connection_limit: row.get(7),
+            allow_connections: row.get(8),
+            acl: row.get(9),
             settings,
-            comment: row.get(9),
+            comment: row.get(10),
         }))
+    }
+}
+
+/// The locale provider, its locale and the ICU rules, as three columns of
+/// `pg_database d` for a server of `major`: the provider came in 15
+/// (`datlocprovider`, `daticulocale`), the rules in 16 (`daticurules`), and
+/// 17 renamed `daticulocale` to `datlocale` when it added the builtin
+/// provider. <https://www.postgresql.org/docs/17/catalog-pg-database.html>
+fn locale_columns(major: u32) -> &'static str {
+    match major {
+        ..=14 => "NULL::text, NULL::text, NULL::text",
+        15 => "d.datlocprovider::text, d.daticulocale, NULL::text",
+        16 => "d.datlocprovider::text, d.daticulocale, d.daticurules",
+        _ => "d.datlocprovider::text, d.datlocale, d.daticurules",
+    }
+}
+
+/// `datlocprovider`'s letter as `CREATE DATABASE … LOCALE_PROVIDER` spells it.
+fn provider_name(letter: &str) -> &'static str {
+    match letter {
+        "i" => "icu",
+        "b" => "builtin",
+        _ => "libc",
     }
 }
 
@@ -168,11 +189,23 @@ pub async fn create_empty(
         quote_literal(&props.collate),
         quote_literal(&props.ctype),
     );
-    if props.locale_provider.as_deref() == Some("icu") {
-        sql.push_str(" LOCALE_PROVIDER icu");
-        if let Some(icu) = &props.icu_locale {
-            sql.push_str(&format!(" ICU_LOCALE {}", quote_literal(icu)));
+    match props.locale_provider.as_deref() {
+        Some("icu") => {
+            sql.push_str(" LOCALE_PROVIDER icu");
+            if let Some(icu) = &props.locale {
+                sql.push_str(&format!(" ICU_LOCALE {}", quote_literal(icu)));
+            }
+            if let Some(rules) = &props.icu_rules {
+                sql.push_str(&format!(" ICU_RULES {}", quote_literal(rules)));
+            }
         }
+        Some("builtin") => {
+            sql.push_str(" LOCALE_PROVIDER builtin");
+            if let Some(locale) = &props.locale {
+                sql.push_str(&format!(" BUILTIN_LOCALE {}", quote_literal(locale)));
+            }
+        }
+        _ => {}
     }
     client
         .batch_execute(&sql)

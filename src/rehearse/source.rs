@@ -261,7 +261,7 @@ async fn archive_local(
     described: String,
     bin_dir: Option<&Path>,
 ) -> Result<Local, SourceError> {
-    let pg_restore = pgtools::find(Program::PgRestore, 0, bin_dir)?;
+    let pg_restore = pgtools::find_newest(Program::PgRestore, bin_dir)?;
     let listing = output(&pg_restore, &["--list".into(), path.display().to_string()]).await?;
     let header = |key: &str| {
         listing.lines().find_map(|l| {
@@ -422,7 +422,7 @@ pub async fn roles(local: &Local, bin_dir: Option<&Path>) -> Result<Vec<String>,
     };
     match local.format {
         Format::Archive => {
-            let pg_restore = pgtools::find(Program::PgRestore, 0, bin_dir)?;
+            let pg_restore = pgtools::find_newest(Program::PgRestore, bin_dir)?;
             let schema = output(
                 &pg_restore,
                 &[

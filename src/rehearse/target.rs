@@ -69,7 +69,10 @@ impl Scratch {
     pub async fn throwaway(local: &Local, name: &str) -> Result<Scratch, TargetError> {
         let wanted = local.major();
         let server = tokio::task::spawn_blocking(move || {
-            EphemeralServer::start(&EphemeralOptions { major: wanted })
+            EphemeralServer::start(&EphemeralOptions {
+                major: wanted,
+                ..EphemeralOptions::default()
+            })
         })
         .await
         .expect("starting the server does not panic")?;
@@ -186,10 +189,19 @@ impl Scratch {
         match local.format {
             Format::Archive => {
                 let pg_restore = pgtools::find(Program::PgRestore, major, bin_dir)?;
-                restore::pg_restore_file(&pg_restore, &self.info, &local.path, jobs, false).await?;
+                let server_major = pgtools::parse_major(&self.version).unwrap_or(0);
+                restore::pg_restore_file(
+                    &pg_restore,
+                    &self.info,
+                    server_major,
+                    &local.path,
+                    jobs,
+                    false,
+                )
+                .await?;
             }
             Format::Plain(compression) => {
-                let psql = pgtools::find(Program::Psql, 0, bin_dir)?;
+                let psql = pgtools::find_newest(Program::Psql, bin_dir)?;
                 let (path, info) = (local.path.clone(), self.info.clone());
                 tokio::task::spawn_blocking(move || {
                     psql_file(&psql.path, &info, &path, compression)

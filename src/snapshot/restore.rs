@@ -140,6 +140,7 @@ pub struct RestorePlan {
     /// A killed restore's partial `restore_into`, dropped before starting.
     pub leftover: bool,
     pg_restore: Tool,
+    server_major: u32,
     admin_info: ConnInfo,
     options: RestoreOptions,
 }
@@ -266,6 +267,7 @@ pub async fn plan(
         database_exists,
         leftover,
         pg_restore,
+        server_major: server.major(),
         admin_info,
         options,
     })
@@ -407,6 +409,7 @@ impl RestorePlan {
         pg_restore_file(
             &self.pg_restore,
             &target,
+            self.server_major,
             archive,
             self.options.jobs,
             self.options.no_owner,
@@ -490,22 +493,34 @@ impl RestorePlan {
 }
 
 /// `pg_restore -j N --exit-on-error` of a local archive into the existing,
-/// empty database `target`; the connection secrets go through the
-/// environment. Shared with `rehearse`.
+/// empty database `target` on a server of `server_major`; the connection
+/// secrets go through the environment. Shared with `rehearse`.
+///
+/// A `pg_restore` of 17 or later opens every session with `SET
+/// transaction_timeout = 0`, which a server before 17 rejects; each such
+/// session then stops at once under `--exit-on-error`. Against such a
+/// server the restore runs without `--exit-on-error` and succeeds only if
+/// every error it reported is that `SET` (the rest of the session runs
+/// as it would have: the setting only lifts a timeout the older server
+/// does not have). Any other error fails the restore as before.
 pub(crate) async fn pg_restore_file(
     pg_restore: &Tool,
     target: &ConnInfo,
+    server_major: u32,
     archive: &std::path::Path,
     jobs: u32,
     no_owner: bool,
 ) -> Result<(), RestoreError> {
     let database = target.dbname().to_owned();
+    let tolerate = pgtools::sets_transaction_timeout(pg_restore.major, server_major);
     let mut args = vec![
         format!("--jobs={}", jobs.max(1)),
-        "--exit-on-error".to_owned(),
         "--no-password".to_owned(),
         format!("--dbname={database}"),
     ];
+    if !tolerate {
+        args.push("--exit-on-error".to_owned());
+    }
     if no_owner {
         args.push("--no-owner".into());
         args.push("--no-acl".into());
@@ -522,19 +537,62 @@ pub(crate) async fn pg_restore_file(
     args.push("--verbose".into());
     args.push(archive.display().to_string());
     let mut progress = total.map(|t| Counted::start("restore", "archive entries", t));
-    let result = process::run_with_lines(&pg_restore.path, &args, target.libpq_env(), |line| {
+    let mut errors = ReportedErrors::default();
+    let mut env = target.libpq_env();
+    // The errors are told apart by pg_restore's own English text.
+    env.push(("LC_ALL", "C".to_owned()));
+    env.push(("LANGUAGE", "C".to_owned()));
+    let result = process::run_with_lines(&pg_restore.path, &args, env, |line| {
+        errors.see(line);
         if let Some(p) = progress.as_mut()
             && restores_an_entry(line)
         {
             p.advance();
         }
     })
-    .await
-    .map_err(|source| RestoreError::PgRestore { database, source });
+    .await;
+    let result = match result {
+        Err(ProcessError::Exited { status, .. })
+            if tolerate && status.code() == Some(1) && errors.only_transaction_timeout() =>
+        {
+            tracing::info!(
+                pg_restore = %pg_restore.version,
+                server_major,
+                sessions = errors.total,
+                "the older server rejected pg_restore's `SET transaction_timeout` in each session, as expected; nothing else failed"
+            );
+            Ok(())
+        }
+        other => other.map_err(|source| RestoreError::PgRestore { database, source }),
+    };
     if let (Ok(()), Some(p)) = (&result, progress) {
         p.finish();
     }
     result
+}
+
+/// The errors `pg_restore` printed: every one, and those that were its
+/// `SET transaction_timeout` rejected by an older server.
+#[derive(Debug, Default)]
+struct ReportedErrors {
+    total: usize,
+    transaction_timeout: usize,
+}
+
+impl ReportedErrors {
+    /// Counts one stderr line. Each failed statement is an `error:` line
+    /// followed by `Command was: <the statement>`.
+    fn see(&mut self, line: &str) {
+        if line.starts_with("pg_restore: error:") {
+            self.total += 1;
+        } else if line.trim() == "Command was: SET transaction_timeout = 0;" {
+            self.transaction_timeout += 1;
+        }
+    }
+
+    fn only_transaction_timeout(&self) -> bool {
+        self.total > 0 && self.total == self.transaction_timeout
+    }
 }
 
 /// Whether a `pg_restore --verbose` line reports one archive entry being
@@ -596,6 +654,29 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn only_rejected_transaction_timeouts_are_forgiven() {
+        let seen = |lines: &[&str]| {
+            let mut errors = ReportedErrors::default();
+            lines.iter().for_each(|l| errors.see(l));
+            errors.only_transaction_timeout()
+        };
+        let rejected = [
+            "pg_restore: error: could not execute query: ERROR:  unrecognized configuration parameter \"transaction_timeout\"",
+            "Command was: SET transaction_timeout = 0;",
+        ];
+        assert!(seen(&rejected));
+        assert!(seen(&[rejected[0], rejected[1], rejected[0], rejected[1]]));
+        assert!(!seen(&[]), "a failure without errors is not forgiven");
+        assert!(!seen(&[
+            rejected[0],
+            rejected[1],
+            "pg_restore: error: could not execute query: ERROR:  relation \"t\" already exists",
+            "Command was: CREATE TABLE public.t (x integer);",
+        ]));
+        assert!(!seen(&["pg_restore: error: connection to server failed"]));
+    }
 
     #[test]
     fn derived_names_fit_the_identifier_limit() {

