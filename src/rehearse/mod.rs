@@ -143,10 +143,18 @@ impl Rehearsal<'_> {
                     url,
                     self.config.database.url.as_ref(),
                     &self.config.database.maintenance_db,
+                    self.config.database.pg_bin_dir.as_deref(),
                 )
                 .await
             }
-            None => Scratch::throwaway(&local, &self.scratch_name(&local)).await,
+            None => {
+                Scratch::throwaway(
+                    &local,
+                    &self.scratch_name(&local),
+                    self.config.database.pg_bin_dir.as_deref(),
+                )
+                .await
+            }
         }
         .map_err(|e| broken("target", report, started, e.into()))?;
         report.database = scratch.name().to_owned();

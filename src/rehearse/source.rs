@@ -91,6 +91,9 @@ pub struct Local {
     pub database: Option<String>,
     /// The server version it was dumped from, when the dump says.
     pub server_version: Option<String>,
+    /// The version of the `pg_dump` that made it, when known: reading an
+    /// archive takes a `pg_restore` at least that new.
+    pub dumped_by: Option<String>,
     /// Its size on disk.
     pub bytes: u64,
     /// One line for the report, without secrets.
@@ -108,6 +111,15 @@ impl Local {
         self.server_version
             .as_deref()
             .and_then(pgtools::parse_major)
+    }
+
+    /// The oldest `pg_restore` major that reads it: the `pg_dump`'s that
+    /// made it (its archive format), else the server's.
+    pub fn restore_major(&self) -> Option<u32> {
+        self.dumped_by
+            .as_deref()
+            .and_then(pgtools::parse_major)
+            .or_else(|| self.major())
     }
 }
 
@@ -146,6 +158,7 @@ async fn from_snapshot(store: &Store, which: &str, workdir: &Path) -> Result<Loc
         format: Format::Archive,
         database: Some(manifest.database.clone()),
         server_version: Some(manifest.server_version.clone()),
+        dumped_by: Some(manifest.pg_dump_version.clone()),
         bytes: decoded.raw_bytes,
         described: format!("snapshot {} ({})", manifest.id, manifest.dump_uri),
         dump_seconds: Some(seconds),
@@ -214,6 +227,7 @@ async fn from_file(
         format: Format::Plain(compression),
         database: None,
         server_version,
+        dumped_by: None,
         bytes: meta.len(),
         described: described(&match compression {
             Compression::None => "plain SQL".to_owned(),
@@ -277,6 +291,7 @@ async fn archive_local(
     Ok(Local {
         database: header("Dbname:"),
         server_version: header("Dumped from database version:"),
+        dumped_by: header("Dumped by pg_dump version:"),
         format: Format::Archive,
         bytes,
         described,

@@ -57,7 +57,8 @@ pub struct Scratch {
     pub admin: ConnInfo,
     /// The server's version.
     pub version: String,
-    /// Client programs matching the throwaway server, if one runs.
+    /// Where the client programs that load the dump are found
+    /// (`database.pg_bin_dir`); searched for as `pgtools` does when `None`.
     pub bin_dir: Option<PathBuf>,
     /// How the server was chosen, for the report.
     pub described: String,
@@ -66,7 +67,11 @@ pub struct Scratch {
 impl Scratch {
     /// Starts a throwaway server of the dump's major version (else the
     /// newest installed) and names the scratch database `name` on it.
-    pub async fn throwaway(local: &Local, name: &str) -> Result<Scratch, TargetError> {
+    pub async fn throwaway(
+        local: &Local,
+        name: &str,
+        bin_dir: Option<&Path>,
+    ) -> Result<Scratch, TargetError> {
         let wanted = local.major();
         let server = tokio::task::spawn_blocking(move || {
             EphemeralServer::start(&EphemeralOptions {
@@ -91,7 +96,9 @@ impl Scratch {
         };
         let admin = server.conn_info("postgres");
         let info = server.conn_info(name);
-        let bin_dir = Some(server.bin_dir().to_path_buf());
+        // Not the server's own directory: a dump made by a newer `pg_dump`
+        // than this server's needs a `pg_restore` at least as new.
+        let bin_dir = bin_dir.map(Path::to_path_buf);
         let version = {
             let client = db::connect(&admin).await?;
             db::server_version(&client).await?.to_string()
@@ -112,6 +119,7 @@ impl Scratch {
         url: &ConnInfo,
         production: Option<&ConnInfo>,
         maintenance_db: &str,
+        bin_dir: Option<&Path>,
     ) -> Result<Scratch, TargetError> {
         if production.is_some_and(|p| p.to_string() == url.to_string()) {
             return Err(TargetError::IsProduction(url.to_string()));
@@ -128,7 +136,7 @@ impl Scratch {
             admin,
             described: format!("`--target-url` server, PostgreSQL {version}"),
             version,
-            bin_dir: None,
+            bin_dir: bin_dir.map(Path::to_path_buf),
         })
     }
 
@@ -185,7 +193,7 @@ impl Scratch {
             .await
             .map_err(DbError::query(format!("creating `{}`", self.name())))?;
         let bin_dir = self.bin_dir.as_deref();
-        let major = local.major().unwrap_or(0);
+        let major = local.restore_major().unwrap_or(0);
         match local.format {
             Format::Archive => {
                 let pg_restore = pgtools::find(Program::PgRestore, major, bin_dir)?;

@@ -124,8 +124,19 @@ struct Counters {
 /// The session and write counters of `pg_stat_database` (PostgreSQL 14+),
 /// read in a transaction of its own so the statistics snapshot is fresh.
 async fn counters(admin: &Client, database: &str) -> Result<Option<Counters>, DbError> {
-    if db::server_version(admin).await?.major() < 14 {
+    let major = db::server_version(admin).await?.major();
+    if major < 14 {
         return Ok(None);
+    }
+    if let Some(lag) = statistics_lag(major) {
+        // Wait out the collector's lag, then drop any statistics this
+        // session read before, so the next read is of a file written
+        // after the sessions that just ended were counted.
+        tokio::time::sleep(lag).await;
+        admin
+            .batch_execute("SELECT pg_stat_clear_snapshot()")
+            .await
+            .map_err(DbError::query("refreshing the statistics snapshot"))?;
     }
     let row = admin
         .query_opt(
@@ -143,6 +154,18 @@ async fn counters(admin: &Client, database: &str) -> Result<Option<Counters>, Db
             commits: r.get(3),
         },
     }))
+}
+
+/// How stale `pg_stat_database` may be on a server of `major`. Before 15 a
+/// statistics collector process gathers the counters from messages the
+/// backends send, and a reader accepts its file up to `PGSTAT_STAT_INTERVAL`
+/// (500 ms) old: a session that ended just before may not be counted yet,
+/// which would put one of snapguard's own sessions on the wrong side of the
+/// baseline (a false "someone else connected"), or miss someone else's.
+/// From 15 the counters live in shared memory and a session is counted when
+/// it exits. <https://www.postgresql.org/docs/14/monitoring-stats.html>
+fn statistics_lag(major: u32) -> Option<Duration> {
+    (major < 15).then_some(Duration::from_millis(600))
 }
 
 /// A digest of everything a migration or another migrator changes in the
