@@ -79,7 +79,10 @@ impl EphemeralServer {
             ),
             None => server_binaries(options.major).ok_or(EphemeralError::NoServerBinaries)?,
         };
-        let client_dir = options.client_dir.clone().unwrap_or_else(|| bin_dir.clone());
+        let client_dir = options
+            .client_dir
+            .clone()
+            .unwrap_or_else(|| bin_dir.clone());
         let run_as = is_root().then(|| "postgres".to_owned());
         let owner = match &run_as {
             Some(user) => Some(user_ids(user).ok_or(EphemeralError::NoPostgresUser)?),

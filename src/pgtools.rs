@@ -276,8 +276,14 @@ mod tests {
                 .collect()
         };
         let pick = |versions: &[&str], server| choose(&found(versions), server).map(|t| t.version);
-        assert_eq!(pick(&["18.6", "15.18", "13.23"], 13).as_deref(), Some("13.23"));
-        assert_eq!(pick(&["18.6", "15.18", "16.2"], 13).as_deref(), Some("15.18"));
+        assert_eq!(
+            pick(&["18.6", "15.18", "13.23"], 13).as_deref(),
+            Some("13.23")
+        );
+        assert_eq!(
+            pick(&["18.6", "15.18", "16.2"], 13).as_deref(),
+            Some("15.18")
+        );
         assert_eq!(pick(&["18.6", "15.18"], 16).as_deref(), Some("18.6"));
         assert_eq!(pick(&["15.18", "14.1"], 16), None);
         assert!(sets_transaction_timeout(18, 16));

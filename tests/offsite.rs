@@ -568,9 +568,10 @@ fn neither_clone_nor_store_snapshot_stays_in_maintenance_with_exit_5() {
 
 /// A managed server (RDS and the like): the runner cannot see the data
 /// directory's free space, so `local_clone: auto` clones only databases up
-/// to `snapshot.clone_limit`; without a clone the snapshot comes before the
-/// migrations whatever `snapshot.offsite` says. Seen here through a role
-/// that owns the database but may not read the server's settings.
+/// to `snapshot.clone_limit` (1 GiB when unset); without a clone the
+/// snapshot comes before the migrations whatever `snapshot.offsite` says.
+/// Seen here through a role that owns the database but may not read the
+/// server's settings: the reason names the grant that would show them.
 #[test]
 fn on_a_server_whose_disk_cannot_be_seen_auto_clones_up_to_clone_limit() {
     let db = create_db("off_managed");
@@ -599,19 +600,26 @@ fn on_a_server_whose_disk_cannot_be_seen_auto_clones_up_to_clone_limit() {
         serde_json::from_str(&run_ok(&mut command)).unwrap()
     };
     let unset = plan(None);
-    let why = unset["local_clone"].as_str().unwrap();
+    assert_eq!(
+        unset["local_clone"], "yes",
+        "a small database under the default limit"
+    );
+    assert_eq!(unset["offsite"], "after");
+    let small = plan(Some("64KiB"));
+    let why = small["local_clone"].as_str().unwrap();
     assert!(
         why.starts_with("no: the server's free disk space cannot be seen"),
         "{why}"
     );
-    assert!(why.contains("snapshot.clone_limit"), "{why}");
-    assert_eq!(unset["offsite"], "before-migrate");
-    let small = plan(Some("64KiB"));
-    let why = small["local_clone"].as_str().unwrap();
+    assert!(
+        why.contains("`GRANT pg_read_all_settings TO \"off_managed_owner\"`"),
+        "{why}"
+    );
     assert!(
         why.contains("is larger than `snapshot.clone_limit` (64.0 KiB)"),
         "{why}"
     );
+    assert_eq!(small["offsite"], "before-migrate");
     let large = plan(Some("10GiB"));
     assert_eq!(large["local_clone"], "yes");
     assert_eq!(large["offsite"], "after");
@@ -625,8 +633,7 @@ fn on_a_server_whose_disk_cannot_be_seen_auto_clones_up_to_clone_limit() {
 #[test]
 fn a_clone_that_pg_hba_refuses_falls_back_to_the_snapshot_before_the_migrations() {
     use snapguard::ephemeral::EphemeralServer;
-    let server =
-        EphemeralServer::start(&common::server_options()).expect("start PostgreSQL");
+    let server = EphemeralServer::start(&common::server_options()).expect("start PostgreSQL");
     let sql = |db: &str, sql: &str| server.psql(db, &["-c", sql]).expect("psql");
     sql("postgres", "CREATE DATABASE off_hba");
     sql(

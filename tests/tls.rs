@@ -73,8 +73,7 @@ fn tls_only_server(dir: &Path) -> EphemeralServer {
 /// [`tls_only_server`] with `rules` first in `pg_hba.conf`, and the test CA
 /// as the server's trusted root for client certificates.
 fn tls_server(dir: &Path, rules_first: &str) -> EphemeralServer {
-    let server =
-        EphemeralServer::start(&common::server_options()).expect("start PostgreSQL");
+    let server = EphemeralServer::start(&common::server_options()).expect("start PostgreSQL");
     openssl(
         dir,
         &[

@@ -8,6 +8,7 @@
 pub mod admin;
 mod conninfo;
 pub mod lock;
+pub mod privileges;
 pub mod swap;
 mod tls;
 
@@ -63,10 +64,45 @@ pub struct ServerVersion {
     pub num: u32,
 }
 
+/// A server older than snapguard supports.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "PostgreSQL {version} is not supported: snapguard supports PostgreSQL {} to {} (every catalogue query and the way back are tested on each); upgrade the server",
+    ServerVersion::OLDEST_SUPPORTED,
+    ServerVersion::NEWEST_TESTED
+)]
+pub struct Unsupported {
+    /// The server's version.
+    pub version: ServerVersion,
+}
+
 impl ServerVersion {
+    /// The oldest major snapguard runs against: PostgreSQL 13 (12 left
+    /// community support in November 2024).
+    pub const OLDEST_SUPPORTED: u32 = 13;
+    /// The newest major the version matrix proves.
+    pub const NEWEST_TESTED: u32 = 18;
+
     /// The major version (`15` for 15.18; `9` style minors are not supported).
     pub fn major(self) -> u32 {
         self.num / 10_000
+    }
+
+    /// Refuses a server older than [`Self::OLDEST_SUPPORTED`]. A newer one
+    /// than [`Self::NEWEST_TESTED`] is warned about, not refused: its
+    /// catalogue is read as the newest tested major's.
+    pub fn check_supported(self) -> Result<(), Unsupported> {
+        if self.major() < Self::OLDEST_SUPPORTED {
+            return Err(Unsupported { version: self });
+        }
+        if self.major() > Self::NEWEST_TESTED {
+            tracing::warn!(
+                server = %self,
+                newest_tested = Self::NEWEST_TESTED,
+                "this PostgreSQL is newer than any snapguard was tested on"
+            );
+        }
+        Ok(())
     }
 }
 

@@ -14,6 +14,7 @@ use crate::checks::{BeforeState, Verifier};
 use crate::ci;
 use crate::config::Config;
 use crate::db;
+use crate::db::privileges::{self, Capabilities};
 use crate::error::{BoxError, Error};
 use crate::lint::{self, LintReport};
 use crate::migrate::apply::TransactionMode;
@@ -185,8 +186,22 @@ impl<'a> Deployer<'a> {
         let database_bytes = database_size(&admin, self.db.dbname())
             .await
             .map_err(|e| refuse(e.into()))?;
+        let role = Capabilities::read(&admin, self.db.dbname(), snapshotter.server().major())
+            .await
+            .map_err(|e| refuse(e.into()))?;
+        if self.rollback_replaces_database() {
+            let missing = role.missing_for_swap(self.db.dbname());
+            if !missing.is_empty() {
+                return Err(refuse(Box::new(CannotRollBack {
+                    role: role.role.clone(),
+                    database: self.db.dbname().to_owned(),
+                    missing,
+                })));
+            }
+        }
         let local_clone = clone::decide(
             &admin,
+            &role,
             database_bytes,
             self.config.snapshot.local_clone,
             self.config.snapshot.clone_limit,
@@ -347,15 +362,20 @@ impl<'a> Deployer<'a> {
     /// single transaction), the archive must fit in `$TMPDIR`: found out
     /// now, not in the middle of a rollback. The size is the newest
     /// snapshot's archive, else the database's size (an upper bound).
+    /// Whether a rollback would replace the database (clone swap or store
+    /// restore): not with `transaction: all` and the built-in migrator,
+    /// where a failure is a `ROLLBACK`.
+    fn rollback_replaces_database(&self) -> bool {
+        self.config.migrations.command.is_some()
+            || self.config.migrations.transaction != TransactionMode::All
+    }
+
     async fn check_restore_room(
         &self,
         local_clone: &Result<(), String>,
         database_bytes: u64,
     ) -> Result<(), BoxError> {
-        if local_clone.is_ok()
-            || (self.config.migrations.command.is_none()
-                && self.config.migrations.transaction == TransactionMode::All)
-        {
+        if local_clone.is_ok() || !self.rollback_replaces_database() {
             return Ok(());
         }
         let database = self.db.dbname();
@@ -370,6 +390,22 @@ impl<'a> Deployer<'a> {
             .map(|m| m.archive_bytes);
         crate::scratch::ensure_room(newest.unwrap_or(database_bytes)).map_err(Into::into)
     }
+}
+
+/// The connected role could not carry out the rollback the deploy would
+/// need: refused before anything changes, never found out mid-rollback.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "role `{role}` could not roll `{database}` back (the local clone's swap and a store restore both create, hand over and rename databases): it lacks {}; see docs/permissions.md",
+    privileges::describe(missing)
+)]
+pub struct CannotRollBack {
+    /// The connected role.
+    pub role: String,
+    /// The application database.
+    pub database: String,
+    /// Each missing capability with its grant.
+    pub missing: Vec<privileges::Missing>,
 }
 
 /// Why preflight stops on lint errors: each one with its rule, place and

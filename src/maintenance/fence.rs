@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
-use crate::db::{DbError, quote_ident};
+use crate::db::privileges::{self, Capabilities};
+use crate::db::{self, DbError, quote_ident};
 
 /// A role's attributes as found before the fence went up.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -59,6 +60,16 @@ pub enum FenceError {
         /// The role it would change.
         role: String,
     },
+    /// The connecting role lacks what raising and lowering the fence needs.
+    #[error("`{user}` cannot fence {}: it lacks {}", roles.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", "), privileges::describe(missing))]
+    Missing {
+        /// The connecting role.
+        user: String,
+        /// The roles to fence.
+        roles: Vec<String>,
+        /// Each missing capability with its grant.
+        missing: Vec<privileges::Missing>,
+    },
     /// Sessions were still connected when the wait ran out.
     #[error("the fence did not clear within {wait:?}: {} session(s) of the fenced roles are still connected to `{database}` ({})", lingering.len(), describe(lingering))]
     NotClear {
@@ -94,17 +105,16 @@ fn describe(lingering: &[Lingering]) -> String {
 /// Checks, changing nothing, that the roles exist and that the connected
 /// role may fence them.
 pub async fn preflight(client: &Client, roles: &[String]) -> Result<(), FenceError> {
-    let me = client
-        .query_one(
-            "SELECT current_user::text, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user",
-            &[],
-        )
+    let major = db::server_version(client).await?.major();
+    let here: String = client
+        .query_one("SELECT current_database()::text", &[])
         .await
-        .map_err(DbError::query("reading the connected role"))?;
-    let (user, superuser, createrole): (String, bool, bool) = (me.get(0), me.get(1), me.get(2));
+        .map_err(DbError::query("reading the connected database"))?
+        .get(0);
+    let me = Capabilities::read(client, &here, major).await?;
     for role in roles {
-        if *role == user {
-            return Err(FenceError::FencesItself(user));
+        if *role == me.role {
+            return Err(FenceError::FencesItself(me.role));
         }
         let row = client
             .query_opt("SELECT rolsuper FROM pg_roles WHERE rolname = $1", &[role])
@@ -112,12 +122,21 @@ pub async fn preflight(client: &Client, roles: &[String]) -> Result<(), FenceErr
             .map_err(DbError::query(format!("reading role `{role}`")))?
             .ok_or_else(|| FenceError::NoSuchRole(role.clone()))?;
         let target_super: bool = row.get(0);
-        if !(superuser || (createrole && !target_super)) {
+        if target_super && !me.superuser {
             return Err(FenceError::NotAllowed {
-                user: user.clone(),
+                user: me.role.clone(),
                 role: role.clone(),
             });
         }
+    }
+    let admin_on = privileges::admin_option_on(client, roles).await?;
+    let missing = me.missing_for_fence(&admin_on);
+    if !missing.is_empty() {
+        return Err(FenceError::Missing {
+            user: me.role,
+            roles: roles.to_vec(),
+            missing,
+        });
     }
     Ok(())
 }

@@ -8,15 +8,26 @@
 use tokio_postgres::Client;
 
 use crate::config::LocalClone;
+use crate::db::privileges::Capabilities;
 use crate::db::{self, DatabaseProperties, DbError, admin, quote_ident};
 
+/// The largest database `local_clone: auto` clones where the server's free
+/// disk space cannot be seen and `snapshot.clone_limit` is unset: a clone
+/// of a small database costs a managed server little room, and it turns
+/// every rollback from a store restore into two renames.
+pub const DEFAULT_UNSEEN_LIMIT: u64 = 1 << 30;
+
 /// Whether to clone a database of `database_bytes`, and if not, why not
-/// (for the log and the report). `unseen_limit` (`snapshot.clone_limit`)
+/// (for the log and the report). What the role may do is checked first by
+/// preflight ([`Capabilities::missing_for_swap`]); this decides the room.
+/// `unseen_limit` (`snapshot.clone_limit`, else [`DEFAULT_UNSEEN_LIMIT`])
 /// is the largest database `auto` clones where the server's free space
-/// cannot be seen (a managed server): its operator knows the disk's
-/// headroom, snapguard does not.
+/// cannot be seen (a managed server, or a role without
+/// `pg_read_all_settings`): its operator knows the disk's headroom,
+/// snapguard does not.
 pub async fn decide(
     admin: &Client,
+    role: &Capabilities,
     database_bytes: u64,
     mode: LocalClone,
     unseen_limit: Option<u64>,
@@ -28,27 +39,37 @@ pub async fn decide(
     }
     // The data directory is visible to superusers and pg_read_all_settings;
     // its free space only when the server runs on this machine.
-    let dir: Option<String> = admin
-        .query_one(
-            "SELECT CASE WHEN pg_has_role('pg_read_all_settings', 'member') \
-                    THEN current_setting('data_directory') END",
-            &[],
-        )
-        .await
-        .ok()
-        .and_then(|r| r.get(0));
+    let dir: Option<String> = if role.superuser || role.read_all_settings {
+        admin
+            .query_one("SELECT current_setting('data_directory')", &[])
+            .await
+            .ok()
+            .map(|r| r.get(0))
+    } else {
+        None
+    };
     let Some(dir) = dir.filter(|d| std::path::Path::new(d).is_dir()) else {
-        return Ok(match unseen_limit {
-            Some(limit) if database_bytes <= limit => Ok(()),
-            Some(limit) => Err(format!(
-                "the server's free disk space cannot be seen from here, and the database ({}) is larger than `snapshot.clone_limit` ({})",
+        let why = if role.superuser || role.read_all_settings {
+            "the server's data directory is not on this machine".to_owned()
+        } else {
+            format!(
+                "role `{}` cannot see the server's data directory (`GRANT pg_read_all_settings TO {}` shows it where the server runs on this machine)",
+                role.role,
+                quote_ident(&role.role)
+            )
+        };
+        let (limit, named) = match unseen_limit {
+            Some(limit) => (limit, "`snapshot.clone_limit`"),
+            None => (DEFAULT_UNSEEN_LIMIT, "`snapshot.clone_limit`'s default"),
+        };
+        return Ok(if database_bytes <= limit {
+            Ok(())
+        } else {
+            Err(format!(
+                "the server's free disk space cannot be seen ({why}), and the database ({}) is larger than {named} ({}); set `snapshot.clone_limit` to the largest database its disk can hold twice, or `snapshot.local_clone: always`",
                 crate::progress::format_bytes(database_bytes),
                 crate::progress::format_bytes(limit)
-            )),
-            None => Err(
-                "the server's free disk space cannot be seen from here; set `snapshot.clone_limit` to the largest database its disk can hold twice, or `snapshot.local_clone: always`"
-                    .into(),
-            ),
+            ))
         });
     };
     let Some(free) = free_bytes(&dir) else {

@@ -36,6 +36,9 @@ pub enum SnapshotError {
     /// No suitable `pg_dump` / `pg_restore`.
     #[error(transparent)]
     Tool(#[from] ToolError),
+    /// The server is older than snapguard supports.
+    #[error(transparent)]
+    Unsupported(#[from] db::Unsupported),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -130,6 +133,7 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
     ) -> Result<Self, SnapshotError> {
         let client = db::connect(db).await?;
         let server = db::server_version(&client).await?;
+        server.check_supported()?;
         let pg_dump = pgtools::find(Program::PgDump, server.major(), bin_dir)?;
         let pg_restore = pgtools::find(Program::PgRestore, pg_dump.major, bin_dir)?;
         tracing::debug!(server = %server, pg_dump = %pg_dump.path.display(), "preflight: tools chosen");
