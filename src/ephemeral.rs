@@ -54,6 +54,9 @@ pub struct EphemeralOptions {
     /// The directory holding the client programs (`psql`, `pg_dump`) that
     /// go with this server; the server's own directory when `None`.
     pub client_dir: Option<PathBuf>,
+    /// Where the server's directory is made; the temporary directory when
+    /// `None` (a file system of its own, such as a copy-on-write one).
+    pub parent_dir: Option<PathBuf>,
 }
 
 /// A running throwaway server.
@@ -88,7 +91,11 @@ impl EphemeralServer {
             Some(user) => Some(user_ids(user).ok_or(EphemeralError::NoPostgresUser)?),
             None => None,
         };
-        let dir = std::env::temp_dir().join(format!(
+        let parent = options
+            .parent_dir
+            .clone()
+            .unwrap_or_else(std::env::temp_dir);
+        let dir = parent.join(format!(
             "snapguard-pg-{}-{}",
             std::process::id(),
             crate::random::hex4()

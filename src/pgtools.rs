@@ -47,6 +47,17 @@ pub struct Tool {
     pub version: String,
 }
 
+impl std::fmt::Display for Tool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = self
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("program");
+        write!(f, "{name} {} (`{}`)", self.version, self.path.display())
+    }
+}
+
 /// A client program could not be chosen.
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {

@@ -66,6 +66,7 @@ fn deploy_report(failed: bool) -> Report {
         clone: Some("shop__sg_20261130t120000z_3fa9".into()),
         seconds: 3.1,
         clone_seconds: Some(0.3),
+        clone_method: Some("copy"),
         offsite: "before-migrate",
         committed: true,
     });
@@ -288,6 +289,10 @@ fn found(nothing: bool) -> Found {
         external_command: None,
         external_pending: None,
         local_clone: Err("`snapshot.local_clone: never`".into()),
+        tools: vec![
+            "pg_dump 15.8 (`/usr/lib/postgresql/15/bin/pg_dump`)".into(),
+            "pg_restore 15.8 (`/usr/lib/postgresql/15/bin/pg_restore`)".into(),
+        ],
         release: Some("v42".into()),
         previous_release: Some("v41".into()),
         nothing_to_deploy: nothing,

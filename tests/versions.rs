@@ -10,8 +10,11 @@
 
 mod common;
 
+use std::process::Command;
+
 use common::app::*;
 use common::*;
+use snapguard::ephemeral::{EphemeralOptions, EphemeralServer};
 
 /// Every database name is unique per major and client, so two matrix runs
 /// against one server could not meet (each run has its own server anyway).
@@ -344,4 +347,102 @@ fn a_managed_role_missing_a_grant_is_refused_at_preflight_with_it() {
     assert_eq!(fingerprint(&app.db), before, "nothing changed");
     assert!(app.can_login(), "the fence never went up");
     assert_eq!(app.file("maintenance.log"), "", "maintenance never went on");
+}
+
+/// `snapguard plan --json` in `ws`.
+fn plan_json(ws: &Workspace) -> serde_json::Value {
+    let run = ws.run(&["plan", "--json"]);
+    run.expect_code(0);
+    serde_json::from_str(&run.stdout()).unwrap()
+}
+
+/// The local clone's files are cloned, not copied, on PostgreSQL 18 over a
+/// file system that shares blocks (XFS with reflink, loop-mounted here),
+/// and copied everywhere else, and `plan` and the report say which.
+#[test]
+fn the_clone_shares_blocks_on_18_over_a_reflink_file_system() {
+    let db = create_db(&name("clone_method"));
+    psql(
+        &db,
+        "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g",
+    );
+    let ws = Workspace::new(&format!(
+        "database:\n  url: {}\nstore:\n  url: file://./backups\nmigrations:\n  dir: migrations\nsnapshot:\n  local_clone: always\n",
+        pg().url(&db)
+    ));
+    std::fs::create_dir_all(ws.path().join("migrations")).unwrap();
+    ws.migrations(&[("1_t.sql", "ALTER TABLE t ADD COLUMN note text;\n")]);
+    let plan = plan_json(&ws);
+    let detail = plan["clone_method_detail"].as_str().unwrap().to_owned();
+    if pg_major() < 18 {
+        assert_eq!(plan["clone_method"], "copy", "{plan:#}");
+        assert!(detail.contains("cloning came in 18"), "{detail}");
+        return;
+    }
+    // The shared server's directory is on the temporary directory's file
+    // system (ext4 on these machines: no shared blocks).
+    let tmp_fs = run_ok(
+        Command::new("stat")
+            .args(["-f", "-c", "%T"])
+            .arg(std::env::temp_dir()),
+    );
+    if !matches!(tmp_fs.trim(), "xfs" | "btrfs" | "zfs") {
+        assert_eq!(plan["clone_method"], "copy", "{plan:#}");
+        assert!(detail.contains("does not share blocks"), "{detail}");
+    }
+
+    // A server whose data directory is on XFS with reflink.
+    let mount = ReflinkMount::new("2G");
+    let server = EphemeralServer::start(&EphemeralOptions {
+        parent_dir: Some(mount.dir.clone()),
+        ..server_options()
+    })
+    .expect("start PostgreSQL on XFS");
+    let sql = |db: &str, sql: &str| server.psql(db, &["-c", sql]).expect("psql");
+    sql("postgres", "CREATE DATABASE on_xfs");
+    sql(
+        "on_xfs",
+        "CREATE TABLE t AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 100000) g",
+    );
+    let ws = Workspace::new(&format!(
+        "database:\n  url: {}\nstore:\n  url: file://./backups\nmigrations:\n  dir: migrations\n",
+        server.url("on_xfs")
+    ));
+    std::fs::create_dir_all(ws.path().join("migrations")).unwrap();
+    ws.migrations(&[("1_t.sql", "ALTER TABLE t ADD COLUMN note text;\n")]);
+    let plan = plan_json(&ws);
+    assert_eq!(plan["local_clone"], "yes", "{plan:#}");
+    assert_eq!(plan["clone_method"], "clone", "{plan:#}");
+    assert!(
+        plan["clone_method_detail"]
+            .as_str()
+            .unwrap()
+            .contains("XFS with reflink"),
+        "{plan:#}"
+    );
+    let run = ws.run(&["deploy", "--release", "v1", "--report", "report.json"]);
+    run.expect_code(0);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["snapshot"]["clone_method"], "clone", "{report:#}");
+
+    // A failure afterwards is rolled back by swapping the cloned copy in.
+    let before = sql("on_xfs", "SELECT count(*), sum(g) FROM t");
+    ws.migrations(&[("2_broken.sql", "SELECT 1 / 0;\n")]);
+    let run = ws.run(&["deploy", "--release", "v2", "--report", "report.json"]);
+    run.expect_code(4);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.path().join("report.json")).unwrap())
+            .unwrap();
+    assert!(
+        report["rollback"]["database"]
+            .as_str()
+            .unwrap()
+            .starts_with("clone"),
+        "{report:#}"
+    );
+    assert_eq!(sql("on_xfs", "SELECT count(*), sum(g) FROM t"), before);
+    drop(server);
+    drop(mount);
 }

@@ -22,8 +22,9 @@ use crate::migrate::external;
 use crate::migrate::migrator::{Migrator, PendingMigration};
 use crate::release::Ledger;
 use crate::report::Report;
+use crate::snapshot::SnapshotId;
+use crate::snapshot::clone::{self, CloneMethod};
 use crate::snapshot::take::{SnapshotError, Snapshotter};
-use crate::snapshot::{SnapshotId, clone};
 use crate::store::Store;
 
 /// Who runs the preflight, which decides how it treats the deploy lock.
@@ -60,7 +61,9 @@ pub struct Found {
     /// migrator has anything to apply; `None` without one.
     pub external_pending: Option<bool>,
     /// Whether a local clone would be made (`Err`: why not).
-    pub local_clone: Result<(), String>,
+    pub local_clone: Result<CloneMethod, String>,
+    /// The client programs chosen, with versions and paths.
+    pub tools: Vec<String>,
     /// The release this deploy would ship.
     pub release: Option<String>,
     /// The release the ledger records as current.
@@ -102,7 +105,7 @@ pub(super) struct Prepared<'a> {
     pub(super) before: Option<BeforeState>,
     /// Preflight's decision on the local clone (`Err`: why not), which the
     /// snapshot step follows: the restore room was checked against it.
-    pub(super) local_clone: Result<(), String>,
+    pub(super) local_clone: Result<CloneMethod, String>,
 }
 
 impl<'a> Deployer<'a> {
@@ -249,6 +252,7 @@ impl<'a> Deployer<'a> {
             external_command: external,
             external_pending,
             local_clone,
+            tools: snapshotter.tools(),
             release,
             previous_release: report.previous_release.clone(),
         };
@@ -372,7 +376,7 @@ impl<'a> Deployer<'a> {
 
     async fn check_restore_room(
         &self,
-        local_clone: &Result<(), String>,
+        local_clone: &Result<CloneMethod, String>,
         database_bytes: u64,
     ) -> Result<(), BoxError> {
         if local_clone.is_ok() || !self.rollback_replaces_database() {

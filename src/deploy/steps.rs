@@ -23,6 +23,7 @@ use crate::migrate::apply::TransactionMode;
 use crate::migrate::migrator::{Migrator, RunOptions};
 use crate::release;
 use crate::report::{Report, SnapshotSummary};
+use crate::snapshot::clone::CloneMethod;
 use crate::snapshot::take::SnapshotError;
 use crate::snapshot::{SnapshotId, clone, guard};
 use crate::store::ObjectStore;
@@ -126,12 +127,19 @@ impl Deployer<'_> {
                 .unwrap_or_default(),
         )
         .map_err(|e| e.to_string());
-        let clone = p.local_clone.clone().and(clone_name);
+        let clone = p
+            .local_clone
+            .clone()
+            .and_then(|method| Ok((clone_name?, method)));
         let detail = match clone {
-            Ok(name) if self.config.snapshot.offsite != Offsite::BeforeMigrate => {
-                self.clone_first(p, report, cancel, upload, &name).await
+            Ok((name, method)) if self.config.snapshot.offsite != Offsite::BeforeMigrate => {
+                self.clone_first(p, report, cancel, upload, &name, &method)
+                    .await
             }
-            Ok(name) => self.dump_first(p, report, cancel, Some(&name)).await,
+            Ok((name, method)) => {
+                self.dump_first(p, report, cancel, Some((&name, &method)))
+                    .await
+            }
             Err(why) => {
                 tracing::info!(reason = %why, "no local clone; a rollback will restore from the store");
                 self.dump_first(p, report, cancel, None)
@@ -167,7 +175,7 @@ impl Deployer<'_> {
         p: &mut Prepared<'_>,
         report: &mut Report,
         cancel: &Cancel,
-        clone: Option<&str>,
+        clone: Option<(&str, &CloneMethod)>,
     ) -> Result<String, StepFailure> {
         let started = Instant::now();
         let request = p.journal.snapshot_request();
@@ -186,6 +194,7 @@ impl Deployer<'_> {
             clone: None,
             seconds,
             clone_seconds: None,
+            clone_method: None,
             offsite: Offsite::BeforeMigrate.as_str(),
             committed: true,
         });
@@ -194,18 +203,19 @@ impl Deployer<'_> {
             manifest.id,
             crate::progress::format_bytes(manifest.size_bytes)
         );
-        let Some(name) = clone else {
+        let Some((name, method)) = clone else {
             return Ok(taken);
         };
         let clone_detail = match self
-            .make_clone(p, name, &manifest.database_properties)
+            .make_clone(p, name, &manifest.database_properties, method)
             .await?
         {
             Ok(secs) => {
                 let summary = report.snapshot.as_mut().expect("set above");
                 summary.clone = Some(name.to_owned());
                 summary.clone_seconds = Some(secs);
-                format!(", clone `{name}` in {secs:.1}s")
+                summary.clone_method = Some(method.as_str());
+                format!(", clone `{name}` in {secs:.2}s by {method}")
             }
             Err(why) => format!(", no clone ({why})"),
         };
@@ -223,13 +233,14 @@ impl Deployer<'_> {
         cancel: &Cancel,
         upload: &mut Upload<'_>,
         name: &str,
+        method: &CloneMethod,
     ) -> Result<String, StepFailure> {
         let frozen = p
             .snapshotter
             .freeze()
             .await
             .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
-        let secs = match self.make_clone(p, name, &frozen.properties).await? {
+        let secs = match self.make_clone(p, name, &frozen.properties, method).await? {
             Ok(secs) => secs,
             Err(why) => {
                 let taken = self.dump_first(p, report, cancel, None).await?;
@@ -247,9 +258,10 @@ impl Deployer<'_> {
             if let Some(summary) = report.snapshot.as_mut() {
                 summary.clone = Some(name.to_owned());
                 summary.clone_seconds = Some(secs);
+                summary.clone_method = Some(method.as_str());
             }
             return Ok(format!(
-                "{taken}, clone `{name}` in {secs:.1}s, not reachable for its dump ({}): taken before the migrations",
+                "{taken}, clone `{name}` in {secs:.2}s, not reachable for its dump ({}): taken before the migrations",
                 chain(&e)
             ));
         }
@@ -278,6 +290,7 @@ impl Deployer<'_> {
             clone: Some(name.to_owned()),
             seconds: 0.0,
             clone_seconds: Some(secs),
+            clone_method: Some(method.as_str()),
             offsite: policy.as_str(),
             committed: false,
         });
@@ -286,7 +299,7 @@ impl Deployer<'_> {
         *self.dumped.borrow_mut() = Some(upload.counter());
         tracing::info!(snapshot = %id, clone = name, offsite = policy.as_str(), "the store snapshot streams from the clone while the deploy goes on");
         Ok(format!(
-            "clone `{name}` in {secs:.1}s; snapshot {id} streams from it to the store (offsite: {})",
+            "clone `{name}` in {secs:.2}s by {method}; snapshot {id} streams from it to the store (offsite: {})",
             policy.as_str()
         ))
     }
@@ -299,6 +312,7 @@ impl Deployer<'_> {
         p: &mut Prepared<'_>,
         name: &str,
         properties: &crate::db::DatabaseProperties,
+        method: &CloneMethod,
     ) -> Result<Result<f64, String>, StepFailure> {
         let started = Instant::now();
         p.journal.snapshot.as_mut().expect("set by the step").clone = Some(name.to_owned());
@@ -306,7 +320,7 @@ impl Deployer<'_> {
             .save(self.store)
             .await
             .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
-        match clone::create(&p.admin, self.db.dbname(), name, properties).await {
+        match clone::create(&p.admin, self.db.dbname(), name, properties, method).await {
             Ok(()) => Ok(Ok(started.elapsed().as_secs_f64())),
             Err(e) => {
                 p.journal.snapshot.as_mut().expect("set").clone = None;

@@ -106,6 +106,9 @@ pub struct SnapshotSummary {
     pub seconds: f64,
     /// Seconds the local clone took, when one was made.
     pub clone_seconds: Option<f64>,
+    /// How its files were made (`copy`, or `clone` where the file system
+    /// shares blocks), when one was made.
+    pub clone_method: Option<&'static str>,
     /// `snapshot.offsite` as the deploy ran it: `before-migrate` (dumped
     /// before the migrations), else dumped from the clone meanwhile.
     pub offsite: &'static str,

@@ -21,6 +21,9 @@ pub fn json(found: &Found, config: &Config, store: &Store, database: &str) -> se
         "checks": { "before": config.checks.before.len(), "after": config.checks.after.len(), "compare": config.checks.compare.len() },
         "maintenance": config.maintenance.iter().map(|s| s.describe()).collect::<Vec<_>>(),
         "local_clone": local_clone(found),
+        "clone_method": found.local_clone.as_ref().ok().map(|m| m.as_str()),
+        "clone_method_detail": found.local_clone.as_ref().ok().map(ToString::to_string),
+        "tools": found.tools,
         "offsite": offsite(found, config).as_str(),
         "release": found.release,
         "release_command": config.release.command,
@@ -41,6 +44,7 @@ pub fn text(found: &Found, config: &Config, store: &Store, database: &str) -> St
         found.server_version,
         format_bytes(found.database_bytes)
     ));
+    line(format!("  client programs: {}", found.tools.join(", ")));
     if found.nothing_to_deploy {
         line(format!("  {}", found.nothing_reason()));
         return out;
@@ -56,7 +60,12 @@ pub fn text(found: &Found, config: &Config, store: &Store, database: &str) -> St
             local_clone(found)
         ),
         policy => format!(
-            "  2. local clone; the snapshot to {} is dumped from it beside steps 3–6 (offsite: {})",
+            "  2. local clone by {}; the snapshot to {} is dumped from it beside steps 3–6 (offsite: {})",
+            found
+                .local_clone
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             store.uri("snapshots/"),
             policy.as_str()
         ),
@@ -134,14 +143,14 @@ pub fn text(found: &Found, config: &Config, store: &Store, database: &str) -> St
 /// snapshot is taken before the migrations whatever the setting.
 fn offsite(found: &Found, config: &Config) -> Offsite {
     match found.local_clone {
-        Ok(()) => config.snapshot.offsite,
+        Ok(_) => config.snapshot.offsite,
         Err(_) => Offsite::BeforeMigrate,
     }
 }
 
 fn local_clone(found: &Found) -> String {
     match &found.local_clone {
-        Ok(()) => "yes".to_owned(),
+        Ok(_) => "yes".to_owned(),
         Err(why) => format!("no: {why}"),
     }
 }

@@ -31,24 +31,13 @@ pub async fn decide(
     database_bytes: u64,
     mode: LocalClone,
     unseen_limit: Option<u64>,
-) -> Result<Result<(), String>, DbError> {
+) -> Result<Result<CloneMethod, String>, DbError> {
     match mode {
         LocalClone::Never => return Ok(Err("`snapshot.local_clone: never`".into())),
-        LocalClone::Always => return Ok(Ok(())),
+        LocalClone::Always => return Ok(Ok(method(admin, role).await)),
         LocalClone::Auto => {}
     }
-    // The data directory is visible to superusers and pg_read_all_settings;
-    // its free space only when the server runs on this machine.
-    let dir: Option<String> = if role.superuser || role.read_all_settings {
-        admin
-            .query_one("SELECT current_setting('data_directory')", &[])
-            .await
-            .ok()
-            .map(|r| r.get(0))
-    } else {
-        None
-    };
-    let Some(dir) = dir.filter(|d| std::path::Path::new(d).is_dir()) else {
+    let Some(dir) = data_directory(admin, role).await else {
         let why = if role.superuser || role.read_all_settings {
             "the server's data directory is not on this machine".to_owned()
         } else {
@@ -63,7 +52,7 @@ pub async fn decide(
             None => (DEFAULT_UNSEEN_LIMIT, "`snapshot.clone_limit`'s default"),
         };
         return Ok(if database_bytes <= limit {
-            Ok(())
+            Ok(method(admin, role).await)
         } else {
             Err(format!(
                 "the server's free disk space cannot be seen ({why}), and the database ({}) is larger than {named} ({}); set `snapshot.clone_limit` to the largest database its disk can hold twice, or `snapshot.local_clone: always`",
@@ -84,7 +73,132 @@ pub async fn decide(
             crate::progress::format_bytes(needed)
         )));
     }
-    Ok(Ok(()))
+    Ok(Ok(method(admin, role).await))
+}
+
+/// The server's data directory, when the role may see it (superusers and
+/// `pg_read_all_settings`) and it is on this machine.
+async fn data_directory(admin: &Client, role: &Capabilities) -> Option<String> {
+    if !(role.superuser || role.read_all_settings) {
+        return None;
+    }
+    let dir: String = admin
+        .query_one("SELECT current_setting('data_directory')", &[])
+        .await
+        .ok()?
+        .get(0);
+    std::path::Path::new(&dir).is_dir().then_some(dir)
+}
+
+/// How the clone's files are made: copied, or cloned by the file system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloneMethod {
+    /// Each file copied (`file_copy_method = copy`, the only way before
+    /// 18): the clone takes time in proportion to the database.
+    Copy {
+        /// Why not cloned, for `plan` and the report.
+        why: String,
+    },
+    /// `file_copy_method = clone` (PostgreSQL 18): the file system shares
+    /// the blocks, so the clone takes the same time whatever the size.
+    Clone {
+        /// The data directory's file system.
+        file_system: String,
+    },
+}
+
+impl CloneMethod {
+    /// `copy` or `clone`, as `file_copy_method` spells it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CloneMethod::Copy { .. } => "copy",
+            CloneMethod::Clone { .. } => "clone",
+        }
+    }
+}
+
+impl std::fmt::Display for CloneMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloneMethod::Copy { why } => write!(f, "file copy ({why})"),
+            CloneMethod::Clone { file_system } => write!(
+                f,
+                "file clone (`file_copy_method = clone`; {file_system} shares blocks)"
+            ),
+        }
+    }
+}
+
+/// Chooses how the clone's files are made. `file_copy_method = clone`
+/// (PostgreSQL 18, settable by any role) makes `CREATE DATABASE … STRATEGY
+/// FILE_COPY` ask the kernel to clone each file (`copy_file_range` on
+/// Linux): on a file system that shares blocks (XFS with reflink, btrfs,
+/// ZFS 2.2+) that is O(1) per file. Chosen only where the data directory's
+/// file system can be seen and shares blocks; elsewhere the server's own
+/// setting stands. <https://www.postgresql.org/docs/18/runtime-config-resource.html#GUC-FILE-COPY-METHOD>
+pub async fn method(admin: &Client, role: &Capabilities) -> CloneMethod {
+    if role.major < 18 {
+        return CloneMethod::Copy {
+            why: format!("PostgreSQL {} copies files; cloning came in 18", role.major),
+        };
+    }
+    let Some(dir) = data_directory(admin, role).await else {
+        return CloneMethod::Copy {
+            why: "the data directory's file system cannot be seen from here".into(),
+        };
+    };
+    match shares_blocks(&dir) {
+        Ok(file_system) => CloneMethod::Clone { file_system },
+        Err(why) => CloneMethod::Copy { why },
+    }
+}
+
+/// Whether the file system holding `dir` shares blocks between files:
+/// `Ok(its name)`, or `Err(why not)`.
+fn shares_blocks(dir: &str) -> Result<String, String> {
+    let kind = std::process::Command::new("stat")
+        .args(["-f", "-c", "%T", dir])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .ok_or_else(|| format!("the file system of `{dir}` could not be read"))?;
+    match kind.as_str() {
+        "btrfs" | "zfs" => Ok(kind),
+        // XFS shares blocks when made with reflink (mkfs.xfs's default
+        // since 2019); `xfs_info` says which. Where it cannot tell, clone:
+        // without reflink the kernel copies the file instead, no slower
+        // than PostgreSQL's own copy.
+        "xfs" => match xfs_reflink(dir) {
+            Some(false) => Err(format!("`{dir}` is on XFS made without reflink")),
+            Some(true) => Ok("XFS with reflink".into()),
+            None => Ok("XFS (reflink not confirmed)".into()),
+        },
+        other => Err(format!(
+            "`{dir}` is on {other}, which does not share blocks"
+        )),
+    }
+}
+
+/// `reflink=1` or `reflink=0` in `xfs_info`'s answer for the file system
+/// holding `dir` (it takes the mount point, which `stat` names).
+fn xfs_reflink(dir: &str) -> Option<bool> {
+    let mount = std::process::Command::new("stat")
+        .args(["-c", "%m", dir])
+        .output()
+        .ok()?;
+    let mount = String::from_utf8_lossy(&mount.stdout).trim().to_owned();
+    let out = std::process::Command::new("xfs_info")
+        .arg(&mount)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let at = text.find("reflink=")?;
+    match text[at + "reflink=".len()..].chars().next()? {
+        '1' => Some(true),
+        '0' => Some(false),
+        _ => None,
+    }
 }
 
 /// Free bytes on the file system holding `dir` (`df -Pk`).
@@ -107,6 +221,7 @@ pub async fn create(
     database: &str,
     clone: &str,
     props: &DatabaseProperties,
+    method: &CloneMethod,
 ) -> Result<(), DbError> {
     // FILE_COPY copies the files after a checkpoint instead of writing the
     // whole database to the WAL (the PostgreSQL 15 default): much faster
@@ -116,8 +231,17 @@ pub async fn create(
     } else {
         ""
     };
+    let cloned = matches!(method, CloneMethod::Clone { .. });
+    if cloned {
+        // For this session only; CREATE DATABASE cannot run inside a
+        // transaction, so no SET LOCAL.
+        admin
+            .batch_execute("SET file_copy_method = clone")
+            .await
+            .map_err(DbError::query("setting `file_copy_method = clone`"))?;
+    }
     let started = std::time::Instant::now();
-    admin
+    let created = admin
         .batch_execute(&format!(
             "CREATE DATABASE {} TEMPLATE {}{strategy}",
             quote_ident(clone),
@@ -126,7 +250,11 @@ pub async fn create(
         .await
         .map_err(DbError::query(format!(
             "cloning `{database}` into `{clone}`"
-        )))?;
+        )));
+    if cloned {
+        let _ = admin.batch_execute("RESET file_copy_method").await;
+    }
+    created?;
     if let Err(e) = admin::apply_properties(admin, clone, props, false)
         .await
         .and(admin::set_allow_connections(admin, clone, false).await)
@@ -136,7 +264,8 @@ pub async fn create(
     }
     tracing::info!(
         clone,
-        seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+        seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+        method = method.as_str(),
         "local clone made"
     );
     Ok(())

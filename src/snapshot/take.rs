@@ -136,7 +136,12 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
         server.check_supported()?;
         let pg_dump = pgtools::find(Program::PgDump, server.major(), bin_dir)?;
         let pg_restore = pgtools::find(Program::PgRestore, pg_dump.major, bin_dir)?;
-        tracing::debug!(server = %server, pg_dump = %pg_dump.path.display(), "preflight: tools chosen");
+        tracing::info!(
+            server = %server,
+            pg_dump = %pg_dump,
+            pg_restore = %pg_restore,
+            "client programs chosen"
+        );
         store.check_writable().await?;
         Ok(Snapshotter {
             store,
@@ -151,6 +156,12 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
     /// The server's version, as read when prepared.
     pub fn server(&self) -> ServerVersion {
         self.server
+    }
+
+    /// The chosen `pg_dump` and `pg_restore`, each with its version and
+    /// path, for `plan` and the report.
+    pub fn tools(&self) -> Vec<String> {
+        vec![self.pg_dump.to_string(), self.pg_restore.to_string()]
     }
 
     /// Takes the snapshot of the database as it is now. On any failure

@@ -71,6 +71,52 @@ pub fn server_options() -> EphemeralOptions {
         major: Some(pg_major()),
         bin_dir: Some(server),
         client_dir: Some(client),
+        parent_dir: None,
+    }
+}
+
+/// An XFS file system with reflink (blocks shared between files), made in a
+/// file and loop-mounted; unmounted and removed when dropped. Needs root,
+/// `mkfs.xfs` and a loop device (`scripts/install-test-deps`).
+pub struct ReflinkMount {
+    pub dir: PathBuf,
+    image: PathBuf,
+}
+
+impl ReflinkMount {
+    pub fn new(size: &str) -> ReflinkMount {
+        let base = std::env::temp_dir().join(format!(
+            "snapguard-xfs-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let (image, dir) = (base.with_extension("img"), base.join("mnt"));
+        std::fs::create_dir_all(&dir).unwrap();
+        run_ok(Command::new("truncate").args(["-s", size]).arg(&image));
+        run_ok(
+            Command::new("mkfs.xfs")
+                .args(["-q", "-m", "reflink=1"])
+                .arg(&image),
+        );
+        run_ok(
+            Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&image)
+                .arg(&dir),
+        );
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        ReflinkMount { dir, image }
+    }
+}
+
+impl Drop for ReflinkMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        let _ = std::fs::remove_file(&self.image);
+        let _ = std::fs::remove_dir_all(self.dir.parent().unwrap());
     }
 }
 
