@@ -229,6 +229,61 @@ pub fn sets_transaction_timeout(client_major: u32, server_major: u32) -> bool {
     client_major >= 17 && server_major < 17
 }
 
+/// Whether `psql` of `version` knows `\restrict` and `\unrestrict`, which
+/// plain dumps carry from pg_dump 18.0, 17.6, 16.10, 15.14, 14.19 and 13.22
+/// on (CVE-2025-8714); an older `psql` stops at them ("invalid command").
+pub fn psql_knows_restrict(version: &str) -> bool {
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    match major {
+        18.. => true,
+        17 => minor >= 6,
+        16 => minor >= 10,
+        15 => minor >= 14,
+        14 => minor >= 19,
+        13 => minor >= 22,
+        _ => false,
+    }
+}
+
+/// What a plain SQL dump must lose to load through this `psql` into this
+/// server, each line blanked rather than removed so that psql's errors
+/// still name the dump's own line numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlainAdapter {
+    /// Blank the header's `SET transaction_timeout = 0;` (pg_dump 17 and
+    /// later; a server before 17 rejects it).
+    pub drop_transaction_timeout: bool,
+    /// Blank `\restrict` / `\unrestrict` (a `psql` that predates them).
+    pub drop_restrict: bool,
+}
+
+impl PlainAdapter {
+    /// The header: pg_dump writes its `SET`s and `\restrict` first.
+    const HEADER_LINES: usize = 64;
+
+    /// For loading into a server of `server_major` with `psql` `psql_version`.
+    pub fn new(server_major: u32, psql_version: &str) -> Self {
+        PlainAdapter {
+            drop_transaction_timeout: server_major < 17,
+            drop_restrict: !psql_knows_restrict(psql_version),
+        }
+    }
+
+    /// Whether line `number` (from 1) is kept. `\unrestrict` ends the dump
+    /// and no COPY data line can start with one backslash and a letter
+    /// (COPY doubles backslashes), so it is recognised anywhere.
+    pub fn keeps(&self, number: usize, line: &str) -> bool {
+        let header = number <= Self::HEADER_LINES;
+        let restrict =
+            (header && line.starts_with("\\restrict ")) || line.starts_with("\\unrestrict ");
+        let timeout = header && line.trim_end() == "SET transaction_timeout = 0;";
+        !(self.drop_restrict && restrict || self.drop_transaction_timeout && timeout)
+    }
+}
+
 /// Runs `program --version` and returns the version number it prints.
 fn version_of(path: &Path) -> Option<String> {
     let out = std::process::Command::new(path)
@@ -300,6 +355,24 @@ mod tests {
         assert!(sets_transaction_timeout(18, 16));
         assert!(!sets_transaction_timeout(18, 17));
         assert!(!sets_transaction_timeout(16, 13));
+    }
+
+    #[test]
+    fn plain_dumps_lose_only_what_the_server_or_psql_cannot_take() {
+        assert!(psql_knows_restrict("15.18"));
+        assert!(!psql_knows_restrict("15.13"));
+        assert!(psql_knows_restrict("13.22"));
+        assert!(!psql_knows_restrict("12.22"));
+        let old = PlainAdapter::new(15, "15.13");
+        assert!(!old.keeps(5, "\\restrict abc"));
+        assert!(!old.keeps(13, "SET transaction_timeout = 0;"));
+        assert!(!old.keeps(90_000, "\\unrestrict abc"));
+        assert!(old.keeps(13, "SET lock_timeout = 0;"));
+        // Past the header, the same text is data and stays.
+        assert!(old.keeps(500, "SET transaction_timeout = 0;"));
+        let new = PlainAdapter::new(17, "18.6");
+        assert!(new.keeps(5, "\\restrict abc"));
+        assert!(new.keeps(13, "SET transaction_timeout = 0;"));
     }
 
     #[test]

@@ -446,3 +446,34 @@ fn the_clone_shares_blocks_on_18_over_a_reflink_file_system() {
     drop(server);
     drop(mount);
 }
+
+/// A plain SQL dump made by the current pg_dump (18: `\restrict` lines, and
+/// `SET transaction_timeout`, which servers before 17 reject) loads in
+/// `rehearse --dump` on every major.
+#[test]
+fn a_plain_dump_from_the_current_pg_dump_loads_in_rehearse() {
+    let db = seeded_db(&name("plain"));
+    let ws = Workspace::for_db(&db, "");
+    ws.migrations(&[("1_x.sql", "CREATE TABLE x (id int);\n")]);
+    let dump = ws.path().join("plain.sql");
+    run_ok(
+        Command::new(pg18_bin().join("pg_dump"))
+            .arg("-f")
+            .arg(&dump)
+            .args(["-d", &pg().url(&db)]),
+    );
+    let text = std::fs::read_to_string(&dump).unwrap();
+    assert!(text.contains("\n\\restrict ") && text.contains("SET transaction_timeout = 0;"));
+    let target = format!("{db}_copy");
+    let run = rehearse(
+        &ws,
+        &[
+            "--dump",
+            dump.to_str().unwrap(),
+            "--target-url",
+            &pg().url(&target),
+        ],
+    );
+    run.expect_code(0);
+    assert!(!db_exists(&target), "the copy is dropped afterwards");
+}

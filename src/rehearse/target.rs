@@ -210,9 +210,11 @@ impl Scratch {
             }
             Format::Plain(compression) => {
                 let psql = pgtools::find_newest(Program::Psql, bin_dir)?;
+                let server_major = pgtools::parse_major(&self.version).unwrap_or(0);
+                let adapter = pgtools::PlainAdapter::new(server_major, &psql.version);
                 let (path, info) = (local.path.clone(), self.info.clone());
                 tokio::task::spawn_blocking(move || {
-                    psql_file(&psql.path, &info, &path, compression)
+                    psql_file(&psql.path, &info, &path, compression, adapter)
                 })
                 .await
                 .expect("the loading thread does not panic")?;
@@ -257,13 +259,39 @@ impl Scratch {
     }
 }
 
+/// Copies the dump line by line (bytes, not text: a dump need not be
+/// UTF-8), blanking the lines `adapter` drops.
+fn copy_adapted(
+    mut reader: impl std::io::BufRead,
+    out: &mut impl Write,
+    adapter: pgtools::PlainAdapter,
+) -> std::io::Result<()> {
+    let mut line = Vec::with_capacity(8192);
+    let mut number = 0;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        number += 1;
+        let text = String::from_utf8_lossy(&line);
+        if adapter.keeps(number, &text) {
+            out.write_all(&line)?;
+        } else {
+            out.write_all(b"\n")?;
+        }
+    }
+}
+
 /// `psql` reading the decompressed dump on stdin, stopping at the first
-/// error (which it reports as `psql:<stdin>:LINE: ERROR: …`).
+/// error (which it reports as `psql:<stdin>:LINE: ERROR: …`), with the
+/// lines `adapter` drops blanked.
 fn psql_file(
     psql: &Path,
     info: &ConnInfo,
     path: &Path,
     compression: crate::codec::Compression,
+    adapter: pgtools::PlainAdapter,
 ) -> Result<(), TargetError> {
     let args = [
         "-X",
@@ -290,10 +318,12 @@ fn psql_file(
                 source,
             })
         })?;
-    let mut reader = source::open_decoded(path, compression)?;
-    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let reader =
+        std::io::BufReader::with_capacity(1 << 20, source::open_decoded(path, compression)?);
+    let mut stdin =
+        std::io::BufWriter::with_capacity(1 << 20, child.stdin.take().expect("stdin is piped"));
     // A write error means psql stopped early; its exit status says why.
-    let _ = std::io::copy(&mut reader, &mut stdin).and_then(|_| stdin.flush());
+    let _ = copy_adapted(reader, &mut stdin, adapter).and_then(|_| stdin.flush());
     drop(stdin);
     let out = child.wait_with_output().map_err(|source| {
         TargetError::Psql(ProcessError::Spawn {
