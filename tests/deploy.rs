@@ -424,8 +424,10 @@ fn the_fence_ends_a_writing_session_and_restores_the_role() {
     assert!(app.can_login(), "the role can log in again");
     app.assert_maintenance_off();
 
-    // A session that cannot be ended (the deploy role may not signal it)
-    // keeps the fence from clearing: the deploy stops before the snapshot.
+    // A deploy role that could not end the application's sessions (no
+    // `pg_signal_backend`), nor roll back (no `CREATEDB`, not the owner):
+    // refused at preflight with each missing grant, before maintenance or
+    // the fence, rather than a fence that never clears mid-deploy.
     psql(
         "postgres",
         "DROP ROLE IF EXISTS dep_fence_deployer; CREATE ROLE dep_fence_deployer LOGIN CREATEROLE PASSWORD 'd'",
@@ -434,21 +436,6 @@ fn the_fence_ends_a_writing_session_and_restores_the_role() {
         &app.db,
         "GRANT USAGE ON SCHEMA snapguard TO dep_fence_deployer; GRANT SELECT ON ALL TABLES IN SCHEMA snapguard TO dep_fence_deployer; GRANT INSERT, UPDATE ON snapguard.deploys TO dep_fence_deployer",
     );
-    let holder = std::process::Command::new(pg().bin_dir().join("psql"))
-        .args(["-X", "-q", &url, "-c", "SELECT pg_sleep(30)"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until("the holder", Duration::from_secs(10), || {
-        psql(
-            "postgres",
-            &format!(
-                "SELECT count(*) FROM pg_stat_activity WHERE usename = '{}'",
-                app.role
-            ),
-        ) == "1"
-    });
     app.migration("2_more.sql", "ALTER TABLE items ADD COLUMN more int;\n");
     let before = fingerprint(&app.db);
     let config = app
@@ -459,23 +446,30 @@ fn the_fence_ends_a_writing_session_and_restores_the_role() {
         )
         .replace("wait: 5s", "wait: 1s");
     std::fs::write(app.ws.path().join("snapguard.yml"), config).unwrap();
+    let log_before = app.file("maintenance.log");
     let run = app.deploy("v2");
-    let mut holder = holder;
-    let _ = holder.kill();
-    run.expect_code(4);
+    run.expect_code(3);
     let err = run.stderr();
-    assert!(err.contains("the fence did not clear within 1s"), "{err}");
-    assert!(
-        err.contains("permission denied") || err.contains("must be"),
-        "{err}"
-    );
-    assert_eq!(app.report()["failure"]["step"], "maintenance on");
-    assert!(
-        app.report()["snapshot"].is_null(),
-        "stopped before the snapshot"
-    );
+    for grant in [
+        "`ALTER ROLE \"dep_fence_deployer\" CREATEDB`",
+        "`ALTER DATABASE \"dep_fence\" OWNER TO \"dep_fence_deployer\"`",
+    ] {
+        assert!(err.contains(grant), "{grant}: {err}");
+    }
     assert_eq!(fingerprint(&app.db), before);
     assert!(app.can_login());
+    assert_eq!(app.file("maintenance.log"), log_before, "maintenance never went on");
+
+    // With what the rollback needs, the fence's own grant is named.
+    psql(
+        "postgres",
+        "ALTER ROLE dep_fence_deployer CREATEDB; ALTER DATABASE dep_fence OWNER TO dep_fence_deployer",
+    );
+    let run = app.deploy("v2");
+    run.expect_code(3);
+    run.expect_stderr("`GRANT pg_signal_backend TO \"dep_fence_deployer\"`");
+    psql("postgres", "ALTER DATABASE dep_fence OWNER TO postgres");
+    assert_eq!(fingerprint(&app.db), before);
 }
 
 #[test]
