@@ -458,7 +458,11 @@ fn the_fence_ends_a_writing_session_and_restores_the_role() {
     }
     assert_eq!(fingerprint(&app.db), before);
     assert!(app.can_login());
-    assert_eq!(app.file("maintenance.log"), log_before, "maintenance never went on");
+    assert_eq!(
+        app.file("maintenance.log"),
+        log_before,
+        "maintenance never went on"
+    );
 
     // With what the rollback needs, the fence's own grant is named.
     psql(

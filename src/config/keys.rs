@@ -71,6 +71,7 @@ pub(super) const KEYS: &[Key] = &[
     key("snapshot.restore_jobs", Count),
     key("snapshot.local_clone", OneOf(&["auto", "always", "never"])),
     key("snapshot.clone_limit", Size),
+    key("snapshot.clone_method", OneOf(&["auto", "clone", "copy"])),
     key(
         "snapshot.offsite",
         OneOf(&["before-migrate", "before-maintenance-off", "after"]),

@@ -226,8 +226,11 @@ pub struct SnapshotConfig {
     pub local_clone: LocalClone,
     /// `snapshot.clone_limit`: the largest database `local_clone: auto`
     /// clones on a server whose free disk space cannot be seen from here
-    /// (a managed server); `None`: never clone there.
+    /// (a managed server); `None`: `snapshot::clone::DEFAULT_UNSEEN_LIMIT`.
     pub clone_limit: Option<u64>,
+    /// `snapshot.clone_method`: how the local clone's files are made on
+    /// PostgreSQL 18 and later.
+    pub clone_method: CloneMethodSetting,
     /// `snapshot.offsite`: when maintenance may come off relative to the
     /// store snapshot's commit.
     pub offsite: Offsite,
@@ -246,6 +249,21 @@ pub enum LocalClone {
     Always,
     /// Never clone.
     Never,
+}
+
+/// `snapshot.clone_method`: `file_copy_method` for the local clone on
+/// PostgreSQL 18 and later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CloneMethodSetting {
+    /// `clone` where the data directory is seen to share blocks, else the
+    /// server's own `file_copy_method`.
+    Auto,
+    /// `clone` whatever snapguard can see (a server elsewhere whose file
+    /// system its operator knows shares blocks).
+    Clone,
+    /// The server's own `file_copy_method` (`copy` unless changed).
+    Copy,
 }
 
 /// `snapshot.offsite`: where the store snapshot sits in the deploy. With a
@@ -649,6 +667,16 @@ impl Resolver<'_> {
                 })?
                 .unwrap_or(LocalClone::Auto),
             clone_limit: self.parse("snapshot.clone_limit", parse_size)?,
+            clone_method: self
+                .parse("snapshot.clone_method", |v| match v {
+                    "auto" => Ok(CloneMethodSetting::Auto),
+                    "clone" => Ok(CloneMethodSetting::Clone),
+                    "copy" => Ok(CloneMethodSetting::Copy),
+                    other => Err(format!(
+                        "unknown value `{other}`; expected `auto`, `clone` or `copy`"
+                    )),
+                })?
+                .unwrap_or(CloneMethodSetting::Auto),
             offsite: self
                 .parse("snapshot.offsite", |v| match v {
                     "before-migrate" => Ok(Offsite::BeforeMigrate),

@@ -7,7 +7,7 @@
 
 use tokio_postgres::Client;
 
-use crate::config::LocalClone;
+use crate::config::{CloneMethodSetting, LocalClone, SnapshotConfig};
 use crate::db::privileges::Capabilities;
 use crate::db::{self, DatabaseProperties, DbError, admin, quote_ident};
 
@@ -29,12 +29,12 @@ pub async fn decide(
     admin: &Client,
     role: &Capabilities,
     database_bytes: u64,
-    mode: LocalClone,
-    unseen_limit: Option<u64>,
+    config: &SnapshotConfig,
 ) -> Result<Result<CloneMethod, String>, DbError> {
-    match mode {
+    let (unseen_limit, setting) = (config.clone_limit, config.clone_method);
+    match config.local_clone {
         LocalClone::Never => return Ok(Err("`snapshot.local_clone: never`".into())),
-        LocalClone::Always => return Ok(Ok(method(admin, role).await)),
+        LocalClone::Always => return Ok(Ok(method(admin, role, setting).await)),
         LocalClone::Auto => {}
     }
     let Some(dir) = data_directory(admin, role).await else {
@@ -52,7 +52,7 @@ pub async fn decide(
             None => (DEFAULT_UNSEEN_LIMIT, "`snapshot.clone_limit`'s default"),
         };
         return Ok(if database_bytes <= limit {
-            Ok(method(admin, role).await)
+            Ok(method(admin, role, setting).await)
         } else {
             Err(format!(
                 "the server's free disk space cannot be seen ({why}), and the database ({}) is larger than {named} ({}); set `snapshot.clone_limit` to the largest database its disk can hold twice, or `snapshot.local_clone: always`",
@@ -73,7 +73,7 @@ pub async fn decide(
             crate::progress::format_bytes(needed)
         )));
     }
-    Ok(Ok(method(admin, role).await))
+    Ok(Ok(method(admin, role, setting).await))
 }
 
 /// The server's data directory, when the role may see it (superusers and
@@ -135,12 +135,31 @@ impl std::fmt::Display for CloneMethod {
 /// Linux): on a file system that shares blocks (XFS with reflink, btrfs,
 /// ZFS 2.2+) that is O(1) per file. Chosen only where the data directory's
 /// file system can be seen and shares blocks; elsewhere the server's own
-/// setting stands. <https://www.postgresql.org/docs/18/runtime-config-resource.html#GUC-FILE-COPY-METHOD>
-pub async fn method(admin: &Client, role: &Capabilities) -> CloneMethod {
+/// setting stands. `snapshot.clone_method` overrides the choice.
+/// <https://www.postgresql.org/docs/18/runtime-config-resource.html#GUC-FILE-COPY-METHOD>
+pub async fn method(
+    admin: &Client,
+    role: &Capabilities,
+    setting: CloneMethodSetting,
+) -> CloneMethod {
     if role.major < 18 {
         return CloneMethod::Copy {
             why: format!("PostgreSQL {} copies files; cloning came in 18", role.major),
         };
+    }
+    match setting {
+        CloneMethodSetting::Auto => {}
+        CloneMethodSetting::Clone => {
+            return CloneMethod::Clone {
+                file_system: "`snapshot.clone_method: clone`: the data directory's file system"
+                    .into(),
+            };
+        }
+        CloneMethodSetting::Copy => {
+            return CloneMethod::Copy {
+                why: "`snapshot.clone_method: copy`".into(),
+            };
+        }
     }
     let Some(dir) = data_directory(admin, role).await else {
         return CloneMethod::Copy {

@@ -71,7 +71,9 @@ pub fn server_options() -> EphemeralOptions {
         major: Some(pg_major()),
         bin_dir: Some(server),
         client_dir: Some(client),
-        parent_dir: None,
+        // `scripts/bench clone` puts the server on a copy-on-write file
+        // system it mounted.
+        parent_dir: std::env::var_os("SNAPGUARD_TEST_PG_PARENT").map(PathBuf::from),
     }
 }
 
