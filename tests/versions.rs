@@ -329,8 +329,14 @@ fn a_managed_role_missing_a_grant_is_refused_at_preflight_with_it() {
         &format!("GRANT pg_signal_backend TO {deployer}"),
     );
 
+    // A snapshot needs only reads; a restore over the database, as the
+    // rollback, is refused before anything changes.
+    app.ws.run(&["snapshot"]).expect_code(0);
     psql("postgres", &format!("ALTER ROLE {deployer} NOCREATEDB"));
     let run = app.deploy("v1");
+    run.expect_code(3);
+    run.expect_stderr(&format!("`ALTER ROLE {quoted} CREATEDB`"));
+    let run = app.ws.run(&["restore", "latest", "--yes"]);
     run.expect_code(3);
     run.expect_stderr(&format!("`ALTER ROLE {quoted} CREATEDB`"));
     psql("postgres", &format!("ALTER ROLE {deployer} CREATEDB"));

@@ -13,6 +13,7 @@ use tokio_postgres::Client;
 
 use super::{CatalogError, Manifest, TransferError, download_verified, resolve, transfer};
 use crate::cancel::Cancel;
+use crate::db::privileges::Capabilities;
 use crate::db::swap::SwapError;
 use crate::db::{self, ConnInfo, DbError, Session, admin};
 use crate::pgtools::{self, Program, Tool, ToolError};
@@ -36,6 +37,17 @@ pub enum RestoreError {
     /// No suitable `pg_restore`.
     #[error(transparent)]
     Tool(#[from] ToolError),
+    /// The role may not create, hand over and rename the databases a
+    /// restore swaps.
+    #[error("role `{role}` cannot restore over `{database}`: it lacks {}; see docs/permissions.md", crate::db::privileges::describe(missing))]
+    Privileges {
+        /// The connected role.
+        role: String,
+        /// The database to replace.
+        database: String,
+        /// Each missing capability with its grant.
+        missing: Vec<crate::db::privileges::Missing>,
+    },
     /// Download, checksum or archive check failed.
     #[error(transparent)]
     Transfer(#[from] TransferError),
@@ -250,6 +262,15 @@ pub async fn plan(
     if let (Some(replaced), true) = (&replaced_as, database_exists) {
         if admin::exists(&client, replaced).await? {
             return Err(RestoreError::TargetExists(replaced.clone()));
+        }
+        let role = Capabilities::read(&client, &dbname, server.major()).await?;
+        let missing = role.missing_for_swap(&dbname);
+        if !missing.is_empty() {
+            return Err(RestoreError::Privileges {
+                role: role.role,
+                database: dbname,
+                missing,
+            });
         }
         let sessions = admin::sessions(&client, &dbname).await?;
         if !sessions.is_empty() && !options.terminate_sessions {
