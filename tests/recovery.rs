@@ -183,6 +183,69 @@ fn recover_applies_the_write_guard_over_the_whole_time_since_the_snapshot() {
     );
 }
 
+/// Defect (issue 27, 1): an application's pooled session, connected since
+/// before the deploy (no fence, so the clone could not be made and the
+/// snapshot came first), writes during a slow migration and disconnects;
+/// the runner is then killed. The server's session counter never saw a new
+/// session, and nobody is connected when `recover` looks: the guard said
+/// "no write after the snapshot" and restored over 5 acknowledged rows.
+/// It now accounts for every session connected at the snapshot.
+#[test]
+fn a_pooled_session_that_wrote_and_left_after_the_snapshot_makes_recover_refuse() {
+    use std::io::Write;
+    let app = App::new("rec_pooled", "fs");
+    write_config(&app, "");
+    let mut pooled = std::process::Command::new(pg().bin_dir().join("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &app.role_url()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the pooled session", Duration::from_secs(10), || {
+        psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = '{}'",
+                app.role
+            ),
+        ) == "1"
+    });
+    let child = deploy_in_migration(&app);
+    let mut stdin = pooled.stdin.take().unwrap();
+    writeln!(
+        stdin,
+        "INSERT INTO items (name) SELECT 'acked' FROM generate_series(1, 5);\n\\q"
+    )
+    .unwrap();
+    drop(stdin);
+    // Acknowledged: psql stops with an error status on any failure. (Not
+    // counted here: a session of the test's own would be one the guard
+    // cannot account for either.)
+    assert!(pooled.wait().unwrap().success());
+    kill9(child);
+
+    let run = app.ws.run(&["recover"]);
+    run.expect_code(5);
+    run.expect_stderr("was connected to `rec_pooled` at the snapshot");
+    run.expect_stderr("has left since: it may have written after the snapshot");
+    assert_eq!(
+        items_named(&app, "acked"),
+        "5",
+        "every acknowledged write survives"
+    );
+    assert!(maintenance_on(&app));
+    // `--force`, printed beside it, still restores (losing them, knowingly).
+    let printed = printed_commands(&run);
+    assert!(
+        printed.iter().any(|c| c == "snapguard recover --force"),
+        "{printed:?}"
+    );
+    app.ws.run(&["recover", "--force"]).expect_code(4);
+    assert_eq!(items_named(&app, "acked"), "0");
+    assert!(!maintenance_on(&app));
+}
+
 /// Defect: the refusal repeated one line per 100 ms sample. A writer active
 /// for a second and a half is one line, with its first and last sighting.
 #[test]
@@ -576,6 +639,12 @@ fn a_damaged_snapshot_can_be_replaced_by_another_or_accepted_as_is() {
         let good = app.ws.run(&["snapshot"]);
         good.expect_code(0);
         let good = good.snapshot_id();
+        // Acknowledged writes between the older snapshot and the deploy
+        // (issue 27, 2): restoring the older one would lose them.
+        psql(
+            &app.db,
+            "INSERT INTO items (name) SELECT 'between' FROM generate_series(1, 8)",
+        );
         kill9(deploy_in_migration(&app));
         let journal = deploy_journal(&app);
         let id = journal["snapshot"]["id"].as_str().unwrap().to_owned();
@@ -596,9 +665,24 @@ fn a_damaged_snapshot_can_be_replaced_by_another_or_accepted_as_is() {
         );
 
         if way == "another snapshot" {
+            // As printed, it refuses, naming what it would discard.
             let run = app.ws.run_printed(&other);
+            run.expect_code(5);
+            run.expect_stderr(&format!("snapshot {good} was taken"));
+            run.expect_stderr("is in neither and a restore of");
+            assert_eq!(items_named(&app, "between"), "8", "nothing was restored");
+            assert!(maintenance_on(&app));
+            // The way on it prints carries the snapshot and `--force`.
+            let forced = format!("snapguard recover --snapshot {good} --force");
+            let printed = printed_commands(&run);
+            assert!(printed.contains(&forced), "{printed:?}");
+            let run = app.ws.run_printed(&forced);
             run.expect_code(4);
-            assert_eq!(fingerprint(&app.db), before);
+            assert_eq!(
+                fingerprint(&app.db),
+                before,
+                "knowingly back to the older snapshot"
+            );
         } else {
             let run = app.ws.run(&["recover", "--accept-current"]);
             run.expect_code(0);
@@ -609,7 +693,8 @@ fn a_damaged_snapshot_can_be_replaced_by_another_or_accepted_as_is() {
             );
             assert_eq!(
                 psql(&app.db, "SELECT count(*) FROM items WHERE note IS NOT NULL"),
-                "500"
+                "508",
+                "the 500 seeded rows and the 8 written before the deploy"
             );
         }
         assert!(!maintenance_on(&app), "{way}: maintenance is off");

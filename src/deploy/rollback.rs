@@ -140,7 +140,12 @@ impl Rollback<'_, '_> {
                 tracing::error!(error = %chain(&e), "cannot write the journal");
             }
             let fallback = other_snapshot(self.deployer, journal).await;
-            report.next_steps = next_steps(journal, self.deployer, fallback.as_deref());
+            report.next_steps = next_steps(
+                journal,
+                self.deployer,
+                fallback.as_ref(),
+                self.snapshot_override.as_deref(),
+            );
             Err(errors)
         }
     }
@@ -190,6 +195,19 @@ impl Rollback<'_, '_> {
                 all.push(reason);
             }
         }
+        // Recorded for later runs: what was seen in the database. The
+        // interval an older snapshot would lose belongs to this run's choice.
+        let seen = all.clone();
+        if let Some(id) = self
+            .snapshot_override
+            .as_ref()
+            .filter(|id| Some(*id) != snapshot.id.as_ref())
+        {
+            let older = crate::snapshot::resolve(deployer.store, id)
+                .await
+                .map_err(|e| vec![BoxError::from(e)])?;
+            all.extend(older_snapshot_loses(&older, &snapshot.guard, database));
+        }
         let reasons = all;
         r.write_guard = Some(if reasons.is_empty() {
             let mut seen = vec!["no other session seen during the deploy or now"];
@@ -206,7 +224,7 @@ impl Rollback<'_, '_> {
         if !reasons.is_empty() {
             if !self.force {
                 r.database = "refused: writes after the snapshot".into();
-                journal.guard_refusal = reasons.clone();
+                journal.guard_refusal = seen;
                 return Err(vec![BoxError::from(format!(
                     "not restoring: someone may have written to `{database}` after the snapshot, and restoring would lose it:\n  - {}\nLook at what changed. Then either keep the database as it is now and close the deploy with `snapguard recover --accept-current`, or restore anyway, losing those writes, with `snapguard recover --force` (the current database is kept under a new name)",
                     reasons.join("\n  - ")
@@ -371,7 +389,10 @@ async fn save(deployer: &Deployer<'_>, journal: &mut Journal, step: Step) {
 /// The commands a human runs when the rollback could not finish.
 /// The newest complete snapshot of the database other than the deploy's
 /// own: the way back when the deploy's own snapshot is damaged.
-async fn other_snapshot(deployer: &Deployer<'_>, journal: &Journal) -> Option<String> {
+async fn other_snapshot(
+    deployer: &Deployer<'_>,
+    journal: &Journal,
+) -> Option<crate::snapshot::Manifest> {
     let own = journal.snapshot.as_ref().and_then(|s| s.id.clone());
     crate::snapshot::list(deployer.store)
         .await
@@ -380,19 +401,51 @@ async fn other_snapshot(deployer: &Deployer<'_>, journal: &Journal) -> Option<St
         .rev()
         .filter_map(|l| l.manifest)
         .find(|m| m.database == journal.database && Some(m.id.to_string()) != own)
-        .map(|m| m.id.to_string())
 }
 
-fn next_steps(journal: &Journal, deployer: &Deployer<'_>, fallback: Option<&str>) -> Vec<String> {
+/// Why restoring `older` instead of the deploy's own snapshot (taken at
+/// `own`) could lose writes: what was written between the two is in
+/// neither the older snapshot nor, after the restore, the database. `None`
+/// only where the WAL position proves nothing was written in between.
+fn older_snapshot_loses(
+    older: &crate::snapshot::Manifest,
+    own: &guard::Baseline,
+    database: &str,
+) -> Option<String> {
+    if older.wal_lsn.is_some() && older.wal_lsn == own.wal_lsn {
+        return None;
+    }
+    Some(format!(
+        "snapshot {} was taken {} (WAL {}), before the deploy's own snapshot at {} (WAL {}): whatever was written to `{database}` between the two, before this deploy began, is in neither and a restore of {} discards it",
+        older.id,
+        older.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        older.wal_lsn.as_deref().unwrap_or("unknown"),
+        own.at.format("%Y-%m-%d %H:%M:%S UTC"),
+        own.wal_lsn.as_deref().unwrap_or("unknown"),
+        older.id
+    ))
+}
+
+fn next_steps(
+    journal: &Journal,
+    deployer: &Deployer<'_>,
+    fallback: Option<&crate::snapshot::Manifest>,
+    snapshot_override: Option<&str>,
+) -> Vec<String> {
     let database = deployer.db.dbname();
     let mut steps = Vec::new();
-    if !journal.database_restored && !journal.guard_refusal.is_empty() {
+    if !journal.database_restored
+        && (!journal.guard_refusal.is_empty() || snapshot_override.is_some())
+    {
         // Plain `recover` would refuse again: each way out is a decision
         // about the writes listed above, so each is spelled out.
         steps.push("# writes after the snapshot are possible (see above); a restore would lose them. Either keep the database as it is now (the migrations stay applied) and close the deploy:".into());
         steps.push("snapguard recover --accept-current".into());
         steps.push("# or restore the snapshot anyway, losing those writes (the current database is kept under a new name):".into());
-        steps.push("snapguard recover --force".into());
+        steps.push(match snapshot_override {
+            Some(id) => format!("snapguard recover --snapshot {id} --force"),
+            None => "snapguard recover --force".into(),
+        });
     } else if !journal.database_restored {
         steps.push("# the database is not restored; once the cause above is fixed:".into());
         steps.push("snapguard recover".into());
@@ -416,9 +469,18 @@ fn next_steps(journal: &Journal, deployer: &Deployer<'_>, fallback: Option<&str>
             }
         }
         match fallback {
-            Some(id) => {
-                steps.push("# if the deploy's snapshot is damaged, roll back to the newest other one (older: `snapguard snapshots list`):".into());
-                steps.push(format!("snapguard recover --snapshot {id}"));
+            Some(older) => {
+                let since = journal
+                    .snapshot
+                    .as_ref()
+                    .map(|s| s.guard.at.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    .unwrap_or_else(|| "the deploy".into());
+                steps.push(format!(
+                    "# if the deploy's snapshot is damaged, roll back to the newest other one (older: `snapguard snapshots list`), {} taken {}; it lacks what was written between then and {since}, so the restore refuses until given --force:",
+                    older.id,
+                    older.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                ));
+                steps.push(format!("snapguard recover --snapshot {}", older.id));
             }
             None => steps.push("# if the deploy's snapshot is damaged: no other snapshot of this database is in the store".into()),
         }

@@ -56,6 +56,24 @@ pub struct Baseline {
     /// [`catalogue_fingerprint`] of the database.
     #[serde(default)]
     pub catalogue: Option<String>,
+    /// Sessions of other applications connected at the baseline. Each may
+    /// write after the snapshot and leave before anyone looks again, which
+    /// neither the session counter (it counts new sessions) nor a look at
+    /// who is connected later would show: each is accounted for.
+    #[serde(default)]
+    pub connected: Vec<Connected>,
+}
+
+/// A session of another application connected at the baseline.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Connected {
+    /// Its backend pid.
+    pub pid: i32,
+    /// `backend_start`, which tells it from a later session given the same
+    /// pid.
+    pub since: String,
+    /// `usename` and `application_name`.
+    pub who: String,
 }
 
 /// Write counters of one database (`pg_stat_database`).
@@ -77,6 +95,7 @@ pub async fn baseline(admin: &Client, app: &ConnInfo) -> Result<Baseline, DbErro
     // point is after the baseline for both.
     let own_sessions = db::sessions_opened(database);
     let counters = counters(admin, database).await?;
+    let connected = others_connected(admin, database).await?;
     let client = db::connect(app).await?;
     let catalogue = catalogue_fingerprint(&client).await?;
     drop(client);
@@ -88,7 +107,39 @@ pub async fn baseline(admin: &Client, app: &ConnInfo) -> Result<Baseline, DbErro
         activity: counters.map(|c| c.activity),
         own_sessions,
         catalogue: Some(catalogue),
+        connected,
     })
+}
+
+/// The client sessions of other applications connected to `database` now.
+async fn others_connected(admin: &Client, database: &str) -> Result<Vec<Connected>, DbError> {
+    let own: Vec<String> = OWN_APPLICATIONS.iter().map(|s| s.to_string()).collect();
+    let rows = admin
+        .query(
+            "SELECT pid, backend_start::text, coalesce(usename::text, ''), coalesce(application_name, '') \
+             FROM pg_stat_activity \
+             WHERE datname = $1 AND backend_type = 'client backend' AND NOT (application_name = ANY($2)) \
+               AND pid <> pg_backend_pid()",
+            &[&database, &own],
+        )
+        .await
+        .map_err(DbError::query("listing sessions for the write guard"))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let (user, app): (String, String) = (r.get(2), r.get(3));
+            let app = if app.is_empty() {
+                "no application_name".to_owned()
+            } else {
+                app
+            };
+            Connected {
+                pid: r.get(0),
+                since: r.get(1),
+                who: format!("as `{user}` ({app})"),
+            }
+        })
+        .collect())
 }
 
 /// Waits (up to a few seconds) until snapguard's own sessions to the
@@ -333,6 +384,29 @@ impl Sampler {
     }
 }
 
+/// The sessions connected at the baseline that have left since, unseen
+/// by the sampler: each may have written after the snapshot and left, and
+/// nothing the server keeps says whether it did.
+fn left_since(
+    base: &Baseline,
+    now: &[Connected],
+    sightings: &[Sighting],
+    database: &str,
+) -> Vec<String> {
+    base.connected
+        .iter()
+        .filter(|b| !now.contains(b) && !sightings.iter().any(|s| s.pid == b.pid))
+        .map(|b| {
+            format!(
+                "session pid {} {} was connected to `{database}` at the snapshot ({}) and has left since: it may have written after the snapshot",
+                b.pid,
+                b.who,
+                base.at.format("%Y-%m-%d %H:%M:%S UTC")
+            )
+        })
+        .collect()
+}
+
 /// How the reason that counts the server's activity since the snapshot
 /// begins.
 pub const ACTIVITY_PREFIX: &str = "since the snapshot the server counted";
@@ -380,24 +454,17 @@ pub async fn writes_after(
     if let Some(roles) = evidence.fence {
         reasons.extend(fence::breaches(admin, roles, database).await?);
     }
-    let own: Vec<String> = OWN_APPLICATIONS.iter().map(|s| s.to_string()).collect();
-    let rows = admin
-        .query(
-            "SELECT pid, coalesce(usename::text, ''), coalesce(application_name, '') FROM pg_stat_activity \
-             WHERE datname = $1 AND backend_type = 'client backend' AND NOT (application_name = ANY($2)) AND pid <> pg_backend_pid()",
-            &[&database, &own],
-        )
-        .await
-        .map_err(DbError::query("listing sessions for the write guard"))?;
-    for r in rows {
-        let (pid, user, app): (i32, String, String) = (r.get(0), r.get(1), r.get(2));
-        if !evidence.sightings.iter().any(|s| s.pid == pid) {
+    let now = others_connected(admin, database).await?;
+    for session in &now {
+        if !evidence.sightings.iter().any(|s| s.pid == session.pid) {
             reasons.push(format!(
-                "session pid {pid} as `{user}` ({app}) is connected to `{database}` now"
+                "session pid {} {} is connected to `{database}` now",
+                session.pid, session.who
             ));
         }
     }
     let base = evidence.baseline;
+    reasons.extend(left_since(base, &now, &evidence.sightings, database));
     settle(admin, database).await?;
     if let Some(before) = base.server_sessions
         && let Some(now) = counters(admin, database).await?
@@ -435,4 +502,51 @@ pub async fn writes_after(
         }
     }
     Ok(reasons)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(pid: i32, since: &str) -> Connected {
+        Connected {
+            pid,
+            since: since.into(),
+            who: "as `app` (pool)".into(),
+        }
+    }
+
+    #[test]
+    fn a_session_from_the_snapshot_that_left_unseen_is_a_reason() {
+        let base = Baseline {
+            at: Utc::now(),
+            wal_lsn: None,
+            server_sessions: None,
+            abandoned_sessions: None,
+            activity: None,
+            own_sessions: 0,
+            catalogue: None,
+            connected: vec![session(10, "t1"), session(11, "t1"), session(12, "t1")],
+        };
+        // 10 is still there (reported as connected now), 11 left, and 12's
+        // pid now belongs to a later session: 11 and 12 left.
+        let now = vec![session(10, "t1"), session(12, "t2")];
+        let reasons = left_since(&base, &now, &[], "shop");
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(
+            reasons[0].starts_with(
+                "session pid 11 as `app` (pool) was connected to `shop` at the snapshot"
+            )
+        );
+        assert!(reasons[1].starts_with("session pid 12 "));
+        // One the sampler saw is reported as its sighting instead.
+        let seen = Sighting {
+            pid: 11,
+            who: "as `app` (pool) from local".into(),
+            first_seen: Utc::now(),
+            last_seen: Utc::now(),
+            samples: 1,
+        };
+        assert_eq!(left_since(&base, &now, &[seen], "shop").len(), 1);
+    }
 }

@@ -39,7 +39,10 @@ pub enum RestoreError {
     Tool(#[from] ToolError),
     /// The role may not create, hand over and rename the databases a
     /// restore swaps.
-    #[error("role `{role}` cannot restore over `{database}`: it lacks {}; see docs/permissions.md", crate::db::privileges::describe(missing))]
+    #[error(
+        "role `{role}` cannot restore over `{database}`: it lacks {}; see docs/permissions.md",
+        crate::db::privileges::describe(missing)
+    )]
     Privileges {
         /// The connected role.
         role: String,
