@@ -53,8 +53,9 @@ fn main() {
         std::fs::write(
             dir.join("snapguard.yml"),
             format!(
-                "database:\n  url: {}\nstore:\n  url: s3://bench/clone\n  endpoint: {}\n  path_style: true\n  region: us-east-1\nsnapshot:\n  local_clone: always\n  clone_method: {setting}\n  offsite: after\nmigrations:\n  dir: migrations\nmaintenance:\n  - file: {{ path: maintenance.txt }}\n",
+                "database:\n  url: {}\n  pg_bin_dir: {}\nstore:\n  url: s3://bench/clone\n  endpoint: {}\n  path_style: true\n  region: us-east-1\nsnapshot:\n  local_clone: always\n  clone_method: {setting}\n  offsite: after\nmigrations:\n  dir: migrations\nmaintenance:\n  - file: {{ path: maintenance.txt }}\n",
                 pg.url("bench"),
+                pg.bin_dir().display(),
                 s3.endpoint
             ),
         )

@@ -62,7 +62,8 @@ pub struct EphemeralOptions {
 /// A running throwaway server.
 pub struct EphemeralServer {
     dir: PathBuf,
-    bin_dir: PathBuf,
+    /// `initdb`, `pg_ctl`, `postgres`.
+    server_dir: PathBuf,
     client_dir: PathBuf,
     major: u32,
     port: u16,
@@ -120,7 +121,7 @@ impl EphemeralServer {
         }
         let mut server = EphemeralServer {
             dir,
-            bin_dir,
+            server_dir: bin_dir,
             client_dir,
             major,
             port: 0,
@@ -255,7 +256,7 @@ impl EphemeralServer {
             let _ = w.wait();
         }
         self.kept = true;
-        let pg_ctl = self.bin_dir.join("pg_ctl");
+        let pg_ctl = self.server_dir.join("pg_ctl");
         let stop = format!(
             "{} -D {} -m fast stop && rm -rf {}",
             pg_ctl.display(),
@@ -274,7 +275,7 @@ impl EphemeralServer {
     }
 
     fn command(&self, program: &str) -> Command {
-        let path = self.bin_dir.join(program);
+        let path = self.server_dir.join(program);
         match &self.run_as {
             Some(user) => {
                 let mut c = Command::new("runuser");
@@ -321,7 +322,7 @@ impl EphemeralServer {
     /// A detached shell that waits for this process to exit, then stops the
     /// server and removes its directory.
     fn spawn_watchdog(&self) -> std::io::Result<std::process::Child> {
-        let pg_ctl = self.bin_dir.join("pg_ctl");
+        let pg_ctl = self.server_dir.join("pg_ctl");
         let stop = match &self.run_as {
             Some(user) => format!(
                 "runuser -u {user} -- {} -D {} -m immediate stop",

@@ -356,10 +356,6 @@ impl<'a> Deployer<'a> {
         .await
     }
 
-    /// When a rollback would restore from the store (no local clone and no
-    /// single transaction), the archive must fit in `$TMPDIR`: found out
-    /// now, not in the middle of a rollback. The size is the newest
-    /// snapshot's archive, else the database's size (an upper bound).
     /// Whether a rollback would replace the database (clone swap or store
     /// restore): not with `transaction: all` and the built-in migrator,
     /// where a failure is a `ROLLBACK`.
@@ -368,6 +364,10 @@ impl<'a> Deployer<'a> {
             || self.config.migrations.transaction != TransactionMode::All
     }
 
+    /// When a rollback would restore from the store (no local clone and no
+    /// single transaction), the archive must fit in `$TMPDIR`: found out
+    /// now, not in the middle of a rollback. The size is the newest
+    /// snapshot's archive, else the database's size (an upper bound).
     async fn check_restore_room(
         &self,
         local_clone: &Result<CloneMethod, String>,

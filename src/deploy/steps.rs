@@ -210,12 +210,12 @@ impl Deployer<'_> {
             .make_clone(p, name, &manifest.database_properties, method)
             .await?
         {
-            Ok(secs) => {
+            Ok((secs, used)) => {
                 let summary = report.snapshot.as_mut().expect("set above");
                 summary.clone = Some(name.to_owned());
                 summary.clone_seconds = Some(secs);
-                summary.clone_method = Some(method.as_str());
-                format!(", clone `{name}` in {secs:.2}s by {method}")
+                summary.clone_method = Some(used);
+                format!(", clone `{name}` in {secs:.2}s by file {used}")
             }
             Err(why) => format!(", no clone ({why})"),
         };
@@ -240,8 +240,8 @@ impl Deployer<'_> {
             .freeze()
             .await
             .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
-        let secs = match self.make_clone(p, name, &frozen.properties, method).await? {
-            Ok(secs) => secs,
+        let (secs, used) = match self.make_clone(p, name, &frozen.properties, method).await? {
+            Ok(made) => made,
             Err(why) => {
                 let taken = self.dump_first(p, report, cancel, None).await?;
                 return Ok(format!(
@@ -258,7 +258,7 @@ impl Deployer<'_> {
             if let Some(summary) = report.snapshot.as_mut() {
                 summary.clone = Some(name.to_owned());
                 summary.clone_seconds = Some(secs);
-                summary.clone_method = Some(method.as_str());
+                summary.clone_method = Some(used);
             }
             return Ok(format!(
                 "{taken}, clone `{name}` in {secs:.2}s, not reachable for its dump ({}): taken before the migrations",
@@ -290,7 +290,7 @@ impl Deployer<'_> {
             clone: Some(name.to_owned()),
             seconds: 0.0,
             clone_seconds: Some(secs),
-            clone_method: Some(method.as_str()),
+            clone_method: Some(used),
             offsite: policy.as_str(),
             committed: false,
         });
@@ -299,21 +299,22 @@ impl Deployer<'_> {
         *self.dumped.borrow_mut() = Some(upload.counter());
         tracing::info!(snapshot = %id, clone = name, offsite = policy.as_str(), "the store snapshot streams from the clone while the deploy goes on");
         Ok(format!(
-            "clone `{name}` in {secs:.2}s by {method}; snapshot {id} streams from it to the store (offsite: {})",
+            "clone `{name}` in {secs:.2}s by file {used}; snapshot {id} streams from it to the store (offsite: {})",
             policy.as_str()
         ))
     }
 
     /// Makes the local clone `name`, journaled before it exists. `Ok(Err)`:
     /// no clone, and why (a failed clone fails the step only under
-    /// `snapshot.local_clone: always`). `Ok(Ok)`: the seconds it took.
+    /// `snapshot.local_clone: always`). `Ok(Ok)`: the seconds it took and
+    /// how its files were made.
     async fn make_clone(
         &self,
         p: &mut Prepared<'_>,
         name: &str,
         properties: &crate::db::DatabaseProperties,
         method: &CloneMethod,
-    ) -> Result<Result<f64, String>, StepFailure> {
+    ) -> Result<Result<(f64, &'static str), String>, StepFailure> {
         let started = Instant::now();
         p.journal.snapshot.as_mut().expect("set by the step").clone = Some(name.to_owned());
         p.journal
@@ -321,7 +322,7 @@ impl Deployer<'_> {
             .await
             .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
         match clone::create(&p.admin, self.db.dbname(), name, properties, method).await {
-            Ok(()) => Ok(Ok(started.elapsed().as_secs_f64())),
+            Ok(used) => Ok(Ok((started.elapsed().as_secs_f64(), used))),
             Err(e) => {
                 p.journal.snapshot.as_mut().expect("set").clone = None;
                 let _ = p.journal.save(self.store).await;

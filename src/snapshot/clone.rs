@@ -234,14 +234,16 @@ fn free_bytes(dir: &str) -> Option<u64> {
 
 /// Makes the clone and puts the database-level properties on it. Nobody
 /// may connect to the clone until it is swapped in (a session on it would
-/// block the rename). A clone that fails halfway is dropped.
+/// block the rename). A clone that fails halfway is dropped. Returns how
+/// its files were made (`clone` or `copy`): `method`, unless the server
+/// could not clone.
 pub async fn create(
     admin: &Client,
     database: &str,
     clone: &str,
     props: &DatabaseProperties,
     method: &CloneMethod,
-) -> Result<(), DbError> {
+) -> Result<&'static str, DbError> {
     // FILE_COPY copies the files after a checkpoint instead of writing the
     // whole database to the WAL (the PostgreSQL 15 default): much faster
     // for a large database, and no WAL burst for replicas.
@@ -250,14 +252,15 @@ pub async fn create(
     } else {
         ""
     };
-    let cloned = matches!(method, CloneMethod::Clone { .. });
+    let mut cloned = matches!(method, CloneMethod::Clone { .. });
     if cloned {
         // For this session only; CREATE DATABASE cannot run inside a
-        // transaction, so no SET LOCAL.
-        admin
-            .batch_execute("SET file_copy_method = clone")
-            .await
-            .map_err(DbError::query("setting `file_copy_method = clone`"))?;
+        // transaction, so no SET LOCAL. A server built without cloning
+        // support rejects the value: the files are copied instead.
+        if let Err(e) = admin.batch_execute("SET file_copy_method = clone").await {
+            tracing::warn!(error = %e, "the server cannot clone files; copying them");
+            cloned = false;
+        }
     }
     let started = std::time::Instant::now();
     let created = admin
@@ -281,13 +284,14 @@ pub async fn create(
         let _ = admin::drop_database(admin, clone).await;
         return Err(e);
     }
+    let used = if cloned { "clone" } else { "copy" };
     tracing::info!(
         clone,
         seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
-        method = method.as_str(),
+        method = used,
         "local clone made"
     );
-    Ok(())
+    Ok(used)
 }
 
 /// Whether `info`'s role can connect to the clone `clone` (closed to
