@@ -48,12 +48,14 @@
 //!   `Config`; it imports no step module.
 //!
 //! Infrastructure (plain values in, never config sections):
-//! - [`db`]: connections (TLS), server version, database administration,
-//!   the deploy lock, the database swap.
+//! - [`db`]: connections (TLS), server version and the supported majors,
+//!   database administration, what the connected role may do
+//!   (`db::privileges`), the deploy lock, the database swap.
 //! - [`store`]: the object store seam; S3 and local-directory implementations.
 //! - [`codec`]: compression and hashing of the archive stream, off the async
 //!   threads.
-//! - [`pgtools`]: finding `pg_dump` / `pg_restore` of the right major version.
+//! - [`pgtools`]: finding `pg_dump` / `pg_restore` / `psql` of the right
+//!   major version, and what a newer client needs against an older server.
 //! - [`process`]: child processes, each leading a process group of its own.
 //! - [`shell`]: the user's shell commands (switches, hooks, external
 //!   migrators) through `sh -c`, with a timeout.
