@@ -85,8 +85,14 @@ pub fn confirm(
             }
         }
         for t in &m.rewrote {
-            if !predicted(t) && !seen.iter().any(|(s, _)| s == t) {
-                seen.push((t.clone(), format!("rewrote {t}")));
+            if predicted(t) {
+                continue;
+            }
+            // One finding per table: a rewrite that also held its lock too
+            // long says both, whichever the sampler's timing showed first.
+            match seen.iter_mut().find(|(s, _)| s == t) {
+                Some((_, message)) => *message = format!("rewrote {t}; {message}"),
+                None => seen.push((t.clone(), format!("rewrote {t}"))),
             }
         }
         for (table, message) in seen {
