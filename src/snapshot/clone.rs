@@ -186,8 +186,8 @@ fn shares_blocks(dir: &str) -> Result<String, String> {
         "btrfs" | "zfs" => Ok(kind),
         // XFS shares blocks when made with reflink (mkfs.xfs's default
         // since 2019); `xfs_info` says which. Where it cannot tell, clone:
-        // without reflink the kernel copies the file instead, no slower
-        // than PostgreSQL's own copy.
+        // without reflink the kernel copies each file instead
+        // (`copy_file_range`), which still works.
         "xfs" => match xfs_reflink(dir) {
             Some(false) => Err(format!("`{dir}` is on XFS made without reflink")),
             Some(true) => Ok("XFS with reflink".into()),
