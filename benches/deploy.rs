@@ -31,11 +31,8 @@ fn main() {
         },
     );
     let pg = common::pg();
-    let s3 = common::S3Server::start();
-    s3.bucket("bench");
-    let work = tempfile::tempdir().unwrap();
+    let (s3, work) = deploys::setup();
     let dir = work.path();
-    std::fs::create_dir_all(dir.join("migrations")).unwrap();
     let config = |clone: &str| {
         format!(
             "database:\n  url: {}\nstore:\n  url: s3://bench/deploys\n  endpoint: {}\n  path_style: true\n  region: us-east-1\nsnapshot:\n  restore_jobs: {jobs}\n  local_clone: {clone}\n  offsite: before-migrate\nmigrations:\n  dir: migrations\nmaintenance:\n  - file: {{ path: maintenance.txt }}\n",

@@ -34,11 +34,8 @@ fn main() {
         },
     );
     let pg = common::pg();
-    let s3 = common::S3Server::start();
-    s3.bucket("bench");
-    let work = tempfile::tempdir().unwrap();
+    let (s3, work) = deploys::setup();
     let dir = work.path();
-    std::fs::create_dir_all(dir.join("migrations")).unwrap();
     let mut n = 0usize;
     let mut deploy = |policy: &str| -> serde_json::Value {
         n += 1;

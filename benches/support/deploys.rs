@@ -1,11 +1,21 @@
-//! What the deploy benchmarks (`deploy`, `window`) share: running one
-//! deploy and reading its report. Declared by those two only, so the
-//! snapshot bench does not carry it unused.
+//! What the deploy benchmarks (`deploy`, `window`, `clone`) share: their
+//! store and work directory, running one deploy and reading its report.
+//! Declared by those only, so the snapshot bench does not carry it unused.
 
 use std::path::Path;
 use std::process::Command;
 
 use super::common;
+
+/// The bench's S3 server (bucket `bench`) and a work directory with an
+/// empty `migrations/`, where the deploys run.
+pub fn setup() -> (common::S3Server, tempfile::TempDir) {
+    let s3 = common::S3Server::start();
+    s3.bucket("bench");
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(work.path().join("migrations")).unwrap();
+    (s3, work)
+}
 
 /// Writes the trivial migration `migrations/<n>_trivial.sql` (one new
 /// table) in `dir` and runs `snapguard deploy --release r<n> --json` there
