@@ -112,6 +112,10 @@ pub async fn baseline(admin: &Client, app: &ConnInfo) -> Result<Baseline, DbErro
 }
 
 /// The client sessions of other applications connected to `database` now.
+/// A backend still starting up is left out (here and in the sampler): it
+/// shows no `state` (before 18) or `starting` (18), and for that moment
+/// not yet its `application_name` either, so snapguard's own sessions
+/// looked like someone else's (seen on 17); it has written nothing yet.
 async fn others_connected(admin: &Client, database: &str) -> Result<Vec<Connected>, DbError> {
     let own: Vec<String> = OWN_APPLICATIONS.iter().map(|s| s.to_string()).collect();
     let rows = admin
@@ -119,7 +123,7 @@ async fn others_connected(admin: &Client, database: &str) -> Result<Vec<Connecte
             "SELECT pid, backend_start::text, coalesce(usename::text, ''), coalesce(application_name, '') \
              FROM pg_stat_activity \
              WHERE datname = $1 AND backend_type = 'client backend' AND NOT (application_name = ANY($2)) \
-               AND pid <> pg_backend_pid()",
+               AND state IS NOT NULL AND state <> 'starting' AND pid <> pg_backend_pid()",
             &[&database, &own],
         )
         .await
@@ -358,7 +362,7 @@ impl Sampler {
                         "SELECT pid, coalesce(usename::text, ''), coalesce(application_name, ''), \
                                 coalesce(client_addr::text, 'local') \
                          FROM pg_stat_activity \
-                         WHERE datname = $1 AND backend_type = 'client backend' AND NOT (application_name = ANY($2)) \
+                         WHERE datname = $1 AND backend_type = 'client backend' AND NOT (application_name = ANY($2)) AND state IS NOT NULL AND state <> 'starting' \
                            AND greatest(backend_start, xact_start, state_change) > $3::text::timestamptz",
                         &[&database, &own, &since],
                     )

@@ -604,14 +604,17 @@ struct ReportedErrors {
 }
 
 impl ReportedErrors {
-    /// Counts one stderr line. Each failed statement is an `error:` line
-    /// followed by `Command was: <the statement>`.
+    /// Counts one stderr line. Each failed statement is an `error:`
+    /// message followed by `Command was: <the statement>`. Parallel workers
+    /// share stderr and pg_restore writes its `pg_restore: ` prefix apart
+    /// from the message, so two workers' messages can interleave within a
+    /// line (`pg_restore:pg_restore:  error: from TOC entry …`): the
+    /// markers are counted wherever they are, not at the line's start.
     fn see(&mut self, line: &str) {
-        if line.starts_with("pg_restore: error:") {
-            self.total += 1;
-        } else if line.trim() == "Command was: SET transaction_timeout = 0;" {
-            self.transaction_timeout += 1;
-        }
+        self.total += line.matches("error:").count();
+        self.transaction_timeout += line
+            .matches("Command was: SET transaction_timeout = 0;")
+            .count();
     }
 
     fn only_transaction_timeout(&self) -> bool {
@@ -692,6 +695,16 @@ mod tests {
         ];
         assert!(seen(&rejected));
         assert!(seen(&[rejected[0], rejected[1], rejected[0], rejected[1]]));
+        // Two workers' messages interleaved, as seen with `-j 2`.
+        assert!(seen(&[
+            "pg_restore: pg_restore: while PROCESSING TOC:",
+            "from TOC entry 2798; 2604 16391 DEFAULT items id dep",
+            "pg_restore:pg_restore:  error: from TOC entry 2798; 2604 16391 DEFAULT items id dep",
+            "could not execute query: ERROR:  unrecognized configuration parameter \"transaction_timeout\"",
+            rejected[1],
+            rejected[0],
+            rejected[1],
+        ]));
         assert!(!seen(&[]), "a failure without errors is not forgiven");
         assert!(!seen(&[
             rejected[0],
