@@ -204,3 +204,22 @@ pub async fn relation_exists(
         .map_err(DbError::query(format!("looking for `{name}`")))?
         .get(0))
 }
+
+#[cfg(test)]
+mod version_tests {
+    use super::ServerVersion;
+
+    #[test]
+    fn servers_before_13_are_refused_and_newer_than_18_only_warned_about() {
+        let refused = ServerVersion { num: 120_022 }
+            .check_supported()
+            .unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "PostgreSQL 12.22 is not supported: snapguard supports PostgreSQL 13 to 18 (every catalogue query and the way back are tested on each); upgrade the server"
+        );
+        for num in [130_023, 150_018, 180_006, 190_000] {
+            assert!(ServerVersion { num }.check_supported().is_ok(), "{num}");
+        }
+    }
+}
