@@ -32,12 +32,16 @@ pub async fn decide(
     config: &SnapshotConfig,
 ) -> Result<Result<CloneMethod, String>, DbError> {
     let (unseen_limit, setting) = (config.clone_limit, config.clone_method);
-    match config.local_clone {
-        LocalClone::Never => return Ok(Err("`snapshot.local_clone: never`".into())),
-        LocalClone::Always => return Ok(Ok(method(admin, role, setting).await)),
-        LocalClone::Auto => {}
+    if config.local_clone == LocalClone::Never {
+        return Ok(Err("`snapshot.local_clone: never`".into()));
     }
-    let Some(dir) = data_directory(admin, role).await else {
+    // Read once: it decides both the room and how the files are made.
+    let dir = data_directory(admin, role).await;
+    let method = method(role, setting, dir.as_deref());
+    if config.local_clone == LocalClone::Always {
+        return Ok(Ok(method));
+    }
+    let Some(dir) = dir else {
         let why = if role.superuser || role.read_all_settings {
             "the server's data directory is not on this machine".to_owned()
         } else {
@@ -52,7 +56,7 @@ pub async fn decide(
             None => (DEFAULT_UNSEEN_LIMIT, "`snapshot.clone_limit`'s default"),
         };
         return Ok(if database_bytes <= limit {
-            Ok(method(admin, role, setting).await)
+            Ok(method)
         } else {
             Err(format!(
                 "the server's free disk space cannot be seen ({why}), and the database ({}) is larger than {named} ({}); set `snapshot.clone_limit` to the largest database its disk can hold twice, or `snapshot.local_clone: always`",
@@ -73,7 +77,7 @@ pub async fn decide(
             crate::progress::format_bytes(needed)
         )));
     }
-    Ok(Ok(method(admin, role, setting).await))
+    Ok(Ok(method))
 }
 
 /// The server's data directory, when the role may see it (superusers and
@@ -137,10 +141,10 @@ impl std::fmt::Display for CloneMethod {
 /// file system can be seen and shares blocks; elsewhere the server's own
 /// setting stands. `snapshot.clone_method` overrides the choice.
 /// <https://www.postgresql.org/docs/18/runtime-config-resource.html#GUC-FILE-COPY-METHOD>
-pub async fn method(
-    admin: &Client,
+fn method(
     role: &Capabilities,
     setting: CloneMethodSetting,
+    data_directory: Option<&str>,
 ) -> CloneMethod {
     if role.major < 18 {
         return CloneMethod::Copy {
@@ -161,12 +165,12 @@ pub async fn method(
             };
         }
     }
-    let Some(dir) = data_directory(admin, role).await else {
+    let Some(dir) = data_directory else {
         return CloneMethod::Copy {
             why: "the data directory's file system cannot be seen from here".into(),
         };
     };
-    match shares_blocks(&dir) {
+    match shares_blocks(dir) {
         Ok(file_system) => CloneMethod::Clone { file_system },
         Err(why) => CloneMethod::Copy { why },
     }
