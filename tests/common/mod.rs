@@ -356,8 +356,24 @@ fn s3s_fs_binary() -> PathBuf {
 
 impl S3Server {
     /// Stops the server, as an outage would; its files stay for inspection.
+    ///
+    /// An interrupt, not a kill: `s3s-fs` commits an object in three
+    /// renames (data, attributes, checksum), so a kill between them leaves
+    /// an object whose stored checksum is not its content's, which a real
+    /// store never serves. On an interrupt it stops taking requests and
+    /// finishes the ones under way, as S3 does with a write it accepted.
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.wait();
     }
 
