@@ -299,6 +299,57 @@ fn a_dump_that_dies_mid_upload_under_after_exits_10_and_recover_as_printed_uploa
     app.ws.run(&["recover"]).expect_code(0);
 }
 
+/// `after`: the upload failed with maintenance off, then someone dropped the
+/// clone, the only copy of the database before the deploy. `recover` cannot
+/// take the snapshot any more: not a success (it said "succeeded", exit 0),
+/// but exit 5 saying no copy exists; its printed way out closes the deploy.
+#[test]
+fn the_clone_dropped_before_any_snapshot_is_no_success_for_recover() {
+    let app = App::new("off_after_no_copy", "s3");
+    configure(&app, "after", "", "");
+    let bin = gated_bin_dir(app.ws.path());
+    gate(&app, "go");
+    gate(&app, "break");
+    let run = Run(spawn_deploy(&app, &bin).wait_with_output().unwrap());
+    run.expect_code(10);
+    let clone = clones(&app).pop().expect("the clone kept for recover");
+    psql("postgres", &format!("DROP DATABASE {clone}"));
+    std::fs::remove_file(app.ws.path().join("break")).unwrap();
+
+    let recover = run_with(&app, &bin, &["recover"]);
+    recover.expect_code(5);
+    recover.expect_stderr("passed its steps, but no copy of the database before it exists: its store snapshot never committed and the clone it was taken from is gone; maintenance is off");
+    assert!(has_note_column(&app.db), "the deploy's migrations stay");
+    app.assert_maintenance_off();
+    assert_eq!(snapshots(&app), (0, 0));
+    // Asking again says the same.
+    run_with(&app, &bin, &["recover"]).expect_code(5);
+
+    let printed = printed_commands(&recover);
+    assert_eq!(
+        printed,
+        ["snapguard snapshot", "snapguard recover --accept-current"],
+        "{}",
+        recover.stdout()
+    );
+    for line in &printed {
+        app.ws.run_printed(line).expect_code(0);
+    }
+    assert_eq!(
+        snapshots(&app).0,
+        1,
+        "a snapshot of the database as it is now"
+    );
+    app.assert_maintenance_off();
+    let last = app.ws.run(&["recover"]);
+    last.expect_code(0);
+    assert!(
+        last.stdout().contains("nothing to recover"),
+        "{}",
+        last.stdout()
+    );
+}
+
 /// An application whose store is `server` (one a test may stop), and the
 /// store's bucket.
 fn app_on_its_own_store(name: &str, server: &S3Server) -> (App, String) {

@@ -248,6 +248,84 @@ fn a_pooled_session_that_wrote_and_left_after_the_snapshot_makes_recover_refuse(
 
 /// Defect: the refusal repeated one line per 100 ms sample. A writer active
 /// for a second and a half is one line, with its first and last sighting.
+/// The operator ran snapguard with its config elsewhere and the store and
+/// database given as flags: every command it prints repeats them, so each
+/// runs as printed (before, `snapguard recover --accept-current` found no
+/// config and exited 2).
+#[test]
+fn printed_commands_repeat_the_global_flags_the_operator_gave() {
+    let app = App::new("rec_flags", "fs");
+    let dir = app.ws.path().join("deploy env");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("prod.yml"),
+        format!(
+            "migrations:\n  dir: {}\nmaintenance:\n  - file: {{ path: maintenance.txt }}\nsnapshot:\n  local_clone: always\n",
+            app.ws.path().join("migrations").display()
+        ),
+    )
+    .unwrap();
+    std::fs::remove_file(app.ws.path().join("snapguard.yml")).unwrap();
+    let store = format!("file://{}", app.ws.path().join("backups").display());
+    let url = pg().url(&app.db);
+    let flags = [
+        "--config",
+        "deploy env/prod.yml",
+        "--store",
+        store.as_str(),
+        "--database-url",
+        url.as_str(),
+    ];
+    app.migration("2_slow.sql", "SELECT pg_sleep(30);\n");
+    let child = app
+        .ws
+        .snapguard()
+        .args(flags)
+        .args(["deploy", "--release", "v1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the slow migration", Duration::from_secs(30), || {
+        slow_migration_running(&app)
+    });
+    kill9(child);
+    // A write after the snapshot through a session snapguard did not open.
+    psql(&app.db, "INSERT INTO items (name) VALUES ('acknowledged')");
+
+    let mut args = flags.to_vec();
+    args.push("recover");
+    let run = app.ws.run(&args);
+    run.expect_code(5);
+    let printed = printed_commands(&run);
+    let conn = pg().conn_info(&app.db);
+    let password = conn.password().unwrap().expose().to_owned();
+    let accept = format!(
+        "snapguard --config 'deploy env/prod.yml' --store {store} --database-url '{}' recover --accept-current",
+        conn.public_url()
+    );
+    assert_eq!(printed.first(), Some(&accept), "{printed:?}");
+    assert!(
+        printed
+            .iter()
+            .all(|p| p.starts_with("snapguard --config 'deploy env/prod.yml' --store ")),
+        "{printed:?}"
+    );
+    // The password is never printed; the steps say where to give it.
+    assert!(!run.stdout().contains(&password) && !run.stderr().contains(&password));
+    assert!(
+        run.stdout()
+            .contains("the password given in --database-url is not printed: set PGPASSWORD"),
+        "{}",
+        run.stdout()
+    );
+    app.ws
+        .run_printed_with(&accept, &[("PGPASSWORD", &password)])
+        .expect_code(0);
+    assert!(!dir.join("maintenance.txt").exists(), "maintenance is off");
+    assert_eq!(items_named(&app, "acknowledged"), "1");
+}
+
 #[test]
 fn the_write_guard_reports_one_line_per_session() {
     let app = App::new("rec_sightings", "fs");
@@ -585,16 +663,11 @@ fn an_unfinished_deploy_is_seen_from_any_store_and_recover_keeps_later_history()
     run.expect_code(5);
     run.expect_stderr("history this deploy did not create: migration 99 (later)");
     assert_eq!(fingerprint(&app.db), current, "nothing was rolled back");
+    // The way out repeats the `--store` the operator gave.
+    let accept = "snapguard --store file://./backups/ recover --accept-current";
     let printed = printed_commands(&run);
-    assert!(
-        printed
-            .iter()
-            .any(|c| c == "snapguard recover --accept-current"),
-        "{printed:?}"
-    );
-    app.ws
-        .run_printed("snapguard recover --accept-current")
-        .expect_code(0);
+    assert!(printed.iter().any(|c| c == accept), "{printed:?}");
+    app.ws.run_printed(accept).expect_code(0);
     assert_eq!(fingerprint(&app.db), current);
     assert!(!maintenance_on(&app));
     // Closed in the database too: the other prefix may deploy now (once

@@ -27,8 +27,14 @@ pub async fn deploy(config: &Config, args: DeployArgs) -> Result<(), Error> {
         force: args.force,
         drill: false,
     };
-    let (report, result) = deployer.deploy(&options, &Cancel::on_signals()).await;
-    publish(&report, args.report.as_deref(), args.json, github.as_ref());
+    let (mut report, result) = deployer.deploy(&options, &Cancel::on_signals()).await;
+    publish(
+        config,
+        &mut report,
+        args.report.as_deref(),
+        args.json,
+        github.as_ref(),
+    );
     crate::notify::send(&config.notify, "deploy", &report).await;
     result
 }
@@ -54,8 +60,8 @@ pub async fn recover(
             println!("nothing to recover: every deploy in the store is finished");
             Ok(())
         }
-        Some((report, result)) => {
-            publish(&report, report_file, json, github().as_ref());
+        Some((mut report, result)) => {
+            publish(config, &mut report, report_file, json, github().as_ref());
             crate::notify::send(&config.notify, "recover", &report).await;
             result
         }
@@ -102,7 +108,19 @@ pub(super) fn mask_store_credentials(gh: &GitHub) {
     }
 }
 
-fn publish(report: &Report, file: Option<&Path>, json: bool, github: Option<&GitHub>) {
+fn publish(
+    config: &Config,
+    report: &mut Report,
+    file: Option<&Path>,
+    json: bool,
+    github: Option<&GitHub>,
+) {
+    if let Some(note) = config.invocation.note()
+        && !report.next_steps.is_empty()
+    {
+        report.next_steps.insert(0, format!("# {note}"));
+    }
+    let report = &*report;
     if json {
         println!("{}", report.to_json());
     } else {

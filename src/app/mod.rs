@@ -135,7 +135,12 @@ async fn snapshot(config: &Config, args: SnapshotArgs) -> Result<(), Error> {
             manifest.compression_level
         );
         println!("  sha256    {}", manifest.sha256);
-        println!("restore it with: snapguard restore {}", manifest.id);
+        println!(
+            "restore it with: {}",
+            config
+                .invocation
+                .command(&format!("restore {}", manifest.id))
+        );
     }
     Ok(())
 }
@@ -207,11 +212,11 @@ async fn show(config: &Config, which: &str, json: bool) -> Result<(), Error> {
         print_json(&m);
         return Ok(());
     }
-    print_manifest(&m);
+    print_manifest(config, &m);
     Ok(())
 }
 
-fn print_manifest(m: &Manifest) {
+fn print_manifest(config: &Config, m: &Manifest) {
     println!("snapshot        {}", m.id);
     println!(
         "database        {} (PostgreSQL {}, pg_dump {})",
@@ -238,7 +243,10 @@ fn print_manifest(m: &Manifest) {
         m.last_migration.as_deref().unwrap_or("-")
     );
     println!();
-    println!("restore:         snapguard restore {}", m.id);
+    println!(
+        "restore:         {}",
+        config.invocation.command(&format!("restore {}", m.id))
+    );
     println!("restore by hand, without snapguard:");
     for c in m.manual_restore_commands() {
         println!("  {c}");

@@ -22,6 +22,7 @@ use crate::store::{DEFAULT_PART_SIZE, S3Options, Sse, StoreLocation};
 pub mod checks;
 mod file;
 mod interpolate;
+pub mod invocation;
 mod keys;
 pub mod maintenance;
 pub mod migrations;
@@ -173,6 +174,8 @@ pub struct Config {
     pub budget: BudgetConfig,
     /// The `lint` section.
     pub lint: LintConfig,
+    /// The global flags given, which every printed command repeats.
+    pub invocation: invocation::Invocation,
     missing_hint: String,
     /// Required settings whose `${VAR}` was unset, reported by the command
     /// that needs them (see [`defer_unset`]).
@@ -442,6 +445,14 @@ impl Config {
         config.checks = checks;
         config.maintenance = maintenance;
         config.notify = notify;
+        config.invocation = invocation::Invocation::new(
+            path,
+            overrides.store_url.as_deref(),
+            overrides
+                .database_url
+                .as_deref()
+                .zip(config.database.url.as_ref()),
+        );
         Ok(config)
     }
 
@@ -803,6 +814,7 @@ impl Resolver<'_> {
                 max_downtime: self.parse("budget.max_downtime", parse_duration)?,
             },
             lint: self.lint()?,
+            invocation: invocation::Invocation::default(),
             missing_hint,
             unset,
         })

@@ -13,7 +13,7 @@ pub mod swap;
 mod tls;
 
 pub use admin::{DatabaseProperties, RoleSetting, Session, quote_ident, quote_literal};
-pub use conninfo::{ConnInfo, Secret, SslMode, UrlError};
+pub use conninfo::{ConnInfo, Secret, SslMode, UrlError, names_a_password};
 
 use std::collections::BTreeMap;
 

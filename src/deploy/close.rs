@@ -47,7 +47,7 @@ impl Deployer<'_> {
             );
             report.next_steps = vec![
                 "# the deploy succeeded, but maintenance is still on; turn it off:".into(),
-                "snapguard recover".into(),
+                self.config.invocation.command("recover"),
             ];
             return Err(Error::RollbackIncomplete(
                 format!(
@@ -102,7 +102,7 @@ impl Deployer<'_> {
             format!(
                 "# the release is live and maintenance is off; the store snapshot of the database before this deploy failed. The clone `{clone}` holds that copy; once the store is reachable, upload it and close the deploy:"
             ),
-            "snapguard recover".into(),
+            self.config.invocation.command("recover"),
         ];
         Error::OffsiteIncomplete(Box::new(crate::error::Described {
             what: format!(

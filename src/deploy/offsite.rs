@@ -128,6 +128,18 @@ impl<'s> Upload<'s> {
     }
 }
 
+/// Whether a deploy `recover` finishes has a store snapshot of the
+/// database before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum BeforeCopy {
+    /// Committed, by the runner or by `recover` from the clone; or the
+    /// deploy had no store snapshot to take beside its steps.
+    Kept,
+    /// Neither the upload nor the clone it was taken from is left: no copy
+    /// of the database before the deploy exists anywhere.
+    Lost(&'static str),
+}
+
 impl Deployer<'_> {
     /// `recover`: what became of the upload a dead runner left. A committed
     /// one (its manifest is in the store) is the deploy's snapshot; a
@@ -138,12 +150,12 @@ impl Deployer<'_> {
         &self,
         journal: &mut Journal,
         finish: bool,
-    ) -> Result<(), Error> {
+    ) -> Result<BeforeCopy, Error> {
         let Some(record) = journal.snapshot.clone() else {
-            return Ok(());
+            return Ok(BeforeCopy::Kept);
         };
         let Some(offsite) = record.offsite.clone() else {
-            return Ok(());
+            return Ok(BeforeCopy::Kept);
         };
         let failed = |e: BoxError| Error::failed("recover", e);
         let id = SnapshotId::parse(&offsite.id).map_err(|e| failed(e.into()))?;
@@ -168,14 +180,13 @@ impl Deployer<'_> {
             (true, _, _) => None,
             (false, false, _) => {
                 self.record_upload(journal, None).await;
-                return Ok(());
+                return Ok(BeforeCopy::Kept);
             }
             (false, true, None) => {
-                tracing::error!(
-                    "the deploy has no store snapshot of its own and no clone to take it from"
-                );
                 self.record_upload(journal, None).await;
-                return Ok(());
+                return Ok(BeforeCopy::Lost(
+                    "its store snapshot never committed and it kept no clone to take it from",
+                ));
             }
             (false, true, Some(clone)) => {
                 let admin = db::connect(&self.admin_info)
@@ -185,12 +196,10 @@ impl Deployer<'_> {
                     .await
                     .map_err(|e| failed(e.into()))?
                 {
-                    tracing::error!(
-                        clone,
-                        "the deploy has no store snapshot of its own and its clone is gone"
-                    );
                     self.record_upload(journal, None).await;
-                    return Ok(());
+                    return Ok(BeforeCopy::Lost(
+                        "its store snapshot never committed and the clone it was taken from is gone",
+                    ));
                 }
                 drop(admin);
                 tracing::info!(snapshot = %id, clone, "taking the deploy's store snapshot from its clone again");
@@ -211,7 +220,7 @@ impl Deployer<'_> {
         };
         self.record_upload(journal, Some(manifest.unwrap_or_else(|| id.to_string())))
             .await;
-        Ok(())
+        Ok(BeforeCopy::Kept)
     }
 
     /// Journals the upload's end: committed as `id`, or failed.

@@ -144,9 +144,10 @@ impl<'a> Deployer<'a> {
                 .await
                 .map_err(|e| refuse(e.into()))?;
             return Err(refuse(format!(
-                "deploy {id} did not finish (it stopped at step `{}`, state {:?}); run `snapguard recover` to finish its rollback before deploying again",
+                "deploy {id} did not finish (it stopped at step `{}`, state {:?}); run `{}` to finish its rollback before deploying again",
                 j.step.name(),
-                j.state
+                j.state,
+                self.config.invocation.command("recover")
             ).into()));
         }
         // One session to the application database serves the rest of

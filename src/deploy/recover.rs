@@ -24,8 +24,10 @@ use tokio_postgres::Client;
 
 use super::failure::IncompleteRollback;
 use super::journal::{self, Journal, State, Step};
+use super::offsite::BeforeCopy;
 use super::rollback::Rollback;
 use super::{Deployer, marker, recording_children};
+use crate::config::invocation::Invocation;
 use crate::db::{self, admin};
 use crate::error::{Error, chain};
 use crate::maintenance;
@@ -65,7 +67,8 @@ impl Deployer<'_> {
         if ids.len() > 1 {
             tracing::warn!(
                 count = ids.len(),
-                "several unfinished deploys; recovering the oldest first, run `snapguard recover` again for the next"
+                next = %self.config.invocation.command("recover"),
+                "several unfinished deploys; recovering the oldest first, run it again for the next"
             );
         }
         let mut journal = Journal::read(self.store, id)
@@ -217,7 +220,7 @@ impl Deployer<'_> {
                 if options.accept_current {
                     return self.accept_current(admin, journal, report).await;
                 }
-                report.next_steps = accept_current_steps();
+                report.next_steps = accept_current_steps(&self.config.invocation);
                 return Err(refused);
             }
             // The store snapshot streamed from the clone comes first when
@@ -228,7 +231,8 @@ impl Deployer<'_> {
                 .iter()
                 .any(|t| t.step == Step::MaintenanceOff);
             if !off_first {
-                self.recover_upload(journal, true).await?;
+                let before = self.recover_upload(journal, true).await?;
+                self.no_copy_is_no_success(journal, report, &before, options, false)?;
             }
             // Not again when the runner had switched it off and only the
             // upload was left (`after`).
@@ -236,7 +240,8 @@ impl Deployer<'_> {
                 self.maintenance_off(admin, journal).await?;
             }
             if off_first {
-                self.recover_upload(journal, true).await?;
+                let before = self.recover_upload(journal, true).await?;
+                self.no_copy_is_no_success(journal, report, &before, options, true)?;
             }
             self.finish_success(admin, journal, report).await;
             return Ok(());
@@ -245,7 +250,7 @@ impl Deployer<'_> {
             return self.accept_current(admin, journal, report).await;
         }
         if let Err(refused) = self.check_history_is_ours(journal, false).await {
-            report.next_steps = accept_current_steps();
+            report.next_steps = accept_current_steps(&self.config.invocation);
             return Err(refused);
         }
         // The dead runner's sessions may still run on the server (a
@@ -319,6 +324,46 @@ impl Deployer<'_> {
 
     /// `--accept-current`: keep the database as it is, switch maintenance
     /// off, close the deploy, and say what the database now holds.
+    /// A deploy that passed its steps but whose copy of the database before
+    /// it is lost (no committed upload, no clone) is live with nothing to
+    /// roll it back to: not a success to report. It stays open, with
+    /// maintenance as it is, until `--accept-current` closes it as it
+    /// stands.
+    fn no_copy_is_no_success(
+        &self,
+        journal: &Journal,
+        report: &mut Report,
+        before: &BeforeCopy,
+        options: &RecoverOptions,
+        maintenance_off: bool,
+    ) -> Result<(), Error> {
+        let BeforeCopy::Lost(why) = before else {
+            return Ok(());
+        };
+        let maintenance = if maintenance_off {
+            "maintenance is off"
+        } else {
+            "maintenance stays on (the policy `before-maintenance-off` never ends the window without a committed snapshot)"
+        };
+        if options.accept_current {
+            tracing::warn!(deploy = %journal.deploy_id, "--accept-current: closing the deploy as succeeded, with no copy of the database before it ({why})");
+            return Ok(());
+        }
+        let invocation = &self.config.invocation;
+        report.next_steps = vec![
+            "# nothing can roll this deploy back; take a snapshot of the database as it is now, then close the deploy as it stands:".into(),
+            invocation.command("snapshot"),
+            invocation.command("recover --accept-current"),
+        ];
+        Err(Error::RollbackIncomplete(
+            format!(
+                "deploy {} passed its steps, but no copy of the database before it exists: {why}; {maintenance}",
+                journal.deploy_id
+            )
+            .into(),
+        ))
+    }
+
     async fn accept_current(
         &self,
         admin: &mut Client,
@@ -390,14 +435,15 @@ impl Deployer<'_> {
         let refuse = |why: String| {
             Error::RollbackIncomplete(
                 format!(
-                    "not {} deploy {}: {why}. {} Look at the database; to keep it as it is and close this deploy: `snapguard recover --accept-current`",
+                    "not {} deploy {}: {why}. {} Look at the database; to keep it as it is and close this deploy: `{}`",
                     if finishing { "finishing" } else { "rolling back" },
                     journal.deploy_id,
                     if finishing {
                         "Finishing would record its release as live, which it may not be."
                     } else {
                         "Rolling back would silently undo it."
-                    }
+                    },
+                    self.config.invocation.command("recover --accept-current")
                 )
                 .into(),
             )
@@ -472,9 +518,9 @@ impl Deployer<'_> {
 
 /// The way out when `recover` will not touch a deploy the database says
 /// was closed, or followed by history it did not create.
-fn accept_current_steps() -> Vec<String> {
+fn accept_current_steps(invocation: &Invocation) -> Vec<String> {
     vec![
         "# keep the database as it is now and close this deploy:".into(),
-        "snapguard recover --accept-current".into(),
+        invocation.command("recover --accept-current"),
     ]
 }

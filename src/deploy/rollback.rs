@@ -226,8 +226,13 @@ impl Rollback<'_, '_> {
                 r.database = "refused: writes after the snapshot".into();
                 journal.guard_refusal = seen;
                 return Err(vec![BoxError::from(format!(
-                    "not restoring: someone may have written to `{database}` after the snapshot, and restoring would lose it:\n  - {}\nLook at what changed. Then either keep the database as it is now and close the deploy with `snapguard recover --accept-current`, or restore anyway, losing those writes, with `snapguard recover --force` (the current database is kept under a new name)",
-                    reasons.join("\n  - ")
+                    "not restoring: someone may have written to `{database}` after the snapshot, and restoring would lose it:\n  - {}\nLook at what changed. Then either keep the database as it is now and close the deploy with `{}`, or restore anyway, losing those writes, with `{}` (the current database is kept under a new name)",
+                    reasons.join("\n  - "),
+                    deployer
+                        .config
+                        .invocation
+                        .command("recover --accept-current"),
+                    deployer.config.invocation.command("recover --force"),
                 ))]);
             }
             tracing::warn!(reasons = %reasons.join("; "), "--force: restoring although writes after the snapshot are possible");
@@ -433,6 +438,7 @@ fn next_steps(
     snapshot_override: Option<&str>,
 ) -> Vec<String> {
     let database = deployer.db.dbname();
+    let cmd = |rest: &str| deployer.config.invocation.command(rest);
     let mut steps = Vec::new();
     if !journal.database_restored
         && (!journal.guard_refusal.is_empty() || snapshot_override.is_some())
@@ -440,15 +446,15 @@ fn next_steps(
         // Plain `recover` would refuse again: each way out is a decision
         // about the writes listed above, so each is spelled out.
         steps.push("# writes after the snapshot are possible (see above); a restore would lose them. Either keep the database as it is now (the migrations stay applied) and close the deploy:".into());
-        steps.push("snapguard recover --accept-current".into());
+        steps.push(cmd("recover --accept-current"));
         steps.push("# or restore the snapshot anyway, losing those writes (the current database is kept under a new name):".into());
         steps.push(match snapshot_override {
-            Some(id) => format!("snapguard recover --snapshot {id} --force"),
-            None => "snapguard recover --force".into(),
+            Some(id) => cmd(&format!("recover --snapshot {id} --force")),
+            None => cmd("recover --force"),
         });
     } else if !journal.database_restored {
         steps.push("# the database is not restored; once the cause above is fixed:".into());
-        steps.push("snapguard recover".into());
+        steps.push(cmd("recover"));
         if let Some(s) = &journal.snapshot {
             if let Some(clone) = &s.clone {
                 steps.push(format!(
@@ -464,8 +470,8 @@ fn next_steps(
             }
             if let Some(id) = &s.id {
                 steps.push("# or restore the store snapshot by hand, then close the deploy keeping the restored database:".into());
-                steps.push(format!("snapguard restore {id} --yes --terminate-sessions"));
-                steps.push("snapguard recover --accept-current".into());
+                steps.push(cmd(&format!("restore {id} --yes --terminate-sessions")));
+                steps.push(cmd("recover --accept-current"));
             }
         }
         match fallback {
@@ -480,12 +486,12 @@ fn next_steps(
                     older.id,
                     older.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
                 ));
-                steps.push(format!("snapguard recover --snapshot {}", older.id));
+                steps.push(cmd(&format!("recover --snapshot {}", older.id)));
             }
             None => steps.push("# if the deploy's snapshot is damaged: no other snapshot of this database is in the store".into()),
         }
         steps.push("# or keep the database as it is now and close the deploy:".into());
-        steps.push("snapguard recover --accept-current".into());
+        steps.push(cmd("recover --accept-current"));
     } else if journal.released && !journal.release_rolled_back {
         steps.push("# the database is restored; put the previous release back by hand:".into());
         if let Some(cmd) = &deployer.config.release.rollback {
@@ -501,13 +507,13 @@ fn next_steps(
             ));
         }
         steps.push("# then finish with:".into());
-        steps.push("snapguard recover".into());
+        steps.push(cmd("recover"));
     } else {
         steps.push(
             "# the database and release are back; maintenance is still on. Fix the switch, then:"
                 .into(),
         );
-        steps.push("snapguard recover".into());
+        steps.push(cmd("recover"));
     }
     steps
 }

@@ -848,13 +848,43 @@ pub fn printed_commands(run: &Run) -> Vec<String> {
 
 impl Workspace {
     /// Runs a command line exactly as snapguard printed it (`snapguard …`).
+    ///
+    /// Through `sh -c`, as a user pasting it would: quoting and all, with
+    /// the binary under test first on `PATH` as `snapguard`.
     pub fn run_printed(&self, line: &str) -> Run {
-        let args: Vec<&str> = line
-            .strip_prefix("snapguard ")
-            .expect("a snapguard command")
-            .split_whitespace()
-            .collect();
-        self.run(&args)
+        self.run_printed_with(line, &[])
+    }
+
+    /// [`Self::run_printed`] with `env` set, as the printed steps ask
+    /// (`PGPASSWORD` for a password they leave out).
+    pub fn run_printed_with(&self, line: &str, env: &[(&str, &str)]) -> Run {
+        assert!(
+            line.starts_with("snapguard "),
+            "not a snapguard command: {line}"
+        );
+        let template = self.snapguard();
+        let mut sh = Command::new("sh");
+        sh.arg("-c")
+            .arg(line)
+            .current_dir(self.path())
+            .stdin(Stdio::null());
+        let mut path = std::env::var_os("PATH").unwrap_or_default();
+        for (k, v) in template.get_envs() {
+            match v {
+                Some(v) if k == "PATH" => path = v.to_owned(),
+                Some(v) => {
+                    sh.env(k, v);
+                }
+                None => {
+                    sh.env_remove(k);
+                }
+            }
+        }
+        let bin = Path::new(env!("CARGO_BIN_EXE_snapguard")).parent().unwrap();
+        let dirs = std::iter::once(bin.to_path_buf()).chain(std::env::split_paths(&path));
+        sh.env("PATH", std::env::join_paths(dirs).unwrap());
+        sh.envs(env.iter().copied());
+        Run(sh.output().expect("run the printed command"))
     }
 }
 

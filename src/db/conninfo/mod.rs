@@ -376,8 +376,18 @@ impl ConnInfo {
     /// The URL with its password, for a child process's `DATABASE_URL` (an
     /// external migrator). Wrapped so it cannot be printed by accident.
     pub fn secret_url(&self) -> Secret {
+        Secret::new(self.url(self.password.as_ref()))
+    }
+
+    /// The URL without its password: safe to print, and complete for a
+    /// command the user runs with the password in `PGPASSWORD`.
+    pub fn public_url(&self) -> String {
+        self.url(None)
+    }
+
+    fn url(&self, password: Option<&Secret>) -> String {
         let enc = url_encode;
-        let credentials = match &self.password {
+        let credentials = match password {
             Some(p) => format!("{}:{}", enc(&self.user), enc(p.expose())),
             None => enc(&self.user),
         };
@@ -405,7 +415,7 @@ impl ConnInfo {
                 query.push_str(&format!("&{name}={}", enc(&v)));
             }
         }
-        Secret::new(if self.is_socket() {
+        if self.is_socket() {
             format!(
                 "postgresql://{credentials}@/{}?host={}&port={}&{query}",
                 enc(&self.dbname),
@@ -422,7 +432,7 @@ impl ConnInfo {
                 self.host_list(),
                 enc(&self.dbname)
             )
-        })
+        }
     }
 
     /// `host:port[,host:port…]`, IPv6 addresses bracketed.
@@ -465,6 +475,12 @@ impl ConnInfo {
 
 /// Percent-encodes every byte but ASCII letters and digits, which is valid
 /// in any part of a URL.
+/// Whether the connection string itself gives a password (not the
+/// environment or the password file).
+pub fn names_a_password(s: &str) -> bool {
+    parse::pairs(s).is_ok_and(|pairs| pairs.iter().any(|(k, _)| k == "password"))
+}
+
 fn url_encode(v: &str) -> String {
     percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
