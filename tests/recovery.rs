@@ -854,6 +854,54 @@ fn a_full_tmpdir_is_named_with_the_room_needed_never_as_damage() {
     assert_eq!(psql(&db, "SELECT to_regclass('public.a') IS NULL"), "t");
 }
 
+/// Defect: the room check took the newest snapshot's size, so a database
+/// that had grown since passed preflight and its rollback then refused
+/// (exit 5, maintenance on). The size now counts.
+#[test]
+fn a_database_grown_since_its_last_snapshot_needs_room_for_its_size_now() {
+    let db = create_db("rec_tmpdir_grown");
+    psql(&db, "CREATE TABLE blobs (i int, v text)");
+    let ws = Workspace::new(&fs_config(
+        &db,
+        "migrations:\n  dir: migrations\nsnapshot:\n  local_clone: never\n",
+    ));
+    std::fs::create_dir_all(ws.path().join("migrations")).unwrap();
+    std::fs::write(
+        ws.path().join("migrations/1_a.sql"),
+        "CREATE TABLE a (x int);\n",
+    )
+    .unwrap();
+    ws.run(&["snapshot"]).expect_code(0);
+    // Room for the snapshot's archive (and the 16 MB headroom), not for
+    // the database as it is after 60 MB more.
+    let disk = SmallDisk::mount("40m");
+    let deploy = |ws: &Workspace| {
+        Run(ws
+            .snapguard()
+            .args(["plan"])
+            .env("TMPDIR", disk.0.path())
+            .output()
+            .unwrap())
+    };
+    deploy(&ws).expect_code(0);
+    psql(
+        &db,
+        "INSERT INTO blobs SELECT i, repeat(md5(i::text), 4) FROM generate_series(1, 350000) AS i",
+    );
+    let run = deploy(&ws);
+    run.expect_code(3);
+    run.expect_stderr("not enough free space in");
+    let run = Run(ws
+        .snapguard()
+        .args(["deploy"])
+        .env("TMPDIR", disk.0.path())
+        .output()
+        .unwrap());
+    run.expect_code(3);
+    run.expect_stderr("not enough free space in");
+    assert_eq!(psql(&db, "SELECT to_regclass('public.a') IS NULL"), "t");
+}
+
 // --- bad migration bytes --------------------------------------------------
 
 /// Defect: a migration with a NUL byte planned and dry-ran fine and failed

@@ -367,8 +367,10 @@ impl<'a> Deployer<'a> {
 
     /// When a rollback would restore from the store (no local clone and no
     /// single transaction), the archive must fit in `$TMPDIR`: found out
-    /// now, not in the middle of a rollback. The size is the newest
-    /// snapshot's archive, else the database's size (an upper bound).
+    /// now, not in the middle of a rollback. The deploy's own archive is
+    /// not taken yet: the larger of the newest snapshot's archive and the
+    /// database's size now stands for it (a database that grew since its
+    /// last snapshot passed on the old size, and its rollback refused).
     async fn check_restore_room(
         &self,
         local_clone: &Result<CloneMethod, String>,
@@ -386,8 +388,8 @@ impl<'a> Deployer<'a> {
                     .rev()
                     .find_map(|s| s.manifest.filter(|m| m.database == database))
             })
-            .map(|m| m.archive_bytes);
-        crate::scratch::ensure_room(newest.unwrap_or(database_bytes)).map_err(Into::into)
+            .map_or(0, |m| m.archive_bytes);
+        crate::scratch::ensure_room(newest.max(database_bytes)).map_err(Into::into)
     }
 }
 
