@@ -497,16 +497,45 @@ fn a_store_restore_killed_half_way_is_recovered_and_leaves_nothing_behind() {
     assert_eq!(databases_like("rec_restore_kill__restore_").len(), 1);
     assert!(std::fs::read_dir(scratch.path()).unwrap().next().is_some());
 
-    std::fs::remove_file(&gate).unwrap();
-    let run = Run(app
+    // A CI cancel (SIGTERM) of `recover` in the middle of its own
+    // restore: it ends the dead runner's pg_restore and its own, drops the
+    // partial database, removes its scratch files, and says to run it again.
+    std::fs::remove_file(&reached).unwrap();
+    let recover = app
         .ws
         .snapguard()
         .arg("recover")
         .env("TMPDIR", scratch.path())
-        .output()
-        .unwrap());
-    run.expect_code(4);
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("recover's pg_restore", Duration::from_secs(60), || {
+        reached.exists()
+    });
     assert!(!process_alive(&orphan), "the orphaned pg_restore was ended");
+    let own = std::fs::read_to_string(&pid_file).unwrap();
+    sigterm(&recover);
+    let run = Run(recover.wait_with_output().unwrap());
+    run.expect_code(5);
+    run.expect_stderr("cancelled by a signal before the swap");
+    assert!(!process_alive(&own), "recover's pg_restore was ended");
+    assert!(databases_like("rec_restore_kill__restore_").is_empty());
+    assert!(maintenance_on(&app));
+    assert!(
+        std::fs::read_dir(scratch.path()).unwrap().next().is_none(),
+        "recover's scratch files were removed"
+    );
+
+    std::fs::remove_file(&gate).unwrap();
+    let printed = printed_commands(&run);
+    assert_eq!(
+        printed.first().map(String::as_str),
+        Some("snapguard recover"),
+        "{printed:?}"
+    );
+    let run = app.ws.run_printed(&printed[0]);
+    run.expect_code(4);
     assert_eq!(fingerprint(&app.db), before);
     assert!(databases_like("rec_restore_kill__restore_").is_empty());
     assert!(!maintenance_on(&app));

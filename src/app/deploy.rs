@@ -51,7 +51,11 @@ pub async fn recover(
     if let Some(gh) = github() {
         mask_secrets(&gh, config);
     }
-    match deployer.recover(options).await? {
+    // Installed for the whole run: a signal is logged and cuts short only
+    // what can be started over (a store restore, an upload), never the
+    // steps between.
+    let cancel = Cancel::on_signals();
+    match deployer.recover(options, &cancel).await? {
         None if json => {
             print_json(&serde_json::json!({ "outcome": "nothing_to_recover" }));
             Ok(())

@@ -284,6 +284,8 @@ impl<'a> Deployer<'a> {
             },
             changed: failed.changed,
             snapshot_override: None,
+            // Never cut short: a signal during the rollback is only logged.
+            cancel: Cancel::never(),
         };
         let outcome =
             recording_children(self.store, &deploy_id, rollback.run(&mut p.journal, report)).await;

@@ -150,6 +150,7 @@ impl Deployer<'_> {
         &self,
         journal: &mut Journal,
         finish: bool,
+        cancel: &Cancel,
     ) -> Result<BeforeCopy, Error> {
         let Some(record) = journal.snapshot.clone() else {
             return Ok(BeforeCopy::Kept);
@@ -206,13 +207,7 @@ impl Deployer<'_> {
                 let snapshotter = self.snapshotter().await.map_err(|e| failed(e.into()))?;
                 let request = journal.snapshot_request();
                 let manifest = snapshotter
-                    .resume_clone(
-                        &self.admin_info,
-                        clone,
-                        &id,
-                        &request,
-                        &Cancel::on_signals(),
-                    )
+                    .resume_clone(&self.admin_info, clone, &id, &request, cancel)
                     .await
                     .map_err(|e| failed(e.into()))?;
                 Some(manifest.id.to_string())

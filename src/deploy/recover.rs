@@ -27,6 +27,7 @@ use super::journal::{self, Journal, State, Step};
 use super::offsite::BeforeCopy;
 use super::rollback::Rollback;
 use super::{Deployer, marker, recording_children};
+use crate::cancel::Cancel;
 use crate::config::invocation::Invocation;
 use crate::db::{self, admin};
 use crate::error::{Error, chain};
@@ -55,6 +56,7 @@ impl Deployer<'_> {
     pub async fn recover(
         &self,
         options: &RecoverOptions,
+        cancel: &Cancel,
     ) -> Result<Option<(Report, Result<(), Error>)>, Error> {
         let mut admin = self.lock("recover").await?;
         let ids = journal::unfinished(self.store)
@@ -95,7 +97,7 @@ impl Deployer<'_> {
         let result = recording_children(
             self.store,
             id,
-            self.recover_one(&mut admin, &mut journal, &mut report, options),
+            self.recover_one(&mut admin, &mut journal, &mut report, options, cancel),
         )
         .await;
         report.outcome = Outcome::of(&result, report.outcome);
@@ -204,6 +206,7 @@ impl Deployer<'_> {
         journal: &mut Journal,
         report: &mut Report,
         options: &RecoverOptions,
+        cancel: &Cancel,
     ) -> Result<(), Error> {
         if journal.state == State::Succeeded {
             self.close(journal, report, Outcome::Succeeded).await;
@@ -231,7 +234,7 @@ impl Deployer<'_> {
                 .iter()
                 .any(|t| t.step == Step::MaintenanceOff);
             if !off_first {
-                let before = self.recover_upload(journal, true).await?;
+                let before = self.recover_upload(journal, true, cancel).await?;
                 self.no_copy_is_no_success(journal, report, &before, options, false)?;
             }
             // Not again when the runner had switched it off and only the
@@ -240,7 +243,7 @@ impl Deployer<'_> {
                 self.maintenance_off(admin, journal).await?;
             }
             if off_first {
-                let before = self.recover_upload(journal, true).await?;
+                let before = self.recover_upload(journal, true, cancel).await?;
                 self.no_copy_is_no_success(journal, report, &before, options, true)?;
             }
             self.finish_success(admin, journal, report).await;
@@ -266,7 +269,7 @@ impl Deployer<'_> {
         let changed = self.database_changed(admin, journal).await?;
         // The clone's upload: a committed one is the store snapshot the
         // rollback can fall back on; a half-done one is discarded.
-        if let Err(e) = self.recover_upload(journal, false).await {
+        if let Err(e) = self.recover_upload(journal, false, cancel).await {
             tracing::warn!(error = %chain(&e), "cannot tell whether the deploy's store snapshot committed; the rollback relies on the clone");
         }
         journal.failure.get_or_insert_with(|| {
@@ -286,6 +289,7 @@ impl Deployer<'_> {
             },
             changed,
             snapshot_override: options.snapshot.clone(),
+            cancel: cancel.clone(),
         };
         match rollback.run(journal, report).await {
             Ok(()) => Err(Error::RolledBack(

@@ -40,6 +40,12 @@ pub struct Rollback<'a, 'b> {
     /// Restore this store snapshot instead of the deploy's own
     /// (`recover --snapshot ID`, when the deploy's own is damaged).
     pub snapshot_override: Option<String>,
+    /// What may cut the store restore short. A deploy's rollback is never
+    /// cut short ([`Cancel::never`]: a signal is only logged); `recover`'s
+    /// is, when its job is cancelled: the partial database is dropped,
+    /// `pg_restore` ended and the scratch files removed, and a later
+    /// `recover` starts the restore over.
+    pub cancel: Cancel,
 }
 
 impl Rollback<'_, '_> {
@@ -296,8 +302,7 @@ impl Rollback<'_, '_> {
                 return Err(errors);
             }
         };
-        // Never cancelled: a signal during the rollback is only logged.
-        match plan.execute(deployer.store, &Cancel::never()).await {
+        match plan.execute(deployer.store, &self.cancel).await {
             Ok(done) => {
                 r.database = format!("store restore of {id}");
                 r.failed_database_kept_as = done.replaced_as;
