@@ -931,6 +931,81 @@ fn a_database_grown_since_its_last_snapshot_needs_room_for_its_size_now() {
     assert_eq!(psql(&db, "SELECT to_regclass('public.a') IS NULL"), "t");
 }
 
+/// Defect: a store restore brought a database in its own tablespace back
+/// in `pg_default`, and the clone's room was checked on the data
+/// directory's disk, not the tablespace's. Here the tablespace is a 64 MB
+/// disk: too small for a clone (the data directory's disk is not), so the
+/// rollback restores from the store, into the tablespace.
+#[test]
+fn a_database_in_its_own_tablespace_is_checked_and_restored_where_it_lives() {
+    let disk = tempfile::tempdir().unwrap();
+    let uid = String::from_utf8(
+        std::process::Command::new("id")
+            .args(["-u", "postgres"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o"])
+        .arg(format!("size=64m,mode=700,uid={}", uid.trim()))
+        .arg("tmpfs")
+        .arg(disk.path())
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "this test mounts a tmpfs and needs root");
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            psql("postgres", "DROP DATABASE IF EXISTS rec_ts WITH (FORCE)");
+            let failed = databases_like("rec_ts__");
+            for db in failed {
+                psql("postgres", &format!("DROP DATABASE \"{db}\" WITH (FORCE)"));
+            }
+            psql("postgres", "DROP TABLESPACE IF EXISTS rec_ts_space");
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(disk.path());
+    psql("postgres", "DROP DATABASE IF EXISTS rec_ts WITH (FORCE)");
+    psql("postgres", "DROP TABLESPACE IF EXISTS rec_ts_space");
+    psql(
+        "postgres",
+        &format!(
+            "CREATE TABLESPACE rec_ts_space LOCATION '{}'",
+            disk.path().display()
+        ),
+    );
+    psql("postgres", "CREATE DATABASE rec_ts TABLESPACE rec_ts_space");
+    psql(
+        "rec_ts",
+        "CREATE TABLE items (id serial PRIMARY KEY, name text); INSERT INTO items (name) SELECT 'item ' || g FROM generate_series(1, 500) g",
+    );
+    let tablespace = || {
+        psql(
+            "postgres",
+            "SELECT t.spcname FROM pg_database d JOIN pg_tablespace t ON t.oid = d.dattablespace WHERE d.datname = 'rec_ts'",
+        )
+    };
+    let ws = Workspace::for_db("rec_ts", "store:\n  url: file://./backups\n");
+    ws.migrations(&[
+        ("1_add.sql", "CREATE TABLE added (x int);\n"),
+        ("2_fail.sql", "SELECT 1 / 0;\n"),
+    ]);
+    let before = fingerprint("rec_ts");
+    let run = ws.run(&["deploy"]);
+    run.expect_code(4);
+    run.expect_stderr("not enough free disk space for a clone");
+    assert!(
+        run.stdout().contains("store restore of"),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(fingerprint("rec_ts"), before);
+    assert_eq!(tablespace(), "rec_ts_space");
+}
+
 // --- bad migration bytes --------------------------------------------------
 
 /// Defect: a migration with a NUL byte planned and dry-ran fine and failed

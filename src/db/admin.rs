@@ -52,6 +52,10 @@ pub struct DatabaseProperties {
     pub settings: Vec<RoleSetting>,
     /// `COMMENT ON DATABASE`.
     pub comment: Option<String>,
+    /// The database's tablespace when it is not `pg_default`: a restore
+    /// puts the database back where its data lived.
+    #[serde(default)]
+    pub tablespace: Option<String>,
 }
 
 /// One `pg_db_role_setting` row.
@@ -98,8 +102,9 @@ impl DatabaseProperties {
         let server = super::server_version(client).await?;
         let sql = format!(
             "SELECT pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate::text, d.datctype::text, \
-             {}, d.datconnlimit, d.datallowconn, d.datacl::text[], shobj_description(d.oid, 'pg_database') \
-             FROM pg_database d WHERE d.datname = $1",
+             {}, d.datconnlimit, d.datallowconn, d.datacl::text[], shobj_description(d.oid, 'pg_database'), \
+             NULLIF(t.spcname::text, 'pg_default') \
+             FROM pg_database d JOIN pg_tablespace t ON t.oid = d.dattablespace WHERE d.datname = $1",
             locale_columns(server.major())
         );
         let what = format!("reading the properties of database `{name}`");
@@ -136,6 +141,7 @@ impl DatabaseProperties {
             acl: row.get(9),
             settings,
             comment: row.get(10),
+            tablespace: row.get(11),
         }))
     }
 }
@@ -206,6 +212,29 @@ pub async fn create_empty(
             }
         }
         _ => {}
+    }
+    if let Some(tablespace) = &props.tablespace {
+        let here = client
+            .query_opt(
+                "SELECT 1 FROM pg_tablespace WHERE spcname = $1",
+                &[tablespace],
+            )
+            .await
+            .map_err(DbError::query(format!(
+                "looking for tablespace `{tablespace}`"
+            )))?
+            .is_some();
+        if here {
+            sql.push_str(&format!(" TABLESPACE {}", quote_ident(tablespace)));
+        } else {
+            // Another server (a rehearsal's, a restore elsewhere): the data
+            // is what matters there, not where it lived.
+            tracing::warn!(
+                database = name,
+                tablespace,
+                "the snapshot's database lived in a tablespace this server does not have; restoring into the default tablespace"
+            );
+        }
     }
     client
         .batch_execute(&sql)

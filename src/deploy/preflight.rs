@@ -203,9 +203,15 @@ impl<'a> Deployer<'a> {
                 })));
             }
         }
-        let local_clone = clone::decide(&admin, &role, database_bytes, &self.config.snapshot)
-            .await
-            .map_err(|e| refuse(e.into()))?;
+        let local_clone = clone::decide(
+            &admin,
+            &role,
+            self.db.dbname(),
+            database_bytes,
+            &self.config.snapshot,
+        )
+        .await
+        .map_err(|e| refuse(e.into()))?;
         self.check_restore_room(&local_clone, database_bytes)
             .await
             .map_err(refuse)?;

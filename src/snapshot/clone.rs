@@ -28,6 +28,7 @@ pub const DEFAULT_UNSEEN_LIMIT: u64 = 1 << 30;
 pub async fn decide(
     admin: &Client,
     role: &Capabilities,
+    database: &str,
     database_bytes: u64,
     config: &SnapshotConfig,
 ) -> Result<Result<CloneMethod, String>, DbError> {
@@ -36,7 +37,7 @@ pub async fn decide(
         return Ok(Err("`snapshot.local_clone: never`".into()));
     }
     // Read once: it decides both the room and how the files are made.
-    let dir = data_directory(admin, role).await;
+    let dir = files_directory(admin, role, database).await;
     let method = method(role, setting, dir.as_deref());
     if config.local_clone == LocalClone::Always {
         return Ok(Ok(method));
@@ -80,14 +81,24 @@ pub async fn decide(
     Ok(Ok(method))
 }
 
-/// The server's data directory, when the role may see it (superusers and
-/// `pg_read_all_settings`) and it is on this machine.
-async fn data_directory(admin: &Client, role: &Capabilities) -> Option<String> {
+/// Where `database`'s files live, and so where its clone's will (a clone
+/// stays in its template's tablespace): the server's data directory, or
+/// the directory of the database's own tablespace. Only when the role may
+/// see it (superusers and `pg_read_all_settings`) and it is on this
+/// machine.
+async fn files_directory(admin: &Client, role: &Capabilities, database: &str) -> Option<String> {
     if !(role.superuser || role.read_all_settings) {
         return None;
     }
     let dir: String = admin
-        .query_one("SELECT current_setting('data_directory')", &[])
+        .query_one(
+            "SELECT CASE WHEN t.spcname IN ('pg_default', 'pg_global') \
+                    THEN current_setting('data_directory') \
+                    ELSE pg_tablespace_location(t.oid) END \
+             FROM pg_database d JOIN pg_tablespace t ON t.oid = d.dattablespace \
+             WHERE d.datname = $1",
+            &[&database],
+        )
         .await
         .ok()?
         .get(0);
