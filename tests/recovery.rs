@@ -103,6 +103,59 @@ fn process_alive(pid: &str) -> bool {
 
 // --- writes after the snapshot -------------------------------------------
 
+/// Defect: with `snapguard.deploys` dropped, an unfinished deploy was
+/// invisible to a deploy with another store prefix. The record is gone
+/// although the history shows deploys: every command that would change the
+/// database refuses (exit 3) until the unfinished deploy is recovered or
+/// `recover --accept-current` says none is and recreates the table.
+#[test]
+fn a_dropped_record_of_deploys_is_refused_not_taken_for_none() {
+    let app = App::new("rec_lost", "fs");
+    write_config(&app, "snapshot:\n  local_clone: always\n");
+    kill9(deploy_in_migration(&app));
+    std::fs::remove_file(app.ws.path().join("migrations/2_slow.sql")).unwrap();
+    let drop_record = || psql(&app.db, "DROP TABLE snapguard.deploys");
+    drop_record();
+
+    let other = |args: &[&str]| {
+        let mut all = vec!["--store", "file://./other-backups"];
+        all.extend_from_slice(args);
+        app.ws.run(&all)
+    };
+    let lost = "`snapguard.deploys` is missing from `rec_lost`, although deploys ran on it";
+    for args in [&["deploy"][..], &["migrate"], &["recover"]] {
+        let run = other(args);
+        run.expect_code(3);
+        run.expect_stderr(lost);
+    }
+    assert!(maintenance_on(&app), "the unfinished deploy is untouched");
+    // Its own store still has its journal: `recover` there rolls it back
+    // (the DROP TABLE is a write after the snapshot, hence --force), and
+    // the restored database has the record again.
+    app.ws.run(&["recover", "--force"]).expect_code(4);
+    assert!(!maintenance_on(&app));
+    other(&["deploy"]).expect_code(0);
+
+    // Dropped with no deploy unfinished: the way out the refusal names.
+    drop_record();
+    other(&["deploy"]).expect_code(3);
+    other(&["recover", "--accept-current"]).expect_code(0);
+    assert_eq!(
+        psql(
+            &app.db,
+            "SELECT to_regclass('snapguard.deploys') IS NOT NULL"
+        ),
+        "t"
+    );
+    let run = other(&["deploy"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout().contains("nothing to deploy"),
+        "{}",
+        run.stdout()
+    );
+}
+
 /// Defect: `recover` swapped the clone in over writes the deploy had refused
 /// to lose. Here the runner is killed mid-migration (no fence) and the
 /// application then writes through short-lived connections that are gone

@@ -91,11 +91,11 @@ pub async fn waiting_for_command(
     if refuse_unfinished {
         // A missing database has no record; the command says so itself.
         if let Ok(client) = db::connect(app).await
-            && let Some(unfinished) = super::marker::unfinished(&client, database)
+            && let Some(blocked) = super::marker::not_clear(&client, database)
                 .await
                 .map_err(|e| Error::nothing_changed(step, e))?
         {
-            return Err(Error::nothing_changed(step, unfinished));
+            return Err(Error::nothing_changed(step, blocked));
         }
     }
     Ok(admin)

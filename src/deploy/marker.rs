@@ -56,6 +56,71 @@ pub struct Unfinished {
     pub open: OpenDeploy,
 }
 
+/// Why a command that would change the database must not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NotClear {
+    /// A deploy is unfinished.
+    #[error(transparent)]
+    Unfinished(#[from] Unfinished),
+    /// The record of unfinished deploys is gone.
+    #[error(transparent)]
+    RecordLost(#[from] RecordLost),
+}
+
+/// `snapguard.deploys` is gone although deploys ran on the database: every
+/// deploy creates it before it changes anything and it is in every
+/// snapshot, so someone dropped it, and with it maybe the row of a deploy
+/// that another store's pipeline never finished.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`snapguard.deploys` is missing from `{database}`, although deploys ran on it (the last recorded in its migration history: {last}). It is where every snapguard records a deploy that has not finished, so a deploy run with another store could be unfinished unseen. Look for one with each store your pipelines use (`snapguard --store URL recover`); once none is, recreate the table with `snapguard recover --accept-current`"
+)]
+pub struct RecordLost {
+    /// The database.
+    pub database: String,
+    /// The last deploy in the migration history and when it applied.
+    pub last: String,
+}
+
+/// Whether commands that change the database may start: not while a deploy
+/// is unfinished, nor while the record that would say so is gone.
+pub async fn not_clear(app: &Client, database: &str) -> Result<Option<NotClear>, DbError> {
+    if let Some(last) = lost(app).await? {
+        return Ok(Some(NotClear::RecordLost(RecordLost {
+            database: database.to_owned(),
+            last,
+        })));
+    }
+    Ok(unfinished(app, database).await?.map(NotClear::Unfinished))
+}
+
+/// The last deploy in the migration history when `snapguard.deploys` is
+/// missing; `None` when it exists or no deploy ever ran here.
+pub async fn lost(app: &Client) -> Result<Option<String>, DbError> {
+    if exists(app).await? || !crate::migrate::history::exists(app).await? {
+        return Ok(None);
+    }
+    let row = app
+        .query_opt(
+            "SELECT format('deploy %s, %s UTC', deploy_id, \
+                    to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')) \
+             FROM snapguard.schema_migrations WHERE deploy_id IS NOT NULL \
+             ORDER BY applied_at DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .map_err(DbError::query("reading snapguard.schema_migrations"))?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// Recreates an empty `snapguard.deploys` (`recover --accept-current` once
+/// the operator found no unfinished deploy).
+pub async fn recreate(app: &Client) -> Result<(), DbError> {
+    app.batch_execute(CREATE)
+        .await
+        .map_err(DbError::query("creating snapguard.deploys"))
+}
+
 /// Deploys the database records as started and not finished, oldest first.
 pub async fn open_deploys(app: &Client) -> Result<Vec<OpenDeploy>, DbError> {
     if !exists(app).await? {

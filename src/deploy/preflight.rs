@@ -153,11 +153,11 @@ impl<'a> Deployer<'a> {
         // One session to the application database serves the rest of
         // preflight.
         let mut app = db::connect(self.db).await.map_err(|e| refuse(e.into()))?;
-        if let Some(unfinished) = marker::unfinished(&app, self.db.dbname())
+        if let Some(blocked) = marker::not_clear(&app, self.db.dbname())
             .await
             .map_err(|e| refuse(e.into()))?
         {
-            return Err(refuse(Box::new(unfinished)));
+            return Err(refuse(Box::new(blocked)));
         }
         let snapshotter = self.snapshotter().await.map_err(|e| refuse(e.into()))?;
         let plan = Migrator::new(&self.config.migrations, self.db)

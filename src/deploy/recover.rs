@@ -63,7 +63,7 @@ impl Deployer<'_> {
             .await
             .map_err(|e| Error::nothing_changed("recover", e))?;
         let Some(id) = ids.first() else {
-            self.close_stale_markers().await?;
+            self.close_stale_markers(options).await?;
             return Ok(None);
         };
         if ids.len() > 1 {
@@ -163,10 +163,32 @@ impl Deployer<'_> {
     /// With every journal closed, closes the database's records of deploys
     /// whose journal in this store is closed (a close that could not reach
     /// the database), and points at the store of any other.
-    async fn close_stale_markers(&self) -> Result<(), Error> {
+    ///
+    /// A lost record (`snapguard.deploys` dropped) is refused as deploys
+    /// refuse it, until `--accept-current` says no deploy is unfinished and
+    /// recreates it.
+    async fn close_stale_markers(&self, options: &RecoverOptions) -> Result<(), Error> {
         let app = db::connect(self.db)
             .await
             .map_err(|e| Error::nothing_changed("recover", e))?;
+        if let Some(last) = marker::lost(&app)
+            .await
+            .map_err(|e| Error::nothing_changed("recover", e))?
+        {
+            if !options.accept_current {
+                return Err(Error::nothing_changed(
+                    "recover",
+                    marker::RecordLost {
+                        database: self.db.dbname().to_owned(),
+                        last,
+                    },
+                ));
+            }
+            tracing::warn!(database = %self.db.dbname(), "--accept-current: recreating `snapguard.deploys`, which was missing, as no deploy is unfinished");
+            marker::recreate(&app)
+                .await
+                .map_err(|e| Error::failed("recover", e))?;
+        }
         let open = marker::open_deploys(&app)
             .await
             .map_err(|e| Error::nothing_changed("recover", e))?;
