@@ -158,6 +158,12 @@ impl Deployer<'_> {
             .await;
         if let Err(e) = written {
             tracing::warn!(error = %chain(&e), "cannot write the report to the store; `snapguard recover` will see this deploy as unfinished");
+            report.next_steps.push(
+                "# the store could not take this deploy's report, so its journal there stays open; once the store is back, close it with:".into(),
+            );
+            report
+                .next_steps
+                .push(self.config.invocation.command("recover"));
         }
         let closed = match db::connect(self.db).await {
             Ok(app) => marker::finish(&app, &journal.deploy_id, report.outcome.as_str()).await,

@@ -234,6 +234,9 @@ impl Deployer<'_> {
             self.close(journal, report, Outcome::Succeeded).await;
             return Ok(());
         }
+        if let Some(closed) = self.rolled_back_by_its_runner(journal, report).await? {
+            return Err(closed);
+        }
         if journal.state == State::Running
             && matches!(journal.step, Step::MaintenanceOff | Step::Offsite)
         {
@@ -445,6 +448,43 @@ impl Deployer<'_> {
             journal.deploy_id
         );
         Ok(())
+    }
+
+    /// The runner rolled the deploy back completely but could not close its
+    /// journal (the store was out of reach); the database's record, which
+    /// only this deploy's own runner or `recover` writes under its id, says
+    /// so. The journal is closed from it: exit 4, as the deploy itself
+    /// exited. Any other recorded outcome is left to
+    /// [`Self::check_history_is_ours`].
+    async fn rolled_back_by_its_runner(
+        &self,
+        journal: &mut Journal,
+        report: &mut Report,
+    ) -> Result<Option<Error>, Error> {
+        let Ok(app) = db::connect(self.db).await else {
+            return Ok(None);
+        };
+        let recorded = marker::outcome_of(&app, &journal.deploy_id)
+            .await
+            .map_err(|e| Error::nothing_changed("recover", e))?;
+        if recorded != Some(Some(Outcome::RolledBack.as_str().to_owned())) {
+            return Ok(None);
+        }
+        tracing::info!(deploy = %journal.deploy_id, "the database records this deploy as rolled back by its runner; closing its journal, which the store could not take then");
+        journal.state = State::RolledBack;
+        journal.database_restored = true;
+        journal.failure.get_or_insert_with(|| "rolled back".into());
+        if let Err(e) = self.begin(journal, Step::RolledBack).await {
+            tracing::warn!(error = %chain(&e), "cannot write the journal");
+        }
+        self.close(journal, report, Outcome::RolledBack).await;
+        Ok(Some(Error::RolledBack(
+            format!(
+                "deploy {} had been rolled back by its runner, which could not write that to the store; its journal is closed now",
+                journal.deploy_id
+            )
+            .into(),
+        )))
     }
 
     /// Refuses to roll back (or finish) over history this deploy did not
