@@ -201,15 +201,31 @@ fn recover_applies_the_write_guard_over_the_whole_time_since_the_snapshot() {
         serde_json::from_str(&again.stdout()).unwrap_or_else(|e| panic!("{e}: {}", again.stdout()));
     assert_eq!(report["outcome"], "rollback_incomplete", "{report}");
 
-    // The first way out printed keeps the database as it is.
+    // The first way out printed keeps the database as it is, after saying
+    // that this leaves the deploy half-applied; the restore is beside it.
+    assert!(
+        run.stdout().contains("WARNING: the deploy is half-applied, 1 of the 2 migrations it set out to apply (1 (add_note))"),
+        "{}",
+        run.stdout()
+    );
     let printed = printed_commands(&run);
     assert_eq!(
-        printed.first().map(String::as_str),
-        Some("snapguard recover --accept-current"),
+        printed,
+        [
+            "snapguard recover --accept-current",
+            "snapguard recover --force"
+        ],
         "{printed:?}"
     );
     let accepted = app.ws.run_printed(&printed[0]);
     accepted.expect_code(0);
+    assert!(
+        accepted
+            .stdout()
+            .contains("half-applied: 1 of the 2 migrations"),
+        "{}",
+        accepted.stdout()
+    );
     assert!(
         accepted
             .stdout()

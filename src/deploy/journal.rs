@@ -225,6 +225,10 @@ pub struct Journal {
     /// this journal write.
     #[serde(default)]
     pub sightings: Vec<crate::snapshot::guard::Sighting>,
+    /// The migration files the deploy set out to apply, so that a way out
+    /// that keeps the database as it is can say when only some of them are.
+    #[serde(default)]
+    pub pending: Vec<String>,
 }
 
 /// The journal could not be read or written.

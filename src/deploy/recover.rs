@@ -404,7 +404,7 @@ impl Deployer<'_> {
             Err(e) => Err(e),
         }
         .map_err(|e| Error::failed("recover", e))?;
-        let state = if applied.is_empty() {
+        let mut state = if applied.is_empty() {
             "no migration of this deploy is recorded in the database's history".to_owned()
         } else {
             format!(
@@ -412,6 +412,11 @@ impl Deployer<'_> {
                 applied.join(", ")
             )
         };
+        if let Some(partly) = super::rollback::partly_applied(self, journal).await {
+            state.push_str(&format!(
+                " (half-applied: {partly}; the application runs on a schema between two releases)"
+            ));
+        }
         let release = match (journal.released, journal.release_rolled_back) {
             (false, _) => "the release command never ran".to_owned(),
             (true, true) => format!(

@@ -146,11 +146,13 @@ impl Rollback<'_, '_> {
                 tracing::error!(error = %chain(&e), "cannot write the journal");
             }
             let fallback = other_snapshot(self.deployer, journal).await;
+            let partly = partly_applied(self.deployer, journal).await;
             report.next_steps = next_steps(
                 journal,
                 self.deployer,
                 fallback.as_ref(),
                 self.snapshot_override.as_deref(),
+                partly.as_ref(),
             );
             Err(errors)
         }
@@ -436,11 +438,53 @@ fn older_snapshot_loses(
     ))
 }
 
+/// Some, not all, of a deploy's migrations are in the database: keeping
+/// it as it is leaves a schema between two releases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct PartlyApplied {
+    /// The deploy's migrations the history records, `version (name)`.
+    pub applied: Vec<String>,
+    /// How many it set out to apply.
+    pub of: usize,
+}
+
+impl std::fmt::Display for PartlyApplied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of the {} migrations it set out to apply ({})",
+            self.applied.len(),
+            self.of,
+            self.applied.join(", ")
+        )
+    }
+}
+
+/// Whether the deploy's migrations are only partly applied, from the
+/// database's history; `None` when all or none are, or it cannot be read.
+pub(super) async fn partly_applied(
+    deployer: &Deployer<'_>,
+    journal: &Journal,
+) -> Option<PartlyApplied> {
+    if journal.database_restored || journal.pending.is_empty() {
+        return None;
+    }
+    let app = crate::db::connect(deployer.db).await.ok()?;
+    let applied = crate::migrate::history::applied_by(&app, &journal.deploy_id)
+        .await
+        .ok()?;
+    (!applied.is_empty() && applied.len() < journal.pending.len()).then(|| PartlyApplied {
+        applied,
+        of: journal.pending.len(),
+    })
+}
+
 fn next_steps(
     journal: &Journal,
     deployer: &Deployer<'_>,
     fallback: Option<&crate::snapshot::Manifest>,
     snapshot_override: Option<&str>,
+    partly: Option<&PartlyApplied>,
 ) -> Vec<String> {
     let database = deployer.db.dbname();
     let cmd = |rest: &str| deployer.config.invocation.command(rest);
@@ -450,7 +494,12 @@ fn next_steps(
     {
         // Plain `recover` would refuse again: each way out is a decision
         // about the writes listed above, so each is spelled out.
-        steps.push("# writes after the snapshot are possible (see above); a restore would lose them. Either keep the database as it is now (the migrations stay applied) and close the deploy:".into());
+        match partly {
+            Some(partly) => steps.push(format!(
+                "# writes after the snapshot are possible (see above); a restore would lose them. Either keep the database as it is now and close the deploy; WARNING: the deploy is half-applied, {partly}, and maintenance goes off, so the application runs on a schema between two releases:"
+            )),
+            None => steps.push("# writes after the snapshot are possible (see above); a restore would lose them. Either keep the database as it is now (the migrations stay applied) and close the deploy:".into()),
+        }
         steps.push(cmd("recover --accept-current"));
         steps.push("# or restore the snapshot anyway, losing those writes (the current database is kept under a new name):".into());
         steps.push(match snapshot_override {
