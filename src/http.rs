@@ -3,8 +3,9 @@
 //! hyper over rustls with the system's root certificates, the same stack the
 //! S3 client already builds, so no second TLS or HTTP library is compiled.
 //! Only the status code matters to callers; bodies are read and dropped.
-//! URLs and header values may carry tokens, so messages name the method,
-//! host and path only ([`redact`]).
+//! URLs and header values may carry tokens, so messages name the method
+//! and host only ([`redact`]): a Slack-style webhook's path *is* its
+//! secret.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +39,7 @@ pub enum HttpError {
     /// The URL, method or a header is not valid.
     #[error("{target}: {message}")]
     Invalid {
-        /// Method, host and path.
+        /// Method and host.
         target: String,
         /// What is wrong.
         message: String,
@@ -46,7 +47,7 @@ pub enum HttpError {
     /// Connecting or exchanging failed.
     #[error("{target}: {message}")]
     Transport {
-        /// Method, host and path.
+        /// Method and host.
         target: String,
         /// The client's error chain, flattened.
         message: String,
@@ -54,7 +55,7 @@ pub enum HttpError {
     /// No answer within the timeout.
     #[error("{target}: no answer within {timeout:?}")]
     Timeout {
-        /// Method, host and path.
+        /// Method and host.
         target: String,
         /// The limit.
         timeout: Duration,
@@ -140,13 +141,19 @@ impl Default for HttpClient {
     }
 }
 
-/// `scheme://host[:port]/path`, without credentials or query, for messages.
+/// `scheme://host[:port]/…`, for messages: no credentials, query or path,
+/// any of which may be the secret (`hooks.slack.com/services/T…/B…/<token>`).
 pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(u) => {
             let host = u.host_str().unwrap_or("");
             let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
-            format!("{}://{host}{port}{}", u.scheme(), u.path())
+            let rest = if matches!(u.path(), "" | "/") && u.query().is_none() {
+                "/"
+            } else {
+                "/…"
+            };
+            format!("{}://{host}{port}{rest}", u.scheme())
         }
         Err(_) => "<invalid URL>".into(),
     }
@@ -157,11 +164,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redacted_urls_keep_host_and_path_only() {
+    fn redacted_urls_keep_the_host_only() {
         assert_eq!(
             redact("https://user:pw@hooks.example:8443/maint/on?token=abc"),
-            "https://hooks.example:8443/maint/on"
+            "https://hooks.example:8443/…"
         );
+        assert_eq!(
+            redact("https://hooks.slack.com/services/T000/B000/hooksecretXYZ"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(redact("http://127.0.0.1:9000"), "http://127.0.0.1:9000/");
         assert_eq!(redact("not a url"), "<invalid URL>");
     }
 }

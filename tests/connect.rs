@@ -133,3 +133,39 @@ fn the_keyword_form_with_pg_defaults_options_and_several_hosts() {
         );
     }
 }
+
+/// A connection string of another scheme, in any case, with a password:
+/// refused (exit 2) without echoing any of it; under GitHub Actions it is
+/// masked before anything parses it.
+#[test]
+fn a_connection_string_snapguard_cannot_read_is_never_echoed() {
+    let ws = workspace();
+    for url in [
+        "postgresql+psycopg2://app:Sekr3tPw@db.example/shop?sslmode=require",
+        "POSTGRES+asyncpg://app:Sekr3tPw@db.example/shop?sslmode=require",
+        "host=db.example user=app Sekr3tPw dbname=shop",
+    ] {
+        for actions in [false, true] {
+            let mut cmd = ws.snapguard();
+            cmd.args(["--database-url", url, "migrate", "status"]);
+            if actions {
+                cmd.env("GITHUB_ACTIONS", "true");
+            }
+            let run = Run(cmd.output().unwrap());
+            run.expect_code(2);
+            let (out, err) = (run.stdout(), run.stderr());
+            let leaks: Vec<&str> = err
+                .lines()
+                .chain(out.lines())
+                .filter(|l| l.contains("Sekr3tPw") && !l.starts_with("::add-mask::"))
+                .collect();
+            assert!(leaks.is_empty(), "{url}: {leaks:?}");
+            assert_eq!(
+                run.stderr().contains(&format!("::add-mask::{url}")),
+                actions,
+                "{}",
+                run.stderr()
+            );
+        }
+    }
+}

@@ -678,6 +678,21 @@ fn bad_maintenance_config_names_the_line() {
     let _: PathBuf = app.ws.path().join("b");
 }
 
+/// Where the notify webhook of the test below listens: a Slack-style path,
+/// whose last segment is the hook's secret.
+const HOOK_PATH: &str = "/services/T000/B000/hooksecretXYZ";
+
+fn assert_no_hook_secret(run: &Run) {
+    for secret in ["hooksecretXYZ", "s3cr3t-hook", "tok-t0ken"] {
+        assert!(
+            !run.stderr().contains(secret) && !run.stdout().contains(secret),
+            "`{secret}` in the output:\n{}\n{}",
+            run.stdout(),
+            run.stderr()
+        );
+    }
+}
+
 #[test]
 fn every_outcome_is_notified_once_and_hooks_see_it_once_settled() {
     let app = App::new("dep_notify", "fs");
@@ -686,7 +701,7 @@ fn every_outcome_is_notified_once_and_hooks_see_it_once_settled() {
         "never",
         "",
         &format!(
-            "notify:\n  - url: '{}/hooks/deploys?token=s3cr3t-hook'\n    headers: {{ X-Token: 'tok-${{HOOK_TOKEN:-t0ken}}' }}\n",
+            "notify:\n  - url: '{}/services/T000/B000/hooksecretXYZ?token=s3cr3t-hook'\n    headers: {{ X-Token: 'tok-${{HOOK_TOKEN:-t0ken}}' }}\n",
             hook.url
         ),
     );
@@ -701,7 +716,7 @@ fn every_outcome_is_notified_once_and_hooks_see_it_once_settled() {
     second.expect_code(4);
     app.stub.set_status("/health", 200);
 
-    let bodies = hook.bodies("/hooks/deploys");
+    let bodies = hook.bodies(HOOK_PATH);
     assert_eq!(bodies.len(), 2, "once per deploy: {bodies:?}");
     let ok: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
     assert_eq!(ok["snapguard"]["outcome"], "succeeded", "{ok}");
@@ -724,10 +739,10 @@ fn every_outcome_is_notified_once_and_hooks_see_it_once_settled() {
             .contains("failed at health"),
         "{failed}"
     );
-    // The webhook's URL and header are credentials: never in the output.
+    // The webhook's URL (its path is a Slack-style hook's secret, its
+    // query a token) and header are credentials: never in the output.
     for run in [&first, &second] {
-        assert!(!run.stderr().contains("s3cr3t-hook") && !run.stdout().contains("s3cr3t-hook"));
-        assert!(!run.stderr().contains("tok-t0ken"));
+        assert_no_hook_secret(run);
     }
     // SNAPGUARD_OUTCOME: empty for the release hook (nothing settled yet),
     // `rolled_back` for the rollback hook, which runs once the database is
@@ -743,7 +758,7 @@ fn every_outcome_is_notified_once_and_hooks_see_it_once_settled() {
     assert_eq!(app.file("outcome.log"), "succeeded\nrolled_back\n");
 
     // A webhook that fails changes nothing about the deploy.
-    hook.set_status("/hooks/deploys", 500);
+    hook.set_status(HOOK_PATH, 500);
     let third = app.deploy("v3");
     third.expect_code(0);
     assert!(
@@ -751,5 +766,22 @@ fn every_outcome_is_notified_once_and_hooks_see_it_once_settled() {
         "{}",
         third.stderr()
     );
-    assert_eq!(hook.bodies("/hooks/deploys").len(), 2 + 3, "three attempts");
+    assert_eq!(hook.bodies(HOOK_PATH).len(), 2 + 3, "three attempts");
+    assert_no_hook_secret(&third);
+    // Down altogether: the warnings name the host only.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    app.configure(
+        "never",
+        "",
+        &format!(
+            "notify:\n  - url: 'http://{closed}{HOOK_PATH}?token=s3cr3t-hook'\n    headers: {{ X-Token: 'tok-${{HOOK_TOKEN:-t0ken}}' }}\n"
+        ),
+    );
+    let fourth = app.deploy("v4");
+    fourth.expect_code(0);
+    assert!(fourth.stderr().contains("notification failed"));
+    assert_no_hook_secret(&fourth);
 }

@@ -54,6 +54,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         }
         _ => {}
     }
+    mask_raw_connection_strings(cli.database_url.as_deref());
     let overrides = Overrides {
         database_url: cli.database_url.clone(),
         store_url: cli.store.clone(),
@@ -95,6 +96,21 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Init(_) | Command::Completions { .. } | Command::Man | Command::Config { .. } => {
             unreachable!("handled before the configuration is loaded")
         }
+    }
+}
+
+/// Under GitHub Actions, masks the connection strings as given, before
+/// anything parses them: when the config then fails, no mask of the parsed
+/// URL's password would have been registered yet.
+fn mask_raw_connection_strings(flag: Option<&str>) {
+    let Some(gh) = crate::ci::GitHub::detect(&|v| std::env::var(v).ok()) else {
+        return;
+    };
+    let env = ["SNAPGUARD_DATABASE_URL", "DATABASE_URL"]
+        .into_iter()
+        .filter_map(|v| std::env::var(v).ok());
+    for raw in flag.map(str::to_owned).into_iter().chain(env) {
+        gh.mask(raw.trim());
     }
 }
 

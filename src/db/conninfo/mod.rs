@@ -87,6 +87,14 @@ pub enum UrlError {
         "not a PostgreSQL connection string; expected `postgres://user:password@host:port/dbname` or `host=… dbname=… user=…`"
     )]
     NotPostgres,
+    /// Empty (an unset variable that was still passed on).
+    #[error("the connection string is empty")]
+    Empty,
+    /// A URL of another scheme (`postgresql+psycopg2://`, `mysql://`).
+    #[error(
+        "`{0}://` is not a PostgreSQL connection URL; snapguard takes `postgres://` or `postgresql://` (or `host=… dbname=…`)"
+    )]
+    Scheme(String),
     /// A parameter snapguard does not know.
     #[error(
         "unsupported connection parameter `{0}`; supported: host, port, user, password, passfile, dbname, sslmode, sslrootcert, sslcert, sslkey, options, target_session_attrs, connect_timeout, application_name"
@@ -523,6 +531,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn no_error_echoes_an_unparsed_string() {
+        let none = |_: &str| None;
+        for (given, expected) in [
+            (
+                "postgresql+psycopg2://app:Sekr3tPw@host/db?sslmode=require",
+                "`postgresql+psycopg2://` is not a PostgreSQL connection URL",
+            ),
+            (
+                "mysql://app:Sekr3tPw@host/db",
+                "`mysql://` is not a PostgreSQL connection URL",
+            ),
+            ("", "the connection string is empty"),
+            ("   ", "the connection string is empty"),
+            (
+                "host=h Sekr3tPw@x=1",
+                "unsupported connection parameter `(not shown: not a parameter name)`",
+            ),
+            (
+                "host=h user=app Sekr3tPw dbname=x",
+                "bad value for connection parameter `(not shown: not a parameter name)`",
+            ),
+            (
+                "postgres://app:pw@h/db?Sekr3tPw",
+                "bad value for connection parameter `(not shown: not a parameter name)`",
+            ),
+        ] {
+            let e = ConnInfo::parse_with_env(given, &none)
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(expected), "{given}: {e}");
+            assert!(!e.contains("Sekr3tPw"), "{given}: {e}");
+        }
+        // A known name is still named.
+        let e = ConnInfo::parse_with_env("host=h sslcompression=1", &none)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`sslcompression`"), "{e}");
+        // Schemes are case-insensitive.
+        let url = ConnInfo::parse_with_env("POSTGRES://app@h:5433/db", &none).unwrap();
+        assert_eq!((url.dbname(), url.user()), ("db", "app"));
+    }
+
+    #[test]
     fn secret_url_parses_back_to_the_same_target() {
         for url in [
             "postgres://app:p%40ss%2Fw@db.example:6432/shop?sslmode=verify-full",
@@ -576,7 +627,7 @@ mod tests {
     fn rejects_other_schemes_and_unknown_parameters() {
         assert!(matches!(
             ConnInfo::parse("mysql://a@b/c"),
-            Err(UrlError::NotPostgres)
+            Err(UrlError::Scheme(_))
         ));
         assert!(
             matches!(ConnInfo::parse("postgres://a@b/c?foo=1"), Err(UrlError::UnknownParameter(p)) if p == "foo")

@@ -28,20 +28,56 @@ pub(super) const KEYWORDS: &[&str] = &[
 pub(super) type Pairs = Vec<(String, String)>;
 
 /// Reads either form. Anything else is not a connection string.
+///
+/// Nothing of an unparsed string is ever echoed in an error (it may hold
+/// a password): at most a URL's scheme, or a parameter name that looks
+/// like one.
 pub(super) fn pairs(s: &str) -> Result<Pairs, UrlError> {
     let s = s.trim();
-    let pairs = match s
-        .strip_prefix("postgresql://")
-        .or_else(|| s.strip_prefix("postgres://"))
-    {
-        Some(rest) => uri(rest)?,
-        None if s.contains('=') => keywords(s)?,
-        None => return Err(UrlError::NotPostgres),
+    if s.is_empty() {
+        return Err(UrlError::Empty);
+    }
+    let pairs = match s.split_once("://") {
+        // Schemes are case-insensitive (RFC 3986).
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("postgresql")
+                || scheme.eq_ignore_ascii_case("postgres") =>
+        {
+            uri(rest)?
+        }
+        Some((scheme, _)) if is_scheme(scheme) => {
+            return Err(UrlError::Scheme(scheme.to_owned()));
+        }
+        _ if s.contains('=') => keywords(s)?,
+        _ => return Err(UrlError::NotPostgres),
     };
     if let Some((name, _)) = pairs.iter().find(|(k, _)| !KEYWORDS.contains(&k.as_str())) {
-        return Err(UrlError::UnknownParameter(name.clone()));
+        return Err(UrlError::UnknownParameter(shown_name(name)));
     }
     Ok(pairs)
+}
+
+/// A URL scheme: a letter, then letters, digits, `+`, `-` or `.`.
+fn is_scheme(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+}
+
+/// A parameter's name for an error: as given when it looks like one of
+/// libpq's keywords (lower case, at most 40 characters), else not at all:
+/// a mangled string puts a password where a name should be.
+pub(super) fn shown_name(name: &str) -> String {
+    let keyword_like = name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.len() <= 40
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if keyword_like {
+        name.to_owned()
+    } else {
+        "(not shown: not a parameter name)".to_owned()
+    }
 }
 
 /// `[user[:password]@][host[:port][,host[:port]…]][/dbname][?k=v&…]`.
@@ -84,7 +120,7 @@ fn uri(rest: &str) -> Result<Pairs, UrlError> {
     }
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').ok_or_else(|| UrlError::BadParameter {
-            name: pair.to_owned(),
+            name: shown_name(pair),
             message: "expected `name=value`".into(),
         })?;
         out.push((decode(k)?, decode(v)?));
@@ -127,8 +163,14 @@ fn keywords(s: &str) -> Result<Pairs, UrlError> {
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.next() != Some('=') {
+            // Not followed by `=`: not a name at all unless it is a known
+            // one (a bare password where `password=` was forgotten).
             return Err(UrlError::BadParameter {
-                name: key,
+                name: if KEYWORDS.contains(&key.as_str()) {
+                    key
+                } else {
+                    shown_name("")
+                },
                 message: "expected `keyword=value`".into(),
             });
         }
@@ -213,6 +255,6 @@ mod tests {
                 "{s}"
             );
         }
-        assert!(matches!(pairs("mysql://h/d"), Err(UrlError::NotPostgres)));
+        assert!(matches!(pairs("mysql://h/d"), Err(UrlError::Scheme(s)) if s == "mysql"));
     }
 }
