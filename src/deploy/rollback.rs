@@ -473,10 +473,8 @@ pub(super) async fn partly_applied(
     let applied = crate::migrate::history::applied_by(&app, &journal.deploy_id)
         .await
         .ok()?;
-    (!applied.is_empty() && applied.len() < journal.pending.len()).then(|| PartlyApplied {
-        applied,
-        of: journal.pending.len(),
-    })
+    let of = journal.pending.len();
+    (!applied.is_empty() && applied.len() < of).then_some(PartlyApplied { applied, of })
 }
 
 fn next_steps(
