@@ -263,15 +263,23 @@ fn a_dump_that_dies_mid_upload_rolls_back_under_before_maintenance_off() {
     assert!(clones(&app).is_empty());
 }
 
+/// `offsite: after`, and the dump of the clone dies after 64 KiB: the
+/// deploy exits 10 with the release live and the clone kept. Returns its
+/// run and the gated `pg_bin_dir` (still breaking until `break` is removed).
+fn deploy_whose_upload_breaks_after_maintenance_off(app: &App) -> (Run, PathBuf) {
+    configure(app, "after", "", "");
+    let bin = gated_bin_dir(app.ws.path());
+    gate(app, "go");
+    gate(app, "break");
+    let run = Run(spawn_deploy(app, &bin).wait_with_output().unwrap());
+    run.expect_code(10);
+    (run, bin)
+}
+
 #[test]
 fn a_dump_that_dies_mid_upload_under_after_exits_10_and_recover_as_printed_uploads_the_clone() {
     let app = App::new("off_broken_after", "s3");
-    configure(&app, "after", "", "");
-    let bin = gated_bin_dir(app.ws.path());
-    gate(&app, "go");
-    gate(&app, "break");
-    let run = Run(spawn_deploy(&app, &bin).wait_with_output().unwrap());
-    run.expect_code(10);
+    let (run, bin) = deploy_whose_upload_breaks_after_maintenance_off(&app);
     run.expect_stderr("THE STORE SNAPSHOT OF THIS DEPLOY FAILED");
     // The release is live: migrated, maintenance off, the clone kept.
     assert!(has_note_column(&app.db));
@@ -306,12 +314,7 @@ fn a_dump_that_dies_mid_upload_under_after_exits_10_and_recover_as_printed_uploa
 #[test]
 fn the_clone_dropped_before_any_snapshot_is_no_success_for_recover() {
     let app = App::new("off_after_no_copy", "s3");
-    configure(&app, "after", "", "");
-    let bin = gated_bin_dir(app.ws.path());
-    gate(&app, "go");
-    gate(&app, "break");
-    let run = Run(spawn_deploy(&app, &bin).wait_with_output().unwrap());
-    run.expect_code(10);
+    let (_, bin) = deploy_whose_upload_breaks_after_maintenance_off(&app);
     let clone = clones(&app).pop().expect("the clone kept for recover");
     psql("postgres", &format!("DROP DATABASE {clone}"));
     std::fs::remove_file(app.ws.path().join("break")).unwrap();

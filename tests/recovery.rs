@@ -941,12 +941,7 @@ fn a_full_tmpdir_is_named_with_the_room_needed_never_as_damage() {
     assert!(!db_exists("rec_tmpdir_copy"));
 
     // A deploy whose way back is a store restore checks the room first.
-    let run = Run(ws
-        .snapguard()
-        .args(["deploy"])
-        .env("TMPDIR", disk.0.path())
-        .output()
-        .unwrap());
+    let run = with_tmpdir(&ws, disk.0.path(), &["deploy"]);
     run.expect_code(3);
     run.expect_stderr("not enough free space in");
     assert_eq!(psql(&db, "SELECT to_regclass('public.a') IS NULL"), "t");
@@ -973,31 +968,27 @@ fn a_database_grown_since_its_last_snapshot_needs_room_for_its_size_now() {
     // Room for the snapshot's archive (and the 16 MB headroom), not for
     // the database as it is after 60 MB more.
     let disk = SmallDisk::mount("40m");
-    let deploy = |ws: &Workspace| {
-        Run(ws
-            .snapguard()
-            .args(["plan"])
-            .env("TMPDIR", disk.0.path())
-            .output()
-            .unwrap())
-    };
-    deploy(&ws).expect_code(0);
+    with_tmpdir(&ws, disk.0.path(), &["plan"]).expect_code(0);
     psql(
         &db,
         "INSERT INTO blobs SELECT i, repeat(md5(i::text), 4) FROM generate_series(1, 350000) AS i",
     );
-    let run = deploy(&ws);
-    run.expect_code(3);
-    run.expect_stderr("not enough free space in");
-    let run = Run(ws
-        .snapguard()
-        .args(["deploy"])
-        .env("TMPDIR", disk.0.path())
-        .output()
-        .unwrap());
-    run.expect_code(3);
-    run.expect_stderr("not enough free space in");
+    for command in ["plan", "deploy"] {
+        let run = with_tmpdir(&ws, disk.0.path(), &[command]);
+        run.expect_code(3);
+        run.expect_stderr("not enough free space in");
+    }
     assert_eq!(psql(&db, "SELECT to_regclass('public.a') IS NULL"), "t");
+}
+
+/// Runs `args` with `TMPDIR` set to `tmpdir`.
+fn with_tmpdir(ws: &Workspace, tmpdir: &Path, args: &[&str]) -> Run {
+    Run(ws
+        .snapguard()
+        .args(args)
+        .env("TMPDIR", tmpdir)
+        .output()
+        .unwrap())
 }
 
 /// Defect: a store restore brought a database in its own tablespace back
