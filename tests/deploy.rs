@@ -165,7 +165,7 @@ fn fails_at_and_rolls_back(step: &str, local_clone: &str, expect: &str) {
         ),
         "verify" => ("", after_check, "impossible"),
         "release" => ("; echo release broke >&2; exit 3", "", "exit status: 3"),
-        "health" => ("", "", "/health` (release.health.url) was not healthy"),
+        "health" => ("", "", "/…` (release.health.url) was not healthy"),
         other => panic!("no case for step {other}"),
     };
     app.migration(
