@@ -66,6 +66,7 @@
 //! - [`scratch`]: scratch space in `$TMPDIR`, its free room, and what killed
 //!   runs left there.
 //! - [`progress`]: byte counts and rates, as a bar or as periodic log lines.
+//! - [`stdout`]: the result channel, which a closed pipe ends quietly.
 //! - [`cancel`]: SIGINT / SIGTERM as a request to stop at a safe point.
 //! - [`random`]: short random suffixes for ids and temporary names.
 
@@ -100,6 +101,7 @@ pub mod scratch;
 pub mod shell;
 pub mod snapshot;
 pub mod sqlsplit;
+pub mod stdout;
 pub mod store;
 
 pub use error::Error;

@@ -244,3 +244,31 @@ fn completions_and_the_manual_page_need_no_configuration() {
         help.stdout()
     );
 }
+
+/// A reader that stops early (`| head -1`) is not a failure: with the pipe
+/// closed before a byte is written, each command still ends with its own
+/// exit code and no panic (it was exit 101, "failed printing to stdout").
+#[test]
+fn a_closed_stdout_ends_the_output_not_the_command() {
+    let ws = Workspace::new("store:\n  url: file://./backups\n");
+    for args in [
+        &["completions", "bash"][..],
+        &["man"],
+        &["config", "schema"],
+        &["snapshots", "list", "--json"],
+    ] {
+        let mut child = ws
+            .snapguard()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("cannot write"), "{args:?}: {stderr}");
+    }
+}

@@ -61,7 +61,7 @@ pub async fn recover(
             Ok(())
         }
         None => {
-            println!("nothing to recover: every deploy in the store is finished");
+            crate::outln!("nothing to recover: every deploy in the store is finished");
             Ok(())
         }
         Some((mut report, result)) => {
@@ -126,9 +126,9 @@ fn publish(
     }
     let report = &*report;
     if json {
-        println!("{}", report.to_json());
+        crate::outln!("{}", report.to_json());
     } else {
-        print!("{}", report.render());
+        crate::out!("{}", report.render());
     }
     if let Some(path) = file
         && let Err(e) = std::fs::write(path, report.to_json())
@@ -155,7 +155,7 @@ pub async fn plan(config: &Config, release: Option<String>, json: bool) -> Resul
     if json {
         print_json(&plan::json(&found, config, &store, database));
     } else {
-        print!("{}", plan::text(&found, config, &store, database));
+        crate::out!("{}", plan::text(&found, config, &store, database));
     }
     Ok(())
 }

@@ -30,26 +30,26 @@ pub fn run(config: Option<&Path>, store: Option<&str>, args: &InitArgs) -> Resul
     let scaffold = init::plan(&options).map_err(|e| Error::nothing_changed("init", e))?;
     let written = init::write(&scaffold).map_err(|e| Error::failed("init", e))?;
     for path in &written {
-        println!("created {}", init::relative(path, &root).display());
+        crate::outln!("created {}", init::relative(path, &root).display());
     }
     if scaffold.existing_migrations > 0 {
-        println!(
+        crate::outln!(
             "kept the {} {} migrations in {}",
             scaffold.existing_migrations,
             scaffold.format,
             init::relative(&scaffold.migrations_dir, &root).display()
         );
     }
-    println!("\nnext:");
+    crate::outln!("\nnext:");
     if options.store_url.is_none() {
-        println!(
+        crate::outln!(
             "  - set store.url in snapguard.yml (or SNAPGUARD_STORE_URL): where snapshots are kept"
         );
     }
-    println!("  - export DATABASE_URL=postgres://… and run `snapguard plan`");
-    println!("  - `snapguard migrate new NAME` creates a migration");
+    crate::outln!("  - export DATABASE_URL=postgres://… and run `snapguard plan`");
+    crate::outln!("  - `snapguard migrate new NAME` creates a migration");
     if options.workflow {
-        println!(
+        crate::outln!(
             "  - in {}, replace OWNER/snapguard@v1 with where you take the action from; in the `production` environment set the secret DATABASE_URL and the variables AWS_REGION, SNAPGUARD_DEPLOY_ROLE_ARN and SNAPGUARD_READ_ROLE_ARN",
             init::WORKFLOW_PATH
         );

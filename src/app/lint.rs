@@ -115,7 +115,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 fn print(report: &LintReport, format: LintFormat) {
     match format {
         LintFormat::Text => {
-            print!("{}", lint::output::text(report));
+            crate::out!("{}", lint::output::text(report));
             // Under GitHub Actions, also the annotations (on stderr, where
             // workflow commands belong beside output) and the job summary.
             if let Some(gh) = crate::ci::GitHub::detect(&|v| std::env::var(v).ok()) {
@@ -127,6 +127,6 @@ fn print(report: &LintReport, format: LintFormat) {
         }
         LintFormat::Json => super::print_json(report),
         LintFormat::Sarif => super::print_json(&lint::output::sarif(report)),
-        LintFormat::Github => print!("{}", lint::output::github(report)),
+        LintFormat::Github => crate::out!("{}", lint::output::github(report)),
     }
 }

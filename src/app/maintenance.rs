@@ -59,7 +59,7 @@ pub async fn maintenance(
             Ok(())
         }
         Ok((done, _)) => {
-            println!("{done}");
+            crate::outln!("{done}");
             Ok(())
         }
         Err(e) if e.changed_nothing() => Err(Error::nothing_changed(step, e)),

@@ -98,15 +98,15 @@ async fn database_lock(
 fn print_outcome(o: &Outcome) {
     if let Some(command) = &o.external_command {
         if o.dry_run {
-            println!("would run the external migrator: {command}");
-            println!("dry run: nothing was changed");
+            crate::outln!("would run the external migrator: {command}");
+            crate::outln!("dry run: nothing was changed");
         } else {
-            println!("the external migrator succeeded: {command}");
+            crate::outln!("the external migrator succeeded: {command}");
         }
         return;
     }
     if o.pending.is_empty() {
-        println!("nothing to migrate: the database is up to date");
+        crate::outln!("nothing to migrate: the database is up to date");
         return;
     }
     if o.dry_run {
@@ -116,10 +116,10 @@ fn print_outcome(o: &Outcome) {
                 (false, true) => "in a transaction",
                 (false, false) => "outside a transaction",
             };
-            println!("-- pending {} `{}` ({how})", p.version, p.path);
-            println!("{}\n", p.sql.trim_end());
+            crate::outln!("-- pending {} `{}` ({how})", p.version, p.path);
+            crate::outln!("{}\n", p.sql.trim_end());
         }
-        println!(
+        crate::outln!(
             "dry run: {} pending migration(s); nothing was changed",
             o.pending.len()
         );
@@ -130,13 +130,15 @@ fn print_outcome(o: &Outcome) {
             0 => String::new(),
             n => format!("  ({n} lock-timeout retries)"),
         };
-        println!(
+        crate::outln!(
             "applied {:<24} {:>8.2}s  {}{retries}",
-            a.version, a.seconds, a.path
+            a.version,
+            a.seconds,
+            a.path
         );
     }
     let total: f64 = o.applied.iter().map(|a| a.seconds).sum();
-    println!("applied {} migration(s) in {total:.2}s", o.applied.len());
+    crate::outln!("applied {} migration(s) in {total:.2}s", o.applied.len());
 }
 
 fn new(config: &Config, name: &str) -> Result<(), Error> {
@@ -149,7 +151,7 @@ fn new(config: &Config, name: &str) -> Result<(), Error> {
     )
     .map_err(|e| Error::nothing_changed("migrate new", e))?;
     for path in made {
-        println!("created {}", path.display());
+        crate::outln!("created {}", path.display());
     }
     Ok(())
 }
@@ -176,10 +178,13 @@ async fn status(config: &Config, json: bool) -> Result<(), Error> {
 }
 
 fn print_status(s: &Status) {
-    println!("migrations in {} ({} format)", s.dir.display(), s.format);
-    println!(
+    crate::outln!("migrations in {} ({} format)", s.dir.display(), s.format);
+    crate::outln!(
         "{:<22} {:<14} {:<20} {:>9}  FILE",
-        "VERSION", "STATE", "APPLIED (UTC)", "SECONDS"
+        "VERSION",
+        "STATE",
+        "APPLIED (UTC)",
+        "SECONDS"
     );
     for e in &s.entries {
         let state = match e.state {
@@ -204,7 +209,7 @@ fn print_status(s: &Status) {
             Some(r) if r.table != HISTORY_TABLE => format!("  (recorded in {})", r.table),
             _ => String::new(),
         };
-        println!(
+        crate::outln!(
             "{:<22} {:<14} {:<20} {:>9}  {}{recorded_in}",
             e.version,
             state,
@@ -218,7 +223,7 @@ fn print_status(s: &Status) {
         0 => String::new(),
         n => format!(", {n} empty (write them before `migrate`, which refuses an empty migration)"),
     };
-    println!(
+    crate::outln!(
         "{} applied, {} pending{empty}",
         count(State::Applied),
         count(State::Pending)
@@ -242,7 +247,7 @@ async fn baseline(config: &Config, version: &str, name: &str, json: bool) -> Res
         }));
         return Ok(());
     }
-    println!(
+    crate::outln!(
         "baseline {version} recorded in snapguard.schema_migrations: migrations up to it count as applied ({covered} in the folder)"
     );
     Ok(())
@@ -261,12 +266,16 @@ async fn repair(config: &Config, versions: &[String], json: bool) -> Result<(), 
         return Ok(());
     }
     if repaired.is_empty() {
-        println!("nothing to repair: every applied migration matches its file");
+        crate::outln!("nothing to repair: every applied migration matches its file");
     }
     for r in &repaired {
-        println!(
+        crate::outln!(
             "repaired {} `{}` in {}: checksum {} -> {}",
-            r.version, r.path, r.table, r.old, r.new
+            r.version,
+            r.path,
+            r.table,
+            r.old,
+            r.new
         );
     }
     Ok(())

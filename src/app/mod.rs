@@ -33,7 +33,9 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut command, "snapguard", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut command, "snapguard", &mut script);
+            crate::stdout::write_bytes(&script);
             return Ok(());
         }
         Command::Config {
@@ -44,13 +46,12 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Man => {
             let command = <Cli as clap::CommandFactory>::command();
-            // A reader that stops early (`| head`) is not a failure.
-            return match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                    Err(Error::failed("man", e))
-                }
-                _ => Ok(()),
-            };
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command)
+                .render(&mut page)
+                .map_err(|e| Error::failed("man", e))?;
+            crate::stdout::write_bytes(&page);
+            return Ok(());
         }
         _ => {}
     }
@@ -141,17 +142,17 @@ async fn snapshot(config: &Config, args: SnapshotArgs) -> Result<(), Error> {
     if args.json {
         print_json(&manifest);
     } else {
-        println!("snapshot {}", manifest.id);
-        println!("  location  {}", manifest.dump_uri);
-        println!(
+        crate::outln!("snapshot {}", manifest.id);
+        crate::outln!("  location  {}", manifest.dump_uri);
+        crate::outln!(
             "  size      {} (archive {}, {} level {})",
             format_bytes(manifest.size_bytes),
             format_bytes(manifest.archive_bytes),
             manifest.compression,
             manifest.compression_level
         );
-        println!("  sha256    {}", manifest.sha256);
-        println!(
+        crate::outln!("  sha256    {}", manifest.sha256);
+        crate::outln!(
             "restore it with: {}",
             config
                 .invocation
@@ -193,13 +194,16 @@ async fn list(config: &Config, all: bool, json: bool) -> Result<(), Error> {
         .max()
         .unwrap_or(0)
         .max(8);
-    println!(
+    crate::outln!(
         "{:<id_width$} {:<19} {:<db_width$} {:>10}  RELEASE",
-        "ID", "CREATED (UTC)", "DATABASE", "SIZE"
+        "ID",
+        "CREATED (UTC)",
+        "DATABASE",
+        "SIZE"
     );
     for l in &shown {
         match &l.manifest {
-            Some(m) => println!(
+            Some(m) => crate::outln!(
                 "{:<id_width$} {:<19} {:<db_width$} {:>10}  {}",
                 m.id.as_str(),
                 m.created_at.format("%Y-%m-%d %H:%M:%S"),
@@ -207,7 +211,7 @@ async fn list(config: &Config, all: bool, json: bool) -> Result<(), Error> {
                 format_bytes(m.size_bytes),
                 m.release_id.as_deref().unwrap_or("-")
             ),
-            None => println!(
+            None => crate::outln!(
                 "{:<id_width$} incomplete: no manifest, never restorable",
                 l.id.as_str()
             ),
@@ -233,39 +237,41 @@ async fn show(config: &Config, which: &str, json: bool) -> Result<(), Error> {
 }
 
 fn print_manifest(config: &Config, m: &Manifest) {
-    println!("snapshot        {}", m.id);
-    println!(
+    crate::outln!("snapshot        {}", m.id);
+    crate::outln!(
         "database        {} (PostgreSQL {}, pg_dump {})",
-        m.database, m.server_version, m.pg_dump_version
+        m.database,
+        m.server_version,
+        m.pg_dump_version
     );
-    println!(
+    crate::outln!(
         "created         {}",
         m.created_at.format("%Y-%m-%d %H:%M:%S UTC")
     );
-    println!("location        {}", m.dump_uri);
-    println!(
+    crate::outln!("location        {}", m.dump_uri);
+    crate::outln!(
         "size            {} ({} archive, {} level {})",
         format_bytes(m.size_bytes),
         format_bytes(m.archive_bytes),
         m.compression,
         m.compression_level
     );
-    println!("sha256          {}", m.sha256);
-    println!("toc entries     {}", m.toc_entries);
-    println!("wal position    {}", m.wal_lsn.as_deref().unwrap_or("-"));
-    println!("release         {}", m.release_id.as_deref().unwrap_or("-"));
-    println!(
+    crate::outln!("sha256          {}", m.sha256);
+    crate::outln!("toc entries     {}", m.toc_entries);
+    crate::outln!("wal position    {}", m.wal_lsn.as_deref().unwrap_or("-"));
+    crate::outln!("release         {}", m.release_id.as_deref().unwrap_or("-"));
+    crate::outln!(
         "last migration  {}",
         m.last_migration.as_deref().unwrap_or("-")
     );
-    println!();
-    println!(
+    crate::outln!();
+    crate::outln!(
         "restore:         {}",
         config.invocation.command(&format!("restore {}", m.id))
     );
-    println!("restore by hand, without snapguard:");
+    crate::outln!("restore by hand, without snapguard:");
     for c in m.manual_restore_commands() {
-        println!("  {c}");
+        crate::outln!("  {c}");
     }
 }
 
@@ -328,15 +334,17 @@ async fn restore(config: &Config, args: RestoreArgs) -> Result<(), Error> {
     if args.json {
         print_json(&report);
     } else {
-        println!(
+        crate::outln!(
             "restored snapshot {} into `{}` in {:.1}s",
-            report.snapshot_id, report.restored_into, report.total_seconds
+            report.snapshot_id,
+            report.restored_into,
+            report.total_seconds
         );
         if let Some(replaced) = &report.replaced_as {
-            println!(
+            crate::outln!(
                 "the previous database is kept as `{replaced}`; drop it when you no longer need it:"
             );
-            println!("  DROP DATABASE \"{replaced}\";");
+            crate::outln!("  DROP DATABASE \"{replaced}\";");
         }
     }
     Ok(())
@@ -366,7 +374,7 @@ fn confirm(description: &str, database: &str) -> Result<(), Error> {
 }
 
 fn print_json(value: &impl serde::Serialize) {
-    println!(
+    crate::outln!(
         "{}",
         serde_json::to_string_pretty(value).expect("serializable")
     );

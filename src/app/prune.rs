@@ -53,26 +53,28 @@ pub async fn prune(config: &Config, dry_run: bool, json: bool) -> Result<(), Err
 /// What the plan deletes, a line each, before it is done.
 fn print_plan(plan: &prune::PrunePlan, config: &Config, dry_run: bool) {
     for (id, why) in &plan.snapshots {
-        println!(
+        crate::outln!(
             "{} snapshot {id}: {why}",
             if dry_run { "would delete" } else { "delete" }
         );
     }
     for (upload, why) in &plan.uploads {
-        println!(
+        crate::outln!(
             "{} incomplete upload {}: {why}",
             if dry_run { "would abort" } else { "abort" },
             upload.key
         );
     }
     for (name, why) in &plan.databases {
-        println!(
+        crate::outln!(
             "{} database {name}: {why}",
             if dry_run { "would drop" } else { "drop" }
         );
     }
-    println!(
+    crate::outln!(
         "{} snapshot(s) kept (snapshot.retention: keep_last {}, keep_days {})",
-        plan.kept, config.snapshot.retention.keep_last, config.snapshot.retention.keep_days
+        plan.kept,
+        config.snapshot.retention.keep_last,
+        config.snapshot.retention.keep_days
     );
 }

@@ -58,9 +58,9 @@ pub async fn run(config: &Config, args: RehearseArgs) -> Result<(), Error> {
     let (report, result) =
         rehearse::rehearse(config, store.as_ref(), &options, &Cancel::on_signals()).await;
     if args.json {
-        println!("{}", report.to_json());
+        crate::outln!("{}", report.to_json());
     } else {
-        print!("{}", report.render());
+        crate::out!("{}", report.render());
     }
     if let Some(path) = &args.report
         && let Err(e) = std::fs::write(path, report.to_json())

@@ -49,9 +49,14 @@ pub async fn run(config: &Config, json: bool) -> Result<(), Error> {
 }
 
 fn print_table(results: &[CheckResult]) {
-    println!(
+    crate::outln!(
         "{:<32} {:<8} {:<6} {:<34} {:<34} {:>8}",
-        "CHECK", "PHASE", "RESULT", "EXPECTED", "GOT", "SECONDS"
+        "CHECK",
+        "PHASE",
+        "RESULT",
+        "EXPECTED",
+        "GOT",
+        "SECONDS"
     );
     for r in results {
         let phase = match r.phase {
@@ -60,7 +65,7 @@ fn print_table(results: &[CheckResult]) {
             Phase::Compare => "compare",
             Phase::Builtin => "built-in",
         };
-        println!(
+        crate::outln!(
             "{:<32} {:<8} {:<6} {:<34} {:<34} {:>8.2}",
             r.name,
             phase,
@@ -70,9 +75,9 @@ fn print_table(results: &[CheckResult]) {
             r.seconds
         );
         if !r.passed {
-            println!("    defined at {}", r.defined_at);
+            crate::outln!("    defined at {}", r.defined_at);
             for row in &r.rows {
-                println!("    {row}");
+                crate::outln!("    {row}");
             }
         }
     }

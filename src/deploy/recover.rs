@@ -448,7 +448,7 @@ impl Deployer<'_> {
             format!("nothing restored: {state}; {release}; maintenance off"),
         );
         self.close(journal, report, Outcome::AcceptedCurrent).await;
-        println!(
+        crate::outln!(
             "deploy {} closed as is: {state}; {release}; maintenance is off",
             journal.deploy_id
         );
