@@ -351,8 +351,6 @@ impl Deployer<'_> {
         ))
     }
 
-    /// `--accept-current`: keep the database as it is, switch maintenance
-    /// off, close the deploy, and say what the database now holds.
     /// A deploy that passed its steps but whose copy of the database before
     /// it is lost (no committed upload, no clone) is live with nothing to
     /// roll it back to: not a success to report. It stays open, with
@@ -393,6 +391,8 @@ impl Deployer<'_> {
         ))
     }
 
+    /// `--accept-current`: keep the database as it is, switch maintenance
+    /// off, close the deploy, and say what the database now holds.
     async fn accept_current(
         &self,
         admin: &mut Client,
