@@ -515,25 +515,44 @@ pub async fn terminate_sessions(client: &Client, name: &str) -> Result<(), DbErr
     Ok(())
 }
 
+/// One server session: its backend pid and `backend_start`, which tell it
+/// from a later session given the same pid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionId {
+    /// The backend pid.
+    pub pid: i32,
+    /// `backend_start`, as text.
+    pub since: String,
+}
+
 /// Ends the sessions of application `application` on `name` (not this
-/// one); returns how many were ended.
+/// one); returns those it ended.
 pub async fn terminate_sessions_of(
     client: &Client,
     name: &str,
     application: &str,
-) -> Result<u64, DbError> {
-    let ended: i64 = client
-        .query_one(
-            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE datname = $1 AND application_name = $2 AND pid <> pg_backend_pid()",
+) -> Result<Vec<SessionId>, DbError> {
+    let rows = client
+        .query(
+            // Materialized first: in one WHERE the planner may call
+            // pg_terminate_backend on rows the other conditions exclude.
+            "WITH chosen AS MATERIALIZED ( \
+                 SELECT pid, backend_start FROM pg_stat_activity \
+                 WHERE datname = $1 AND application_name = $2 AND pid <> pg_backend_pid()) \
+             SELECT pid, backend_start::text FROM chosen WHERE pg_terminate_backend(pid)",
             &[&name, &application],
         )
         .await
         .map_err(DbError::query(format!(
             "ending the `{application}` sessions on `{name}`"
-        )))?
-        .get(0);
-    Ok(ended.max(0) as u64)
+        )))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| SessionId {
+            pid: r.get(0),
+            since: r.get(1),
+        })
+        .collect())
 }
 
 /// Allows or forbids new connections to `name` (`ALLOW_CONNECTIONS`). While

@@ -225,6 +225,11 @@ pub struct Journal {
     /// this journal write.
     #[serde(default)]
     pub sightings: Vec<crate::snapshot::guard::Sighting>,
+    /// snapguard's sessions open on the database at this journal write
+    /// (they are in `own_sessions`): `recover` does not count them again
+    /// when it ends them or finds them abandoned.
+    #[serde(default)]
+    pub own_open: Vec<crate::snapshot::guard::SessionId>,
     /// The migration files the deploy set out to apply, so that a way out
     /// that keeps the database as it is can say when only some of them are.
     #[serde(default)]

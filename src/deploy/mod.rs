@@ -129,6 +129,14 @@ impl<'a> Deployer<'a> {
         if let Some((carried, base)) = self.own_from.get() {
             journal.own_sessions =
                 carried + db::sessions_opened(self.db.dbname()).saturating_sub(base);
+            // Read after the count: a session opened in between is then
+            // open but uncounted, which `recover` can only under-explain.
+            journal.own_open = match db::connect(&self.admin_info).await {
+                Ok(admin) => guard::own_open(&admin, self.db.dbname())
+                    .await
+                    .unwrap_or_default(),
+                Err(_) => Vec::new(),
+            };
         }
         if let Some(sampler) = self.sampler.borrow().as_ref() {
             journal.sightings = sampler.sightings();

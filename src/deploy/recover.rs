@@ -287,7 +287,19 @@ impl Deployer<'_> {
         // inside a transaction, rolls it back; the guard counts them as
         // the runner's.
         let ended = self.end_runner_sessions(admin).await?;
-        let recorded = journal.own_sessions + ended;
+        // A session the last journal write saw open is in `own_sessions`
+        // already: ended or gone (abandoned at the kill), it is not counted
+        // a second time, or a foreign session would be excused in its place.
+        let unrecorded = ended
+            .iter()
+            .filter(|s| !journal.own_open.contains(s))
+            .count() as u64;
+        let gone = journal
+            .own_open
+            .iter()
+            .filter(|s| !ended.contains(s))
+            .count() as u64;
+        let recorded = journal.own_sessions + unrecorded;
         // Every session this process opened to the database came after the
         // baseline (another process took it), so all of them count.
         self.own_from.set(Some((recorded, 0)));
@@ -310,7 +322,7 @@ impl Deployer<'_> {
             own: if self.config.migrations.command.is_some() {
                 guard::OwnSessions::Unknown
             } else {
-                guard::OwnSessions::Recorded { recorded }
+                guard::OwnSessions::Recorded { recorded, gone }
             },
             changed,
             snapshot_override: options.snapshot.clone(),
@@ -541,14 +553,14 @@ impl Deployer<'_> {
 
     /// Ends the sessions snapguard's dead runner left on the database
     /// (this process holds the lock, so no other deploy or migrate owns
-    /// them); returns how many.
-    async fn end_runner_sessions(&self, admin: &Client) -> Result<u64, Error> {
+    /// them); returns which.
+    async fn end_runner_sessions(&self, admin: &Client) -> Result<Vec<guard::SessionId>, Error> {
         let ended = admin::terminate_sessions_of(admin, self.db.dbname(), "snapguard")
             .await
             .map_err(|e| Error::failed("recover", e))?;
-        if ended > 0 {
+        if !ended.is_empty() {
             tracing::warn!(
-                count = ended,
+                count = ended.len(),
                 "ended sessions the deploy's runner left running"
             );
         }

@@ -76,6 +76,28 @@ pub struct Connected {
     pub who: String,
 }
 
+pub use crate::db::admin::SessionId;
+
+/// snapguard's own client sessions on `database` now (application
+/// `snapguard`: this process's and the `pg_dump` it starts).
+pub async fn own_open(admin: &Client, database: &str) -> Result<Vec<SessionId>, DbError> {
+    let rows = admin
+        .query(
+            "SELECT pid, backend_start::text FROM pg_stat_activity \
+             WHERE datname = $1 AND backend_type = 'client backend' AND application_name = 'snapguard'",
+            &[&database],
+        )
+        .await
+        .map_err(DbError::query("reading snapguard's own sessions"))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| SessionId {
+            pid: r.get(0),
+            since: r.get(1),
+        })
+        .collect())
+}
+
 /// Write counters of one database (`pg_stat_database`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Activity {
@@ -423,13 +445,18 @@ pub enum OwnSessions {
     Counted,
     /// A dead runner opened them: it recorded `recorded` in the journal, and
     /// those it had open when it was killed count as abandoned (or were
-    /// ended by `recover`, which adds them to `recorded`). Every session of
-    /// this process (which did not take the baseline, so all of them came
-    /// after it) is counted on top.
+    /// ended by `recover`, which adds those the journal did not record to
+    /// `recorded`). Every session of this process (which did not take the
+    /// baseline, so all of them came after it) is counted on top.
     Recorded {
         /// Sessions earlier processes of the deploy opened since the
-        /// baseline, as their journal writes recorded.
+        /// baseline, as their journal writes recorded, plus those
+        /// `recover` ended that no journal write had seen.
         recorded: u64,
+        /// Sessions the last journal write saw open that are gone now:
+        /// already in `recorded`, so the abandoned count (where a killed
+        /// runner's open sessions end up) may not explain them again.
+        gone: u64,
     },
     /// Unknown: an external migrator opened sessions of its own.
     Unknown,
@@ -481,9 +508,11 @@ pub async fn writes_after(
             OwnSessions::Counted => {
                 Some(db::sessions_opened(database).saturating_sub(base.own_sessions) as i64)
             }
-            OwnSessions::Recorded { recorded } => {
-                Some(recorded as i64 + db::sessions_opened(database) as i64 + abandoned)
-            }
+            OwnSessions::Recorded { recorded, gone } => Some(
+                recorded as i64
+                    + db::sessions_opened(database) as i64
+                    + (abandoned - gone as i64).max(0),
+            ),
             OwnSessions::Unknown => None,
         };
         if let Some(explained) = explained
