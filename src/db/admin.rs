@@ -539,7 +539,7 @@ pub async fn terminate_sessions_of(
             "WITH chosen AS MATERIALIZED ( \
                  SELECT pid, backend_start FROM pg_stat_activity \
                  WHERE datname = $1 AND application_name = $2 AND pid <> pg_backend_pid()) \
-             SELECT pid, backend_start::text FROM chosen WHERE pg_terminate_backend(pid)",
+             SELECT pid, coalesce(backend_start::text, '') FROM chosen WHERE pg_terminate_backend(pid)",
             &[&name, &application],
         )
         .await

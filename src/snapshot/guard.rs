@@ -83,7 +83,7 @@ pub use crate::db::admin::SessionId;
 pub async fn own_open(admin: &Client, database: &str) -> Result<Vec<SessionId>, DbError> {
     let rows = admin
         .query(
-            "SELECT pid, backend_start::text FROM pg_stat_activity \
+            "SELECT pid, coalesce(backend_start::text, '') FROM pg_stat_activity \
              WHERE datname = $1 AND backend_type = 'client backend' AND application_name = 'snapguard'",
             &[&database],
         )
@@ -142,7 +142,7 @@ async fn others_connected(admin: &Client, database: &str) -> Result<Vec<Connecte
     let own: Vec<String> = OWN_APPLICATIONS.iter().map(|s| s.to_string()).collect();
     let rows = admin
         .query(
-            "SELECT pid, backend_start::text, coalesce(usename::text, ''), coalesce(application_name, '') \
+            "SELECT pid, coalesce(backend_start::text, ''), coalesce(usename::text, ''), coalesce(application_name, '') \
              FROM pg_stat_activity \
              WHERE datname = $1 AND backend_type = 'client backend' AND NOT (application_name = ANY($2)) \
                AND state IS NOT NULL AND state <> 'starting' AND pid <> pg_backend_pid()",
