@@ -525,6 +525,17 @@ pub struct SessionId {
     pub since: String,
 }
 
+impl SessionId {
+    /// From a row whose first two columns are `pid` and
+    /// `coalesce(backend_start::text, '')`.
+    pub fn from_row(row: &tokio_postgres::Row) -> Self {
+        SessionId {
+            pid: row.get(0),
+            since: row.get(1),
+        }
+    }
+}
+
 /// Ends the sessions of application `application` on `name` (not this
 /// one); returns those it ended.
 pub async fn terminate_sessions_of(
@@ -546,13 +557,7 @@ pub async fn terminate_sessions_of(
         .map_err(DbError::query(format!(
             "ending the `{application}` sessions on `{name}`"
         )))?;
-    Ok(rows
-        .into_iter()
-        .map(|r| SessionId {
-            pid: r.get(0),
-            since: r.get(1),
-        })
-        .collect())
+    Ok(rows.iter().map(SessionId::from_row).collect())
 }
 
 /// Allows or forbids new connections to `name` (`ALLOW_CONNECTIONS`). While

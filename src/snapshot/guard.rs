@@ -89,13 +89,7 @@ pub async fn own_open(admin: &Client, database: &str) -> Result<Vec<SessionId>, 
         )
         .await
         .map_err(DbError::query("reading snapguard's own sessions"))?;
-    Ok(rows
-        .into_iter()
-        .map(|r| SessionId {
-            pid: r.get(0),
-            since: r.get(1),
-        })
-        .collect())
+    Ok(rows.iter().map(SessionId::from_row).collect())
 }
 
 /// Write counters of one database (`pg_stat_database`).
