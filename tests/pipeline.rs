@@ -937,3 +937,65 @@ fn the_codeship_basic_script_installs_the_release_and_deploys() {
     );
     assert!(home.path().join(".snapguard/bin/snapguard").exists());
 }
+
+/// The commands `snapguard --help` lists, in its order (`help` left out).
+fn commands_of_the_binary() -> Vec<String> {
+    let text = help(&[]);
+    text.lines()
+        .skip_while(|line| !line.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_action_accepts_exactly_the_commands_snapguard_has() {
+    let script = std::fs::read_to_string(repo().join("pipeline/github-actions/action/run.sh"))
+        .unwrap();
+    let listed: Vec<String> = script
+        .lines()
+        .find_map(|line| line.strip_prefix("commands=\""))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .expect("run.sh names its commands on one `commands=\"…\"` line")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let binary = commands_of_the_binary();
+    assert!(binary.len() >= 16, "{binary:?}");
+    assert_eq!(listed, binary, "run.sh's commands and snapguard's differ");
+    let action = std::fs::read_to_string(repo().join("action.yml")).unwrap();
+    let described = action
+        .lines()
+        .find(|line| line.contains("a snapguard command:"))
+        .unwrap();
+    for command in &binary {
+        assert!(described.contains(&format!(" {command}")), "{command}: {described}");
+    }
+
+    // Run through the action's own run step: `lint` and `config` work.
+    let ws = app("pl_action_cmds", "ALTER TABLE items ADD COLUMN note text;\n");
+    for (command, args, expect) in [
+        ("lint", "migrations", "0"),
+        ("config", "schema", "0"),
+        ("lint", "--format\nbogus", "2"),
+    ] {
+        let out = bash_like(&ws.snapguard())
+            .arg(repo().join("pipeline/github-actions/action/run.sh"))
+            .env("SNAPGUARD_BIN", env!("CARGO_BIN_EXE_snapguard"))
+            .env("INPUT_COMMAND", command)
+            .env("INPUT_ARGS", args)
+            .env("INPUT_CONFIG", "snapguard.yml")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code().map(|c| c.to_string()).as_deref(),
+            Some(expect),
+            "{command} {args}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -7,7 +7,7 @@
 set -uo pipefail
 command="${INPUT_COMMAND:-deploy}"
 # Every snapguard command; anything else is refused before it reaches a shell.
-commands="deploy rehearse plan restore recover snapshot snapshots prune verify migrate maintenance init completions man"
+commands="deploy plan lint rehearse recover maintenance prune snapshot snapshots restore verify migrate init completions man config"
 case " $commands " in
   *" $command "*) ;;
   *)
