@@ -50,8 +50,12 @@ pub fn run(config: Option<&Path>, store: Option<&str>, args: &InitArgs) -> Resul
     crate::outln!("  - `snapguard migrate new NAME` creates a migration");
     if options.workflow {
         crate::outln!(
-            "  - in {}, replace OWNER/snapguard@v1 with where you take the action from; in the `production` environment set the secret DATABASE_URL and the variables AWS_REGION, SNAPGUARD_DEPLOY_ROLE_ARN and SNAPGUARD_READ_ROLE_ARN",
+            "  - in {}, replace OWNER/snapguard@v1 with where you take the action from; in the `production` environment set the secret DATABASE_URL and the variables AWS_REGION and SNAPGUARD_DEPLOY_ROLE_ARN",
             init::WORKFLOW_PATH
+        );
+        crate::outln!(
+            "  - pull requests rehearse on {}: it holds no data yet (the migrations run on an empty database); put a dump of non-production data there",
+            init::REHEARSAL_DUMP_PATH
         );
     }
     Ok(())

@@ -258,7 +258,12 @@ impl<'a> Deployer<'a> {
             )
             .await;
         };
-        tracing::error!(step = failed.step.name(), error = %failed.message(), "deploy failed; rolling back");
+        if failed.step == Step::Drill {
+            // A rehearsal's drill asked for this rollback: nothing failed.
+            tracing::info!("drill: rolling back as a failed deploy would");
+        } else {
+            tracing::error!(step = failed.step.name(), error = %failed.message(), "deploy failed; rolling back");
+        }
         // The clone's dump holds a session on the clone, which the swap
         // needs free: the rollback starts once the upload ended (at once
         // on a signal, which stops it too). A committed upload is the

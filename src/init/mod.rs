@@ -23,6 +23,28 @@ const WORKFLOW_TEMPLATE: &str = include_str!("../../pipeline/github-actions/depl
 /// Where the workflow goes, relative to the project.
 pub const WORKFLOW_PATH: &str = ".github/workflows/deploy.yml";
 
+/// The dump the workflow's pull-request job rehearses on, relative to the
+/// project.
+pub const REHEARSAL_DUMP_PATH: &str = "db/rehearsal.sql";
+
+/// The first rehearsal dump: SQL text holding only comments, so a pull
+/// request rehearses the migrations on an empty database until the team
+/// puts non-production data there.
+const REHEARSAL_DUMP: &str = "\
+-- The data the pull-request rehearsal runs on (.github/workflows/deploy.yml:
+-- `snapguard rehearse --dump db/rehearsal.sql --drill`).
+--
+-- As written by `snapguard init` it holds no data: a pull request rehearses
+-- its migrations on an empty database, which proves they apply and roll back
+-- but says nothing about their time on real tables. Replace it with a dump
+-- of non-production data (seeds, or an anonymised copy), for example:
+--
+--   pg_dump --no-owner --no-privileges --format=plain \"$STAGING_URL\" > db/rehearsal.sql
+--
+-- A custom-format dump (--format=custom, any file name) works too: change
+-- the path in the workflow. Never commit production data.
+";
+
 /// What to scaffold.
 #[derive(Debug, Clone)]
 pub struct InitOptions {
@@ -139,6 +161,14 @@ pub fn plan(options: &InitOptions) -> Result<Scaffold, InitError> {
             path: options.root.join(WORKFLOW_PATH),
             contents: render_workflow(&options.config),
         });
+        // A dump already there is the team's data: kept, never refused.
+        let dump = options.root.join(REHEARSAL_DUMP_PATH);
+        if !dump.exists() {
+            files.push(Planned {
+                path: dump,
+                contents: REHEARSAL_DUMP.to_owned(),
+            });
+        }
     }
     // Editors that read the modeline atop the config complete and check
     // its keys against this file (regenerate with `snapguard config schema`).
@@ -341,6 +371,7 @@ mod tests {
                 "snapguard.yml",
                 "db/migrations/README.md",
                 ".github/workflows/deploy.yml",
+                "db/rehearsal.sql",
                 "snapguard.schema.json"
             ]
         );
@@ -350,6 +381,21 @@ mod tests {
         assert!(config.contains("  # url: s3://my-bucket/snapguard/production\n"));
         assert!(!config.contains("{{"));
         assert_eq!(scaffold.files[2].contents, WORKFLOW_TEMPLATE);
+        assert!(
+            scaffold.files[3]
+                .contents
+                .lines()
+                .all(|line| line.is_empty() || line.starts_with("--"))
+        );
+    }
+
+    #[test]
+    fn a_rehearsal_dump_already_there_is_kept_not_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("db")).unwrap();
+        std::fs::write(dir.path().join(REHEARSAL_DUMP_PATH), "mine").unwrap();
+        let scaffold = plan(&options(dir.path())).unwrap();
+        assert!(!files(&scaffold, dir.path()).contains(&REHEARSAL_DUMP_PATH.to_owned()));
     }
 
     #[test]
