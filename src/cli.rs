@@ -171,6 +171,10 @@ pub enum ConfigCommand {
     /// `snapguard config schema > snapguard.schema.json`, then
     /// `# yaml-language-server: $schema=./snapguard.schema.json` atop the file.
     Schema,
+    /// Read the configuration as every command does (the file, the
+    /// `SNAPGUARD_*` variables, the flags) and say what is wrong with it;
+    /// connects to nothing. Exits 2 when it is invalid.
+    Check,
 }
 
 /// `snapguard init`.

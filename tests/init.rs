@@ -231,7 +231,10 @@ fn the_first_pull_request_rehearses_as_the_generated_workflow_runs_it() {
             let mut run = Command::new("bash");
             run.arg(repo_file("pipeline/github-actions/action/run.sh"))
                 .env("SNAPGUARD_BIN", env!("CARGO_BIN_EXE_snapguard"))
-                .env("INPUT_COMMAND", with["command"].as_str().unwrap_or("deploy"))
+                .env(
+                    "INPUT_COMMAND",
+                    with["command"].as_str().unwrap_or("deploy"),
+                )
                 .env("INPUT_ARGS", with["args"].as_str().unwrap_or(""))
                 .env(
                     "INPUT_CONFIG",

@@ -953,8 +953,8 @@ fn commands_of_the_binary() -> Vec<String> {
 
 #[test]
 fn the_action_accepts_exactly_the_commands_snapguard_has() {
-    let script = std::fs::read_to_string(repo().join("pipeline/github-actions/action/run.sh"))
-        .unwrap();
+    let script =
+        std::fs::read_to_string(repo().join("pipeline/github-actions/action/run.sh")).unwrap();
     let listed: Vec<String> = script
         .lines()
         .find_map(|line| line.strip_prefix("commands=\""))
@@ -972,11 +972,17 @@ fn the_action_accepts_exactly_the_commands_snapguard_has() {
         .find(|line| line.contains("a snapguard command:"))
         .unwrap();
     for command in &binary {
-        assert!(described.contains(&format!(" {command}")), "{command}: {described}");
+        assert!(
+            described.contains(&format!(" {command}")),
+            "{command}: {described}"
+        );
     }
 
     // Run through the action's own run step: `lint` and `config` work.
-    let ws = app("pl_action_cmds", "ALTER TABLE items ADD COLUMN note text;\n");
+    let ws = app(
+        "pl_action_cmds",
+        "ALTER TABLE items ADD COLUMN note text;\n",
+    );
     for (command, args, expect) in [
         ("lint", "migrations", "0"),
         ("config", "schema", "0"),

@@ -94,9 +94,36 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Restore(args) => restore(&config, args).await,
         Command::Migrate { command, args } => migrate::run(&config, command, args).await,
         Command::Verify { json } => verify::run(&config, json).await,
-        Command::Init(_) | Command::Completions { .. } | Command::Man | Command::Config { .. } => {
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            check_config(&config);
+            Ok(())
+        }
+        Command::Init(_)
+        | Command::Completions { .. }
+        | Command::Man
+        | Command::Config {
+            command: ConfigCommand::Schema,
+        } => {
             unreachable!("handled before the configuration is loaded")
         }
+    }
+}
+
+/// `config check`: the configuration loaded; says so, and names what a
+/// deploy still needs from elsewhere.
+fn check_config(config: &Config) {
+    let file = config.file.as_ref().map_or_else(
+        || "no configuration file".to_owned(),
+        |f| format!("`{}`", f.display()),
+    );
+    crate::outln!("{file}: valid");
+    if let Err(e) = config.database_url() {
+        crate::outln!("  not set yet: {e}");
+    }
+    if let Err(e) = config.store_location() {
+        crate::outln!("  not set yet: {e}");
     }
 }
 

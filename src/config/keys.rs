@@ -25,14 +25,19 @@ pub(super) enum Kind {
     Text,
     /// `true` or `false`.
     Bool,
-    /// A whole number.
-    Count,
+    /// A whole number, at least this.
+    Count(u32),
     /// `500ms`, `30s`, `15m`, `2h`.
     Duration,
     /// `8MiB`, `64KiB`, `1GiB`, `5MB`, bytes.
     Size,
+    /// A size between these bounds, in bytes.
+    SizeBetween(u64, u64),
     /// One of these words.
     OneOf(&'static [&'static str]),
+    /// A lint rule's level: `off`, `warn`, `error`; an unquoted `off`,
+    /// which YAML 1.1 reads as `false`, is `off`.
+    Level,
 }
 
 const fn key(name: &'static str, kind: Kind) -> Key {
@@ -51,7 +56,7 @@ const fn command(name: &'static str) -> Key {
     }
 }
 
-use Kind::{Bool, Count, Duration, OneOf, Size, Text};
+use Kind::{Bool, Count, Duration, OneOf, Size, SizeBetween, Text};
 
 /// Every key, in the order `docs/configuration.md` documents them.
 pub(super) const KEYS: &[Key] = &[
@@ -64,11 +69,15 @@ pub(super) const KEYS: &[Key] = &[
     key("store.path_style", Bool),
     key("store.sse", OneOf(&["AES256", "aws:kms"])),
     key("store.kms_key_id", Text),
-    key("store.part_size", Size),
+    key(
+        "store.part_size",
+        SizeBetween(crate::store::MIN_PART_SIZE, MAX_PART_SIZE),
+    ),
     key("snapshot.compression", OneOf(&["zstd", "gzip", "none"])),
-    key("snapshot.compression_level", Count),
+    // Its range depends on `snapshot.compression` (`schema.rs` says which).
+    key("snapshot.compression_level", Count(0)),
     key("snapshot.lock_wait_timeout", Duration),
-    key("snapshot.restore_jobs", Count),
+    key("snapshot.restore_jobs", Count(1)),
     key("snapshot.local_clone", OneOf(&["auto", "always", "never"])),
     key("snapshot.clone_limit", Size),
     key("snapshot.clone_method", OneOf(&["auto", "clone", "copy"])),
@@ -76,8 +85,8 @@ pub(super) const KEYS: &[Key] = &[
         "snapshot.offsite",
         OneOf(&["before-migrate", "before-maintenance-off", "after"]),
     ),
-    key("snapshot.retention.keep_last", Count),
-    key("snapshot.retention.keep_days", Count),
+    key("snapshot.retention.keep_last", Count(1)),
+    key("snapshot.retention.keep_days", Count(0)),
     key("migrations.dir", Text),
     key(
         "migrations.format",
@@ -93,7 +102,7 @@ pub(super) const KEYS: &[Key] = &[
     ),
     key("migrations.transaction", OneOf(&["per-migration", "all"])),
     key("migrations.lock_timeout", Duration),
-    key("migrations.lock_retries", Count),
+    key("migrations.lock_retries", Count(0)),
     key("migrations.statement_timeout", Duration),
     key("migrations.lock_wait", Duration),
     key("migrations.allow_out_of_order", Bool),
@@ -136,8 +145,11 @@ pub(super) const KEYS: &[Key] = &[
     key("lint.rules.parse_error", LEVEL),
 ];
 
+/// S3's largest part: 5 GiB.
+pub(super) const MAX_PART_SIZE: u64 = 5 << 30;
+
 /// A lint rule's level.
-const LEVEL: Kind = OneOf(&["off", "warn", "error"]);
+const LEVEL: Kind = Kind::Level;
 
 /// The sections made of lists, read by their own modules; they have no
 /// environment-variable form.

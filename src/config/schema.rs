@@ -1,33 +1,51 @@
 //! `snapguard config schema`: a JSON Schema of `snapguard.yml` (draft-07, the
 //! version YAML language servers read), so editors complete and check keys.
 //! The scalar keys come from the key table (`keys.rs`), with the values
-//! each takes; the two list sections (`checks`, `maintenance`) are described
-//! here beside their readers' shapes. Any text value may be a `${VAR}`
-//! reference, resolved when the file is read.
+//! each takes and the relations between them; the two list sections
+//! (`checks`, `maintenance`) are described here beside their readers'
+//! shapes. Any text value may be a `${VAR}` reference, resolved when the
+//! file is read. The schema is as strict as the loader: a test feeds every
+//! key a valid and an invalid value and checks both agree.
 
 use serde_json::{Map, Value, json};
 
-use super::keys::{KEYS, Kind};
+use super::keys::{KEYS, Kind, RELATIONS};
+use crate::codec::Compression;
 
 /// The schema, as JSON.
 pub fn schema() -> Value {
     let mut root = object();
     for key in KEYS {
-        let mut node = &mut root;
-        let mut parts = key.name.split('.').peekable();
-        while let Some(part) = parts.next() {
-            let properties = node["properties"].as_object_mut().expect("an object node");
-            if parts.peek().is_none() {
-                properties.insert(part.to_owned(), value_of(key.kind));
-                break;
-            }
-            node = properties.entry(part).or_insert_with(object);
-        }
+        let (section, leaf) = key
+            .name
+            .rsplit_once('.')
+            .expect("every key is in a section");
+        let properties = section_mut(&mut root, section)["properties"]
+            .as_object_mut()
+            .expect("an object node");
+        properties.insert(leaf.to_owned(), nullable(value_of(key.kind)));
     }
+    for relation in RELATIONS {
+        let (section, leaf) = relation.key.rsplit_once('.').expect("in a section");
+        let (needs_section, needed) = relation.needs.rsplit_once('.').expect("in a section");
+        assert_eq!(section, needs_section, "a relation within one section");
+        let wanted = match relation.value {
+            Some(value) => or_reference(json!({ "const": value })),
+            None => json!({ "not": { "enum": [null, ""] } }),
+        };
+        constrain(
+            section_mut(&mut root, section),
+            json!({
+                "if": { "required": [leaf], "properties": { leaf: { "not": { "enum": [null, ""] } } } },
+                "then": { "required": [needed], "properties": { needed: wanted } }
+            }),
+        );
+    }
+    constrain(section_mut(&mut root, "snapshot"), compression_levels());
     let properties = root["properties"].as_object_mut().expect("the root");
-    properties.insert("checks".into(), checks());
-    properties.insert("maintenance".into(), maintenance());
-    properties.insert("notify".into(), notify());
+    properties.insert("checks".into(), nullable(checks()));
+    properties.insert("maintenance".into(), nullable(maintenance()));
+    properties.insert("notify".into(), nullable(notify()));
     let mut schema = json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "snapguard.yml",
@@ -53,9 +71,78 @@ pub fn schema() -> Value {
     schema
 }
 
+/// The node of `section` (`store`, `release.health`), made on first use;
+/// a section left empty in the file (`store:` with every key commented
+/// out) is null, which the loader takes as absent.
+fn section_mut<'a>(root: &'a mut Value, section: &str) -> &'a mut Value {
+    let mut node = root;
+    for part in section.split('.') {
+        let properties = node["properties"].as_object_mut().expect("an object node");
+        node = properties.entry(part).or_insert_with(|| nullable(object()));
+    }
+    node
+}
+
+/// Adds a condition to an object node.
+fn constrain(node: &mut Value, condition: Value) {
+    let all = node
+        .as_object_mut()
+        .expect("an object node")
+        .entry("allOf")
+        .or_insert_with(|| json!([]));
+    all.as_array_mut().expect("a list").push(condition);
+}
+
+/// `snapshot.compression_level`'s range for each `snapshot.compression`
+/// (zstd when unset).
+fn compression_levels() -> Value {
+    let level = |c: Compression| {
+        let range = c.valid_levels();
+        let bounds = (
+            u64::from(range.start().unsigned_abs()),
+            u64::from(range.end().unsigned_abs()),
+        );
+        json!({ "properties": { "compression_level": nullable(whole_number_between(bounds.0, bounds.1)) } })
+    };
+    let named = |word: &str| json!({ "required": ["compression"], "properties": { "compression": { "const": word } } });
+    json!({
+        "allOf": [
+            { "if": named("gzip"), "then": level(Compression::Gzip) },
+            { "if": named("none"), "then": level(Compression::None) },
+            {
+                "if": { "anyOf": [
+                    { "not": { "required": ["compression"] } },
+                    { "properties": { "compression": { "enum": ["zstd", null] } } }
+                ] },
+                "then": level(Compression::Zstd)
+            }
+        ]
+    })
+}
+
 /// An object that takes only the properties listed.
 fn object() -> Value {
     json!({ "type": "object", "additionalProperties": false, "properties": {} })
+}
+
+/// `value`, or nothing (`key:` with no value, which the loader reads as
+/// the key left out). Null is added inside `value` where it can be, so an
+/// editor's complaint about a wrong value still names what is expected.
+fn nullable(mut value: Value) -> Value {
+    let node = value.as_object_mut().expect("a schema object");
+    if let Some(Value::Array(any)) = node.get_mut("anyOf") {
+        any.push(json!({ "type": "null" }));
+    } else if let Some(kind) = node.get_mut("type") {
+        let mut kinds = match kind.take() {
+            Value::Array(kinds) => kinds,
+            one => vec![one],
+        };
+        kinds.push(json!("null"));
+        *kind = Value::Array(kinds);
+    } else {
+        return json!({ "anyOf": [value, { "type": "null" }] });
+    }
+    value
 }
 
 /// `value` or a `${VAR}` reference.
@@ -63,17 +150,143 @@ fn or_reference(value: Value) -> Value {
     json!({ "anyOf": [value, { "$ref": "#/definitions/reference" }] })
 }
 
+/// A whole number from `min` to `max`, as a number or as text.
+fn whole_number_between(min: u64, max: u64) -> Value {
+    json!({
+        "anyOf": [
+            { "type": "integer", "minimum": min, "maximum": max },
+            { "type": "string", "pattern": format!("^0*({})$", digits_between(min, max)) },
+            { "$ref": "#/definitions/reference" }
+        ]
+    })
+}
+
+/// A whole number of at least `min`, as a number or as text.
+fn whole_number_from(min: u32) -> Value {
+    let pattern = if min == 0 {
+        "^[0-9]+$".to_owned()
+    } else {
+        format!(
+            "^0*({}|[1-9][0-9]{{{},}})$",
+            digits_between(u64::from(min), 10u64.pow(digits(u64::from(min))) - 1),
+            digits(u64::from(min))
+        )
+    };
+    json!({
+        "anyOf": [
+            { "type": "integer", "minimum": min },
+            { "type": "string", "pattern": pattern },
+            { "$ref": "#/definitions/reference" }
+        ]
+    })
+}
+
+/// The size units the loader reads, with their bytes (`values::parse_size`).
+const SIZE_UNITS: &[(&str, u64)] = &[
+    ("B", 1),
+    ("KiB", 1 << 10),
+    ("MiB", 1 << 20),
+    ("GiB", 1 << 30),
+    ("KB", 1_000),
+    ("MB", 1_000_000),
+    ("GB", 1_000_000_000),
+];
+
+/// A size from `min` to `max` bytes: a number of bytes, or text with a
+/// unit whose number of units falls in the range.
+fn size_between(min: u64, max: u64) -> Value {
+    let mut forms = Vec::new();
+    for (unit, bytes) in SIZE_UNITS {
+        let low = min.div_ceil(*bytes);
+        let high = max / bytes;
+        if low > high {
+            continue;
+        }
+        let unit = if *unit == "B" { "(B)?" } else { unit };
+        forms.push(format!("0*({}) ?{unit}", digits_between(low, high)));
+    }
+    json!({
+        "anyOf": [
+            { "type": "integer", "minimum": min, "maximum": max },
+            { "type": "string", "pattern": format!("^({})$", forms.join("|")) },
+            { "$ref": "#/definitions/reference" }
+        ]
+    })
+}
+
+fn digits(n: u64) -> u32 {
+    n.checked_ilog10().unwrap_or(0) + 1
+}
+
+/// A regular expression (alternatives, no anchors) matching the decimal
+/// numbers from `low` to `high` written without leading zeros.
+fn digits_between(low: u64, high: u64) -> String {
+    let mut out = Vec::new();
+    let mut from = low;
+    while from <= high {
+        // Numbers of one length at a time: 5..=9, then 10..=99, …
+        let top = 10u64.saturating_pow(digits(from)) - 1;
+        let to = top.min(high);
+        same_length(&from.to_string(), &to.to_string(), &mut out);
+        if to == u64::MAX {
+            break;
+        }
+        from = to + 1;
+    }
+    out.join("|")
+}
+
+/// Appends alternatives matching `low..=high`, both of one length.
+fn same_length(low: &str, high: &str, out: &mut Vec<String>) {
+    let (l0, h0) = (low.as_bytes()[0], high.as_bytes()[0]);
+    let rest = low.len() - 1;
+    if rest == 0 {
+        out.push(if l0 == h0 {
+            (l0 as char).to_string()
+        } else {
+            format!("[{}-{}]", l0 as char, h0 as char)
+        });
+        return;
+    }
+    let prefixed = |first: u8, low: &str, high: &str, out: &mut Vec<String>| {
+        let mut inner = Vec::new();
+        same_length(low, high, &mut inner);
+        out.extend(inner.into_iter().map(|p| format!("{}{p}", first as char)));
+    };
+    if l0 == h0 {
+        prefixed(l0, &low[1..], &high[1..], out);
+        return;
+    }
+    let (zeros, nines) = ("0".repeat(rest), "9".repeat(rest));
+    let mut first_full = l0;
+    if low[1..] != zeros {
+        prefixed(l0, &low[1..], &nines, out);
+        first_full = l0 + 1;
+    }
+    let mut last_full = h0;
+    let upper = high[1..] != nines;
+    if upper {
+        last_full = h0 - 1;
+    }
+    if first_full <= last_full {
+        let first = if first_full == last_full {
+            (first_full as char).to_string()
+        } else {
+            format!("[{}-{}]", first_full as char, last_full as char)
+        };
+        out.push(format!("{first}[0-9]{{{rest}}}"));
+    }
+    if upper {
+        prefixed(h0, &zeros, &high[1..], out);
+    }
+}
+
 fn value_of(kind: Kind) -> Value {
     match kind {
-        Kind::Text => json!({ "type": ["string", "number"] }),
-        Kind::Bool => or_reference(json!({ "type": "boolean" })),
-        Kind::Count => json!({
-            "anyOf": [
-                { "type": "integer" },
-                { "type": "string", "pattern": "^-?[0-9]+$" },
-                { "$ref": "#/definitions/reference" }
-            ]
-        }),
+        // The loader reads any scalar as text.
+        Kind::Text => json!({ "type": ["string", "number", "boolean"] }),
+        Kind::Bool => or_reference(json!({ "enum": [true, false, "true", "false"] })),
+        Kind::Count(min) => whole_number_from(min),
         Kind::Duration => json!({ "$ref": "#/definitions/duration" }),
         Kind::Size => json!({
             "anyOf": [
@@ -82,7 +295,9 @@ fn value_of(kind: Kind) -> Value {
                 { "$ref": "#/definitions/reference" }
             ]
         }),
+        Kind::SizeBetween(min, max) => size_between(min, max),
         Kind::OneOf(words) => or_reference(json!({ "enum": words })),
+        Kind::Level => or_reference(json!({ "enum": ["off", "warn", "error", false] })),
     }
 }
 
@@ -224,8 +439,37 @@ mod tests {
         }
         assert_eq!(
             s["properties"]["snapshot"]["properties"]["retention"]["type"],
-            "object"
+            json!(["object", "null"])
         );
         assert_eq!(s["additionalProperties"], false);
+    }
+
+    /// Every number in and around each range, against the pattern.
+    #[test]
+    fn number_patterns_match_exactly_their_range() {
+        for (low, high) in [
+            (0, 0),
+            (1, 9),
+            (1, 19),
+            (5, 5120),
+            (7, 123),
+            (10, 99),
+            (95, 1005),
+            (5242880, 5368709),
+            (1, 1),
+        ] {
+            let pattern =
+                regex_lite::Regex::new(&format!("^({})$", digits_between(low, high))).unwrap();
+            let from = low.saturating_sub(50);
+            for n in from..=(high + 50).min(from + 20_000) {
+                assert_eq!(
+                    pattern.is_match(&n.to_string()),
+                    (low..=high).contains(&n),
+                    "{n} in {low}..={high}: {pattern}"
+                );
+            }
+            assert!(pattern.is_match(&high.to_string()));
+            assert!(!pattern.is_match(&(high + 1).to_string()));
+        }
     }
 }

@@ -9,7 +9,7 @@ pub(super) fn parse_part_size(v: &str) -> Result<u64, String> {
     if size < MIN_PART_SIZE {
         return Err(format!("`{v}` is below S3's minimum part size of 5MiB"));
     }
-    if size > 5 * 1024 * 1024 * 1024 {
+    if size > super::keys::MAX_PART_SIZE {
         return Err(format!("`{v}` is above S3's maximum part size of 5GiB"));
     }
     Ok(size)
