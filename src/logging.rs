@@ -38,8 +38,10 @@ fn progress_mode(terminal: bool, format: LogFormat, verbosity: i8) -> progress::
 /// overrides it.
 pub fn init(format: LogFormat, verbosity: i8) {
     let default = match verbosity {
-        i8::MIN..=-1 => "snapguard=warn,warn",
-        0 => "snapguard=info,warn",
+        // The AWS credential chain warns for each source it tries in vain;
+        // a store error says it in one line.
+        i8::MIN..=-1 => "snapguard=warn,warn,aws_config=error",
+        0 => "snapguard=info,warn,aws_config=error",
         1 => "snapguard=debug,warn",
         _ => "snapguard=trace,info",
     };

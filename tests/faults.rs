@@ -185,6 +185,35 @@ fn wrong_credentials_are_named_as_such() {
 }
 
 #[test]
+fn no_credentials_at_all_is_one_line_naming_the_sources_tried_and_the_fix() {
+    let db = seeded_db("f_nocreds");
+    let bucket = s3().bucket("f-nocreds");
+    let ws = Workspace::new(&s3_config(&db, &bucket, "migrations:\n  dir: migrations\n"));
+    std::fs::create_dir_all(ws.path().join("migrations")).unwrap();
+    for args in [&["snapshot"][..], &["deploy"], &["snapshots", "list"]] {
+        let run = Run(ws
+            .snapguard()
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .args(args)
+            .output()
+            .unwrap());
+        let stderr = run.stderr();
+        assert_ne!(run.code(), 0, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("no AWS credentials found; tried the environment"),
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.contains("Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"));
+        for noise in ["dispatch failure", "IMDS", "WARN", "ProviderError"] {
+            assert!(!stderr.contains(noise), "{args:?} says `{noise}`: {stderr}");
+        }
+        assert!(stderr.lines().count() <= 6, "{args:?}: {stderr}");
+    }
+    assert!(s3().objects(&bucket).is_empty());
+}
+
+#[test]
 fn a_missing_bucket_is_named() {
     let db = seeded_db("f_nobucket");
     let ws = Workspace::new(&s3_config(&db, "no-such-bucket", ""));

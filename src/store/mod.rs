@@ -97,6 +97,20 @@ pub enum StoreError {
         /// The service's error code, for example `InvalidAccessKeyId`.
         code: String,
     },
+    /// No source in the AWS credential chain had credentials.
+    #[error(
+        "{op} `{uri}`: no AWS credentials found; tried the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), \
+         AWS_PROFILE and the shared files (~/.aws/config, ~/.aws/credentials), web identity \
+         (AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN), the ECS container endpoint and the EC2 instance metadata. \
+         Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or assume a role (in GitHub Actions: \
+         aws-actions/configure-aws-credentials)"
+    )]
+    NoCredentials {
+        /// What was being done.
+        op: &'static str,
+        /// The object or bucket.
+        uri: String,
+    },
     /// The store could not be reached or answered with an error.
     #[error("{op} `{uri}` failed")]
     Request {

@@ -127,12 +127,35 @@ where
             uri,
             code: "403 Forbidden".into(),
         },
+        _ if no_credentials(&err) => {
+            // The chain's own account (each provider's failure) is long and
+            // says nothing the one line does not; kept for `-v`.
+            tracing::debug!(error = ?err, "the AWS credential chain found nothing");
+            StoreError::NoCredentials { op, uri }
+        }
         _ => StoreError::Request {
             op,
             uri,
             source: Box::new(err),
         },
     }
+}
+
+/// Whether the request failed because the credential chain had nothing:
+/// a [`CredentialsError`] anywhere in the error's chain.
+///
+/// [`CredentialsError`]: aws_credential_types::provider::error::CredentialsError
+fn no_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+            .is_some()
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 impl ObjectStore for S3Store {
