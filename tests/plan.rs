@@ -196,3 +196,22 @@ fn plan_prints_what_deploy_would_do() {
     assert_eq!(plan["previous_release"], "v2");
     assert_eq!(plan["pending"].as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn a_plan_without_switches_or_release_command_says_so() {
+    let db = seeded_db("plan_bare");
+    let ws = Workspace::new(&fs_config(&db, "migrations:\n  dir: migrations\n"));
+    ws.migrations(&[("1_note.sql", "ALTER TABLE items ADD COLUMN note text;\n")]);
+    let run = ws.run(&["plan", "--release", "v7"]);
+    run.expect_code(0);
+    let out = run.stdout();
+    assert!(
+        out.contains("  1. maintenance on: no switch configured"),
+        "{out}"
+    );
+    assert!(!out.contains("maintenance on:\n"), "{out}");
+    assert!(
+        out.contains("  5. release v7: recorded only, no `release.command` runs"),
+        "{out}"
+    );
+}

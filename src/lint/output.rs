@@ -205,8 +205,8 @@ pub fn markdown(report: &LintReport) -> String {
             f.doc,
             f.file,
             f.line,
-            f.message.replace('|', "\\|"),
-            table.replace('|', "\\|")
+            crate::report::table_cell(&f.message),
+            crate::report::table_cell(&table)
         );
     }
     let _ = writeln!(out, "\n{}\n", summary(report));

@@ -378,6 +378,19 @@ impl Report {
         md
     }
 
+    /// The versions this deploy left applied: none once its rollback put
+    /// the database back, although they ran (`migrations` keeps them).
+    pub fn left_applied(&self) -> Vec<&str> {
+        let database_restored = self
+            .rollback
+            .as_ref()
+            .is_some_and(|r| r.failed_database_kept_as.is_some());
+        if database_restored || self.outcome == Outcome::RolledBack {
+            return Vec::new();
+        }
+        self.migrations.iter().map(|m| m.version.as_str()).collect()
+    }
+
     /// Writes outputs, the summary and an error annotation under GitHub
     /// Actions. Failures to write are logged, not fatal: the deploy's own
     /// outcome matters more than its summary.
@@ -399,14 +412,7 @@ impl Report {
                     .map(|s| s.uri.clone())
                     .unwrap_or_default(),
             ),
-            (
-                "applied",
-                self.migrations
-                    .iter()
-                    .map(|m| m.version.as_str())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
+            ("applied", self.left_applied().join(",")),
         ];
         publish(
             gh,
@@ -430,6 +436,16 @@ impl StepReport {
     }
 }
 
+/// `text` as one cell of a Markdown table: a `|` would end the cell and a
+/// line break the row (a multi-line error, a migration's SQL), so they are
+/// escaped and written as `<br>`.
+pub(crate) fn table_cell(text: &str) -> String {
+    text.trim_end()
+        .replace('|', "\\|")
+        .replace("\r\n", "<br>")
+        .replace(['\n', '\r'], "<br>")
+}
+
 /// The steps as a Markdown table.
 pub(crate) fn steps_markdown(steps: &[StepReport]) -> String {
     let mut md = String::from("| step | status | seconds | detail |\n|---|---|---:|---|\n");
@@ -439,7 +455,7 @@ pub(crate) fn steps_markdown(steps: &[StepReport]) -> String {
             s.step,
             s.status,
             s.seconds,
-            s.detail.replace('|', "\\|")
+            table_cell(&s.detail)
         ));
     }
     md
@@ -454,10 +470,10 @@ pub(crate) fn checks_markdown(checks: &[CheckResult]) -> String {
     for c in checks {
         md.push_str(&format!(
             "| {} | {} | {} | {} |\n",
-            c.name,
+            table_cell(&c.name),
             if c.passed { "ok" } else { "**FAILED**" },
-            c.expected.replace('|', "\\|"),
-            c.got.replace('|', "\\|")
+            table_cell(&c.expected),
+            table_cell(&c.got)
         ));
     }
     md
@@ -485,5 +501,28 @@ pub(crate) fn publish(
     }
     if let Err(e) = gh.append_summary(markdown) {
         tracing::warn!(error = %e, "cannot write $GITHUB_STEP_SUMMARY");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_multi_line_detail_stays_in_its_row() {
+        let steps = [StepReport::new(
+            "migrate",
+            false,
+            1.0,
+            "2_bad.sql failed:\nERROR: column \"x\" | y\r\nLINE 1: ...\n",
+        )];
+        let md = steps_markdown(&steps);
+        assert_eq!(md.lines().count(), 3, "{md}");
+        assert!(
+            md.ends_with(
+                "| migrate | failed | 1.00 | 2_bad.sql failed:<br>ERROR: column \"x\" \\| y<br>LINE 1: ... |\n"
+            ),
+            "{md}"
+        );
     }
 }

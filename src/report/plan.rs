@@ -49,9 +49,13 @@ pub fn text(found: &Found, config: &Config, store: &Store, database: &str) -> St
         line(format!("  {}", found.nothing_reason()));
         return out;
     }
-    line("  1. maintenance on:".into());
-    for s in &config.maintenance {
-        line(format!("       {}", s.describe()));
+    if config.maintenance.is_empty() {
+        line("  1. maintenance on: no switch configured (the application keeps serving during the deploy; `maintenance:` in the config adds one)".into());
+    } else {
+        line("  1. maintenance on:".into());
+        for s in &config.maintenance {
+            line(format!("       {}", s.describe()));
+        }
     }
     line(match offsite(found, config) {
         Offsite::BeforeMigrate => format!(
@@ -123,7 +127,10 @@ pub fn text(found: &Found, config: &Config, store: &Store, database: &str) -> St
     line(match (&config.release.command, &found.release) {
         (Some(c), Some(r)) => format!("  5. release {r} with `{c}` (previous: {previous})"),
         (Some(c), None) => format!("  5. release with `{c}`, no release id (previous: {previous})"),
-        (None, _) => format!("  5. release: no command (previous: {previous})"),
+        (None, Some(r)) => format!(
+            "  5. release {r}: recorded only, no `release.command` runs (previous: {previous})"
+        ),
+        (None, None) => format!("  5. release: no command (previous: {previous})"),
     });
     if let Some(h) = &config.release.health {
         line(format!(
