@@ -509,7 +509,11 @@ fn the_action_runs_in_a_simulated_runner_for_a_good_and_a_failing_deploy() {
         ran.outputs
     );
     // The migrations ran and were undone: none is left applied.
-    assert!(ran.outputs.lines().any(|l| l == "applied="), "{}", ran.outputs);
+    assert!(
+        ran.outputs.lines().any(|l| l == "applied="),
+        "{}",
+        ran.outputs
+    );
     assert!(ran.log.contains("::error file="), "{}", ran.log);
     assert!(ran.summary.contains("rolled back"), "{}", ran.summary);
 

@@ -33,6 +33,13 @@ fn plan_refuses_as_deploy_does(app: &App, code: i32, expect: &str) {
     let deploy = app.deploy("v1");
     deploy.expect_code(code);
     deploy.expect_stderr(expect);
+    assert!(
+        deploy
+            .stdout()
+            .contains("(not begun, no id): preflight failed"),
+        "{}",
+        deploy.stdout()
+    );
     assert_eq!(causes(&plan), causes(&deploy), "{}", plan.stderr());
     assert!(!causes(&plan).is_empty(), "{}", plan.stderr());
     assert_eq!(fingerprint(&app.db), before);

@@ -230,12 +230,19 @@ impl Report {
             out.push_str(&s);
             out.push('\n');
         };
-        line(format!(
-            "deploy {} of `{}`: {}",
-            self.deploy_id.as_deref().unwrap_or("-"),
-            self.database,
-            self.outcome.as_str().replace('_', " ")
-        ));
+        // A deploy refused before it began has no id yet.
+        line(match &self.deploy_id {
+            Some(id) => format!(
+                "deploy {id} of `{}`: {}",
+                self.database,
+                self.outcome.as_str().replace('_', " ")
+            ),
+            None => format!(
+                "deploy of `{}` (not begun, no id): {}",
+                self.database,
+                self.outcome.as_str().replace('_', " ")
+            ),
+        });
         if let Some(r) = &self.release {
             line(format!(
                 "  release   {r} (previous: {})",
