@@ -36,7 +36,7 @@ fn plan_refuses_as_deploy_does(app: &App, code: i32, expect: &str) {
     assert!(
         deploy
             .stdout()
-            .contains("(not begun, no id): preflight failed"),
+            .contains(" (not begun, no id): "),
         "{}",
         deploy.stdout()
     );
