@@ -34,9 +34,7 @@ fn plan_refuses_as_deploy_does(app: &App, code: i32, expect: &str) {
     deploy.expect_code(code);
     deploy.expect_stderr(expect);
     assert!(
-        deploy
-            .stdout()
-            .contains(" (not begun, no id): "),
+        deploy.stdout().contains(" (not begun, no id): "),
         "{}",
         deploy.stdout()
     );

@@ -318,11 +318,32 @@ fn bad_sources_and_targets_are_refused_naming_them() {
     ws.run(&["rehearse"])
         .expect_code(2)
         .expect_stderr("rehearse needs a store");
-    // A file that is not a dump.
+    // A file that is not a dump: the report says there is no estimate
+    // (not a 0 s window), and knows the budget.
     std::fs::write(ws.path().join("notes.bin"), [0u8, 159, 146, 150, 0, 1]).unwrap();
-    ws.run(&["rehearse", "--dump", "notes.bin"])
-        .expect_code(1)
+    let run = ws.run(&["rehearse", "--dump", "notes.bin"]);
+    run.expect_code(1)
         .expect_stderr("`notes.bin` is not a PostgreSQL dump");
+    let out = run.stdout();
+    assert!(out.starts_with("rehearsal: failed\n"), "{out}");
+    assert!(
+        out.contains("no estimated maintenance window: the rehearsal stopped before it measured the migrations"),
+        "{out}"
+    );
+    assert!(!out.contains("budget.max_downtime set"), "{out}");
+    assert!(!out.contains("``"), "{out}");
+    // A missing dump file, with a budget set: the budget is known.
+    let mut config = std::fs::read_to_string(ws.path().join("snapguard.yml")).unwrap();
+    config.push_str("budget:\n  max_downtime: 90s\n");
+    std::fs::write(ws.path().join("snapguard.yml"), config).unwrap();
+    let run = ws.run(&["rehearse", "--dump", "missing.dump"]);
+    run.expect_code(1).expect_stderr("missing.dump");
+    assert!(
+        run.stdout()
+            .contains("budget.max_downtime 90s: not compared"),
+        "{}",
+        run.stdout()
+    );
     // The production database as the target.
     let dump = ws.path().join("x.dump");
     pg_dump(&db, &["-Fc"], &dump);

@@ -179,6 +179,7 @@ fn rehearsal_report() -> RehearsalReport {
     r.window.offsite = "before-migrate".into();
     r.window.total_seconds = 5.3;
     r.window.budget_seconds = Some(60.0);
+    r.window.estimated = true;
     r.window.costliest =
         vec!["`migrations/7_notes.sql` 1.50s, ACCESS EXCLUSIVE on public.items 1.45s".into()];
     let journal: Vec<String> = [

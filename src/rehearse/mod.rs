@@ -66,6 +66,7 @@ pub async fn rehearse(
     cancel: &Cancel,
 ) -> (RehearsalReport, Result<(), Error>) {
     let mut report = RehearsalReport::new();
+    report.window.budget_seconds = config.budget.max_downtime.map(|d| d.as_secs_f64());
     let result = Rehearsal {
         config,
         store,
@@ -387,7 +388,7 @@ impl Rehearsal<'_> {
             "after" => w.clone_seconds + work,
             _ => w.snapshot_seconds + w.clone_seconds + work,
         };
-        w.budget_seconds = self.config.budget.max_downtime.map(|d| d.as_secs_f64());
+        w.estimated = true;
         let mut by_cost: Vec<&MigrationMeasure> = report.migrations.iter().collect();
         by_cost.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
         w.costliest = by_cost

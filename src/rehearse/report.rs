@@ -83,6 +83,9 @@ pub struct Window {
     pub total_seconds: f64,
     /// `budget.max_downtime`.
     pub budget_seconds: Option<f64>,
+    /// Whether the rehearsal got as far as estimating the window (a
+    /// rehearsal that stopped before the migrations has no estimate).
+    pub estimated: bool,
     /// The migrations that cost the most, costliest first.
     pub costliest: Vec<String>,
 }
@@ -207,13 +210,18 @@ impl RehearsalReport {
             out.push_str(&s);
             out.push('\n');
         };
-        line(format!(
-            "rehearsal of `{}`: {}",
-            self.database,
-            self.outcome.as_str().replace('_', " ")
-        ));
-        line(format!("  source    {}", self.source));
-        line(format!("  target    {}", self.target));
+        let outcome = self.outcome.as_str().replace('_', " ");
+        // A rehearsal that stopped at its source knows no database yet.
+        line(if self.database.is_empty() {
+            format!("rehearsal: {outcome}")
+        } else {
+            format!("rehearsal of `{}`: {outcome}", self.database)
+        });
+        for (label, value) in [("source", &self.source), ("target", &self.target)] {
+            if !value.is_empty() {
+                line(format!("  {label:<9} {value}"));
+            }
+        }
         if !self.roles_created.is_empty() {
             line(format!(
                 "  roles     created NOLOGIN on the scratch server: {}",
@@ -293,49 +301,56 @@ impl RehearsalReport {
         }
         line(String::new());
         let w = &self.window;
-        line(match w.offsite.as_str() {
-            "before-maintenance-off" => format!(
-                "  estimated maintenance window {:.1}s = clone {:.1}s + the longer of the snapshot {:.1}s ({}), streamed from the clone, and migrations {:.1}s + checks {:.1}s (offsite: before-maintenance-off)",
-                w.total_seconds,
-                w.clone_seconds,
-                w.snapshot_seconds,
-                w.snapshot_basis,
-                w.migrations_seconds,
-                w.checks_seconds
-            ),
-            "after" => format!(
-                "  estimated maintenance window {:.1}s = clone {:.1}s + migrations {:.1}s + checks {:.1}s (offsite: after; the snapshot {:.1}s ({}) finishes after the window)",
-                w.total_seconds,
-                w.clone_seconds,
-                w.migrations_seconds,
-                w.checks_seconds,
-                w.snapshot_seconds,
-                w.snapshot_basis
-            ),
-            _ => format!(
-                "  estimated maintenance window {:.1}s = snapshot {:.1}s ({}) + clone {:.1}s + migrations {:.1}s + checks {:.1}s",
-                w.total_seconds,
-                w.snapshot_seconds,
-                w.snapshot_basis,
-                w.clone_seconds,
-                w.migrations_seconds,
-                w.checks_seconds
-            ),
-        });
-        line(
-            "  (maintenance switches, release and health are not included: they are not run here)"
-                .into(),
-        );
-        match w.budget_seconds {
-            Some(b) => line(format!(
-                "  budget.max_downtime {b:.0}s: {}",
-                if w.total_seconds > b {
-                    format!("OVER by {:.1}s", w.total_seconds - b)
-                } else {
-                    format!("fits ({:.0}% used)", 100.0 * w.total_seconds / b.max(0.001))
-                }
-            )),
-            None => line("  no budget.max_downtime set".into()),
+        if !w.estimated {
+            line("  no estimated maintenance window: the rehearsal stopped before it measured the migrations".into());
+            if let Some(b) = w.budget_seconds {
+                line(format!("  budget.max_downtime {b:.0}s: not compared"));
+            }
+        } else {
+            line(match w.offsite.as_str() {
+                "before-maintenance-off" => format!(
+                    "  estimated maintenance window {:.1}s = clone {:.1}s + the longer of the snapshot {:.1}s ({}), streamed from the clone, and migrations {:.1}s + checks {:.1}s (offsite: before-maintenance-off)",
+                    w.total_seconds,
+                    w.clone_seconds,
+                    w.snapshot_seconds,
+                    w.snapshot_basis,
+                    w.migrations_seconds,
+                    w.checks_seconds
+                ),
+                "after" => format!(
+                    "  estimated maintenance window {:.1}s = clone {:.1}s + migrations {:.1}s + checks {:.1}s (offsite: after; the snapshot {:.1}s ({}) finishes after the window)",
+                    w.total_seconds,
+                    w.clone_seconds,
+                    w.migrations_seconds,
+                    w.checks_seconds,
+                    w.snapshot_seconds,
+                    w.snapshot_basis
+                ),
+                _ => format!(
+                    "  estimated maintenance window {:.1}s = snapshot {:.1}s ({}) + clone {:.1}s + migrations {:.1}s + checks {:.1}s",
+                    w.total_seconds,
+                    w.snapshot_seconds,
+                    w.snapshot_basis,
+                    w.clone_seconds,
+                    w.migrations_seconds,
+                    w.checks_seconds
+                ),
+            });
+            line(
+                "  (maintenance switches, release and health are not included: they are not run here)"
+                    .into(),
+            );
+            match w.budget_seconds {
+                Some(b) => line(format!(
+                    "  budget.max_downtime {b:.0}s: {}",
+                    if w.total_seconds > b {
+                        format!("OVER by {:.1}s", w.total_seconds - b)
+                    } else {
+                        format!("fits ({:.0}% used)", 100.0 * w.total_seconds / b.max(0.001))
+                    }
+                )),
+                None => line("  no budget.max_downtime set".into()),
+            }
         }
         if !w.costliest.is_empty() {
             line(format!("  costliest: {}", w.costliest.join("; ")));
@@ -394,16 +409,31 @@ impl RehearsalReport {
             Verdict::Failed => "⛔",
         };
         let w = &self.window;
+        let budget = w
+            .budget_seconds
+            .map(|b| format!(" (budget {b:.0}s)"))
+            .unwrap_or_default();
+        let estimate = if w.estimated {
+            format!(
+                "Estimated maintenance window **{:.1}s**{budget}.",
+                w.total_seconds
+            )
+        } else {
+            format!(
+                "No estimated maintenance window: the rehearsal stopped before it measured the migrations{budget}."
+            )
+        };
+        let what = if self.database.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "`{}` from {} on {}. ",
+                self.database, self.source, self.target
+            )
+        };
         let mut md = format!(
-            "## {icon} snapguard rehearsal: {}\n\n`{}` from {} on {}. Estimated maintenance window **{:.1}s**{}.\n\n",
+            "## {icon} snapguard rehearsal: {}\n\n{what}{estimate}\n\n",
             self.outcome.as_str().replace('_', " "),
-            self.database,
-            self.source,
-            self.target,
-            w.total_seconds,
-            w.budget_seconds
-                .map(|b| format!(" (budget {b:.0}s)"))
-                .unwrap_or_default()
         );
         md.push_str(&steps_markdown(&self.steps));
         if !self.migrations.is_empty() {
@@ -446,7 +476,13 @@ impl RehearsalReport {
             ("outcome", self.outcome.as_str().to_owned()),
             (
                 "window-seconds",
-                format!("{:.1}", self.window.total_seconds),
+                // Empty when nothing was estimated: 0.0 would read as a
+                // window that fits any budget.
+                if self.window.estimated {
+                    format!("{:.1}", self.window.total_seconds)
+                } else {
+                    String::new()
+                },
             ),
         ];
         publish(
