@@ -369,14 +369,14 @@ fn a_killed_deploy_blocks_the_next_and_recover_rolls_it_back() {
 }
 
 #[test]
-fn sigterm_during_a_migration_rolls_back_in_process() {
+fn a_signal_during_a_migration_rolls_back_in_process() {
     let app = App::new("dep_sigterm", "fs");
     app.configure("always", "", "");
     let before = fingerprint(&app.db);
     let child = deploy_in_migration(&app);
     let pid = child.id().to_string();
     std::process::Command::new("kill")
-        .args(["-TERM", &pid])
+        .args(["-INT", &pid])
         .status()
         .unwrap();
     // A second signal is only logged: the rollback is not cut short.
@@ -390,6 +390,48 @@ fn sigterm_during_a_migration_rolls_back_in_process() {
     run.expect_code(4);
     run.expect_stderr("cancel");
     assert_eq!(fingerprint(&app.db), before);
+    app.assert_maintenance_off();
+    assert_eq!(app.report()["failure"]["step"], "migrate");
+}
+
+/// A signal during a step that runs to its end (an external migrator
+/// finishing its work) is the failure of that step, not of the next.
+#[test]
+fn sigint_during_an_external_migrator_is_reported_at_migrate() {
+    let app = App::new("dep_sigint_ext", "fs");
+    app.configure("never", "", "");
+    let config = app.ws.path().join("snapguard.yml");
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "migrations:\n",
+        "migrations:\n  command: touch migrator.started; sleep 2\n",
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let child = app
+        .ws
+        .snapguard()
+        .args(["deploy", "--release", "v1", "--report", "report.json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = app.ws.path().join("migrator.started");
+    wait_until("the migrator", Duration::from_secs(30), || started.exists());
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let run = Run(child.wait_with_output().unwrap());
+    run.expect_code(4);
+    let report = app.report();
+    assert_eq!(report["failure"]["step"], "migrate", "{report}");
+    assert!(
+        report["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cancel"),
+        "{report}"
+    );
     app.assert_maintenance_off();
 }
 

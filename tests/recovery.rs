@@ -504,7 +504,14 @@ fn sigterm_during_the_release_without_a_health_check_rolls_back() {
     sigterm(&child);
     let run = Run(child.wait_with_output().unwrap());
     run.expect_code(4);
-    run.expect_stderr("cancelled by a signal");
+    // The signal came during the release, which ran to its end: the
+    // failure is the release's, and says what did not start.
+    run.expect_stderr("cancelled by a signal; maintenance off did not start");
+    assert!(
+        run.stderr().contains("step=\"release\""),
+        "{}",
+        run.stderr()
+    );
     assert!(app.ws.path().join("rolled_back.txt").exists());
     assert_eq!(fingerprint(&app.db), before);
     assert!(!maintenance_on(&app));

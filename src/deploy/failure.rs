@@ -31,6 +31,15 @@ pub struct StepFailure {
 #[error("cancelled by a signal")]
 pub struct Cancelled;
 
+/// A signal came while a step ran to its end (it stops only between its
+/// own units of work); the next step did not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cancelled by a signal; {next} did not start")]
+pub struct CancelledBefore {
+    /// The step that did not start.
+    pub next: &'static str,
+}
+
 /// After-checks that did not pass, one line each.
 #[derive(Debug, thiserror::Error)]
 #[error("check(s) failed: {}", .0.join("; "))]
@@ -103,6 +112,15 @@ impl StepFailure {
         StepFailure {
             changed,
             ..Self::unchanged(step, Cancelled)
+        }
+    }
+
+    /// A signal that came during `during`, noticed once it ended: the
+    /// failure is `during`'s, the cause names `next` as not started.
+    pub fn cancelled_after(during: Step, next: Step, changed: bool) -> Self {
+        StepFailure {
+            changed,
+            ..Self::unchanged(during, CancelledBefore { next: next.name() })
         }
     }
 

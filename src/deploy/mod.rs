@@ -326,16 +326,16 @@ impl<'a> Deployer<'a> {
         upload: &mut Upload<'_>,
     ) -> Result<(), StepFailure> {
         self.maintenance_on(p, report).await?;
-        check_cancel(cancel, Step::Snapshot, false)?;
+        check_cancel(cancel, Step::MaintenanceOn, Step::Snapshot, false)?;
         self.snapshot(p, report, cancel, upload).await?;
-        check_cancel(cancel, Step::Migrate, false)?;
+        check_cancel(cancel, Step::Snapshot, Step::Migrate, false)?;
         // From here the clone's upload (clone-first) streams beside each step.
         upload
             .alongside(self.migrate(p, report, cancel, observer))
             .await?;
-        check_cancel(cancel, Step::Verify, true)?;
+        check_cancel(cancel, Step::Migrate, Step::Verify, true)?;
         upload.alongside(self.verify(p, report)).await?;
-        check_cancel(cancel, Step::Release, true)?;
+        check_cancel(cancel, Step::Verify, Step::Release, true)?;
         if self.config.release.command.is_some() {
             upload.alongside(self.release(p, report)).await?;
         }
@@ -346,13 +346,18 @@ impl<'a> Deployer<'a> {
         }
         // A signal during the release (which runs to its end: stopping a
         // release half-way helps no one) must still roll back.
-        check_cancel(cancel, Step::MaintenanceOff, true)?;
+        let last = if self.config.release.health.is_some() {
+            Step::Health
+        } else {
+            Step::Release
+        };
+        check_cancel(cancel, last, Step::MaintenanceOff, true)?;
         if options.drill {
             return Err(StepFailure::changed(Step::Drill, failure::Drill));
         }
         if self.config.snapshot.offsite == Offsite::BeforeMaintenanceOff {
             self.offsite_before_off(p, report, upload).await?;
-            check_cancel(cancel, Step::MaintenanceOff, true)?;
+            check_cancel(cancel, Step::Offsite, Step::MaintenanceOff, true)?;
         }
         Ok(())
     }
@@ -386,9 +391,16 @@ fn settled_outcome(journal: &Journal) -> Option<&'static str> {
     }
 }
 
-fn check_cancel(cancel: &Cancel, next: Step, changed: bool) -> Result<(), StepFailure> {
+/// A signal noticed between `during` and `next`: it came while `during`
+/// ran (to its end), so the failure is `during`'s.
+fn check_cancel(
+    cancel: &Cancel,
+    during: Step,
+    next: Step,
+    changed: bool,
+) -> Result<(), StepFailure> {
     if cancel.is_cancelled() {
-        Err(StepFailure::cancelled(next, changed))
+        Err(StepFailure::cancelled_after(during, next, changed))
     } else {
         Ok(())
     }

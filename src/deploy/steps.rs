@@ -12,7 +12,7 @@ use super::journal::{OffsiteRecord, SnapshotRecord, Step, UploadState};
 use super::observe::{MigrateObserver, MigratorRun};
 use super::offsite::Upload;
 use super::preflight::Prepared;
-use super::{Deployer, check_cancel, hook_env, marker};
+use super::{Deployer, hook_env, marker};
 use crate::cancel::Cancel;
 use crate::checks::Verifier;
 use crate::config::HealthConfig;
@@ -584,7 +584,10 @@ impl Deployer<'_> {
                     if !more {
                         break Ok(());
                     }
-                    check_cancel(cancel, Step::Migrate, true)?;
+                    if cancel.is_cancelled() {
+                        // Between migrations: the next one does not start.
+                        return Err(StepFailure::cancelled(Step::Migrate, true));
+                    }
                 }
                 Err(e) => break Err(e),
             }

@@ -176,7 +176,7 @@ pub fn deploy_in_migration(app: &App) -> std::process::Child {
     let child = app
         .ws
         .snapguard()
-        .args(["deploy", "--release", "v1"])
+        .args(["deploy", "--release", "v1", "--report", "report.json"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
