@@ -444,6 +444,22 @@ fn a_wrong_database_password_fails_preflight() {
         run.stderr()
     );
     assert!(!run.stderr().contains("not-the-password"));
+    // `deploy` and `migrate` reach the server through its maintenance
+    // database first: the error still names the database configured.
+    ws.migrations(&[("1_x.sql", "SELECT 1;\n")]);
+    for args in [&["deploy"][..], &["plan"]] {
+        let run = ws.run(args);
+        run.expect_code(3);
+        assert!(
+            run.stderr().contains(&format!(
+                "/postgres` (the database `postgres` on the server of `{db}`, with the same user and password)"
+            )),
+            "{args:?}: {}",
+            run.stderr()
+        );
+        assert!(run.stderr().contains("password authentication failed"));
+        assert!(!run.stderr().contains("not-the-password"));
+    }
 }
 
 #[test]

@@ -23,9 +23,10 @@ use tokio_postgres::Client;
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// The connection could not be made (network, authentication, TLS).
-    #[error("cannot connect to `{target}`")]
+    #[error("cannot connect to {target}")]
     Connect {
-        /// The redacted URL.
+        /// The redacted URL, quoted (and the configured database when it
+        /// is another).
         target: String,
         /// The driver's error.
         #[source]
@@ -159,7 +160,7 @@ where
         .connect(tls)
         .await
         .map_err(|source| DbError::Connect {
-            target: info.to_string(),
+            target: info.described(),
             source,
         })?;
     tokio::spawn(async move {

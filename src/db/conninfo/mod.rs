@@ -138,6 +138,10 @@ pub struct ConnInfo {
     options: Option<String>,
     target_session_attrs: SessionAttrs,
     connect_timeout: Duration,
+    /// The configured database, when this is another on its server (the
+    /// maintenance database, a clone): an error then names both, so a
+    /// refused password is not taken for a wrong database name.
+    reached_for: Option<String>,
 }
 
 impl ConnInfo {
@@ -268,6 +272,7 @@ impl ConnInfo {
             options: value("options", "PGOPTIONS"),
             target_session_attrs,
             connect_timeout,
+            reached_for: None,
         })
     }
 
@@ -283,9 +288,23 @@ impl ConnInfo {
 
     /// The same server and credentials, another database.
     pub fn with_dbname(&self, dbname: &str) -> ConnInfo {
+        let configured = self.reached_for.as_ref().unwrap_or(&self.dbname);
         ConnInfo {
             dbname: dbname.to_owned(),
+            reached_for: (configured != dbname).then(|| configured.clone()),
             ..self.clone()
+        }
+    }
+
+    /// What a connection error names: the URL quoted, and the configured
+    /// database when this is another on its server.
+    pub(crate) fn described(&self) -> String {
+        match &self.reached_for {
+            Some(configured) => format!(
+                "`{self}` (the database `{}` on the server of `{configured}`, with the same user and password)",
+                self.dbname
+            ),
+            None => format!("`{self}`"),
         }
     }
 
