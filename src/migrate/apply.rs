@@ -147,17 +147,58 @@ fn state_note(applied: &[Applied], rolled_back: bool) -> String {
 }
 
 fn applied_note(applied: &[Applied]) -> String {
-    if applied.is_empty() {
-        "no migration was applied before it in this run".to_owned()
-    } else {
-        format!(
+    /// More than this many are summarised by their first and last: a
+    /// project adopting snapguard may apply hundreds in one run.
+    const LISTED: usize = 5;
+    let versions: Vec<&str> = applied.iter().map(|a| a.version.as_str()).collect();
+    if versions.is_empty() {
+        return "no migration was applied before it in this run".to_owned();
+    }
+    if versions.len() <= LISTED {
+        return format!(
             "applied and recorded before it in this run: {}",
-            applied
-                .iter()
-                .map(|a| a.version.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+            versions.join(", ")
+        );
+    }
+    format!(
+        "applied and recorded before it in this run: {} migrations, {} to {} (`snapguard migrate status` lists them)",
+        versions.len(),
+        versions[0],
+        versions[versions.len() - 1]
+    )
+}
+
+#[cfg(test)]
+mod note_tests {
+    use super::*;
+
+    fn applied(n: usize) -> Vec<Applied> {
+        (1..=n)
+            .map(|i| Applied {
+                version: i.to_string(),
+                path: format!("{i}_x.sql"),
+                seconds: 0.0,
+                retries: 0,
+                rows: 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hundreds_of_applied_versions_are_summarised_on_one_short_line() {
+        assert_eq!(
+            applied_note(&applied(0)),
+            "no migration was applied before it in this run"
+        );
+        assert_eq!(
+            applied_note(&applied(5)),
+            "applied and recorded before it in this run: 1, 2, 3, 4, 5"
+        );
+        let many = applied_note(&applied(300));
+        assert_eq!(
+            many,
+            "applied and recorded before it in this run: 300 migrations, 1 to 300 (`snapguard migrate status` lists them)"
+        );
     }
 }
 
