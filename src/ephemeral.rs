@@ -25,6 +25,12 @@ pub enum EphemeralError {
     /// Running as root, but there is no `postgres` user to run the server as.
     #[error("running as root and there is no `postgres` user to run the server as")]
     NoPostgresUser,
+    /// Running as root, but `runuser` (which runs the server as `postgres`)
+    /// is nowhere to be found.
+    #[error(
+        "running as root, the throwaway server must run as `postgres` through `runuser`, which is not on PATH nor in /usr/sbin or /sbin (Debian and Ubuntu: package util-linux)"
+    )]
+    NoRunuser,
     /// A file operation failed.
     #[error("{what} `{}` failed", path.display())]
     Io {
@@ -69,6 +75,8 @@ pub struct EphemeralServer {
     port: u16,
     password: String,
     run_as: Option<String>,
+    /// `runuser`, found where root has it even when `PATH` lacks `/usr/sbin`.
+    runuser: PathBuf,
     watchdog: Option<std::process::Child>,
     kept: bool,
 }
@@ -91,6 +99,10 @@ impl EphemeralServer {
         let owner = match &run_as {
             Some(user) => Some(user_ids(user).ok_or(EphemeralError::NoPostgresUser)?),
             None => None,
+        };
+        let runuser = match &run_as {
+            Some(_) => find_runuser().ok_or(EphemeralError::NoRunuser)?,
+            None => PathBuf::from("runuser"),
         };
         let parent = options
             .parent_dir
@@ -127,6 +139,7 @@ impl EphemeralServer {
             port: 0,
             password,
             run_as,
+            runuser,
             watchdog: None,
             kept: false,
         };
@@ -264,7 +277,7 @@ impl EphemeralServer {
             self.dir.display()
         );
         match &self.run_as {
-            Some(user) => format!("runuser -u {user} -- {stop}"),
+            Some(user) => format!("{} -u {user} -- {stop}", self.runuser.display()),
             None => stop,
         }
     }
@@ -278,7 +291,7 @@ impl EphemeralServer {
         let path = self.server_dir.join(program);
         match &self.run_as {
             Some(user) => {
-                let mut c = Command::new("runuser");
+                let mut c = Command::new(&self.runuser);
                 c.args(["-u", user, "--"]).arg(path);
                 c
             }
@@ -291,7 +304,10 @@ impl EphemeralServer {
         cmd.args(args).stdin(Stdio::null()).current_dir(&self.dir);
         let described = format!("{program} {}", args.join(" "));
         let out = cmd.output().map_err(|source| ProcessError::Spawn {
-            command: described.clone(),
+            command: match &self.run_as {
+                Some(user) => format!("{} -u {user} -- {described}", self.runuser.display()),
+                None => described.clone(),
+            },
             source,
         })?;
         if out.status.success() {
@@ -325,7 +341,8 @@ impl EphemeralServer {
         let pg_ctl = self.server_dir.join("pg_ctl");
         let stop = match &self.run_as {
             Some(user) => format!(
-                "runuser -u {user} -- {} -D {} -m immediate stop",
+                "{} -u {user} -- {} -D {} -m immediate stop",
+                self.runuser.display(),
                 pg_ctl.display(),
                 self.data_dir().display()
             ),
@@ -364,6 +381,16 @@ impl Drop for EphemeralServer {
             let _ = w.wait();
         }
     }
+}
+
+/// `runuser`: on `PATH`, else where util-linux installs it (a root shell
+/// whose `PATH` lacks `/usr/sbin` is common in containers and CI images).
+fn find_runuser() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join("runuser"))
+        .find(|candidate| candidate.is_file())
 }
 
 /// Picks the requested major version's binaries, else the newest installed.

@@ -254,8 +254,29 @@ fn a_plain_gzipped_dump_loads_with_its_roles_on_a_target_server_that_is_cleaned_
     assert_eq!(fingerprint(&db), before, "the source database changed");
 
     // A throwaway server lacks the roles: they are created for the load.
+    // Run as root from a `PATH` without `/usr/sbin` (a container's root
+    // shell): `runuser`, which starts the server as `postgres`, is found
+    // where util-linux puts it.
     std::fs::remove_file(ws.path().join("report.json")).unwrap();
-    rehearse(&ws, &["--dump", "prod.sql.gz"]).expect_code(0);
+    let mut command = ws.snapguard();
+    let path = command
+        .get_envs()
+        .find(|(k, _)| *k == "PATH")
+        .and_then(|(_, v)| v.map(|v| v.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| std::env::var("PATH").unwrap());
+    let without_sbin: Vec<&str> = path.split(':').filter(|d| !d.ends_with("/sbin")).collect();
+    let run = Run(command
+        .env("PATH", without_sbin.join(":"))
+        .args([
+            "rehearse",
+            "--report",
+            "report.json",
+            "--dump",
+            "prod.sql.gz",
+        ])
+        .output()
+        .unwrap());
+    run.expect_code(0);
     let roles = report(&ws)["roles_created"].clone();
     assert_eq!(
         roles,
