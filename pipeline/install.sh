@@ -30,17 +30,34 @@ case "$version" in
 esac
 sha256() { if command -v sha256sum >/dev/null; then sha256sum "$1"; else shasum -a 256 "$1"; fi | cut -d' ' -f1; }
 
-expected="$(curl -fsSL --retry 3 "$url.sha256" | cut -d' ' -f1)" || {
-  echo "snapguard: no published release \`$version\` with $asset and its .sha256 in $repository" >&2
-  exit 1
-}
+# A missing release (HTTP 4xx, or a missing file:// file) and a network
+# failure are different problems with different fixes: say which.
+rc=0
+errors="$(mktemp)"
+published="$(curl -fsSL --retry 3 "$url.sha256" 2>"$errors")" || rc=$?
+curl_error="$(tr '\n' ' ' < "$errors")"
+rm -f "$errors"
+case "$rc" in
+  0) expected="$(echo "$published" | cut -d' ' -f1)" ;;
+  22|37)
+    echo "snapguard: no published release \`$version\` with $asset and its .sha256 in $repository" >&2
+    exit 1
+    ;;
+  *)
+    echo "snapguard: cannot reach $url.sha256 (curl exit $rc: $curl_error): a network failure, not a missing release; retry" >&2
+    exit 1
+    ;;
+esac
 if [ -x "$dir/snapguard" ] && [ "$(cat "$dir/.sha256" 2>/dev/null)" = "$expected" ]; then
   echo "snapguard $("$dir/snapguard" --version | cut -d' ' -f2) already installed in $dir (archive $expected)"
   exit 0
 fi
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-curl -fsSL --retry 3 -o "$tmp/$asset" "$url"
+curl -fsSL --retry 3 -o "$tmp/$asset" "$url" || {
+  echo "snapguard: downloading $url failed after its checksum was read: most likely the network; retry" >&2
+  exit 1
+}
 actual="$(sha256 "$tmp/$asset")"
 if [ "$actual" != "$expected" ]; then
   echo "snapguard: the download's SHA-256 is $actual, the published one $expected; not installing it" >&2

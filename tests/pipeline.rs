@@ -1011,3 +1011,72 @@ fn the_action_accepts_exactly_the_commands_snapguard_has() {
         );
     }
 }
+
+/// A port nothing listens on: connecting is refused at once.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn a_network_failure_is_not_reported_as_a_missing_release() {
+    let releases = tempfile::tempdir().unwrap();
+    publish(releases.path(), "v1.0.0", 1);
+    let unreachable = format!("http://127.0.0.1:{}", closed_port());
+    let served = format!("file://{}", releases.path().display());
+    let resolve = |base: &str, version: &str| {
+        let out = Command::new("bash")
+            .arg(repo().join("pipeline/github-actions/action/resolve.sh"))
+            .env("SNAPGUARD_DOWNLOAD_URL", base)
+            .env("SNAPGUARD_REPOSITORY", "owner/snapguard")
+            .env("SNAPGUARD_VERSION", version)
+            .env("SNAPGUARD_REF", "v1")
+            .env_remove("GITHUB_OUTPUT")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, log) = resolve(&unreachable, "v1.0.0");
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("a network failure, not a missing release"), "{log}");
+    assert!(!log.contains("no published release"), "{log}");
+    // Without a version the action's ref is tried, then the newest: a
+    // network failure stops at the first, never falls back.
+    let (code, log) = resolve(&unreachable, "");
+    assert_eq!(code, Some(1), "{log}");
+    assert!(!log.contains("installing the newest release"), "{log}");
+    // What is really missing is still named as such.
+    let (code, log) = resolve(&served, "v4.4.4");
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("no published release `v4.4.4`"), "{log}");
+    let (code, log) = resolve(&served, "v1.0.0");
+    assert_eq!(code, Some(0), "{log}");
+
+    // The standalone installer, the same way.
+    let home = tempfile::tempdir().unwrap();
+    let install = |base: &str, version: &str| {
+        let out = Command::new("bash")
+            .arg(repo().join("pipeline/install.sh"))
+            .env("SNAPGUARD_DOWNLOAD_URL", base)
+            .env("SNAPGUARD_VERSION", version)
+            .env("SNAPGUARD_REPOSITORY", "owner/snapguard")
+            .env("SNAPGUARD_DIR", home.path().join("bin"))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, log) = install(&unreachable, "v1.0.0");
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("a network failure, not a missing release"), "{log}");
+    let (code, log) = install(&served, "v4.4.4");
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("no published release `v4.4.4`"), "{log}");
+}

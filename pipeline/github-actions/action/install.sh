@@ -20,7 +20,10 @@ if [ -x "$bin/snapguard" ] && [ "$(cat "$bin/.sha256" 2>/dev/null)" = "${SHA256:
 fi
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-curl -fsSL --retry 3 -o "$tmp/archive.tar.gz" "${URL:?}"
+if ! curl -fsSL --retry 3 -o "$tmp/archive.tar.gz" "${URL:?}" 2>"$tmp/curl.err"; then
+  echo "::error::snapguard: downloading $URL failed ($(tr '\n' ' ' < "$tmp/curl.err")); its checksum was published a moment ago, so this is most likely the network: retry the job" >&2
+  exit 1
+fi
 actual="$( (command -v sha256sum >/dev/null && sha256sum "$tmp/archive.tar.gz" || shasum -a 256 "$tmp/archive.tar.gz") | cut -d' ' -f1)"
 if [ "$actual" != "$SHA256" ]; then
   echo "::error::snapguard: the download's SHA-256 is $actual, the published one $SHA256; not installing it" >&2

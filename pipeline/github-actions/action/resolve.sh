@@ -40,18 +40,37 @@ url_of() {
     *) echo "$base/download/$1/$asset" ;;
   esac
 }
-checksum_of() { curl -fsSL --retry 3 "$(url_of "$1").sha256" 2>/dev/null | cut -d' ' -f1; }
+# Sets `sha` to the release's published checksum, or empty when the release
+# is not published (HTTP 4xx; a missing file:// in tests). A network failure
+# is not a missing release: it stops here, saying so.
+checksum_of() {
+  local url err text rc=0
+  url="$(url_of "$1").sha256"
+  err="$(mktemp)"
+  text="$(curl -fsSL --retry 3 "$url" 2>"$err")" || rc=$?
+  sha=""
+  case "$rc" in
+    0) sha="$(echo "$text" | cut -d' ' -f1)" ;;
+    22|37) ;;
+    *)
+      echo "::error::snapguard: cannot reach $url (curl exit $rc: $(tr '\n' ' ' < "$err")): a network failure, not a missing release; retry the job" >&2
+      rm -f "$err"
+      exit 1
+      ;;
+  esac
+  rm -f "$err"
+}
 
 explicit=true
 if [ -z "$version" ]; then
   explicit=false
   version="${ref:-latest}"
 fi
-sha="$(checksum_of "$version" || true)"
+checksum_of "$version"
 if [ -z "$sha" ] && [ "$explicit" = false ] && [ "$version" != latest ]; then
   echo "no published snapguard release \`$version\` (the action's ref); installing the newest release. Set \`version:\` to pin one."
   version="latest"
-  sha="$(checksum_of latest || true)"
+  checksum_of latest
 fi
 if ! [[ "$sha" =~ ^[0-9a-f]{64}$ ]]; then
   echo "::error::snapguard: no published release \`$version\` with $asset and its .sha256; set \`version:\` to a published release, or \`source\` to build the action's own source" >&2
