@@ -1042,7 +1042,10 @@ fn a_network_failure_is_not_reported_as_a_missing_release() {
     };
     let (code, log) = resolve(&unreachable, "v1.0.0");
     assert_eq!(code, Some(1), "{log}");
-    assert!(log.contains("a network failure, not a missing release"), "{log}");
+    assert!(
+        log.contains("a network failure, not a missing release"),
+        "{log}"
+    );
     assert!(!log.contains("no published release"), "{log}");
     // Without a version the action's ref is tried, then the newest: a
     // network failure stops at the first, never falls back.
@@ -1075,7 +1078,10 @@ fn a_network_failure_is_not_reported_as_a_missing_release() {
     };
     let (code, log) = install(&unreachable, "v1.0.0");
     assert_eq!(code, Some(1), "{log}");
-    assert!(log.contains("a network failure, not a missing release"), "{log}");
+    assert!(
+        log.contains("a network failure, not a missing release"),
+        "{log}"
+    );
     let (code, log) = install(&served, "v4.4.4");
     assert_eq!(code, Some(1), "{log}");
     assert!(log.contains("no published release `v4.4.4`"), "{log}");

@@ -94,6 +94,10 @@ fn mask_secrets(gh: &GitHub, config: &Config) {
             }
         }
     }
+    // A health URL may carry a token in its query.
+    if let Some(health) = &config.release.health {
+        gh.mask(health.url.expose());
+    }
     // A notification webhook's URL is its credential (Slack's are).
     for hook in &config.notify {
         gh.mask(hook.request.url.expose());
