@@ -168,40 +168,6 @@ fn applied_note(applied: &[Applied]) -> String {
     )
 }
 
-#[cfg(test)]
-mod note_tests {
-    use super::*;
-
-    fn applied(n: usize) -> Vec<Applied> {
-        (1..=n)
-            .map(|i| Applied {
-                version: i.to_string(),
-                path: format!("{i}_x.sql"),
-                seconds: 0.0,
-                retries: 0,
-                rows: 0,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn hundreds_of_applied_versions_are_summarised_on_one_short_line() {
-        assert_eq!(
-            applied_note(&applied(0)),
-            "no migration was applied before it in this run"
-        );
-        assert_eq!(
-            applied_note(&applied(5)),
-            "applied and recorded before it in this run: 1, 2, 3, 4, 5"
-        );
-        let many = applied_note(&applied(300));
-        assert_eq!(
-            many,
-            "applied and recorded before it in this run: 300 migrations, 1 to 300 (`snapguard migrate status` lists them)"
-        );
-    }
-}
-
 /// Refuses `transaction: all` when a pending migration cannot run in one.
 pub fn check_mode(pending: &[&Migration], mode: TransactionMode) -> Result<(), ApplyError> {
     match pending.iter().find(|m| !m.directives.transaction) {
@@ -614,5 +580,39 @@ fn classify(m: &Migration, e: tokio_postgres::Error, statement: &split::Statemen
         Attempt::LockTimeout(failure)
     } else {
         Attempt::Failed(failure)
+    }
+}
+
+#[cfg(test)]
+mod note_tests {
+    use super::*;
+
+    fn applied(n: usize) -> Vec<Applied> {
+        (1..=n)
+            .map(|i| Applied {
+                version: i.to_string(),
+                path: format!("{i}_x.sql"),
+                seconds: 0.0,
+                retries: 0,
+                rows: 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hundreds_of_applied_versions_are_summarised_on_one_short_line() {
+        assert_eq!(
+            applied_note(&applied(0)),
+            "no migration was applied before it in this run"
+        );
+        assert_eq!(
+            applied_note(&applied(5)),
+            "applied and recorded before it in this run: 1, 2, 3, 4, 5"
+        );
+        let many = applied_note(&applied(300));
+        assert_eq!(
+            many,
+            "applied and recorded before it in this run: 300 migrations, 1 to 300 (`snapguard migrate status` lists them)"
+        );
     }
 }
