@@ -311,6 +311,73 @@ fn dbmate_database_is_adopted_and_dbmate_finds_nothing_to_do_afterwards() {
     assert!(!again.contains("Applying"), "{again}");
 }
 
+/// dbmate keeps its table in the first schema of its URL's `search_path`,
+/// creating that schema when missing; snapguard, given the same
+/// `search_path` (libpq's form: `options=-c search_path=…`), keeps it
+/// there too, so dbmate finds every migration applied.
+#[test]
+fn dbmate_with_its_own_schema_first_in_the_search_path_finds_what_snapguard_applied() {
+    let db = create_db("native_dbmate_path");
+    psql(&db, "CREATE SCHEMA app");
+    let url = format!("{}&options=-c%20search_path%3Ddbmate%2Capp", pg().url(&db));
+    let ws = Workspace::new(&format!(
+        "database:\n  url: '{url}'\nstore:\n  url: file://./backups\nmigrations:\n  dir: migrations\n  format: dbmate\n"
+    ));
+    let up = |sql: &str| format!("-- migrate:up\n{sql}\n-- migrate:down\nSELECT 1;\n");
+    ws.migrations(&[
+        (
+            "20240101000000_create_users.sql",
+            &up("CREATE TABLE app.users (id bigint PRIMARY KEY, email text NOT NULL);"),
+        ),
+        (
+            "20240102000000_add_name.sql",
+            &up("ALTER TABLE app.users ADD COLUMN name text;"),
+        ),
+    ]);
+    ws.run(&["deploy", "--release", "r1"]).expect_code(0);
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT string_agg(version, ',' ORDER BY version) FROM dbmate.schema_migrations"
+        ),
+        "20240101000000,20240102000000"
+    );
+    assert_eq!(
+        psql(&db, "SELECT to_regclass('app.schema_migrations') IS NULL"),
+        "t",
+        "snapguard wrote the table where dbmate never looks"
+    );
+    // The real dbmate, with the search_path in its own URL form.
+    let dbmate_url = format!("{}&search_path=dbmate,app", pg().url(&db));
+    let dbmate = |args: &[&str]| {
+        let mut c = Command::new(tool("dbmate"));
+        c.current_dir(ws.path())
+            .args([
+                "--url",
+                &dbmate_url,
+                "--migrations-dir",
+                "migrations",
+                "--no-dump-schema",
+            ])
+            .args(args);
+        run_tool(&mut c)
+    };
+    let status = dbmate(&["status"]);
+    assert_eq!(status.matches("[X]").count(), 2, "{status}");
+    assert!(status.contains("Pending: 0"), "{status}");
+    // dbmate applies the next one; snapguard sees it as applied.
+    ws.migrations(&[(
+        "20240103000000_add_age.sql",
+        &up("ALTER TABLE app.users ADD COLUMN age int;"),
+    )]);
+    let applied = dbmate(&["up"]);
+    assert!(applied.contains("20240103000000"), "{applied}");
+    let plan = ws.run(&["plan", "--json"]);
+    plan.expect_code(0);
+    let plan: serde_json::Value = serde_json::from_str(&plan.stdout()).unwrap();
+    assert_eq!(plan["pending"].as_array().unwrap().len(), 0, "{plan}");
+}
+
 #[test]
 fn diesel_database_is_adopted_and_diesel_finds_nothing_to_do_afterwards() {
     let db = create_db("native_diesel");

@@ -13,13 +13,51 @@ pub(super) const TABLE: &str = "schema_migrations";
 
 pub(super) const COLUMNS: &[&str] = &["version"];
 
-pub(super) const CREATE: &str =
-    "CREATE TABLE IF NOT EXISTS schema_migrations (version varchar(128) primary key)";
+/// Where dbmate keeps its table: in the first schema of its URL's
+/// `search_path`, else the session's current schema, else `public`
+/// (dbmate's `quotedMigrationsTableNameParts`). snapguard sees the
+/// session's `search_path` (from `options` or `PGOPTIONS`), not dbmate's
+/// URL: its first entry, unless that is `"$user"`. The first schema may not
+/// exist yet, as dbmate creates it: an unqualified name would land in the
+/// next one, where dbmate never looks.
+pub(super) async fn schema(client: &impl GenericClient) -> Result<String, DbError> {
+    let row = client
+        .query_one(
+            "SELECT coalesce(nullif(btrim(split_part(current_setting('search_path'), ',', 1), ' \"'), '$user'), \
+                    current_schema(), 'public')",
+            &[],
+        )
+        .await
+        .map_err(DbError::query("reading the search_path dbmate's table follows"))?;
+    Ok(row.get(0))
+}
 
-pub(super) async fn read(client: &impl GenericClient) -> Result<Vec<NativeRow>, NativeError> {
+/// dbmate's table, qualified by [`schema`].
+pub(super) fn table_in(schema: &str) -> String {
+    format!("{}.{TABLE}", crate::db::quote_ident(schema))
+}
+
+/// Creates dbmate's schema (only when missing: `CREATE SCHEMA IF NOT
+/// EXISTS` needs the right to create schemas even when it exists) and its
+/// table, as dbmate does.
+pub(super) fn create(schema: &str) -> String {
+    let quoted = crate::db::quote_ident(schema);
+    format!(
+        "DO $snapguard$ BEGIN IF to_regnamespace({literal}) IS NULL THEN CREATE SCHEMA {quoted}; END IF; END $snapguard$; \
+         CREATE TABLE IF NOT EXISTS {table} (version varchar(128) primary key)",
+        literal = crate::db::quote_literal(&quoted),
+        table = table_in(schema)
+    )
+}
+
+/// The versions in `table` ([`table_in`]).
+pub(super) async fn read(
+    client: &impl GenericClient,
+    table: &str,
+) -> Result<Vec<NativeRow>, NativeError> {
     versions(
         client,
-        "SELECT version::text FROM schema_migrations ORDER BY version",
+        &format!("SELECT version::text FROM {table} ORDER BY version"),
         TABLE,
     )
     .await
@@ -49,13 +87,15 @@ pub(super) async fn versions(
         .collect())
 }
 
+/// Records `m` in `table` ([`table_in`]).
 pub(super) async fn record(
     client: &impl GenericClient,
+    table: &str,
     m: &Migration,
 ) -> Result<(), tokio_postgres::Error> {
     insert_version(
         client,
-        "INSERT INTO schema_migrations (version) VALUES ($1) ON CONFLICT DO NOTHING",
+        &format!("INSERT INTO {table} (version) VALUES ($1) ON CONFLICT DO NOTHING"),
         m,
     )
     .await

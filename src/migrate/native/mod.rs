@@ -76,12 +76,13 @@ impl Tool {
         }
     }
 
-    /// The table as the tool's own source creates it.
+    /// The table as the tool's own source creates it (dbmate's comes
+    /// from [`located`]).
     fn create(self) -> &'static str {
         match self {
             Tool::Sqlx => sqlx::CREATE,
             Tool::GolangMigrate => golang::CREATE,
-            Tool::Dbmate => dbmate::CREATE,
+            Tool::Dbmate => "",
             Tool::Diesel => diesel::CREATE,
             Tool::Flyway => flyway::CREATE,
         }
@@ -152,20 +153,48 @@ struct NativeRow {
     needs_file: bool,
 }
 
+/// Where a tool's table is, for this session.
+struct Location {
+    /// The name to read and write it by.
+    table: String,
+    /// The statements that create it there, as the tool would.
+    create: String,
+}
+
+/// The tool's table for this session: dbmate places it by a rule of its
+/// own (the first schema of the `search_path`); the others find it
+/// unqualified, through the `search_path`.
+async fn located(client: &impl GenericClient, tool: Tool) -> Result<Location, DbError> {
+    Ok(match tool {
+        Tool::Dbmate => {
+            let schema = dbmate::schema(client).await?;
+            Location {
+                table: dbmate::table_in(&schema),
+                create: dbmate::create(&schema),
+            }
+        }
+        _ => Location {
+            table: tool.table().to_owned(),
+            create: tool.create().to_owned(),
+        },
+    })
+}
+
 /// The tool's history, read; `None` when its table does not exist.
 pub async fn read(
     client: &impl GenericClient,
     tool: Tool,
     migrations: &[Migration],
 ) -> Result<Option<Vec<AppliedRow>>, NativeError> {
-    if !crate::db::relation_exists(client, tool.table()).await? {
+    let at = located(client, tool).await?;
+    if !crate::db::relation_exists(client, &at.table).await? {
         return Ok(None);
     }
-    check_shape(client, tool).await?;
+    check_shape(client, tool, &at.table).await?;
     let rows = match tool {
+        Tool::Dbmate => dbmate::read(client, &at.table).await?,
         Tool::Sqlx => sqlx::read(client).await?,
         Tool::GolangMigrate => golang::read(client, migrations).await?,
-        Tool::Dbmate => dbmate::read(client).await?,
         Tool::Diesel => diesel::read(client).await?,
         Tool::Flyway => flyway::read(client).await?,
     };
@@ -179,15 +208,20 @@ pub async fn read(
 
 /// Whether the tool's own table exists under its default name.
 pub async fn exists(client: &impl GenericClient, tool: Tool) -> Result<bool, DbError> {
-    crate::db::relation_exists(client, tool.table()).await
+    let at = located(client, tool).await?;
+    crate::db::relation_exists(client, &at.table).await
 }
 
-async fn check_shape(client: &impl GenericClient, tool: Tool) -> Result<(), NativeError> {
+async fn check_shape(
+    client: &impl GenericClient,
+    tool: Tool,
+    table: &str,
+) -> Result<(), NativeError> {
     let have: Vec<String> = client
         .query(
             "SELECT attname::text FROM pg_attribute \
              WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
-            &[&tool.table()],
+            &[&table],
         )
         .await
         .map_err(DbError::query(format!(
@@ -215,8 +249,9 @@ async fn check_shape(client: &impl GenericClient, tool: Tool) -> Result<(), Nati
 
 /// Creates the tool's table, as the tool would, when it is missing.
 pub async fn ensure(client: &impl GenericClient, tool: Tool) -> Result<(), DbError> {
+    let at = located(client, tool).await?;
     client
-        .batch_execute(tool.create())
+        .batch_execute(&at.create)
         .await
         .map_err(DbError::query(format!("creating `{}`", tool.table())))
 }
@@ -232,7 +267,10 @@ pub async fn record(
     let done = match tool {
         Tool::Sqlx => sqlx::record(client, m, seconds).await,
         Tool::GolangMigrate => golang::record(client, m).await,
-        Tool::Dbmate => dbmate::record(client, m).await,
+        Tool::Dbmate => {
+            let at = located(client, tool).await?;
+            dbmate::record(client, &at.table, m).await
+        }
         Tool::Diesel => diesel::record(client, m).await,
         Tool::Flyway => flyway::record(client, m, seconds).await,
     };
