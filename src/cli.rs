@@ -154,8 +154,13 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff): `snapguard man > snapguard.1`.
-    Man,
+    /// Print the manual page (roff): `snapguard man > snapguard.1`; with
+    /// `--dir`, write a page for every command there (`snapguard-deploy.1`, …).
+    Man {
+        /// Write `snapguard.1` and one page per command into this folder.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
     /// About the configuration file itself.
     Config {
         /// What to print.

@@ -30,3 +30,45 @@ pub const LINT_FINDINGS: i32 = 9;
 /// maintenance is off, but its store snapshot was not committed; the local
 /// clone is kept and `snapguard recover` uploads it.
 pub const OFFSITE_INCOMPLETE: i32 = 10;
+
+/// Every exit code with what it means, for the manual pages' EXIT STATUS.
+pub const MEANINGS: &[(i32, &str)] = &[
+    (SUCCESS, "Success, or nothing to do."),
+    (
+        INTERNAL,
+        "Internal or runtime error; the printed error chain says what failed.",
+    ),
+    (
+        USAGE,
+        "Usage or configuration error: bad flags, a broken snapguard.yml, a missing environment variable. Nothing was changed.",
+    ),
+    (
+        PREFLIGHT,
+        "A check before any change failed: nothing was changed.",
+    ),
+    (
+        ROLLED_BACK,
+        "The deploy failed (or was cancelled) and was rolled back cleanly: database, release and maintenance as before.",
+    ),
+    (
+        ROLLBACK_INCOMPLETE,
+        "The rollback is incomplete, or recover refused to restore without proof: manual action is needed; maintenance is left on. The printed next steps say what to run.",
+    ),
+    (
+        LOCKED,
+        "Another deploy holds the lock: nothing was changed.",
+    ),
+    (
+        OVER_BUDGET,
+        "rehearse: the estimated maintenance window exceeds budget.max_downtime.",
+    ),
+    (
+        REHEARSAL_FAILED,
+        "rehearse: the deploy would fail on the copy; production was not touched.",
+    ),
+    (LINT_FINDINGS, "lint: a finding at the error level remains."),
+    (
+        OFFSITE_INCOMPLETE,
+        "deploy with snapshot.offsite: after: the deploy succeeded and maintenance is off, but its store snapshot was not committed; snapguard recover uploads it.",
+    ),
+];

@@ -559,19 +559,72 @@ fn the_action_installs_a_published_release_only_when_its_checksum_matches() {
         .map(str::to_owned)
         .collect();
     names.sort();
-    assert_eq!(
-        names,
-        [
-            "LICENSE",
-            "README.md",
-            "completions/",
-            "completions/_snapguard",
-            "completions/snapguard.bash",
-            "completions/snapguard.fish",
-            "snapguard",
-            "snapguard.1"
-        ]
+    for expected in [
+        "LICENSE",
+        "README.md",
+        "CHANGELOG.md",
+        "SECURITY.md",
+        "snapguard",
+        "completions/_snapguard",
+        "completions/snapguard.bash",
+        "completions/snapguard.fish",
+        "man/snapguard.1",
+        "man/snapguard-deploy.1",
+        "man/snapguard-recover.1",
+    ] {
+        assert!(
+            names.contains(&expected.to_owned()),
+            "{expected} in {names:?}"
+        );
+    }
+    // Every file the README links to is in the archive beside it.
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    for link in readme.split("](").skip(1) {
+        let target = link.split(')').next().unwrap().split('#').next().unwrap();
+        if target.is_empty() || target.contains("://") {
+            continue;
+        }
+        assert!(
+            names.contains(&target.to_owned()),
+            "README links to `{target}`, not shipped"
+        );
+    }
+    // Modes are the archive's own, not the packager's umask: packaged
+    // again under umask 077, from a PATH without rustc, it is the same
+    // archive byte for byte.
+    let listing = Command::new("tar")
+        .arg("-tvzf")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    for line in String::from_utf8_lossy(&listing.stdout).lines() {
+        let mode = line.split_whitespace().next().unwrap();
+        assert!(
+            ["-rw-r--r--", "-rwxr-xr-x", "drwxr-xr-x"].contains(&mode),
+            "{line}"
+        );
+    }
+    let again = tempfile::tempdir().unwrap();
+    let script = format!(
+        "umask 077; exec {} --binary {} --target {} --out {}",
+        repo().join("scripts/package").display(),
+        env!("CARGO_BIN_EXE_snapguard"),
+        this_target(),
+        again.path().display()
     );
+    common::run_ok(
+        Command::new("sh")
+            .args(["-c", &script])
+            .env("PATH", "/usr/bin:/bin")
+            .env("SOURCE_DATE_EPOCH", "1"),
+    );
+    let name = format!("snapguard-{}.tar.gz", this_target());
+    assert_eq!(
+        std::fs::read(again.path().join(&name)).unwrap(),
+        std::fs::read(&archive).unwrap(),
+        "the archive depends on the umask or the toolchain"
+    );
+
     let check = Command::new("sha256sum")
         .arg("-c")
         .arg(archive.file_name().unwrap().to_str().unwrap().to_owned() + ".sha256")

@@ -6,6 +6,7 @@ mod deploy;
 mod init;
 mod lint;
 mod maintenance;
+mod manual;
 mod migrate;
 mod prune;
 mod rehearse;
@@ -44,14 +45,17 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             print_json(&crate::config::schema::schema());
             return Ok(());
         }
-        Command::Man => {
-            let command = <Cli as clap::CommandFactory>::command();
-            let mut page = Vec::new();
-            clap_mangen::Man::new(command)
-                .render(&mut page)
-                .map_err(|e| Error::failed("man", e))?;
-            crate::stdout::write_bytes(&page);
-            return Ok(());
+        Command::Man { dir } => {
+            return match dir {
+                None => {
+                    let command = <Cli as clap::CommandFactory>::command();
+                    crate::stdout::write_bytes(&manual::page(&command));
+                    Ok(())
+                }
+                Some(dir) => manual::write_all(dir)
+                    .map(drop)
+                    .map_err(|e| Error::failed("man", e)),
+            };
         }
         _ => {}
     }
@@ -102,7 +106,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Init(_)
         | Command::Completions { .. }
-        | Command::Man
+        | Command::Man { .. }
         | Command::Config {
             command: ConfigCommand::Schema,
         } => {
