@@ -403,9 +403,54 @@ fn the_snapshot_a_deploy_took_is_rehearsed() {
     ws.migrations(&[("1_note.sql", "ALTER TABLE items ADD COLUMN note text;\n")]);
     ws.run(&["deploy", "--release", "v1"]).expect_code(0);
     ws.migrations(&[("2_filled.sql", "UPDATE items SET note = 'x';\n")]);
-    let run = ws.run(&["rehearse", "--snapshot", "latest", "--drill"]);
+    let run = rehearse(&ws, &["--snapshot", "latest", "--drill"]);
     run.expect_code(0);
     assert!(run.stdout().contains("passed"), "{}", run.stdout());
+    // The newest snapshot predates deploy v1's migration, which production
+    // has: applied first on the copy, and not counted.
+    let r = report(&ws);
+    let measured: Vec<&str> = r["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(measured, ["migrations/2_filled.sql"], "{r:#}");
+    let catch_up = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "catch up")
+        .unwrap_or_else(|| panic!("no catch-up step: {r:#}"));
+    let detail = catch_up["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("(release v1): its 1 migration(s) (1), which production already has, were applied first and are not counted"),
+        "{detail}"
+    );
+
+    // A deploy that rolled back left nothing applied: the snapshot it took
+    // is production as it is, and every pending migration counts.
+    ws.migrations(&[(
+        "3_bad.sql",
+        "ALTER TABLE items ADD CONSTRAINT small CHECK (id < 10);\n",
+    )]);
+    ws.run(&["deploy", "--release", "v2"]).expect_code(4);
+    std::fs::remove_file(ws.path().join("migrations/3_bad.sql")).unwrap();
+    rehearse(&ws, &["--snapshot", "latest"]).expect_code(0);
+    let r = report(&ws);
+    assert_eq!(r["migrations"].as_array().unwrap().len(), 1, "{r:#}");
+    assert!(
+        r["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["step"] == "catch up"
+                && s["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("which left no migration applied")),
+        "{r:#}"
+    );
     // Production's own record is untouched: the deploy finished there.
     assert_eq!(
         psql(

@@ -15,6 +15,7 @@
 //! Production is never connected to, except by `--from-url`'s read-only
 //! `pg_dump`.
 
+pub mod catch_up;
 pub mod confirm;
 pub mod locks;
 pub mod measure;
@@ -228,6 +229,29 @@ impl Rehearsal<'_> {
             seconds,
             format!("into `{}`, with ANALYZE", scratch.name()),
         );
+        self.check_cancel()?;
+
+        // A snapshot a deploy took predates that deploy's migrations:
+        // production already has them, so they are not the rehearsal's.
+        let started = Instant::now();
+        let caught_up = catch_up::run(
+            self.config,
+            self.store,
+            local.manifest.as_ref(),
+            &scratch.info,
+            self.cancel,
+        )
+        .await
+        .map_err(|e| broken("catch up", report, started, e))?;
+        if let Some(caught_up) = caught_up {
+            tracing::info!(applied = caught_up.applied, "{}", caught_up.detail);
+            report.step(
+                "catch up",
+                true,
+                started.elapsed().as_secs_f64(),
+                caught_up.detail,
+            );
+        }
         self.check_cancel()?;
 
         // The deploy itself on the copy, its migrate step measured; with
