@@ -82,7 +82,15 @@ fn a_store_snapshot_is_rehearsed_with_a_drill_of_both_rollbacks() {
         .env("GITHUB_STEP_SUMMARY", &summary)
         .output()
         .unwrap();
-    Run(run).expect_code(0);
+    let run = Run(run);
+    run.expect_code(0);
+    // The drill's rollbacks are asked for: a passing drill logs no error.
+    assert!(!run.stderr().contains("ERROR"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("drill: rolling back as a failed deploy would"),
+        "{}",
+        run.stderr()
+    );
     let r = report(&ws);
     assert_eq!(r["outcome"], "passed");
     assert!(r["source"].as_str().unwrap().starts_with("snapshot "));
