@@ -494,3 +494,107 @@ fn a_validated_not_null_check_in_the_database_clears_set_not_null() {
     assert_eq!(code, 9);
     assert_eq!(report["findings"][0]["rule"], "set_not_null");
 }
+
+/// The finding of `rule` in `report`.
+fn finding<'a>(report: &'a Value, rule: &str) -> &'a Value {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == rule)
+        .unwrap_or_else(|| panic!("no {rule} finding: {report:#}"))
+}
+
+/// A table renamed earlier in the run is the table it was: its size is the
+/// old name's, and a table created in the run stays new under any name or
+/// spelling (`fresh2`, `public.fresh2`). Before, the new name was "not in
+/// the database (yet)" and every finding on it an error.
+#[test]
+fn renamed_and_schema_qualified_tables_are_judged_as_the_run_leaves_them() {
+    let db = schema_db();
+    let sql = "CREATE TABLE fresh (id int);\n\
+               ALTER TABLE fresh RENAME TO fresh2;\n\
+               CREATE INDEX fresh2_id ON public.fresh2 (id);\n\
+               ALTER TABLE orders RENAME TO purchases;\n\
+               CREATE INDEX purchases_total ON purchases (total);\n";
+    for lint in ["", ALL_LARGE] {
+        let (report, _) = lint_json(&workspace(Some(db), sql, lint));
+        let indexes: Vec<&Value> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == "index_not_concurrent")
+            .collect();
+        assert_eq!(indexes.len(), 2, "{report:#}");
+        assert_eq!(indexes[0]["level"], "info", "{report:#}");
+        assert!(
+            indexes[0]["context"]
+                .as_str()
+                .unwrap()
+                .contains("created earlier in this deploy"),
+            "{report:#}"
+        );
+        let renamed = indexes[1];
+        let context = renamed["context"].as_str().unwrap();
+        assert!(
+            context.contains("`orders` before a rename earlier in this deploy"),
+            "{context}"
+        );
+        assert!(context.contains("~5000 rows"), "{context}");
+        assert_eq!(
+            renamed["level"],
+            if lint.is_empty() { "info" } else { "error" },
+            "{report:#}"
+        );
+    }
+    // Without a database the same holds for the table created in the run.
+    let (report, _) = lint_json(&workspace(None, sql, ""));
+    assert_eq!(
+        finding(&report, "index_not_concurrent")["level"],
+        "info",
+        "{report:#}"
+    );
+
+    // `SET search_path` moves where unqualified names resolve.
+    let sql = "CREATE SCHEMA app;\nSET search_path TO app, public;\nCREATE TABLE events (id int);\nCREATE INDEX events_id ON app.events (id);\n";
+    let (report, _) = lint_json(&workspace(Some(db), sql, ALL_LARGE));
+    assert_eq!(
+        finding(&report, "index_not_concurrent")["level"],
+        "info",
+        "{report:#}"
+    );
+}
+
+/// A deploy whose migrations rename a small table and then index it goes
+/// ahead; the same on a table lint judges large is refused at preflight.
+#[test]
+fn a_deploy_that_renames_then_alters_a_table_is_judged_by_its_real_size() {
+    for (lint, code) in [("", 0), (ALL_LARGE, 3)] {
+        let db = create_db(if lint.is_empty() {
+            "lint_rename_small"
+        } else {
+            "lint_rename_large"
+        });
+        let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lint/schema.sql");
+        pg().psql(&db, &["-f", &schema.display().to_string()])
+            .unwrap();
+        let ws = Workspace::for_db(&db, &format!("store:\n  url: file://./backups\n{lint}"));
+        ws.migrations(&[
+            ("1_rename.sql", "ALTER TABLE orders RENAME TO purchases;\n"),
+            (
+                "2_index.sql",
+                "CREATE INDEX purchases_total ON purchases (total);\n",
+            ),
+        ]);
+        let run = ws.run(&["deploy"]);
+        assert_eq!(run.code(), code, "{}\n{}", run.stdout(), run.stderr());
+        if code == 3 {
+            assert!(
+                run.stderr()
+                    .contains("`orders` before a rename earlier in this deploy"),
+                "{}",
+                run.stderr()
+            );
+        }
+    }
+}

@@ -87,7 +87,8 @@ fn a_store_snapshot_is_rehearsed_with_a_drill_of_both_rollbacks() {
     // The drill's rollbacks are asked for: a passing drill logs no error.
     assert!(!run.stderr().contains("ERROR"), "{}", run.stderr());
     assert!(
-        run.stderr().contains("drill: rolling back as a failed deploy would"),
+        run.stderr()
+            .contains("drill: rolling back as a failed deploy would"),
         "{}",
         run.stderr()
     );

@@ -29,6 +29,9 @@ pub struct Hit {
     pub message: String,
     /// The table was created earlier in this run (so it is empty).
     pub new_table: bool,
+    /// The name the database knows the table by, when this run renamed it
+    /// (`ALTER TABLE a RENAME TO b`: `b` is `a` there).
+    pub known_as: Option<TableName>,
 }
 
 /// How one migration runs.
@@ -59,10 +62,21 @@ const KNOWN_VOLATILE: &[&str] = &[
     "setseed",
 ];
 
+/// A table as the run resolves it, however it is spelt: (schema, name),
+/// an unqualified name in the first schema of the `search_path`.
+type Resolved = (String, String);
+
 /// The checker for one run: the migrations in the order they apply.
 pub struct Checker<'f> {
     facts: Option<&'f Facts>,
-    created: HashSet<TableName>,
+    /// Where an unqualified name is created and found: the first schema of
+    /// the `search_path` (the database's current schema when one is at
+    /// hand, `public` otherwise; a `SET search_path` moves it).
+    schema: String,
+    created: HashSet<Resolved>,
+    /// Tables renamed in this run, by their new name: the name the
+    /// database knows them by, as the first rename wrote it.
+    renamed: HashMap<Resolved, TableName>,
     /// `CHECK (col IS NOT NULL)` added in this run, by constraint name;
     /// `true` once validated.
     not_null_checks: HashMap<String, (TableName, String, bool)>,
@@ -73,7 +87,11 @@ impl<'f> Checker<'f> {
     pub fn new(facts: Option<&'f Facts>) -> Self {
         Checker {
             facts,
+            schema: facts
+                .and_then(|f| f.current_schema.clone())
+                .unwrap_or_else(|| "public".into()),
             created: HashSet::new(),
+            renamed: HashMap::new(),
             not_null_checks: HashMap::new(),
         }
     }
@@ -134,12 +152,19 @@ impl<'f> Checker<'f> {
                 },
                 NodeEnum::CreateStmt(c) => {
                     if let Some(rv) = &c.relation {
-                        self.created.insert(TableName::of(rv));
+                        let table = self.resolve(&TableName::of(rv));
+                        self.created.insert(table);
                     }
                 }
                 NodeEnum::CreateTableAsStmt(c) => {
                     if let Some(rv) = c.into.as_ref().and_then(|i| i.rel.as_ref()) {
-                        self.created.insert(TableName::of(rv));
+                        let table = self.resolve(&TableName::of(rv));
+                        self.created.insert(table);
+                    }
+                }
+                NodeEnum::VariableSetStmt(v) if v.name == "search_path" => {
+                    if let Some(first) = v.args.first().and_then(constant_text) {
+                        self.schema = first;
                     }
                 }
                 NodeEnum::IndexStmt(i) => {
@@ -273,7 +298,9 @@ impl<'f> Checker<'f> {
                 _ => {}
             }
             for (rule, table, message) in found {
-                let new_table = table.as_ref().is_some_and(|t| self.created.contains(t));
+                let resolved = table.as_ref().map(|t| self.resolve(t));
+                let new_table = resolved.as_ref().is_some_and(|t| self.created.contains(t));
+                let known_as = resolved.and_then(|t| self.renamed.get(&t).cloned());
                 hits.push(Hit {
                     rule,
                     line: s.line,
@@ -281,7 +308,15 @@ impl<'f> Checker<'f> {
                     table,
                     message,
                     new_table,
+                    known_as,
                 });
+            }
+            // A rename takes effect for the statements after it.
+            if let NodeEnum::RenameStmt(r) = &s.node
+                && r.rename_type() == ObjectType::ObjectTable
+                && let Some(rv) = &r.relation
+            {
+                self.rename_table(&TableName::of(rv), &r.newname);
             }
         }
         hits
@@ -437,7 +472,30 @@ impl<'f> Checker<'f> {
     }
 
     fn table(&self, t: &TableName) -> Option<super::facts::Table> {
-        self.facts.and_then(|f| f.table(t))
+        let known_as = self.renamed.get(&self.resolve(t)).unwrap_or(t);
+        self.facts.and_then(|f| f.table(known_as))
+    }
+
+    /// `t` as the run resolves it.
+    fn resolve(&self, t: &TableName) -> Resolved {
+        (
+            t.schema.clone().unwrap_or_else(|| self.schema.clone()),
+            t.name.clone(),
+        )
+    }
+
+    /// `ALTER TABLE old RENAME TO new`: a table created in this run is
+    /// still new under its new name; an existing one keeps the name the
+    /// database knows it by.
+    fn rename_table(&mut self, old: &TableName, new: &str) {
+        let from = self.resolve(old);
+        let to = (from.0.clone(), new.to_owned());
+        if self.created.remove(&from) {
+            self.created.insert(to);
+            return;
+        }
+        let known_as = self.renamed.remove(&from).unwrap_or_else(|| old.clone());
+        self.renamed.insert(to, known_as);
     }
 
     /// The first volatile function an expression calls.
@@ -482,6 +540,17 @@ fn vacuum_relations(rels: &[Node]) -> Vec<&RangeVar> {
             _ => None,
         })
         .collect()
+}
+
+/// A constant's text (`SET search_path TO app` gives `app`).
+fn constant_text(node: &Node) -> Option<String> {
+    match &node.node {
+        Some(NodeEnum::AConst(c)) => match &c.val {
+            Some(pg_query::protobuf::a_const::Val::Sval(s)) => Some(s.sval.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 fn commands(cmds: &[Node]) -> impl Iterator<Item = &AlterTableCmd> {

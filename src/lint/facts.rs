@@ -75,6 +75,8 @@ pub struct Wanted {
 pub struct Facts {
     /// The server's major version.
     pub server_major: u32,
+    /// The session's current schema: where an unqualified name lands.
+    pub current_schema: Option<String>,
     tables: HashMap<TableName, Table>,
     column_types: HashMap<(TableName, String), String>,
     not_null_checks: HashSet<(TableName, String)>,
@@ -87,8 +89,14 @@ impl Facts {
     /// trips and not one per table.
     pub async fn read(client: &Client, wanted: &Wanted) -> Result<Facts, DbError> {
         let server = crate::db::server_version(client).await?;
+        let current_schema: Option<String> = client
+            .query_one("SELECT current_schema()::text", &[])
+            .await
+            .map_err(DbError::query("reading the current schema for lint"))?
+            .get(0);
         let mut facts = Facts {
             server_major: server.major(),
+            current_schema,
             ..Facts::default()
         };
         // Names go to the server as `to_regclass` text; each answer row

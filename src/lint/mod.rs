@@ -303,6 +303,7 @@ impl Parsed {
                     table: None,
                     message: failure.message.clone(),
                     new_table: false,
+                    known_as: None,
                 }],
             };
             let starts: Vec<usize> = match parsed {
@@ -344,15 +345,21 @@ fn finding(
     if hit.new_table && !fails_anyway {
         level = Level::Info;
         context = Some("created earlier in this deploy: empty, and no release uses it yet".into());
-    } else if let (Some(table), Some(facts)) = (&hit.table, facts) {
+    } else if let (Some(table), Some(facts)) = (hit.known_as.as_ref().or(hit.table.as_ref()), facts)
+    {
         match facts.table(table) {
             Some(t) => {
                 let rows = t
                     .rows
                     .map(|r| format!(", ~{r} rows"))
                     .unwrap_or_else(|| ", never analyzed".into());
+                let renamed = hit
+                    .known_as
+                    .as_ref()
+                    .map(|a| format!("`{a}` before a rename earlier in this deploy, "))
+                    .unwrap_or_default();
                 let size = format!(
-                    "{}{}{rows}",
+                    "{renamed}{}{}{rows}",
                     if t.partitioned { "partitioned, " } else { "" },
                     format_bytes(t.bytes)
                 );
