@@ -598,3 +598,39 @@ fn a_deploy_that_renames_then_alters_a_table_is_judged_by_its_real_size() {
         }
     }
 }
+
+/// A file no folder format names (Prisma's `migration.sql`, a 20-digit
+/// version) still says how it runs: its directive is honoured, so
+/// `CREATE INDEX CONCURRENTLY` there is not a transaction error whose
+/// advice is the directive already present.
+#[test]
+fn a_file_of_no_known_format_is_linted_as_its_own_directives_say() {
+    let ws = Workspace::new("");
+    let dir = ws
+        .path()
+        .join("prisma/migrations/20240101000000000000_add_index");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("migration.sql");
+    let rules_of = |sql: &str| {
+        std::fs::write(&file, sql).unwrap();
+        let run = ws.run(&["lint", &file.display().to_string(), "--format", "json"]);
+        let report: Value = serde_json::from_str(&run.stdout())
+            .unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout(), run.stderr()));
+        rules_found(&report)
+    };
+    let index = "CREATE INDEX CONCURRENTLY users_email ON users (email);\n";
+    assert!(rules_of(index).contains(&"concurrently_in_transaction".to_owned()));
+    for marked in [
+        format!("-- snapguard:no-transaction\n{index}"),
+        format!("-- no-transaction\n{index}"),
+        format!(
+            "-- migrate:up transaction:false\n{index}-- migrate:down\nDROP INDEX users_email;\n"
+        ),
+    ] {
+        let rules = rules_of(&marked);
+        assert!(
+            !rules.contains(&"concurrently_in_transaction".to_owned()),
+            "{marked}: {rules:?}"
+        );
+    }
+}

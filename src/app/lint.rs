@@ -92,15 +92,19 @@ fn inputs_at(path: &Path, all_wrapped: bool) -> Result<Vec<Input>, Error> {
         .and_then(|ms| ms.into_iter().find(|m| same_file(Path::new(&m.path), path)));
     let input = match in_folder {
         Some(m) => Input::of(&m, all_wrapped),
-        None => Input::new(
-            lint::shown_path(path),
-            text,
-            1,
-            Mode {
-                wrapped: true,
-                batched: false,
-            },
-        ),
+        None => {
+            // No folder format names it: its own lines still say how it runs.
+            let directives = source::own_directives(path, &text).map_err(refuse)?;
+            Input::new(
+                lint::shown_path(path),
+                text,
+                1,
+                Mode {
+                    wrapped: all_wrapped || directives.transaction,
+                    batched: directives.batch.is_some(),
+                },
+            )
+        }
     };
     Ok(vec![input.map_err(refuse)?])
 }

@@ -283,6 +283,24 @@ fn sql_text(file: &Path, bytes: Vec<u8>) -> Result<String, SourceError> {
     Ok(String::from_utf8(bytes).expect("checked above"))
 }
 
+/// The options a file gives in its own lines, read on its own (`lint
+/// FILE` of a file whose name fits no folder format, Prisma's
+/// `migration.sql` say): `-- snapguard:…` directives, sqlx's first-line
+/// `-- no-transaction`, dbmate's `-- migrate:up transaction:false`.
+pub fn own_directives(path: &Path, text: &str) -> Result<Directives, SourceError> {
+    let mut directives = if text.lines().any(|l| format::is_dbmate_marker(l, "up")) {
+        dbmate_up(path, text)?.2
+    } else {
+        Directives::default()
+    };
+    apply_native_options(Path::new(""), path, Format::Sqlx, text, &mut directives);
+    apply_snapguard_directives(path, text, &mut directives)?;
+    if directives.batch.is_some() {
+        directives.transaction = false;
+    }
+    Ok(directives)
+}
+
 /// Reads every migration in `dir` in `format` (detected when `None`), in
 /// apply order: versioned by version, then repeatables by name.
 ///
