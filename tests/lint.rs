@@ -634,3 +634,55 @@ fn a_file_of_no_known_format_is_linted_as_its_own_directives_say() {
         );
     }
 }
+
+/// False alarms of the real corpora, without a database: `ON ONLY` (which
+/// rejects CONCURRENTLY), `VACUUM (FULL FALSE)`, and data changes on the
+/// catalogues and the migration tools' history tables.
+#[test]
+fn what_cannot_be_done_otherwise_or_is_not_a_hazard_is_not_flagged() {
+    for (sql, rule) in [
+        (
+            "CREATE INDEX measurements_at ON ONLY measurements (at);\n",
+            "index_not_concurrent",
+        ),
+        ("-- snapguard:no-transaction\nVACUUM (FULL FALSE, ANALYZE) orders;\n", "vacuum_full"),
+        ("-- snapguard:no-transaction\nVACUUM (FULL off) orders;\n", "vacuum_full"),
+        (
+            "UPDATE pg_index SET indisvalid = true WHERE indexrelid = 'x'::regclass;\n",
+            "unbatched_data_change",
+        ),
+        (
+            "DELETE FROM _sqlx_migrations WHERE version = 20240101000000;\n",
+            "unbatched_data_change",
+        ),
+        (
+            "DELETE FROM public.schema_migrations WHERE version = '1';\n",
+            "unbatched_data_change",
+        ),
+    ] {
+        let (report, _) = lint_json(&workspace(None, sql, ""));
+        assert!(
+            !rules_found(&report).contains(&rule.to_owned()),
+            "{sql}: {report:#}"
+        );
+    }
+    // The same statements on an application table still are.
+    for (sql, rule) in [
+        (
+            "CREATE INDEX measurements_at ON measurements (at);\n",
+            "index_not_concurrent",
+        ),
+        ("-- snapguard:no-transaction\nVACUUM (FULL TRUE) orders;\n", "vacuum_full"),
+        ("-- snapguard:no-transaction\nVACUUM (FULL) orders;\n", "vacuum_full"),
+        (
+            "DELETE FROM orders WHERE total < 0;\n",
+            "unbatched_data_change",
+        ),
+    ] {
+        let (report, _) = lint_json(&workspace(None, sql, ""));
+        assert!(
+            rules_found(&report).contains(&rule.to_owned()),
+            "{sql}: {report:#}"
+        );
+    }
+}

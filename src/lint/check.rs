@@ -187,7 +187,9 @@ impl<'f> Checker<'f> {
                             rv,
                             "CREATE INDEX on a partitioned table locks and builds on every partition at once (CONCURRENTLY is not possible on the parent)".into(),
                         );
-                    } else if !i.concurrent {
+                    } else if !i.concurrent && rv.is_some_and(|r| r.inh) {
+                        // `ON ONLY parent` builds nothing (an invalid index
+                        // on the parent alone) and rejects CONCURRENTLY.
                         hit(
                             "index_not_concurrent",
                             rv,
@@ -244,16 +246,20 @@ impl<'f> Checker<'f> {
                         }
                     }
                 }
-                NodeEnum::UpdateStmt(u) if !mode.batched => hit(
-                    "unbatched_data_change",
-                    u.relation.as_ref(),
-                    one_statement("UPDATE", u.where_clause.is_none()),
-                ),
-                NodeEnum::DeleteStmt(d) if !mode.batched => hit(
-                    "unbatched_data_change",
-                    d.relation.as_ref(),
-                    one_statement("DELETE", d.where_clause.is_none()),
-                ),
+                NodeEnum::UpdateStmt(u) if !mode.batched && !bookkeeping(u.relation.as_ref()) => {
+                    hit(
+                        "unbatched_data_change",
+                        u.relation.as_ref(),
+                        one_statement("UPDATE", u.where_clause.is_none()),
+                    )
+                }
+                NodeEnum::DeleteStmt(d) if !mode.batched && !bookkeeping(d.relation.as_ref()) => {
+                    hit(
+                        "unbatched_data_change",
+                        d.relation.as_ref(),
+                        one_statement("DELETE", d.where_clause.is_none()),
+                    )
+                }
                 NodeEnum::AlterEnumStmt(e) if e.old_val.is_empty() && in_transaction => {
                     let old_server = self.facts.map(|f| f.server_major < 12);
                     if old_server != Some(false) {
@@ -577,8 +583,48 @@ fn one_statement(verb: &str, every_row: bool) -> String {
     format!("{verb} {rows}in one statement")
 }
 
+/// The migration tools' history tables and the system catalogues: a few
+/// rows each, written by tools, never an application's data to batch.
+const HISTORY_TABLES: &[&str] = &[
+    "_sqlx_migrations",
+    "schema_migrations",
+    "__diesel_schema_migrations",
+    "flyway_schema_history",
+    "ar_internal_metadata",
+];
+
+/// A statement on a catalogue (`pg_catalog`, or an unqualified `pg_…`,
+/// which resolves there first) or a migration tool's history table.
+fn bookkeeping(rv: Option<&RangeVar>) -> bool {
+    let Some(rv) = rv else {
+        return false;
+    };
+    match rv.schemaname.as_str() {
+        "pg_catalog" | "information_schema" | "snapguard" => true,
+        "" => rv.relname.starts_with("pg_") || HISTORY_TABLES.contains(&rv.relname.as_str()),
+        _ => HISTORY_TABLES.contains(&rv.relname.as_str()),
+    }
+}
+
+/// An option `name` that is on: `(FULL)`, `(FULL TRUE)`, `(FULL 1)`; not
+/// `(FULL FALSE)`, `(FULL OFF)` or `(FULL 0)`.
 fn def_elem_named(node: &Node, name: &str) -> bool {
-    matches!(&node.node, Some(NodeEnum::DefElem(d)) if d.defname.eq_ignore_ascii_case(name))
+    let Some(NodeEnum::DefElem(d)) = &node.node else {
+        return false;
+    };
+    if !d.defname.eq_ignore_ascii_case(name) {
+        return false;
+    }
+    let off = match d.arg.as_ref().and_then(|a| a.node.as_ref()) {
+        None => false,
+        Some(NodeEnum::String(s)) => ["false", "off", "no", "0"]
+            .iter()
+            .any(|w| s.sval.eq_ignore_ascii_case(w)),
+        Some(NodeEnum::Boolean(b)) => !b.boolval,
+        Some(NodeEnum::Integer(i)) => i.ival == 0,
+        Some(_) => false,
+    };
+    !off
 }
 
 fn named(name: &str) -> String {
