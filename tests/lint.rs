@@ -175,6 +175,7 @@ rule_tests!(
     vacuum_full,
     cluster,
     reindex_not_concurrent,
+    drop_index_not_concurrent,
     lock_table,
     concurrently_in_transaction,
     unbatched_data_change,
@@ -645,8 +646,14 @@ fn what_cannot_be_done_otherwise_or_is_not_a_hazard_is_not_flagged() {
             "CREATE INDEX measurements_at ON ONLY measurements (at);\n",
             "index_not_concurrent",
         ),
-        ("-- snapguard:no-transaction\nVACUUM (FULL FALSE, ANALYZE) orders;\n", "vacuum_full"),
-        ("-- snapguard:no-transaction\nVACUUM (FULL off) orders;\n", "vacuum_full"),
+        (
+            "-- snapguard:no-transaction\nVACUUM (FULL FALSE, ANALYZE) orders;\n",
+            "vacuum_full",
+        ),
+        (
+            "-- snapguard:no-transaction\nVACUUM (FULL off) orders;\n",
+            "vacuum_full",
+        ),
         (
             "UPDATE pg_index SET indisvalid = true WHERE indexrelid = 'x'::regclass;\n",
             "unbatched_data_change",
@@ -672,8 +679,14 @@ fn what_cannot_be_done_otherwise_or_is_not_a_hazard_is_not_flagged() {
             "CREATE INDEX measurements_at ON measurements (at);\n",
             "index_not_concurrent",
         ),
-        ("-- snapguard:no-transaction\nVACUUM (FULL TRUE) orders;\n", "vacuum_full"),
-        ("-- snapguard:no-transaction\nVACUUM (FULL) orders;\n", "vacuum_full"),
+        (
+            "-- snapguard:no-transaction\nVACUUM (FULL TRUE) orders;\n",
+            "vacuum_full",
+        ),
+        (
+            "-- snapguard:no-transaction\nVACUUM (FULL) orders;\n",
+            "vacuum_full",
+        ),
         (
             "DELETE FROM orders WHERE total < 0;\n",
             "unbatched_data_change",
@@ -685,4 +698,108 @@ fn what_cannot_be_done_otherwise_or_is_not_a_hazard_is_not_flagged() {
             "{sql}: {report:#}"
         );
     }
+}
+
+/// `pg_class.relfilenode` of `table` in `db`: a rewrite changes it.
+fn relfilenode(db: &str, table: &str) -> String {
+    psql(
+        db,
+        &format!("SELECT relfilenode FROM pg_class WHERE oid = '{table}'::regclass"),
+    )
+}
+
+/// Hazards the rules missed: serial and identity columns rewrite the table
+/// (the server says so: its file changes), a new column's foreign key with
+/// a default checks every row, DROP INDEX without CONCURRENTLY; and DROP
+/// INDEX CONCURRENTLY in a transaction fails.
+#[test]
+fn serial_and_identity_columns_foreign_keys_with_defaults_and_drop_index_are_found() {
+    let db = create_db("lint_missed");
+    psql(
+        &db,
+        "CREATE TABLE parents (id int PRIMARY KEY); INSERT INTO parents VALUES (1);\
+         CREATE TABLE kids (id int, note text); INSERT INTO kids SELECT g, 'n' FROM generate_series(1, 2000) g;\
+         CREATE INDEX kids_note ON kids (note);",
+    );
+    for (sql, rule, rewrites) in [
+        (
+            "ALTER TABLE kids ADD COLUMN seq bigserial;\n",
+            "add_column_volatile_default",
+            Some(true),
+        ),
+        (
+            "ALTER TABLE kids ADD COLUMN seq2 serial;\n",
+            "add_column_volatile_default",
+            Some(true),
+        ),
+        (
+            "ALTER TABLE kids ADD COLUMN ident int GENERATED ALWAYS AS IDENTITY;\n",
+            "add_column_volatile_default",
+            Some(true),
+        ),
+        (
+            "ALTER TABLE kids ADD COLUMN parent int NOT NULL DEFAULT 1 REFERENCES parents (id);\n",
+            "constraint_not_valid",
+            None,
+        ),
+        ("DROP INDEX kids_note;\n", "drop_index_not_concurrent", None),
+    ] {
+        let (report, _) = lint_json(&workspace(Some(&db), sql, ALL_LARGE));
+        assert!(
+            rules_found(&report).contains(&rule.to_owned()),
+            "{sql}: {report:#}"
+        );
+        if let Some(rewrites) = rewrites {
+            let before = relfilenode(&db, "kids");
+            psql(&db, sql);
+            assert_eq!(
+                relfilenode(&db, "kids") != before,
+                rewrites,
+                "{sql}: the server's own answer"
+            );
+        }
+    }
+    // What is safe is not flagged.
+    for (sql, rule) in [
+        (
+            "ALTER TABLE kids ADD COLUMN plain int;\n",
+            "add_column_volatile_default",
+        ),
+        (
+            "ALTER TABLE kids ADD COLUMN parent2 int REFERENCES parents (id);\n",
+            "constraint_not_valid",
+        ),
+        (
+            "-- snapguard:no-transaction\nDROP INDEX CONCURRENTLY kids_note;\n",
+            "drop_index_not_concurrent",
+        ),
+    ] {
+        let (report, _) = lint_json(&workspace(Some(&db), sql, ALL_LARGE));
+        assert!(
+            !rules_found(&report).contains(&rule.to_owned()),
+            "{sql}: {report:#}"
+        );
+    }
+    let before = relfilenode(&db, "kids");
+    psql(&db, "ALTER TABLE kids ADD COLUMN plain int");
+    assert_eq!(
+        relfilenode(&db, "kids"),
+        before,
+        "a plain ADD COLUMN does not rewrite"
+    );
+    // DROP INDEX CONCURRENTLY in a transaction fails: as a loose file (the
+    // folder itself refuses it) it is an error.
+    let ws = Workspace::new("");
+    std::fs::write(
+        ws.path().join("drop.sql"),
+        "DROP INDEX CONCURRENTLY kids_note;\n",
+    )
+    .unwrap();
+    let run = ws.run(&["lint", "drop.sql", "--format", "json"]);
+    assert_eq!(run.code(), 9, "{}", run.stdout());
+    let report: Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert!(
+        rules_found(&report).contains(&"concurrently_in_transaction".to_owned()),
+        "{report:#}"
+    );
 }

@@ -136,6 +136,7 @@ pub(super) const KEYS: &[Key] = &[
     key("lint.rules.vacuum_full", LEVEL),
     key("lint.rules.cluster", LEVEL),
     key("lint.rules.reindex_not_concurrent", LEVEL),
+    key("lint.rules.drop_index_not_concurrent", LEVEL),
     key("lint.rules.lock_table", LEVEL),
     key("lint.rules.concurrently_in_transaction", LEVEL),
     key("lint.rules.unbatched_data_change", LEVEL),

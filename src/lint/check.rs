@@ -221,6 +221,25 @@ impl<'f> Checker<'f> {
                         );
                     }
                 }
+                NodeEnum::DropStmt(d) if d.remove_type() == ObjectType::ObjectIndex => {
+                    if d.concurrent && in_transaction {
+                        hit(
+                            "concurrently_in_transaction",
+                            None,
+                            "DROP INDEX CONCURRENTLY in a migration that runs in a transaction"
+                                .into(),
+                        );
+                    } else if !d.concurrent {
+                        hit(
+                            "drop_index_not_concurrent",
+                            None,
+                            format!(
+                                "DROP INDEX{} without CONCURRENTLY",
+                                dropped_names(&d.objects)
+                            ),
+                        );
+                    }
+                }
                 NodeEnum::VacuumStmt(v)
                     if v.is_vacuumcmd && v.options.iter().any(|o| def_elem_named(o, "full")) =>
                 {
@@ -430,6 +449,22 @@ impl<'f> Checker<'f> {
                 let Some(NodeEnum::ColumnDef(col)) = def(cmd) else {
                     return out;
                 };
+                // serial is `DEFAULT nextval(…)`: a value for every row, so
+                // the table is rewritten, as for an identity column.
+                let type_name = col.type_name.as_ref().map(type_text).unwrap_or_default();
+                if SERIAL_TYPES.contains(&type_name.as_str()) {
+                    out.push((
+                        "add_column_volatile_default",
+                        format!(
+                            "ADD COLUMN {} {type_name}: nextval() for every row rewrites the table",
+                            col.colname
+                        ),
+                    ));
+                }
+                let has_default = constraints(&col.constraints).any(|c| {
+                    c.contype() == ConstrType::ConstrDefault
+                        && !c.raw_expr.as_ref().is_some_and(|e| is_null_constant(e))
+                });
                 for c in constraints(&col.constraints) {
                     match c.contype() {
                         ConstrType::ConstrDefault => {
@@ -450,6 +485,17 @@ impl<'f> Checker<'f> {
                         ConstrType::ConstrGenerated => out.push((
                             "add_column_volatile_default",
                             format!("ADD COLUMN {} GENERATED … STORED: computed for every row", col.colname),
+                        )),
+                        ConstrType::ConstrIdentity => out.push((
+                            "add_column_volatile_default",
+                            format!("ADD COLUMN {} GENERATED … AS IDENTITY: a value for every row rewrites the table", col.colname),
+                        )),
+                        // A new column's foreign key is checked against
+                        // every row when they get a value (its default),
+                        // under the ADD COLUMN's ACCESS EXCLUSIVE.
+                        ConstrType::ConstrForeign if has_default && !c.skip_validation => out.push((
+                            "constraint_not_valid",
+                            format!("ADD COLUMN {} REFERENCES … with a DEFAULT: every row is checked against the referenced table", col.colname),
                         )),
                         ConstrType::ConstrPrimary | ConstrType::ConstrUnique => out.push((
                             "unique_without_index",
@@ -546,6 +592,46 @@ fn vacuum_relations(rels: &[Node]) -> Vec<&RangeVar> {
             _ => None,
         })
         .collect()
+}
+
+/// The serial pseudo-types, as the parser names them.
+const SERIAL_TYPES: &[&str] = &[
+    "serial",
+    "bigserial",
+    "smallserial",
+    "serial2",
+    "serial4",
+    "serial8",
+];
+
+/// `NULL` written as a constant (`DEFAULT NULL` gives rows no value).
+fn is_null_constant(expr: &Node) -> bool {
+    matches!(&expr.node, Some(NodeEnum::AConst(c)) if c.isnull)
+}
+
+/// The names a `DROP` lists, for its message (` a, b`).
+fn dropped_names(objects: &[Node]) -> String {
+    let names: Vec<String> = objects
+        .iter()
+        .filter_map(|o| match &o.node {
+            Some(NodeEnum::List(l)) => Some(
+                l.items
+                    .iter()
+                    .filter_map(|i| match &i.node {
+                        Some(NodeEnum::String(s)) => Some(s.sval.clone()),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+                    .join("."),
+            ),
+            _ => None,
+        })
+        .collect();
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", names.join(", "))
+    }
 }
 
 /// A constant's text (`SET search_path TO app` gives `app`).

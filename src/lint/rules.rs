@@ -166,6 +166,14 @@ pub const RULES: &[Rule] = &[
         sized: true,
     },
     Rule {
+        id: "drop_index_not_concurrent",
+        level: Level::Warn,
+        why: "DROP INDEX without CONCURRENTLY takes ACCESS EXCLUSIVE on the table: short, but it waits behind every running query and every query after it waits behind it",
+        safe: "DROP INDEX CONCURRENTLY, in a migration marked `-- snapguard:no-transaction`",
+        doc: manual!("sql-dropindex.html"),
+        sized: false,
+    },
+    Rule {
         id: "lock_table",
         level: Level::Warn,
         why: "an explicit LOCK TABLE holds its lock until the migration's transaction ends, and queues every query behind it",
