@@ -126,18 +126,7 @@ impl<'a> Deployer<'a> {
         step: Step,
     ) -> Result<(), journal::JournalError> {
         self.events.started(step);
-        if let Some((carried, base)) = self.own_from.get() {
-            journal.own_sessions =
-                carried + db::sessions_opened(self.db.dbname()).saturating_sub(base);
-            // Read after the count: a session opened in between is then
-            // open but uncounted, which `recover` can only under-explain.
-            journal.own_open = match db::connect(&self.admin_info).await {
-                Ok(admin) => guard::own_open(&admin, self.db.dbname())
-                    .await
-                    .unwrap_or_default(),
-                Err(_) => Vec::new(),
-            };
-        }
+        self.record_sessions(journal).await;
         if let Some(sampler) = self.sampler.borrow().as_ref() {
             journal.sightings = sampler.sightings();
         }
@@ -148,6 +137,25 @@ impl<'a> Deployer<'a> {
             offsite.dumped_bytes = dumped.load(std::sync::atomic::Ordering::Relaxed);
         }
         journal.begin(step, self.store).await
+    }
+
+    /// Copies into the journal the sessions this deploy's processes opened
+    /// to the database, and which of them are open now, so that `recover`
+    /// counts them as snapguard's. Every journal write a later `recover`
+    /// reads must come after the last session this process opens.
+    pub(crate) async fn record_sessions(&self, journal: &mut Journal) {
+        let Some((carried, base)) = self.own_from.get() else {
+            return;
+        };
+        journal.own_sessions = carried + db::sessions_opened(self.db.dbname()).saturating_sub(base);
+        // Read after the count: a session opened in between is then
+        // open but uncounted, which `recover` can only under-explain.
+        journal.own_open = match db::connect(&self.admin_info).await {
+            Ok(admin) => guard::own_open(&admin, self.db.dbname())
+                .await
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
     }
 
     /// A store write of the journal, given a short deadline once one has

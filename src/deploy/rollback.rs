@@ -142,11 +142,16 @@ impl Rollback<'_, '_> {
         } else {
             journal.state = State::RollbackIncomplete;
             journal.rollback_errors = rendered;
+            // What the next steps need is read first: `partly_applied`
+            // connects to the database, and the `recover` that follows
+            // must find that session in the journal's count, not take it
+            // for someone else's.
+            let fallback = other_snapshot(self.deployer, journal).await;
+            let partly = partly_applied(self.deployer, journal).await;
+            self.deployer.record_sessions(journal).await;
             if let Err(e) = journal.save(store).await {
                 tracing::error!(error = %chain(&e), "cannot write the journal");
             }
-            let fallback = other_snapshot(self.deployer, journal).await;
-            let partly = partly_applied(self.deployer, journal).await;
             report.next_steps = next_steps(
                 journal,
                 self.deployer,
