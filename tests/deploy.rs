@@ -407,14 +407,7 @@ fn sigint_during_an_external_migrator_is_reported_at_migrate() {
         1,
     );
     std::fs::write(&config, text).unwrap();
-    let child = app
-        .ws
-        .snapguard()
-        .args(["deploy", "--release", "v1", "--report", "report.json"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_deploy(&app);
     let started = app.ws.path().join("migrator.started");
     wait_until("the migrator", Duration::from_secs(30), || started.exists());
     std::process::Command::new("kill")

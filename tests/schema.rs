@@ -29,23 +29,7 @@ fn schema_file(dir: &Path) -> PathBuf {
 /// Validates the YAML `text` (read with snapguard's parser) against the
 /// schema; returns the validator's complaints, empty when valid.
 fn complaints(schema: &Path, text: &str) -> String {
-    let value: serde_json::Value = serde_saphyr::from_str(text).expect("YAML");
-    let instance = schema.with_file_name("instance.json");
-    std::fs::write(&instance, value.to_string()).unwrap();
-    let out = common::run_ok(
-        Command::new("python3")
-            .args([
-                "-c",
-                "import json, sys, jsonschema\n\
-                 schema = json.load(open(sys.argv[1]))\n\
-                 jsonschema.Draft7Validator.check_schema(schema)\n\
-                 errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(json.load(open(sys.argv[2]))), key=str)\n\
-                 print('\\n'.join('/'.join(map(str, e.absolute_path)) + ': ' + e.message for e in errors))",
-            ])
-            .arg(schema)
-            .arg(&instance),
-    );
-    out.trim().to_owned()
+    complaints_of_each(schema, &[text.to_owned()]).remove(0)
 }
 
 /// The documented full configuration: the first `yaml` block of

@@ -173,18 +173,23 @@ pub fn env_file(text: &str, var: &str) -> Option<String> {
 /// Starts a deploy whose second migration sleeps, and waits until it is in it.
 pub fn deploy_in_migration(app: &App) -> std::process::Child {
     app.migration("2_slow.sql", "SELECT pg_sleep(30);\n");
-    let child = app
-        .ws
+    let child = spawn_deploy(app);
+    wait_until("the slow migration", Duration::from_secs(30), || {
+        slow_migration_running(app)
+    });
+    child
+}
+
+/// `deploy --release v1 --report report.json` started in the background,
+/// its stderr piped.
+pub fn spawn_deploy(app: &App) -> std::process::Child {
+    app.ws
         .snapguard()
         .args(["deploy", "--release", "v1", "--report", "report.json"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    wait_until("the slow migration", Duration::from_secs(30), || {
-        slow_migration_running(app)
-    });
-    child
+        .unwrap()
 }
 
 /// The migration `2_slow.sql` (`SELECT pg_sleep(30)`) is running.
