@@ -74,16 +74,10 @@ pub async fn run(
         }));
     }
     let planned = migrator.plan().await?;
-    let pending: Vec<&str> = planned.pending.iter().map(|p| p.version.as_str()).collect();
-    let n = taken_by.applied.len();
-    if pending.len() < n
-        || pending[..n]
-            != taken_by
-                .applied
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()[..]
-    {
+    let pending: Vec<&String> = planned.pending.iter().map(|p| &p.version).collect();
+    let applied: Vec<&String> = taken_by.applied.iter().collect();
+    let n = applied.len();
+    if !pending.starts_with(&applied) {
         return Ok(Some(CaughtUp {
             applied: 0,
             detail: format!(

@@ -76,18 +76,6 @@ impl Tool {
         }
     }
 
-    /// The table as the tool's own source creates it (dbmate's comes
-    /// from [`located`]).
-    fn create(self) -> &'static str {
-        match self {
-            Tool::Sqlx => sqlx::CREATE,
-            Tool::GolangMigrate => golang::CREATE,
-            Tool::Dbmate => "",
-            Tool::Diesel => diesel::CREATE,
-            Tool::Flyway => flyway::CREATE,
-        }
-    }
-
     /// The columns snapguard reads and writes: a table of that name
     /// without them belongs to another tool.
     fn columns(self) -> &'static [&'static str] {
@@ -165,6 +153,11 @@ struct Location {
 /// own (the first schema of the `search_path`); the others find it
 /// unqualified, through the `search_path`.
 async fn located(client: &impl GenericClient, tool: Tool) -> Result<Location, DbError> {
+    // Found by its default name, created as the tool's source creates it.
+    let by_name = |create: &str| Location {
+        table: tool.table().to_owned(),
+        create: create.to_owned(),
+    };
     Ok(match tool {
         Tool::Dbmate => {
             let schema = dbmate::schema(client).await?;
@@ -173,10 +166,10 @@ async fn located(client: &impl GenericClient, tool: Tool) -> Result<Location, Db
                 create: dbmate::create(&schema),
             }
         }
-        _ => Location {
-            table: tool.table().to_owned(),
-            create: tool.create().to_owned(),
-        },
+        Tool::Sqlx => by_name(sqlx::CREATE),
+        Tool::GolangMigrate => by_name(golang::CREATE),
+        Tool::Diesel => by_name(diesel::CREATE),
+        Tool::Flyway => by_name(flyway::CREATE),
     })
 }
 
