@@ -1264,3 +1264,48 @@ fn prune_removes_a_day_old_partial_upload() {
     assert!(!partial.exists());
     assert!(fresh.exists(), "a fresh upload may still be running");
 }
+
+/// `recover` ends the sessions its dead runner left, and never its own:
+/// one of its own, closed a moment before, can still be on the server
+/// (under load it was), and ending it counted it twice, once as the
+/// runner's and once as `recover`'s, which excused someone else's write.
+#[test]
+fn recover_ends_only_the_sessions_that_began_before_it() {
+    use snapguard::db;
+    use snapguard::snapshot::guard;
+    let app = App::new("rec_own_sessions", "fs");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let admin = db::connect(&pg().conn_info("postgres")).await.unwrap();
+        let info = pg().conn_info(&app.db);
+        let pid = |client: tokio_postgres::Client| async move {
+            let pid: i32 = client
+                .query_one("SELECT pg_backend_pid()", &[])
+                .await
+                .unwrap()
+                .get(0);
+            (client, pid)
+        };
+        let (runner, runner_pid) = pid(db::connect(&info).await.unwrap()).await;
+        let began = db::admin::server_time(&admin).await.unwrap();
+        let (own, _) = pid(db::connect(&info).await.unwrap()).await;
+
+        let ended = guard::end_dead_runner_sessions(&admin, &app.db, &began)
+            .await
+            .unwrap();
+        assert_eq!(
+            ended.sessions.iter().map(|s| s.pid).collect::<Vec<_>>(),
+            [runner_pid]
+        );
+        // Ended while idle: the server counted it as ended, not abandoned
+        // (before 14 the server has no such count: all are taken as
+        // abandoned, which only ever under-explains).
+        let expected = if pg_major() >= 14 { 0 } else { 1 };
+        assert_eq!(ended.counted_abandoned, expected);
+        assert!(
+            own.simple_query("SELECT 1").await.is_ok(),
+            "recover's own session is left alone"
+        );
+        assert!(runner.simple_query("SELECT 1").await.is_err());
+    });
+}

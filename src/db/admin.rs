@@ -536,12 +536,14 @@ impl SessionId {
     }
 }
 
-/// Ends the sessions of application `application` on `name` (not this
-/// one); returns those it ended.
+/// Ends the sessions of application `application` on `name` that began
+/// before `began_before` (a server timestamp; not this session); returns
+/// those it ended.
 pub async fn terminate_sessions_of(
     client: &Client,
     name: &str,
     application: &str,
+    began_before: &ServerTime,
 ) -> Result<Vec<SessionId>, DbError> {
     let rows = client
         .query(
@@ -549,15 +551,31 @@ pub async fn terminate_sessions_of(
             // pg_terminate_backend on rows the other conditions exclude.
             "WITH chosen AS MATERIALIZED ( \
                  SELECT pid, backend_start FROM pg_stat_activity \
-                 WHERE datname = $1 AND application_name = $2 AND pid <> pg_backend_pid()) \
+                 WHERE datname = $1 AND application_name = $2 AND pid <> pg_backend_pid() \
+                   AND backend_start < $3::text::timestamptz) \
              SELECT pid, coalesce(backend_start::text, '') FROM chosen WHERE pg_terminate_backend(pid)",
-            &[&name, &application],
+            &[&name, &application, &began_before.0],
         )
         .await
         .map_err(DbError::query(format!(
             "ending the `{application}` sessions on `{name}`"
         )))?;
     Ok(rows.iter().map(SessionId::from_row).collect())
+}
+
+/// A moment by the server's clock (`clock_timestamp()`, as text), to
+/// compare with what the server records (`backend_start`): the client's
+/// clock may differ from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTime(String);
+
+/// The server's clock now.
+pub async fn server_time(client: &Client) -> Result<ServerTime, DbError> {
+    let row = client
+        .query_one("SELECT clock_timestamp()::text", &[])
+        .await
+        .map_err(DbError::query("reading the server's clock"))?;
+    Ok(ServerTime(row.get(0)))
 }
 
 /// Allows or forbids new connections to `name` (`ALLOW_CONNECTIONS`). While

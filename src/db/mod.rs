@@ -132,9 +132,6 @@ pub fn count_session(dbname: &str) {
 
 /// Connects to `info`, spawning the connection task on the current runtime.
 pub async fn connect(info: &ConnInfo) -> Result<Client, DbError> {
-    // Counted before the attempt: a session the server accepted but we
-    // then failed on still shows in the server's counter.
-    count_session(info.dbname());
     let config = info.driver_config();
     let client = if info.is_socket() {
         // libpq never uses TLS on a Unix-domain socket, and a TLS connector
@@ -143,6 +140,12 @@ pub async fn connect(info: &ConnInfo) -> Result<Client, DbError> {
     } else {
         establish(&config, tls::connector(info)?, info).await?
     };
+    // Counted once connected, never for an attempt that failed: the write
+    // guard takes every session counted here for one of the server's, and
+    // an attempt the server refused would excuse someone else's session.
+    // (One the server accepted but we failed on goes uncounted, which
+    // can only make the guard refuse.)
+    count_session(info.dbname());
     Ok(client)
 }
 
@@ -222,5 +225,25 @@ mod version_tests {
         for num in [130_023, 150_018, 180_006, 190_000] {
             assert!(ServerVersion { num }.check_supported().is_ok(), "{num}");
         }
+    }
+}
+
+#[cfg(test)]
+mod session_count_tests {
+    use super::*;
+
+    /// The write guard takes each counted session for one the server
+    /// counted; a refused attempt is not one.
+    #[tokio::test]
+    async fn a_connection_that_failed_is_not_counted() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let info = ConnInfo::parse(&format!(
+            "postgres://nobody@127.0.0.1:{port}/never_counted?connect_timeout=2"
+        ))
+        .unwrap();
+        assert!(connect(&info).await.is_err());
+        assert_eq!(sessions_opened("never_counted"), 0);
     }
 }

@@ -227,13 +227,20 @@ pub struct Journal {
     pub sightings: Vec<crate::snapshot::guard::Sighting>,
     /// snapguard's sessions open on the database at this journal write
     /// (they are in `own_sessions`): `recover` does not count them again
-    /// when it ends them or finds them abandoned.
-    #[serde(default)]
-    pub own_open: Vec<crate::snapshot::guard::SessionId>,
+    /// when it ends them or finds them abandoned. `None` when they could
+    /// not be listed: then `recover` counts none of the sessions it ends,
+    /// and no abandoned one, as the runner's.
+    #[serde(default = "no_session_open")]
+    pub own_open: Option<Vec<crate::snapshot::guard::SessionId>>,
     /// The migration files the deploy set out to apply, so that a way out
     /// that keeps the database as it is can say when only some of them are.
     #[serde(default)]
     pub pending: Vec<String>,
+}
+
+/// A journal written before sessions were recorded had none open.
+fn no_session_open() -> Option<Vec<crate::snapshot::guard::SessionId>> {
+    Some(Vec::new())
 }
 
 /// The journal could not be read or written.

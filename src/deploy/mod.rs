@@ -151,10 +151,8 @@ impl<'a> Deployer<'a> {
         // Read after the count: a session opened in between is then
         // open but uncounted, which `recover` can only under-explain.
         journal.own_open = match db::connect(&self.admin_info).await {
-            Ok(admin) => guard::own_open(&admin, self.db.dbname())
-                .await
-                .unwrap_or_default(),
-            Err(_) => Vec::new(),
+            Ok(admin) => guard::own_open(&admin, self.db.dbname()).await.ok(),
+            Err(_) => None,
         };
     }
 

@@ -306,7 +306,7 @@ impl<'a> Deployer<'a> {
             guard_refusal: Vec::new(),
             own_sessions: 0,
             sightings: Vec::new(),
-            own_open: Vec::new(),
+            own_open: Some(Vec::new()),
             pending: report.pending.clone(),
         };
         let prepared = Prepared {

@@ -59,6 +59,11 @@ impl Deployer<'_> {
         cancel: &Cancel,
     ) -> Result<Option<(Report, Result<(), Error>)>, Error> {
         let mut admin = self.lock("recover").await?;
+        // Before this process opens any session to the database: the
+        // sessions that began before it are the dead runner's.
+        let began = admin::server_time(&admin)
+            .await
+            .map_err(|e| Error::nothing_changed("recover", e))?;
         let ids = journal::unfinished(self.store)
             .await
             .map_err(|e| Error::nothing_changed("recover", e))?;
@@ -97,7 +102,14 @@ impl Deployer<'_> {
         let result = recording_children(
             self.store,
             id,
-            self.recover_one(&mut admin, &mut journal, &mut report, options, cancel),
+            self.recover_one(
+                &mut admin,
+                &mut journal,
+                &mut report,
+                options,
+                &began,
+                cancel,
+            ),
         )
         .await;
         report.outcome = Outcome::of(&result, report.outcome);
@@ -228,6 +240,7 @@ impl Deployer<'_> {
         journal: &mut Journal,
         report: &mut Report,
         options: &RecoverOptions,
+        began: &guard::ServerTime,
         cancel: &Cancel,
     ) -> Result<(), Error> {
         if journal.state == State::Succeeded {
@@ -286,20 +299,29 @@ impl Deployer<'_> {
         // it), in the middle of a migration. Ending them stops that and,
         // inside a transaction, rolls it back; the guard counts them as
         // the runner's.
-        let ended = self.end_runner_sessions(admin).await?;
+        let ended = self.end_runner_sessions(admin, began).await?;
         // A session the last journal write saw open is in `own_sessions`
         // already: ended or gone (abandoned at the kill), it is not counted
         // a second time, or a foreign session would be excused in its place.
-        let unrecorded = ended
-            .iter()
-            .filter(|s| !journal.own_open.contains(s))
-            .count() as u64;
-        let gone = journal
-            .own_open
-            .iter()
-            .filter(|s| !ended.contains(s))
-            .count() as u64;
-        let recorded = journal.own_sessions + unrecorded;
+        let (recorded, already_explained) = match &journal.own_open {
+            Some(open) => {
+                let unrecorded = ended.sessions.iter().filter(|s| !open.contains(s)).count() as u64;
+                let gone = open.iter().filter(|s| !ended.sessions.contains(s)).count() as u64;
+                (
+                    journal.own_sessions + unrecorded,
+                    Some(gone + ended.counted_abandoned),
+                )
+            }
+            // Which sessions were open is unknown: the ended ones may all
+            // be in `own_sessions` already, and any abandoned one too.
+            None => (journal.own_sessions, None),
+        };
+        tracing::debug!(
+            recorded_by_journal = journal.own_sessions,
+            open_at_last_write = ?journal.own_open,
+            ended = ?ended,
+            "the dead runner's sessions"
+        );
         // Every session this process opened to the database came after the
         // baseline (another process took it), so all of them count.
         self.own_from.set(Some((recorded, 0)));
@@ -322,7 +344,10 @@ impl Deployer<'_> {
             own: if self.config.migrations.command.is_some() {
                 guard::OwnSessions::Unknown
             } else {
-                guard::OwnSessions::Recorded { recorded, gone }
+                guard::OwnSessions::Recorded {
+                    recorded,
+                    already_explained,
+                }
             },
             changed,
             snapshot_override: options.snapshot.clone(),
@@ -554,13 +579,17 @@ impl Deployer<'_> {
     /// Ends the sessions snapguard's dead runner left on the database
     /// (this process holds the lock, so no other deploy or migrate owns
     /// them); returns which.
-    async fn end_runner_sessions(&self, admin: &Client) -> Result<Vec<guard::SessionId>, Error> {
-        let ended = admin::terminate_sessions_of(admin, self.db.dbname(), "snapguard")
+    async fn end_runner_sessions(
+        &self,
+        admin: &Client,
+        began: &guard::ServerTime,
+    ) -> Result<guard::Ended, Error> {
+        let ended = guard::end_dead_runner_sessions(admin, self.db.dbname(), began)
             .await
             .map_err(|e| Error::failed("recover", e))?;
-        if !ended.is_empty() {
+        if !ended.sessions.is_empty() {
             tracing::warn!(
-                count = ended.len(),
+                count = ended.sessions.len(),
                 "ended sessions the deploy's runner left running"
             );
         }

@@ -76,7 +76,7 @@ pub struct Connected {
     pub who: String,
 }
 
-pub use crate::db::admin::SessionId;
+pub use crate::db::admin::{ServerTime, SessionId};
 
 /// snapguard's own client sessions on `database` now (application
 /// `snapguard`: this process's and the `pg_dump` it starts).
@@ -189,6 +189,7 @@ async fn settle(admin: &Client, database: &str) -> Result<(), DbError> {
 struct Counters {
     sessions: i64,
     abandoned: i64,
+    killed: i64,
     activity: Activity,
 }
 
@@ -211,7 +212,7 @@ async fn counters(admin: &Client, database: &str) -> Result<Option<Counters>, Db
     }
     let row = admin
         .query_opt(
-            "SELECT sessions, sessions_abandoned, tup_inserted + tup_updated + tup_deleted, xact_commit \
+            "SELECT sessions, sessions_abandoned, sessions_killed, tup_inserted + tup_updated + tup_deleted, xact_commit \
              FROM pg_stat_database WHERE datname = $1",
             &[&database],
         )
@@ -220,11 +221,98 @@ async fn counters(admin: &Client, database: &str) -> Result<Option<Counters>, Db
     Ok(row.map(|r| Counters {
         sessions: r.get(0),
         abandoned: r.get(1),
+        killed: r.get(2),
         activity: Activity {
-            rows_written: r.get(2),
-            commits: r.get(3),
+            rows_written: r.get(3),
+            commits: r.get(4),
         },
     }))
+}
+
+/// The sessions `recover` ended for a deploy's dead runner.
+#[derive(Debug)]
+pub struct Ended {
+    /// Which.
+    pub sessions: Vec<SessionId>,
+    /// How many of them the server counted as abandoned, not as ended by
+    /// `recover`: a backend that had already seen its client vanish and
+    /// had counted its end is still listed for a moment, and
+    /// `pg_terminate_backend` still says it ended it.
+    pub counted_abandoned: u64,
+}
+
+/// Ends snapguard's sessions on `database` that began before
+/// `began_before`, the moment the caller (`recover`) took the deploy lock:
+/// a dead runner's (the lock keeps every live snapguard command but the
+/// caller from holding any), never the caller's own, which may linger a
+/// moment on the server after it closed them and which it counts itself.
+/// Tells how the server counted their end. The server's
+/// `sessions_killed` before and after says how many the termination
+/// ended; the rest were counted as abandoned. When that cannot be told
+/// (a session did not go in time, the count moved by more than ours, a
+/// server before 14), every one is taken as abandoned: the guard may then
+/// refuse without cause, but never excuses a session twice.
+pub async fn end_dead_runner_sessions(
+    admin: &Client,
+    database: &str,
+    began_before: &ServerTime,
+) -> Result<Ended, DbError> {
+    let before = counters(admin, database).await?;
+    let sessions =
+        crate::db::admin::terminate_sessions_of(admin, database, OWN_APPLICATIONS[0], began_before)
+            .await?;
+    if sessions.is_empty() {
+        return Ok(Ended {
+            sessions,
+            counted_abandoned: 0,
+        });
+    }
+    let ended = sessions.len() as u64;
+    let went = wait_gone(admin, &sessions).await?;
+    let after = counters(admin, database).await?;
+    let counted_abandoned = match (before, after) {
+        (Some(before), Some(after)) if went => {
+            let killed = (after.killed - before.killed).max(0) as u64;
+            if killed <= ended {
+                ended - killed
+            } else {
+                ended
+            }
+        }
+        _ => ended,
+    };
+    Ok(Ended {
+        sessions,
+        counted_abandoned,
+    })
+}
+
+/// Waits (up to 10 s) until none of `sessions` is listed any more: a
+/// backend counts how its session ended before it leaves
+/// `pg_stat_activity`. `false` when one is still there.
+async fn wait_gone(admin: &Client, sessions: &[SessionId]) -> Result<bool, DbError> {
+    let pids: Vec<i32> = sessions.iter().map(|s| s.pid).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed = admin
+            .query(
+                "SELECT pid, coalesce(backend_start::text, '') FROM pg_stat_activity WHERE pid = ANY($1)",
+                &[&pids],
+            )
+            .await
+            .map_err(DbError::query("waiting for the ended sessions to go"))?;
+        if !listed
+            .iter()
+            .map(SessionId::from_row)
+            .any(|s| sessions.contains(&s))
+        {
+            return Ok(true);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// How stale `pg_stat_database` may be on a server of `major`. Before 15 a
@@ -447,13 +535,39 @@ pub enum OwnSessions {
         /// baseline, as their journal writes recorded, plus those
         /// `recover` ended that no journal write had seen.
         recorded: u64,
-        /// Sessions the last journal write saw open that are gone now:
-        /// already in `recorded`, so the abandoned count (where a killed
-        /// runner's open sessions end up) may not explain them again.
-        gone: u64,
+        /// Abandoned sessions that `recorded` explains already: those the
+        /// last journal write saw open that are gone now, and those
+        /// `recover` ended that the server counted as abandoned rather than
+        /// ended (a backend already on its way out). The abandoned count
+        /// may not explain them a second time, or a foreign session would
+        /// be excused in their place. `None` when unknown: then the
+        /// abandoned count explains nothing.
+        already_explained: Option<u64>,
     },
     /// Unknown: an external migrator opened sessions of its own.
     Unknown,
+}
+
+impl OwnSessions {
+    /// How many of the `opened` sessions the server counted since the
+    /// baseline are snapguard's, given `abandoned` sessions counted since
+    /// then and `this_process` sessions opened by this process in all;
+    /// `None` when it cannot be told. Every error this may make must be an
+    /// under-count: an over-count excuses someone else's session.
+    fn explained(self, base_own: u64, this_process: u64, abandoned: i64) -> Option<i64> {
+        match self {
+            OwnSessions::Counted => Some(this_process.saturating_sub(base_own) as i64),
+            OwnSessions::Recorded {
+                recorded,
+                already_explained,
+            } => {
+                let allowance =
+                    already_explained.map_or(0, |known| (abandoned - known as i64).max(0));
+                Some(recorded as i64 + this_process as i64 + allowance)
+            }
+            OwnSessions::Unknown => None,
+        }
+    }
 }
 
 /// What the guard knows when it is asked.
@@ -498,17 +612,19 @@ pub async fn writes_after(
         // no allowance for it.
         let abandoned = base.abandoned_sessions.map_or(0, |b| now.abandoned - b);
         let opened = now.sessions - before;
-        let explained = match evidence.own {
-            OwnSessions::Counted => {
-                Some(db::sessions_opened(database).saturating_sub(base.own_sessions) as i64)
-            }
-            OwnSessions::Recorded { recorded, gone } => Some(
-                recorded as i64
-                    + db::sessions_opened(database) as i64
-                    + (abandoned - gone as i64).max(0),
-            ),
-            OwnSessions::Unknown => None,
-        };
+        let explained =
+            evidence
+                .own
+                .explained(base.own_sessions, db::sessions_opened(database), abandoned);
+        tracing::debug!(
+            opened,
+            abandoned,
+            killed = now.killed,
+            this_process = db::sessions_opened(database),
+            ?explained,
+            own = ?evidence.own,
+            "the write guard's session count"
+        );
         if let Some(explained) = explained
             && opened > explained
         {
@@ -541,6 +657,39 @@ mod tests {
             since: since.into(),
             who: "as `app` (pool)".into(),
         }
+    }
+
+    /// A dead runner had opened 5 sessions by its last journal write, one
+    /// of them (its lock session) open then; it opened its migration
+    /// session after that write; `recover` opened 2 of its own.
+    #[test]
+    fn each_of_a_dead_runners_sessions_is_explained_once() {
+        let explained = |recorded, already_explained, abandoned| {
+            OwnSessions::Recorded {
+                recorded,
+                already_explained,
+            }
+            .explained(0, 2, abandoned)
+        };
+        // The lock session was abandoned at the kill (gone); `recover`
+        // ended the busy migration session (5 recorded + 1 unrecorded).
+        assert_eq!(explained(6, Some(1), 1), Some(8));
+        // The migration session had already counted itself abandoned when
+        // `recover` ended it: two abandoned, both explained already. The
+        // abandoned count must not explain it again (it did: 9 excused a
+        // foreign session).
+        assert_eq!(explained(6, Some(2), 2), Some(8));
+        // The migration session was idle at the kill and abandoned before
+        // `recover` looked: only the abandoned count explains it.
+        assert_eq!(explained(5, Some(1), 2), Some(8));
+        // Which sessions were open at the last journal write is unknown:
+        // the abandoned count explains nothing.
+        assert_eq!(explained(5, None, 2), Some(7));
+        // More already explained than abandoned never explains fewer than
+        // were recorded.
+        assert_eq!(explained(5, Some(3), 1), Some(7));
+        assert_eq!(OwnSessions::Counted.explained(3, 10, 4), Some(7));
+        assert_eq!(OwnSessions::Unknown.explained(0, 10, 4), None);
     }
 
     #[test]

@@ -374,8 +374,6 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
             ),
         ];
         let command = process::describe(&self.pg_dump.path, &args);
-        // pg_dump -Fc opens one session; the deploy's write guard counts it.
-        db::count_session(source.dbname());
         let mut child = tokio::process::Command::new(&self.pg_dump.path)
             .args(&args)
             .envs(source.libpq_env())
@@ -404,8 +402,13 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
             out_tx,
         );
 
+        let dbname = source.dbname().to_owned();
         let read = async move {
             let mut progress = Progress::start("dump", estimate);
+            // pg_dump -Fc opens one session, which the deploy's write guard
+            // counts; its first byte of output is proof it connected (a
+            // pg_dump that never did must not excuse someone else's).
+            let mut counted = false;
             // `Ok(true)`: read to the end; `Ok(false)`: the encoder stopped
             // taking data because something downstream failed.
             let mut buf = BytesMut::new();
@@ -413,6 +416,10 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
                 match codec::next_chunk(&mut stdout, &mut buf).await {
                     Ok(None) => break Ok(true),
                     Ok(Some(chunk)) => {
+                        if !counted {
+                            db::count_session(&dbname);
+                            counted = true;
+                        }
                         progress.add(chunk.len() as u64);
                         if let Some(dumped) = dumped {
                             dumped.fetch_add(chunk.len() as u64, Ordering::Relaxed);

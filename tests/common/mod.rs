@@ -419,6 +419,23 @@ impl S3Server {
             .collect()
     }
 
+    /// The body of object `key` in `bucket` once `s3s-fs` has committed
+    /// the whole PUT; `None` before, or while one is half done. `s3s-fs`
+    /// renames the data into place before it writes the MD5 it serves
+    /// with it, so the data alone on its disk is not an acknowledged
+    /// write: a test that acts on it (kills the writer, say) would act in
+    /// the middle of a PUT, which no real S3 shows anyone.
+    pub fn committed(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let data = std::fs::read(self.root.join(bucket).join(key)).ok()?;
+        let info = self.root.join(format!(
+            ".bucket-{}.object-{}.internal.json",
+            base64_url(bucket.as_bytes()),
+            base64_url(key.as_bytes())
+        ));
+        let info: serde_json::Value = serde_json::from_slice(&std::fs::read(info).ok()?).ok()?;
+        (info["e_tag"].as_str()? == md5_hex(&data)).then_some(data)
+    }
+
     /// Every object key in `bucket`.
     pub fn objects(&self, bucket: &str) -> Vec<String> {
         let base = self.root.join(bucket);
@@ -922,4 +939,37 @@ pub fn without_masks(log: &str) -> String {
         .filter(|l| !l.starts_with("::add-mask::"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Unpadded URL-safe base64, as `s3s-fs` names its sidecar files.
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// The MD5 of `data` in hex, by `md5sum`.
+fn md5_hex(data: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("md5sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("md5sum");
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
