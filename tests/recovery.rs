@@ -1294,18 +1294,40 @@ fn recover_ends_only_the_sessions_that_began_before_it() {
             .await
             .unwrap();
         assert_eq!(
-            ended.sessions.iter().map(|s| s.pid).collect::<Vec<_>>(),
+            ended.iter().map(|s| s.pid).collect::<Vec<_>>(),
             [runner_pid]
         );
-        // Ended while idle: the server counted it as ended, not abandoned
-        // (before 14 the server has no such count: all are taken as
-        // abandoned, which only ever under-explains).
-        let expected = if pg_major() >= 14 { 0 } else { 1 };
-        assert_eq!(ended.counted_abandoned, expected);
         assert!(
             own.simple_query("SELECT 1").await.is_ok(),
             "recover's own session is left alone"
         );
         assert!(runner.simple_query("SELECT 1").await.is_err());
     });
+}
+
+/// Issue 27, 3: snapguard's own sessions that no journal write saw — a
+/// `migrate status` the operator ran while the deploy was in its slow
+/// migration (after the runner's last journal write) and another after
+/// the `kill -9`, before `recover` — were counted as someone else's, and
+/// `recover` refused (exit 5). Every snapguard session takes a number from
+/// `snapguard.sessions`, so `recover` counts them all and rolls back.
+#[test]
+fn snapguard_sessions_no_journal_saw_do_not_make_recover_refuse() {
+    let app = App::new("rec_registry", "fs");
+    write_config(&app, "snapshot:\n  local_clone: always\n");
+    let before = fingerprint(&app.db);
+    let child = deploy_in_migration(&app);
+    let status = || {
+        let run = app.ws.run(&["migrate", "status"]);
+        assert!(run.stdout().contains("2_slow"), "{}", run.stdout());
+    };
+    status();
+    kill9(child);
+    status();
+
+    let run = app.ws.run(&["recover"]);
+    run.expect_code(4);
+    assert!(!run.stderr().contains("did not open"), "{}", run.stderr());
+    assert_eq!(fingerprint(&app.db), before, "the database is restored");
+    assert!(!maintenance_on(&app), "maintenance is off");
 }

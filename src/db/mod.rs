@@ -9,6 +9,7 @@ pub mod admin;
 mod conninfo;
 pub mod lock;
 pub mod privileges;
+pub mod registry;
 pub mod swap;
 mod tls;
 
@@ -146,6 +147,7 @@ pub async fn connect(info: &ConnInfo) -> Result<Client, DbError> {
     // (One the server accepted but we failed on goes uncounted, which
     // can only make the guard refuse.)
     count_session(info.dbname());
+    registry::register(&client).await;
     Ok(client)
 }
 

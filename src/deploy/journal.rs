@@ -226,10 +226,9 @@ pub struct Journal {
     #[serde(default)]
     pub sightings: Vec<crate::snapshot::guard::Sighting>,
     /// snapguard's sessions open on the database at this journal write
-    /// (they are in `own_sessions`): `recover` does not count them again
-    /// when it ends them or finds them abandoned. `None` when they could
-    /// not be listed: then `recover` counts none of the sessions it ends,
-    /// and no abandoned one, as the runner's.
+    /// (they are in `own_sessions`): `recover`, which ends the runner's
+    /// sessions, counts on top only those not listed here. `None` when
+    /// they could not be listed: then it counts none on top.
     #[serde(default = "no_session_open")]
     pub own_open: Option<Vec<crate::snapshot::guard::SessionId>>,
     /// The migration files the deploy set out to apply, so that a way out

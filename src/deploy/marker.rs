@@ -186,6 +186,8 @@ pub async fn begin(app: &Client, deploy_id: &str, store: &str, host: &str) -> Re
             .await
             .map_err(DbError::query("creating snapguard.deploys"))?;
     }
+    // Before the snapshot, so the write guard's baseline can count from it.
+    crate::db::registry::create(app).await;
     app.execute(
         "INSERT INTO snapguard.deploys (deploy_id, store, host) VALUES ($1, $2, $3)",
         &[&deploy_id, &store, &host],

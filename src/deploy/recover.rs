@@ -301,20 +301,15 @@ impl Deployer<'_> {
         // the runner's.
         let ended = self.end_runner_sessions(admin, began).await?;
         // A session the last journal write saw open is in `own_sessions`
-        // already: ended or gone (abandoned at the kill), it is not counted
-        // a second time, or a foreign session would be excused in its place.
-        let (recorded, already_explained) = match &journal.own_open {
+        // already; one it did not see is the runner's too (it began before
+        // this process took the lock), and counts on top.
+        let recorded = match &journal.own_open {
             Some(open) => {
-                let unrecorded = ended.sessions.iter().filter(|s| !open.contains(s)).count() as u64;
-                let gone = open.iter().filter(|s| !ended.sessions.contains(s)).count() as u64;
-                (
-                    journal.own_sessions + unrecorded,
-                    Some(gone + ended.counted_abandoned),
-                )
+                journal.own_sessions + ended.iter().filter(|s| !open.contains(s)).count() as u64
             }
             // Which sessions were open is unknown: the ended ones may all
-            // be in `own_sessions` already, and any abandoned one too.
-            None => (journal.own_sessions, None),
+            // be in `own_sessions` already.
+            None => journal.own_sessions,
         };
         tracing::debug!(
             recorded_by_journal = journal.own_sessions,
@@ -346,7 +341,10 @@ impl Deployer<'_> {
             } else {
                 guard::OwnSessions::Recorded {
                     recorded,
-                    already_explained,
+                    registered_since: journal
+                        .snapshot
+                        .as_ref()
+                        .and_then(|s| s.guard.registered_before),
                 }
             },
             changed,
@@ -583,13 +581,13 @@ impl Deployer<'_> {
         &self,
         admin: &Client,
         began: &guard::ServerTime,
-    ) -> Result<guard::Ended, Error> {
+    ) -> Result<Vec<guard::SessionId>, Error> {
         let ended = guard::end_dead_runner_sessions(admin, self.db.dbname(), began)
             .await
             .map_err(|e| Error::failed("recover", e))?;
-        if !ended.sessions.is_empty() {
+        if !ended.is_empty() {
             tracing::warn!(
-                count = ended.sessions.len(),
+                count = ended.len(),
                 "ended sessions the deploy's runner left running"
             );
         }

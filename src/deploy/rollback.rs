@@ -184,7 +184,7 @@ impl Rollback<'_, '_> {
             .collect();
         let reasons = guard::writes_after(
             self.admin,
-            database,
+            deployer.db,
             guard::Evidence {
                 baseline: &snapshot.guard,
                 sightings: journal.sightings.clone(),

@@ -12,11 +12,18 @@
 //! `--force`.
 //!
 //! `recover` runs in another process, after the deploy's runner died, so it
-//! cannot count the dead runner's sessions itself. The deploy records its
-//! own count in the journal at every step, and a kill cuts the sessions it
-//! had open, which the server counts as abandoned
-//! (`pg_stat_database.sessions_abandoned`); every other session opened since
-//! the snapshot is someone else's, and a reason to refuse. A refusal the
+//! cannot count the dead runner's sessions itself. Every snapguard session
+//! takes a number from the database's registry of them
+//! ([`crate::db::registry`]), and the numbers taken since the baseline are
+//! snapguard's sessions, whoever opened them and however they ended (a
+//! runner killed mid-step, a `migrate status` the operator ran before
+//! `recover`). Where the database has no registry, the journal's count
+//! (copied at every step) stands in, and a session the runner opened after
+//! its last journal write counts as someone else's unless `recover` ends it
+//! itself. A session the server counted as abandoned explains nothing: a
+//! killed runner's are, but so are those of any client that vanished
+//! without saying goodbye, someone else's writer included. Every other
+//! session opened since the snapshot is a reason to refuse. A refusal the
 //! deploy already made is recorded in the journal and honoured as is.
 //!
 //! "The database did not change" is never assumed either: the baseline
@@ -44,6 +51,7 @@ pub struct Baseline {
     /// `pg_stat_database.sessions`; `None` before PostgreSQL 14.
     pub server_sessions: Option<i64>,
     /// `pg_stat_database.sessions_abandoned`; `None` before PostgreSQL 14.
+    /// Logged only: an abandoned session is not evidence of whose it was.
     #[serde(default)]
     pub abandoned_sessions: Option<i64>,
     /// Rows written and transactions committed in the database so far
@@ -56,6 +64,11 @@ pub struct Baseline {
     /// [`catalogue_fingerprint`] of the database.
     #[serde(default)]
     pub catalogue: Option<String>,
+    /// The last number taken from `snapguard.sessions` before the
+    /// baseline ([`crate::db::registry`]): every snapguard session since
+    /// took a larger one. `None` where the database has no such sequence.
+    #[serde(default)]
+    pub registered_before: Option<i64>,
     /// Sessions of other applications connected at the baseline. Each may
     /// write after the snapshot and leave before anyone looks again, which
     /// neither the session counter (it counts new sessions) nor a look at
@@ -113,6 +126,9 @@ pub async fn baseline(admin: &Client, app: &ConnInfo) -> Result<Baseline, DbErro
     let counters = counters(admin, database).await?;
     let connected = others_connected(admin, database).await?;
     let client = db::connect(app).await?;
+    // This session registered after the counters were read: it and every
+    // later one are after the baseline.
+    let registered_before = db::registry::own_number(&client).await.map(|n| n - 1);
     let catalogue = catalogue_fingerprint(&client).await?;
     drop(client);
     Ok(Baseline {
@@ -123,6 +139,7 @@ pub async fn baseline(admin: &Client, app: &ConnInfo) -> Result<Baseline, DbErro
         activity: counters.map(|c| c.activity),
         own_sessions,
         catalogue: Some(catalogue),
+        registered_before,
         connected,
     })
 }
@@ -167,7 +184,7 @@ async fn others_connected(admin: &Client, database: &str) -> Result<Vec<Connecte
 /// `pg_stat_database` at the latest when it exits, and it leaves
 /// `pg_stat_activity` only after that; reading the counters before would
 /// count one of our sessions on the wrong side of the baseline.
-async fn settle(admin: &Client, database: &str) -> Result<(), DbError> {
+async fn settle(admin: &Client, database: &str) -> Result<u64, DbError> {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let left: i64 = admin
@@ -179,7 +196,7 @@ async fn settle(admin: &Client, database: &str) -> Result<(), DbError> {
             .map_err(DbError::query("waiting for snapguard's sessions to end"))?
             .get(0);
         if left == 0 || std::time::Instant::now() >= deadline {
-            return Ok(());
+            return Ok(left as u64);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -189,7 +206,6 @@ async fn settle(admin: &Client, database: &str) -> Result<(), DbError> {
 struct Counters {
     sessions: i64,
     abandoned: i64,
-    killed: i64,
     activity: Activity,
 }
 
@@ -212,7 +228,7 @@ async fn counters(admin: &Client, database: &str) -> Result<Option<Counters>, Db
     }
     let row = admin
         .query_opt(
-            "SELECT sessions, sessions_abandoned, sessions_killed, tup_inserted + tup_updated + tup_deleted, xact_commit \
+            "SELECT sessions, sessions_abandoned, tup_inserted + tup_updated + tup_deleted, xact_commit \
              FROM pg_stat_database WHERE datname = $1",
             &[&database],
         )
@@ -221,24 +237,11 @@ async fn counters(admin: &Client, database: &str) -> Result<Option<Counters>, Db
     Ok(row.map(|r| Counters {
         sessions: r.get(0),
         abandoned: r.get(1),
-        killed: r.get(2),
         activity: Activity {
-            rows_written: r.get(3),
-            commits: r.get(4),
+            rows_written: r.get(2),
+            commits: r.get(3),
         },
     }))
-}
-
-/// The sessions `recover` ended for a deploy's dead runner.
-#[derive(Debug)]
-pub struct Ended {
-    /// Which.
-    pub sessions: Vec<SessionId>,
-    /// How many of them the server counted as abandoned, not as ended by
-    /// `recover`: a backend that had already seen its client vanish and
-    /// had counted its end is still listed for a moment, and
-    /// `pg_terminate_backend` still says it ended it.
-    pub counted_abandoned: u64,
 }
 
 /// Ends snapguard's sessions on `database` that began before
@@ -246,73 +249,14 @@ pub struct Ended {
 /// a dead runner's (the lock keeps every live snapguard command but the
 /// caller from holding any), never the caller's own, which may linger a
 /// moment on the server after it closed them and which it counts itself.
-/// Tells how the server counted their end. The server's
-/// `sessions_killed` before and after says how many the termination
-/// ended; the rest were counted as abandoned. When that cannot be told
-/// (a session did not go in time, the count moved by more than ours, a
-/// server before 14), every one is taken as abandoned: the guard may then
-/// refuse without cause, but never excuses a session twice.
+/// Returns which.
 pub async fn end_dead_runner_sessions(
     admin: &Client,
     database: &str,
     began_before: &ServerTime,
-) -> Result<Ended, DbError> {
-    let before = counters(admin, database).await?;
-    let sessions =
-        crate::db::admin::terminate_sessions_of(admin, database, OWN_APPLICATIONS[0], began_before)
-            .await?;
-    if sessions.is_empty() {
-        return Ok(Ended {
-            sessions,
-            counted_abandoned: 0,
-        });
-    }
-    let ended = sessions.len() as u64;
-    let went = wait_gone(admin, &sessions).await?;
-    let after = counters(admin, database).await?;
-    let counted_abandoned = match (before, after) {
-        (Some(before), Some(after)) if went => {
-            let killed = (after.killed - before.killed).max(0) as u64;
-            if killed <= ended {
-                ended - killed
-            } else {
-                ended
-            }
-        }
-        _ => ended,
-    };
-    Ok(Ended {
-        sessions,
-        counted_abandoned,
-    })
-}
-
-/// Waits (up to 10 s) until none of `sessions` is listed any more: a
-/// backend counts how its session ended before it leaves
-/// `pg_stat_activity`. `false` when one is still there.
-async fn wait_gone(admin: &Client, sessions: &[SessionId]) -> Result<bool, DbError> {
-    let pids: Vec<i32> = sessions.iter().map(|s| s.pid).collect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let listed = admin
-            .query(
-                "SELECT pid, coalesce(backend_start::text, '') FROM pg_stat_activity WHERE pid = ANY($1)",
-                &[&pids],
-            )
-            .await
-            .map_err(DbError::query("waiting for the ended sessions to go"))?;
-        if !listed
-            .iter()
-            .map(SessionId::from_row)
-            .any(|s| sessions.contains(&s))
-        {
-            return Ok(true);
-        }
-        if std::time::Instant::now() >= deadline {
-            return Ok(false);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+) -> Result<Vec<SessionId>, DbError> {
+    crate::db::admin::terminate_sessions_of(admin, database, OWN_APPLICATIONS[0], began_before)
+        .await
 }
 
 /// How stale `pg_stat_database` may be on a server of `major`. Before 15 a
@@ -515,6 +459,17 @@ fn left_since(
         .collect()
 }
 
+/// How many sessions registered in `snapguard.sessions` since `since`,
+/// counting the one that reads it; `None` when that cannot be read (no
+/// sequence, no privilege) or the sequence is not the baseline's (it went
+/// back: dropped and made again).
+async fn registered_since(app: &ConnInfo, since: i64) -> Option<i64> {
+    let client = db::connect(app).await.ok()?;
+    let number = db::registry::own_number(&client).await?;
+    drop(client);
+    (number > since).then(|| number - since)
+}
+
 /// How the reason that counts the server's activity since the snapshot
 /// begins.
 pub const ACTIVITY_PREFIX: &str = "since the snapshot the server counted";
@@ -525,46 +480,33 @@ pub enum OwnSessions {
     /// This process opened every snapguard session since the baseline and
     /// counted them (the deploy itself).
     Counted,
-    /// A dead runner opened them: it recorded `recorded` in the journal, and
-    /// those it had open when it was killed count as abandoned (or were
-    /// ended by `recover`, which adds those the journal did not record to
-    /// `recorded`). Every session of this process (which did not take the
-    /// baseline, so all of them came after it) is counted on top.
+    /// A dead runner opened them. Every session of this process (which
+    /// did not take the baseline, so all of them came after it) counts on
+    /// top of those.
     Recorded {
         /// Sessions earlier processes of the deploy opened since the
         /// baseline, as their journal writes recorded, plus those
         /// `recover` ended that no journal write had seen.
         recorded: u64,
-        /// Abandoned sessions that `recorded` explains already: those the
-        /// last journal write saw open that are gone now, and those
-        /// `recover` ended that the server counted as abandoned rather than
-        /// ended (a backend already on its way out). The abandoned count
-        /// may not explain them a second time, or a foreign session would
-        /// be excused in their place. `None` when unknown: then the
-        /// abandoned count explains nothing.
-        already_explained: Option<u64>,
+        /// [`Baseline::registered_before`]: when the database registers
+        /// snapguard's sessions, the registrations since count them all,
+        /// this process's included, and `recorded` is only the fallback.
+        registered_since: Option<i64>,
     },
     /// Unknown: an external migrator opened sessions of its own.
     Unknown,
 }
 
 impl OwnSessions {
-    /// How many of the `opened` sessions the server counted since the
-    /// baseline are snapguard's, given `abandoned` sessions counted since
-    /// then and `this_process` sessions opened by this process in all;
-    /// `None` when it cannot be told. Every error this may make must be an
-    /// under-count: an over-count excuses someone else's session.
-    fn explained(self, base_own: u64, this_process: u64, abandoned: i64) -> Option<i64> {
+    /// How many of the sessions the server counted since the baseline are
+    /// snapguard's, by the journal and this process (`this_process`
+    /// sessions opened in all); `None` when it cannot be told. Any error
+    /// here must be an under-count: an over-count excuses someone else's
+    /// session.
+    fn explained(self, base_own: u64, this_process: u64) -> Option<i64> {
         match self {
             OwnSessions::Counted => Some(this_process.saturating_sub(base_own) as i64),
-            OwnSessions::Recorded {
-                recorded,
-                already_explained,
-            } => {
-                let allowance =
-                    already_explained.map_or(0, |known| (abandoned - known as i64).max(0));
-                Some(recorded as i64 + this_process as i64 + allowance)
-            }
+            OwnSessions::Recorded { recorded, .. } => Some((recorded + this_process) as i64),
             OwnSessions::Unknown => None,
         }
     }
@@ -586,9 +528,10 @@ pub struct Evidence<'a> {
 /// none is found.
 pub async fn writes_after(
     admin: &Client,
-    database: &str,
+    app: &ConnInfo,
     evidence: Evidence<'_>,
 ) -> Result<Vec<String>, DbError> {
+    let database = app.dbname();
     let mut reasons: Vec<String> = evidence.sightings.iter().map(ToString::to_string).collect();
     if let Some(roles) = evidence.fence {
         reasons.extend(fence::breaches(admin, roles, database).await?);
@@ -604,23 +547,37 @@ pub async fn writes_after(
     }
     let base = evidence.baseline;
     reasons.extend(left_since(base, &now, &evidence.sightings, database));
-    settle(admin, database).await?;
+    // Read before the counters (and before `settle`, which waits for the
+    // session reading it to end): a session registered after this read
+    // can only be unexplained, never explained without being counted.
+    let registered = match evidence.own {
+        OwnSessions::Recorded {
+            registered_since: Some(since),
+            ..
+        } => registered_since(app, since).await,
+        _ => None,
+    };
+    // A snapguard session still open is counted by the server only when
+    // it ends (or reports): it may be explained below without being in
+    // `opened` yet, so it explains nothing.
+    let still_open = settle(admin, database).await?;
     if let Some(before) = base.server_sessions
         && let Some(now) = counters(admin, database).await?
     {
-        // A journal written before the abandoned count was recorded gives
-        // no allowance for it.
-        let abandoned = base.abandoned_sessions.map_or(0, |b| now.abandoned - b);
         let opened = now.sessions - before;
-        let explained =
-            evidence
+        let explained = match registered {
+            Some(registered) => Some(registered),
+            None => evidence
                 .own
-                .explained(base.own_sessions, db::sessions_opened(database), abandoned);
+                .explained(base.own_sessions, db::sessions_opened(database)),
+        }
+        .map(|explained| explained - still_open as i64);
         tracing::debug!(
             opened,
-            abandoned,
-            killed = now.killed,
+            abandoned = base.abandoned_sessions.map(|b| now.abandoned - b),
             this_process = db::sessions_opened(database),
+            ?registered,
+            still_open,
             ?explained,
             own = ?evidence.own,
             "the write guard's session count"
@@ -659,37 +616,15 @@ mod tests {
         }
     }
 
-    /// A dead runner had opened 5 sessions by its last journal write, one
-    /// of them (its lock session) open then; it opened its migration
-    /// session after that write; `recover` opened 2 of its own.
     #[test]
-    fn each_of_a_dead_runners_sessions_is_explained_once() {
-        let explained = |recorded, already_explained, abandoned| {
-            OwnSessions::Recorded {
-                recorded,
-                already_explained,
-            }
-            .explained(0, 2, abandoned)
+    fn the_journal_and_this_process_explain_sessions_the_server_counted() {
+        let recorded = OwnSessions::Recorded {
+            recorded: 6,
+            registered_since: None,
         };
-        // The lock session was abandoned at the kill (gone); `recover`
-        // ended the busy migration session (5 recorded + 1 unrecorded).
-        assert_eq!(explained(6, Some(1), 1), Some(8));
-        // The migration session had already counted itself abandoned when
-        // `recover` ended it: two abandoned, both explained already. The
-        // abandoned count must not explain it again (it did: 9 excused a
-        // foreign session).
-        assert_eq!(explained(6, Some(2), 2), Some(8));
-        // The migration session was idle at the kill and abandoned before
-        // `recover` looked: only the abandoned count explains it.
-        assert_eq!(explained(5, Some(1), 2), Some(8));
-        // Which sessions were open at the last journal write is unknown:
-        // the abandoned count explains nothing.
-        assert_eq!(explained(5, None, 2), Some(7));
-        // More already explained than abandoned never explains fewer than
-        // were recorded.
-        assert_eq!(explained(5, Some(3), 1), Some(7));
-        assert_eq!(OwnSessions::Counted.explained(3, 10, 4), Some(7));
-        assert_eq!(OwnSessions::Unknown.explained(0, 10, 4), None);
+        assert_eq!(recorded.explained(0, 2), Some(8));
+        assert_eq!(OwnSessions::Counted.explained(3, 10), Some(7));
+        assert_eq!(OwnSessions::Unknown.explained(0, 10), None);
     }
 
     #[test]
@@ -702,6 +637,7 @@ mod tests {
             activity: None,
             own_sessions: 0,
             catalogue: None,
+            registered_before: None,
             connected: vec![session(10, "t1"), session(11, "t1"), session(12, "t1")],
         };
         // 10 is still there (reported as connected now), 11 left, and 12's

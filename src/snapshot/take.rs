@@ -402,7 +402,7 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
             out_tx,
         );
 
-        let dbname = source.dbname().to_owned();
+        let source = source.clone();
         let read = async move {
             let mut progress = Progress::start("dump", estimate);
             // pg_dump -Fc opens one session, which the deploy's write guard
@@ -417,7 +417,7 @@ impl<'a, S: ObjectStore> Snapshotter<'a, S> {
                     Ok(None) => break Ok(true),
                     Ok(Some(chunk)) => {
                         if !counted {
-                            db::count_session(&dbname);
+                            count_dump_session(&source).await;
                             counted = true;
                         }
                         progress.add(chunk.len() as u64);
@@ -501,6 +501,20 @@ async fn dump_size_estimate(client: &tokio_postgres::Client) -> Total {
         Err(e) => {
             tracing::debug!(error = %e, "could not estimate the dump's size; progress shows bytes only");
             Total::Unknown
+        }
+    }
+}
+
+/// Counts the session a `pg_dump` of `source` opened, for the write guard:
+/// in this process, and in the database's registry of snapguard's sessions
+/// (through a session of its own, which registers itself too), so that a
+/// `recover` after this process died counts it as well.
+async fn count_dump_session(source: &ConnInfo) {
+    db::count_session(source.dbname());
+    match db::connect(source).await {
+        Ok(client) => db::registry::register(&client).await,
+        Err(e) => {
+            tracing::debug!(error = %crate::error::chain(&e), "cannot register pg_dump's session")
         }
     }
 }

@@ -197,25 +197,26 @@ pub fn databases_like(prefix: &str) -> Vec<String> {
 /// sequences, and the database-level properties (owner, connection limit,
 /// whether it accepts connections, grants, settings, comment).
 pub fn fingerprint(db: &str) -> String {
-    // `snapguard.deploys` is snapguard's record of its deploys (it is in
-    // every snapshot a deploy takes); the schema that holds it is left out
-    // with it unless the migration history lives there too.
+    // `snapguard.deploys` is snapguard's record of its deploys and
+    // `snapguard.sessions` the registry of its sessions (both are in every
+    // snapshot a deploy takes); the schema that holds them is left out
+    // with them unless the migration history lives there too.
     let has_history = psql(
         db,
         "SELECT to_regclass('snapguard.schema_migrations') IS NOT NULL",
     ) == "t";
+    let excluded: &[&str] = if has_history {
+        &[
+            "--exclude-table=snapguard.deploys",
+            "--exclude-table=snapguard.sessions",
+        ]
+    } else {
+        &["--exclude-schema=snapguard"]
+    };
     let schema = Command::new(pg().bin_dir().join("pg_dump"))
-        .args([
-            "--schema-only",
-            "--no-comments",
-            if has_history {
-                "--exclude-table=snapguard.deploys"
-            } else {
-                "--exclude-schema=snapguard"
-            },
-            "-d",
-            &pg().url(db),
-        ])
+        .args(["--schema-only", "--no-comments"])
+        .args(excluded)
+        .args(["-d", &pg().url(db)])
         .output()
         .expect("run pg_dump");
     assert!(
@@ -246,7 +247,8 @@ pub fn fingerprint(db: &str) -> String {
     }
     let seqs = psql(
         db,
-        "SELECT string_agg(format('%I.%I=%s', schemaname, sequencename, last_value), ',' ORDER BY schemaname, sequencename) FROM pg_sequences",
+        "SELECT string_agg(format('%I.%I=%s', schemaname, sequencename, last_value), ',' ORDER BY schemaname, sequencename) FROM pg_sequences \
+         WHERE (schemaname, sequencename) <> ('snapguard', 'sessions')",
     );
     out.push_str(&format!("\nsequences: {seqs}"));
     // Database-level properties a dump does not carry and a swap must.
