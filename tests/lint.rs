@@ -49,19 +49,16 @@ fn workspace(db: Option<&str>, sql: &str, lint: &str) -> Workspace {
 }
 
 /// `lint --all --format json`: the report and the exit code. A migration
-/// the folder itself refuses (CREATE INDEX CONCURRENTLY in a transaction
-/// stops every command reading it) is linted as a loose file instead.
+/// the folder itself refuses (exit 3: CREATE INDEX CONCURRENTLY in a
+/// transaction, a BEGIN without its COMMIT, which stop every command
+/// reading the folder) is linted as a loose file instead.
 fn lint_json(ws: &Workspace) -> (Value, i32) {
-    let migration = ws.path().join("migrations/1_fixture.sql");
-    let sql = std::fs::read_to_string(&migration).unwrap();
-    let folder_refuses = sql.contains("CONCURRENTLY") && !sql.contains("no-transaction");
-    let run = if folder_refuses {
-        std::fs::write(ws.path().join("loose.sql"), &sql).unwrap();
-        std::fs::remove_file(&migration).unwrap();
-        ws.run(&["lint", "loose.sql", "--format", "json"])
-    } else {
-        ws.run(&["lint", "--all", "--format", "json"])
-    };
+    let mut run = ws.run(&["lint", "--all", "--format", "json"]);
+    if run.code() == 3 {
+        let migration = ws.path().join("migrations/1_fixture.sql");
+        std::fs::rename(&migration, ws.path().join("loose.sql")).unwrap();
+        run = ws.run(&["lint", "loose.sql", "--format", "json"]);
+    }
     let report: Value = serde_json::from_str(&run.stdout())
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", run.stdout(), run.stderr()));
     (report, run.code())
@@ -178,6 +175,13 @@ rule_tests!(
     drop_index_not_concurrent,
     lock_table,
     concurrently_in_transaction,
+    unclosed_transaction,
+    rename_schema,
+    rename_enum_value,
+    drop_table,
+    add_column_not_null,
+    set_logged,
+    refresh_matview_not_concurrent,
     unbatched_data_change,
     enum_add_value_in_transaction,
     partition_lock,
@@ -802,4 +806,72 @@ fn serial_and_identity_columns_foreign_keys_with_defaults_and_drop_index_are_fou
         rules_found(&report).contains(&"concurrently_in_transaction".to_owned()),
         "{report:#}"
     );
+}
+
+fn findings_of<'a>(report: &'a Value, rule: &str) -> Vec<&'a Value> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == rule)
+        .collect()
+}
+
+/// Issue 28, 10: `VALIDATE` in the transaction that added the constraint
+/// `NOT VALID` scans under the `ADD`'s lock, held to the end: the safe way
+/// undone. In a migration of its own it is the safe way.
+#[test]
+fn validating_in_the_transaction_that_added_not_valid_is_found() {
+    let db = schema_db();
+    let add = "ALTER TABLE orders ADD CONSTRAINT orders_total_pos CHECK (total > 0) NOT VALID;\n";
+    let validate = "ALTER TABLE orders VALIDATE CONSTRAINT orders_total_pos;\n";
+    let add_fk = "ALTER TABLE orders ADD CONSTRAINT orders_account_fk FOREIGN KEY (account_id) REFERENCES accounts (id) NOT VALID;\nALTER TABLE orders VALIDATE CONSTRAINT orders_account_fk;\n";
+    for same in [format!("{add}{validate}"), add_fk.to_owned()] {
+        let (report, code) = lint_json(&workspace(Some(db), &same, ALL_LARGE));
+        let hits = findings_of(&report, "constraint_not_valid");
+        assert_eq!(hits.len(), 1, "{report:#}");
+        assert!(
+            hits[0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("in the same transaction as its ADD … NOT VALID"),
+            "{report:#}"
+        );
+        assert_eq!(code, 9);
+    }
+
+    // The next migration: another transaction.
+    let ws = workspace(Some(db), add, ALL_LARGE);
+    std::fs::write(ws.path().join("migrations/2_validate.sql"), validate).unwrap();
+    let (report, code) = lint_json(&ws);
+    assert!(findings_of(&report, "constraint_not_valid").is_empty(), "{report:#}");
+    assert_eq!(code, 0, "{report:#}");
+    // Outside a transaction each statement commits on its own.
+    let own = format!("-- snapguard:no-transaction\n{add}{validate}");
+    let (report, _) = lint_json(&workspace(Some(db), &own, ALL_LARGE));
+    assert!(findings_of(&report, "constraint_not_valid").is_empty(), "{report:#}");
+}
+
+/// Issue 28, 12: `lint FILE` finds what PostgreSQL refuses in a
+/// transaction block (the folder check refuses the same file, exit 3),
+/// and a NOT NULL column added to a table this run created is no hazard.
+#[test]
+fn a_loose_file_is_held_to_the_transaction_rules_of_the_folder() {
+    let ws = Workspace::new("migrations:\n  dir: migrations\n");
+    for (sql, refused) in [
+        ("VACUUM orders;\n", true),
+        ("ALTER SYSTEM SET work_mem = '8MB';\n", true),
+        ("-- snapguard:no-transaction\nVACUUM orders;\n", false),
+        ("VACUUM (FULL FALSE) orders;\n", true),
+    ] {
+        std::fs::write(ws.path().join("loose.sql"), sql).unwrap();
+        let run = ws.run(&["lint", "loose.sql", "--format", "json"]);
+        let report: Value = serde_json::from_str(&run.stdout()).unwrap();
+        let hits = findings_of(&report, "concurrently_in_transaction");
+        assert_eq!(hits.len(), usize::from(refused), "{sql}: {report:#}");
+        assert_eq!(run.code(), if refused { 9 } else { 0 }, "{sql}: {report:#}");
+    }
+    let fresh = "CREATE TABLE fresh (id int);\nALTER TABLE fresh ADD COLUMN name text NOT NULL;\n";
+    let (report, _) = lint_json(&workspace(None, fresh, ALL_LARGE));
+    assert!(findings_of(&report, "add_column_not_null").is_empty(), "{report:#}");
 }

@@ -80,6 +80,9 @@ pub struct Checker<'f> {
     /// `CHECK (col IS NOT NULL)` added in this run, by constraint name;
     /// `true` once validated.
     not_null_checks: HashMap<String, (TableName, String, bool)>,
+    /// Constraints added `NOT VALID` in the transaction under way: a
+    /// `VALIDATE` in the same one scans under the lock the `ADD` took.
+    not_valid_open: HashSet<String>,
 }
 
 impl<'f> Checker<'f> {
@@ -93,6 +96,7 @@ impl<'f> Checker<'f> {
             created: HashSet::new(),
             renamed: HashMap::new(),
             not_null_checks: HashMap::new(),
+            not_valid_open: HashSet::new(),
         }
     }
 
@@ -135,8 +139,15 @@ impl<'f> Checker<'f> {
         // A file that runs its own `BEGIN … COMMIT` (golang-migrate) is in
         // a transaction between them even when snapguard does not wrap it.
         let mut own_block = false;
+        // Where the file's own `BEGIN` is, until its `COMMIT`.
+        let mut open_begin: Option<&Statement> = None;
+        self.not_valid_open.clear();
         for s in statements {
             let in_transaction = mode.wrapped || own_block;
+            if !in_transaction {
+                // Each statement commits on its own.
+                self.not_valid_open.clear();
+            }
             let mut found: Vec<(&'static str, Option<TableName>, String)> = Vec::new();
             let mut hit = |rule: &'static str, rv: Option<&RangeVar>, message: String| {
                 found.push((rule, rv.map(TableName::of), message));
@@ -144,10 +155,17 @@ impl<'f> Checker<'f> {
             match &s.node {
                 NodeEnum::TransactionStmt(t) => match t.kind() {
                     TransactionStmtKind::TransStmtBegin | TransactionStmtKind::TransStmtStart => {
-                        own_block = true
+                        own_block = true;
+                        open_begin = Some(s);
                     }
                     TransactionStmtKind::TransStmtCommit
-                    | TransactionStmtKind::TransStmtRollback => own_block = false,
+                    | TransactionStmtKind::TransStmtRollback => {
+                        own_block = false;
+                        open_begin = None;
+                        if !mode.wrapped {
+                            self.not_valid_open.clear();
+                        }
+                    }
                     _ => {}
                 },
                 NodeEnum::CreateStmt(c) => {
@@ -240,17 +258,64 @@ impl<'f> Checker<'f> {
                         );
                     }
                 }
-                NodeEnum::VacuumStmt(v)
-                    if v.is_vacuumcmd && v.options.iter().any(|o| def_elem_named(o, "full")) =>
-                {
-                    let rels = vacuum_relations(&v.rels);
-                    if rels.is_empty() {
-                        hit("vacuum_full", None, "VACUUM FULL of every table".into());
+                NodeEnum::VacuumStmt(v) if v.is_vacuumcmd => {
+                    if in_transaction {
+                        hit(
+                            "concurrently_in_transaction",
+                            None,
+                            "VACUUM in a migration that runs in a transaction".into(),
+                        );
                     }
-                    for rv in rels {
-                        hit("vacuum_full", Some(rv), "VACUUM FULL".into());
+                    if v.options.iter().any(|o| def_elem_named(o, "full")) {
+                        let rels = vacuum_relations(&v.rels);
+                        if rels.is_empty() {
+                            hit("vacuum_full", None, "VACUUM FULL of every table".into());
+                        }
+                        for rv in rels {
+                            hit("vacuum_full", Some(rv), "VACUUM FULL".into());
+                        }
                     }
                 }
+                NodeEnum::CreatedbStmt(_) | NodeEnum::DropdbStmt(_) | NodeEnum::AlterSystemStmt(_)
+                    if in_transaction =>
+                {
+                    let what = match &s.node {
+                        NodeEnum::CreatedbStmt(_) => "CREATE DATABASE",
+                        NodeEnum::DropdbStmt(_) => "DROP DATABASE",
+                        _ => "ALTER SYSTEM",
+                    };
+                    hit(
+                        "concurrently_in_transaction",
+                        None,
+                        format!("{what} in a migration that runs in a transaction"),
+                    );
+                }
+                NodeEnum::DropStmt(d) if d.remove_type() == ObjectType::ObjectTable => {
+                    // A table this run created (a scratch table) is no
+                    // release's.
+                    let dropped: Vec<String> = qualified_names(&d.objects)
+                        .into_iter()
+                        .filter(|t| !self.created.contains(&self.resolve(t)))
+                        .map(|t| t.to_string())
+                        .collect();
+                    if !dropped.is_empty() {
+                        hit(
+                            "drop_table",
+                            None,
+                            format!("DROP TABLE {}", dropped.join(", ")),
+                        );
+                    }
+                }
+                NodeEnum::RefreshMatViewStmt(r) if !r.concurrent && !r.skip_data => hit(
+                    "refresh_matview_not_concurrent",
+                    r.relation.as_ref(),
+                    "REFRESH MATERIALIZED VIEW without CONCURRENTLY".into(),
+                ),
+                NodeEnum::AlterEnumStmt(e) if !e.old_val.is_empty() => hit(
+                    "rename_enum_value",
+                    None,
+                    format!("RENAME VALUE '{}' TO '{}'", e.old_val, e.new_val),
+                ),
                 NodeEnum::ClusterStmt(c) => {
                     hit("cluster", c.relation.as_ref(), "CLUSTER".into());
                 }
@@ -308,6 +373,11 @@ impl<'f> Checker<'f> {
                         r.relation.as_ref(),
                         format!("RENAME TO {}", r.newname),
                     ),
+                    ObjectType::ObjectSchema => hit(
+                        "rename_schema",
+                        None,
+                        format!("ALTER SCHEMA {} RENAME TO {}", r.subname, r.newname),
+                    ),
                     _ => {}
                 },
                 NodeEnum::AlterTableStmt(a) if a.objtype() == ObjectType::ObjectTable => {
@@ -344,6 +414,17 @@ impl<'f> Checker<'f> {
                 self.rename_table(&TableName::of(rv), &r.newname);
             }
         }
+        if let Some(begin) = open_begin {
+            hits.push(Hit {
+                rule: "unclosed_transaction",
+                line: begin.line,
+                excerpt: begin.excerpt.clone(),
+                table: None,
+                message: "BEGIN without a COMMIT before the end of the migration".into(),
+                new_table: false,
+                known_as: None,
+            });
+        }
         hits
     }
 
@@ -363,6 +444,9 @@ impl<'f> Checker<'f> {
                                 c.conname.clone(),
                                 (table.clone(), column, !c.skip_validation),
                             );
+                        }
+                        if c.skip_validation && !c.conname.is_empty() {
+                            self.not_valid_open.insert(c.conname.clone());
                         }
                         if !c.skip_validation {
                             let kind = if c.contype() == ConstrType::ConstrForeign {
@@ -398,7 +482,27 @@ impl<'f> Checker<'f> {
                 if let Some(entry) = self.not_null_checks.get_mut(&cmd.name) {
                     entry.2 = true;
                 }
+                if self.not_valid_open.contains(&cmd.name) {
+                    out.push((
+                        "constraint_not_valid",
+                        format!(
+                            "VALIDATE CONSTRAINT {} in the same transaction as its ADD … NOT VALID: the scan runs under the lock the ADD took, held to the end of the transaction",
+                            cmd.name
+                        ),
+                    ));
+                }
             }
+            AlterTableType::AtSetLogged | AlterTableType::AtSetUnLogged => out.push((
+                "set_logged",
+                format!(
+                    "SET {}LOGGED rewrites the table",
+                    if cmd.subtype() == AlterTableType::AtSetUnLogged {
+                        "UN"
+                    } else {
+                        ""
+                    }
+                ),
+            )),
             AlterTableType::AtSetNotNull => {
                 let column = &cmd.name;
                 let prepared = self
@@ -465,6 +569,27 @@ impl<'f> Checker<'f> {
                     c.contype() == ConstrType::ConstrDefault
                         && !c.raw_expr.as_ref().is_some_and(|e| is_null_constant(e))
                 });
+                // A value for every existing row: a default, an identity,
+                // a generated expression or serial's nextval.
+                let gets_values = has_default
+                    || SERIAL_TYPES.contains(&type_name.as_str())
+                    || constraints(&col.constraints).any(|c| {
+                        matches!(
+                            c.contype(),
+                            ConstrType::ConstrIdentity | ConstrType::ConstrGenerated
+                        )
+                    });
+                let not_null = constraints(&col.constraints)
+                    .any(|c| matches!(c.contype(), ConstrType::ConstrNotnull | ConstrType::ConstrPrimary));
+                if not_null && !gets_values && !self.created.contains(&self.resolve(&table)) {
+                    out.push((
+                        "add_column_not_null",
+                        format!(
+                            "ADD COLUMN {} NOT NULL without a DEFAULT: fails when the table has rows",
+                            col.colname
+                        ),
+                    ));
+                }
                 for c in constraints(&col.constraints) {
                     match c.contype() {
                         ConstrType::ConstrDefault => {
@@ -632,6 +757,37 @@ fn dropped_names(objects: &[Node]) -> String {
     } else {
         format!(" {}", names.join(", "))
     }
+}
+
+/// The tables a `DROP TABLE` names.
+fn qualified_names(objects: &[Node]) -> Vec<TableName> {
+    objects
+        .iter()
+        .filter_map(|o| match &o.node {
+            Some(NodeEnum::List(l)) => {
+                let parts: Vec<String> = l
+                    .items
+                    .iter()
+                    .filter_map(|i| match &i.node {
+                        Some(NodeEnum::String(s)) => Some(s.sval.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                match parts.as_slice() {
+                    [.., schema, name] => Some(TableName {
+                        schema: Some(schema.clone()),
+                        name: name.clone(),
+                    }),
+                    [name] => Some(TableName {
+                        schema: None,
+                        name: name.clone(),
+                    }),
+                    [] => None,
+                }
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// A constant's text (`SET search_path TO app` gives `app`).
