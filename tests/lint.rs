@@ -875,3 +875,39 @@ fn a_loose_file_is_held_to_the_transaction_rules_of_the_folder() {
     let (report, _) = lint_json(&workspace(None, fresh, ALL_LARGE));
     assert!(findings_of(&report, "add_column_not_null").is_empty(), "{report:#}");
 }
+
+/// Issue 28, 6: without a database, `lint.server_version` (or
+/// `SNAPGUARD_LINT_SERVER_VERSION`) says which server the migrations will
+/// run on: `ADD VALUE` in a transaction fails only before 12.
+#[test]
+fn the_server_version_can_be_given_without_a_database() {
+    let sql = "ALTER TYPE mood ADD VALUE 'great';\n";
+    let (report, code) = lint_json(&workspace(None, sql, ""));
+    let hits = findings_of(&report, "enum_add_value_in_transaction");
+    assert_eq!(hits.len(), 1, "{report:#}");
+    assert!(
+        hits[0]["message"].as_str().unwrap().contains("set `lint.server_version`"),
+        "{report:#}"
+    );
+    assert_eq!(code, 9);
+
+    let ws = workspace(None, sql, "lint:\n  server_version: 16\n");
+    let (report, code) = lint_json(&ws);
+    assert!(findings_of(&report, "enum_add_value_in_transaction").is_empty(), "{report:#}");
+    assert_eq!(code, 0, "{report:#}");
+
+    let ws = workspace(None, sql, "");
+    let run = ws
+        .snapguard()
+        .args(["lint", "--all", "--format", "json"])
+        .env("SNAPGUARD_LINT_SERVER_VERSION", "11")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(findings_of(&report, "enum_add_value_in_transaction").len(), 1, "{report:#}");
+
+    let ws = workspace(None, sql, "lint:\n  server_version: 16.4\n");
+    let run = ws.run(&["lint", "--all"]);
+    run.expect_code(2);
+    run.expect_stderr("lint.server_version");
+}

@@ -343,6 +343,9 @@ pub struct LintConfig {
     /// `lint.max_lock_hold`: a measured `ACCESS EXCLUSIVE` longer than this
     /// is a finding.
     pub max_lock_hold: Option<Duration>,
+    /// `lint.server_version`: the PostgreSQL major the migrations will run
+    /// on, for linting without a database (a database's own wins).
+    pub server_version: Option<u32>,
 }
 
 /// `release.health`.
@@ -842,6 +845,12 @@ impl Resolver<'_> {
             levels,
             small_table: self.parse("lint.small_table", parse_size)?,
             max_lock_hold: self.parse("lint.max_lock_hold", parse_duration)?,
+            server_version: self.parse("lint.server_version", |v| match v.parse::<u32>() {
+                Ok(n) if n >= 10 => Ok(n),
+                _ => Err(format!(
+                    "`{v}` is not a PostgreSQL major version (a whole number, 10 or more: 16, not 16.4)"
+                )),
+            })?,
         })
     }
 

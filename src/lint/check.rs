@@ -69,6 +69,8 @@ type Resolved = (String, String);
 /// The checker for one run: the migrations in the order they apply.
 pub struct Checker<'f> {
     facts: Option<&'f Facts>,
+    /// The server's major: the database's, else `lint.server_version`.
+    server_major: Option<u32>,
     /// Where an unqualified name is created and found: the first schema of
     /// the `search_path` (the database's current schema when one is at
     /// hand, `public` otherwise; a `SET search_path` moves it).
@@ -86,10 +88,12 @@ pub struct Checker<'f> {
 }
 
 impl<'f> Checker<'f> {
-    /// A checker that judges against `facts` when there are some.
-    pub fn new(facts: Option<&'f Facts>) -> Self {
+    /// A checker that judges against `facts` when there are some, and
+    /// without them takes the server's major from `server_version`.
+    pub fn new(facts: Option<&'f Facts>, server_version: Option<u32>) -> Self {
         Checker {
             facts,
+            server_major: facts.map(|f| f.server_major).or(server_version),
             schema: facts
                 .and_then(|f| f.current_schema.clone())
                 .unwrap_or_else(|| "public".into()),
@@ -345,7 +349,7 @@ impl<'f> Checker<'f> {
                     )
                 }
                 NodeEnum::AlterEnumStmt(e) if e.old_val.is_empty() && in_transaction => {
-                    let old_server = self.facts.map(|f| f.server_major < 12);
+                    let old_server = self.server_major.map(|major| major < 12);
                     if old_server != Some(false) {
                         hit(
                             "enum_add_value_in_transaction",
@@ -354,7 +358,7 @@ impl<'f> Checker<'f> {
                                 "ALTER TYPE … ADD VALUE '{}' in a transaction{}",
                                 e.new_val,
                                 if old_server.is_none() {
-                                    " (fails on PostgreSQL 11 and older; the server was not consulted)"
+                                    " (fails on PostgreSQL 11 and older; the server was not consulted: set `lint.server_version`)"
                                 } else {
                                     ""
                                 }
@@ -593,7 +597,7 @@ impl<'f> Checker<'f> {
                 for c in constraints(&col.constraints) {
                     match c.contype() {
                         ConstrType::ConstrDefault => {
-                            let old_server = self.facts.is_some_and(|f| f.server_major < 11);
+                            let old_server = self.server_major.is_some_and(|major| major < 11);
                             let volatile = c.raw_expr.as_ref().and_then(|e| self.volatile_call(e));
                             if let Some(function) = volatile {
                                 out.push((

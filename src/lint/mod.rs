@@ -35,6 +35,9 @@ pub struct Settings {
     /// `rehearse`: an `ACCESS EXCLUSIVE` held longer than this, that no rule
     /// predicted, is a `measured_lock` finding.
     pub max_lock_hold: std::time::Duration,
+    /// The server's major when no database is consulted
+    /// (`lint.server_version`).
+    pub server_version: Option<u32>,
 }
 
 impl Default for Settings {
@@ -43,6 +46,7 @@ impl Default for Settings {
             levels: HashMap::new(),
             small_table: 10 * 1024 * 1024,
             max_lock_hold: std::time::Duration::from_secs(1),
+            server_version: None,
         }
     }
 }
@@ -62,6 +66,7 @@ impl Settings {
         if let Some(hold) = config.max_lock_hold {
             settings.max_lock_hold = hold;
         }
+        settings.server_version = config.server_version;
         settings
     }
 
@@ -284,7 +289,7 @@ impl Parsed {
 
     /// The findings, judged against `facts` when given.
     pub fn judge(&self, settings: &Settings, facts: Option<&Facts>) -> LintReport {
-        let mut checker = check::Checker::new(facts);
+        let mut checker = check::Checker::new(facts, settings.server_version);
         let mut report = LintReport {
             files: self.inputs.len(),
             judged: facts.is_some(),
