@@ -303,8 +303,45 @@ fn only_pending_migrations_are_linted_unless_all() {
     let run = ws.run(&["lint", "--all", "--format", "json"]);
     let report: Value = serde_json::from_str(&run.stdout()).unwrap();
     assert_eq!(report["files"], 2);
-    // With every migration, t is created in 1: the rename is harmless.
-    assert_eq!(report["findings"][0]["level"], "info");
+    // With every migration, t is created in 1, but the database has it
+    // (1 is applied): the rename is judged as on the table the running
+    // release uses (issue 28, 8: it was `info`, as if new).
+    assert_eq!(report["findings"][0]["level"], "warn", "{report:#}");
+}
+
+/// Issue 28, 8: without a database, a table created by an earlier file of
+/// the folder may have been applied and filled long ago: its findings are
+/// judged at full level, saying its size is unknown. Only a table the same
+/// migration created is new.
+#[test]
+fn a_table_an_earlier_file_created_is_of_unknown_size_without_a_database() {
+    let ws = Workspace::new("migrations:\n  dir: migrations\n");
+    ws.migrations(&[
+        ("1_create.sql", "CREATE TABLE big (id int);\n"),
+        ("2_index.sql", "CREATE INDEX big_id ON big (id);\n"),
+    ]);
+    let run = ws.run(&["lint", "--all", "--format", "json"]);
+    let report: Value = serde_json::from_str(&run.stdout()).unwrap();
+    let index = finding(&report, "index_not_concurrent");
+    assert_eq!(index["level"], "error", "{report:#}");
+    assert!(
+        index["context"]
+            .as_str()
+            .unwrap()
+            .contains("created by an earlier migration of these files"),
+        "{report:#}"
+    );
+    assert_eq!(run.code(), 9);
+
+    ws.migrations(&[(
+        "1_create.sql",
+        "CREATE TABLE big (id int);\nCREATE INDEX big_id ON big (id);\n",
+    )]);
+    std::fs::remove_file(ws.path().join("migrations/2_index.sql")).unwrap();
+    let run = ws.run(&["lint", "--all", "--format", "json"]);
+    let report: Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(finding(&report, "index_not_concurrent")["level"], "info", "{report:#}");
+    assert_eq!(run.code(), 0);
 }
 
 #[test]

@@ -29,6 +29,9 @@ pub struct Hit {
     pub message: String,
     /// The table was created earlier in this run (so it is empty).
     pub new_table: bool,
+    /// Without a database: the table was created by an earlier migration
+    /// of the files linted, which may be applied and filled already.
+    pub created_earlier: bool,
     /// The name the database knows the table by, when this run renamed it
     /// (`ALTER TABLE a RENAME TO b`: `b` is `a` there).
     pub known_as: Option<TableName>,
@@ -75,7 +78,11 @@ pub struct Checker<'f> {
     /// the `search_path` (the database's current schema when one is at
     /// hand, `public` otherwise; a `SET search_path` moves it).
     schema: String,
-    created: HashSet<Resolved>,
+    /// Tables created in this run, with the migration (its index in the
+    /// run) that created each.
+    created: HashMap<Resolved, usize>,
+    /// The migration being checked: its index in the run.
+    input: usize,
     /// Tables renamed in this run, by their new name: the name the
     /// database knows them by, as the first rename wrote it.
     renamed: HashMap<Resolved, TableName>,
@@ -97,7 +104,8 @@ impl<'f> Checker<'f> {
             schema: facts
                 .and_then(|f| f.current_schema.clone())
                 .unwrap_or_else(|| "public".into()),
-            created: HashSet::new(),
+            created: HashMap::new(),
+            input: 0,
             renamed: HashMap::new(),
             not_null_checks: HashMap::new(),
             not_valid_open: HashSet::new(),
@@ -175,13 +183,13 @@ impl<'f> Checker<'f> {
                 NodeEnum::CreateStmt(c) => {
                     if let Some(rv) = &c.relation {
                         let table = self.resolve(&TableName::of(rv));
-                        self.created.insert(table);
+                        self.created.insert(table, self.input);
                     }
                 }
                 NodeEnum::CreateTableAsStmt(c) => {
                     if let Some(rv) = c.into.as_ref().and_then(|i| i.rel.as_ref()) {
                         let table = self.resolve(&TableName::of(rv));
-                        self.created.insert(table);
+                        self.created.insert(table, self.input);
                     }
                 }
                 NodeEnum::VariableSetStmt(v) if v.name == "search_path" => {
@@ -299,7 +307,7 @@ impl<'f> Checker<'f> {
                     // release's.
                     let dropped: Vec<String> = qualified_names(&d.objects)
                         .into_iter()
-                        .filter(|t| !self.created.contains(&self.resolve(t)))
+                        .filter(|t| !self.is_new(t))
                         .map(|t| t.to_string())
                         .collect();
                     if !dropped.is_empty() {
@@ -398,7 +406,10 @@ impl<'f> Checker<'f> {
             }
             for (rule, table, message) in found {
                 let resolved = table.as_ref().map(|t| self.resolve(t));
-                let new_table = resolved.as_ref().is_some_and(|t| self.created.contains(t));
+                let new_table = table.as_ref().is_some_and(|t| self.is_new(t));
+                let created_earlier = self.facts.is_none()
+                    && !new_table
+                    && resolved.as_ref().is_some_and(|t| self.created.contains_key(t));
                 let known_as = resolved.and_then(|t| self.renamed.get(&t).cloned());
                 hits.push(Hit {
                     rule,
@@ -407,6 +418,7 @@ impl<'f> Checker<'f> {
                     table,
                     message,
                     new_table,
+                    created_earlier,
                     known_as,
                 });
             }
@@ -418,6 +430,7 @@ impl<'f> Checker<'f> {
                 self.rename_table(&TableName::of(rv), &r.newname);
             }
         }
+        self.input += 1;
         if let Some(begin) = open_begin {
             hits.push(Hit {
                 rule: "unclosed_transaction",
@@ -426,6 +439,7 @@ impl<'f> Checker<'f> {
                 table: None,
                 message: "BEGIN without a COMMIT before the end of the migration".into(),
                 new_table: false,
+                created_earlier: false,
                 known_as: None,
             });
         }
@@ -585,7 +599,7 @@ impl<'f> Checker<'f> {
                     });
                 let not_null = constraints(&col.constraints)
                     .any(|c| matches!(c.contype(), ConstrType::ConstrNotnull | ConstrType::ConstrPrimary));
-                if not_null && !gets_values && !self.created.contains(&self.resolve(&table)) {
+                if not_null && !gets_values && !self.is_new(&table) {
                     out.push((
                         "add_column_not_null",
                         format!(
@@ -657,6 +671,28 @@ impl<'f> Checker<'f> {
         self.facts.and_then(|f| f.table(known_as))
     }
 
+    /// Whether `t` is empty because this run creates it. With a database,
+    /// a table it already has is not new, whatever the files say (`lint
+    /// --all` reads applied migrations too). Without one, only a table
+    /// the same migration created is: an earlier file may have been
+    /// applied long ago, and its table filled since, so its size is
+    /// unknown rather than nil.
+    fn is_new(&self, t: &TableName) -> bool {
+        let Some(&input) = self.created.get(&self.resolve(t)) else {
+            return false;
+        };
+        match self.facts {
+            Some(_) => self.table(t).is_none(),
+            None => input == self.input,
+        }
+    }
+
+    /// A migration that could not be checked (it does not parse) still
+    /// takes its place in the run.
+    pub fn skip_input(&mut self) {
+        self.input += 1;
+    }
+
     /// `t` as the run resolves it.
     fn resolve(&self, t: &TableName) -> Resolved {
         (
@@ -671,8 +707,8 @@ impl<'f> Checker<'f> {
     fn rename_table(&mut self, old: &TableName, new: &str) {
         let from = self.resolve(old);
         let to = (from.0.clone(), new.to_owned());
-        if self.created.remove(&from) {
-            self.created.insert(to);
+        if let Some(input) = self.created.remove(&from) {
+            self.created.insert(to, input);
             return;
         }
         let known_as = self.renamed.remove(&from).unwrap_or_else(|| old.clone());

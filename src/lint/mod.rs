@@ -301,15 +301,19 @@ impl Parsed {
                     report.statements += statements.len();
                     checker.check(statements, input.mode)
                 }
-                Err(failure) => vec![check::Hit {
-                    rule: "parse_error",
-                    line: failure.line,
-                    excerpt: String::new(),
-                    table: None,
-                    message: failure.message.clone(),
-                    new_table: false,
-                    known_as: None,
-                }],
+                Err(failure) => {
+                    checker.skip_input();
+                    vec![check::Hit {
+                        rule: "parse_error",
+                        line: failure.line,
+                        excerpt: String::new(),
+                        table: None,
+                        message: failure.message.clone(),
+                        new_table: false,
+                        created_earlier: false,
+                        known_as: None,
+                    }]
+                }
             };
             let starts: Vec<usize> = match parsed {
                 Ok(statements) => statements.iter().map(|s| s.line).collect(),
@@ -350,6 +354,11 @@ fn finding(
     if hit.new_table && !fails_anyway {
         level = Level::Info;
         context = Some("created earlier in this deploy: empty, and no release uses it yet".into());
+    } else if hit.created_earlier {
+        context = Some(
+            "created by an earlier migration of these files, which may be applied and filled by now: size unknown (configure a database to judge it)"
+                .into(),
+        );
     } else if let (Some(table), Some(facts)) = (hit.known_as.as_ref().or(hit.table.as_ref()), facts)
     {
         match facts.table(table) {
