@@ -485,10 +485,10 @@ fn lint_findings_are_confirmed_by_the_measured_locks_and_the_measurement_finds_w
             "LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE;\nSELECT pg_sleep(1);\n",
         ),
         (
-            // No rule predicts a rewrite by SET UNLOGGED: only the
-            // measurement finds it.
-            "2_unlogged.sql",
-            "ALTER TABLE accounts SET UNLOGGED;\n",
+            // No rule predicts that TRUNCATE replaces the table's storage:
+            // only the measurement finds it.
+            "2_truncate.sql",
+            "TRUNCATE accounts;\n",
         ),
     ]);
     let run = rehearse(&ws, &["--dump", "prod.dump"]);
@@ -508,7 +508,7 @@ fn lint_findings_are_confirmed_by_the_measured_locks_and_the_measurement_finds_w
         .iter()
         .find(|f| f["rule"] == "measured_lock")
         .unwrap_or_else(|| panic!("{r:#}"));
-    assert_eq!(only_measured["file"], "migrations/2_unlogged.sql");
+    assert_eq!(only_measured["file"], "migrations/2_truncate.sql");
     assert!(
         only_measured["message"]
             .as_str()

@@ -1,6 +1,10 @@
 //! The lint's static findings held against what the rehearsal measured:
 //! each one confirmed (the lock or rewrite was seen) or not seen, and
-//! what was seen that no rule predicted added as `measured_lock`.
+//! what was seen that no rule predicted added as `measured_lock`. A
+//! finding about a lock or a rewrite whose size matters that the
+//! rehearsal did not see is refuted on this data: `info`, so it does not
+//! fail the rehearsal (the deploy's preflight still judges it against the
+//! database it deploys to).
 
 use crate::lint::{Finding, Level, LintReport, Settings, rules, shown_path};
 
@@ -54,6 +58,7 @@ pub fn confirm(
                 format!("not seen: no lock on {table} lasted a sample (about 50 ms) and no rewrite")
             }
         });
+        refute_if_unseen(f);
     }
     let rule = rules::rule("measured_lock").expect("a catalogued rule");
     let level = settings.level(rule);
@@ -116,6 +121,21 @@ pub fn confirm(
     lint
 }
 
+/// Lowers a finding the rehearsal did not see to `info`, when its rule is
+/// about a lock or rewrite that grows with the table (a rule about what
+/// fails or what the running release uses is not refuted by a lock that
+/// was not seen).
+fn refute_if_unseen(f: &mut Finding) {
+    let unseen = f.measured.as_deref().is_some_and(|m| m.starts_with("not seen"));
+    let sized = rules::rule(f.rule).is_some_and(|r| r.sized);
+    if unseen && sized && f.level > Level::Info {
+        f.level = Level::Info;
+        if let Some(m) = f.measured.as_mut() {
+            m.push_str("; refuted on this data, so info here (the deploy's preflight still judges it against its database)");
+        }
+    }
+}
+
 fn measure_of<'m>(measures: &'m [MigrationMeasure], file: &str) -> Option<&'m MigrationMeasure> {
     measures
         .iter()
@@ -135,4 +155,73 @@ fn strongest_hold<'h>(holds: &'h [Hold], table: &str) -> Option<&'h Hold> {
         .iter()
         .filter(|h| same_table(&h.table, table))
         .max_by(|a, b| a.mode.cmp(&b.mode).then(a.seconds.total_cmp(&b.seconds)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(rule: &'static str) -> Finding {
+        let r = rules::rule(rule).unwrap();
+        Finding {
+            rule: r.id,
+            level: Level::Error,
+            file: "migrations/1_a.sql".into(),
+            line: 1,
+            statement: String::new(),
+            message: String::new(),
+            table: Some("orders".into()),
+            context: None,
+            why: r.why,
+            safe: r.safe,
+            doc: r.doc,
+            allowed: None,
+            measured: None,
+        }
+    }
+
+    fn measured(locks: Vec<Hold>) -> Vec<MigrationMeasure> {
+        vec![MigrationMeasure {
+            version: "1".into(),
+            path: "migrations/1_a.sql".into(),
+            seconds: 0.1,
+            rows: 0,
+            wal_bytes: None,
+            rewrote: Vec::new(),
+            locks,
+        }]
+    }
+
+    fn judged(rule: &'static str, locks: Vec<Hold>) -> Finding {
+        let lint = LintReport {
+            findings: vec![finding(rule)],
+            ..LintReport::default()
+        };
+        confirm(lint, &measured(locks), &Settings::default())
+            .findings
+            .remove(0)
+    }
+
+    #[test]
+    fn a_lock_hazard_the_rehearsal_did_not_see_is_refuted_and_does_not_fail_it() {
+        let unseen = judged("index_not_concurrent", Vec::new());
+        assert_eq!(unseen.level, Level::Info);
+        assert!(unseen.measured.unwrap().contains("refuted on this data"));
+
+        let seen = judged(
+            "index_not_concurrent",
+            vec![Hold {
+                table: "public.orders".into(),
+                mode: Mode::Share,
+                seconds: 0.4,
+            }],
+        );
+        assert_eq!(seen.level, Level::Error);
+        assert!(seen.measured.unwrap().starts_with("confirmed: SHARE"));
+
+        // What fails, or what the running release uses, is not a lock.
+        for rule in ["add_column_not_null", "drop_table", "concurrently_in_transaction"] {
+            assert_eq!(judged(rule, Vec::new()).level, Level::Error, "{rule}");
+        }
+    }
 }
