@@ -89,6 +89,9 @@ pub struct Checker<'f> {
     /// `CHECK (col IS NOT NULL)` added in this run, by constraint name;
     /// `true` once validated.
     not_null_checks: HashMap<String, (TableName, String, bool)>,
+    /// Column types this run gave, as `format_type` writes them: a later
+    /// type change is judged from these, not from the database's.
+    column_types: HashMap<(Resolved, String), String>,
     /// Constraints added `NOT VALID` in the transaction under way: a
     /// `VALIDATE` in the same one scans under the lock the `ADD` took.
     not_valid_open: HashSet<String>,
@@ -109,6 +112,7 @@ impl<'f> Checker<'f> {
             renamed: HashMap::new(),
             not_null_checks: HashMap::new(),
             not_valid_open: HashSet::new(),
+            column_types: HashMap::new(),
         }
     }
 
@@ -545,16 +549,28 @@ impl<'f> Checker<'f> {
                     return out;
                 };
                 let using = col.raw_default.is_some();
-                let old = self.facts.and_then(|f| f.column_type(&table, &cmd.name));
+                let key = (self.resolve(&table), cmd.name.clone());
+                let from_run = self.column_types.get(&key).cloned();
+                let old = from_run.clone().or_else(|| {
+                    self.facts
+                        .and_then(|f| f.column_type(&table, &cmd.name))
+                        .map(str::to_owned)
+                });
                 let new_name = type_text(new);
-                match old.map(|old| rewrites(old, new, using)) {
+                self.column_types.insert(key, formatted(new));
+                match old.as_deref().map(|old| rewrites(old, new, using)) {
                     Some(false) => {}
                     Some(true) => out.push((
                         "column_type_rewrite",
                         format!(
-                            "ALTER COLUMN {} TYPE {new_name} (from {}){}",
+                            "ALTER COLUMN {} TYPE {new_name} (from {}{}){}",
                             cmd.name,
                             old.unwrap_or_default(),
+                            if from_run.is_some() {
+                                ", as an earlier statement of this deploy left it"
+                            } else {
+                                ""
+                            },
                             if using { " USING …" } else { "" }
                         ),
                     )),
@@ -574,6 +590,10 @@ impl<'f> Checker<'f> {
                 // serial is `DEFAULT nextval(…)`: a value for every row, so
                 // the table is rewritten, as for an identity column.
                 let type_name = col.type_name.as_ref().map(type_text).unwrap_or_default();
+                if let Some(t) = col.type_name.as_ref() {
+                    self.column_types
+                        .insert((self.resolve(&table), col.colname.clone()), formatted(t));
+                }
                 if SERIAL_TYPES.contains(&type_name.as_str()) {
                     out.push((
                         "add_column_volatile_default",
@@ -1006,6 +1026,38 @@ fn typmods(t: &TypeName) -> Vec<i64> {
 /// to a larger precision with the same scale, or to unbounded `numeric`;
 /// `varbit(n)` widened; and a change to the same type. A `USING` clause
 /// always rewrites.
+/// The type as `format_type` writes it (`varchar(20)` is `character
+/// varying(20)`), to compare with the database's.
+fn formatted(t: &TypeName) -> String {
+    let name = type_text(t);
+    let base = name.split(['(', '[']).next().unwrap_or("").to_ascii_lowercase();
+    let mods: Vec<String> = typmods(t).iter().map(i64::to_string).collect();
+    let mods = if mods.is_empty() {
+        String::new()
+    } else {
+        format!("({})", mods.join(","))
+    };
+    let bounds = if t.array_bounds.is_empty() { "" } else { "[]" };
+    format!("{}{mods}{bounds}", canonical_type(&base))
+}
+
+/// The name `format_type` gives a type written `name`.
+fn canonical_type(name: &str) -> &str {
+    match name {
+        "varchar" | "character varying" => "character varying",
+        "numeric" | "decimal" => "numeric",
+        "varbit" | "bit varying" => "bit varying",
+        "int4" | "integer" | "int" => "integer",
+        "int8" | "bigint" => "bigint",
+        "int2" | "smallint" => "smallint",
+        "bool" | "boolean" => "boolean",
+        "float8" | "double precision" => "double precision",
+        "timestamptz" => "timestamp with time zone",
+        "timestamp" => "timestamp without time zone",
+        other => other,
+    }
+}
+
 fn rewrites(old: &str, new: &TypeName, using: bool) -> bool {
     if using || !new.array_bounds.is_empty() || old.ends_with("[]") {
         return true;
@@ -1018,21 +1070,7 @@ fn rewrites(old: &str, new: &TypeName, using: bool) -> bool {
         .to_ascii_lowercase();
     let mods = typmods(new);
     let (old_base, old_mods) = split_format_type(old);
-    let canonical = match base.as_str() {
-        "varchar" | "character varying" => "character varying",
-        "text" => "text",
-        "numeric" | "decimal" => "numeric",
-        "varbit" | "bit varying" => "bit varying",
-        "int4" | "integer" | "int" => "integer",
-        "int8" | "bigint" => "bigint",
-        "int2" | "smallint" => "smallint",
-        "bool" | "boolean" => "boolean",
-        "float8" | "double precision" => "double precision",
-        "jsonb" => "jsonb",
-        "timestamptz" => "timestamp with time zone",
-        "timestamp" => "timestamp without time zone",
-        other => other,
-    };
+    let canonical = canonical_type(&base);
     match (old_base.as_str(), canonical) {
         ("character varying", "character varying") | ("bit varying", "bit varying") => {
             match (old_mods.first(), mods.first()) {
