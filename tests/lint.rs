@@ -948,3 +948,29 @@ fn the_server_version_can_be_given_without_a_database() {
     run.expect_code(2);
     run.expect_stderr("lint.server_version");
 }
+
+/// Issue 28, 4: a type change is judged from the type the run left the
+/// column with, not the database's. `numeric(10,2)` → `(12,4)` rewrites;
+/// then `(12,4)` → `(14,4)` does not (judged "from numeric(10,2)" it was
+/// a rewrite too). The server agrees: the relfilenode changes once.
+#[test]
+fn a_type_change_is_judged_from_the_type_the_run_left() {
+    let db = schema_db();
+    let first = "ALTER TABLE accounts ALTER COLUMN balance TYPE numeric(12,4);\n";
+    let second = "ALTER TABLE accounts ALTER COLUMN balance TYPE numeric(14,4);\n";
+    let (report, _) = lint_json(&workspace(Some(db), &format!("{first}{second}"), ALL_LARGE));
+    let rewrites = findings_of(&report, "column_type_rewrite");
+    assert_eq!(rewrites.len(), 1, "{report:#}");
+    assert_eq!(rewrites[0]["line"], 1, "{report:#}");
+
+    // What the server does with the same two statements.
+    let scratch = create_db("lint_type_run");
+    psql(&scratch, "CREATE TABLE accounts (id int, balance numeric(10,2)); INSERT INTO accounts VALUES (1, 2.5)");
+    let node = || psql(&scratch, "SELECT relfilenode FROM pg_class WHERE relname = 'accounts'");
+    let before = node();
+    psql(&scratch, first);
+    let after_first = node();
+    psql(&scratch, second);
+    assert_ne!(before, after_first, "numeric(10,2) → (12,4) rewrites");
+    assert_eq!(after_first, node(), "numeric(12,4) → (14,4) does not");
+}
