@@ -548,7 +548,10 @@ impl<'f> Checker<'f> {
                 let Some(new) = col.type_name.as_ref() else {
                     return out;
                 };
-                let using = col.raw_default.is_some();
+                let using = col
+                    .raw_default
+                    .as_deref()
+                    .is_some_and(|e| !using_is_the_column(e, &cmd.name, new));
                 let key = (self.resolve(&table), cmd.name.clone());
                 let from_run = self.column_types.get(&key).cloned();
                 let old = from_run.clone().or_else(|| {
@@ -558,7 +561,11 @@ impl<'f> Checker<'f> {
                 });
                 let new_name = type_text(new);
                 self.column_types.insert(key, formatted(new));
-                match old.as_deref().map(|old| rewrites(old, new, using)) {
+                let rules = TypeRules {
+                    binary_casts: self.facts.map(|f| &f.binary_casts),
+                    utc: self.facts.and_then(|f| f.utc),
+                };
+                match old.as_deref().map(|old| rewrites(old, new, using, rules)) {
                     Some(false) => {}
                     Some(true) => out.push((
                         "column_type_rewrite",
@@ -1019,13 +1026,6 @@ fn typmods(t: &TypeName) -> Vec<i64> {
         .collect()
 }
 
-/// Whether changing a column of type `old` (as `format_type` writes it) to
-/// `new` rewrites the table. The binary-compatible changes PostgreSQL
-/// makes without a rewrite: `varchar(n)` to a longer or unbounded
-/// `varchar` or to `text`; `text` to unbounded `varchar`; `numeric(p,s)`
-/// to a larger precision with the same scale, or to unbounded `numeric`;
-/// `varbit(n)` widened; and a change to the same type. A `USING` clause
-/// always rewrites.
 /// The type as `format_type` writes it (`varchar(20)` is `character
 /// varying(20)`), to compare with the database's.
 fn formatted(t: &TypeName) -> String {
@@ -1058,51 +1058,115 @@ fn canonical_type(name: &str) -> &str {
     }
 }
 
-fn rewrites(old: &str, new: &TypeName, using: bool) -> bool {
+/// What decides whether a type change rewrites, beyond the types
+/// themselves: the server's binary-coercible casts and session time zone,
+/// when a database is at hand.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TypeRules<'f> {
+    /// `pg_cast` entries with `castmethod = 'b'`, by `format_type` names;
+    /// `None`: the known few (`varchar` ↔ `text`, `cidr` → `inet`).
+    pub binary_casts: Option<&'f HashSet<(String, String)>>,
+    /// The session time zone never leaves UTC (PostgreSQL 12+ changes
+    /// `timestamp` ↔ `timestamptz` in place then); `None`: unknown.
+    pub utc: Option<bool>,
+}
+
+/// Binary-coercible casts assumed without a database.
+const KNOWN_BINARY_CASTS: &[(&str, &str)] = &[
+    ("character varying", "text"),
+    ("text", "character varying"),
+    ("cidr", "inet"),
+];
+
+/// Whether changing a column of type `old` (as `format_type` writes it) to
+/// `new` rewrites the table, by PostgreSQL's own rules: the same type with
+/// a typmod that admits every old value (`varchar`/`varbit` widened or
+/// unbounded, `numeric` gaining precision at the same scale, `timestamp`,
+/// `time`, `interval` gaining or losing their precision limit); a
+/// binary-coercible cast (`pg_cast`) to a type without a limiting typmod;
+/// `timestamp` ↔ `timestamptz` when the session time zone is UTC. A
+/// `USING` clause that is more than the column (or the column cast to the
+/// new type) rewrites; so does anything else.
+fn rewrites(old: &str, new: &TypeName, using: bool, rules: TypeRules<'_>) -> bool {
     if using || !new.array_bounds.is_empty() || old.ends_with("[]") {
         return true;
     }
-    let new_name = type_text(new);
-    let base = new_name
-        .split('(')
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let mods = typmods(new);
     let (old_base, old_mods) = split_format_type(old);
-    let canonical = canonical_type(&base);
-    match (old_base.as_str(), canonical) {
-        ("character varying", "character varying") | ("bit varying", "bit varying") => {
-            match (old_mods.first(), mods.first()) {
-                (_, None) => false,
-                (Some(o), Some(n)) => n < o,
-                (None, Some(_)) => true,
-            }
-        }
-        ("character varying" | "text", "text") => false,
-        ("text", "character varying") => !mods.is_empty(),
-        ("numeric", "numeric") => match (old_mods.as_slice(), mods.as_slice()) {
-            (_, []) => false,
-            ([op, os], [np, ns]) => !(np >= op && ns == os),
-            ([op], [np]) => np < op,
-            _ => true,
+    let (new_base, mods) = split_format_type(&formatted(new));
+    if old_base == new_base {
+        return !typmod_admits(&new_base, &old_mods, &mods);
+    }
+    let zoned = |b: &str| b == "timestamp with time zone" || b == "timestamp without time zone";
+    if zoned(&old_base) && zoned(&new_base) {
+        return rules.utc != Some(true) || !typmod_admits("timestamp", &old_mods, &mods);
+    }
+    let binary = match rules.binary_casts {
+        Some(casts) => casts.contains(&(old_base.clone(), new_base.clone())),
+        None => KNOWN_BINARY_CASTS.contains(&(old_base.as_str(), new_base.as_str())),
+    };
+    !(binary && mods.is_empty())
+}
+
+/// Whether the typmod `new` admits every value of `old` for a type whose
+/// base name is `base`, so PostgreSQL relabels instead of rewriting.
+fn typmod_admits(base: &str, old: &[i64], new: &[i64]) -> bool {
+    if new.is_empty() {
+        return true;
+    }
+    match base {
+        "character varying" | "bit varying" => old.first().zip(new.first()).is_some_and(|(o, n)| n >= o),
+        "numeric" => match (old, new) {
+            ([op, os], [np, ns]) => np >= op && ns == os,
+            ([op], [np]) => np >= op,
+            _ => false,
         },
-        (o, n) => o != n || old_mods != mods,
+        b if b.starts_with("timestamp") || b.starts_with("time ") || b == "time" => {
+            old.first().zip(new.first()).is_some_and(|(o, n)| n >= o)
+        }
+        // `interval(p)` is (full range, p) as written, (p) as formatted.
+        "interval" => match (old.last(), new) {
+            (Some(o), [range, n]) if *range == INTERVAL_FULL_RANGE => n >= o,
+            (Some(o), [n]) => n >= o,
+            _ => false,
+        },
+        _ => old == new,
     }
 }
 
-/// `character varying(20)` → (`character varying`, [20]).
+/// `INTERVAL_FULL_RANGE`: an `interval(p)` without fields.
+const INTERVAL_FULL_RANGE: i64 = 0x7FFF;
+
+/// `character varying(20)` → (`character varying`, [20]);
+/// `timestamp(3) without time zone` → (`timestamp without time zone`, [3]).
 fn split_format_type(t: &str) -> (String, Vec<i64>) {
-    match t.split_once('(') {
-        Some((base, rest)) => {
-            let mods = rest
-                .trim_end_matches(')')
+    match (t.find('('), t.find(')')) {
+        (Some(open), Some(close)) if open < close => {
+            let mods = t[open + 1..close]
                 .split(',')
                 .filter_map(|m| m.trim().parse().ok())
                 .collect();
+            let base = format!("{} {}", t[..open].trim(), t[close + 1..].trim());
             (base.trim().to_owned(), mods)
         }
-        None => (t.to_owned(), Vec::new()),
+        _ => (t.trim().to_owned(), Vec::new()),
+    }
+}
+
+/// Whether `USING expr` is only the column itself, or the column cast to
+/// the new type: PostgreSQL then relabels as without `USING`.
+fn using_is_the_column(expr: &Node, column: &str, new: &TypeName) -> bool {
+    let is_column = |n: &Node| match &n.node {
+        Some(NodeEnum::ColumnRef(c)) => {
+            matches!(c.fields.last().and_then(|f| f.node.as_ref()), Some(NodeEnum::String(s)) if s.sval == column)
+        }
+        _ => false,
+    };
+    match &expr.node {
+        Some(NodeEnum::TypeCast(c)) => {
+            c.arg.as_deref().is_some_and(is_column)
+                && c.type_name.as_ref().is_some_and(|t| formatted(t) == formatted(new))
+        }
+        _ => is_column(expr),
     }
 }
 
@@ -1125,18 +1189,18 @@ mod tests {
     #[test]
     fn binary_compatible_type_changes_do_not_rewrite() {
         let t = |sql: &str| type_of(&format!("ALTER TABLE t ALTER COLUMN c TYPE {sql}"));
-        assert!(!rewrites("character varying(20)", &t("varchar(40)"), false));
-        assert!(rewrites("character varying(40)", &t("varchar(20)"), false));
-        assert!(!rewrites("character varying(20)", &t("varchar"), false));
-        assert!(!rewrites("character varying(20)", &t("text"), false));
-        assert!(!rewrites("text", &t("varchar"), false));
-        assert!(rewrites("text", &t("varchar(10)"), false));
-        assert!(!rewrites("numeric(10,2)", &t("numeric(12,2)"), false));
-        assert!(rewrites("numeric(10,2)", &t("numeric(12,3)"), false));
-        assert!(!rewrites("numeric(10,2)", &t("numeric"), false));
-        assert!(rewrites("integer", &t("bigint"), false));
-        assert!(!rewrites("integer", &t("int4"), false));
-        assert!(rewrites("text", &t("jsonb"), false));
-        assert!(rewrites("character varying(20)", &t("varchar(40)"), true));
+        assert!(!rewrites("character varying(20)", &t("varchar(40)"), false, TypeRules::default()));
+        assert!(rewrites("character varying(40)", &t("varchar(20)"), false, TypeRules::default()));
+        assert!(!rewrites("character varying(20)", &t("varchar"), false, TypeRules::default()));
+        assert!(!rewrites("character varying(20)", &t("text"), false, TypeRules::default()));
+        assert!(!rewrites("text", &t("varchar"), false, TypeRules::default()));
+        assert!(rewrites("text", &t("varchar(10)"), false, TypeRules::default()));
+        assert!(!rewrites("numeric(10,2)", &t("numeric(12,2)"), false, TypeRules::default()));
+        assert!(rewrites("numeric(10,2)", &t("numeric(12,3)"), false, TypeRules::default()));
+        assert!(!rewrites("numeric(10,2)", &t("numeric"), false, TypeRules::default()));
+        assert!(rewrites("integer", &t("bigint"), false, TypeRules::default()));
+        assert!(!rewrites("integer", &t("int4"), false, TypeRules::default()));
+        assert!(rewrites("text", &t("jsonb"), false, TypeRules::default()));
+        assert!(rewrites("character varying(20)", &t("varchar(40)"), true, TypeRules::default()));
     }
 }

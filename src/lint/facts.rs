@@ -81,7 +81,19 @@ pub struct Facts {
     column_types: HashMap<(TableName, String), String>,
     not_null_checks: HashSet<(TableName, String)>,
     volatile: HashSet<String>,
+    /// Casts PostgreSQL makes by relabelling (`pg_cast.castmethod = 'b'`),
+    /// by `format_type` names.
+    pub binary_casts: HashSet<(String, String)>,
+    /// The session time zone is one that never leaves UTC.
+    pub utc: Option<bool>,
 }
+
+/// Time zones whose offset is zero all year: with one of these as the
+/// session's, PostgreSQL 12+ changes `timestamp` ↔ `timestamptz` in place.
+const UTC_ZONES: &[&str] = &[
+    "utc", "etc/utc", "uct", "etc/uct", "gmt", "etc/gmt", "gmt0", "etc/gmt0", "etc/gmt+0",
+    "etc/gmt-0", "greenwich", "etc/greenwich", "universal", "etc/universal", "zulu", "etc/zulu",
+];
 
 impl Facts {
     /// Asks the database `client` what `wanted` needs: one query per kind
@@ -159,6 +171,23 @@ impl Facts {
             .await
             .map_err(DbError::query("reading function volatility for lint"))?;
         facts.volatile = rows.into_iter().map(|r| r.get(0)).collect();
+        let rows = client
+            .query(
+                "SELECT format_type(castsource, NULL), format_type(casttarget, NULL) \
+                 FROM pg_cast WHERE castmethod = 'b'",
+                &[],
+            )
+            .await
+            .map_err(DbError::query("reading the binary-coercible casts for lint"))?;
+        facts.binary_casts = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+        let zone: String = client
+            .query_one("SELECT current_setting('TimeZone')", &[])
+            .await
+            .map_err(DbError::query("reading the session time zone for lint"))?
+            .get(0);
+        facts.utc = Some(
+            facts.server_major >= 12 && UTC_ZONES.contains(&zone.to_ascii_lowercase().as_str()),
+        );
         Ok(facts)
     }
 
