@@ -974,3 +974,62 @@ fn a_type_change_is_judged_from_the_type_the_run_left() {
     assert_ne!(before, after_first, "numeric(10,2) → (12,4) rewrites");
     assert_eq!(after_first, node(), "numeric(12,4) → (14,4) does not");
 }
+
+/// Issue 28, 3: every type change is judged as the server makes it: lint
+/// reports `column_type_rewrite` exactly when the server gives the table a
+/// new relfilenode for the same statement (typmod rules, binary-coercible
+/// casts from `pg_cast`, `timestamp` ↔ `timestamptz` in a UTC session, a
+/// `USING` that is only the column cast to its new type).
+#[test]
+fn type_changes_are_judged_as_the_server_makes_them() {
+    let db = create_db("lint_type_rules");
+    let cases = [
+        ("varchar(20)", "TYPE varchar(40)"),
+        ("varchar(40)", "TYPE varchar(20)"),
+        ("varchar(20)", "TYPE text"),
+        ("text", "TYPE varchar(10)"),
+        ("text", "TYPE varchar"),
+        ("cidr", "TYPE inet"),
+        ("inet", "TYPE cidr"),
+        ("interval(3)", "TYPE interval"),
+        ("interval(3)", "TYPE interval(6)"),
+        ("interval(6)", "TYPE interval(3)"),
+        ("timestamp(3)", "TYPE timestamp(6)"),
+        ("timestamp(6)", "TYPE timestamp(3)"),
+        ("timestamp", "TYPE timestamptz"),
+        ("timestamptz", "TYPE timestamp"),
+        ("time(3)", "TYPE time"),
+        ("varchar(20)", "TYPE text USING c::text"),
+        ("varchar(20)", "TYPE text USING lower(c)"),
+        ("numeric(10,2)", "TYPE numeric(12,2)"),
+        ("numeric(10,2)", "TYPE numeric(12,4)"),
+        ("numeric(10,2)", "TYPE numeric"),
+        ("integer", "TYPE bigint"),
+        ("integer", "TYPE int4"),
+        ("text", "TYPE jsonb USING c::jsonb"),
+    ];
+    let zone = psql(&db, "SHOW TimeZone");
+    for (i, (from, change)) in cases.iter().enumerate() {
+        let table = format!("t{i}");
+        psql(
+            &db,
+            &format!("CREATE TABLE {table} (c {from}); INSERT INTO {table} VALUES (NULL)"),
+        );
+        let sql = format!("ALTER TABLE {table} ALTER COLUMN c {change};\n");
+        let (report, _) = lint_json(&workspace(Some(&db), &sql, ALL_LARGE));
+        let said = !findings_of(&report, "column_type_rewrite").is_empty();
+        let node = || {
+            psql(
+                &db,
+                &format!("SELECT relfilenode FROM pg_class WHERE relname = '{table}'"),
+            )
+        };
+        let before = node();
+        psql(&db, &sql);
+        let rewrote = node() != before;
+        assert_eq!(
+            said, rewrote,
+            "{from} → {change} (session time zone {zone}): lint says rewrite: {said}, the server rewrote: {rewrote}\n{report:#}"
+        );
+    }
+}

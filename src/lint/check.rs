@@ -1054,6 +1054,10 @@ fn canonical_type(name: &str) -> &str {
         "float8" | "double precision" => "double precision",
         "timestamptz" => "timestamp with time zone",
         "timestamp" => "timestamp without time zone",
+        "timetz" => "time with time zone",
+        "time" => "time without time zone",
+        "float4" | "real" => "real",
+        "bpchar" | "char" | "character" => "character",
         other => other,
     }
 }
