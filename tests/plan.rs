@@ -7,6 +7,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use common::app::*;
 use common::*;
@@ -154,13 +155,25 @@ fn a_held_lock_stops_plan_with_exit_6_without_taking_it() {
     plan_refuses_as_deploy_does(&app, 6, "another snapguard holds the deploy lock");
     holder.kill().unwrap();
     holder.wait().unwrap();
+    // This database's lock only (other tests deploy beside this one), and
+    // once the killed holder's backend has gone: it notices its client's
+    // end on its own time.
+    let held = || {
+        psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid::int4 = 1936613744 \
+                 AND objid::int4 = hashtext('{}')",
+                app.db
+            ),
+        )
+    };
+    wait_until("the holder's session to end", Duration::from_secs(30), || {
+        held() == "0"
+    });
     // Once free, plan passes and leaves the lock free for the deploy.
     app.ws.run(&["plan"]).expect_code(0);
-    let held: String = psql(
-        "postgres",
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid::int4 = 1936613744",
-    );
-    assert_eq!(held.trim(), "0");
+    assert_eq!(held(), "0");
 }
 
 #[test]
