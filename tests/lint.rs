@@ -340,7 +340,11 @@ fn a_table_an_earlier_file_created_is_of_unknown_size_without_a_database() {
     std::fs::remove_file(ws.path().join("migrations/2_index.sql")).unwrap();
     let run = ws.run(&["lint", "--all", "--format", "json"]);
     let report: Value = serde_json::from_str(&run.stdout()).unwrap();
-    assert_eq!(finding(&report, "index_not_concurrent")["level"], "info", "{report:#}");
+    assert_eq!(
+        finding(&report, "index_not_concurrent")["level"],
+        "info",
+        "{report:#}"
+    );
     assert_eq!(run.code(), 0);
 }
 
@@ -881,12 +885,18 @@ fn validating_in_the_transaction_that_added_not_valid_is_found() {
     let ws = workspace(Some(db), add, ALL_LARGE);
     std::fs::write(ws.path().join("migrations/2_validate.sql"), validate).unwrap();
     let (report, code) = lint_json(&ws);
-    assert!(findings_of(&report, "constraint_not_valid").is_empty(), "{report:#}");
+    assert!(
+        findings_of(&report, "constraint_not_valid").is_empty(),
+        "{report:#}"
+    );
     assert_eq!(code, 0, "{report:#}");
     // Outside a transaction each statement commits on its own.
     let own = format!("-- snapguard:no-transaction\n{add}{validate}");
     let (report, _) = lint_json(&workspace(Some(db), &own, ALL_LARGE));
-    assert!(findings_of(&report, "constraint_not_valid").is_empty(), "{report:#}");
+    assert!(
+        findings_of(&report, "constraint_not_valid").is_empty(),
+        "{report:#}"
+    );
 }
 
 /// Issue 28, 12: `lint FILE` finds what PostgreSQL refuses in a
@@ -910,7 +920,10 @@ fn a_loose_file_is_held_to_the_transaction_rules_of_the_folder() {
     }
     let fresh = "CREATE TABLE fresh (id int);\nALTER TABLE fresh ADD COLUMN name text NOT NULL;\n";
     let (report, _) = lint_json(&workspace(None, fresh, ALL_LARGE));
-    assert!(findings_of(&report, "add_column_not_null").is_empty(), "{report:#}");
+    assert!(
+        findings_of(&report, "add_column_not_null").is_empty(),
+        "{report:#}"
+    );
 }
 
 /// Issue 28, 6: without a database, `lint.server_version` (or
@@ -923,14 +936,20 @@ fn the_server_version_can_be_given_without_a_database() {
     let hits = findings_of(&report, "enum_add_value_in_transaction");
     assert_eq!(hits.len(), 1, "{report:#}");
     assert!(
-        hits[0]["message"].as_str().unwrap().contains("set `lint.server_version`"),
+        hits[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("set `lint.server_version`"),
         "{report:#}"
     );
     assert_eq!(code, 9);
 
     let ws = workspace(None, sql, "lint:\n  server_version: 16\n");
     let (report, code) = lint_json(&ws);
-    assert!(findings_of(&report, "enum_add_value_in_transaction").is_empty(), "{report:#}");
+    assert!(
+        findings_of(&report, "enum_add_value_in_transaction").is_empty(),
+        "{report:#}"
+    );
     assert_eq!(code, 0, "{report:#}");
 
     let ws = workspace(None, sql, "");
@@ -941,7 +960,11 @@ fn the_server_version_can_be_given_without_a_database() {
         .output()
         .unwrap();
     let report: Value = serde_json::from_slice(&run.stdout).unwrap();
-    assert_eq!(findings_of(&report, "enum_add_value_in_transaction").len(), 1, "{report:#}");
+    assert_eq!(
+        findings_of(&report, "enum_add_value_in_transaction").len(),
+        1,
+        "{report:#}"
+    );
 
     let ws = workspace(None, sql, "lint:\n  server_version: 16.4\n");
     let run = ws.run(&["lint", "--all"]);
@@ -965,8 +988,16 @@ fn a_type_change_is_judged_from_the_type_the_run_left() {
 
     // What the server does with the same two statements.
     let scratch = create_db("lint_type_run");
-    psql(&scratch, "CREATE TABLE accounts (id int, balance numeric(10,2)); INSERT INTO accounts VALUES (1, 2.5)");
-    let node = || psql(&scratch, "SELECT relfilenode FROM pg_class WHERE relname = 'accounts'");
+    psql(
+        &scratch,
+        "CREATE TABLE accounts (id int, balance numeric(10,2)); INSERT INTO accounts VALUES (1, 2.5)",
+    );
+    let node = || {
+        psql(
+            &scratch,
+            "SELECT relfilenode FROM pg_class WHERE relname = 'accounts'",
+        )
+    };
     let before = node();
     psql(&scratch, first);
     let after_first = node();

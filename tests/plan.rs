@@ -168,9 +168,11 @@ fn a_held_lock_stops_plan_with_exit_6_without_taking_it() {
             ),
         )
     };
-    wait_until("the holder's session to end", Duration::from_secs(30), || {
-        held() == "0"
-    });
+    wait_until(
+        "the holder's session to end",
+        Duration::from_secs(30),
+        || held() == "0",
+    );
     // Once free, plan passes and leaves the lock free for the deploy.
     app.ws.run(&["plan"]).expect_code(0);
     assert_eq!(held(), "0");

@@ -292,7 +292,9 @@ impl<'f> Checker<'f> {
                         }
                     }
                 }
-                NodeEnum::CreatedbStmt(_) | NodeEnum::DropdbStmt(_) | NodeEnum::AlterSystemStmt(_)
+                NodeEnum::CreatedbStmt(_)
+                | NodeEnum::DropdbStmt(_)
+                | NodeEnum::AlterSystemStmt(_)
                     if in_transaction =>
                 {
                     let what = match &s.node {
@@ -413,7 +415,9 @@ impl<'f> Checker<'f> {
                 let new_table = table.as_ref().is_some_and(|t| self.is_new(t));
                 let created_earlier = self.facts.is_none()
                     && !new_table
-                    && resolved.as_ref().is_some_and(|t| self.created.contains_key(t));
+                    && resolved
+                        .as_ref()
+                        .is_some_and(|t| self.created.contains_key(t));
                 let known_as = resolved.and_then(|t| self.renamed.get(&t).cloned());
                 hits.push(Hit {
                     rule,
@@ -624,8 +628,12 @@ impl<'f> Checker<'f> {
                             ConstrType::ConstrIdentity | ConstrType::ConstrGenerated
                         )
                     });
-                let not_null = constraints(&col.constraints)
-                    .any(|c| matches!(c.contype(), ConstrType::ConstrNotnull | ConstrType::ConstrPrimary));
+                let not_null = constraints(&col.constraints).any(|c| {
+                    matches!(
+                        c.contype(),
+                        ConstrType::ConstrNotnull | ConstrType::ConstrPrimary
+                    )
+                });
                 if not_null && !gets_values && !self.is_new(&table) {
                     out.push((
                         "add_column_not_null",
@@ -1030,7 +1038,11 @@ fn typmods(t: &TypeName) -> Vec<i64> {
 /// varying(20)`), to compare with the database's.
 fn formatted(t: &TypeName) -> String {
     let name = type_text(t);
-    let base = name.split(['(', '[']).next().unwrap_or("").to_ascii_lowercase();
+    let base = name
+        .split(['(', '['])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let mods: Vec<String> = typmods(t).iter().map(i64::to_string).collect();
     let mods = if mods.is_empty() {
         String::new()
@@ -1118,7 +1130,9 @@ fn typmod_admits(base: &str, old: &[i64], new: &[i64]) -> bool {
         return true;
     }
     match base {
-        "character varying" | "bit varying" => old.first().zip(new.first()).is_some_and(|(o, n)| n >= o),
+        "character varying" | "bit varying" => {
+            old.first().zip(new.first()).is_some_and(|(o, n)| n >= o)
+        }
         "numeric" => match (old, new) {
             ([op, os], [np, ns]) => np >= op && ns == os,
             ([op], [np]) => np >= op,
@@ -1168,7 +1182,9 @@ fn using_is_the_column(expr: &Node, column: &str, new: &TypeName) -> bool {
     match &expr.node {
         Some(NodeEnum::TypeCast(c)) => {
             c.arg.as_deref().is_some_and(is_column)
-                && c.type_name.as_ref().is_some_and(|t| formatted(t) == formatted(new))
+                && c.type_name
+                    .as_ref()
+                    .is_some_and(|t| formatted(t) == formatted(new))
         }
         _ => is_column(expr),
     }
@@ -1193,18 +1209,78 @@ mod tests {
     #[test]
     fn binary_compatible_type_changes_do_not_rewrite() {
         let t = |sql: &str| type_of(&format!("ALTER TABLE t ALTER COLUMN c TYPE {sql}"));
-        assert!(!rewrites("character varying(20)", &t("varchar(40)"), false, TypeRules::default()));
-        assert!(rewrites("character varying(40)", &t("varchar(20)"), false, TypeRules::default()));
-        assert!(!rewrites("character varying(20)", &t("varchar"), false, TypeRules::default()));
-        assert!(!rewrites("character varying(20)", &t("text"), false, TypeRules::default()));
-        assert!(!rewrites("text", &t("varchar"), false, TypeRules::default()));
-        assert!(rewrites("text", &t("varchar(10)"), false, TypeRules::default()));
-        assert!(!rewrites("numeric(10,2)", &t("numeric(12,2)"), false, TypeRules::default()));
-        assert!(rewrites("numeric(10,2)", &t("numeric(12,3)"), false, TypeRules::default()));
-        assert!(!rewrites("numeric(10,2)", &t("numeric"), false, TypeRules::default()));
-        assert!(rewrites("integer", &t("bigint"), false, TypeRules::default()));
-        assert!(!rewrites("integer", &t("int4"), false, TypeRules::default()));
+        assert!(!rewrites(
+            "character varying(20)",
+            &t("varchar(40)"),
+            false,
+            TypeRules::default()
+        ));
+        assert!(rewrites(
+            "character varying(40)",
+            &t("varchar(20)"),
+            false,
+            TypeRules::default()
+        ));
+        assert!(!rewrites(
+            "character varying(20)",
+            &t("varchar"),
+            false,
+            TypeRules::default()
+        ));
+        assert!(!rewrites(
+            "character varying(20)",
+            &t("text"),
+            false,
+            TypeRules::default()
+        ));
+        assert!(!rewrites(
+            "text",
+            &t("varchar"),
+            false,
+            TypeRules::default()
+        ));
+        assert!(rewrites(
+            "text",
+            &t("varchar(10)"),
+            false,
+            TypeRules::default()
+        ));
+        assert!(!rewrites(
+            "numeric(10,2)",
+            &t("numeric(12,2)"),
+            false,
+            TypeRules::default()
+        ));
+        assert!(rewrites(
+            "numeric(10,2)",
+            &t("numeric(12,3)"),
+            false,
+            TypeRules::default()
+        ));
+        assert!(!rewrites(
+            "numeric(10,2)",
+            &t("numeric"),
+            false,
+            TypeRules::default()
+        ));
+        assert!(rewrites(
+            "integer",
+            &t("bigint"),
+            false,
+            TypeRules::default()
+        ));
+        assert!(!rewrites(
+            "integer",
+            &t("int4"),
+            false,
+            TypeRules::default()
+        ));
         assert!(rewrites("text", &t("jsonb"), false, TypeRules::default()));
-        assert!(rewrites("character varying(20)", &t("varchar(40)"), true, TypeRules::default()));
+        assert!(rewrites(
+            "character varying(20)",
+            &t("varchar(40)"),
+            true,
+            TypeRules::default()
+        ));
     }
 }

@@ -91,8 +91,22 @@ pub struct Facts {
 /// Time zones whose offset is zero all year: with one of these as the
 /// session's, PostgreSQL 12+ changes `timestamp` ↔ `timestamptz` in place.
 const UTC_ZONES: &[&str] = &[
-    "utc", "etc/utc", "uct", "etc/uct", "gmt", "etc/gmt", "gmt0", "etc/gmt0", "etc/gmt+0",
-    "etc/gmt-0", "greenwich", "etc/greenwich", "universal", "etc/universal", "zulu", "etc/zulu",
+    "utc",
+    "etc/utc",
+    "uct",
+    "etc/uct",
+    "gmt",
+    "etc/gmt",
+    "gmt0",
+    "etc/gmt0",
+    "etc/gmt+0",
+    "etc/gmt-0",
+    "greenwich",
+    "etc/greenwich",
+    "universal",
+    "etc/universal",
+    "zulu",
+    "etc/zulu",
 ];
 
 impl Facts {
@@ -178,7 +192,9 @@ impl Facts {
                 &[],
             )
             .await
-            .map_err(DbError::query("reading the binary-coercible casts for lint"))?;
+            .map_err(DbError::query(
+                "reading the binary-coercible casts for lint",
+            ))?;
         facts.binary_casts = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
         let zone: String = client
             .query_one("SELECT current_setting('TimeZone')", &[])

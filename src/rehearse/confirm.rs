@@ -126,7 +126,10 @@ pub fn confirm(
 /// fails or what the running release uses is not refuted by a lock that
 /// was not seen).
 fn refute_if_unseen(f: &mut Finding) {
-    let unseen = f.measured.as_deref().is_some_and(|m| m.starts_with("not seen"));
+    let unseen = f
+        .measured
+        .as_deref()
+        .is_some_and(|m| m.starts_with("not seen"));
     let sized = rules::rule(f.rule).is_some_and(|r| r.sized);
     if unseen && sized && f.level > Level::Info {
         f.level = Level::Info;
@@ -220,7 +223,11 @@ mod tests {
         assert!(seen.measured.unwrap().starts_with("confirmed: SHARE"));
 
         // What fails, or what the running release uses, is not a lock.
-        for rule in ["add_column_not_null", "drop_table", "concurrently_in_transaction"] {
+        for rule in [
+            "add_column_not_null",
+            "drop_table",
+            "concurrently_in_transaction",
+        ] {
             assert_eq!(judged(rule, Vec::new()).level, Level::Error, "{rule}");
         }
     }
