@@ -2,11 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use snapguard::cli::Cli;
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = snapguard::app::parse();
     snapguard::logging::init(cli.log_format, cli.verbose as i8 - cli.quiet as i8);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -272,3 +272,25 @@ fn a_closed_stdout_ends_the_output_not_the_command() {
         assert!(!stderr.contains("cannot write"), "{args:?}: {stderr}");
     }
 }
+
+/// Issue 28: `lint --help` lists every rule with its level; `-h` stays
+/// short.
+#[test]
+fn lint_help_lists_the_rules() {
+    let ws = Workspace::new("");
+    let long = ws.run(&["lint", "--help"]);
+    long.expect_code(0);
+    for rule in snapguard::lint::RULES {
+        assert!(
+            long.stdout()
+                .lines()
+                .any(|l| l.trim_start().starts_with(rule.id) && l.contains(rule.level.as_str())),
+            "{} missing from:\n{}",
+            rule.id,
+            long.stdout()
+        );
+    }
+    let short = ws.run(&["lint", "-h"]);
+    short.expect_code(0);
+    assert!(!short.stdout().contains("index_not_concurrent"), "{}", short.stdout());
+}

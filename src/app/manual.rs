@@ -27,8 +27,7 @@ fn render(command: &clap::Command) -> Vec<u8> {
 /// returns the files written.
 pub fn write_all(dir: &Path) -> Result<Vec<PathBuf>, std::io::Error> {
     std::fs::create_dir_all(dir)?;
-    let mut command =
-        <crate::cli::Cli as clap::CommandFactory>::command().disable_help_subcommand(true);
+    let mut command = super::command().disable_help_subcommand(true);
     command.build();
     let mut written = Vec::new();
     write_tree(&command, dir, &mut written)?;

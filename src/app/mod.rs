@@ -24,6 +24,21 @@ use crate::snapshot::take::{SnapshotRequest, Snapshotter};
 use crate::snapshot::{self, Manifest};
 use crate::store::Store;
 
+/// The command line's definition, with what only the steps know added:
+/// `lint --help` lists the rules.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command().mut_subcommand("lint", |lint| {
+        lint.after_long_help(crate::lint::rules::help())
+    })
+}
+
+/// The command line of this process, parsed (exits with clap's message
+/// and code on a bad one).
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 /// Runs `cli` to completion.
 pub async fn run(cli: Cli) -> Result<(), Error> {
     // `init` writes the configuration, so it must not need one to load;
@@ -33,7 +48,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             return init::run(cli.config.as_deref(), cli.store.as_deref(), args);
         }
         Command::Completions { shell } => {
-            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut command = command();
             let mut script = Vec::new();
             clap_complete::generate(*shell, &mut command, "snapguard", &mut script);
             crate::stdout::write_bytes(&script);
@@ -48,8 +63,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Man { dir } => {
             return match dir {
                 None => {
-                    let command = <Cli as clap::CommandFactory>::command();
-                    crate::stdout::write_bytes(&manual::page(&command));
+                    crate::stdout::write_bytes(&manual::page(&command()));
                     Ok(())
                 }
                 Some(dir) => manual::write_all(dir)

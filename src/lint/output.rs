@@ -116,6 +116,21 @@ pub fn annotation_text(f: &Finding) -> String {
     text
 }
 
+/// A relative path as a URI reference (SARIF's `artifactLocation.uri`):
+/// every byte but the unreserved ones and `/` percent-encoded, so a file
+/// named `1 add #tags.sql` or `café.sql` is one GitHub can find.
+fn uri_reference(path: &str) -> String {
+    let mut uri = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            uri.push(b as char);
+        } else {
+            let _ = write!(uri, "%{b:02X}");
+        }
+    }
+    uri
+}
+
 /// SARIF 2.1.0, as GitHub code scanning reads it.
 pub fn sarif(report: &LintReport) -> Value {
     let rules: Vec<Value> = RULES
@@ -146,7 +161,7 @@ pub fn sarif(report: &LintReport) -> Value {
                 "message": { "text": message },
                 "locations": [{
                     "physicalLocation": {
-                        "artifactLocation": { "uri": f.file },
+                        "artifactLocation": { "uri": uri_reference(&f.file) },
                         "region": { "startLine": f.line },
                     }
                 }],
@@ -211,4 +226,17 @@ pub fn markdown(report: &LintReport) -> String {
     }
     let _ = writeln!(out, "\n{}\n", summary(report));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sarif_paths_are_uri_references() {
+        assert_eq!(
+            super::uri_reference("migrations/1 add #tags?.sql"),
+            "migrations/1%20add%20%23tags%3F.sql"
+        );
+        assert_eq!(super::uri_reference("db/café_100%.sql"), "db/caf%C3%A9_100%25.sql");
+        assert_eq!(super::uri_reference("a/b-c_d.e~f.sql"), "a/b-c_d.e~f.sql");
+    }
 }

@@ -292,6 +292,24 @@ pub fn rule(id: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.id == id)
 }
 
+/// The rules for `snapguard lint --help`: each id with its default level
+/// and why it hurts.
+pub fn help() -> String {
+    let width = RULES.iter().map(|r| r.id.len()).max().unwrap_or(0);
+    let mut text = String::from(
+        "Rules (set a level with `lint.rules.<id>: off | warn | error`; silence one statement with `-- snapguard:allow <id> <reason>`):\n",
+    );
+    for r in RULES {
+        text.push_str(&format!(
+            "  {:<width$}  {:<5}  {}\n",
+            r.id,
+            r.level.as_str(),
+            r.why
+        ));
+    }
+    text
+}
+
 /// Every rule id, for messages.
 pub fn ids() -> String {
     RULES.iter().map(|r| r.id).collect::<Vec<_>>().join(", ")
