@@ -13,70 +13,7 @@ use crate::ci::GitHub;
 use crate::migrate::apply::Applied;
 use crate::progress::format_bytes;
 
-/// How the deploy ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Everything ran; the new release is live.
-    Succeeded,
-    /// No pending migration and no release command: nothing was done.
-    NothingToDeploy,
-    /// A step failed or the job was cancelled; everything was put back.
-    RolledBack,
-    /// The rollback could not finish; maintenance is still on.
-    RollbackIncomplete,
-    /// Preflight refused: nothing was changed.
-    PreflightFailed,
-    /// Another deploy holds the lock: nothing was changed.
-    Locked,
-    /// `recover --accept-current`: the database was kept as it was, the
-    /// deploy closed and maintenance switched off.
-    AcceptedCurrent,
-    /// The release is live and maintenance off, but the deploy's store
-    /// snapshot (`snapshot.offsite: after`) is not committed.
-    OffsiteIncomplete,
-}
-
-impl Outcome {
-    /// The one mapping from how a deploy (or `recover`) ended to its
-    /// outcome; the exit code comes from the same result
-    /// ([`Error::exit_code`]). `ok` is the outcome of an end without error:
-    /// `succeeded`, `nothing_to_deploy` or `accepted_current`.
-    pub fn of(result: &Result<(), Error>, ok: Outcome) -> Outcome {
-        match result {
-            Ok(()) => ok,
-            Err(Error::Locked { .. }) => Outcome::Locked,
-            Err(
-                Error::NothingChanged { .. }
-                | Error::Config(_)
-                | Error::Usage(_)
-                | Error::LintFindings(_),
-            ) => Outcome::PreflightFailed,
-            Err(Error::RolledBack(_)) => Outcome::RolledBack,
-            Err(Error::OffsiteIncomplete(_)) => Outcome::OffsiteIncomplete,
-            Err(
-                Error::RollbackIncomplete(_)
-                | Error::Failed { .. }
-                | Error::OverBudget(_)
-                | Error::RehearsalFailed(_),
-            ) => Outcome::RollbackIncomplete,
-        }
-    }
-
-    /// The word used in outputs and summaries.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::NothingToDeploy => "nothing_to_deploy",
-            Outcome::RolledBack => "rolled_back",
-            Outcome::RollbackIncomplete => "rollback_incomplete",
-            Outcome::PreflightFailed => "preflight_failed",
-            Outcome::Locked => "locked",
-            Outcome::AcceptedCurrent => "accepted_current",
-            Outcome::OffsiteIncomplete => "offsite_incomplete",
-        }
-    }
-}
+pub use crate::error::Outcome;
 
 /// One step's line in the report.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -325,6 +262,7 @@ impl Report {
             Outcome::RolledBack | Outcome::AcceptedCurrent => "↩️",
             Outcome::RollbackIncomplete | Outcome::OffsiteIncomplete => "🚨",
             Outcome::PreflightFailed | Outcome::Locked => "⛔",
+            Outcome::Failed => "❌",
         };
         let mut md = format!(
             "## {icon} snapguard deploy: {}\n\n",
