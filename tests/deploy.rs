@@ -373,22 +373,32 @@ fn a_signal_during_a_migration_rolls_back_in_process() {
     let app = App::new("dep_sigterm", "fs");
     app.configure("always", "", "");
     let before = fingerprint(&app.db);
-    let child = deploy_in_migration(&app);
+    let mut child = deploy_in_migration(&app);
     let pid = child.id().to_string();
     std::process::Command::new("kill")
         .args(["-INT", &pid])
         .status()
         .unwrap();
-    // A second signal is only logged: the rollback is not cut short.
-    std::thread::sleep(Duration::from_millis(200));
+    // A second signal once the rollback is under way is only logged: the
+    // rollback is not cut short.
+    use std::io::BufRead;
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    while !log.contains("rolling back") {
+        assert!(stderr.read_line(&mut log).unwrap() > 0, "no rollback: {log}");
+    }
     std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let run = Run(out);
-    run.expect_code(4);
-    run.expect_stderr("cancel");
+    std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(4), "{log}");
+    assert!(log.contains("cancelling"), "{log}");
+    assert!(
+        log.contains("still cleaning up; not stopping before it is done"),
+        "the second signal landed during the rollback: {log}"
+    );
     assert_eq!(fingerprint(&app.db), before);
     app.assert_maintenance_off();
     assert_eq!(app.report()["failure"]["step"], "migrate");

@@ -283,11 +283,37 @@ fn a_lock_timeout_is_retried_until_the_lock_is_free() {
     psql(&db, "CREATE TABLE busy (x int)");
     let ws = Workspace::for_db(&db, "  lock_timeout: 200ms\n  lock_retries: 8\n");
     ws.migrations(&[("1_col.sql", "ALTER TABLE busy ADD COLUMN y int;")]);
-    let mut holder = hold_lock(&db, "busy", Duration::from_secs(2));
-    let run = ws.run(&["migrate"]);
+    // The lock goes once `migrate` has timed out on it and is retrying,
+    // not after a time the retries may or may not outlast.
+    let mut holder = hold_lock(&db, "busy", Duration::from_secs(60));
+    let mut migrate = ws
+        .snapguard()
+        .arg("migrate")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::{BufRead, Read};
+    let mut stderr = std::io::BufReader::new(migrate.stderr.take().unwrap());
+    let mut log = String::new();
+    while !log.contains("lock timeout; retrying") {
+        assert!(stderr.read_line(&mut log).unwrap() > 0, "no retry: {log}");
+    }
+    psql(
+        &db,
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE relation = 'busy'::regclass AND mode = 'AccessExclusiveLock' AND granted",
+    );
     holder.wait().unwrap();
-    run.expect_code(0);
-    run.expect_stderr("lock timeout; retrying");
+    stderr.read_to_string(&mut log).unwrap();
+    let mut out = String::new();
+    migrate.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let status = migrate.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
+    let run = Run(std::process::Output {
+        status,
+        stdout: out.into_bytes(),
+        stderr: log.into_bytes(),
+    });
     assert!(
         run.stdout().contains("lock-timeout retries"),
         "{}",
@@ -302,9 +328,12 @@ fn a_lock_that_stays_held_ends_with_a_clear_error() {
     psql(&db, "CREATE TABLE busy (x int)");
     let ws = Workspace::for_db(&db, "  lock_timeout: 100ms\n  lock_retries: 1\n");
     ws.migrations(&[("1_col.sql", "ALTER TABLE busy ADD COLUMN y int;")]);
-    let mut holder = hold_lock(&db, "busy", Duration::from_secs(8));
+    let mut holder = hold_lock(&db, "busy", Duration::from_secs(60));
     let run = ws.run(&["migrate"]);
-    holder.kill().unwrap();
+    psql(
+        &db,
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE relation = 'busy'::regclass AND mode = 'AccessExclusiveLock' AND granted",
+    );
     holder.wait().unwrap();
     run.expect_code(1);
     let err = run.stderr();

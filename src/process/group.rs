@@ -160,6 +160,32 @@ async fn wait_gone(pgid: i32, limit: Duration) -> bool {
 mod tests {
     use super::*;
 
+    /// Waits until the group `pgid` has `count` processes (the shell and
+    /// what it started), rather than for a time that a loaded machine may
+    /// not honour.
+    async fn started(pgid: i32, count: usize) {
+        let members = || {
+            std::fs::read_dir("/proc")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+                .filter(|stat| {
+                    // pid (comm) state ppid pgrp …: comm may hold spaces.
+                    stat.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(2))
+                        .and_then(|p| p.parse::<i32>().ok())
+                        == Some(pgid)
+                })
+                .count()
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while members() < count {
+            assert!(Instant::now() < deadline, "the group never had {count} processes");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     #[tokio::test]
     async fn dropping_the_guard_ends_the_grandchildren_too() {
         let mut child = tokio::process::Command::new("sh")
@@ -170,7 +196,7 @@ mod tests {
         let guard = GroupGuard::track(child.id(), "test");
         let pgid = guard.pgid().unwrap();
         assert!(live_groups().iter().any(|r| r.pgid == pgid));
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        started(pgid, 3).await;
         drop(guard);
         child.wait().await.unwrap();
         assert!(
@@ -188,7 +214,8 @@ mod tests {
             .spawn()
             .unwrap();
         let pgid = child.id().unwrap() as i32;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The shell has set its trap only once it runs the sleep.
+        started(pgid, 2).await;
         let reaper = tokio::spawn(async move { child.wait().await });
         end(pgid, Duration::from_millis(300)).await;
         reaper.await.unwrap().unwrap();
