@@ -187,8 +187,8 @@ pub enum ConfigCommand {
 pub struct InitArgs {
     /// The migrations folder's format: snapguard, golang-migrate, dbmate,
     /// sqlx, diesel or flyway [default: an existing folder's own, else snapguard].
-    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
-    pub format: Option<crate::migrate::source::Format>,
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
     /// The migrations folder, relative to `snapguard.yml`.
     #[arg(long, value_name = "DIR", default_value = "db/migrations")]
     pub migrations_dir: PathBuf,
@@ -198,11 +198,6 @@ pub struct InitArgs {
     /// Overwrite files that exist.
     #[arg(long)]
     pub force: bool,
-}
-
-fn parse_format(value: &str) -> Result<crate::migrate::source::Format, String> {
-    crate::migrate::source::Format::parse(value)?
-        .ok_or_else(|| "name the format to scaffold; `auto` only reads existing folders".to_owned())
 }
 
 /// `snapguard migrate`.

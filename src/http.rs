@@ -45,12 +45,13 @@ pub enum HttpError {
         message: String,
     },
     /// Connecting or exchanging failed.
-    #[error("{target}: {message}")]
+    #[error("{target}")]
     Transport {
         /// Method and host.
         target: String,
-        /// The client's error chain, flattened.
-        message: String,
+        /// The client's error (its chain says why).
+        #[source]
+        source: hyper_util::client::legacy::Error,
     },
     /// No answer within the timeout.
     #[error("{target}: no answer within {timeout:?}")]
@@ -123,10 +124,7 @@ impl HttpClient {
         };
         match tokio::time::timeout(request.timeout, exchange).await {
             Ok(Ok(status)) => Ok(status),
-            Ok(Err(e)) => Err(HttpError::Transport {
-                target,
-                message: crate::error::chain(&e),
-            }),
+            Ok(Err(source)) => Err(HttpError::Transport { target, source }),
             Err(_) => Err(HttpError::Timeout {
                 target,
                 timeout: request.timeout,

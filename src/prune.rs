@@ -16,7 +16,6 @@ use tokio_postgres::Client;
 
 use crate::config::Retention;
 use crate::db::{DbError, admin};
-use crate::deploy::journal::{self, Journal, JournalError};
 use crate::snapshot::{self, CatalogError, SnapshotId};
 use crate::store::{IncompleteUpload, ObjectStore, StoreError};
 
@@ -45,25 +44,6 @@ pub enum PruneError {
     /// Listing or dropping databases failed.
     #[error(transparent)]
     Db(#[from] DbError),
-    /// The deploys' journals cannot be listed.
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-}
-
-/// What unfinished deploys still need, never pruned whatever the
-/// retention says: each one's store snapshot and local clone (its
-/// rollback's way back).
-pub async fn protected(store: &impl ObjectStore) -> Result<Vec<String>, PruneError> {
-    let mut protected = Vec::new();
-    for id in journal::unfinished(store).await? {
-        if let Ok(j) = Journal::read(store, &id).await
-            && let Some(s) = j.snapshot
-        {
-            protected.extend(s.id);
-            protected.extend(s.clone);
-        }
-    }
-    Ok(protected)
 }
 
 /// Works out what to delete; changes nothing. `protected` are snapshot
@@ -124,7 +104,7 @@ pub async fn plan(
     match store.incomplete_uploads("").await {
         Ok(uploads) => {
             for u in uploads {
-                if let Some(started) = u.started().filter(|t| *t < now - chrono::Duration::days(1))
+                if let Some(started) = snapshot::upload_started(u).filter(|t| *t < now - chrono::Duration::days(1))
                 {
                     let why = format!(
                         "upload of `{}` started {} and never finished",

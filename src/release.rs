@@ -194,7 +194,7 @@ pub async fn wait_healthy(config: &HealthConfig, client: &HttpClient) -> Result<
                 return Ok(());
             }
             Ok(status) => last = format!("HTTP {status}"),
-            Err(e) => last = e.to_string(),
+            Err(e) => last = crate::error::chain(&e),
         }
         if started.elapsed() + config.interval > config.timeout {
             return Err(Unhealthy {

@@ -18,11 +18,21 @@ pub fn run(config: Option<&Path>, store: Option<&str>, args: &InitArgs) -> Resul
             },
         )
     })?;
+    let format = args
+        .format
+        .as_deref()
+        .map(|value| {
+            crate::migrate::source::Format::parse(value)?.ok_or_else(|| {
+                "name the format to scaffold; `auto` only reads existing folders".to_owned()
+            })
+        })
+        .transpose()
+        .map_err(|e| Error::Usage(format!("invalid value for '--format <FORMAT>': {e}")))?;
     let options = InitOptions {
         root: root.clone(),
         config: config.unwrap_or(Path::new("snapguard.yml")).to_path_buf(),
         migrations_dir: args.migrations_dir.clone(),
-        format: args.format,
+        format,
         store_url: store.map(str::to_owned),
         workflow: !args.no_workflow,
         force: args.force,

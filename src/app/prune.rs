@@ -14,7 +14,7 @@ pub async fn prune(config: &Config, dry_run: bool, json: bool) -> Result<(), Err
     let admin = db::connect(&info.with_dbname(&config.database.maintenance_db))
         .await
         .map_err(|e| Error::nothing_changed("prune", e))?;
-    let protected = prune::protected(&store)
+    let protected = crate::deploy::journal::protected(&store)
         .await
         .map_err(|e| Error::nothing_changed("prune", e))?;
     let plan = prune::plan(

@@ -401,6 +401,22 @@ impl Journal {
     }
 }
 
+/// What unfinished deploys still need, never pruned whatever the
+/// retention says: each one's store snapshot and local clone (its
+/// rollback's way back).
+pub async fn protected(store: &impl ObjectStore) -> Result<Vec<String>, JournalError> {
+    let mut protected = Vec::new();
+    for id in unfinished(store).await? {
+        if let Ok(j) = Journal::read(store, &id).await
+            && let Some(s) = j.snapshot
+        {
+            protected.extend(s.id);
+            protected.extend(s.clone);
+        }
+    }
+    Ok(protected)
+}
+
 /// The ids of deploys with a journal and no report, oldest first: one
 /// listing, whatever the number of past deploys.
 pub async fn unfinished(store: &impl ObjectStore) -> Result<Vec<String>, JournalError> {

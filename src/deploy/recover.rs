@@ -159,7 +159,7 @@ impl Deployer<'_> {
         let since = journal.started_at - chrono::Duration::seconds(5);
         for u in uploads
             .iter()
-            .filter(|u| u.started().is_some_and(|t| t >= since))
+            .filter(|u| crate::snapshot::upload_started(u).is_some_and(|t| t >= since))
         {
             match self.store.abort_incomplete(u).await {
                 Ok(()) => {

@@ -264,7 +264,7 @@ pub(crate) async fn call(c: &HttpCall, retries: u32, client: &HttpClient) -> Res
                         .map_or_else(|| "2xx".to_owned(), |s| s.to_string())
                 );
             }
-            Err(e) => last = e.to_string(),
+            Err(e) => last = crate::error::chain(&e),
         }
         tracing::warn!(attempt = attempt + 1, error = %last, "webhook failed");
     }

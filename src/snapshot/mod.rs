@@ -152,3 +152,14 @@ pub async fn resolve(store: &impl ObjectStore, which: &str) -> Result<Manifest, 
         other => other,
     }
 }
+
+/// When an incomplete upload started, as best known: a snapshot's id says
+/// when snapguard began it (some S3-compatible servers report no real
+/// initiation time), else what the store reports.
+pub fn upload_started(
+    upload: &crate::store::IncompleteUpload,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    SnapshotId::of_key(&upload.key)
+        .and_then(|id| id.created_at())
+        .or(upload.initiated)
+}

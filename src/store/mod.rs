@@ -166,17 +166,6 @@ pub struct IncompleteUpload {
     pub initiated: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-impl IncompleteUpload {
-    /// When it started, as best known: a snapshot's id says when snapguard
-    /// began it (some S3-compatible servers report no real initiation
-    /// time), else what the store reports.
-    pub fn started(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        crate::snapshot::SnapshotId::of_key(&self.key)
-            .and_then(|id| id.created_at())
-            .or(self.initiated)
-    }
-}
-
 /// A byte stream read from the store.
 pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
 
