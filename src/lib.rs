@@ -7,7 +7,9 @@
 //!
 //! # Layout
 //!
-//! Floors, each using only the floors below it (DESIGN section 8).
+//! Floors, each using only the floors below it (DESIGN section 8);
+//! `tests/layering.rs` holds them as data and fails on an import that
+//! climbs.
 //!
 //! Face and command runners:
 //! - [`cli`]: the command-line types (clap), nothing else.
@@ -25,6 +27,10 @@
 //!   snapshots; the local clone and the write guard.
 //! - [`migrate`]: the migration engine: folder formats, history, planning,
 //!   applying, external migrators.
+//! - [`lint`]: lock and rewrite hazards in migrations, judged against the
+//!   database's table sizes and the server's rules.
+//! - [`notify`]: every deploy's and recovery's outcome, sent to `notify:`
+//!   webhooks.
 //! - [`checks`]: verification queries (before, after, compare, built-in),
 //!   read-only.
 //! - [`maintenance`]: the switches that take the application offline, in a
@@ -60,7 +66,6 @@
 //! - [`shell`]: the user's shell commands (switches, hooks, external
 //!   migrators) through `sh -c`, with a timeout.
 //! - [`http`]: webhooks and health checks, with secrets redacted.
-//! - [`notify`]: every deploy's and recovery's outcome, sent to `notify:` webhooks.
 //! - [`sqlsplit`]: splitting SQL text into statements, as `psql` does.
 //! - [`ephemeral`]: a throwaway local PostgreSQL server.
 //! - [`scratch`]: scratch space in `$TMPDIR`, its free room, and what killed
