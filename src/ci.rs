@@ -151,6 +151,16 @@ fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 
+/// `text` as one cell of a Markdown table: a `|` would end the cell and a
+/// line break the row (a multi-line error, a migration's SQL), so they are
+/// escaped and written as `<br>`.
+pub fn table_cell(text: &str) -> String {
+    text.trim_end()
+        .replace('|', "\\|")
+        .replace("\r\n", "<br>")
+        .replace(['\n', '\r'], "<br>")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,8 @@ const FLOORS: &[(&str, u32)] = &[
     // Pipeline: rehearse runs the deploy's own steps.
     ("rehearse", 81),
     ("deploy", 80),
+    // The outcome, sent where `notify:` says, as the report renders it.
+    ("notify", 76),
     // The report renders what the steps produce.
     ("report", 75),
     // Steps, one capability each.
@@ -22,7 +24,6 @@ const FLOORS: &[(&str, u32)] = &[
     ("prune", 64),
     ("snapshot", 63),
     ("lint", 62),
-    ("notify", 61),
     ("migrate", 61),
     ("maintenance", 60),
     ("checks", 60),
@@ -44,7 +45,7 @@ const FLOORS: &[(&str, u32)] = &[
     ("process", 22),
     ("progress", 21),
     ("scratch", 21),
-    ("logging", 20),
+    ("logging", 23),
     ("cancel", 10),
     ("random", 10),
     ("stdout", 10),

@@ -220,8 +220,8 @@ pub fn markdown(report: &LintReport) -> String {
             f.doc,
             f.file,
             f.line,
-            crate::report::table_cell(&f.message),
-            crate::report::table_cell(&table)
+            crate::ci::table_cell(&f.message),
+            crate::ci::table_cell(&table)
         );
     }
     let _ = writeln!(out, "\n{}\n", summary(report));

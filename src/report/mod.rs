@@ -9,7 +9,7 @@ use crate::error::Error;
 use chrono::{DateTime, Utc};
 
 use crate::checks::CheckResult;
-use crate::ci::GitHub;
+use crate::ci::{GitHub, table_cell};
 use crate::migrate::apply::Applied;
 use crate::progress::format_bytes;
 
@@ -379,16 +379,6 @@ impl StepReport {
             detail: detail.into(),
         }
     }
-}
-
-/// `text` as one cell of a Markdown table: a `|` would end the cell and a
-/// line break the row (a multi-line error, a migration's SQL), so they are
-/// escaped and written as `<br>`.
-pub(crate) fn table_cell(text: &str) -> String {
-    text.trim_end()
-        .replace('|', "\\|")
-        .replace("\r\n", "<br>")
-        .replace(['\n', '\r'], "<br>")
 }
 
 /// The steps as a Markdown table.
