@@ -39,7 +39,12 @@ pub struct GitHub {
 }
 
 impl GitHub {
-    /// `Some` when running under GitHub Actions.
+    /// `Some` when this process runs under GitHub Actions.
+    pub fn from_env() -> Option<GitHub> {
+        GitHub::from_env()
+    }
+
+    /// `Some` when the environment `env` is GitHub Actions'.
     pub fn detect(env: &dyn Fn(&str) -> Option<String>) -> Option<GitHub> {
         (env("GITHUB_ACTIONS").as_deref() == Some("true")).then(|| GitHub {
             output: env("GITHUB_OUTPUT").map(PathBuf::from),

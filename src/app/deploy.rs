@@ -73,7 +73,7 @@ pub async fn recover(
 }
 
 fn github() -> Option<GitHub> {
-    GitHub::detect(&|v| std::env::var(v).ok())
+    GitHub::from_env()
 }
 
 /// Asks the runner to hide the secrets snapguard knows of, before any of

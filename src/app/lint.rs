@@ -122,7 +122,7 @@ fn print(report: &LintReport, format: LintFormat) {
             crate::out!("{}", lint::output::text(report));
             // Under GitHub Actions, also the annotations (on stderr, where
             // workflow commands belong beside output) and the job summary.
-            if let Some(gh) = crate::ci::GitHub::detect(&|v| std::env::var(v).ok()) {
+            if let Some(gh) = crate::ci::GitHub::from_env() {
                 eprint!("{}", lint::output::github(report));
                 if let Err(e) = gh.append_summary(&lint::output::markdown(report)) {
                     tracing::warn!(error = %e, "could not write the GitHub job summary");

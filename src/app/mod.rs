@@ -149,7 +149,7 @@ fn check_config(config: &Config) {
 /// anything parses them: when the config then fails, no mask of the parsed
 /// URL's password would have been registered yet.
 fn mask_raw_connection_strings(flag: Option<&str>) {
-    let Some(gh) = crate::ci::GitHub::detect(&|v| std::env::var(v).ok()) else {
+    let Some(gh) = crate::ci::GitHub::from_env() else {
         return;
     };
     let env = ["SNAPGUARD_DATABASE_URL", "DATABASE_URL"]

@@ -39,7 +39,7 @@ pub async fn run(config: &Config, args: RehearseArgs) -> Result<(), Error> {
         (Source::Snapshot(_), Err(e)) => return Err(no_store(e)),
         (_, Err(_)) => None,
     };
-    let github = GitHub::detect(&|v| std::env::var(v).ok());
+    let github = GitHub::from_env();
     if let Some(gh) = &github {
         for info in [&from_url, &target_url].into_iter().flatten() {
             if let Some(p) = info.password() {

@@ -105,7 +105,7 @@ impl<'a> Deployer<'a> {
             db,
             admin_info: db.with_dbname(&config.database.maintenance_db),
             http: HttpClient::new(),
-            events: Events::new(ci::GitHub::detect(&|v| std::env::var(v).ok())),
+            events: Events::new(ci::GitHub::from_env()),
             sampler: std::cell::RefCell::new(None),
             own_from: std::cell::Cell::new(None),
             dumped: std::cell::RefCell::new(None),

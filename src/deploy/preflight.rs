@@ -333,7 +333,7 @@ impl<'a> Deployer<'a> {
             .map(|p| lint::Input::of(p, all))
             .collect::<Result<Vec<_>, _>>()?;
         let report = lint::run(inputs, &lint::Settings::of(&self.config.lint), Some(app)).await?;
-        if ci::GitHub::detect(&|v| std::env::var(v).ok()).is_some() {
+        if ci::GitHub::from_env().is_some() {
             eprint!("{}", lint::output::github(&report));
         }
         for f in report
