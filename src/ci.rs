@@ -41,7 +41,7 @@ pub struct GitHub {
 impl GitHub {
     /// `Some` when this process runs under GitHub Actions.
     pub fn from_env() -> Option<GitHub> {
-        GitHub::from_env()
+        GitHub::detect(&|v| std::env::var(v).ok())
     }
 
     /// `Some` when the environment `env` is GitHub Actions'.
