@@ -250,16 +250,27 @@ mod tests {
                 Outcome::Failed,
             ),
             (Error::RolledBack(x()), 4, Outcome::RolledBack),
-            (Error::RollbackIncomplete(x()), 5, Outcome::RollbackIncomplete),
+            (
+                Error::RollbackIncomplete(x()),
+                5,
+                Outcome::RollbackIncomplete,
+            ),
             (Error::OverBudget(x()), 7, Outcome::Failed),
             (Error::RehearsalFailed(x()), 8, Outcome::Failed),
-            (Error::OffsiteIncomplete(x()), 10, Outcome::OffsiteIncomplete),
+            (
+                Error::OffsiteIncomplete(x()),
+                10,
+                Outcome::OffsiteIncomplete,
+            ),
         ];
         let failures = include_str!("../docs/failures.md");
         for (error, code, outcome) in &cases {
             assert_eq!(error.ending(), (*code, *outcome), "{error:?}");
             assert_eq!(error.exit_code(), *code);
-            assert_eq!(Outcome::of(&Err(error_like(error)), Outcome::Succeeded), *outcome);
+            assert_eq!(
+                Outcome::of(&Err(error_like(error)), Outcome::Succeeded),
+                *outcome
+            );
             assert!(
                 failures.contains(&format!("\n| {code} | ")),
                 "exit {code} is not in docs/failures.md's table"

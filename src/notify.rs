@@ -74,7 +74,7 @@ pub async fn send(webhooks: &[HttpCall], command: &str, report: &Report) {
         match crate::maintenance::call(&hook, ATTEMPTS - 1, &client).await {
             Ok(()) => tracing::info!(webhook = %target, "notified"),
             Err(e) => {
-                tracing::warn!(webhook = %target, error = %crate::error::chain(&e), "notification failed; the outcome stands")
+                tracing::warn!(webhook = %target, error = %crate::error::chain(&*e), "notification failed; the outcome stands")
             }
         }
     }

@@ -104,7 +104,8 @@ pub async fn plan(
     match store.incomplete_uploads("").await {
         Ok(uploads) => {
             for u in uploads {
-                if let Some(started) = snapshot::upload_started(u).filter(|t| *t < now - chrono::Duration::days(1))
+                if let Some(started) =
+                    snapshot::upload_started(&u).filter(|t| *t < now - chrono::Duration::days(1))
                 {
                     let why = format!(
                         "upload of `{}` started {} and never finished",

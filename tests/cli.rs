@@ -292,5 +292,9 @@ fn lint_help_lists_the_rules() {
     }
     let short = ws.run(&["lint", "-h"]);
     short.expect_code(0);
-    assert!(!short.stdout().contains("index_not_concurrent"), "{}", short.stdout());
+    assert!(
+        !short.stdout().contains("index_not_concurrent"),
+        "{}",
+        short.stdout()
+    );
 }

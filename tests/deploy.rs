@@ -385,7 +385,10 @@ fn a_signal_during_a_migration_rolls_back_in_process() {
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut log = String::new();
     while !log.contains("rolling back") {
-        assert!(stderr.read_line(&mut log).unwrap() > 0, "no rollback: {log}");
+        assert!(
+            stderr.read_line(&mut log).unwrap() > 0,
+            "no rollback: {log}"
+        );
     }
     std::process::Command::new("kill")
         .args(["-TERM", &pid])

@@ -80,7 +80,12 @@ fn floor(module: &str) -> Option<u32> {
 /// The module a file under `src/` belongs to (`src/deploy/recover.rs` →
 /// `deploy`); `None` for `lib.rs` and `main.rs`, which name every module.
 fn module_of(rel: &Path) -> Option<String> {
-    let first = rel.components().next()?.as_os_str().to_string_lossy().into_owned();
+    let first = rel
+        .components()
+        .next()?
+        .as_os_str()
+        .to_string_lossy()
+        .into_owned();
     let name = first.trim_end_matches(".rs").to_owned();
     (name != "lib" && name != "main").then_some(name)
 }
@@ -164,10 +169,16 @@ fn no_module_imports_a_floor_above_its_own() {
                 known_seen.push((shown.clone(), target.clone()));
                 continue;
             }
-            climbing.push(format!("{shown}:{line}: `{module}` (floor {own}) imports `{target}` (floor {theirs})"));
+            climbing.push(format!(
+                "{shown}:{line}: `{module}` (floor {own}) imports `{target}` (floor {theirs})"
+            ));
         }
     }
-    assert!(climbing.is_empty(), "imports that climb a floor:\n{}", climbing.join("\n"));
+    assert!(
+        climbing.is_empty(),
+        "imports that climb a floor:\n{}",
+        climbing.join("\n")
+    );
     for (file, target, why) in KNOWN {
         assert!(
             known_seen.iter().any(|(f, t)| f == file && t == target),

@@ -306,7 +306,12 @@ fn a_lock_timeout_is_retried_until_the_lock_is_free() {
     holder.wait().unwrap();
     stderr.read_to_string(&mut log).unwrap();
     let mut out = String::new();
-    migrate.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    migrate
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     let status = migrate.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{log}");
     let run = Run(std::process::Output {

@@ -236,7 +236,10 @@ mod tests {
             super::uri_reference("migrations/1 add #tags?.sql"),
             "migrations/1%20add%20%23tags%3F.sql"
         );
-        assert_eq!(super::uri_reference("db/café_100%.sql"), "db/caf%C3%A9_100%25.sql");
+        assert_eq!(
+            super::uri_reference("db/café_100%.sql"),
+            "db/caf%C3%A9_100%25.sql"
+        );
         assert_eq!(super::uri_reference("a/b-c_d.e~f.sql"), "a/b-c_d.e~f.sql");
     }
 }

@@ -181,7 +181,10 @@ mod tests {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while members() < count {
-            assert!(Instant::now() < deadline, "the group never had {count} processes");
+            assert!(
+                Instant::now() < deadline,
+                "the group never had {count} processes"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

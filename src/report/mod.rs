@@ -5,7 +5,6 @@
 pub mod events;
 pub mod plan;
 
-use crate::error::Error;
 use chrono::{DateTime, Utc};
 
 use crate::checks::CheckResult;
