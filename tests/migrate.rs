@@ -70,6 +70,17 @@ fn hold_lock(db: &str, table: &str, hold: Duration) -> Child {
     child
 }
 
+/// Ends the session [`hold_lock`] holds `table`'s lock with: its lock goes
+/// at once (a killed `psql` leaves its backend in `pg_sleep`, holding it).
+fn release_lock(db: &str, table: &str) {
+    psql(
+        db,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE relation = '{table}'::regclass AND mode = 'AccessExclusiveLock' AND granted"
+        ),
+    );
+}
+
 #[test]
 fn every_format_applies_records_history_and_then_has_nothing_to_do() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/migrations");
@@ -299,10 +310,7 @@ fn a_lock_timeout_is_retried_until_the_lock_is_free() {
     while !log.contains("lock timeout; retrying") {
         assert!(stderr.read_line(&mut log).unwrap() > 0, "no retry: {log}");
     }
-    psql(
-        &db,
-        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE relation = 'busy'::regclass AND mode = 'AccessExclusiveLock' AND granted",
-    );
+    release_lock(&db, "busy");
     holder.wait().unwrap();
     stderr.read_to_string(&mut log).unwrap();
     let mut out = String::new();
@@ -335,10 +343,7 @@ fn a_lock_that_stays_held_ends_with_a_clear_error() {
     ws.migrations(&[("1_col.sql", "ALTER TABLE busy ADD COLUMN y int;")]);
     let mut holder = hold_lock(&db, "busy", Duration::from_secs(60));
     let run = ws.run(&["migrate"]);
-    psql(
-        &db,
-        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE relation = 'busy'::regclass AND mode = 'AccessExclusiveLock' AND granted",
-    );
+    release_lock(&db, "busy");
     holder.wait().unwrap();
     run.expect_code(1);
     let err = run.stderr();

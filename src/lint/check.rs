@@ -811,22 +811,7 @@ fn is_null_constant(expr: &Node) -> bool {
 
 /// The names a `DROP` lists, for its message (` a, b`).
 fn dropped_names(objects: &[Node]) -> String {
-    let names: Vec<String> = objects
-        .iter()
-        .filter_map(|o| match &o.node {
-            Some(NodeEnum::List(l)) => Some(
-                l.items
-                    .iter()
-                    .filter_map(|i| match &i.node {
-                        Some(NodeEnum::String(s)) => Some(s.sval.clone()),
-                        _ => None,
-                    })
-                    .collect::<Vec<_>>()
-                    .join("."),
-            ),
-            _ => None,
-        })
-        .collect();
+    let names: Vec<String> = name_parts(objects).iter().map(|p| p.join(".")).collect();
     if names.is_empty() {
         String::new()
     } else {
@@ -836,30 +821,37 @@ fn dropped_names(objects: &[Node]) -> String {
 
 /// The tables a `DROP TABLE` names.
 fn qualified_names(objects: &[Node]) -> Vec<TableName> {
+    name_parts(objects)
+        .into_iter()
+        .filter_map(|parts| match parts.as_slice() {
+            [.., schema, name] => Some(TableName {
+                schema: Some(schema.clone()),
+                name: name.clone(),
+            }),
+            [name] => Some(TableName {
+                schema: None,
+                name: name.clone(),
+            }),
+            [] => None,
+        })
+        .collect()
+}
+
+/// The dotted parts of each name a `DROP` statement lists
+/// (`app.orders` → `["app", "orders"]`).
+fn name_parts(objects: &[Node]) -> Vec<Vec<String>> {
     objects
         .iter()
         .filter_map(|o| match &o.node {
-            Some(NodeEnum::List(l)) => {
-                let parts: Vec<String> = l
-                    .items
+            Some(NodeEnum::List(l)) => Some(
+                l.items
                     .iter()
                     .filter_map(|i| match &i.node {
                         Some(NodeEnum::String(s)) => Some(s.sval.clone()),
                         _ => None,
                     })
-                    .collect();
-                match parts.as_slice() {
-                    [.., schema, name] => Some(TableName {
-                        schema: Some(schema.clone()),
-                        name: name.clone(),
-                    }),
-                    [name] => Some(TableName {
-                        schema: None,
-                        name: name.clone(),
-                    }),
-                    [] => None,
-                }
-            }
+                    .collect(),
+            ),
             _ => None,
         })
         .collect()
