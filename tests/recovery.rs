@@ -1331,3 +1331,38 @@ fn snapguard_sessions_no_journal_saw_do_not_make_recover_refuse() {
     assert_eq!(fingerprint(&app.db), before, "the database is restored");
     assert!(!maintenance_on(&app), "maintenance is off");
 }
+
+/// The session counter is "now minus then" only while the server keeps
+/// counting: after `pg_stat_reset()` (or a crash, or a standby promoted)
+/// it starts again from zero, and a foreign writer's sessions before the
+/// reset vanish from it. The old guard read the negative difference as
+/// "no one else connected" and restored over the acknowledged rows.
+#[test]
+fn statistics_reset_after_the_snapshot_makes_recover_refuse() {
+    let app = App::new("rec_stats_reset", "fs");
+    write_config(&app, "snapshot:\n  local_clone: always\n");
+    let child = deploy_in_migration(&app);
+    kill9(child);
+    let url = app.role_url();
+    let psql_c = |sql: &str| {
+        common::run_ok(
+            std::process::Command::new(pg().bin_dir().join("psql"))
+                .args(["-X", "-q", &url, "-c", sql]),
+        )
+    };
+    psql_c("INSERT INTO items (name) VALUES ('acknowledged')");
+    psql(&app.db, "SELECT pg_stat_reset()");
+
+    let run = app.ws.run(&["recover"]);
+    run.expect_code(5);
+    run.expect_stderr("the statistics of `rec_stats_reset` were reset since the snapshot");
+    assert_eq!(
+        psql(
+            &app.db,
+            "SELECT count(*) FROM items WHERE name = 'acknowledged'"
+        ),
+        "1",
+        "nothing was restored over the write"
+    );
+    assert!(maintenance_on(&app));
+}

@@ -50,6 +50,11 @@ pub struct Baseline {
     pub wal_lsn: Option<String>,
     /// `pg_stat_database.sessions`; `None` before PostgreSQL 14.
     pub server_sessions: Option<i64>,
+    /// Since when the server has been counting `server_sessions`: a count
+    /// read later is comparable only if it began at the same moment.
+    /// `None` in journals written before this was recorded.
+    #[serde(default)]
+    pub counting_since: Option<CountingSince>,
     /// `pg_stat_database.sessions_abandoned`; `None` before PostgreSQL 14.
     /// Logged only: an abandoned session is not evidence of whose it was.
     #[serde(default)]
@@ -134,9 +139,10 @@ pub async fn baseline(admin: &Client, app: &ConnInfo) -> Result<Baseline, DbErro
     Ok(Baseline {
         at: Utc::now(),
         wal_lsn,
-        server_sessions: counters.map(|c| c.sessions),
-        abandoned_sessions: counters.map(|c| c.abandoned),
-        activity: counters.map(|c| c.activity),
+        server_sessions: counters.as_ref().map(|c| c.sessions),
+        counting_since: counters.as_ref().map(|c| c.since.clone()),
+        abandoned_sessions: counters.as_ref().map(|c| c.abandoned),
+        activity: counters.as_ref().map(|c| c.activity),
         own_sessions,
         catalogue: Some(catalogue),
         registered_before,
@@ -202,11 +208,59 @@ async fn settle(admin: &Client, database: &str) -> Result<u64, DbError> {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Counters {
     sessions: i64,
     abandoned: i64,
     activity: Activity,
+    since: CountingSince,
+}
+
+/// When a server's per-database counters began: they start again from
+/// zero when the server restarts after a crash (or fails over to a
+/// standby, whose counters are its own) and when someone calls
+/// `pg_stat_reset()`. Sessions opened since the snapshot can then no
+/// longer be counted as "now minus then".
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CountingSince {
+    /// `pg_postmaster_start_time()`. A clean restart keeps the counters,
+    /// but nothing the server keeps tells it from a crash, so any restart
+    /// counts as a new beginning.
+    pub server_started: String,
+    /// `pg_stat_database.stats_reset`; empty when never reset.
+    pub stats_reset: String,
+}
+
+/// Why the session counter cannot be compared with the baseline's, if it
+/// cannot: the guard then has no count of the sessions since the
+/// snapshot, and a rollback must not proceed as if it had one.
+fn counter_restarted(
+    then: Option<&CountingSince>,
+    before: i64,
+    now: &Counters,
+    database: &str,
+) -> Option<String> {
+    let cannot = "the sessions opened since the snapshot cannot be counted";
+    if let Some(then) = then {
+        if then.server_started != now.since.server_started {
+            return Some(format!(
+                "the server restarted since the snapshot (up since {}, was up since {}) or another server answers now: {cannot}",
+                now.since.server_started, then.server_started
+            ));
+        }
+        if then.stats_reset != now.since.stats_reset {
+            return Some(format!(
+                "the statistics of `{database}` were reset since the snapshot (pg_stat_reset at {}): {cannot}",
+                now.since.stats_reset
+            ));
+        }
+    }
+    (now.sessions < before).then(|| {
+        format!(
+            "the server counts fewer sessions to `{database}` now ({}) than at the snapshot ({before}), so its counters started again: {cannot}",
+            now.sessions
+        )
+    })
 }
 
 /// The session and write counters of `pg_stat_database` (PostgreSQL 14+),
@@ -228,7 +282,8 @@ async fn counters(admin: &Client, database: &str) -> Result<Option<Counters>, Db
     }
     let row = admin
         .query_opt(
-            "SELECT sessions, sessions_abandoned, tup_inserted + tup_updated + tup_deleted, xact_commit \
+            "SELECT sessions, sessions_abandoned, tup_inserted + tup_updated + tup_deleted, xact_commit, \
+                    pg_postmaster_start_time()::text, coalesce(stats_reset::text, '') \
              FROM pg_stat_database WHERE datname = $1",
             &[&database],
         )
@@ -240,6 +295,10 @@ async fn counters(admin: &Client, database: &str) -> Result<Option<Counters>, Db
         activity: Activity {
             rows_written: r.get(2),
             commits: r.get(3),
+        },
+        since: CountingSince {
+            server_started: r.get(4),
+            stats_reset: r.get(5),
         },
     }))
 }
@@ -564,6 +623,7 @@ pub async fn writes_after(
     if let Some(before) = base.server_sessions
         && let Some(now) = counters(admin, database).await?
     {
+        let restarted = counter_restarted(base.counting_since.as_ref(), before, &now, database);
         let opened = now.sessions - before;
         let explained = match registered {
             Some(registered) => Some(registered),
@@ -582,7 +642,10 @@ pub async fn writes_after(
             own = ?evidence.own,
             "the write guard's session count"
         );
-        if let Some(explained) = explained
+        let counting = restarted.is_none();
+        if let Some(restarted) = restarted {
+            reasons.push(restarted);
+        } else if let Some(explained) = explained
             && opened > explained
         {
             reasons.push(format!(
@@ -591,7 +654,8 @@ pub async fn writes_after(
                 base.at.format("%Y-%m-%d %H:%M:%S UTC")
             ));
         }
-        if !reasons.is_empty()
+        if counting
+            && !reasons.is_empty()
             && let Some(activity) = base.activity
         {
             reasons.push(format!(
@@ -627,12 +691,65 @@ mod tests {
         assert_eq!(OwnSessions::Unknown.explained(0, 10), None);
     }
 
+    fn counted(sessions: i64, started: &str, reset: &str) -> Counters {
+        Counters {
+            sessions,
+            abandoned: 0,
+            activity: Activity {
+                rows_written: 0,
+                commits: 0,
+            },
+            since: CountingSince {
+                server_started: started.into(),
+                stats_reset: reset.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_session_count_that_started_again_is_a_reason_not_a_small_number() {
+        let then = counted(100, "t0", "").since;
+        let same = counted(140, "t0", "");
+        assert_eq!(counter_restarted(Some(&then), 100, &same, "shop"), None);
+        // A crash (or a standby promoted): counting began again, and 140
+        // sessions since then say nothing about the time since the
+        // snapshot, even though they are more than before.
+        let crashed = counted(140, "t1", "");
+        let reason = counter_restarted(Some(&then), 100, &crashed, "shop").unwrap();
+        assert!(
+            reason.starts_with(
+                "the server restarted since the snapshot (up since t1, was up since t0)"
+            ),
+            "{reason}"
+        );
+        let reset = counted(3, "t0", "r1");
+        let reason = counter_restarted(Some(&then), 100, &reset, "shop").unwrap();
+        assert!(
+            reason.starts_with(
+                "the statistics of `shop` were reset since the snapshot (pg_stat_reset at r1)"
+            ),
+            "{reason}"
+        );
+        // A journal from before the start was recorded: a count that went
+        // down is still caught.
+        let reason = counter_restarted(None, 100, &counted(7, "t1", ""), "shop").unwrap();
+        assert!(
+            reason.contains("fewer sessions to `shop` now (7) than at the snapshot (100)"),
+            "{reason}"
+        );
+        assert_eq!(
+            counter_restarted(None, 100, &counted(100, "t1", ""), "shop"),
+            None
+        );
+    }
+
     #[test]
     fn a_session_from_the_snapshot_that_left_unseen_is_a_reason() {
         let base = Baseline {
             at: Utc::now(),
             wal_lsn: None,
             server_sessions: None,
+            counting_since: None,
             abandoned_sessions: None,
             activity: None,
             own_sessions: 0,
