@@ -611,6 +611,70 @@ fn renamed_and_schema_qualified_tables_are_judged_as_the_run_leaves_them() {
     );
 }
 
+/// Columns, schemas and constraints renamed earlier in the run are what
+/// they were: a type change of a renamed column is judged from the type
+/// the database has under its first name (it was "not consulted", an
+/// error), a renamed schema's table has its size, and a renamed `NOT
+/// VALID` check is still the one validated in the same transaction.
+#[test]
+fn renamed_columns_schemas_and_constraints_are_judged_by_their_first_names() {
+    let db = schema_db();
+    let sql = "ALTER TABLE orders RENAME COLUMN total TO amount;\n\
+               ALTER TABLE orders ALTER COLUMN amount TYPE numeric(12,2);\n\
+               ALTER TABLE accounts RENAME TO users;\n\
+               ALTER TABLE users RENAME COLUMN name TO full_name;\n\
+               ALTER TABLE users ALTER COLUMN full_name TYPE varchar(10);\n\
+               ALTER TABLE orders ADD CONSTRAINT note_set CHECK (note IS NOT NULL) NOT VALID;\n\
+               ALTER TABLE orders RENAME CONSTRAINT note_set TO note_present;\n\
+               ALTER TABLE orders VALIDATE CONSTRAINT note_present;\n\
+               ALTER TABLE orders RENAME COLUMN note TO remark;\n\
+               ALTER TABLE orders ALTER COLUMN remark SET NOT NULL;\n\
+               ALTER SCHEMA public RENAME TO shop;\n\
+               CREATE INDEX orders_account ON shop.orders (account_id);\n";
+    let (report, _) = lint_json(&workspace(Some(db), sql, ALL_LARGE));
+    let rewrites: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "column_type_rewrite")
+        .collect();
+    // numeric(10,2) → (12,2) widens in place; varchar(20) → (10) rewrites,
+    // and says so from the type the database has.
+    assert_eq!(rewrites.len(), 1, "{report:#}");
+    let message = rewrites[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("full_name TYPE varchar(10) (from character varying(20))"),
+        "{message}"
+    );
+    assert!(
+        rewrites[0]["context"]
+            .as_str()
+            .unwrap()
+            .contains("`accounts` before a rename earlier in this deploy, "),
+        "{report:#}"
+    );
+    let validate = finding(&report, "constraint_not_valid");
+    assert!(
+        validate["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("VALIDATE CONSTRAINT note_present in the same transaction"),
+        "{report:#}"
+    );
+    assert!(
+        !rules_found(&report).contains(&"set_not_null".to_owned()),
+        "the renamed check prepared the renamed column: {report:#}"
+    );
+    let index = finding(&report, "index_not_concurrent");
+    assert_eq!(index["level"], "error", "{report:#}");
+    let context = index["context"].as_str().unwrap();
+    assert!(
+        context.contains("`public.orders` before a rename earlier in this deploy"),
+        "{context}"
+    );
+    assert!(context.contains("~5000 rows"), "{context}");
+}
+
 /// A deploy whose migrations rename a small table and then index it goes
 /// ahead; the same on a table lint judges large is refused at preflight.
 #[test]

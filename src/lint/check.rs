@@ -7,12 +7,13 @@ use std::collections::{HashMap, HashSet};
 
 use pg_query::NodeEnum;
 use pg_query::protobuf::{
-    AlterTableCmd, AlterTableType, ConstrType, Constraint, Node, ObjectType, RangeVar,
+    AlterTableCmd, AlterTableType, ConstrType, Constraint, Node, ObjectType, RangeVar, RenameStmt,
     TransactionStmtKind, TypeName,
 };
 
 use super::facts::{Facts, TableName, Wanted};
 use super::parse::Statement;
+use super::renames::{self, Renames, Resolved};
 
 /// A rule that matched a statement, before levels and sizes are applied.
 #[derive(Debug, Clone)]
@@ -65,10 +66,6 @@ const KNOWN_VOLATILE: &[&str] = &[
     "setseed",
 ];
 
-/// A table as the run resolves it, however it is spelt: (schema, name),
-/// an unqualified name in the first schema of the `search_path`.
-type Resolved = (String, String);
-
 /// The checker for one run: the migrations in the order they apply.
 pub struct Checker<'f> {
     facts: Option<&'f Facts>,
@@ -78,17 +75,17 @@ pub struct Checker<'f> {
     /// the `search_path` (the database's current schema when one is at
     /// hand, `public` otherwise; a `SET search_path` moves it).
     schema: String,
-    /// Tables created in this run, with the migration (its index in the
-    /// run) that created each.
+    /// Tables created in this run, by the name they were created under,
+    /// with the migration (its index in the run) that created each.
     created: HashMap<Resolved, usize>,
     /// The migration being checked: its index in the run.
     input: usize,
-    /// Tables renamed in this run, by their new name: the name the
-    /// database knows them by, as the first rename wrote it.
-    renamed: HashMap<Resolved, TableName>,
+    /// What this run renamed: every table and column below is keyed by
+    /// its first name.
+    renames: Renames,
     /// `CHECK (col IS NOT NULL)` added in this run, by constraint name;
     /// `true` once validated.
-    not_null_checks: HashMap<String, (TableName, String, bool)>,
+    not_null_checks: HashMap<String, (Resolved, String, bool)>,
     /// Column types this run gave, as `format_type` writes them: a later
     /// type change is judged from these, not from the database's.
     column_types: HashMap<(Resolved, String), String>,
@@ -109,15 +106,21 @@ impl<'f> Checker<'f> {
                 .unwrap_or_else(|| "public".into()),
             created: HashMap::new(),
             input: 0,
-            renamed: HashMap::new(),
+            renames: Renames::default(),
             not_null_checks: HashMap::new(),
             not_valid_open: HashSet::new(),
             column_types: HashMap::new(),
         }
     }
 
-    /// What the database must be asked for `statements`.
-    pub fn wanted(statements: &[Statement], wanted: &mut Wanted) {
+    /// What the database must be asked for `statements`, each object by
+    /// the name the database knows it by (`renames` carries the run's
+    /// renames from one migration to the next).
+    pub fn wanted(statements: &[Statement], wanted: &mut Wanted, renames: &mut Renames) {
+        // The database's current schema is not known yet: names resolve
+        // in `public` unless the run sets a `search_path`, which only
+        // matters for keeping renames apart.
+        let mut schema = "public".to_owned();
         for s in statements {
             match &s.node {
                 NodeEnum::AlterTableStmt(a) => {
@@ -128,7 +131,10 @@ impl<'f> Checker<'f> {
                         if cmd.subtype() == AlterTableType::AtAlterColumnType
                             || cmd.subtype() == AlterTableType::AtSetNotNull
                         {
-                            wanted.columns.insert((table.clone(), cmd.name.clone()));
+                            wanted.columns.insert((
+                                renames.table(&table, &schema),
+                                renames.column(&table, &cmd.name, &schema),
+                            ));
                         }
                         if let Some(NodeEnum::ColumnDef(col)) = def(cmd) {
                             for c in constraints(&col.constraints) {
@@ -138,13 +144,23 @@ impl<'f> Checker<'f> {
                             }
                         }
                     }
-                    wanted.tables.insert(table);
+                    wanted.tables.insert(renames.table(&table, &schema));
+                }
+                NodeEnum::VariableSetStmt(v) if v.name == "search_path" => {
+                    if let Some(first) = v.args.first().and_then(constant_text) {
+                        schema = first;
+                    }
                 }
                 other => {
                     for rv in relations(other) {
-                        wanted.tables.insert(TableName::of(rv));
+                        wanted
+                            .tables
+                            .insert(renames.table(&TableName::of(rv), &schema));
                     }
                 }
+            }
+            if let NodeEnum::RenameStmt(r) = &s.node {
+                renames.apply(r, &schema);
             }
         }
     }
@@ -411,14 +427,15 @@ impl<'f> Checker<'f> {
                 _ => {}
             }
             for (rule, table, message) in found {
-                let resolved = table.as_ref().map(|t| self.resolve(t));
                 let new_table = table.as_ref().is_some_and(|t| self.is_new(t));
                 let created_earlier = self.facts.is_none()
                     && !new_table
-                    && resolved
+                    && table
                         .as_ref()
-                        .is_some_and(|t| self.created.contains_key(t));
-                let known_as = resolved.and_then(|t| self.renamed.get(&t).cloned());
+                        .is_some_and(|t| self.created.contains_key(&self.resolve(t)));
+                let known_as = table
+                    .as_ref()
+                    .and_then(|t| self.renames.renamed(t, &self.schema));
                 hits.push(Hit {
                     rule,
                     line: s.line,
@@ -431,11 +448,9 @@ impl<'f> Checker<'f> {
                 });
             }
             // A rename takes effect for the statements after it.
-            if let NodeEnum::RenameStmt(r) = &s.node
-                && r.rename_type() == ObjectType::ObjectTable
-                && let Some(rv) = &r.relation
-            {
-                self.rename_table(&TableName::of(rv), &r.newname);
+            if let NodeEnum::RenameStmt(r) = &s.node {
+                self.rename_constraint(r);
+                self.renames.apply(r, &self.schema);
             }
         }
         self.input += 1;
@@ -466,9 +481,10 @@ impl<'f> Checker<'f> {
                 match c.contype() {
                     ConstrType::ConstrForeign | ConstrType::ConstrCheck => {
                         if let Some(column) = not_null_check_column(c) {
+                            let column = self.renames.column(&table, &column, &self.schema);
                             self.not_null_checks.insert(
                                 c.conname.clone(),
-                                (table.clone(), column, !c.skip_validation),
+                                (self.resolve(&table), column, !c.skip_validation),
                             );
                         }
                         if c.skip_validation && !c.conname.is_empty() {
@@ -531,12 +547,17 @@ impl<'f> Checker<'f> {
             )),
             AlterTableType::AtSetNotNull => {
                 let column = &cmd.name;
+                let (first, first_column) = (
+                    self.resolve(&table),
+                    self.renames.column(&table, column, &self.schema),
+                );
+                let known_as = self.renames.table(&table, &self.schema);
                 let prepared = self
                     .not_null_checks
                     .values()
-                    .any(|(t, c, validated)| *validated && *t == table && c == column)
+                    .any(|(t, c, validated)| *validated && *t == first && *c == first_column)
                     || self.facts.is_some_and(|f| {
-                        f.server_major >= 12 && f.has_not_null_check(&table, column)
+                        f.server_major >= 12 && f.has_not_null_check(&known_as, &first_column)
                     });
                 if !prepared {
                     out.push((
@@ -556,11 +577,13 @@ impl<'f> Checker<'f> {
                     .raw_default
                     .as_deref()
                     .is_some_and(|e| !using_is_the_column(e, &cmd.name, new));
-                let key = (self.resolve(&table), cmd.name.clone());
+                let column = self.renames.column(&table, &cmd.name, &self.schema);
+                let key = (self.resolve(&table), column.clone());
                 let from_run = self.column_types.get(&key).cloned();
                 let old = from_run.clone().or_else(|| {
+                    let known_as = self.renames.table(&table, &self.schema);
                     self.facts
-                        .and_then(|f| f.column_type(&table, &cmd.name))
+                        .and_then(|f| f.column_type(&known_as, &column))
                         .map(str::to_owned)
                 });
                 let new_name = type_text(new);
@@ -602,8 +625,9 @@ impl<'f> Checker<'f> {
                 // the table is rewritten, as for an identity column.
                 let type_name = col.type_name.as_ref().map(type_text).unwrap_or_default();
                 if let Some(t) = col.type_name.as_ref() {
+                    let column = self.renames.column(&table, &col.colname, &self.schema);
                     self.column_types
-                        .insert((self.resolve(&table), col.colname.clone()), formatted(t));
+                        .insert((self.resolve(&table), column), formatted(t));
                 }
                 if SERIAL_TYPES.contains(&type_name.as_str()) {
                     out.push((
@@ -702,8 +726,8 @@ impl<'f> Checker<'f> {
     }
 
     fn table(&self, t: &TableName) -> Option<super::facts::Table> {
-        let known_as = self.renamed.get(&self.resolve(t)).unwrap_or(t);
-        self.facts.and_then(|f| f.table(known_as))
+        let known_as = self.renames.table(t, &self.schema);
+        self.facts.and_then(|f| f.table(&known_as))
     }
 
     /// Whether `t` is empty because this run creates it. With a database,
@@ -728,26 +752,23 @@ impl<'f> Checker<'f> {
         self.input += 1;
     }
 
-    /// `t` as the run resolves it.
+    /// `t` as the run resolves it, by its first name (see [`Renames`]).
     fn resolve(&self, t: &TableName) -> Resolved {
-        (
-            t.schema.clone().unwrap_or_else(|| self.schema.clone()),
-            t.name.clone(),
-        )
+        renames::resolve(&self.renames.table(t, &self.schema), &self.schema)
     }
 
-    /// `ALTER TABLE old RENAME TO new`: a table created in this run is
-    /// still new under its new name; an existing one keeps the name the
-    /// database knows it by.
-    fn rename_table(&mut self, old: &TableName, new: &str) {
-        let from = self.resolve(old);
-        let to = (from.0.clone(), new.to_owned());
-        if let Some(input) = self.created.remove(&from) {
-            self.created.insert(to, input);
+    /// `ALTER TABLE … RENAME CONSTRAINT a TO b`: what the run knows of `a`
+    /// (a `NOT VALID` check, not validated yet) holds for `b`.
+    fn rename_constraint(&mut self, r: &RenameStmt) {
+        if r.rename_type() != ObjectType::ObjectTabconstraint {
             return;
         }
-        let known_as = self.renamed.remove(&from).unwrap_or_else(|| old.clone());
-        self.renamed.insert(to, known_as);
+        if let Some(check) = self.not_null_checks.remove(&r.subname) {
+            self.not_null_checks.insert(r.newname.clone(), check);
+        }
+        if self.not_valid_open.remove(&r.subname) {
+            self.not_valid_open.insert(r.newname.clone());
+        }
     }
 
     /// The first volatile function an expression calls.

@@ -13,6 +13,7 @@ pub mod check;
 pub mod facts;
 pub mod output;
 pub mod parse;
+pub mod renames;
 pub mod rules;
 
 use std::collections::HashMap;
@@ -281,8 +282,9 @@ impl Parsed {
     /// What the database must be asked to judge these migrations.
     pub fn wanted(&self) -> Wanted {
         let mut wanted = Wanted::default();
+        let mut renames = renames::Renames::default();
         for s in self.statements.iter().flatten() {
-            check::Checker::wanted(s, &mut wanted);
+            check::Checker::wanted(s, &mut wanted, &mut renames);
         }
         wanted
     }
