@@ -200,6 +200,7 @@ fn samples(
         "snapshot.compression_level" => ("19", "20", &[]),
         "snapshot.restore_jobs" | "snapshot.retention.keep_last" => ("1", "0", &[]),
         "lint.server_version" => ("16", "9", &[]),
+        "lint.time_zone" => ("Etc/UTC", "[x]", &[]),
         "snapshot.retention.keep_days" | "migrations.lock_retries" => ("0", "-1", &[]),
         "snapshot.lock_wait_timeout"
         | "migrations.lock_timeout"

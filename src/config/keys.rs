@@ -125,6 +125,7 @@ pub(super) const KEYS: &[Key] = &[
     key("lint.small_table", Size),
     key("lint.max_lock_hold", Duration),
     key("lint.server_version", Count(10)),
+    key("lint.time_zone", Text),
     key("lint.rules.index_not_concurrent", LEVEL),
     key("lint.rules.constraint_not_valid", LEVEL),
     key("lint.rules.set_not_null", LEVEL),

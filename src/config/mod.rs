@@ -346,6 +346,9 @@ pub struct LintConfig {
     /// `lint.server_version`: the PostgreSQL major the migrations will run
     /// on, for linting without a database (a database's own wins).
     pub server_version: Option<u32>,
+    /// `lint.time_zone`: the session time zone the migrations will run
+    /// with, for linting without a database.
+    pub time_zone: Option<String>,
 }
 
 /// `release.health`.
@@ -851,6 +854,7 @@ impl Resolver<'_> {
                     "`{v}` is not a PostgreSQL major version (a whole number, 10 or more: 16, not 16.4)"
                 )),
             })?,
+            time_zone: self.string("lint.time_zone")?,
         })
     }
 

@@ -71,6 +71,10 @@ pub struct Checker<'f> {
     facts: Option<&'f Facts>,
     /// The server's major: the database's, else `lint.server_version`.
     server_major: Option<u32>,
+    /// `timestamp` ↔ `timestamptz` changes in place: the session time
+    /// zone is UTC on PostgreSQL 12+ (the database's, else
+    /// `lint.time_zone` with `lint.server_version`); `None` when unknown.
+    utc: Option<bool>,
     /// Where an unqualified name is created and found: the first schema of
     /// the `search_path` (the database's current schema when one is at
     /// hand, `public` otherwise; a `SET search_path` moves it).
@@ -92,15 +96,29 @@ pub struct Checker<'f> {
     /// Constraints added `NOT VALID` in the transaction under way: a
     /// `VALIDATE` in the same one scans under the lock the `ADD` took.
     not_valid_open: HashSet<String>,
+    /// Tables the migration being checked emptied (`TRUNCATE`, or a
+    /// `DELETE` without `WHERE`): no row is left to fail a new `NOT NULL`
+    /// column, though a `DELETE` leaves the pages a scan still reads.
+    emptied: HashSet<Resolved>,
 }
 
 impl<'f> Checker<'f> {
     /// A checker that judges against `facts` when there are some, and
-    /// without them takes the server's major from `server_version`.
-    pub fn new(facts: Option<&'f Facts>, server_version: Option<u32>) -> Self {
+    /// without them takes the server's major and time zone from
+    /// `settings`.
+    pub fn new(facts: Option<&'f Facts>, settings: &super::Settings) -> Self {
+        let server_major = facts.map(|f| f.server_major).or(settings.server_version);
+        let utc = match facts {
+            Some(f) => f.utc,
+            None => settings
+                .time_zone
+                .as_deref()
+                .map(|zone| super::facts::is_utc(zone) && server_major.is_some_and(|m| m >= 12)),
+        };
         Checker {
             facts,
-            server_major: facts.map(|f| f.server_major).or(server_version),
+            server_major,
+            utc,
             schema: facts
                 .and_then(|f| f.current_schema.clone())
                 .unwrap_or_else(|| "public".into()),
@@ -109,6 +127,7 @@ impl<'f> Checker<'f> {
             renames: Renames::default(),
             not_null_checks: HashMap::new(),
             not_valid_open: HashSet::new(),
+            emptied: HashSet::new(),
             column_types: HashMap::new(),
         }
     }
@@ -174,6 +193,7 @@ impl<'f> Checker<'f> {
         // Where the file's own `BEGIN` is, until its `COMMIT`.
         let mut open_begin: Option<&Statement> = None;
         self.not_valid_open.clear();
+        self.emptied.clear();
         for s in statements {
             let in_transaction = mode.wrapped || own_block;
             if !in_transaction {
@@ -203,6 +223,17 @@ impl<'f> Checker<'f> {
                 NodeEnum::CreateStmt(c) => {
                     if let Some(rv) = &c.relation {
                         let table = self.resolve(&TableName::of(rv));
+                        // Its columns' types, for a later type change to
+                        // be judged from (a folder linted without a
+                        // database knows them only from here).
+                        for element in &c.table_elts {
+                            if let Some(NodeEnum::ColumnDef(col)) = &element.node
+                                && let Some(t) = &col.type_name
+                            {
+                                self.column_types
+                                    .insert((table.clone(), col.colname.clone()), formatted(t));
+                            }
+                        }
                         self.created.insert(table, self.input);
                     }
                 }
@@ -364,6 +395,13 @@ impl<'f> Checker<'f> {
                         }
                     }
                 }
+                NodeEnum::TruncateStmt(t) => {
+                    for n in &t.relations {
+                        if let Some(NodeEnum::RangeVar(rv)) = &n.node {
+                            self.emptied.insert(self.resolve(&TableName::of(rv)));
+                        }
+                    }
+                }
                 NodeEnum::UpdateStmt(u) if !mode.batched && !bookkeeping(u.relation.as_ref()) => {
                     hit(
                         "unbatched_data_change",
@@ -372,6 +410,11 @@ impl<'f> Checker<'f> {
                     )
                 }
                 NodeEnum::DeleteStmt(d) if !mode.batched && !bookkeeping(d.relation.as_ref()) => {
+                    if let Some(rv) = &d.relation
+                        && d.where_clause.is_none()
+                    {
+                        self.emptied.insert(self.resolve(&TableName::of(rv)));
+                    }
                     hit(
                         "unbatched_data_change",
                         d.relation.as_ref(),
@@ -590,8 +633,15 @@ impl<'f> Checker<'f> {
                 self.column_types.insert(key, formatted(new));
                 let rules = TypeRules {
                     binary_casts: self.facts.map(|f| &f.binary_casts),
-                    utc: self.facts.and_then(|f| f.utc),
+                    utc: self.utc,
                 };
+                let zone_unknown = rules.utc.is_none()
+                    && old.as_deref().is_some_and(|old| {
+                        zone_change(
+                            &split_format_type(old).0,
+                            &split_format_type(&formatted(new)).0,
+                        )
+                    });
                 match old.as_deref().map(|old| rewrites(old, new, using, rules)) {
                     Some(false) => {}
                     Some(true) => out.push((
@@ -601,12 +651,16 @@ impl<'f> Checker<'f> {
                             cmd.name,
                             old.unwrap_or_default(),
                             if from_run.is_some() {
-                                ", as an earlier statement of this deploy left it"
+                                ", as an earlier statement of these migrations left it"
                             } else {
                                 ""
                             },
                             if using { " USING …" } else { "" }
-                        ),
+                        ) + if zone_unknown {
+                            ": in place when the session time zone is UTC (PostgreSQL 12+): the database was not asked, set `lint.time_zone`"
+                        } else {
+                            ""
+                        },
                     )),
                     None => out.push((
                         "column_type_rewrite",
@@ -658,7 +712,8 @@ impl<'f> Checker<'f> {
                         ConstrType::ConstrNotnull | ConstrType::ConstrPrimary
                     )
                 });
-                if not_null && !gets_values && !self.is_new(&table) {
+                let empty = self.is_new(&table) || self.emptied.contains(&self.resolve(&table));
+                if not_null && !gets_values && !empty {
                     out.push((
                         "add_column_not_null",
                         format!(
@@ -1125,8 +1180,7 @@ fn rewrites(old: &str, new: &TypeName, using: bool, rules: TypeRules<'_>) -> boo
     if old_base == new_base {
         return !typmod_admits(&new_base, &old_mods, &mods);
     }
-    let zoned = |b: &str| b == "timestamp with time zone" || b == "timestamp without time zone";
-    if zoned(&old_base) && zoned(&new_base) {
+    if zone_change(&old_base, &new_base) {
         return rules.utc != Some(true) || !typmod_admits("timestamp", &old_mods, &mods);
     }
     let binary = match rules.binary_casts {
@@ -1168,6 +1222,13 @@ fn typmod_admits(base: &str, old: &[i64], new: &[i64]) -> bool {
 const INTERVAL_FULL_RANGE: i64 = 0x7FFF;
 
 /// `character varying(20)` → (`character varying`, [20]);
+/// `timestamp` to `timestamptz` or back (bases as `format_type` writes
+/// them): in place only when the session time zone is UTC.
+fn zone_change(old_base: &str, new_base: &str) -> bool {
+    let zoned = |b: &str| b == "timestamp with time zone" || b == "timestamp without time zone";
+    old_base != new_base && zoned(old_base) && zoned(new_base)
+}
+
 /// `timestamp(3) without time zone` → (`timestamp without time zone`, [3]).
 fn split_format_type(t: &str) -> (String, Vec<i64>) {
     match (t.find('('), t.find(')')) {

@@ -109,6 +109,11 @@ const UTC_ZONES: &[&str] = &[
     "etc/zulu",
 ];
 
+/// `zone` (a `TimeZone` setting) never leaves UTC.
+pub fn is_utc(zone: &str) -> bool {
+    UTC_ZONES.contains(&zone.to_ascii_lowercase().as_str())
+}
+
 impl Facts {
     /// Asks the database `client` what `wanted` needs: one query per kind
     /// of fact, however many tables, so a remote server costs three round
@@ -201,9 +206,7 @@ impl Facts {
             .await
             .map_err(DbError::query("reading the session time zone for lint"))?
             .get(0);
-        facts.utc = Some(
-            facts.server_major >= 12 && UTC_ZONES.contains(&zone.to_ascii_lowercase().as_str()),
-        );
+        facts.utc = Some(facts.server_major >= 12 && is_utc(&zone));
         Ok(facts)
     }
 

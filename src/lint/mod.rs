@@ -39,6 +39,9 @@ pub struct Settings {
     /// The server's major when no database is consulted
     /// (`lint.server_version`).
     pub server_version: Option<u32>,
+    /// The session time zone when no database is consulted
+    /// (`lint.time_zone`).
+    pub time_zone: Option<String>,
 }
 
 impl Default for Settings {
@@ -48,6 +51,7 @@ impl Default for Settings {
             small_table: 10 * 1024 * 1024,
             max_lock_hold: std::time::Duration::from_secs(1),
             server_version: None,
+            time_zone: None,
         }
     }
 }
@@ -68,6 +72,7 @@ impl Settings {
             settings.max_lock_hold = hold;
         }
         settings.server_version = config.server_version;
+        settings.time_zone = config.time_zone.clone();
         settings
     }
 
@@ -291,7 +296,7 @@ impl Parsed {
 
     /// The findings, judged against `facts` when given.
     pub fn judge(&self, settings: &Settings, facts: Option<&Facts>) -> LintReport {
-        let mut checker = check::Checker::new(facts, settings.server_version);
+        let mut checker = check::Checker::new(facts, settings);
         let mut report = LintReport {
             files: self.inputs.len(),
             judged: facts.is_some(),
