@@ -1199,3 +1199,44 @@ fn every_error_on_a_real_migration_history_is_judged() {
         .count();
     assert_eq!(zoned, 81, "{report:#}");
 }
+
+/// A default's function is judged as volatile by what is known of it: a
+/// function the run creates is as its `CREATE FUNCTION` says (volatile
+/// unless `STABLE` or `IMMUTABLE`); without a database, a built-in one as
+/// PostgreSQL's catalogue says, and any other has an unknown volatility,
+/// said as such (it passed as harmless before).
+#[test]
+fn a_default_function_is_judged_by_what_is_known_of_it() {
+    let sql = "ALTER TABLE orders ADD COLUMN a text DEFAULT next_code();\n\
+               CREATE FUNCTION stable_code() RETURNS text LANGUAGE sql STABLE AS $$ SELECT 'x' $$;\n\
+               ALTER TABLE orders ADD COLUMN b text DEFAULT stable_code();\n\
+               CREATE FUNCTION random_code() RETURNS text LANGUAGE sql AS $$ SELECT md5(random()::text) $$;\n\
+               ALTER TABLE orders ADD COLUMN c text DEFAULT random_code();\n\
+               ALTER TABLE orders ADD COLUMN d text DEFAULT md5('x');\n\
+               ALTER TABLE orders ADD COLUMN e bytea DEFAULT gen_random_bytes(8);\n\
+               ALTER TABLE orders ADD COLUMN f timestamptz DEFAULT now() + make_interval(days => 1);\n";
+    let messages = |db: Option<&str>| -> Vec<String> {
+        let (report, _) = lint_json(&workspace(db, sql, ALL_LARGE));
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == "add_column_volatile_default")
+            .map(|f| f["message"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        messages(None),
+        [
+            "ADD COLUMN a DEFAULT next_code(…): volatility unknown, not a built-in function and the database was not asked (a volatile default is computed for every row)",
+            "ADD COLUMN c DEFAULT random_code(…): volatile, computed for every row",
+            "ADD COLUMN e DEFAULT gen_random_bytes(…): volatile, computed for every row",
+        ]
+    );
+    // The database does not have `next_code` (a migration would fail on
+    // it) nor pgcrypto: only the run's own function is known volatile.
+    assert_eq!(
+        messages(Some(schema_db())),
+        ["ADD COLUMN c DEFAULT random_code(…): volatile, computed for every row"]
+    );
+}

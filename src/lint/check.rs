@@ -11,6 +11,7 @@ use pg_query::protobuf::{
     TransactionStmtKind, TypeName,
 };
 
+use super::builtins::{self, Volatility};
 use super::facts::{Facts, TableName, Wanted};
 use super::parse::Statement;
 use super::renames::{self, Renames, Resolved};
@@ -48,24 +49,6 @@ pub struct Mode {
     pub batched: bool,
 }
 
-/// Functions whose result changes per row: a default calling one must be
-/// computed for every existing row, which rewrites the table. Used when no
-/// database can be asked (`pg_proc.provolatile`).
-const KNOWN_VOLATILE: &[&str] = &[
-    "random",
-    "gen_random_uuid",
-    "uuid_generate_v1",
-    "uuid_generate_v1mc",
-    "uuid_generate_v4",
-    "uuidv4",
-    "uuidv7",
-    "clock_timestamp",
-    "timeofday",
-    "nextval",
-    "txid_current",
-    "setseed",
-];
-
 /// The checker for one run: the migrations in the order they apply.
 pub struct Checker<'f> {
     facts: Option<&'f Facts>,
@@ -96,6 +79,8 @@ pub struct Checker<'f> {
     /// Constraints added `NOT VALID` in the transaction under way: a
     /// `VALIDATE` in the same one scans under the lock the `ADD` took.
     not_valid_open: HashSet<String>,
+    /// Functions this run created, by name: `true` when volatile.
+    functions: HashMap<String, bool>,
     /// Tables the migration being checked emptied (`TRUNCATE`, or a
     /// `DELETE` without `WHERE`): no row is left to fail a new `NOT NULL`
     /// column, though a `DELETE` leaves the pages a scan still reads.
@@ -128,6 +113,7 @@ impl<'f> Checker<'f> {
             not_null_checks: HashMap::new(),
             not_valid_open: HashSet::new(),
             emptied: HashSet::new(),
+            functions: HashMap::new(),
             column_types: HashMap::new(),
         }
     }
@@ -393,6 +379,14 @@ impl<'f> Checker<'f> {
                                 format!("LOCK TABLE in {} mode", lock_mode_name(l.mode)),
                             );
                         }
+                    }
+                }
+                NodeEnum::CreateFunctionStmt(f) => {
+                    if let Some(Some(NodeEnum::String(name))) =
+                        f.funcname.last().map(|n| n.node.as_ref())
+                    {
+                        self.functions
+                            .insert(name.sval.clone(), declared_volatile(&f.options));
                     }
                 }
                 NodeEnum::TruncateStmt(t) => {
@@ -727,10 +721,14 @@ impl<'f> Checker<'f> {
                         ConstrType::ConstrDefault => {
                             let old_server = self.server_major.is_some_and(|major| major < 11);
                             let volatile = c.raw_expr.as_ref().and_then(|e| self.volatile_call(e));
-                            if let Some(function) = volatile {
+                            if let Some((function, volatility)) = volatile {
                                 out.push((
                                     "add_column_volatile_default",
-                                    format!("ADD COLUMN {} DEFAULT {function}(…): volatile, computed for every row", col.colname),
+                                    if volatility == Volatility::Volatile {
+                                        format!("ADD COLUMN {} DEFAULT {function}(…): volatile, computed for every row", col.colname)
+                                    } else {
+                                        format!("ADD COLUMN {} DEFAULT {function}(…): volatility unknown, not a built-in function and the database was not asked (a volatile default is computed for every row)", col.colname)
+                                    },
                                 ));
                             } else if old_server {
                                 out.push((
@@ -826,16 +824,29 @@ impl<'f> Checker<'f> {
         }
     }
 
-    /// The first volatile function an expression calls.
-    fn volatile_call(&self, expr: &Node) -> Option<String> {
+    /// The first function an expression calls that is volatile, else the
+    /// first whose volatility is unknown: a function this run created is
+    /// as its `CREATE FUNCTION` says (volatile unless it says otherwise),
+    /// any other as the database says, or without one as PostgreSQL's
+    /// own catalogue does ([`builtins`]).
+    fn volatile_call(&self, expr: &Node) -> Option<(String, Volatility)> {
         let mut names = HashSet::new();
         functions_in(expr, &mut names);
         let mut names: Vec<String> = names.into_iter().collect();
         names.sort();
-        names.into_iter().find(|n| match self.facts {
-            Some(f) => f.is_volatile(n),
-            None => KNOWN_VOLATILE.contains(&n.as_str()),
-        })
+        let judged: Vec<(String, Volatility)> = names
+            .into_iter()
+            .map(|n| {
+                let v = match (self.functions.get(&n), self.facts) {
+                    (Some(&volatile), _) => fixed_unless(volatile),
+                    (None, Some(f)) => fixed_unless(f.is_volatile(&n)),
+                    (None, None) => builtins::volatility(&n),
+                };
+                (n, v)
+            })
+            .collect();
+        let first = |wanted| judged.iter().find(|(_, v)| *v == wanted).cloned();
+        first(Volatility::Volatile).or_else(|| first(Volatility::Unknown))
     }
 }
 
@@ -1053,6 +1064,26 @@ fn functions_in(node: &Node, out: &mut HashSet<String>) {
             out.insert(s.sval.clone());
         }
     }
+}
+
+/// A known volatility: volatile or not.
+fn fixed_unless(volatile: bool) -> Volatility {
+    if volatile {
+        Volatility::Volatile
+    } else {
+        Volatility::Fixed
+    }
+}
+
+/// Whether a `CREATE FUNCTION` with these options makes a volatile
+/// function: it does unless it says `IMMUTABLE` or `STABLE`.
+fn declared_volatile(options: &[Node]) -> bool {
+    !options.iter().any(|o| {
+        matches!(&o.node, Some(NodeEnum::DefElem(d))
+            if d.defname == "volatility"
+                && matches!(d.arg.as_deref().and_then(|a| a.node.as_ref()),
+                    Some(NodeEnum::String(s)) if s.sval != "volatile"))
+    })
 }
 
 fn lock_mode_name(mode: i32) -> &'static str {

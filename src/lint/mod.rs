@@ -9,6 +9,7 @@
 //! - [`facts`]: table sizes, row estimates, column types from the database.
 //! - [`output`]: text, JSON, SARIF and GitHub annotations.
 
+pub mod builtins;
 pub mod check;
 pub mod facts;
 pub mod output;
