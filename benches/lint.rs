@@ -1,13 +1,52 @@
-//! `snapguard lint` speed: 1,000 generated migrations of the shapes real
-//! folders hold (tables, columns, indexes, constraints, backfills, a
-//! PL/pgSQL function), linted without a database by the binary, median of
-//! the runs with min–max. The target is under one second.
+//! `snapguard lint` speed and peak memory: 1,000 generated migrations of
+//! the shapes real folders hold (tables, columns, indexes, constraints,
+//! backfills, a PL/pgSQL function), and lemmy's real history (342
+//! migrations, 2,664 statements, `tests/fixtures/lint/corpus/lemmy`),
+//! linted without a database by the binary, beside `squawk` on the same
+//! files when it is installed (`pip install squawk-cli`), the two
+//! interleaved; medians of the runs with min–max. Targets: under one
+//! second, peak memory ≤ 30 MiB.
 //!
 //! Run it with `scripts/bench lint` or `cargo bench --bench lint -- [--runs 5]
 //! [--count 1000]`.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
+
+/// One run of `command` in `dir` under `/usr/bin/time`: wall seconds and
+/// peak resident memory in KiB.
+fn measured(command: &[&str], dir: &Path) -> (f64, u64) {
+    let report = dir.join("time.out");
+    let status = Command::new("/usr/bin/time")
+        .args(["-f", "%e %M", "-o"])
+        .arg(&report)
+        .args(command)
+        .current_dir(dir)
+        .env("CI", "true")
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("/usr/bin/time (scripts/bench installs it)");
+    // lint exits 9 when it finds errors, squawk 1: both measured.
+    assert!(status.code().is_some(), "{command:?} was killed");
+    let text = std::fs::read_to_string(&report).unwrap();
+    let last = text.lines().last().unwrap_or_default();
+    let (secs, kib) = last.split_once(' ').expect("`%e %M`");
+    (secs.parse().unwrap(), kib.parse().unwrap())
+}
+
+/// `median (min–max)` of `values`.
+fn spread(mut values: Vec<f64>, unit: &str) -> String {
+    values.sort_by(f64::total_cmp);
+    format!(
+        "{:.2}{unit} ({:.2}–{:.2})",
+        values[values.len() / 2],
+        values[0],
+        values[values.len() - 1]
+    )
+}
 
 fn migration(i: usize) -> String {
     match i % 5 {
@@ -85,4 +124,48 @@ fn main() {
         seconds[0],
         seconds[seconds.len() - 1]
     );
+
+    // The real history, snapguard and squawk interleaved.
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lint/corpus/lemmy");
+    let corpus = corpus.display().to_string();
+    std::fs::write(
+        dir.path().join("snapguard.yml"),
+        "lint:\n  server_version: 16\n",
+    )
+    .unwrap();
+    let files: Vec<String> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .filter_map(|e| {
+            let up = e.ok()?.path().join("up.sql");
+            up.is_file().then(|| up.display().to_string())
+        })
+        .collect();
+    let squawk = Command::new("squawk").arg("--version").output().is_ok();
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        ours.push(measured(
+            &[env!("CARGO_BIN_EXE_snapguard"), "lint", &corpus, "--format", "json"],
+            dir.path(),
+        ));
+        if squawk {
+            let mut command = vec!["squawk"];
+            command.extend(files.iter().map(String::as_str));
+            theirs.push(measured(&command, dir.path()));
+        }
+    }
+    let line = |name: &str, runs: &[(f64, u64)]| {
+        println!(
+            "{name}: {} wall, peak memory {} (median, min–max of {})",
+            spread(runs.iter().map(|r| r.0).collect(), "s"),
+            spread(runs.iter().map(|r| r.1 as f64 / 1024.0).collect(), " MiB"),
+            runs.len()
+        )
+    };
+    println!("lemmy's history ({} migrations), no database:", files.len());
+    line("  snapguard lint", &ours);
+    if squawk {
+        line("  squawk", &theirs);
+    } else {
+        println!("  squawk: not installed (pip install squawk-cli)");
+    }
 }
