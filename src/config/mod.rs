@@ -289,6 +289,18 @@ pub enum Offsite {
 }
 
 impl Offsite {
+    /// The policy a deploy runs: this one with a local clone to dump from,
+    /// else [`Offsite::BeforeMigrate`] (nothing frozen to stream). The one
+    /// place this is decided: the snapshot step, `plan` and the reports
+    /// all take it from here.
+    pub fn effective(self, local_clone: bool) -> Offsite {
+        if local_clone {
+            self
+        } else {
+            Offsite::BeforeMigrate
+        }
+    }
+
     /// The name in `snapguard.yml`.
     pub fn as_str(self) -> &'static str {
         match self {

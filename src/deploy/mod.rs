@@ -361,7 +361,15 @@ impl<'a> Deployer<'a> {
         if options.drill {
             return Err(StepFailure::changed(Step::Drill, failure::Drill));
         }
-        if self.config.snapshot.offsite == Offsite::BeforeMaintenanceOff {
+        // The policy the snapshot step ran (none without a clone), as
+        // journaled.
+        let policy = p
+            .journal
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.offsite.as_ref())
+            .map(|o| o.policy);
+        if policy == Some(Offsite::BeforeMaintenanceOff) {
             self.offsite_before_off(p, report, upload).await?;
             check_cancel(cancel, Step::Offsite, Step::MaintenanceOff, true)?;
         }

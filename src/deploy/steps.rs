@@ -131,8 +131,9 @@ impl Deployer<'_> {
             .local_clone
             .clone()
             .and_then(|method| Ok((clone_name?, method)));
+        let policy = self.config.snapshot.offsite.effective(clone.is_ok());
         let detail = match clone {
-            Ok((name, method)) if self.config.snapshot.offsite != Offsite::BeforeMigrate => {
+            Ok((name, method)) if policy != Offsite::BeforeMigrate => {
                 self.clone_first(p, report, cancel, upload, &name, &method)
                     .await
             }
@@ -195,7 +196,7 @@ impl Deployer<'_> {
             seconds,
             clone_seconds: None,
             clone_method: None,
-            offsite: Offsite::BeforeMigrate.as_str(),
+            offsite: Offsite::BeforeMigrate,
             committed: true,
         });
         let taken = format!(
@@ -265,7 +266,7 @@ impl Deployer<'_> {
                 chain(&e)
             ));
         }
-        let policy = self.config.snapshot.offsite;
+        let policy = self.config.snapshot.offsite.effective(true);
         let id = frozen.id.to_string();
         p.journal
             .snapshot
@@ -291,7 +292,7 @@ impl Deployer<'_> {
             seconds: 0.0,
             clone_seconds: Some(secs),
             clone_method: Some(used),
-            offsite: policy.as_str(),
+            offsite: policy,
             committed: false,
         });
         let request = p.journal.snapshot_request();

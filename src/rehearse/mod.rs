@@ -329,12 +329,12 @@ impl Rehearsal<'_> {
                 w.snapshot_seconds = snapshot.seconds;
             }
             w.clone_seconds = snapshot.clone_seconds.unwrap_or_default();
-            w.offsite = snapshot.offsite.to_owned();
+            w.offsite = Some(snapshot.offsite);
             // The snapshot step also captured the compare checks' before
             // sides: check time, not snapshot time. Clone-first, the step
             // held no dump (its upload ran beside the next steps).
             let clone = snapshot.clone_seconds.unwrap_or_default();
-            let dump = if snapshot.offsite == Offsite::BeforeMigrate.as_str() {
+            let dump = if snapshot.offsite == Offsite::BeforeMigrate {
                 snapshot.seconds
             } else {
                 0.0
@@ -407,10 +407,10 @@ impl Rehearsal<'_> {
         let work = w.migrations_seconds + w.checks_seconds;
         // Clone-first, the snapshot streams from the clone beside the
         // migrations (the window waits for the longer) or after the window.
-        w.total_seconds = match w.offsite.as_str() {
-            "before-maintenance-off" => w.clone_seconds + w.snapshot_seconds.max(work),
-            "after" => w.clone_seconds + work,
-            _ => w.snapshot_seconds + w.clone_seconds + work,
+        w.total_seconds = match w.offsite {
+            Some(Offsite::BeforeMaintenanceOff) => w.clone_seconds + w.snapshot_seconds.max(work),
+            Some(Offsite::After) => w.clone_seconds + work,
+            Some(Offsite::BeforeMigrate) | None => w.snapshot_seconds + w.clone_seconds + work,
         };
         w.estimated = true;
         let mut by_cost: Vec<&MigrationMeasure> = report.migrations.iter().collect();

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::locks::{Hold, Mode};
 use crate::checks::CheckResult;
+use crate::config::Offsite;
 use crate::ci::GitHub;
 use crate::progress::format_bytes;
 use crate::report::{FailureReport, StepReport, checks_markdown, publish, steps_markdown};
@@ -77,8 +78,9 @@ pub struct Window {
     pub checks_seconds: f64,
     /// `snapshot.offsite` as the rehearsed deploy ran it: whether the
     /// snapshot is inside the window (`before-migrate`), beside the
-    /// migrations (`before-maintenance-off`) or after it (`after`).
-    pub offsite: String,
+    /// migrations (`before-maintenance-off`) or after it (`after`); none
+    /// when the rehearsal stopped before its snapshot.
+    pub offsite: Option<crate::config::Offsite>,
     /// The window: the sum, with the snapshot counted as `offsite` says.
     pub total_seconds: f64,
     /// `budget.max_downtime`.
@@ -307,8 +309,8 @@ impl RehearsalReport {
                 line(format!("  budget.max_downtime {b:.0}s: not compared"));
             }
         } else {
-            line(match w.offsite.as_str() {
-                "before-maintenance-off" => format!(
+            line(match w.offsite {
+                Some(Offsite::BeforeMaintenanceOff) => format!(
                     "  estimated maintenance window {:.1}s = clone {:.1}s + the longer of the snapshot {:.1}s ({}), streamed from the clone, and migrations {:.1}s + checks {:.1}s (offsite: before-maintenance-off)",
                     w.total_seconds,
                     w.clone_seconds,
@@ -317,7 +319,7 @@ impl RehearsalReport {
                     w.migrations_seconds,
                     w.checks_seconds
                 ),
-                "after" => format!(
+                Some(Offsite::After) => format!(
                     "  estimated maintenance window {:.1}s = clone {:.1}s + migrations {:.1}s + checks {:.1}s (offsite: after; the snapshot {:.1}s ({}) finishes after the window)",
                     w.total_seconds,
                     w.clone_seconds,

@@ -47,7 +47,7 @@ pub struct SnapshotSummary {
     pub clone_method: Option<&'static str>,
     /// `snapshot.offsite` as the deploy ran it: `before-migrate` (dumped
     /// before the migrations), else dumped from the clone meanwhile.
-    pub offsite: &'static str,
+    pub offsite: crate::config::Offsite,
     /// The manifest is written: the snapshot can be restored. A snapshot
     /// streamed from the clone is listed from its start.
     pub committed: bool,

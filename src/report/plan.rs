@@ -149,10 +149,7 @@ pub fn text(found: &Found, config: &Config, store: &Store, database: &str) -> St
 /// `snapshot.offsite` as the deploy would run it: without a clone, the
 /// snapshot is taken before the migrations whatever the setting.
 fn offsite(found: &Found, config: &Config) -> Offsite {
-    match found.local_clone {
-        Ok(_) => config.snapshot.offsite,
-        Err(_) => Offsite::BeforeMigrate,
-    }
+    config.snapshot.offsite.effective(found.local_clone.is_ok())
 }
 
 fn local_clone(found: &Found) -> String {
