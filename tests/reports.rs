@@ -67,7 +67,7 @@ fn deploy_report(failed: bool) -> Report {
         seconds: 3.1,
         clone_seconds: Some(0.3),
         clone_method: Some("copy"),
-        offsite: "before-migrate",
+        offsite: snapguard::config::Offsite::BeforeMigrate,
         committed: true,
     });
     r.migrations = vec![Applied {
@@ -176,7 +176,7 @@ fn rehearsal_report() -> RehearsalReport {
     r.window.clone_seconds = 0.3;
     r.window.migrations_seconds = 1.5;
     r.window.checks_seconds = 0.4;
-    r.window.offsite = "before-migrate".into();
+    r.window.offsite = Some(snapguard::config::Offsite::BeforeMigrate);
     r.window.total_seconds = 5.3;
     r.window.budget_seconds = Some(60.0);
     r.window.estimated = true;
