@@ -144,7 +144,13 @@ fn main() {
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         ours.push(measured(
-            &[env!("CARGO_BIN_EXE_snapguard"), "lint", &corpus, "--format", "json"],
+            &[
+                env!("CARGO_BIN_EXE_snapguard"),
+                "lint",
+                &corpus,
+                "--format",
+                "json",
+            ],
             dir.path(),
         ));
         if squawk {

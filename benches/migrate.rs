@@ -112,7 +112,11 @@ fn main() {
                 .arg(&file)
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         started.elapsed().as_secs_f64()
     };
@@ -137,7 +141,9 @@ fn main() {
             "  {name:<52} {median:>6.2} s ({min:.2}–{max:.2})  {r:.2} × psql ({rmin:.2}–{rmax:.2})"
         );
     };
-    println!("migrator overhead: {count} small migrations, median of {runs} interleaved runs (min–max)");
+    println!(
+        "migrator overhead: {count} small migrations, median of {runs} interleaved runs (min–max)"
+    );
     row("psql -f (one session, a transaction per migration)", &base);
     row("psql -1 -f per file (a session per migration)", &files);
     row("snapguard migrate, transaction: per-migration", &per);

@@ -1137,7 +1137,9 @@ fn type_changes_are_judged_as_the_server_makes_them() {
 #[test]
 fn every_error_on_a_real_migration_history_is_judged() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lint/corpus/lemmy");
-    let ws = Workspace::new("lint:\n  server_version: 16\n  time_zone: Etc/UTC\n");
+    // lemmy's 81 `timestamp` → `timestamptz` changes are in place: the
+    // migration sets `timezone = 'UTC'` first, for that reason.
+    let ws = Workspace::new("lint:\n  server_version: 16\n");
     let run = ws.run(&["lint", &corpus.display().to_string(), "--format", "json"]);
     assert_eq!(run.code(), 9, "{}", run.stderr());
     let report: Value = serde_json::from_str(&run.stdout()).unwrap();
@@ -1178,26 +1180,6 @@ fn every_error_on_a_real_migration_history_is_judged() {
         unjudged.is_empty() && gone.is_empty() && errors.len() == listed.len(),
         "errors not judged in lemmy.judged: {unjudged:#?}\njudged but no longer reported: {gone:#?}"
     );
-
-    // Without `lint.time_zone`, lemmy's 81 `timestamp` → `timestamptz`
-    // changes are rewrites, since they are in any zone but UTC, and each
-    // says what would tell.
-    let ws = Workspace::new("lint:\n  server_version: 16\n");
-    let run = ws.run(&["lint", &corpus.display().to_string(), "--format", "json"]);
-    let report: Value = serde_json::from_str(&run.stdout()).unwrap();
-    let zoned = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["level"] == "error" && f["rule"] == "column_type_rewrite")
-        .filter(|f| {
-            f["message"]
-                .as_str()
-                .unwrap()
-                .ends_with("the database was not asked, set `lint.time_zone`")
-        })
-        .count();
-    assert_eq!(zoned, 81, "{report:#}");
 }
 
 /// A default's function is judged as volatile by what is known of it: a
@@ -1239,4 +1221,63 @@ fn a_default_function_is_judged_by_what_is_known_of_it() {
         messages(Some(schema_db())),
         ["ADD COLUMN c DEFAULT random_code(…): volatile, computed for every row"]
     );
+}
+
+/// A `SET TIME ZONE` in the run sets the zone a later `timestamp` →
+/// `timestamptz` change runs in; and with `transaction: all` a `VALIDATE`
+/// in a later migration is still in the transaction of the `ADD … NOT
+/// VALID`, holding its lock through the scan.
+#[test]
+fn a_session_time_zone_and_a_shared_transaction_are_followed() {
+    let sql = |zone: &str| {
+        format!(
+            "CREATE TABLE stamps (at timestamp);\nSET TIME ZONE '{zone}';\n\
+             ALTER TABLE stamps ALTER COLUMN at TYPE timestamptz;\n"
+        )
+    };
+    let rewrites = |zone: &str| {
+        let ws = workspace(None, &sql(zone), "lint:\n  server_version: 16\n");
+        let (report, _) = lint_json(&ws);
+        rules_found(&report)
+            .iter()
+            .filter(|r| *r == "column_type_rewrite")
+            .count()
+    };
+    assert_eq!(rewrites("UTC"), 0);
+    assert_eq!(rewrites("Europe/Paris"), 1);
+    // Without a `SET`, `lint.time_zone` says the zone migrations run in.
+    let configured = |zone: &str| {
+        let sql = "CREATE TABLE stamps (at timestamp);\nALTER TABLE stamps ALTER COLUMN at TYPE timestamptz;\n";
+        let lint = format!("lint:\n  server_version: 16\n  time_zone: {zone}\n");
+        let (report, _) = lint_json(&workspace(None, sql, &lint));
+        rules_found(&report)
+            .iter()
+            .filter(|r| *r == "column_type_rewrite")
+            .count()
+    };
+    assert_eq!(configured("Etc/UTC"), 0);
+    assert_eq!(configured("America/New_York"), 1);
+
+    for (transaction, same) in [("all", true), ("per-migration", false)] {
+        let ws = Workspace::new(&format!(
+            "database:\n  url: {}\nmigrations:\n  dir: migrations\n  transaction: {transaction}\nlint:\n  small_table: 0\n",
+            pg().url(schema_db())
+        ));
+        ws.migrations(&[
+            (
+                "1_add.sql",
+                "ALTER TABLE orders ADD CONSTRAINT total_positive CHECK (total >= 0) NOT VALID;\n",
+            ),
+            (
+                "2_validate.sql",
+                "ALTER TABLE orders VALIDATE CONSTRAINT total_positive;\n",
+            ),
+        ]);
+        let (report, _) = lint_json(&ws);
+        assert_eq!(
+            rules_found(&report).contains(&"constraint_not_valid".to_owned()),
+            same,
+            "{transaction}: {report:#}"
+        );
+    }
 }

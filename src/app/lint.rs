@@ -102,6 +102,7 @@ fn inputs_at(path: &Path, all_wrapped: bool) -> Result<Vec<Input>, Error> {
                 Mode {
                     wrapped: all_wrapped || directives.transaction,
                     batched: directives.batch.is_some(),
+                    shared: false,
                 },
             )
         }

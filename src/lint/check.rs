@@ -47,6 +47,9 @@ pub struct Mode {
     pub wrapped: bool,
     /// A batched data migration (`-- snapguard:batch`).
     pub batched: bool,
+    /// In the one transaction of every migration of the run
+    /// (`transaction: all`): what an earlier one left open stays open.
+    pub shared: bool,
 }
 
 /// The checker for one run: the migrations in the order they apply.
@@ -178,7 +181,9 @@ impl<'f> Checker<'f> {
         let mut own_block = false;
         // Where the file's own `BEGIN` is, until its `COMMIT`.
         let mut open_begin: Option<&Statement> = None;
-        self.not_valid_open.clear();
+        if !mode.shared {
+            self.not_valid_open.clear();
+        }
         self.emptied.clear();
         for s in statements {
             let in_transaction = mode.wrapped || own_block;
@@ -232,6 +237,16 @@ impl<'f> Checker<'f> {
                 NodeEnum::VariableSetStmt(v) if v.name == "search_path" => {
                     if let Some(first) = v.args.first().and_then(constant_text) {
                         self.schema = first;
+                    }
+                }
+                // `SET TIME ZONE` / `SET timezone`: the zone a later
+                // `timestamp` ↔ `timestamptz` change runs in.
+                NodeEnum::VariableSetStmt(v) if v.name == "timezone" => {
+                    if let Some(zone) = v.args.first().and_then(constant_text) {
+                        self.utc = Some(
+                            super::facts::is_utc(&zone)
+                                && self.server_major.is_some_and(|m| m >= 12),
+                        );
                     }
                 }
                 NodeEnum::IndexStmt(i) => {

@@ -125,6 +125,7 @@ impl Input {
             Mode {
                 wrapped: transaction_all || (p.transaction && !p.own_transactions),
                 batched: p.batched,
+                shared: transaction_all,
             },
         )
     }

@@ -367,9 +367,7 @@ async fn apply_in_transaction(
             if let Some(tool) = options.native {
                 native::ensure(&tx, tool).await.map_err(Attempt::Db)?;
             }
-            own_recorder = history::Recorder::prepare(&tx)
-                .await
-                .map_err(Attempt::Db)?;
+            own_recorder = history::Recorder::prepare(&tx).await.map_err(Attempt::Db)?;
             &own_recorder
         }
     };

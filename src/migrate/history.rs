@@ -95,10 +95,21 @@ pub async fn record(
     client
         .execute(
             &insert.0,
-            &[&r.version, &r.name, &r.kind, &r.checksum, &r.duration_ms, &r.release_id, &r.deploy_id],
+            &[
+                &r.version,
+                &r.name,
+                &r.kind,
+                &r.checksum,
+                &r.duration_ms,
+                &r.release_id,
+                &r.deploy_id,
+            ],
         )
         .await
-        .map_err(DbError::query(format!("recording migration {} in snapguard.schema_migrations", r.version)))?;
+        .map_err(DbError::query(format!(
+            "recording migration {} in snapguard.schema_migrations",
+            r.version
+        )))?;
     Ok(())
 }
 

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 
 use super::locks::{Hold, Mode};
 use crate::checks::CheckResult;
-use crate::config::Offsite;
 use crate::ci::GitHub;
+use crate::config::Offsite;
 use crate::progress::format_bytes;
 use crate::report::{FailureReport, StepReport, checks_markdown, publish, steps_markdown};
 
