@@ -6,6 +6,7 @@ use crate::cli::MaintenanceCommand;
 use crate::config::Config;
 use crate::error::Error;
 use crate::maintenance::{self, manual};
+use std::time::Duration;
 
 /// `snapguard maintenance on|off`.
 pub async fn maintenance(
@@ -17,13 +18,7 @@ pub async fn maintenance(
     let store = open_store(config).await?;
     // The per-database lock every changing command shares: no switching
     // inside a running deploy's window.
-    let admin = crate::deploy::lock::for_command(
-        &info.with_dbname(&config.database.maintenance_db),
-        info,
-        "maintenance",
-        false,
-    )
-    .await?;
+    let admin = super::command_lock(config, "maintenance", false, Duration::ZERO).await?;
     let http = crate::http::HttpClient::new();
     let cx = maintenance::Context {
         admin: &admin,

@@ -84,15 +84,7 @@ async fn database_lock(
     config: &Config,
     step: &'static str,
 ) -> Result<tokio_postgres::Client, Error> {
-    let db = config.database_url()?;
-    crate::deploy::lock::waiting_for_command(
-        &db.with_dbname(&config.database.maintenance_db),
-        db,
-        step,
-        true,
-        config.migrations.lock_wait,
-    )
-    .await
+    super::command_lock(config, step, true, config.migrations.lock_wait).await
 }
 
 fn print_outcome(o: &Outcome) {

@@ -343,13 +343,7 @@ async fn restore(config: &Config, args: RestoreArgs) -> Result<(), Error> {
     // The emergency path stays open while a deploy is unfinished (it is
     // one of the ways out); the lock keeps it apart from a running one, and
     // makes a leftover `<db>__restore_<id>` surely a dead restore's.
-    let _lock = crate::deploy::lock::for_command(
-        &db.with_dbname(&config.database.maintenance_db),
-        db,
-        "restore",
-        false,
-    )
-    .await?;
+    let _lock = command_lock(config, "restore", false, std::time::Duration::ZERO).await?;
     let plan = restore::plan(
         &store,
         db,
@@ -423,4 +417,26 @@ fn print_json(value: &impl serde::Serialize) {
         "{}",
         serde_json::to_string_pretty(value).expect("serializable")
     );
+}
+
+/// The per-database lock every command that changes the configured
+/// database shares ([`crate::deploy::lock::waiting_for_command`]): exit 6
+/// when another snapguard holds it past `wait`; with `refuse_unfinished`,
+/// exit 3 while the database records an unfinished deploy. It lasts as
+/// long as the returned session.
+pub(crate) async fn command_lock(
+    config: &Config,
+    step: &'static str,
+    refuse_unfinished: bool,
+    wait: std::time::Duration,
+) -> Result<tokio_postgres::Client, Error> {
+    let db = config.database_url()?;
+    crate::deploy::lock::waiting_for_command(
+        &db.with_dbname(&config.database.maintenance_db),
+        db,
+        step,
+        refuse_unfinished,
+        wait,
+    )
+    .await
 }

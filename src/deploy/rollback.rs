@@ -263,8 +263,8 @@ impl Rollback<'_, '_> {
                     return Ok(());
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "the clone swap failed; restoring from the store");
-                    errors.push(e.into());
+                    tracing::error!(error = %chain(&e), "the clone swap failed; restoring from the store");
+                    errors.push(Box::new(e));
                 }
             }
         }
@@ -359,20 +359,23 @@ impl Rollback<'_, '_> {
     }
 
     /// Renames the failed database away and the clone into its place.
-    async fn swap_clone(&self, journal: &Journal, clone: &str) -> Result<String, String> {
+    async fn swap_clone(&self, journal: &Journal, clone: &str) -> Result<String, SwapError> {
         let database = self.deployer.db.dbname();
         let client = &*self.admin;
-        if !admin::exists(client, clone).await.map_err(|e| chain(&e))? {
-            return Err(format!("the local clone `{clone}` does not exist"));
+        if !admin::exists(client, clone)
+            .await
+            .map_err(SwapError::Check)?
+        {
+            return Err(SwapError::Missing(clone.to_owned()));
         }
         let short = SnapshotId::parse(&journal.deploy_id)
             .map(|id| id.short())
             .unwrap_or_default();
-        let failed = derived_name(database, "failed", &short).map_err(|e| chain(&e))?;
+        let failed = derived_name(database, "failed", &short).map_err(SwapError::Swap)?;
         let started = Instant::now();
         crate::snapshot::clone::swap_in(&self.deployer.admin_info, database, clone, &failed)
             .await
-            .map_err(|e| chain(&e))?;
+            .map_err(SwapError::Swap)?;
         tracing::info!(
             database,
             failed = %failed,
@@ -381,6 +384,21 @@ impl Rollback<'_, '_> {
         );
         Ok(failed)
     }
+}
+
+/// Why the local clone could not take the database's place (the rollback
+/// then restores from the store).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SwapError {
+    /// The clone is gone (dropped by hand, or never finished).
+    #[error("the local clone `{0}` does not exist")]
+    Missing(String),
+    /// Whether it exists could not be asked.
+    #[error("checking that the local clone exists")]
+    Check(#[source] crate::db::DbError),
+    /// The renames failed.
+    #[error("swapping in the local clone")]
+    Swap(#[source] restore::RestoreError),
 }
 
 /// How long a journal write may take once one has failed (or the clone's
