@@ -189,40 +189,13 @@ pub async fn apply(
     cancel: &Cancel,
 ) -> Result<Vec<Applied>, ApplyError> {
     check_mode(pending, options.mode)?;
-    // The run's timeouts once for the session, not per migration (a round
-    // trip each): a migration whose directives differ sets its own.
-    client
-        .batch_execute(&set_timeouts(
-            "SESSION",
-            options.lock_timeout,
-            options.statement_timeout,
-        ))
-        .await
-        .map_err(DbError::query("setting timeouts"))?;
-    let result = apply_all(client, pending, options, cancel).await;
-    // The session may serve other work after the migrations.
-    let reset = client
-        .batch_execute("RESET lock_timeout; RESET statement_timeout")
-        .await;
-    let done = result?;
-    reset.map_err(DbError::query("resetting timeouts"))?;
-    Ok(done)
-}
-
-async fn apply_all(
-    client: &mut Client,
-    pending: &[&Migration],
-    options: &ApplyOptions,
-    cancel: &Cancel,
-) -> Result<Vec<Applied>, ApplyError> {
     if options.mode == TransactionMode::All {
-        return in_transaction_with_retries(client, pending, options, None).await;
+        return in_transaction_with_retries(client, pending, options, true).await;
     }
     history::ensure(client).await?;
     if let Some(tool) = options.native {
         native::ensure(&*client, tool).await?;
     }
-    let recorder = history::Recorder::prepare(&*client).await?;
     let mut done = Vec::new();
     for m in pending {
         if cancel.is_cancelled() {
@@ -232,10 +205,9 @@ async fn apply_all(
             });
         }
         let result = if m.directives.transaction {
-            in_transaction_with_retries(client, std::slice::from_ref(m), options, Some(&recorder))
-                .await
+            in_transaction_with_retries(client, std::slice::from_ref(m), options, false).await
         } else {
-            outside_transaction(client, m, options, &recorder, cancel)
+            outside_transaction(client, m, options, cancel)
                 .await
                 .map(|a| vec![a])
         };
@@ -303,18 +275,15 @@ async fn retry_or_fail(
     }
 }
 
-/// `recorder`: the history insert prepared on the session; `None` when
-/// the transaction must first create the history table itself
-/// (`transaction: all`).
 async fn in_transaction_with_retries(
     client: &mut Client,
     ms: &[&Migration],
     options: &ApplyOptions,
-    recorder: Option<&history::Recorder>,
+    create_history: bool,
 ) -> Result<Vec<Applied>, ApplyError> {
     let mut tries = 0;
     loop {
-        match apply_in_transaction(client, ms, options, tries, recorder).await {
+        match apply_in_transaction(client, ms, options, tries, create_history).await {
             Ok(done) => return Ok(done),
             Err(attempt) => {
                 if let Some(e) = retry_or_fail(attempt, &mut tries, options).await {
@@ -327,24 +296,17 @@ async fn in_transaction_with_retries(
 
 const LOCK_NOT_AVAILABLE: &str = "55P03";
 
-fn set_timeouts(scope: &str, lock: Duration, statement: Duration) -> String {
-    format!(
-        "SET {scope} lock_timeout = '{}ms'; SET {scope} statement_timeout = '{}ms'",
-        lock.as_millis(),
-        statement.as_millis()
-    )
-}
-
-/// The `SET` a migration needs when its directives change the run's
-/// timeouts (which [`apply`] set for the session).
-fn own_timeouts(m: &Migration, options: &ApplyOptions, scope: &str) -> Option<String> {
+fn timeouts(m: &Migration, options: &ApplyOptions, scope: &str) -> String {
     let lock = m.directives.lock_timeout.unwrap_or(options.lock_timeout);
     let statement = m
         .directives
         .statement_timeout
         .unwrap_or(options.statement_timeout);
-    (lock != options.lock_timeout || statement != options.statement_timeout)
-        .then(|| set_timeouts(scope, lock, statement))
+    format!(
+        "SET {scope} lock_timeout = '{}ms'; SET {scope} statement_timeout = '{}ms'",
+        lock.as_millis(),
+        statement.as_millis()
+    )
 }
 
 /// Applies `ms` in one transaction with their history rows.
@@ -353,45 +315,49 @@ async fn apply_in_transaction(
     ms: &[&Migration],
     options: &ApplyOptions,
     retries: u32,
-    recorder: Option<&history::Recorder>,
+    create_history: bool,
 ) -> Result<Vec<Applied>, Attempt> {
     let tx = client
         .transaction()
         .await
         .map_err(|e| Attempt::Db(DbError::query("starting a transaction")(e)))?;
-    let own_recorder;
-    let recorder = match recorder {
-        Some(r) => r,
-        None => {
-            history::ensure(&tx).await.map_err(Attempt::Db)?;
-            if let Some(tool) = options.native {
-                native::ensure(&tx, tool).await.map_err(Attempt::Db)?;
-            }
-            own_recorder = history::Recorder::prepare(&tx).await.map_err(Attempt::Db)?;
-            &own_recorder
+    if create_history {
+        history::ensure(&tx).await.map_err(Attempt::Db)?;
+        if let Some(tool) = options.native {
+            native::ensure(&tx, tool).await.map_err(Attempt::Db)?;
         }
-    };
+    }
     let mut done = Vec::new();
     for m in ms {
         tracing::info!(migration = %m.path.display(), "applying");
         let started = Instant::now();
-        if let Some(set) = own_timeouts(m, options, "LOCAL") {
-            tx.batch_execute(&set)
-                .await
-                .map_err(|e| Attempt::Db(DbError::query("setting timeouts")(e)))?;
-        }
+        let set_timeouts = timeouts(m, options, "LOCAL");
         // Statement by statement, as psql sends a file: a failure then
         // always names its statement and line, even when the server gives
         // no position (a constraint check, a lock timeout).
+        let statements = split::split(&m.sql).expect("checked when the folder was read");
         let mut rows = 0;
-        for statement in split::split(&m.sql).expect("checked when the folder was read") {
-            match tx.simple_query(&statement.sql).await {
+        for (i, statement) in statements.iter().enumerate() {
+            let result = if i == 0 {
+                // The timeouts go with the first statement, in one round
+                // trip: requests issued together are sent without waiting
+                // for the answers, which come back in order.
+                let (set, first) = tokio::join!(
+                    tx.batch_execute(&set_timeouts),
+                    tx.simple_query(&statement.sql)
+                );
+                set.map_err(|e| Attempt::Db(DbError::query("setting timeouts")(e)))?;
+                first
+            } else {
+                tx.simple_query(&statement.sql).await
+            };
+            match result {
                 Ok(messages) => rows += changed_rows(&messages),
-                Err(e) => return Err(classify(m, e, &statement)),
+                Err(e) => return Err(classify(m, e, statement)),
             }
         }
         let seconds = started.elapsed().as_secs_f64();
-        write_history(&tx, recorder, m, seconds, options)
+        write_history(&tx, m, seconds, options)
             .await
             .map_err(Attempt::Db)?;
         done.push(Applied {
@@ -418,7 +384,6 @@ async fn outside_transaction(
     client: &mut Client,
     m: &Migration,
     options: &ApplyOptions,
-    recorder: &history::Recorder,
     cancel: &Cancel,
 ) -> Result<Applied, ApplyError> {
     tracing::info!(migration = %m.path.display(), "applying outside a transaction");
@@ -435,13 +400,10 @@ async fn outside_transaction(
         options
     };
     let statements = split::split(&m.sql).expect("checked when the folder was read");
-    let own = own_timeouts(m, options, "SESSION");
-    if let Some(set) = &own {
-        client
-            .batch_execute(set)
-            .await
-            .map_err(DbError::query("setting timeouts"))?;
-    }
+    client
+        .batch_execute(&timeouts(m, options, "SESSION"))
+        .await
+        .map_err(DbError::query("setting timeouts"))?;
     let started = Instant::now();
     let mut tries = 0;
     let rows = match m.directives.batch {
@@ -473,23 +435,13 @@ async fn outside_transaction(
             tracing::warn!(error = %e, "rolling back the migration's own transaction failed");
         }
     }
-    // Back to the run's timeouts for the migrations after it.
-    let reset = match own {
-        Some(_) => {
-            client
-                .batch_execute(&set_timeouts(
-                    "SESSION",
-                    options.lock_timeout,
-                    options.statement_timeout,
-                ))
-                .await
-        }
-        None => Ok(()),
-    };
+    let reset = client
+        .batch_execute("RESET lock_timeout; RESET statement_timeout")
+        .await;
     let rows = rows?;
     reset.map_err(DbError::query("resetting timeouts"))?;
     let seconds = started.elapsed().as_secs_f64();
-    write_history(&*client, recorder, m, seconds, options).await?;
+    write_history(&*client, m, seconds, options).await?;
     tracing::info!(migration = %m.path.display(), seconds = format!("{seconds:.2}"), "applied");
     Ok(Applied {
         version: history_key(m),
@@ -585,7 +537,6 @@ fn rate(rows: u64, since: Instant) -> u64 {
 
 async fn write_history(
     client: &impl tokio_postgres::GenericClient,
-    recorder: &history::Recorder,
     m: &Migration,
     seconds: f64,
     options: &ApplyOptions,
@@ -593,7 +544,6 @@ async fn write_history(
     let key = history_key(m);
     history::record(
         client,
-        recorder,
         &Record {
             version: &key,
             name: &m.name,

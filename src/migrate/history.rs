@@ -87,51 +87,33 @@ pub struct Record<'a> {
 
 /// Writes (or, for a repeatable migration, replaces) a row. Inside the
 /// migration's transaction when it has one, so both commit together.
-pub async fn record(
-    client: &impl GenericClient,
-    insert: &Recorder,
-    r: &Record<'_>,
-) -> Result<(), DbError> {
+///
+/// With its parameters' types given, the statement goes to the server in
+/// one round trip (parse, bind and execute together), where an untyped
+/// one is first parsed and described: a round trip more for every
+/// migration. Nothing is left prepared on the session, which a migration's
+/// own `DISCARD ALL` would break.
+pub async fn record(client: &impl GenericClient, r: &Record<'_>) -> Result<(), DbError> {
+    use tokio_postgres::types::Type;
     client
-        .execute(
-            &insert.0,
+        .execute_typed(
+            "INSERT INTO snapguard.schema_migrations (version, name, kind, checksum, duration_ms, release_id, deploy_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (version) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now(), \
+             duration_ms = EXCLUDED.duration_ms, release_id = EXCLUDED.release_id, deploy_id = EXCLUDED.deploy_id",
             &[
-                &r.version,
-                &r.name,
-                &r.kind,
-                &r.checksum,
-                &r.duration_ms,
-                &r.release_id,
-                &r.deploy_id,
+                (&r.version, Type::TEXT),
+                (&r.name, Type::TEXT),
+                (&r.kind, Type::TEXT),
+                (&r.checksum, Type::TEXT),
+                (&r.duration_ms, Type::INT8),
+                (&r.release_id, Type::TEXT),
+                (&r.deploy_id, Type::TEXT),
             ],
         )
         .await
-        .map_err(DbError::query(format!(
-            "recording migration {} in snapguard.schema_migrations",
-            r.version
-        )))?;
+        .map_err(DbError::query(format!("recording migration {} in snapguard.schema_migrations", r.version)))?;
     Ok(())
-}
-
-/// The history row's `INSERT`, prepared once for a run of migrations: a
-/// statement sent as text is parsed and described on every call, a round
-/// trip more per migration.
-pub struct Recorder(tokio_postgres::Statement);
-
-impl Recorder {
-    /// Prepares it on the session `client` (the history table exists).
-    pub async fn prepare(client: &impl GenericClient) -> Result<Recorder, DbError> {
-        client
-            .prepare(
-                "INSERT INTO snapguard.schema_migrations (version, name, kind, checksum, duration_ms, release_id, deploy_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 ON CONFLICT (version) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now(), \
-                 duration_ms = EXCLUDED.duration_ms, release_id = EXCLUDED.release_id, deploy_id = EXCLUDED.deploy_id",
-            )
-            .await
-            .map(Recorder)
-            .map_err(DbError::query("preparing the history insert"))
-    }
 }
 
 /// Records a baseline at `version`. When that version was itself applied
