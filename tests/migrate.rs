@@ -199,6 +199,52 @@ fn five_with_a_failure(ws: &Workspace, bad: usize) {
     }
 }
 
+/// A migration's own session settings end with it: one that sets
+/// `lock_timeout = 0` (a common prelude to a long index build) must not
+/// leave the migrations after it without the configured timeouts, nor
+/// the session that runs the checks afterwards with them. Each migration
+/// sets its own timeouts, whatever the one before did.
+#[test]
+fn a_migration_that_changes_the_timeouts_changes_them_for_itself_only() {
+    for transaction in ["per-migration", "all"] {
+        let db = create_db(&format!(
+            "mig_own_timeouts_{}",
+            transaction.replace('-', "_")
+        ));
+        let ws = Workspace::for_db(
+            &db,
+            &format!("  transaction: {transaction}\n  lock_timeout: 7s\n  statement_timeout: 9m\n"),
+        );
+        let expect = |setting: &str, value: &str| {
+            format!(
+                "DO $$ BEGIN IF current_setting('{setting}') <> '{value}' THEN \
+                 RAISE EXCEPTION '{setting} is %', current_setting('{setting}'); END IF; END $$;\n"
+            )
+        };
+        ws.migrations(&[
+            (
+                "1_unlimited.sql",
+                "SET lock_timeout = 0;\nSET statement_timeout = 0;\nCREATE TABLE a (id int);\n",
+            ),
+            (
+                "2_checks.sql",
+                &format!(
+                    "{}{}",
+                    expect("lock_timeout", "7s"),
+                    expect("statement_timeout", "9min")
+                ),
+            ),
+        ]);
+        let run = ws.run(&["migrate"]);
+        run.expect_code(0);
+        assert_eq!(
+            history(&db),
+            ["1 versioned", "2 versioned"],
+            "{transaction}"
+        );
+    }
+}
+
 #[test]
 fn a_failure_per_migration_keeps_exactly_the_earlier_ones() {
     for bad in [0, 2, 4] {
