@@ -223,12 +223,25 @@ struct Counters {
 /// longer be counted as "now minus then".
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CountingSince {
-    /// `pg_postmaster_start_time()`. A clean restart keeps the counters,
-    /// but nothing the server keeps tells it from a crash, so any restart
-    /// counts as a new beginning.
+    /// `pg_postmaster_start_time()`, in seconds since the epoch. A clean
+    /// restart keeps the counters, but nothing the server keeps tells it
+    /// from a crash, so any restart counts as a new beginning.
     pub server_started: String,
-    /// `pg_stat_database.stats_reset`; empty when never reset.
+    /// `pg_stat_database.stats_reset`, in seconds since the epoch; empty
+    /// when never reset.
     pub stats_reset: String,
+}
+
+/// An epoch as `CountingSince` keeps it, for a reason's text.
+fn moment(epoch: &str) -> String {
+    epoch
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| DateTime::<Utc>::from_timestamp(s as i64, 0))
+        .map_or_else(
+            || epoch.to_owned(),
+            |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        )
 }
 
 /// Why the session counter cannot be compared with the baseline's, if it
@@ -245,13 +258,14 @@ fn counter_restarted(
         if then.server_started != now.since.server_started {
             return Some(format!(
                 "the server restarted since the snapshot (up since {}, was up since {}) or another server answers now: {cannot}",
-                now.since.server_started, then.server_started
+                moment(&now.since.server_started),
+                moment(&then.server_started)
             ));
         }
         if then.stats_reset != now.since.stats_reset {
             return Some(format!(
                 "the statistics of `{database}` were reset since the snapshot (pg_stat_reset at {}): {cannot}",
-                now.since.stats_reset
+                moment(&now.since.stats_reset)
             ));
         }
     }
@@ -282,8 +296,12 @@ async fn counters(admin: &Client, database: &str) -> Result<Option<Counters>, Db
     }
     let row = admin
         .query_opt(
+            // Epochs, not timestamps as text: those follow the session's
+            // `TimeZone` and `DateStyle`, which `recover` may not share
+            // with the deploy that took the baseline.
             "SELECT sessions, sessions_abandoned, tup_inserted + tup_updated + tup_deleted, xact_commit, \
-                    pg_postmaster_start_time()::text, coalesce(stats_reset::text, '') \
+                    extract(epoch FROM pg_postmaster_start_time())::text, \
+                    coalesce(extract(epoch FROM stats_reset)::text, '') \
              FROM pg_stat_database WHERE datname = $1",
             &[&database],
         )
@@ -708,37 +726,38 @@ mod tests {
 
     #[test]
     fn a_session_count_that_started_again_is_a_reason_not_a_small_number() {
-        let then = counted(100, "t0", "").since;
-        let same = counted(140, "t0", "");
+        let then = counted(100, "1764700000.5", "").since;
+        let same = counted(140, "1764700000.5", "");
         assert_eq!(counter_restarted(Some(&then), 100, &same, "shop"), None);
         // A crash (or a standby promoted): counting began again, and 140
         // sessions since then say nothing about the time since the
         // snapshot, even though they are more than before.
-        let crashed = counted(140, "t1", "");
+        let crashed = counted(140, "1764703600.25", "");
         let reason = counter_restarted(Some(&then), 100, &crashed, "shop").unwrap();
         assert!(
             reason.starts_with(
-                "the server restarted since the snapshot (up since t1, was up since t0)"
+                "the server restarted since the snapshot (up since 2025-12-02 19:26:40 UTC, was up since 2025-12-02 18:26:40 UTC)"
             ),
             "{reason}"
         );
-        let reset = counted(3, "t0", "r1");
+        let reset = counted(3, "1764700000.5", "1764701000");
         let reason = counter_restarted(Some(&then), 100, &reset, "shop").unwrap();
         assert!(
             reason.starts_with(
-                "the statistics of `shop` were reset since the snapshot (pg_stat_reset at r1)"
+                "the statistics of `shop` were reset since the snapshot (pg_stat_reset at 2025-12-02 18:43:20 UTC)"
             ),
             "{reason}"
         );
         // A journal from before the start was recorded: a count that went
         // down is still caught.
-        let reason = counter_restarted(None, 100, &counted(7, "t1", ""), "shop").unwrap();
+        let reason =
+            counter_restarted(None, 100, &counted(7, "1764703600.25", ""), "shop").unwrap();
         assert!(
             reason.contains("fewer sessions to `shop` now (7) than at the snapshot (100)"),
             "{reason}"
         );
         assert_eq!(
-            counter_restarted(None, 100, &counted(100, "t1", ""), "shop"),
+            counter_restarted(None, 100, &counted(100, "1764703600.25", ""), "shop"),
             None
         );
     }
