@@ -6,9 +6,11 @@ use std::time::Instant;
 use chrono::Utc;
 use tokio_postgres::Client;
 
+use super::failure::MaintenanceStillOn;
 use super::journal::{self, Journal, State, Step};
 use super::offsite::Upload;
 use super::preflight::Prepared;
+use super::watch::Watch;
 use super::{Deployer, marker};
 use crate::db;
 use crate::error::{Error, chain};
@@ -27,7 +29,10 @@ impl Deployer<'_> {
         upload: &mut Upload<'_>,
     ) -> Result<(), Error> {
         let started = Instant::now();
-        if let Err(e) = self.begin(&mut p.journal, Step::MaintenanceOff).await {
+        if let Err(e) = self
+            .begin(&mut p.watch, &mut p.journal, Step::MaintenanceOff)
+            .await
+        {
             tracing::warn!(error = %chain(&e), "cannot write the journal");
         }
         let cx = self.context(&p.admin, &p.journal);
@@ -49,13 +54,10 @@ impl Deployer<'_> {
                 "# the deploy succeeded, but maintenance is still on; turn it off:".into(),
                 self.config.invocation.command("recover"),
             ];
-            return Err(Error::RollbackIncomplete(
-                format!(
-                    "the deploy succeeded but maintenance could not be switched off: {}",
-                    errors.join("; ")
-                )
-                .into(),
-            ));
+            return Err(Error::RollbackIncomplete(Box::new(MaintenanceStillOn {
+                deploy_succeeded: true,
+                failures,
+            })));
         }
         self.events.finished(
             report,
@@ -67,14 +69,19 @@ impl Deployer<'_> {
         if upload.pending() {
             // `snapshot.offsite: after`: the window is over; the deploy is
             // not, until its store snapshot is committed.
-            if let Err(e) = self.begin(&mut p.journal, Step::Offsite).await {
+            if let Err(e) = self
+                .begin(&mut p.watch, &mut p.journal, Step::Offsite)
+                .await
+            {
                 tracing::warn!(error = %chain(&e), "cannot write the journal");
             }
             if let Some(Err(e)) = self.settle_upload(p, report, upload).await {
-                return Err(self.offsite_incomplete(&mut p.journal, report, e).await);
+                return Err(self
+                    .offsite_incomplete(&mut p.watch, &mut p.journal, report, e)
+                    .await);
             }
         }
-        self.finish_success(&mut p.admin, &mut p.journal, report)
+        self.finish_success(&mut p.admin, &mut p.watch, &mut p.journal, report)
             .await;
         Ok(())
     }
@@ -85,6 +92,7 @@ impl Deployer<'_> {
     /// copy of the database before it) for `recover` to upload.
     async fn offsite_incomplete(
         &self,
+        watch: &mut Watch,
         journal: &mut Journal,
         report: &mut Report,
         cause: crate::snapshot::take::SnapshotError,
@@ -95,7 +103,7 @@ impl Deployer<'_> {
             .and_then(|s| s.clone.clone())
             .unwrap_or_default();
         journal.failure = Some(format!("{}: {}", Step::Offsite.name(), chain(&cause)));
-        if let Err(e) = self.within_deadline(journal.save(self.store)).await {
+        if let Err(e) = watch.write(journal.save(self.store)).await {
             tracing::warn!(error = %chain(&e), "cannot write the journal");
         }
         report.next_steps = vec![
@@ -117,6 +125,7 @@ impl Deployer<'_> {
     pub(crate) async fn finish_success(
         &self,
         admin: &mut Client,
+        watch: &mut Watch,
         journal: &mut Journal,
         report: &mut Report,
     ) {
@@ -140,21 +149,27 @@ impl Deployer<'_> {
             tracing::warn!(error = %chain(&e), clone, "cannot drop the local clone; `snapguard prune` removes it later");
         }
         journal.state = State::Succeeded;
-        if let Err(e) = self.begin(journal, Step::Done).await {
+        if let Err(e) = self.begin(watch, journal, Step::Done).await {
             tracing::warn!(error = %chain(&e), "cannot write the journal");
         }
-        self.close(journal, report, Outcome::Succeeded).await;
+        self.close(watch, journal, report, Outcome::Succeeded).await;
     }
 
     /// Closes the deploy: `report.json` beside the journal, and the
     /// database's own record ([`marker`]) with the report's outcome.
-    pub(crate) async fn close(&self, journal: &Journal, report: &mut Report, outcome: Outcome) {
+    pub(crate) async fn close(
+        &self,
+        watch: &mut Watch,
+        journal: &Journal,
+        report: &mut Report,
+        outcome: Outcome,
+    ) {
         report.outcome = outcome;
         // After a failed journal write the store gets a short deadline
-        // (`within_deadline`): the database's record below is what keeps
+        // ([`Watch::write`]): the database's record below is what keeps
         // another snapguard from redoing this deploy.
-        let written = self
-            .within_deadline(journal::save_report(self.store, &journal.deploy_id, report))
+        let written = watch
+            .write(journal::save_report(self.store, &journal.deploy_id, report))
             .await;
         if let Err(e) = written {
             tracing::warn!(error = %chain(&e), "cannot write the report to the store; `snapguard recover` will see this deploy as unfinished");

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::journal::Step;
 use crate::error::{BoxError, chain};
+use crate::maintenance::MaintenanceError;
 use crate::migrate::apply::ApplyError;
 use crate::migrate::migrator::MigrateError;
 use crate::report::events::Events;
@@ -82,11 +83,113 @@ pub struct IncompleteRollback {
 }
 
 fn render_list(errors: &[BoxError]) -> String {
-    errors
-        .iter()
-        .map(|e| format!("\n  - {}", chain(&**e)))
-        .collect()
+    bullets(
+        errors
+            .iter()
+            .map(|e| &**e as &(dyn std::error::Error + 'static)),
+    )
 }
+
+/// Each error and its causes on one line, as an indented list.
+fn bullets<'e>(errors: impl Iterator<Item = &'e (dyn std::error::Error + 'static)>) -> String {
+    errors.map(|e| format!("\n  - {}", chain(e))).collect()
+}
+
+/// Maintenance switches that would not go off: the application stays in
+/// maintenance and a human must act. Each switch's error keeps its source.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{}maintenance could not be switched off:{}",
+    if *.deploy_succeeded { "the deploy succeeded but " } else { "" },
+    bullets(.failures.iter().map(|e| e as &(dyn std::error::Error + 'static)))
+)]
+pub struct MaintenanceStillOn {
+    /// Every step passed (the release is live) before maintenance off.
+    pub deploy_succeeded: bool,
+    /// Each switch that failed, in order.
+    pub failures: Vec<MaintenanceError>,
+}
+
+/// `recover` rolled the deploy back.
+#[derive(Debug, thiserror::Error)]
+#[error("deploy {deploy_id} was rolled back by `recover`: {failure}")]
+pub struct RecoveredByRollback {
+    /// The deploy.
+    pub deploy_id: String,
+    /// Why it was rolled back, in the journal's words (the runner that saw
+    /// the error is gone).
+    pub failure: String,
+}
+
+/// The runner had rolled the deploy back but could not close its journal;
+/// `recover` closed it from the database's record.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "deploy {deploy_id} had been rolled back by its runner, which could not write that to the store; its journal is closed now"
+)]
+pub struct RolledBackByRunner {
+    /// The deploy.
+    pub deploy_id: String,
+}
+
+/// A deploy passed its steps but no copy of the database before it is
+/// left: nothing can roll it back.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "deploy {deploy_id} passed its steps, but no copy of the database before it exists: {why}; {}",
+    if *.maintenance_off { "maintenance is off" } else { "maintenance stays on (the policy `before-maintenance-off` never ends the window without a committed snapshot)" }
+)]
+pub struct NoCopyBefore {
+    /// The deploy.
+    pub deploy_id: String,
+    /// Why the copy is gone.
+    pub why: &'static str,
+    /// Whether maintenance is off.
+    pub maintenance_off: bool,
+}
+
+/// `recover` will not roll back (or finish) over history the deploy did
+/// not create.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "not {} deploy {deploy_id}: {why}. {} Look at the database; to keep it as it is and close this deploy: `{accept_current}`",
+    if *.finishing { "finishing" } else { "rolling back" },
+    if *.finishing { "Finishing would record its release as live, which it may not be." } else { "Rolling back would silently undo it." }
+)]
+pub struct NotOurHistory {
+    /// The deploy.
+    pub deploy_id: String,
+    /// The deploy had passed its steps and would be closed as a success.
+    pub finishing: bool,
+    /// What the database says.
+    pub why: String,
+    /// The command that keeps the database as it is.
+    pub accept_current: String,
+}
+
+/// The write guard found possible writes after the snapshot, and the
+/// restore was not forced.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "not restoring: someone may have written to `{database}` after the snapshot, and restoring would lose it:{}\nLook at what changed. Then either keep the database as it is now and close the deploy with `{accept_current}`, or restore anyway, losing those writes, with `{force}` (the current database is kept under a new name)",
+    .reasons.iter().map(|r| format!("\n  - {r}")).collect::<String>()
+)]
+pub struct WritesAfterSnapshot {
+    /// The database.
+    pub database: String,
+    /// Each reason to think someone wrote.
+    pub reasons: Vec<String>,
+    /// The command that keeps the database as it is.
+    pub accept_current: String,
+    /// The command that restores anyway.
+    pub force: String,
+}
+
+/// The database may have changed and the journal holds no snapshot to
+/// restore.
+#[derive(Debug, thiserror::Error)]
+#[error("the database may have changed but no snapshot was recorded")]
+pub struct NoSnapshotRecorded;
 
 impl StepFailure {
     /// `step` failed before changing the database.
@@ -178,5 +281,81 @@ impl StepFailure {
             source: Box::new(e),
             at,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrate::apply::{Applied, Failure};
+
+    fn applied(version: &str) -> Applied {
+        Applied {
+            version: version.into(),
+            path: format!("{version}_x.sql"),
+            seconds: 0.1,
+            retries: 0,
+            rows: 0,
+        }
+    }
+
+    fn failed(applied: Vec<Applied>, rolled_back: bool) -> MigrateError {
+        MigrateError::Apply(ApplyError::Migration {
+            failure: Box::new(Failure {
+                path: "3_x.sql".into(),
+                line: 7,
+                statement: "ALTER TABLE t ADD CHECK (false)".into(),
+                sqlstate: "23514".into(),
+                message: "check constraint is violated".into(),
+                detail: None,
+                hint: None,
+            }),
+            applied,
+            gave_up_on_locks: false,
+            rolled_back,
+        })
+    }
+
+    #[test]
+    fn a_migrate_failure_says_whether_the_database_changed() {
+        let changed = |e, all_or_nothing| {
+            let mut report = Report::new("shop");
+            let f = StepFailure::from_migrate(e, all_or_nothing, &mut report);
+            (f.changed, report.migrations.len(), f.at)
+        };
+        // Per migration: the ones before the failing one stay committed.
+        assert_eq!(
+            changed(failed(vec![applied("1"), applied("2")], true), false),
+            (true, 2, Some(("3_x.sql".into(), 7)))
+        );
+        // The first one failed and was rolled back: counted as a change
+        // (the rollback restores) unless the whole run was one transaction.
+        assert!(changed(failed(vec![], true), false).0);
+        // `transaction: all` rolled everything back (it reports nothing as
+        // applied then): nothing changed.
+        assert!(!changed(failed(vec![], true), true).0);
+        // Cancelled before the first migration of `transaction: all`.
+        let cancelled = MigrateError::Apply(ApplyError::Cancelled {
+            applied: vec![],
+            during: None,
+        });
+        assert!(!changed(cancelled, true).0);
+        // Refused before touching the database.
+        let locked = MigrateError::Locked {
+            database: "shop".into(),
+            waited: std::time::Duration::from_secs(1),
+        };
+        assert_eq!(changed(locked, false), (false, 0, None));
+    }
+
+    #[test]
+    fn an_earlier_run_of_the_migrator_that_committed_is_a_change() {
+        let mut report = Report::new("shop");
+        report.migrations.push(applied("1"));
+        let locked = MigrateError::Locked {
+            database: "shop".into(),
+            waited: std::time::Duration::from_secs(1),
+        };
+        assert!(StepFailure::from_migrate(locked, false, &mut report).changed);
     }
 }

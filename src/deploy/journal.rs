@@ -344,6 +344,35 @@ pub async fn save_report(
 }
 
 impl Journal {
+    /// The journal of a deploy that starts now: at its first step, nothing
+    /// done yet.
+    pub fn begun(deploy_id: String, database: String, started_at: DateTime<Utc>) -> Journal {
+        Journal {
+            version: JOURNAL_VERSION,
+            deploy_id,
+            database,
+            release: None,
+            previous_release: None,
+            started_at,
+            state: State::Running,
+            step: Step::MaintenanceOn,
+            transitions: Vec::new(),
+            maintenance: Vec::new(),
+            snapshot: None,
+            all_or_nothing: false,
+            released: false,
+            failure: None,
+            database_restored: false,
+            release_rolled_back: false,
+            rollback_errors: Vec::new(),
+            guard_refusal: Vec::new(),
+            own_sessions: 0,
+            sightings: Vec::new(),
+            own_open: Some(Vec::new()),
+            pending: Vec::new(),
+        }
+    }
+
     /// What the deploy's snapshot manifest records of it: the release
     /// running before it, and the deploy.
     pub fn snapshot_request(&self) -> crate::snapshot::take::SnapshotRequest {

@@ -30,6 +30,7 @@ pub mod preflight;
 mod recover;
 pub mod rollback;
 mod steps;
+mod watch;
 
 pub(crate) use children::recording_children;
 pub use preflight::Found;
@@ -43,10 +44,11 @@ use self::journal::{Journal, State, Step};
 use self::observe::MigrateObserver;
 use self::offsite::Upload;
 use self::preflight::{Prepared, Runner};
+use self::watch::Watch;
 use crate::cancel::Cancel;
 use crate::ci;
 use crate::config::{Config, Offsite};
-use crate::db::{self, ConnInfo};
+use crate::db::ConnInfo;
 use crate::error::{Error, chain};
 use crate::http::HttpClient;
 use crate::maintenance::Context;
@@ -80,19 +82,6 @@ pub struct Deployer<'a> {
     pub(crate) http: HttpClient,
     /// Where the steps report: the report, the log, GitHub Actions.
     pub(crate) events: Events,
-    /// The write guard's sampler, from the snapshot on; what it sees is
-    /// copied into the journal at every step so that `recover` knows it too.
-    sampler: std::cell::RefCell<Option<guard::Sampler>>,
-    /// Sessions to the database that earlier processes of this deploy
-    /// opened since the baseline, and this process's own count when it
-    /// took over: what the journal's `own_sessions` adds up.
-    own_from: std::cell::Cell<Option<(u64, u64)>>,
-    /// The archive bytes the clone's upload has dumped (clone-first),
-    /// copied into the journal at every step.
-    dumped: std::cell::RefCell<Option<std::sync::Arc<std::sync::atomic::AtomicU64>>>,
-    /// A journal write or the clone's upload failed: later journal and
-    /// report writes get a short deadline instead of the SDK's retries.
-    pub(crate) store_failing: std::cell::Cell<bool>,
 }
 
 impl<'a> Deployer<'a> {
@@ -106,10 +95,6 @@ impl<'a> Deployer<'a> {
             admin_info: db.with_dbname(&config.database.maintenance_db),
             http: HttpClient::new(),
             events: Events::new(ci::GitHub::from_env()),
-            sampler: std::cell::RefCell::new(None),
-            own_from: std::cell::Cell::new(None),
-            dumped: std::cell::RefCell::new(None),
-            store_failing: std::cell::Cell::new(false),
         })
     }
 
@@ -118,62 +103,17 @@ impl<'a> Deployer<'a> {
         lock::for_command(&self.admin_info, self.db, step, false).await
     }
 
-    /// Journals that `step` starts and, under GitHub Actions, opens its
-    /// log group (closing the previous one).
+    /// Journals that `step` starts, with what `watch` has seen, and under
+    /// GitHub Actions opens its log group (closing the previous one).
     pub(crate) async fn begin(
         &self,
+        watch: &mut Watch,
         journal: &mut Journal,
         step: Step,
     ) -> Result<(), journal::JournalError> {
         self.events.started(step);
-        self.record_sessions(journal).await;
-        if let Some(sampler) = self.sampler.borrow().as_ref() {
-            journal.sightings = sampler.sightings();
-        }
-        if let (Some(dumped), Some(offsite)) = (
-            self.dumped.borrow().as_ref(),
-            journal.snapshot.as_mut().and_then(|s| s.offsite.as_mut()),
-        ) {
-            offsite.dumped_bytes = dumped.load(std::sync::atomic::Ordering::Relaxed);
-        }
-        journal.begin(step, self.store).await
-    }
-
-    /// Copies into the journal the sessions this deploy's processes opened
-    /// to the database, and which of them are open now, so that `recover`
-    /// counts them as snapguard's. Every journal write a later `recover`
-    /// reads must come after the last session this process opens.
-    pub(crate) async fn record_sessions(&self, journal: &mut Journal) {
-        let Some((carried, base)) = self.own_from.get() else {
-            return;
-        };
-        journal.own_sessions = carried + db::sessions_opened(self.db.dbname()).saturating_sub(base);
-        // Read after the count: a session opened in between is then
-        // open but uncounted, which `recover` can only under-explain.
-        journal.own_open = match db::connect(&self.admin_info).await {
-            Ok(admin) => guard::own_open(&admin, self.db.dbname()).await.ok(),
-            Err(_) => None,
-        };
-    }
-
-    /// A store write of the journal, given a short deadline once one has
-    /// failed ([`rollback::JOURNAL_WRITE_AFTER_FAILURE`]); a failure marks
-    /// the store as failing for the writes after it.
-    pub(crate) async fn within_deadline(
-        &self,
-        write: impl std::future::Future<Output = Result<(), journal::JournalError>>,
-    ) -> Result<(), journal::JournalError> {
-        let result = if self.store_failing.get() {
-            tokio::time::timeout(rollback::JOURNAL_WRITE_AFTER_FAILURE, write)
-                .await
-                .unwrap_or(Err(journal::JournalError::TimedOut))
-        } else {
-            write.await
-        };
-        if result.is_err() {
-            self.store_failing.set(true);
-        }
-        result
+        watch.copy_into(self, journal).await;
+        watch.write(journal.begin(step, self.store)).await
     }
 
     pub(crate) fn context<'c>(&'c self, admin: &'c Client, journal: &Journal) -> Context<'c> {
@@ -254,7 +194,7 @@ impl<'a> Deployer<'a> {
         )
         .await;
         // Watching ends with the steps (on success, once the deploy is closed).
-        let sampler = self.sampler.take();
+        let sampler = p.watch.sampler.take();
         let Err(failed) = failure else {
             report.downtime_seconds = p.downtime_from.map(|t| t.elapsed().as_secs_f64());
             return recording_children(
@@ -295,6 +235,7 @@ impl<'a> Deployer<'a> {
         let rollback = rollback::Rollback {
             deployer: self,
             admin: &mut p.admin,
+            watch: &mut p.watch,
             force: options.force,
             own: if self.config.migrations.command.is_none() {
                 guard::OwnSessions::Counted
@@ -417,5 +358,41 @@ fn check_cancel(
         Err(StepFailure::cancelled_after(during, next, changed))
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_outcome_the_hooks_are_told_is_known_only_once_settled() {
+        let mut journal = Journal::begun("shop-1".into(), "shop".into(), Utc::now());
+        let mut told = |state, step, restored| {
+            journal.state = state;
+            journal.step = step;
+            journal.database_restored = restored;
+            settled_outcome(&journal)
+        };
+        assert_eq!(told(State::Running, Step::Release, false), None);
+        assert_eq!(
+            told(State::Running, Step::MaintenanceOff, false),
+            Some("succeeded")
+        );
+        assert_eq!(told(State::Succeeded, Step::Done, false), Some("succeeded"));
+        // A rollback's release hook runs once the database is back.
+        assert_eq!(told(State::RollingBack, Step::RestoreDatabase, false), None);
+        assert_eq!(
+            told(State::RollingBack, Step::ReleaseRollback, true),
+            Some("rolled_back")
+        );
+        assert_eq!(
+            told(State::RolledBack, Step::RolledBack, true),
+            Some("rolled_back")
+        );
+        assert_eq!(
+            told(State::RollbackIncomplete, Step::RestoreDatabase, true),
+            None
+        );
     }
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use tokio_postgres::Client;
 
 use super::journal::{self, Journal, State, Step};
+use super::watch::Watch;
 use super::{DeployOptions, Deployer, lock, marker};
 use crate::cancel::Cancel;
 use crate::checks::{BeforeState, Verifier};
@@ -106,6 +107,8 @@ pub(super) struct Prepared<'a> {
     /// Preflight's decision on the local clone (`Err`: why not), which the
     /// snapshot step follows: the restore room was checked against it.
     pub(super) local_clone: Result<CloneMethod, String>,
+    /// What this process watches for the journal.
+    pub(super) watch: Watch,
 }
 
 impl<'a> Deployer<'a> {
@@ -143,12 +146,12 @@ impl<'a> Deployer<'a> {
             let j = Journal::read(self.store, id)
                 .await
                 .map_err(|e| refuse(e.into()))?;
-            return Err(refuse(format!(
-                "deploy {id} did not finish (it stopped at step `{}`, state {:?}); run `{}` to finish its rollback before deploying again",
-                j.step.name(),
-                j.state,
-                self.config.invocation.command("recover")
-            ).into()));
+            return Err(refuse(Box::new(Unfinished {
+                deploy_id: id.clone(),
+                step: j.step.name(),
+                state: j.state,
+                recover: self.config.invocation.command("recover"),
+            })));
         }
         // One session to the application database serves the rest of
         // preflight.
@@ -171,7 +174,7 @@ impl<'a> Deployer<'a> {
             .map_err(|e| refuse(e.into()))?;
         report.lint = Some(lint.clone());
         if options.lint_blocks && lint.failing() > 0 {
-            return Err(refuse(lint_refusal(&lint).into()));
+            return Err(refuse(Box::new(LintRefusal::of(&lint))));
         }
         let verifier = Verifier::new(&self.config.checks);
         verifier
@@ -182,9 +185,7 @@ impl<'a> Deployer<'a> {
         let failed = crate::checks::failures(&before);
         report.checks.extend(before);
         if !failed.is_empty() {
-            return Err(refuse(
-                format!("before-check(s) failed: {}", failed.join("; ")).into(),
-            ));
+            return Err(refuse(Box::new(BeforeChecksFailed(failed))));
         }
         drop(app);
         let database_bytes = database_size(&admin, self.db.dbname())
@@ -285,29 +286,12 @@ impl<'a> Deployer<'a> {
         let deploy_id = SnapshotId::new(self.db.dbname(), now).to_string();
         report.deploy_id = Some(deploy_id.clone());
         let journal = Journal {
-            version: journal::JOURNAL_VERSION,
-            deploy_id,
-            database: self.db.dbname().to_owned(),
             release: found.release.clone(),
             previous_release: found.previous_release.clone(),
-            started_at: now,
-            state: State::Running,
-            step: Step::MaintenanceOn,
-            transitions: Vec::new(),
-            maintenance: Vec::new(),
-            snapshot: None,
             all_or_nothing: found.external_command.is_none()
                 && self.config.migrations.transaction == TransactionMode::All,
-            released: false,
-            failure: None,
-            database_restored: false,
-            release_rolled_back: false,
-            rollback_errors: Vec::new(),
-            guard_refusal: Vec::new(),
-            own_sessions: 0,
-            sightings: Vec::new(),
-            own_open: Some(Vec::new()),
             pending: report.pending.clone(),
+            ..Journal::begun(deploy_id, self.db.dbname().to_owned(), now)
         };
         let prepared = Prepared {
             admin,
@@ -316,6 +300,7 @@ impl<'a> Deployer<'a> {
             downtime_from: None,
             before: None,
             local_clone: found.local_clone.clone(),
+            watch: Watch::default(),
         };
         Ok((found, Some(prepared)))
     }
@@ -417,32 +402,56 @@ pub struct CannotRollBack {
     pub missing: Vec<privileges::Missing>,
 }
 
+/// An earlier deploy did not finish: `recover` must close it first.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "deploy {deploy_id} did not finish (it stopped at step `{step}`, state {state:?}); run `{recover}` to finish its rollback before deploying again"
+)]
+pub struct Unfinished {
+    /// The unfinished deploy.
+    pub deploy_id: String,
+    /// The step it stopped at.
+    pub step: &'static str,
+    /// Its journal's state.
+    pub state: State,
+    /// The command that finishes it.
+    pub recover: String,
+}
+
+/// Before-checks that did not pass, one line each.
+#[derive(Debug, thiserror::Error)]
+#[error("before-check(s) failed: {}", .0.join("; "))]
+pub struct BeforeChecksFailed(pub Vec<String>);
+
 /// Why preflight stops on lint errors: each one with its rule, place and
-/// the way out.
-fn lint_refusal(report: &LintReport) -> String {
-    let lines: Vec<String> = report
-        .findings
-        .iter()
-        .filter(|f| f.fails())
-        .map(|f| {
-            format!(
-                "{}:{}: {}: {}{}; instead: {} (or `-- snapguard:allow {} <reason>` above the statement, or `lint.rules.{}: warn`)",
-                f.file,
-                f.line,
-                f.rule,
-                f.message,
-                f.table_context(),
-                f.safe,
-                f.rule,
-                f.rule
-            )
-        })
-        .collect();
-    format!(
-        "lint found {} hazard(s) at the error level:\n  {}",
-        lines.len(),
-        lines.join("\n  ")
-    )
+/// the way out, a line each.
+#[derive(Debug, thiserror::Error)]
+#[error("lint found {} hazard(s) at the error level:\n  {}", .0.len(), .0.join("\n  "))]
+pub struct LintRefusal(pub Vec<String>);
+
+impl LintRefusal {
+    fn of(report: &LintReport) -> LintRefusal {
+        LintRefusal(
+            report
+                .findings
+                .iter()
+                .filter(|f| f.fails())
+                .map(|f| {
+                    format!(
+                        "{}:{}: {}: {}{}; instead: {} (or `-- snapguard:allow {} <reason>` above the statement, or `lint.rules.{}: warn`)",
+                        f.file,
+                        f.line,
+                        f.rule,
+                        f.message,
+                        f.table_context(),
+                        f.safe,
+                        f.rule,
+                        f.rule
+                    )
+                })
+                .collect(),
+        )
+    }
 }
 
 async fn database_size(admin: &Client, database: &str) -> Result<u64, db::DbError> {

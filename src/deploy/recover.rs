@@ -22,10 +22,14 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_postgres::Client;
 
-use super::failure::IncompleteRollback;
+use super::failure::{
+    IncompleteRollback, MaintenanceStillOn, NoCopyBefore, NotOurHistory, RecoveredByRollback,
+    RolledBackByRunner,
+};
 use super::journal::{self, Journal, State, Step};
 use super::offsite::BeforeCopy;
 use super::rollback::Rollback;
+use super::watch::{OwnFrom, Watch};
 use super::{Deployer, marker, recording_children};
 use crate::cancel::Cancel;
 use crate::config::invocation::Invocation;
@@ -243,11 +247,18 @@ impl Deployer<'_> {
         began: &guard::ServerTime,
         cancel: &Cancel,
     ) -> Result<(), Error> {
+        // Counting this process's own sessions starts once it took over the
+        // dead runner's (below).
+        let mut watch = Watch::default();
         if journal.state == State::Succeeded {
-            self.close(journal, report, Outcome::Succeeded).await;
+            self.close(&mut watch, journal, report, Outcome::Succeeded)
+                .await;
             return Ok(());
         }
-        if let Some(closed) = self.rolled_back_by_its_runner(journal, report).await? {
+        if let Some(closed) = self
+            .rolled_back_by_its_runner(&mut watch, journal, report)
+            .await?
+        {
             return Err(closed);
         }
         if journal.state == State::Running
@@ -259,7 +270,9 @@ impl Deployer<'_> {
             // finishing would record a release that is not live.
             if let Err(refused) = self.check_history_is_ours(journal, true).await {
                 if options.accept_current {
-                    return self.accept_current(admin, journal, report).await;
+                    return self
+                        .accept_current(admin, &mut watch, journal, report)
+                        .await;
                 }
                 report.next_steps = accept_current_steps(&self.config.invocation);
                 return Err(refused);
@@ -284,11 +297,14 @@ impl Deployer<'_> {
                 let before = self.recover_upload(journal, true, cancel).await?;
                 self.no_copy_is_no_success(journal, report, &before, options, true)?;
             }
-            self.finish_success(admin, journal, report).await;
+            self.finish_success(admin, &mut watch, journal, report)
+                .await;
             return Ok(());
         }
         if options.accept_current {
-            return self.accept_current(admin, journal, report).await;
+            return self
+                .accept_current(admin, &mut watch, journal, report)
+                .await;
         }
         if let Err(refused) = self.check_history_is_ours(journal, false).await {
             report.next_steps = accept_current_steps(&self.config.invocation);
@@ -319,7 +335,10 @@ impl Deployer<'_> {
         );
         // Every session this process opened to the database came after the
         // baseline (another process took it), so all of them count.
-        self.own_from.set(Some((recorded, 0)));
+        watch.own_from = Some(OwnFrom {
+            carried: recorded,
+            base: 0,
+        });
         let changed = self.database_changed(admin, journal).await?;
         // The clone's upload: a committed one is the store snapshot the
         // rollback can fall back on; a half-done one is discarded.
@@ -335,6 +354,7 @@ impl Deployer<'_> {
         let rollback = Rollback {
             deployer: self,
             admin,
+            watch: &mut watch,
             force: options.force,
             own: if self.config.migrations.command.is_some() {
                 guard::OwnSessions::Unknown
@@ -352,14 +372,10 @@ impl Deployer<'_> {
             cancel: cancel.clone(),
         };
         match rollback.run(journal, report).await {
-            Ok(()) => Err(Error::RolledBack(
-                format!(
-                    "deploy {} was rolled back by `recover`: {}",
-                    journal.deploy_id,
-                    journal.failure.clone().unwrap_or_default()
-                )
-                .into(),
-            )),
+            Ok(()) => Err(Error::RolledBack(Box::new(RecoveredByRollback {
+                deploy_id: journal.deploy_id.clone(),
+                failure: journal.failure.clone().unwrap_or_default(),
+            }))),
             Err(errors) => Err(Error::RollbackIncomplete(Box::new(IncompleteRollback {
                 errors,
                 cause: None,
@@ -376,14 +392,10 @@ impl Deployer<'_> {
         if failures.is_empty() {
             return Ok(());
         }
-        let errors: Vec<String> = failures.iter().map(|e| chain(e)).collect();
-        Err(Error::RollbackIncomplete(
-            format!(
-                "maintenance could not be switched off: {}",
-                errors.join("; ")
-            )
-            .into(),
-        ))
+        Err(Error::RollbackIncomplete(Box::new(MaintenanceStillOn {
+            deploy_succeeded: false,
+            failures,
+        })))
     }
 
     /// A deploy that passed its steps but whose copy of the database before
@@ -402,11 +414,6 @@ impl Deployer<'_> {
         let BeforeCopy::Lost(why) = before else {
             return Ok(());
         };
-        let maintenance = if maintenance_off {
-            "maintenance is off"
-        } else {
-            "maintenance stays on (the policy `before-maintenance-off` never ends the window without a committed snapshot)"
-        };
         if options.accept_current {
             tracing::warn!(deploy = %journal.deploy_id, "--accept-current: closing the deploy as succeeded, with no copy of the database before it ({why})");
             return Ok(());
@@ -417,13 +424,11 @@ impl Deployer<'_> {
             invocation.command("snapshot"),
             invocation.command("recover --accept-current"),
         ];
-        Err(Error::RollbackIncomplete(
-            format!(
-                "deploy {} passed its steps, but no copy of the database before it exists: {why}; {maintenance}",
-                journal.deploy_id
-            )
-            .into(),
-        ))
+        Err(Error::RollbackIncomplete(Box::new(NoCopyBefore {
+            deploy_id: journal.deploy_id.clone(),
+            why,
+            maintenance_off,
+        })))
     }
 
     /// `--accept-current`: keep the database as it is, switch maintenance
@@ -431,6 +436,7 @@ impl Deployer<'_> {
     async fn accept_current(
         &self,
         admin: &mut Client,
+        watch: &mut Watch,
         journal: &mut Journal,
         report: &mut Report,
     ) -> Result<(), Error> {
@@ -472,7 +478,7 @@ impl Deployer<'_> {
         journal
             .failure
             .get_or_insert_with(|| "accepted as is".into());
-        if let Err(e) = self.begin(journal, Step::RolledBack).await {
+        if let Err(e) = self.begin(watch, journal, Step::RolledBack).await {
             tracing::warn!(error = %chain(&e), "cannot write the journal");
         }
         self.events.finished(
@@ -482,7 +488,8 @@ impl Deployer<'_> {
             0.0,
             format!("nothing restored: {state}; {release}; maintenance off"),
         );
-        self.close(journal, report, Outcome::AcceptedCurrent).await;
+        self.close(watch, journal, report, Outcome::AcceptedCurrent)
+            .await;
         crate::outln!(
             "deploy {} closed as is: {state}; {release}; maintenance is off",
             journal.deploy_id
@@ -498,6 +505,7 @@ impl Deployer<'_> {
     /// [`Self::check_history_is_ours`].
     async fn rolled_back_by_its_runner(
         &self,
+        watch: &mut Watch,
         journal: &mut Journal,
         report: &mut Report,
     ) -> Result<Option<Error>, Error> {
@@ -514,17 +522,14 @@ impl Deployer<'_> {
         journal.state = State::RolledBack;
         journal.database_restored = true;
         journal.failure.get_or_insert_with(|| "rolled back".into());
-        if let Err(e) = self.begin(journal, Step::RolledBack).await {
+        if let Err(e) = self.begin(watch, journal, Step::RolledBack).await {
             tracing::warn!(error = %chain(&e), "cannot write the journal");
         }
-        self.close(journal, report, Outcome::RolledBack).await;
-        Ok(Some(Error::RolledBack(
-            format!(
-                "deploy {} had been rolled back by its runner, which could not write that to the store; its journal is closed now",
-                journal.deploy_id
-            )
-            .into(),
-        )))
+        self.close(watch, journal, report, Outcome::RolledBack)
+            .await;
+        Ok(Some(Error::RolledBack(Box::new(RolledBackByRunner {
+            deploy_id: journal.deploy_id.clone(),
+        }))))
     }
 
     /// Refuses to roll back (or finish) over history this deploy did not
@@ -539,20 +544,12 @@ impl Deployer<'_> {
             Err(_) => return Ok(()),
         };
         let refuse = |why: String| {
-            Error::RollbackIncomplete(
-                format!(
-                    "not {} deploy {}: {why}. {} Look at the database; to keep it as it is and close this deploy: `{}`",
-                    if finishing { "finishing" } else { "rolling back" },
-                    journal.deploy_id,
-                    if finishing {
-                        "Finishing would record its release as live, which it may not be."
-                    } else {
-                        "Rolling back would silently undo it."
-                    },
-                    self.config.invocation.command("recover --accept-current")
-                )
-                .into(),
-            )
+            Error::RollbackIncomplete(Box::new(NotOurHistory {
+                deploy_id: journal.deploy_id.clone(),
+                finishing,
+                why,
+                accept_current: self.config.invocation.command("recover --accept-current"),
+            }))
         };
         if let Some(Some(outcome)) = marker::outcome_of(&app, &journal.deploy_id)
             .await

@@ -11,10 +11,12 @@ use std::time::Instant;
 
 use tokio_postgres::Client;
 
-use super::failure::During;
+use super::failure::{During, NoSnapshotRecorded, WritesAfterSnapshot};
 use super::journal::{Journal, State, Step};
+use super::watch::Watch;
 use super::{Deployer, hook_env};
 use crate::cancel::Cancel;
+use crate::config::invocation::{Invocation, quote};
 use crate::db::{admin, quote_ident};
 use crate::error::{BoxError, chain};
 use crate::maintenance;
@@ -29,6 +31,8 @@ pub struct Rollback<'a, 'b> {
     pub deployer: &'a Deployer<'b>,
     /// The session holding the deploy lock.
     pub admin: &'a mut Client,
+    /// What this process watches for the journal.
+    pub(super) watch: &'a mut Watch,
     /// Restore even if the write guard objects (`--force`).
     pub force: bool,
     /// How the write guard accounts for snapguard's own sessions.
@@ -69,7 +73,7 @@ impl Rollback<'_, '_> {
             r.database = "nothing to restore: the database did not change (catalogue and migration history as at the snapshot)".into();
             journal.database_restored = true;
         } else {
-            save(self.deployer, journal, Step::RestoreDatabase).await;
+            save(self.deployer, self.watch, journal, Step::RestoreDatabase).await;
             match self.restore_database(journal, &mut r).await {
                 Ok(()) => journal.database_restored = true,
                 Err(e) => errors.extend(e),
@@ -86,7 +90,7 @@ impl Rollback<'_, '_> {
 
         if journal.database_restored && journal.released && !journal.release_rolled_back {
             let started = Instant::now();
-            save(self.deployer, journal, Step::ReleaseRollback).await;
+            save(self.deployer, self.watch, journal, Step::ReleaseRollback).await;
             let result =
                 release::roll_back(&self.deployer.config.release, &hook_env(journal)).await;
             let ok = result.is_ok();
@@ -108,7 +112,13 @@ impl Rollback<'_, '_> {
         let release_ok = !journal.released || journal.release_rolled_back;
         if journal.database_restored && release_ok {
             let started = Instant::now();
-            save(self.deployer, journal, Step::RollbackMaintenanceOff).await;
+            save(
+                self.deployer,
+                self.watch,
+                journal,
+                Step::RollbackMaintenanceOff,
+            )
+            .await;
             let cx = self.deployer.context(self.admin, journal);
             let failures =
                 maintenance::all_off(&self.deployer.config.maintenance, &journal.maintenance, &cx)
@@ -131,9 +141,9 @@ impl Rollback<'_, '_> {
         report.rollback = Some(r);
         if errors.is_empty() {
             journal.state = State::RolledBack;
-            save(self.deployer, journal, Step::RolledBack).await;
+            save(self.deployer, self.watch, journal, Step::RolledBack).await;
             self.deployer
-                .close(journal, report, Outcome::RolledBack)
+                .close(self.watch, journal, report, Outcome::RolledBack)
                 .await;
             tracing::info!(
                 "rolled back: database restored, previous release back, maintenance off"
@@ -148,13 +158,21 @@ impl Rollback<'_, '_> {
             // for someone else's.
             let fallback = other_snapshot(self.deployer, journal).await;
             let partly = partly_applied(self.deployer, journal).await;
-            self.deployer.record_sessions(journal).await;
-            if let Err(e) = journal.save(store).await {
+            self.watch.record_sessions(self.deployer, journal).await;
+            if let Err(e) = self.watch.write(journal.save(store)).await {
                 tracing::error!(error = %chain(&e), "cannot write the journal");
             }
+            let deployer = self.deployer;
+            let config = deployer.config;
+            let commands = Commands {
+                invocation: &config.invocation,
+                database: deployer.db.dbname(),
+                maintenance_db: &config.database.maintenance_db,
+                release_rollback: config.release.rollback.as_deref(),
+            };
             report.next_steps = next_steps(
                 journal,
-                self.deployer,
+                &commands,
                 fallback.as_ref(),
                 self.snapshot_override.as_deref(),
                 partly.as_ref(),
@@ -173,9 +191,7 @@ impl Rollback<'_, '_> {
         let deployer = self.deployer;
         let database = deployer.db.dbname();
         let Some(snapshot) = journal.snapshot.clone() else {
-            return Err(vec![
-                "the database may have changed but no snapshot was recorded".into(),
-            ]);
+            return Err(vec![Box::new(NoSnapshotRecorded)]);
         };
         let fence: Vec<_> = journal
             .maintenance
@@ -238,15 +254,15 @@ impl Rollback<'_, '_> {
             if !self.force {
                 r.database = "refused: writes after the snapshot".into();
                 journal.guard_refusal = seen;
-                return Err(vec![BoxError::from(format!(
-                    "not restoring: someone may have written to `{database}` after the snapshot, and restoring would lose it:\n  - {}\nLook at what changed. Then either keep the database as it is now and close the deploy with `{}`, or restore anyway, losing those writes, with `{}` (the current database is kept under a new name)",
-                    reasons.join("\n  - "),
-                    deployer
+                return Err(vec![Box::new(WritesAfterSnapshot {
+                    database: database.to_owned(),
+                    reasons,
+                    accept_current: deployer
                         .config
                         .invocation
                         .command("recover --accept-current"),
-                    deployer.config.invocation.command("recover --force"),
-                ))]);
+                    force: deployer.config.invocation.command("recover --force"),
+                })]);
             }
             tracing::warn!(reasons = %reasons.join("; "), "--force: restoring although writes after the snapshot are possible");
         }
@@ -401,21 +417,11 @@ pub(super) enum SwapError {
     Swap(#[source] restore::RestoreError),
 }
 
-/// How long a journal write may take once one has failed (or the clone's
-/// upload has): the store is likely down, and each write would otherwise spend
-/// the SDK's retries (about ten seconds) while the application waits in
-/// maintenance and the CI runner's grace runs out. A store that is back
-/// answers well within it.
-pub(super) const JOURNAL_WRITE_AFTER_FAILURE: std::time::Duration =
-    std::time::Duration::from_secs(2);
-
 /// Journals that `step` of the rollback starts; a failure is logged and
 /// the rollback goes on (the database's own record of the deploy, closed
 /// at the end, keeps `recover` from redoing it).
-async fn save(deployer: &Deployer<'_>, journal: &mut Journal, step: Step) {
-    let written = deployer
-        .within_deadline(deployer.begin(journal, step))
-        .await;
+async fn save(deployer: &Deployer<'_>, watch: &mut Watch, journal: &mut Journal, step: Step) {
+    let written = deployer.begin(watch, journal, step).await;
     if let Err(e) = written {
         tracing::error!(error = %chain(&e), "cannot write the journal; continuing the rollback");
     }
@@ -500,15 +506,27 @@ pub(super) async fn partly_applied(
     (!applied.is_empty() && applied.len() < of).then_some(PartlyApplied { applied, of })
 }
 
+/// What the printed next steps name.
+struct Commands<'a> {
+    /// How snapguard was run: its commands are printed the same way.
+    invocation: &'a Invocation,
+    /// The application database.
+    database: &'a str,
+    /// Where a swap by hand runs (`database.maintenance_db`).
+    maintenance_db: &'a str,
+    /// `release.rollback`.
+    release_rollback: Option<&'a str>,
+}
+
 fn next_steps(
     journal: &Journal,
-    deployer: &Deployer<'_>,
+    commands: &Commands<'_>,
     fallback: Option<&crate::snapshot::Manifest>,
     snapshot_override: Option<&str>,
     partly: Option<&PartlyApplied>,
 ) -> Vec<String> {
-    let database = deployer.db.dbname();
-    let cmd = |rest: &str| deployer.config.invocation.command(rest);
+    let database = commands.database;
+    let cmd = |rest: &str| commands.invocation.command(rest);
     let mut steps = Vec::new();
     if !journal.database_restored
         && (!journal.guard_refusal.is_empty() || snapshot_override.is_some())
@@ -534,7 +552,7 @@ fn next_steps(
             if let Some(clone) = &s.clone {
                 steps.push(format!(
                     "# or swap the pre-deploy clone in by hand (psql on `{}`):",
-                    deployer.config.database.maintenance_db
+                    commands.maintenance_db
                 ));
                 steps.push(format!(
                     "ALTER DATABASE {db} RENAME TO {failed}; ALTER DATABASE {c} RENAME TO {db}; ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true;",
@@ -569,11 +587,11 @@ fn next_steps(
         steps.push(cmd("recover --accept-current"));
     } else if journal.released && !journal.release_rolled_back {
         steps.push("# the database is restored; put the previous release back by hand:".into());
-        if let Some(cmd) = &deployer.config.release.rollback {
+        if let Some(cmd) = commands.release_rollback {
             let env: Vec<String> = hook_env(journal)
                 .vars()
                 .into_iter()
-                .map(|(k, v)| format!("{k}={v}"))
+                .map(|(k, v)| format!("{k}={}", quote(&v)))
                 .collect();
             steps.push(format!(
                 "{} sh -c '{}'",
@@ -591,4 +609,154 @@ fn next_steps(
         steps.push(cmd("recover"));
     }
     steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::journal::SnapshotRecord;
+    use chrono::{TimeZone, Utc};
+
+    fn commands<'a>(invocation: &'a Invocation, rollback: Option<&'a str>) -> Commands<'a> {
+        Commands {
+            invocation,
+            database: "shop",
+            maintenance_db: "postgres",
+            release_rollback: rollback,
+        }
+    }
+
+    fn snapshotted(clone: Option<&str>, id: Option<&str>) -> Journal {
+        let at = Utc.with_ymd_and_hms(2026, 12, 3, 10, 15, 0).unwrap();
+        let mut journal = Journal::begun("shop-20261203T101500Z".into(), "shop".into(), at);
+        journal.state = State::RollbackIncomplete;
+        journal.snapshot = Some(SnapshotRecord {
+            id: id.map(str::to_owned),
+            clone: clone.map(str::to_owned),
+            guard: guard::Baseline {
+                at,
+                wal_lsn: None,
+                server_sessions: None,
+                counting_since: None,
+                abandoned_sessions: None,
+                activity: None,
+                own_sessions: 0,
+                catalogue: None,
+                registered_before: None,
+                connected: Vec::new(),
+            },
+            offsite: None,
+        });
+        journal
+    }
+
+    #[test]
+    fn a_refusal_of_the_write_guard_offers_both_decisions_and_nothing_else() {
+        let invocation = Invocation::new(Some(std::path::Path::new("ops/prod.yml")), None, None);
+        let mut journal = snapshotted(Some("shop_sg"), Some("shop-20261203T101500Z"));
+        journal.guard_refusal = vec!["1 session opened since the snapshot".into()];
+        let steps = next_steps(&journal, &commands(&invocation, None), None, None, None);
+        let printed: Vec<&String> = steps.iter().filter(|s| !s.starts_with('#')).collect();
+        assert_eq!(
+            printed,
+            [
+                "snapguard --config ops/prod.yml recover --accept-current",
+                "snapguard --config ops/prod.yml recover --force"
+            ]
+        );
+        // Half-applied, the first choice warns what the application meets.
+        let partly = PartlyApplied {
+            applied: vec!["2 (add_sku)".into()],
+            of: 3,
+        };
+        let steps = next_steps(
+            &journal,
+            &commands(&invocation, None),
+            None,
+            Some("shop-20261201T000000Z"),
+            Some(&partly),
+        );
+        assert!(
+            steps[0]
+                .contains("half-applied, 1 of the 3 migrations it set out to apply (2 (add_sku))"),
+            "{steps:?}"
+        );
+        assert_eq!(
+            steps.last().unwrap(),
+            "snapguard --config ops/prod.yml recover --snapshot shop-20261201T000000Z --force"
+        );
+    }
+
+    #[test]
+    fn a_database_not_restored_is_given_every_way_back_with_names_quoted() {
+        let invocation = Invocation::default();
+        let journal = snapshotted(Some("shop sg"), Some("shop-20261203T101500Z"));
+        let steps = next_steps(&journal, &commands(&invocation, None), None, None, None);
+        let expected = [
+            "snapguard recover",
+            r#"ALTER DATABASE "shop" RENAME TO "shop__failed"; ALTER DATABASE "shop sg" RENAME TO "shop"; ALTER DATABASE "shop" WITH ALLOW_CONNECTIONS true;"#,
+            "snapguard restore shop-20261203T101500Z --yes --terminate-sessions",
+            "snapguard recover --accept-current",
+            "snapguard recover --accept-current",
+        ];
+        let printed: Vec<&String> = steps.iter().filter(|s| !s.starts_with('#')).collect();
+        assert_eq!(printed, expected);
+        assert!(steps.iter().any(|s| s.contains("(psql on `postgres`)")));
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.contains("no other snapshot of this database"))
+        );
+        // Without a clone or a committed snapshot, neither is offered.
+        let journal = snapshotted(None, None);
+        let steps = next_steps(&journal, &commands(&invocation, None), None, None, None);
+        assert!(
+            !steps
+                .iter()
+                .any(|s| s.contains("ALTER DATABASE") || s.contains(" restore "))
+        );
+    }
+
+    #[test]
+    fn a_release_not_put_back_is_printed_as_a_command_that_runs_as_printed() {
+        let invocation = Invocation::default();
+        let mut journal = snapshotted(None, Some("shop-20261203T101500Z"));
+        journal.database_restored = true;
+        journal.released = true;
+        journal.release = Some("v2 (hotfix)".into());
+        journal.previous_release = Some("v1".into());
+        // A hook with quotes of its own, which the printed line must keep.
+        let rollback = r#"printf '%s|%s' "$SNAPGUARD_RELEASE" "$SNAPGUARD_PREVIOUS_RELEASE""#;
+        let steps = next_steps(
+            &journal,
+            &commands(&invocation, Some(rollback)),
+            None,
+            None,
+            None,
+        );
+        let line = &steps[1];
+        // Run by a shell as printed, the line gives the hook its environment.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(line)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "v2 (hotfix)|v1",
+            "{line}"
+        );
+        assert_eq!(steps.last().unwrap(), "snapguard recover");
+        // Everything back but maintenance: fix the switch, then recover.
+        journal.release_rolled_back = true;
+        let steps = next_steps(
+            &journal,
+            &commands(&invocation, Some(rollback)),
+            None,
+            None,
+            None,
+        );
+        assert_eq!(steps.len(), 2);
+        assert!(steps[0].contains("maintenance is still on"));
+    }
 }

@@ -12,6 +12,7 @@ use super::journal::{OffsiteRecord, SnapshotRecord, Step, UploadState};
 use super::observe::{MigrateObserver, MigratorRun};
 use super::offsite::Upload;
 use super::preflight::Prepared;
+use super::watch::OwnFrom;
 use super::{Deployer, hook_env, marker};
 use crate::cancel::Cancel;
 use crate::checks::Verifier;
@@ -39,7 +40,7 @@ impl Deployer<'_> {
         let store = self.store;
         let started = Instant::now();
         p.downtime_from = Some(started);
-        self.begin(&mut p.journal, Step::MaintenanceOn)
+        self.begin(&mut p.watch, &mut p.journal, Step::MaintenanceOn)
             .await
             .map_err(|e| StepFailure::unchanged(Step::MaintenanceOn, e))?;
         // Before anything else changes, so that every snapguard, whatever
@@ -104,8 +105,11 @@ impl Deployer<'_> {
         let baseline = guard::baseline(&p.admin, self.db)
             .await
             .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
-        self.own_from.set(Some((0, baseline.own_sessions)));
-        *self.sampler.borrow_mut() = Some(guard::Sampler::start(
+        p.watch.own_from = Some(OwnFrom {
+            carried: 0,
+            base: baseline.own_sessions,
+        });
+        p.watch.sampler = Some(guard::Sampler::start(
             &self.admin_info,
             database,
             baseline.at,
@@ -116,7 +120,7 @@ impl Deployer<'_> {
             guard: baseline,
             offsite: None,
         });
-        self.begin(&mut p.journal, Step::Snapshot)
+        self.begin(&mut p.watch, &mut p.journal, Step::Snapshot)
             .await
             .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
         let clone_name = crate::snapshot::restore::derived_name(
@@ -297,7 +301,7 @@ impl Deployer<'_> {
         });
         let request = p.journal.snapshot_request();
         upload.start(name.to_owned(), frozen, request, cancel.clone());
-        *self.dumped.borrow_mut() = Some(upload.counter());
+        p.watch.dumped = Some(upload.counter());
         tracing::info!(snapshot = %id, clone = name, offsite = policy.as_str(), "the store snapshot streams from the clone while the deploy goes on");
         Ok(format!(
             "clone `{name}` in {secs:.2}s by file {used}; snapshot {id} streams from it to the store (offsite: {})",
@@ -373,7 +377,7 @@ impl Deployer<'_> {
             Err(e) => {
                 // Most often the store itself: the journal writes that
                 // follow (the rollback's) get a short deadline.
-                self.store_failing.set(true);
+                p.watch.store_failed();
                 record.upload_failed(Some(chain(&e)));
                 tracing::error!(error = %chain(&e), clone = ?record.clone, "THE STORE SNAPSHOT OF THIS DEPLOY FAILED: the local clone is kept as the only copy of the database before the deploy");
                 self.events
@@ -381,7 +385,7 @@ impl Deployer<'_> {
                 Err(e)
             }
         };
-        if let Err(e) = self.within_deadline(p.journal.save(self.store)).await {
+        if let Err(e) = p.watch.write(p.journal.save(self.store)).await {
             tracing::warn!(error = %chain(&e), "cannot write the journal");
         }
         Some(outcome)
@@ -399,7 +403,7 @@ impl Deployer<'_> {
         if !upload.pending() {
             return Ok(());
         }
-        self.begin(&mut p.journal, Step::Offsite)
+        self.begin(&mut p.watch, &mut p.journal, Step::Offsite)
             .await
             .map_err(|e| StepFailure::changed(Step::Offsite, e))?;
         match self.settle_upload(p, report, upload).await {
@@ -420,7 +424,7 @@ impl Deployer<'_> {
         observer: Option<&mut dyn MigrateObserver>,
     ) -> Result<(), StepFailure> {
         let started = Instant::now();
-        self.begin(&mut p.journal, Step::Migrate)
+        self.begin(&mut p.watch, &mut p.journal, Step::Migrate)
             .await
             .map_err(|e| StepFailure::unchanged(Step::Migrate, e))?;
         let migrator = Migrator::new(&self.config.migrations, self.db);
@@ -449,7 +453,7 @@ impl Deployer<'_> {
         report: &mut Report,
     ) -> Result<(), StepFailure> {
         let started = Instant::now();
-        self.begin(&mut p.journal, Step::Verify)
+        self.begin(&mut p.watch, &mut p.journal, Step::Verify)
             .await
             .map_err(|e| StepFailure::changed(Step::Verify, e))?;
         let mut app = db::connect(self.db)
@@ -485,7 +489,7 @@ impl Deployer<'_> {
     ) -> Result<(), StepFailure> {
         let started = Instant::now();
         p.journal.released = true;
-        self.begin(&mut p.journal, Step::Release)
+        self.begin(&mut p.watch, &mut p.journal, Step::Release)
             .await
             .map_err(|e| StepFailure::changed(Step::Release, e))?;
         if let Err(e) = release::ship(&self.config.release, &hook_env(&p.journal)).await {
@@ -514,7 +518,7 @@ impl Deployer<'_> {
         cancel: &Cancel,
     ) -> Result<(), StepFailure> {
         let started = Instant::now();
-        self.begin(&mut p.journal, Step::Health)
+        self.begin(&mut p.watch, &mut p.journal, Step::Health)
             .await
             .map_err(|e| StepFailure::changed(Step::Health, e))?;
         // Dropping the poll on cancel is safe: it changes nothing.

@@ -288,7 +288,7 @@ impl Rehearsal<'_> {
             (None, None) => "the rehearsed deploy's snapshot of the copy".into(),
         };
         self.take_in(&first, report);
-        self.estimate(report);
+        estimate(report);
         let verdict = self.verdict(&first, meter.applied, report);
 
         if self.options.drill {
@@ -398,34 +398,6 @@ impl Rehearsal<'_> {
             return Err(would_fail(report, failure));
         }
         Ok(())
-    }
-
-    /// Fills in the window's total, the budget and the costliest migrations.
-    fn estimate(&self, report: &mut RehearsalReport) {
-        let w = &mut report.window;
-        w.migrations_seconds = report.migrations.iter().map(|m| m.seconds).sum();
-        let work = w.migrations_seconds + w.checks_seconds;
-        // Clone-first, the snapshot streams from the clone beside the
-        // migrations (the window waits for the longer) or after the window.
-        w.total_seconds = match w.offsite {
-            Some(Offsite::BeforeMaintenanceOff) => w.clone_seconds + w.snapshot_seconds.max(work),
-            Some(Offsite::After) => w.clone_seconds + work,
-            Some(Offsite::BeforeMigrate) | None => w.snapshot_seconds + w.clone_seconds + work,
-        };
-        w.estimated = true;
-        let mut by_cost: Vec<&MigrationMeasure> = report.migrations.iter().collect();
-        by_cost.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
-        w.costliest = by_cost
-            .iter()
-            .take(3)
-            .map(|m| {
-                let lock = m
-                    .longest_exclusive()
-                    .map(|h| format!(", ACCESS EXCLUSIVE on {} {:.2}s", h.table, h.seconds))
-                    .unwrap_or_default();
-                format!("`{}` {:.2}s{lock}", m.path, m.seconds)
-            })
-            .collect();
     }
 
     /// The drill: the deploy's own rollback, both ways. The first run
@@ -568,4 +540,104 @@ fn would_fail(report: &mut RehearsalReport, failure: FailureReport) -> Error {
     let e = Error::RehearsalFailed(format!("{}: {}", failure.step, failure.message).into());
     report.failure = Some(failure);
     e
+}
+
+/// Fills in the window's total and its costliest migrations.
+fn estimate(report: &mut RehearsalReport) {
+    let w = &mut report.window;
+    w.migrations_seconds = report.migrations.iter().map(|m| m.seconds).sum();
+    let work = w.migrations_seconds + w.checks_seconds;
+    // Clone-first, the snapshot streams from the clone beside the
+    // migrations (the window waits for the longer) or after the window.
+    w.total_seconds = match w.offsite {
+        Some(Offsite::BeforeMaintenanceOff) => w.clone_seconds + w.snapshot_seconds.max(work),
+        Some(Offsite::After) => w.clone_seconds + work,
+        Some(Offsite::BeforeMigrate) | None => w.snapshot_seconds + w.clone_seconds + work,
+    };
+    w.estimated = true;
+    let mut by_cost: Vec<&MigrationMeasure> = report.migrations.iter().collect();
+    by_cost.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+    w.costliest = by_cost
+        .iter()
+        .take(3)
+        .map(|m| {
+            let lock = m
+                .longest_exclusive()
+                .map(|h| format!(", ACCESS EXCLUSIVE on {} {:.2}s", h.table, h.seconds))
+                .unwrap_or_default();
+            format!("`{}` {:.2}s{lock}", m.path, m.seconds)
+        })
+        .collect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rehearse::locks::{Hold, Mode};
+
+    fn measured(path: &str, seconds: f64, exclusive: Option<f64>) -> MigrationMeasure {
+        MigrationMeasure {
+            version: path.into(),
+            path: path.into(),
+            seconds,
+            rows: 0,
+            wal_bytes: None,
+            rewrote: Vec::new(),
+            locks: exclusive
+                .map(|s| Hold {
+                    table: "public.orders".into(),
+                    mode: Mode::AccessExclusive,
+                    seconds: s,
+                })
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    fn rehearsed(offsite: Option<Offsite>) -> RehearsalReport {
+        let mut report = RehearsalReport::new();
+        report.window.snapshot_seconds = 10.0;
+        report.window.clone_seconds = 1.0;
+        report.window.checks_seconds = 0.5;
+        report.window.offsite = offsite;
+        report.migrations = vec![
+            measured("1_a.sql", 2.0, None),
+            measured("2_b.sql", 4.0, Some(3.5)),
+            measured("3_c.sql", 0.25, None),
+            measured("4_d.sql", 1.0, None),
+        ];
+        report
+    }
+
+    #[test]
+    fn the_window_is_estimated_as_the_offsite_policy_orders_the_work() {
+        let total = |offsite| {
+            let mut report = rehearsed(offsite);
+            estimate(&mut report);
+            assert!(report.window.estimated);
+            assert_eq!(report.window.migrations_seconds, 7.25);
+            report.window.total_seconds
+        };
+        // Dump, clone, then the migrations and checks, one after another.
+        assert_eq!(total(None), 10.0 + 1.0 + 7.75);
+        assert_eq!(total(Some(Offsite::BeforeMigrate)), 10.0 + 1.0 + 7.75);
+        // The dump streams beside the work; the window waits for the longer.
+        assert_eq!(total(Some(Offsite::BeforeMaintenanceOff)), 1.0 + 10.0);
+        // The dump ends after the window.
+        assert_eq!(total(Some(Offsite::After)), 1.0 + 7.75);
+    }
+
+    #[test]
+    fn the_three_costliest_migrations_are_named_with_their_exclusive_lock() {
+        let mut report = rehearsed(None);
+        estimate(&mut report);
+        assert_eq!(
+            report.window.costliest,
+            [
+                "`2_b.sql` 4.00s, ACCESS EXCLUSIVE on public.orders 3.50s",
+                "`1_a.sql` 2.00s",
+                "`4_d.sql` 1.00s"
+            ]
+        );
+    }
 }
