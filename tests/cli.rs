@@ -27,7 +27,7 @@ fn configuration_errors_name_the_place_and_exit_2() {
         ),
         (
             "snapshot:\n  compression: brotli\n",
-            "unknown compression `brotli`",
+            "`snapshot.compression`: unknown value `brotli`; expected `zstd`, `gzip` or `none`",
         ),
         (
             "store:\n  url: ftp://host/x\n",

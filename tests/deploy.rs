@@ -347,9 +347,8 @@ fn a_killed_deploy_blocks_the_next_and_recover_rolls_it_back() {
     let app = App::new("dep_killed", "s3");
     app.configure("always", "", "");
     let before = fingerprint(&app.db);
-    let mut child = deploy_in_migration(&app);
-    child.kill().unwrap(); // SIGKILL: no cleanup at all
-    child.wait().unwrap();
+    let child = deploy_in_migration(&app);
+    kill9(child); // no cleanup at all
     assert!(!app.can_login(), "the fence is still up");
 
     let run = app.deploy("v1");
@@ -539,10 +538,7 @@ fn a_second_deploy_at_the_same_time_exits_6_and_touches_nothing() {
         "the second deploy switched nothing"
     );
     // Let the first one finish quickly: cancel it, it rolls back.
-    std::process::Command::new("kill")
-        .args(["-TERM", &first.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&first);
     Run(first.wait_with_output().unwrap()).expect_code(4);
     app.assert_maintenance_off();
 }

@@ -474,10 +474,7 @@ fn sigterm_during_a_snapshot_aborts_the_upload() {
     let ws = Workspace::new(&streaming_config(&db, &bin, &s3, &bucket));
     let child = snapshot_until_first_part(&ws, &s3);
     let started = std::time::Instant::now();
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&child);
     let run = Run(child.wait_with_output().unwrap());
     assert!(
         started.elapsed() < std::time::Duration::from_secs(10),

@@ -770,10 +770,7 @@ fn a_cancelled_backfill_stops_between_batches_and_resumes() {
     wait_until("the backfill to start", Duration::from_secs(10), || {
         psql(&db, "SELECT count(*) FROM items WHERE done") != "0"
     });
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&child);
     let run = Run(child.wait_with_output().unwrap());
     run.expect_code(1);
     run.expect_stderr("cancelled during `migrations/1_fill.sql` after");

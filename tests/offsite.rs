@@ -210,15 +210,12 @@ fn gate(app: &App, name: &str) {
     std::fs::write(app.ws.path().join(name), "").unwrap();
 }
 
+/// The deploy, in the background, with the tools in `bin`.
 fn spawn_deploy(app: &App, bin: &Path) -> Child {
-    app.ws
-        .snapguard()
-        .env("SNAPGUARD_DATABASE_PG_BIN_DIR", bin)
-        .args(["deploy", "--release", "v1", "--report", "report.json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    app.spawn(
+        &[("SNAPGUARD_DATABASE_PG_BIN_DIR", bin)],
+        &["deploy", "--release", "v1", "--report", "report.json"],
+    )
 }
 
 fn run_with(app: &App, bin: &Path, args: &[&str]) -> Run {
@@ -478,14 +475,13 @@ fn sigkill_while_waiting_for_the_upload_then_recover_finishes_the_deploy() {
     let bucket = "off-kill-wait";
     configure(&app, "before-maintenance-off", "", "");
     let bin = gated_bin_dir(app.ws.path());
-    let mut child = spawn_deploy(&app, &bin);
+    let child = spawn_deploy(&app, &bin);
     wait_until(
         "the window waiting for the upload",
         Duration::from_secs(60),
         || journal_step(s3(), bucket) == "offsite",
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill9(child);
     assert!(!app.can_login(), "maintenance is still on");
     gate(&app, "go");
     let recover = run_with(&app, &bin, &["recover"]);
@@ -509,7 +505,7 @@ fn sigkill_during_a_migration_with_the_dump_on_the_clone_then_recover_rolls_back
     gate(&app, "hold");
     let before = fingerprint(&app.db);
     app.migration("2_slow.sql", "SELECT pg_sleep(30);\n");
-    let mut child = spawn_deploy(&app, &bin);
+    let child = spawn_deploy(&app, &bin);
     wait_until(
         "the slow migration and the dump's session",
         Duration::from_secs(60),
@@ -528,8 +524,7 @@ fn sigkill_during_a_migration_with_the_dump_on_the_clone_then_recover_rolls_back
                     .is_some_and(|c| sessions(c, "SELECT pg_sleep(3600)") == "1")
         },
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill9(child);
 
     let run = run_with(&app, &bin, &["recover"]);
     run.expect_code(4);

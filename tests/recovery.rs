@@ -10,7 +10,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::app::*;
@@ -29,28 +29,6 @@ fn write_config(app: &App, extra: &str) {
 
 fn maintenance_on(app: &App) -> bool {
     app.ws.path().join("maintenance.txt").exists()
-}
-
-fn spawn(app: &App, args: &[&str]) -> Child {
-    app.ws
-        .snapguard()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn sigterm(child: &Child) {
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-}
-
-fn kill9(mut child: Child) {
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 fn wait_for_file(app: &App, name: &str) {
@@ -470,7 +448,7 @@ fn recover_ends_a_release_hook_left_running_before_it_rolls_back() {
         "snapshot:\n  local_clone: always\nrelease:\n  command: 'touch started; sleep 8; touch released.txt'\n  rollback: 'touch rolled_back.txt'\n",
     );
     let before = fingerprint(&app.db);
-    let child = spawn(&app, &["deploy", "--release", "v1"]);
+    let child = app.spawn(&[], &["deploy", "--release", "v1"]);
     wait_for_file(&app, "started");
     wait_for_child_record(&app, "released.txt");
     kill9(child);
@@ -499,7 +477,7 @@ fn sigterm_during_the_release_without_a_health_check_rolls_back() {
         "snapshot:\n  local_clone: always\nrelease:\n  command: 'touch started; sleep 2'\n  rollback: 'touch rolled_back.txt'\n",
     );
     let before = fingerprint(&app.db);
-    let child = spawn(&app, &["deploy", "--release", "v1"]);
+    let child = app.spawn(&[], &["deploy", "--release", "v1"]);
     wait_for_file(&app, "started");
     sigterm(&child);
     let run = Run(child.wait_with_output().unwrap());
@@ -659,7 +637,7 @@ fn a_migrate_during_a_deploy_window_is_refused_with_exit_6() {
         );
     std::fs::write(app.ws.path().join("snapguard.yml"), config).unwrap();
     std::fs::write(&gate, "").unwrap();
-    let deploy = spawn(&app, &["deploy", "--release", "v1"]);
+    let deploy = app.spawn(&[], &["deploy", "--release", "v1"]);
     wait_until("the snapshot", Duration::from_secs(60), || reached.exists());
 
     let run = app.ws.run(&["migrate"]);
@@ -710,7 +688,7 @@ fn did_not_change_is_proven_from_the_catalogue_not_assumed() {
     let before = fingerprint(&app.db);
     // `--force`: the test's own session would otherwise (rightly) make the
     // write guard refuse; what is tested is the decision to restore.
-    let child = spawn(&app, &["deploy", "--release", "v1", "--force"]);
+    let child = app.spawn(&[], &["deploy", "--release", "v1", "--force"]);
     wait_until("the waiting migration", Duration::from_secs(60), || {
         psql(
             "postgres",
@@ -1205,7 +1183,7 @@ fn recover_aborts_the_multipart_upload_a_killed_deploy_left() {
             1,
         );
     std::fs::write(app.ws.path().join("snapguard.yml"), config).unwrap();
-    let child = spawn(&app, &["deploy", "--release", "v1"]);
+    let child = app.spawn(&[], &["deploy", "--release", "v1"]);
     wait_until("a part uploaded", Duration::from_secs(60), || {
         !moto.incomplete_uploads(&bucket).is_empty()
     });

@@ -10,13 +10,14 @@ use chrono::{TimeZone, Utc};
 use snapguard::checks::{CheckResult, Phase};
 use snapguard::config::{Config, Overrides};
 use snapguard::deploy::Found;
+use snapguard::deploy::plan;
 use snapguard::migrate::apply::Applied;
 use snapguard::migrate::migrator::PendingMigration;
 use snapguard::rehearse::locks::{Hold, Mode};
 use snapguard::rehearse::report::{
     Drill, DrillRollback, MigrationMeasure, RehearsalReport, Verdict,
 };
-use snapguard::report::{FailureReport, Outcome, Report, RollbackReport, SnapshotSummary, plan};
+use snapguard::report::{FailureReport, Outcome, Report, RollbackReport, SnapshotSummary};
 use snapguard::store::Store;
 use snapguard::store::fs::FsStore;
 

@@ -8,10 +8,11 @@ use crate::cancel::Cancel;
 use crate::ci::GitHub;
 use crate::cli::DeployArgs;
 use crate::config::Config;
+use crate::deploy::plan;
 use crate::deploy::{DeployOptions, Deployer, RecoverOptions};
 use crate::error::Error;
 use crate::maintenance;
-use crate::report::{Report, plan};
+use crate::report::Report;
 
 /// `snapguard deploy`.
 pub async fn deploy(config: &Config, args: DeployArgs) -> Result<(), Error> {

@@ -1,5 +1,6 @@
 //! `snapguard init`: scaffold the project in the current directory.
 
+use crate::config::choice::Choice;
 use std::path::Path;
 
 use crate::cli::InitArgs;
@@ -22,7 +23,7 @@ pub fn run(config: Option<&Path>, store: Option<&str>, args: &InitArgs) -> Resul
         .format
         .as_deref()
         .map(|value| {
-            crate::migrate::source::Format::parse(value)?.ok_or_else(|| {
+            Option::<crate::migrate::source::Format>::from_word(value)?.ok_or_else(|| {
                 "name the format to scaffold; `auto` only reads existing folders".to_owned()
             })
         })

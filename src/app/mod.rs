@@ -189,13 +189,7 @@ async fn snapshot(config: &Config, args: SnapshotArgs) -> Result<(), Error> {
     } else {
         crate::outln!("snapshot {}", manifest.id);
         crate::outln!("  location  {}", manifest.dump_uri);
-        crate::outln!(
-            "  size      {} (archive {}, {} level {})",
-            format_bytes(manifest.size_bytes),
-            format_bytes(manifest.archive_bytes),
-            manifest.compression,
-            manifest.compression_level
-        );
+        crate::outln!("  size      {}", manifest.size_line());
         crate::outln!("  sha256    {}", manifest.sha256);
         crate::outln!(
             "restore it with: {}",
@@ -294,13 +288,7 @@ fn print_manifest(config: &Config, m: &Manifest) {
         m.created_at.format("%Y-%m-%d %H:%M:%S UTC")
     );
     crate::outln!("location        {}", m.dump_uri);
-    crate::outln!(
-        "size            {} ({} archive, {} level {})",
-        format_bytes(m.size_bytes),
-        format_bytes(m.archive_bytes),
-        m.compression,
-        m.compression_level
-    );
+    crate::outln!("size            {}", m.size_line());
     crate::outln!("sha256          {}", m.sha256);
     crate::outln!("toc entries     {}", m.toc_entries);
     crate::outln!("wal position    {}", m.wal_lsn.as_deref().unwrap_or("-"));

@@ -1,9 +1,10 @@
 //! Every scalar key of `snapguard.yml`, declared once: its name (which is
 //! also its path in the file and, upper-cased, its `SNAPGUARD_*`
-//! environment variable), whether it holds a shell command, and the keys
-//! it only makes sense beside. The file reader, the environment layer and
-//! the relation check all work from this table; the resolver reads each
-//! key by name to type it.
+//! environment variable), whether it holds a shell command, the values it
+//! takes, its default, and the keys it only makes sense beside. The file
+//! reader, the environment layer, the relation check and the JSON Schema
+//! all work from this table; the resolver reads each key by name to type
+//! it, falling back on the default declared here.
 
 /// One scalar key.
 pub(super) struct Key {
@@ -14,6 +15,10 @@ pub(super) struct Key {
     pub command: bool,
     /// What values it takes, for the JSON Schema (`snapguard config schema`).
     pub kind: Kind,
+    /// Its value when it is not set, as it would be written in the file;
+    /// `None` when unset means something of its own (no health check, the
+    /// CI's release id) or the default depends on another key.
+    pub default: Option<&'static str>,
 }
 
 /// The values a key takes, as the JSON Schema describes them. The resolver
@@ -33,8 +38,8 @@ pub(super) enum Kind {
     Size,
     /// A size between these bounds, in bytes.
     SizeBetween(u64, u64),
-    /// One of these words.
-    OneOf(&'static [&'static str]),
+    /// One of the words of a [`Choice`](super::choice::Choice).
+    OneOf(fn() -> Vec<&'static str>),
     /// A lint rule's level: `off`, `warn`, `error`; an unquoted `off`,
     /// which YAML 1.1 reads as `false`, is `off`.
     Level,
@@ -45,6 +50,7 @@ const fn key(name: &'static str, kind: Kind) -> Key {
         name,
         command: false,
         kind,
+        default: None,
     }
 }
 
@@ -53,74 +59,73 @@ const fn command(name: &'static str) -> Key {
         name,
         command: true,
         kind: Kind::Text,
+        default: None,
     }
 }
 
+impl Key {
+    /// This key, taking `value` when it is not set.
+    const fn or(self, value: &'static str) -> Key {
+        Key {
+            default: Some(value),
+            ..self
+        }
+    }
+}
+
+use super::choice::words;
+use super::migrations::{Format, NativeHistory, TransactionMode};
+use super::{CloneMethodSetting, LocalClone, Offsite};
+use crate::codec::Compression;
 use Kind::{Bool, Count, Duration, OneOf, Size, SizeBetween, Text};
 
 /// Every key, in the order `docs/configuration.md` documents them.
 pub(super) const KEYS: &[Key] = &[
     key("database.url", Text),
-    key("database.maintenance_db", Text),
+    key("database.maintenance_db", Text).or("postgres"),
     key("database.pg_bin_dir", Text),
     key("store.url", Text),
     key("store.endpoint", Text),
     key("store.region", Text),
-    key("store.path_style", Bool),
-    key("store.sse", OneOf(&["AES256", "aws:kms"])),
+    key("store.path_style", Bool).or("false"),
+    key("store.sse", OneOf(|| vec!["AES256", "aws:kms"])),
     key("store.kms_key_id", Text),
     key(
         "store.part_size",
         SizeBetween(crate::store::MIN_PART_SIZE, MAX_PART_SIZE),
-    ),
-    key("snapshot.compression", OneOf(&["zstd", "gzip", "none"])),
+    )
+    .or("8MiB"),
+    key("snapshot.compression", OneOf(words::<Compression>)).or("zstd"),
     // Its range depends on `snapshot.compression` (`schema.rs` says which).
     key("snapshot.compression_level", Count(0)),
-    key("snapshot.lock_wait_timeout", Duration),
+    key("snapshot.lock_wait_timeout", Duration).or("60s"),
     key("snapshot.restore_jobs", Count(1)),
-    key("snapshot.local_clone", OneOf(&["auto", "always", "never"])),
+    key("snapshot.local_clone", OneOf(words::<LocalClone>)).or("auto"),
     key("snapshot.clone_limit", Size),
-    key("snapshot.clone_method", OneOf(&["auto", "clone", "copy"])),
-    key(
-        "snapshot.offsite",
-        OneOf(&["before-migrate", "before-maintenance-off", "after"]),
-    ),
-    key("snapshot.retention.keep_last", Count(1)),
-    key("snapshot.retention.keep_days", Count(0)),
-    key("migrations.dir", Text),
-    key(
-        "migrations.format",
-        OneOf(&[
-            "auto",
-            "snapguard",
-            "golang-migrate",
-            "dbmate",
-            "sqlx",
-            "diesel",
-            "flyway",
-        ]),
-    ),
-    key("migrations.transaction", OneOf(&["per-migration", "all"])),
-    key("migrations.lock_timeout", Duration),
-    key("migrations.lock_retries", Count(0)),
-    key("migrations.statement_timeout", Duration),
-    key("migrations.lock_wait", Duration),
-    key("migrations.allow_out_of_order", Bool),
-    key("migrations.allow_drift", Bool),
-    key("migrations.allow_missing", Bool),
-    key(
-        "migrations.native_history",
-        OneOf(&["keep", "read", "ignore"]),
-    ),
+    key("snapshot.clone_method", OneOf(words::<CloneMethodSetting>)).or("auto"),
+    key("snapshot.offsite", OneOf(words::<Offsite>)).or("before-maintenance-off"),
+    key("snapshot.retention.keep_last", Count(1)).or("20"),
+    key("snapshot.retention.keep_days", Count(0)).or("30"),
+    key("migrations.dir", Text).or("db/migrations"),
+    key("migrations.format", OneOf(words::<Option<Format>>)).or("auto"),
+    key("migrations.transaction", OneOf(words::<TransactionMode>)).or("per-migration"),
+    key("migrations.lock_timeout", Duration).or("2s"),
+    key("migrations.lock_retries", Count(0)).or("5"),
+    key("migrations.statement_timeout", Duration).or("15m"),
+    key("migrations.lock_wait", Duration).or("10s"),
+    key("migrations.allow_out_of_order", Bool).or("false"),
+    key("migrations.allow_drift", Bool).or("false"),
+    key("migrations.allow_missing", Bool).or("false"),
+    key("migrations.native_history", OneOf(words::<NativeHistory>)).or("keep"),
     key("migrations.command", Text),
     key("migrations.pending_command", Text),
     key("release.id", Text),
     command("release.command"),
     command("release.rollback"),
-    key("release.timeout", Duration),
+    key("release.timeout", Duration).or("30m"),
     key("release.health.url", Text),
-    key("release.health.timeout", Duration),
-    key("release.health.interval", Duration),
+    key("release.health.timeout", Duration).or("60s"),
+    key("release.health.interval", Duration).or("2s"),
     key("budget.max_downtime", Duration),
     key("lint.small_table", Size),
     key("lint.max_lock_hold", Duration),
@@ -258,6 +263,51 @@ pub(super) fn env_var_for(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The table of `docs/configuration.md`: each key with its default as
+    /// the first two cells say (`a.b` / `c` shares `a.`'s section).
+    fn documented_defaults() -> Vec<(String, String)> {
+        let docs = include_str!("../../docs/configuration.md");
+        let mut out = Vec::new();
+        for row in docs.lines().filter(|l| l.starts_with("| `")) {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            let keys: Vec<&str> = cells[0].trim_start_matches("| ").split(" / ").collect();
+            let defaults: Vec<&str> = cells[1].split(" / ").collect();
+            let first = keys[0].trim_matches('`');
+            let section = first.rsplit_once('.').map_or("", |(s, _)| s);
+            for (i, key) in keys.iter().enumerate() {
+                let key = key.trim_matches('`');
+                let name = if i == 0 {
+                    key.to_owned()
+                } else {
+                    format!("{section}.{key}")
+                };
+                let default = defaults.get(i).or(defaults.last()).unwrap();
+                out.push((name, default.trim().to_owned()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_declared_default_is_the_one_the_docs_give() {
+        let documented = documented_defaults();
+        for key in KEYS {
+            let Some(default) = key.default else {
+                continue;
+            };
+            let said = documented
+                .iter()
+                .find(|(name, _)| name == key.name)
+                .map(|(_, d)| d.as_str());
+            assert_eq!(
+                said,
+                Some(format!("`{default}`").as_str()),
+                "docs/configuration.md on `{}`",
+                key.name
+            );
+        }
+    }
 
     #[test]
     fn every_relation_names_declared_keys() {

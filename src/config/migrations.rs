@@ -1,6 +1,9 @@
 //! The values of `migrations.*` that name a choice: the folder's format,
 //! the transaction mode, and what planning tolerates. Declared here, with
-//! the keys; the migration engine (`migrate/`) works with them.
+//! the keys; the migration engine (`migrate/`) works with them. Their words
+//! are in [`super::choice`].
+
+use super::choice::Choice;
 
 /// A migrations layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -20,36 +23,9 @@ pub enum Format {
     Flyway,
 }
 
-impl Format {
-    /// Parses the `migrations.format` value (`auto` is `None`).
-    pub fn parse(s: &str) -> Result<Option<Format>, String> {
-        Ok(Some(match s {
-            "auto" => return Ok(None),
-            "snapguard" => Format::Snapguard,
-            "golang-migrate" => Format::GolangMigrate,
-            "dbmate" => Format::Dbmate,
-            "sqlx" => Format::Sqlx,
-            "diesel" => Format::Diesel,
-            "flyway" => Format::Flyway,
-            other => {
-                return Err(format!(
-                    "unknown migrations format `{other}`; expected auto, snapguard, golang-migrate, dbmate, sqlx, diesel or flyway"
-                ));
-            }
-        }))
-    }
-}
-
 impl std::fmt::Display for Format {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Format::Snapguard => "snapguard",
-            Format::GolangMigrate => "golang-migrate",
-            Format::Dbmate => "dbmate",
-            Format::Sqlx => "sqlx",
-            Format::Diesel => "diesel",
-            Format::Flyway => "flyway",
-        })
+        f.write_str(Some(*self).word())
     }
 }
 
@@ -69,20 +45,6 @@ pub enum NativeHistory {
     Ignore,
 }
 
-impl NativeHistory {
-    /// Parses the `migrations.native_history` value.
-    pub fn parse(s: &str) -> Result<NativeHistory, String> {
-        match s {
-            "keep" => Ok(NativeHistory::Keep),
-            "read" => Ok(NativeHistory::Read),
-            "ignore" => Ok(NativeHistory::Ignore),
-            other => Err(format!(
-                "unknown value `{other}`; expected `keep`, `read` or `ignore`"
-            )),
-        }
-    }
-}
-
 /// `migrations.transaction`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransactionMode {
@@ -96,10 +58,7 @@ pub enum TransactionMode {
 impl TransactionMode {
     /// The value as `migrations.transaction` spells it.
     pub fn as_config(self) -> &'static str {
-        match self {
-            TransactionMode::PerMigration => "per-migration",
-            TransactionMode::All => "all",
-        }
+        self.word()
     }
 }
 

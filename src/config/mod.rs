@@ -17,9 +17,10 @@ use serde::de::{self, Deserializer, Visitor};
 
 use crate::codec::Compression;
 use crate::db::ConnInfo;
-use crate::store::{DEFAULT_PART_SIZE, S3Options, Sse, StoreLocation};
+use crate::store::{S3Options, Sse, StoreLocation};
 
 pub mod checks;
+pub mod choice;
 mod file;
 mod interpolate;
 pub mod invocation;
@@ -29,6 +30,7 @@ pub mod migrations;
 pub mod schema;
 mod values;
 
+use self::choice::Choice;
 use self::file::{FileSections, file_settings};
 use self::interpolate::defer_unset;
 pub(crate) use self::interpolate::{interpolate_at, keep_hook_vars};
@@ -303,11 +305,7 @@ impl Offsite {
 
     /// The name in `snapguard.yml`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Offsite::BeforeMigrate => "before-migrate",
-            Offsite::BeforeMaintenanceOff => "before-maintenance-off",
-            Offsite::After => "after",
-        }
+        self.word()
     }
 }
 
@@ -574,6 +572,15 @@ impl<'de> Deserialize<'de> for Scalar {
     }
 }
 
+/// The ids of lint's rules, each with its `lint.rules.<id>` key: what a
+/// `-- snapguard:allow <id>` comment may name. (lint's rule catalogue is
+/// held to this list by its tests.)
+pub fn lint_rule_ids() -> impl Iterator<Item = &'static str> {
+    keys::KEYS
+        .iter()
+        .filter_map(|k| k.name.strip_prefix("lint.rules."))
+}
+
 struct Resolver<'a> {
     settings: Settings,
     env: &'a dyn Fn(&str) -> Option<String>,
@@ -613,9 +620,7 @@ impl Resolver<'_> {
                 }),
                 &mut unset,
             )?,
-            maintenance_db: self
-                .string("database.maintenance_db")?
-                .unwrap_or_else(|| "postgres".into()),
+            maintenance_db: self.defaulted("database.maintenance_db", |v| Ok(v.to_owned()))?,
             pg_bin_dir: self
                 .string("database.pg_bin_dir")?
                 .map(|p| self.base_dir.join(p)),
@@ -641,23 +646,12 @@ impl Resolver<'_> {
             s3: S3Options {
                 endpoint: self.string("store.endpoint")?,
                 region: self.string("store.region")?,
-                path_style: self.parse("store.path_style", parse_bool)?.unwrap_or(false),
+                path_style: self.defaulted("store.path_style", parse_bool)?,
                 sse,
-                part_size: self
-                    .parse("store.part_size", parse_part_size)?
-                    .unwrap_or(DEFAULT_PART_SIZE),
+                part_size: self.defaulted("store.part_size", parse_part_size)?,
             },
         };
-        let compression = self
-            .parse("snapshot.compression", |v| match v {
-                "zstd" => Ok(Compression::Zstd),
-                "gzip" => Ok(Compression::Gzip),
-                "none" => Ok(Compression::None),
-                other => Err(format!(
-                    "unknown compression `{other}`; expected `zstd`, `gzip` or `none`"
-                )),
-            })?
-            .unwrap_or(Compression::Zstd);
+        let compression: Compression = self.choice("snapshot.compression")?;
         let compression_level = self
             .parse("snapshot.compression_level", |v| {
                 let level: i32 = v
@@ -678,59 +672,28 @@ impl Resolver<'_> {
         let snapshot = SnapshotConfig {
             compression,
             compression_level,
-            lock_wait_timeout: self
-                .parse("snapshot.lock_wait_timeout", parse_duration)?
-                .unwrap_or(Duration::from_secs(60)),
+            lock_wait_timeout: self.defaulted("snapshot.lock_wait_timeout", parse_duration)?,
             restore_jobs: self.parse("snapshot.restore_jobs", |v| match v.parse::<u32>() {
                 Ok(n) if n >= 1 => Ok(n),
                 _ => Err(format!("`{v}` is not a whole number of at least 1")),
             })?,
-            local_clone: self
-                .parse("snapshot.local_clone", |v| match v {
-                    "auto" => Ok(LocalClone::Auto),
-                    "always" => Ok(LocalClone::Always),
-                    "never" => Ok(LocalClone::Never),
-                    other => Err(format!(
-                        "unknown value `{other}`; expected `auto`, `always` or `never`"
-                    )),
-                })?
-                .unwrap_or(LocalClone::Auto),
+            local_clone: self.choice("snapshot.local_clone")?,
             clone_limit: self.parse("snapshot.clone_limit", parse_size)?,
-            clone_method: self
-                .parse("snapshot.clone_method", |v| match v {
-                    "auto" => Ok(CloneMethodSetting::Auto),
-                    "clone" => Ok(CloneMethodSetting::Clone),
-                    "copy" => Ok(CloneMethodSetting::Copy),
-                    other => Err(format!(
-                        "unknown value `{other}`; expected `auto`, `clone` or `copy`"
-                    )),
-                })?
-                .unwrap_or(CloneMethodSetting::Auto),
-            offsite: self
-                .parse("snapshot.offsite", |v| match v {
-                    "before-migrate" => Ok(Offsite::BeforeMigrate),
-                    "before-maintenance-off" => Ok(Offsite::BeforeMaintenanceOff),
-                    "after" => Ok(Offsite::After),
-                    other => Err(format!(
-                        "unknown value `{other}`; expected `before-migrate`, `before-maintenance-off` or `after`"
-                    )),
-                })?
-                .unwrap_or(Offsite::BeforeMaintenanceOff),
+            clone_method: self.choice("snapshot.clone_method")?,
+            offsite: self.choice("snapshot.offsite")?,
             retention: Retention {
-                keep_last: self
-                    .parse("snapshot.retention.keep_last", |v| match v.parse::<usize>() {
+                keep_last: self.defaulted("snapshot.retention.keep_last", |v| {
+                    match v.parse::<usize>() {
                         Ok(n) if n >= 1 => Ok(n),
                         _ => Err(format!(
                             "`{v}` is not a whole number of at least 1 (the newest snapshot is always kept)"
                         )),
-                    })?
-                    .unwrap_or(20),
-                keep_days: self
-                    .parse("snapshot.retention.keep_days", |v| {
-                        v.parse::<u32>()
-                            .map_err(|_| format!("`{v}` is not a whole number of days"))
-                    })?
-                    .unwrap_or(30),
+                    }
+                })?,
+                keep_days: self.defaulted("snapshot.retention.keep_days", |v| {
+                    v.parse::<u32>()
+                        .map_err(|_| format!("`{v}` is not a whole number of days"))
+                })?,
             },
         };
         let health = match self.string("release.health.url")? {
@@ -749,12 +712,8 @@ impl Resolver<'_> {
                 }
                 Some(HealthConfig {
                     url: crate::db::Secret::new(url.trim()),
-                    timeout: self
-                        .parse("release.health.timeout", parse_duration)?
-                        .unwrap_or(Duration::from_secs(60)),
-                    interval: self
-                        .parse("release.health.interval", parse_duration)?
-                        .unwrap_or(Duration::from_secs(2)),
+                    timeout: self.defaulted("release.health.timeout", parse_duration)?,
+                    interval: self.defaulted("release.health.interval", parse_duration)?,
                 })
             }
         };
@@ -763,42 +722,23 @@ impl Resolver<'_> {
             id: self.string("release.id")?.filter(|s| !s.trim().is_empty()),
             command: command("release.command")?,
             rollback: command("release.rollback")?,
-            timeout: self
-                .parse("release.timeout", parse_duration)?
-                .unwrap_or(Duration::from_secs(30 * 60)),
+            timeout: self.defaulted("release.timeout", parse_duration)?,
             health,
         };
-        let flag = |key| self.parse(key, parse_bool).map(Option::unwrap_or_default);
+        let flag = |key| self.defaulted(key, parse_bool);
         let migrations = MigrationsConfig {
-            dir: self.base_dir.join(
-                self.string("migrations.dir")?
-                    .unwrap_or_else(|| "db/migrations".into()),
-            ),
-            format: self.parse("migrations.format", Format::parse)?.flatten(),
-            transaction: self
-                .parse("migrations.transaction", |v| match v {
-                    "per-migration" => Ok(TransactionMode::PerMigration),
-                    "all" => Ok(TransactionMode::All),
-                    other => Err(format!(
-                        "unknown value `{other}`; expected `per-migration` or `all`"
-                    )),
-                })?
-                .unwrap_or(TransactionMode::PerMigration),
-            lock_timeout: self
-                .parse("migrations.lock_timeout", parse_duration)?
-                .unwrap_or(Duration::from_secs(2)),
-            lock_retries: self
-                .parse("migrations.lock_retries", |v| {
-                    v.parse::<u32>()
-                        .map_err(|_| format!("`{v}` is not a whole number"))
-                })?
-                .unwrap_or(5),
-            statement_timeout: self
-                .parse("migrations.statement_timeout", parse_duration)?
-                .unwrap_or(Duration::from_secs(15 * 60)),
-            lock_wait: self
-                .parse("migrations.lock_wait", parse_duration)?
-                .unwrap_or(Duration::from_secs(10)),
+            dir: self
+                .base_dir
+                .join(self.defaulted("migrations.dir", |v| Ok(v.to_owned()))?),
+            format: self.choice("migrations.format")?,
+            transaction: self.choice("migrations.transaction")?,
+            lock_timeout: self.defaulted("migrations.lock_timeout", parse_duration)?,
+            lock_retries: self.defaulted("migrations.lock_retries", |v| {
+                v.parse::<u32>()
+                    .map_err(|_| format!("`{v}` is not a whole number"))
+            })?,
+            statement_timeout: self.defaulted("migrations.statement_timeout", parse_duration)?,
+            lock_wait: self.defaulted("migrations.lock_wait", parse_duration)?,
             plan: PlanOptions {
                 allow_out_of_order: flag("migrations.allow_out_of_order")?,
                 allow_drift: flag("migrations.allow_drift")?,
@@ -807,9 +747,7 @@ impl Resolver<'_> {
             command: self
                 .string("migrations.command")?
                 .filter(|c| !c.trim().is_empty()),
-            native_history: self
-                .parse("migrations.native_history", NativeHistory::parse)?
-                .unwrap_or_default(),
+            native_history: self.choice("migrations.native_history")?,
             pending_command: self
                 .string("migrations.pending_command")?
                 .filter(|c| !c.trim().is_empty()),
@@ -885,6 +823,27 @@ impl Resolver<'_> {
             self.env
         };
         interpolate_at(&setting.value, &setting.origin, key, env).map(Some)
+    }
+
+    /// The value of `key`, else its declared default ([`keys::KEYS`]).
+    fn defaulted<T>(
+        &self,
+        key: &'static str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        if let Some(value) = self.parse(key, &parse)? {
+            return Ok(value);
+        }
+        let default = keys::find(key)
+            .and_then(|k| k.default)
+            .unwrap_or_else(|| panic!("`{key}` is read with a default but declares none"));
+        Ok(parse(default)
+            .unwrap_or_else(|e| panic!("the default of `{key}`, `{default}`, is not valid: {e}")))
+    }
+
+    /// The word `key` names, else its declared default.
+    fn choice<T: Choice>(&self, key: &'static str) -> Result<T, ConfigError> {
+        self.defaulted(key, T::from_word)
     }
 
     fn parse<T>(

@@ -23,7 +23,11 @@ pub fn schema() -> Value {
         let properties = section_mut(&mut root, section)["properties"]
             .as_object_mut()
             .expect("an object node");
-        properties.insert(leaf.to_owned(), nullable(value_of(key.kind)));
+        let mut value = nullable(value_of(key.kind));
+        if let Some(default) = key.default {
+            value["default"] = typed_default(key.kind, default);
+        }
+        properties.insert(leaf.to_owned(), value);
     }
     for relation in RELATIONS {
         let (section, leaf) = relation.key.rsplit_once('.').expect("in a section");
@@ -281,6 +285,19 @@ fn same_length(low: &str, high: &str, out: &mut Vec<String>) {
     }
 }
 
+/// A key's default as an editor would write it: `false`, `20`, `"60s"`.
+fn typed_default(kind: Kind, default: &str) -> Value {
+    match kind {
+        Kind::Bool => json!(default == "true"),
+        Kind::Count(_) => json!(
+            default
+                .parse::<u64>()
+                .expect("a count's default is a number")
+        ),
+        _ => json!(default),
+    }
+}
+
 fn value_of(kind: Kind) -> Value {
     match kind {
         // The loader reads any scalar as text.
@@ -296,7 +313,7 @@ fn value_of(kind: Kind) -> Value {
             ]
         }),
         Kind::SizeBetween(min, max) => size_between(min, max),
-        Kind::OneOf(words) => or_reference(json!({ "enum": words })),
+        Kind::OneOf(words) => or_reference(json!({ "enum": words() })),
         Kind::Level => or_reference(json!({ "enum": ["off", "warn", "error", false] })),
     }
 }

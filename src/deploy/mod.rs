@@ -26,6 +26,7 @@ pub mod lock;
 pub mod marker;
 pub mod observe;
 mod offsite;
+pub mod plan;
 pub mod preflight;
 mod recover;
 pub mod rollback;

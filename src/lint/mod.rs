@@ -437,7 +437,8 @@ pub fn allows_in(sql: &str, first_line: usize) -> Result<Vec<Allow>, (usize, Str
             continue;
         };
         let line_no = first_line + i;
-        let (rule, reason) = parse_allow(rest).map_err(|message| (line_no, message))?;
+        let (rule, reason) =
+            crate::migrate::source::parse_allow(rest).map_err(|message| (line_no, message))?;
         out.push(Allow {
             line: line_no,
             rule,
@@ -445,22 +446,4 @@ pub fn allows_in(sql: &str, first_line: usize) -> Result<Vec<Allow>, (usize, Str
         });
     }
     Ok(out)
-}
-
-/// The words after `snapguard:allow`: a rule id, then a reason.
-pub fn parse_allow(rest: &str) -> Result<(String, String), String> {
-    let rest = rest.trim();
-    let (id, reason) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-    if rules::rule(id).is_none() {
-        return Err(format!(
-            "`snapguard:allow` names no rule `{id}`; rules: {}",
-            rules::ids()
-        ));
-    }
-    if reason.trim().is_empty() {
-        return Err(format!(
-            "`snapguard:allow {id}` needs a reason after the rule, shown in every report"
-        ));
-    }
-    Ok((id.to_owned(), reason.trim().to_owned()))
 }

@@ -320,6 +320,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_rule_has_its_config_key_in_order() {
+        let ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
+        let keys: Vec<&str> = crate::config::lint_rule_ids().collect();
+        assert_eq!(ids, keys);
+    }
+
+    #[test]
     fn ids_are_unique_and_config_safe() {
         for (i, r) in RULES.iter().enumerate() {
             assert!(

@@ -8,7 +8,9 @@ use crate::checks::CheckResult;
 use crate::ci::GitHub;
 use crate::config::Offsite;
 use crate::progress::format_bytes;
-use crate::report::{FailureReport, StepReport, checks_markdown, publish, steps_markdown};
+use crate::report::{
+    FailureReport, StepReport, checks_markdown, publish, steps_markdown, steps_table,
+};
 
 /// How a rehearsal ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -231,24 +233,7 @@ impl RehearsalReport {
             ));
         }
         line(String::new());
-        // As wide as the longest step name (the rollback's are long).
-        let width = self
-            .steps
-            .iter()
-            .map(|s| s.step.len())
-            .max()
-            .unwrap_or(0)
-            .max(18);
-        line(format!(
-            "  {:<width$} {:<7} {:>9}  detail",
-            "step", "status", "seconds"
-        ));
-        for s in &self.steps {
-            line(format!(
-                "  {:<width$} {:<7} {:>9.2}  {}",
-                s.step, s.status, s.seconds, s.detail
-            ));
-        }
+        steps_table(&self.steps).into_iter().for_each(&mut line);
         if !self.migrations.is_empty() {
             line(String::new());
             line(format!(

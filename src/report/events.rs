@@ -6,8 +6,8 @@
 use std::cell::Cell;
 
 use super::Report;
+use super::step::Step;
 use crate::ci::GitHub;
-use crate::deploy::journal::Step;
 
 /// The one sink of a deploy's step events.
 pub struct Events {

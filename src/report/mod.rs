@@ -3,7 +3,7 @@
 //! GitHub Actions as a job summary and step outputs.
 
 pub mod events;
-pub mod plan;
+pub mod step;
 
 use chrono::{DateTime, Utc};
 
@@ -199,18 +199,7 @@ impl Report {
                 line(format!("  clone     {c}"));
             }
         }
-        if !self.steps.is_empty() {
-            line(format!(
-                "  {:<28} {:<7} {:>8}  DETAIL",
-                "STEP", "STATUS", "SECONDS"
-            ));
-            for s in &self.steps {
-                line(format!(
-                    "  {:<28} {:<7} {:>8.2}  {}",
-                    s.step, s.status, s.seconds, s.detail
-                ));
-            }
-        }
+        steps_table(&self.steps).into_iter().for_each(&mut line);
         for m in &self.migrations {
             line(format!("  migration {} ({:.2}s)", m.path, m.seconds));
         }
@@ -381,6 +370,31 @@ impl StepReport {
 }
 
 /// The steps as a Markdown table.
+/// The steps as the lines of a text table, as wide as the longest step's
+/// name (the rollback's are long); none when there are no steps.
+pub(crate) fn steps_table(steps: &[StepReport]) -> Vec<String> {
+    if steps.is_empty() {
+        return Vec::new();
+    }
+    let width = steps
+        .iter()
+        .map(|s| s.step.len())
+        .max()
+        .unwrap_or(0)
+        .max(18);
+    let header = format!(
+        "  {:<width$} {:<7} {:>9}  detail",
+        "step", "status", "seconds"
+    );
+    let rows = steps.iter().map(|s| {
+        format!(
+            "  {:<width$} {:<7} {:>9.2}  {}",
+            s.step, s.status, s.seconds, s.detail
+        )
+    });
+    std::iter::once(header).chain(rows).collect()
+}
+
 pub(crate) fn steps_markdown(steps: &[StepReport]) -> String {
     let mut md = String::from("| step | status | seconds | detail |\n|---|---|---:|---|\n");
     for s in steps {

@@ -61,6 +61,18 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// Its size as `snapshot` and `snapshots show` print it: the bytes in
+    /// the store, then the uncompressed archive and how it was compressed.
+    pub fn size_line(&self) -> String {
+        format!(
+            "{} (archive {}, {} level {})",
+            crate::progress::format_bytes(self.size_bytes),
+            crate::progress::format_bytes(self.archive_bytes),
+            self.compression,
+            self.compression_level
+        )
+    }
+
     /// Shell commands that restore this snapshot with standard tools only,
     /// for when snapguard itself is unavailable.
     pub fn manual_restore_commands(&self) -> Vec<String> {

@@ -180,6 +180,21 @@ pub fn deploy_in_migration(app: &App) -> std::process::Child {
     child
 }
 
+impl App {
+    /// snapguard with `args` in the workspace, started in the background
+    /// with `env` added and its output piped.
+    pub fn spawn(&self, env: &[(&str, &Path)], args: &[&str]) -> std::process::Child {
+        self.ws
+            .snapguard()
+            .envs(env.iter().copied())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
+
 /// `deploy --release v1 --report report.json` started in the background,
 /// its stderr piped.
 pub fn spawn_deploy(app: &App) -> std::process::Child {

@@ -975,3 +975,18 @@ fn md5_hex(data: &[u8]) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// Sends SIGTERM to `child`, as a CI runner cancelling the job does.
+pub fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -TERM {}", child.id());
+}
+
+/// SIGKILL, then reaps it: the process gets no chance to clean up.
+pub fn kill9(mut child: Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

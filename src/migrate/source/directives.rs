@@ -83,8 +83,7 @@ pub(super) fn apply_snapguard_directives(
             // Read by `snapguard lint`; checked here so that a bad one stops
             // every command that reads the folder, with its line.
             Some("allow") => {
-                crate::lint::parse_allow(directive.trim_start().trim_start_matches("allow"))
-                    .map_err(bad)?;
+                parse_allow(directive.trim_start().trim_start_matches("allow")).map_err(bad)?;
             }
             other => {
                 return Err(bad(format!(
@@ -95,4 +94,24 @@ pub(super) fn apply_snapguard_directives(
         }
     }
     Ok(())
+}
+
+/// The words after `snapguard:allow`: a lint rule's id, then a reason.
+pub fn parse_allow(rest: &str) -> Result<(String, String), String> {
+    let rest = rest.trim();
+    let (id, reason) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    if !crate::config::lint_rule_ids().any(|known| known == id) {
+        return Err(format!(
+            "`snapguard:allow` names no rule `{id}`; rules: {}",
+            crate::config::lint_rule_ids()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if reason.trim().is_empty() {
+        return Err(format!(
+            "`snapguard:allow {id}` needs a reason after the rule, shown in every report"
+        ));
+    }
+    Ok((id.to_owned(), reason.trim().to_owned()))
 }

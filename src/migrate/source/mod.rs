@@ -25,6 +25,7 @@ pub use crate::config::Format;
 use crate::sqlsplit as split;
 
 mod directives;
+pub use directives::parse_allow;
 mod format;
 mod transaction;
 

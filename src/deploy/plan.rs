@@ -1,8 +1,8 @@
 //! What `snapguard plan` prints once the deploy's preflight passed: the
 //! steps `deploy` would run, as text or JSON.
 
+use super::Found;
 use crate::config::{Config, Offsite};
-use crate::deploy::Found;
 use crate::progress::format_bytes;
 use crate::store::{ObjectStore, Store};
 
