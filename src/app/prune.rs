@@ -4,7 +4,7 @@
 use super::open_store;
 use crate::config::Config;
 use crate::db;
-use crate::error::{Error, chain};
+use crate::error::Error;
 use crate::prune;
 
 /// `snapguard prune`.
@@ -33,7 +33,7 @@ pub async fn prune(config: &Config, dry_run: bool, json: bool) -> Result<(), Err
     if !dry_run {
         prune::execute(&store, &admin, &plan)
             .await
-            .map_err(|e| Error::failed("prune", chain(&e)))?;
+            .map_err(|e| Error::failed("prune", e))?;
     }
     // The JSON comes once the deletions are done (or, with `--dry-run`,
     // says what they would be), so it never claims what did not happen.
