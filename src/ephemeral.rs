@@ -63,6 +63,9 @@ pub struct EphemeralOptions {
     /// Where the server's directory is made; the temporary directory when
     /// `None` (a file system of its own, such as a copy-on-write one).
     pub parent_dir: Option<PathBuf>,
+    /// Lines added to `postgresql.conf` before the first start (`archive_mode
+    /// = on`): settings a restart keeps, unlike the command line's.
+    pub settings: Vec<String>,
 }
 
 /// A running throwaway server.
@@ -161,6 +164,15 @@ impl EphemeralServer {
                 "--no-sync",
             ],
         )?;
+        if !options.settings.is_empty() {
+            let conf = data.join("postgresql.conf");
+            let mut text = std::fs::read_to_string(&conf).map_err(io("reading", &conf))?;
+            for line in &options.settings {
+                text.push_str(line);
+                text.push('\n');
+            }
+            std::fs::write(&conf, text).map_err(io("writing", &conf))?;
+        }
         let mut last_error = None;
         for _ in 0..3 {
             server.port = free_port();

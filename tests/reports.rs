@@ -291,6 +291,7 @@ fn found(nothing: bool) -> Found {
         external_command: None,
         external_pending: None,
         local_clone: Err("`snapshot.local_clone: never`".into()),
+        provider: None,
         tools: vec![
             "pg_dump 15.8 (`/usr/lib/postgresql/15/bin/pg_dump`)".into(),
             "pg_restore 15.8 (`/usr/lib/postgresql/15/bin/pg_restore`)".into(),

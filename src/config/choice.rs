@@ -7,7 +7,7 @@
 use crate::codec::Compression;
 
 use super::migrations::{Format, NativeHistory, TransactionMode};
-use super::{CloneMethodSetting, LocalClone, Offsite};
+use super::{CloneMethodSetting, LocalClone, Offsite, ProviderKind};
 
 /// A value a setting names by a word.
 pub trait Choice: Copy + PartialEq + Sized + 'static {
@@ -82,6 +82,14 @@ impl Choice for Offsite {
         ("before-migrate", Offsite::BeforeMigrate),
         ("before-maintenance-off", Offsite::BeforeMaintenanceOff),
         ("after", Offsite::After),
+    ];
+}
+
+/// `snapshot.provider`. (`rds` and `aurora-clone` are not built yet.)
+impl Choice for ProviderKind {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("pg_dump", ProviderKind::PgDump),
+        ("pgbackrest", ProviderKind::Pgbackrest),
     ];
 }
 

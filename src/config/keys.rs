@@ -75,7 +75,7 @@ impl Key {
 
 use super::choice::words;
 use super::migrations::{Format, NativeHistory, TransactionMode};
-use super::{CloneMethodSetting, LocalClone, Offsite};
+use super::{CloneMethodSetting, LocalClone, Offsite, ProviderKind};
 use crate::codec::Compression;
 use Kind::{Bool, Count, Duration, OneOf, Size, SizeBetween, Text};
 
@@ -104,6 +104,13 @@ pub(super) const KEYS: &[Key] = &[
     key("snapshot.clone_limit", Size),
     key("snapshot.clone_method", OneOf(words::<CloneMethodSetting>)).or("auto"),
     key("snapshot.offsite", OneOf(words::<Offsite>)).or("before-maintenance-off"),
+    key("snapshot.provider", OneOf(words::<ProviderKind>)).or("pg_dump"),
+    key("snapshot.pgbackrest.stanza", Text),
+    key("snapshot.pgbackrest.config", Text),
+    key("snapshot.pgbackrest.user", Text),
+    command("snapshot.pgbackrest.exec"),
+    command("snapshot.pgbackrest.stop"),
+    command("snapshot.pgbackrest.start"),
     key("snapshot.retention.keep_last", Count(1)).or("20"),
     key("snapshot.retention.keep_days", Count(0)).or("30"),
     key("migrations.dir", Text).or("db/migrations"),

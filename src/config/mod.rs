@@ -241,6 +241,47 @@ pub struct SnapshotConfig {
     pub offsite: Offsite,
     /// `snapshot.retention`: what `prune` keeps.
     pub retention: Retention,
+    /// `snapshot.provider`: what takes the snapshot a rollback returns to.
+    pub provider: Provider,
+}
+
+/// `snapshot.provider`: the engine that takes the deploy's snapshot and
+/// rolls back to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provider {
+    /// `pg_dump` to the store (and the local clone): the default.
+    PgDump,
+    /// A pgBackRest restore point; the rollback is a point-in-time restore
+    /// of the whole cluster to it.
+    Pgbackrest(PgbackrestConfig),
+}
+
+/// `snapshot.provider` as a word (its settings are read beside it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// `pg_dump`.
+    PgDump,
+    /// `pgbackrest`.
+    Pgbackrest,
+}
+
+/// `snapshot.pgbackrest`: how snapguard drives pgBackRest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgbackrestConfig {
+    /// `stanza`.
+    pub stanza: String,
+    /// `config`: pgBackRest's configuration file, when not its default.
+    pub config: Option<String>,
+    /// `user`: the OS user pgBackRest runs as (`runuser`, or `sudo -n`
+    /// when snapguard is not root).
+    pub user: Option<String>,
+    /// `exec`: a prefix for commands that must run on the database host
+    /// (`ssh postgres@db1`); the command follows it as one quoted word.
+    pub exec: Option<String>,
+    /// `stop`: stops the server for the restore.
+    pub stop: String,
+    /// `start`: starts it again.
+    pub start: String,
 }
 
 /// `snapshot.local_clone`: a `CREATE DATABASE … TEMPLATE` copy made at
@@ -681,6 +722,7 @@ impl Resolver<'_> {
             clone_limit: self.parse("snapshot.clone_limit", parse_size)?,
             clone_method: self.choice("snapshot.clone_method")?,
             offsite: self.choice("snapshot.offsite")?,
+            provider: self.provider()?,
             retention: Retention {
                 keep_last: self.defaulted("snapshot.retention.keep_last", |v| {
                     match v.parse::<usize>() {
@@ -774,6 +816,39 @@ impl Resolver<'_> {
             missing_hint,
             unset,
         })
+    }
+
+    /// `snapshot.provider` and its section.
+    fn provider(&self) -> Result<Provider, ConfigError> {
+        let kind: ProviderKind = self.choice("snapshot.provider")?;
+        let set = |key: &'static str| -> Result<Option<String>, ConfigError> {
+            Ok(self.string(key)?.filter(|v| !v.trim().is_empty()))
+        };
+        if kind == ProviderKind::PgDump {
+            if set("snapshot.pgbackrest.stanza")?.is_some() {
+                return Err(self.invalid(
+                    "snapshot.pgbackrest.stanza",
+                    "needs `snapshot.provider: pgbackrest`".into(),
+                ));
+            }
+            return Ok(Provider::PgDump);
+        }
+        let required = |key: &'static str| -> Result<String, ConfigError> {
+            set(key)?.ok_or_else(|| {
+                self.invalid(
+                    key,
+                    "`snapshot.provider: pgbackrest` needs it (see docs/configuration.md)".into(),
+                )
+            })
+        };
+        Ok(Provider::Pgbackrest(PgbackrestConfig {
+            stanza: required("snapshot.pgbackrest.stanza")?,
+            config: set("snapshot.pgbackrest.config")?,
+            user: set("snapshot.pgbackrest.user")?,
+            exec: set("snapshot.pgbackrest.exec")?,
+            stop: required("snapshot.pgbackrest.stop")?,
+            start: required("snapshot.pgbackrest.start")?,
+        }))
     }
 
     fn lint(&self) -> Result<LintConfig, ConfigError> {

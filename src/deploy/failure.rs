@@ -185,6 +185,17 @@ pub struct WritesAfterSnapshot {
     pub force: String,
 }
 
+/// The deploy's snapshot is a pgBackRest restore point, and the config
+/// no longer says how to drive pgBackRest.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the deploy's snapshot is pgBackRest restore point `{point}`, but `snapshot.provider` is no longer `pgbackrest`: put its `snapshot.pgbackrest` section back and run `recover` again"
+)]
+pub struct ProviderChanged {
+    /// The restore point.
+    pub point: String,
+}
+
 /// The database may have changed and the journal holds no snapshot to
 /// restore.
 #[derive(Debug, thiserror::Error)]

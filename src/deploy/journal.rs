@@ -48,6 +48,10 @@ pub struct SnapshotRecord {
     /// `recover` knows which snapshot to look for.
     #[serde(default)]
     pub offsite: Option<OffsiteRecord>,
+    /// `snapshot.provider: pgbackrest`: the restore point made before the
+    /// migrations, which the rollback restores the cluster to.
+    #[serde(default)]
+    pub restore_point: Option<crate::snapshot::pgbackrest::RestorePoint>,
 }
 
 impl SnapshotRecord {

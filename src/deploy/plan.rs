@@ -2,7 +2,7 @@
 //! steps `deploy` would run, as text or JSON.
 
 use super::Found;
-use crate::config::{Config, Offsite};
+use crate::config::{Config, Offsite, Provider};
 use crate::progress::format_bytes;
 use crate::store::{ObjectStore, Store};
 
@@ -25,6 +25,7 @@ pub fn json(found: &Found, config: &Config, store: &Store, database: &str) -> se
         "clone_method_detail": found.local_clone.as_ref().ok().map(ToString::to_string),
         "tools": found.tools,
         "offsite": offsite(found, config).as_str(),
+        "provider": provider_json(found, config),
         "release": found.release,
         "release_command": config.release.command,
         "previous_release": found.previous_release,
@@ -57,22 +58,30 @@ pub fn text(found: &Found, config: &Config, store: &Store, database: &str) -> St
             line(format!("       {}", s.describe()));
         }
     }
-    line(match offsite(found, config) {
-        Offsite::BeforeMigrate => format!(
-            "  2. snapshot to {}; local clone: {}",
-            store.uri("snapshots/"),
-            local_clone(found)
+    line(match (&config.snapshot.provider, &found.provider) {
+        (Provider::Pgbackrest(p), Some(ready)) => format!(
+            "  2. pgBackRest restore point in stanza `{}` (backup {} to start from); a rollback restores the WHOLE cluster to it: {}",
+            p.stanza,
+            ready.backup,
+            ready.databases.join(", ")
         ),
-        policy => format!(
-            "  2. local clone by {}; the snapshot to {} is dumped from it beside steps 3–6 (offsite: {})",
-            found
-                .local_clone
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-            store.uri("snapshots/"),
-            policy.as_str()
-        ),
+        _ => match offsite(found, config) {
+            Offsite::BeforeMigrate => format!(
+                "  2. snapshot to {}; local clone: {}",
+                store.uri("snapshots/"),
+                local_clone(found)
+            ),
+            policy => format!(
+                "  2. local clone by {}; the snapshot to {} is dumped from it beside steps 3–6 (offsite: {})",
+                found
+                    .local_clone
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                store.uri("snapshots/"),
+                policy.as_str()
+            ),
+        },
     });
     match &found.external_command {
         Some(c) => line(format!(
@@ -156,5 +165,18 @@ fn local_clone(found: &Found) -> String {
     match &found.local_clone {
         Ok(_) => "yes".to_owned(),
         Err(why) => format!("no: {why}"),
+    }
+}
+
+/// `snapshot.provider` and what preflight found of it.
+fn provider_json(found: &Found, config: &Config) -> serde_json::Value {
+    match (&config.snapshot.provider, &found.provider) {
+        (Provider::Pgbackrest(p), Some(ready)) => serde_json::json!({
+            "kind": "pgbackrest",
+            "stanza": p.stanza,
+            "backup": ready.backup,
+            "cluster_databases": ready.databases,
+        }),
+        _ => serde_json::json!({ "kind": "pg_dump" }),
     }
 }

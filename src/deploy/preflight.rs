@@ -13,7 +13,7 @@ use super::{DeployOptions, Deployer, lock, marker};
 use crate::cancel::Cancel;
 use crate::checks::{BeforeState, Verifier};
 use crate::ci;
-use crate::config::Config;
+use crate::config::{Config, Provider};
 use crate::db;
 use crate::db::privileges::{self, Capabilities};
 use crate::error::{BoxError, Error};
@@ -25,6 +25,7 @@ use crate::release::Ledger;
 use crate::report::Report;
 use crate::snapshot::SnapshotId;
 use crate::snapshot::clone::{self, CloneMethod};
+use crate::snapshot::pgbackrest::Pgbackrest;
 use crate::snapshot::take::{SnapshotError, Snapshotter};
 use crate::store::Store;
 
@@ -63,6 +64,9 @@ pub struct Found {
     pub external_pending: Option<bool>,
     /// Whether a local clone would be made (`Err`: why not).
     pub local_clone: Result<CloneMethod, String>,
+    /// What `snapshot.provider: pgbackrest` found ready; `None` for
+    /// `pg_dump`.
+    pub provider: Option<crate::snapshot::pgbackrest::Ready>,
     /// The client programs chosen, with versions and paths.
     pub tools: Vec<String>,
     /// The release this deploy would ship.
@@ -194,7 +198,18 @@ impl<'a> Deployer<'a> {
         let role = Capabilities::read(&admin, self.db.dbname(), snapshotter.server().major())
             .await
             .map_err(|e| refuse(e.into()))?;
-        if self.rollback_replaces_database() {
+        let provider = match &self.config.snapshot.provider {
+            Provider::PgDump => None,
+            Provider::Pgbackrest(config) => {
+                let ready = Pgbackrest::new(config)
+                    .preflight(&admin)
+                    .await
+                    .map_err(|e| refuse(e.into()))?;
+                tracing::warn!(stanza = %config.stanza, databases = %ready.databases.join(", "), "snapshot.provider: pgbackrest: a rollback is a point-in-time restore of the WHOLE cluster, every database on this server, to the restore point made before the migrations");
+                Some(ready)
+            }
+        };
+        if provider.is_none() && self.rollback_replaces_database() {
             let missing = role.missing_for_swap(self.db.dbname());
             if !missing.is_empty() {
                 return Err(refuse(Box::new(CannotRollBack {
@@ -204,18 +219,25 @@ impl<'a> Deployer<'a> {
                 })));
             }
         }
-        let local_clone = clone::decide(
-            &admin,
-            &role,
-            self.db.dbname(),
-            database_bytes,
-            &self.config.snapshot,
-        )
-        .await
-        .map_err(|e| refuse(e.into()))?;
-        self.check_restore_room(&local_clone, database_bytes)
+        let local_clone = match &provider {
+            Some(_) => Err(
+                "`snapshot.provider: pgbackrest` rolls back by a point-in-time restore".to_owned(),
+            ),
+            None => clone::decide(
+                &admin,
+                &role,
+                self.db.dbname(),
+                database_bytes,
+                &self.config.snapshot,
+            )
             .await
-            .map_err(refuse)?;
+            .map_err(|e| refuse(e.into()))?,
+        };
+        if provider.is_none() {
+            self.check_restore_room(&local_clone, database_bytes)
+                .await
+                .map_err(refuse)?;
+        }
         for (i, switch) in self.config.maintenance.iter().enumerate() {
             switch
                 .preflight(i, &admin)
@@ -254,6 +276,7 @@ impl<'a> Deployer<'a> {
             external_command: external,
             external_pending,
             local_clone,
+            provider,
             tools: snapshotter.tools(),
             release,
             previous_release: report.previous_release.clone(),

@@ -11,17 +11,19 @@ use std::time::Instant;
 
 use tokio_postgres::Client;
 
-use super::failure::{During, NoSnapshotRecorded, WritesAfterSnapshot};
+use super::failure::{During, NoSnapshotRecorded, ProviderChanged, WritesAfterSnapshot};
 use super::journal::{Journal, State, Step};
 use super::watch::Watch;
 use super::{Deployer, hook_env};
 use crate::cancel::Cancel;
+use crate::config::Provider;
 use crate::config::invocation::{Invocation, quote};
 use crate::db::{admin, quote_ident};
 use crate::error::{BoxError, chain};
 use crate::maintenance;
 use crate::release;
 use crate::report::{Outcome, Report, RollbackReport};
+use crate::snapshot::pgbackrest::{Pgbackrest, RestorePoint};
 use crate::snapshot::restore::{self, RestoreFailure, RestoreOptions, derived_name};
 use crate::snapshot::{SnapshotId, guard};
 
@@ -77,6 +79,19 @@ impl Rollback<'_, '_> {
             match self.restore_database(journal, &mut r).await {
                 Ok(()) => journal.database_restored = true,
                 Err(e) => errors.extend(e),
+            }
+            // A point-in-time restore restarted the server: the deploy
+            // lock went with this process's session; the rest of the
+            // rollback runs under it again.
+            let restarted = journal
+                .snapshot
+                .as_ref()
+                .is_some_and(|s| s.restore_point.is_some());
+            if restarted && journal.database_restored {
+                match self.deployer.lock("rollback").await {
+                    Ok(admin) => *self.admin = admin,
+                    Err(e) => errors.push(Box::new(e)),
+                }
             }
         }
         r.restore_seconds = started.elapsed().as_secs_f64();
@@ -266,6 +281,9 @@ impl Rollback<'_, '_> {
             }
             tracing::warn!(reasons = %reasons.join("; "), "--force: restoring although writes after the snapshot are possible");
         }
+        if let Some(point) = &snapshot.restore_point {
+            return self.point_in_time(point, r).await.map_err(|e| vec![e]);
+        }
         let mut errors: Vec<BoxError> = Vec::new();
         if let Some(clone) = snapshot
             .clone
@@ -336,6 +354,33 @@ impl Rollback<'_, '_> {
                 Err(errors)
             }
         }
+    }
+
+    /// `snapshot.provider: pgbackrest`: the whole cluster back to the
+    /// deploy's restore point. The server restarts, so every session to it
+    /// ends, this process's lock among them (taken again by the caller).
+    async fn point_in_time(
+        &self,
+        point: &RestorePoint,
+        r: &mut RollbackReport,
+    ) -> Result<(), BoxError> {
+        let Provider::Pgbackrest(config) = &self.deployer.config.snapshot.provider else {
+            return Err(Box::new(ProviderChanged {
+                point: point.name.clone(),
+            }));
+        };
+        Pgbackrest::new(config)
+            .restore(point, self.deployer.db)
+            .await
+            .map_err(|e| During {
+                what: format!("point-in-time restore to `{}`", point.name),
+                source: e.into(),
+            })?;
+        r.database = format!(
+            "point-in-time restore of the whole cluster to restore point `{}` (pgBackRest stanza `{}`, from backup {})",
+            point.name, point.stanza, point.backup
+        );
+        Ok(())
     }
 
     /// Whether the database changed although the failed step says it did
@@ -646,6 +691,7 @@ mod tests {
                 connected: Vec::new(),
             },
             offsite: None,
+            restore_point: None,
         });
         journal
     }

@@ -16,8 +16,8 @@ use super::watch::OwnFrom;
 use super::{Deployer, hook_env, marker};
 use crate::cancel::Cancel;
 use crate::checks::Verifier;
-use crate::config::HealthConfig;
 use crate::config::Offsite;
+use crate::config::{HealthConfig, PgbackrestConfig, Provider};
 use crate::db;
 use crate::error::{BoxError, chain};
 use crate::migrate::apply::TransactionMode;
@@ -25,6 +25,7 @@ use crate::migrate::migrator::{Migrator, RunOptions};
 use crate::release;
 use crate::report::{Report, SnapshotSummary};
 use crate::snapshot::clone::CloneMethod;
+use crate::snapshot::pgbackrest::Pgbackrest;
 use crate::snapshot::take::SnapshotError;
 use crate::snapshot::{SnapshotId, clone, guard};
 use crate::store::ObjectStore;
@@ -119,38 +120,14 @@ impl Deployer<'_> {
             clone: None,
             guard: baseline,
             offsite: None,
+            restore_point: None,
         });
         self.begin(&mut p.watch, &mut p.journal, Step::Snapshot)
             .await
             .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
-        let clone_name = crate::snapshot::restore::derived_name(
-            database,
-            "sg",
-            &SnapshotId::parse(&p.journal.deploy_id)
-                .map(|id| id.short())
-                .unwrap_or_default(),
-        )
-        .map_err(|e| e.to_string());
-        let clone = p
-            .local_clone
-            .clone()
-            .and_then(|method| Ok((clone_name?, method)));
-        let policy = self.config.snapshot.offsite.effective(clone.is_ok());
-        let detail = match clone {
-            Ok((name, method)) if policy != Offsite::BeforeMigrate => {
-                self.clone_first(p, report, cancel, upload, &name, &method)
-                    .await
-            }
-            Ok((name, method)) => {
-                self.dump_first(p, report, cancel, Some((&name, &method)))
-                    .await
-            }
-            Err(why) => {
-                tracing::info!(reason = %why, "no local clone; a rollback will restore from the store");
-                self.dump_first(p, report, cancel, None)
-                    .await
-                    .map(|d| format!("{d}, no clone: {why}"))
-            }
+        let detail = match &self.config.snapshot.provider {
+            Provider::Pgbackrest(config) => self.restore_point(p, report, config).await,
+            Provider::PgDump => self.store_snapshot(p, report, cancel, upload).await,
         }
         .map_err(|e| e.recorded(&self.events, report, started))?;
         p.journal
@@ -171,6 +148,90 @@ impl Deployer<'_> {
             detail,
         );
         Ok(())
+    }
+
+    /// `snapshot.provider: pg_dump`: the store snapshot and the local
+    /// clone, in the order `snapshot.offsite` asks. The detail for the
+    /// report.
+    async fn store_snapshot(
+        &self,
+        p: &mut Prepared<'_>,
+        report: &mut Report,
+        cancel: &Cancel,
+        upload: &mut Upload<'_>,
+    ) -> Result<String, StepFailure> {
+        let database = self.db.dbname();
+        let clone_name = crate::snapshot::restore::derived_name(
+            database,
+            "sg",
+            &SnapshotId::parse(&p.journal.deploy_id)
+                .map(|id| id.short())
+                .unwrap_or_default(),
+        )
+        .map_err(|e| e.to_string());
+        let clone = p
+            .local_clone
+            .clone()
+            .and_then(|method| Ok((clone_name?, method)));
+        let policy = self.config.snapshot.offsite.effective(clone.is_ok());
+        match clone {
+            Ok((name, method)) if policy != Offsite::BeforeMigrate => {
+                self.clone_first(p, report, cancel, upload, &name, &method)
+                    .await
+            }
+            Ok((name, method)) => {
+                self.dump_first(p, report, cancel, Some((&name, &method)))
+                    .await
+            }
+            Err(why) => {
+                tracing::info!(reason = %why, "no local clone; a rollback will restore from the store");
+                self.dump_first(p, report, cancel, None)
+                    .await
+                    .map(|d| format!("{d}, no clone: {why}"))
+            }
+        }
+    }
+
+    /// `snapshot.provider: pgbackrest`: the restore point, journaled once
+    /// archiving proved it restorable. No store snapshot and no clone: the
+    /// rollback is a point-in-time restore.
+    async fn restore_point(
+        &self,
+        p: &mut Prepared<'_>,
+        report: &mut Report,
+        config: &PgbackrestConfig,
+    ) -> Result<String, StepFailure> {
+        let started = Instant::now();
+        let short = SnapshotId::parse(&p.journal.deploy_id)
+            .map(|id| id.short())
+            .unwrap_or_default();
+        let name = format!("snapguard-{short}");
+        let point = Pgbackrest::new(config)
+            .restore_point(&p.admin, &name)
+            .await
+            .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
+        let seconds = started.elapsed().as_secs_f64();
+        let detail = format!(
+            "restore point `{}` at {} (stanza `{}`, from backup {}) archived in {seconds:.1}s",
+            point.name, point.lsn, point.stanza, point.backup
+        );
+        report.snapshot = Some(SnapshotSummary {
+            id: point.name.clone(),
+            uri: format!("pgbackrest:{}/{}", point.stanza, point.backup),
+            size_bytes: 0,
+            clone: None,
+            seconds,
+            clone_seconds: None,
+            clone_method: None,
+            offsite: Offsite::BeforeMigrate,
+            committed: true,
+        });
+        p.journal
+            .snapshot
+            .as_mut()
+            .expect("set by the step")
+            .restore_point = Some(point);
+        Ok(detail)
     }
 
     /// Today's order: the store snapshot of the database, then (when

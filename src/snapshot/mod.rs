@@ -14,6 +14,7 @@ pub mod clone;
 pub mod guard;
 mod id;
 mod manifest;
+pub mod pgbackrest;
 pub mod restore;
 pub mod take;
 pub(crate) mod transfer;

@@ -74,6 +74,7 @@ pub fn server_options() -> EphemeralOptions {
         // `scripts/bench clone` puts the server on a copy-on-write file
         // system it mounted.
         parent_dir: std::env::var_os("SNAPGUARD_TEST_PG_PARENT").map(PathBuf::from),
+        settings: Vec::new(),
     }
 }
 

@@ -1,0 +1,513 @@
+//! `snapshot.provider: pgbackrest`: the deploy's snapshot is a named
+//! restore point in a pgBackRest repository, and the rollback a
+//! point-in-time restore of the whole cluster to it.
+//!
+//! Before the migrations: `pg_create_restore_point('snapguard-<deploy>')`,
+//! `pg_switch_wal()` so the segment holding it is complete, and
+//! `pgbackrest check`, which waits until a segment reaches the repository:
+//! only then is the point known to be restorable. The latest backup's label
+//! is recorded with it (`--set`). The rollback stops the server with the
+//! configured command, runs `pgbackrest restore --type=name --target=…
+//! --set=… --delta --target-action=promote`, and starts it again; the
+//! server replays the archive to the point and promotes.
+//!
+//! Every command runs through `sh -c` as the leader of its own process
+//! group, as the hooks do; `exec` (`ssh postgres@db1`) prefixes those that
+//! must run on the database host, and `user` runs them as the server's OS
+//! user.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio_postgres::Client;
+
+use crate::config::PgbackrestConfig;
+use crate::config::invocation::quote;
+use crate::db::{self, ConnInfo, DbError};
+use crate::process::group::GroupGuard;
+use crate::shell::{Shell, ShellError};
+
+/// What the rollback returns to: journaled before the migrations.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RestorePoint {
+    /// The stanza.
+    pub stanza: String,
+    /// The restore point's name (`snapguard-<deploy id>`).
+    pub name: String,
+    /// The WAL position it was created at.
+    pub lsn: String,
+    /// The backup the restore starts from (`--set`): the newest when the
+    /// point was made.
+    pub backup: String,
+}
+
+/// What preflight found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Ready {
+    /// The newest backup's label.
+    pub backup: String,
+    /// When it finished (Unix seconds).
+    pub backup_stopped: i64,
+    /// Every database of the cluster: a rollback restores them all.
+    pub databases: Vec<String>,
+}
+
+/// How long the server has to come back after the restore: it replays the
+/// WAL since the backup, which is the operator's to keep short (backups
+/// often enough).
+pub const BACK_WITHIN: Duration = Duration::from_secs(30 * 60);
+
+/// Something pgBackRest or the server's archiving is not ready for.
+#[derive(Debug, thiserror::Error)]
+pub enum PgbackrestError {
+    /// `archive_mode` is off.
+    #[error(
+        "archiving is off (`archive_mode` is `{0}`): a point-in-time restore needs every WAL segment in the repository; set `archive_mode = on` and `archive_command = 'pgbackrest --stanza=… archive-push %p'` and restart the server"
+    )]
+    ArchiveModeOff(String),
+    /// No `archive_command`.
+    #[error(
+        "`archive_command` is empty: no WAL segment reaches the repository; set it to `pgbackrest --stanza=… archive-push %p`"
+    )]
+    NoArchiveCommand,
+    /// The server's archiver's last attempt failed.
+    #[error(
+        "archiving is failing: the server's last attempt to archive `{wal}` failed at {at} ({failed} failure(s) since statistics were reset{}); see the server log for the `archive_command` error",
+        .last_ok.as_ref().map(|t| format!(", last success at {t}")).unwrap_or_else(|| ", never a success".into())
+    )]
+    ArchivingFails {
+        /// The segment.
+        wal: String,
+        /// When.
+        at: String,
+        /// How many attempts failed.
+        failed: i64,
+        /// The last success, if any.
+        last_ok: Option<String>,
+    },
+    /// The role may not make a restore point.
+    #[error(
+        "role `{role}` cannot make a restore point: it needs `GRANT EXECUTE ON FUNCTION pg_create_restore_point(text), pg_switch_wal() TO {role}` (or superuser); see docs/permissions.md"
+    )]
+    NoRestorePointPrivilege {
+        /// The connected role.
+        role: String,
+    },
+    /// The stanza has no backup.
+    #[error(
+        "stanza `{stanza}` has no backup in the repository: a point-in-time restore starts from one; take it (`pgbackrest --stanza={stanza} backup`) first"
+    )]
+    NoBackup {
+        /// The stanza.
+        stanza: String,
+    },
+    /// `pgbackrest info` names the stanza with an error.
+    #[error("pgBackRest reports stanza `{stanza}` as not usable: {message}")]
+    StanzaError {
+        /// The stanza.
+        stanza: String,
+        /// pgBackRest's words.
+        message: String,
+    },
+    /// A pgBackRest command could not start.
+    #[error("cannot start `{command}`")]
+    Spawn {
+        /// The command.
+        command: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A pgBackRest command failed.
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Command {
+        /// The command.
+        command: String,
+        /// How it ended.
+        status: std::process::ExitStatus,
+        /// The tail of what it said.
+        stderr: String,
+    },
+    /// `pgbackrest info --output=json` was not what it documents.
+    #[error("cannot read `pgbackrest info --output=json`")]
+    Info(#[source] serde_json::Error),
+    /// The stop or start command failed.
+    #[error(transparent)]
+    Hook(#[from] ShellError),
+    /// The server did not accept connections, out of recovery, in time.
+    #[error(
+        "the server did not come back within {within:?} after the restore (last: {last}); it may still be replaying WAL: see its log"
+    )]
+    NotBack {
+        /// How long was waited.
+        within: Duration,
+        /// The last thing seen.
+        last: String,
+    },
+    /// The database.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// pgBackRest as configured.
+pub struct Pgbackrest<'a> {
+    config: &'a PgbackrestConfig,
+}
+
+impl<'a> Pgbackrest<'a> {
+    /// Drives pgBackRest as `config` says.
+    pub fn new(config: &'a PgbackrestConfig) -> Self {
+        Pgbackrest { config }
+    }
+
+    /// The stanza.
+    pub fn stanza(&self) -> &str {
+        &self.config.stanza
+    }
+
+    /// Proves, changing nothing, that a restore point made now could be
+    /// restored: archiving on and succeeding, the role allowed to make the
+    /// point, and a backup of the stanza to start from.
+    pub async fn preflight(&self, admin: &Client) -> Result<Ready, PgbackrestError> {
+        let mode = show(admin, "archive_mode").await?;
+        if mode != "on" && mode != "always" {
+            return Err(PgbackrestError::ArchiveModeOff(mode));
+        }
+        if show(admin, "archive_command").await?.trim().is_empty() {
+            return Err(PgbackrestError::NoArchiveCommand);
+        }
+        let archiver = admin
+            .query_one(
+                "SELECT failed_count, last_failed_wal, last_failed_time::text, last_archived_time::text, \
+                        coalesce(last_failed_time > last_archived_time, last_failed_time IS NOT NULL) \
+                 FROM pg_stat_archiver",
+                &[],
+            )
+            .await
+            .map_err(DbError::query("reading pg_stat_archiver"))?;
+        if archiver.get::<_, bool>(4) {
+            return Err(PgbackrestError::ArchivingFails {
+                wal: archiver.get::<_, Option<String>>(1).unwrap_or_default(),
+                at: archiver.get::<_, Option<String>>(2).unwrap_or_default(),
+                failed: archiver.get(0),
+                last_ok: archiver.get(3),
+            });
+        }
+        let allowed = admin
+            .query_one(
+                "SELECT current_user::text, \
+                        has_function_privilege('pg_create_restore_point(text)', 'EXECUTE') \
+                        AND has_function_privilege('pg_switch_wal()', 'EXECUTE')",
+                &[],
+            )
+            .await
+            .map_err(DbError::query("reading the role's privileges"))?;
+        if !allowed.get::<_, bool>(1) {
+            return Err(PgbackrestError::NoRestorePointPrivilege {
+                role: allowed.get(0),
+            });
+        }
+        let (backup, backup_stopped) = self.latest_backup().await?;
+        let databases = admin
+            .query(
+                "SELECT datname::text FROM pg_database WHERE datallowconn ORDER BY datname",
+                &[],
+            )
+            .await
+            .map_err(DbError::query("listing the cluster's databases"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        Ok(Ready {
+            backup,
+            backup_stopped,
+            databases,
+        })
+    }
+
+    /// Makes the restore point `name`, completes its WAL segment, and
+    /// waits until archiving is proven (`pgbackrest check`).
+    pub async fn restore_point(
+        &self,
+        admin: &Client,
+        name: &str,
+    ) -> Result<RestorePoint, PgbackrestError> {
+        let lsn: String = admin
+            .query_one("SELECT pg_create_restore_point($1)::text", &[&name])
+            .await
+            .map_err(DbError::query("creating the restore point"))?
+            .get(0);
+        admin
+            .execute("SELECT pg_switch_wal()", &[])
+            .await
+            .map_err(DbError::query("switching the WAL segment"))?;
+        self.run(&["check"]).await?;
+        let (backup, _) = self.latest_backup().await?;
+        Ok(RestorePoint {
+            stanza: self.config.stanza.clone(),
+            name: name.to_owned(),
+            lsn,
+            backup,
+        })
+    }
+
+    /// Restores the whole cluster to `point`: the server stopped, the data
+    /// directory brought back to the backup (`--delta`: only what
+    /// differs), and the server started to replay the archive up to the
+    /// point and promote. Then waits until `app` accepts connections out of
+    /// recovery.
+    pub async fn restore(
+        &self,
+        point: &RestorePoint,
+        app: &ConnInfo,
+    ) -> Result<(), PgbackrestError> {
+        self.hook("snapshot.pgbackrest.stop", &self.config.stop)
+            .await?;
+        self.run(&[
+            "--type=name",
+            &format!("--target={}", point.name),
+            &format!("--set={}", point.backup),
+            "--delta",
+            "--target-action=promote",
+            "restore",
+        ])
+        .await?;
+        self.hook("snapshot.pgbackrest.start", &self.config.start)
+            .await?;
+        wait_until_back(app, BACK_WITHIN).await
+    }
+
+    /// The newest backup of the stanza: its label and when it stopped.
+    async fn latest_backup(&self) -> Result<(String, i64), PgbackrestError> {
+        let out = self.run(&["--output=json", "info"]).await?;
+        latest_of(&out, &self.config.stanza)
+    }
+
+    async fn hook(&self, key: &'static str, command: &str) -> Result<(), PgbackrestError> {
+        let line = self.on_host(command, false);
+        Shell {
+            key,
+            command: &line,
+            env: Vec::new(),
+            timeout: Some(BACK_WITHIN),
+            secrets: Vec::new(),
+        }
+        .run(None)
+        .await
+        .map_err(PgbackrestError::from)
+    }
+
+    /// The shell line for `pgbackrest <args>`.
+    fn command(&self, args: &[&str]) -> String {
+        let mut words = vec!["pgbackrest".to_owned()];
+        if let Some(config) = &self.config.config {
+            words.push(format!("--config={config}"));
+        }
+        words.push(format!("--stanza={}", self.config.stanza));
+        words.extend(args.iter().map(|a| (*a).to_owned()));
+        let line: Vec<String> = words.iter().map(|w| quote(w)).collect();
+        self.on_host(&line.join(" "), true)
+    }
+
+    /// `line` where it must run: as `user` (pgBackRest's commands only:
+    /// the stop and start commands say for themselves who runs them), and
+    /// behind `exec`.
+    fn on_host(&self, line: &str, as_user: bool) -> String {
+        let line = match (&self.config.user, as_user) {
+            (Some(user), true) if self.config.exec.is_none() && is_root() => {
+                format!("runuser -u {} -- {line}", quote(user))
+            }
+            (Some(user), true) => format!("sudo -n -u {} -- {line}", quote(user)),
+            _ => line.to_owned(),
+        };
+        match &self.config.exec {
+            Some(prefix) => format!("{prefix} {}", quote(&line)),
+            None => line,
+        }
+    }
+
+    /// Runs `pgbackrest <args>` to its end; its standard output.
+    async fn run(&self, args: &[&str]) -> Result<String, PgbackrestError> {
+        let command = self.command(args);
+        tracing::info!(command = %command, "running pgBackRest");
+        let mut child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| PgbackrestError::Spawn {
+                command: command.clone(),
+                source,
+            })?;
+        let group = GroupGuard::track(child.id(), &command);
+        let mut stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        let mut out = String::new();
+        let (status, _, stderr) = tokio::join!(
+            child.wait(),
+            stdout.read_to_string(&mut out),
+            crate::process::collect_stderr(stderr, "pgbackrest"),
+        );
+        let status = status.map_err(|source| PgbackrestError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+        group.release();
+        if status.success() {
+            Ok(out)
+        } else {
+            Err(PgbackrestError::Command {
+                command,
+                status,
+                stderr,
+            })
+        }
+    }
+}
+
+/// The newest backup of `stanza` in `pgbackrest info --output=json`.
+fn latest_of(json: &str, stanza: &str) -> Result<(String, i64), PgbackrestError> {
+    #[derive(serde::Deserialize)]
+    struct Stanza {
+        name: String,
+        #[serde(default)]
+        backup: Vec<Backup>,
+        status: Status,
+    }
+    #[derive(serde::Deserialize)]
+    struct Backup {
+        label: String,
+        timestamp: Timestamp,
+    }
+    #[derive(serde::Deserialize)]
+    struct Timestamp {
+        stop: i64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Status {
+        code: i64,
+        message: String,
+    }
+    let stanzas: Vec<Stanza> = serde_json::from_str(json).map_err(PgbackrestError::Info)?;
+    let no_backup = || PgbackrestError::NoBackup {
+        stanza: stanza.to_owned(),
+    };
+    let found = stanzas
+        .into_iter()
+        .find(|s| s.name == stanza)
+        .ok_or_else(no_backup)?;
+    // 0: ok; 2: no valid backups (reported as no backup below).
+    if found.status.code != 0 && found.status.code != 2 {
+        return Err(PgbackrestError::StanzaError {
+            stanza: stanza.to_owned(),
+            message: found.status.message,
+        });
+    }
+    found
+        .backup
+        .into_iter()
+        .max_by_key(|b| b.timestamp.stop)
+        .map(|b| (b.label, b.timestamp.stop))
+        .ok_or_else(no_backup)
+}
+
+/// `SHOW name`.
+async fn show(admin: &Client, name: &str) -> Result<String, DbError> {
+    Ok(admin
+        .query_one("SELECT current_setting($1)", &[&name])
+        .await
+        .map_err(DbError::query("reading the archiving settings"))?
+        .get(0))
+}
+
+/// Polls until `app` takes a connection and the server is out of recovery.
+async fn wait_until_back(app: &ConnInfo, within: Duration) -> Result<(), PgbackrestError> {
+    let started = std::time::Instant::now();
+    let mut last = String::from("not tried");
+    while started.elapsed() < within {
+        match db::connect(app).await {
+            Ok(client) => match client.query_one("SELECT pg_is_in_recovery()", &[]).await {
+                Ok(row) if !row.get::<_, bool>(0) => return Ok(()),
+                Ok(_) => last = "in recovery".into(),
+                Err(e) => last = crate::error::chain(&e),
+            },
+            Err(e) => last = crate::error::chain(&e),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(PgbackrestError::NotBack { within, last })
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(user: Option<&str>, exec: Option<&str>) -> PgbackrestConfig {
+        PgbackrestConfig {
+            stanza: "main".into(),
+            config: Some("/etc/pgbackrest/prod db.conf".into()),
+            user: user.map(str::to_owned),
+            exec: exec.map(str::to_owned),
+            stop: "pg_ctlcluster 16 main stop -m fast".into(),
+            start: "pg_ctlcluster 16 main start".into(),
+        }
+    }
+
+    #[test]
+    fn commands_are_quoted_run_as_the_user_and_behind_exec() {
+        let plain = config(None, None);
+        assert_eq!(
+            Pgbackrest::new(&plain).command(&["check"]),
+            "pgbackrest '--config=/etc/pgbackrest/prod db.conf' --stanza=main check"
+        );
+        let remote = config(Some("postgres"), Some("ssh postgres@db1"));
+        let p = Pgbackrest::new(&remote);
+        assert_eq!(
+            p.command(&["--target=snapguard-x y", "restore"]),
+            r#"ssh postgres@db1 'sudo -n -u postgres -- pgbackrest '\''--config=/etc/pgbackrest/prod db.conf'\'' --stanza=main '\''--target=snapguard-x y'\'' restore'"#
+        );
+        // The stop and start commands are the operator's own: not wrapped
+        // in `user`, only in `exec`.
+        assert_eq!(
+            p.on_host("pg_ctlcluster 16 main stop", false),
+            "ssh postgres@db1 'pg_ctlcluster 16 main stop'"
+        );
+    }
+
+    #[test]
+    fn the_newest_backup_of_the_stanza_is_the_one_restored_from() {
+        let info = r#"[{"name":"other","backup":[{"label":"X","timestamp":{"start":1,"stop":9}}],"status":{"code":0,"message":"ok"}},
+            {"name":"main","backup":[
+                {"label":"20261203-100000F","timestamp":{"start":100,"stop":110},"type":"full"},
+                {"label":"20261203-100000F_20261203-110000I","timestamp":{"start":200,"stop":210},"type":"incr"}
+            ],"status":{"code":0,"message":"ok"}}]"#;
+        assert_eq!(
+            latest_of(info, "main").unwrap(),
+            ("20261203-100000F_20261203-110000I".into(), 210)
+        );
+        let empty =
+            r#"[{"name":"main","backup":[],"status":{"code":2,"message":"no valid backups"}}]"#;
+        assert!(matches!(
+            latest_of(empty, "main"),
+            Err(PgbackrestError::NoBackup { .. })
+        ));
+        let missing = r#"[{"name":"main","status":{"code":1,"message":"missing stanza path"}}]"#;
+        assert!(matches!(
+            latest_of(missing, "main"),
+            Err(PgbackrestError::StanzaError { .. })
+        ));
+        assert!(matches!(
+            latest_of("[]", "main"),
+            Err(PgbackrestError::NoBackup { .. })
+        ));
+    }
+}

@@ -1,0 +1,357 @@
+//! `snapshot.provider: pgbackrest` end to end: a real PostgreSQL 15 of each
+//! test's own (its WAL archived by a real pgBackRest into a repository on
+//! local disk, one full backup taken), deployed by snapguard, rolled back by
+//! a point-in-time restore of the whole cluster to the deploy's restore
+//! point, the server stopped and started by the configured commands.
+//!
+//! Each test has its cluster to itself: the rollback restarts the server.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use snapguard::ephemeral::{EphemeralOptions, EphemeralServer};
+
+/// pgBackRest 2.45 (Debian's) knows PostgreSQL up to 15.
+const MAJOR: u32 = 15;
+
+/// A cluster archiving to a pgBackRest repository, with one full backup,
+/// and a workspace whose `snapguard.yml` deploys database `app` on it.
+struct Cluster {
+    server: EphemeralServer,
+    /// pgBackRest's configuration, repository, logs and locks, and the
+    /// server's stop and start scripts.
+    dir: tempfile::TempDir,
+    ws: Workspace,
+}
+
+fn postgres_ids() -> (u32, u32) {
+    let id = |flag: &str| -> u32 {
+        run_ok(Command::new("id").args([flag, "postgres"]))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    (id("-u"), id("-g"))
+}
+
+fn chown_postgres(path: &Path) {
+    let (uid, gid) = postgres_ids();
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+}
+
+fn pgbackrest_installed() -> PathBuf {
+    let found = Command::new("sh")
+        .args(["-c", "command -v pgbackrest"])
+        .output()
+        .unwrap();
+    assert!(
+        found.status.success(),
+        "pgbackrest is not installed: run scripts/install-test-deps"
+    );
+    PathBuf::from(String::from_utf8_lossy(&found.stdout).trim())
+}
+
+impl Cluster {
+    fn new(extra: &str) -> Cluster {
+        pgbackrest_installed();
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["", "repo", "log", "lock", "spool"] {
+            let p = dir.path().join(sub);
+            std::fs::create_dir_all(&p).unwrap();
+            chown_postgres(&p);
+        }
+        let conf = dir.path().join("pgbackrest.conf");
+        let (server_bin, client_bin) = installed(MAJOR);
+        let server = EphemeralServer::start(&EphemeralOptions {
+            major: Some(MAJOR),
+            bin_dir: Some(server_bin.clone()),
+            client_dir: Some(client_bin),
+            parent_dir: None,
+            settings: vec![
+                "wal_level = replica".into(),
+                "archive_mode = on".into(),
+                format!(
+                    "archive_command = 'pgbackrest --config={} --stanza=main archive-push %p'",
+                    conf.display()
+                ),
+            ],
+        })
+        .expect("start PostgreSQL 15");
+        let data = server.data_dir();
+        std::fs::write(
+            &conf,
+            format!(
+                "[global]\nrepo1-path={d}/repo\nlog-path={d}/log\nlock-path={d}/lock\nspool-path={d}/spool\nlog-level-console=warn\nlog-level-file=off\nstart-fast=y\narchive-timeout=60\n\n[main]\npg1-path={data}\npg1-port={port}\npg1-socket-path={socket}\n",
+                d = dir.path().display(),
+                data = data.display(),
+                port = server.port(),
+                socket = server.socket_dir().display(),
+            ),
+        )
+        .unwrap();
+        chown_postgres(&conf);
+        let pg_ctl = server_bin.join("pg_ctl");
+        let stop = dir.path().join("stop.sh");
+        let start = dir.path().join("start.sh");
+        std::fs::write(
+            &stop,
+            format!(
+                "exec runuser -u postgres -- {} -D {} -m fast -w stop\n",
+                pg_ctl.display(),
+                data.display()
+            ),
+        )
+        .unwrap();
+        // The server as it ran: a standby (which recovery is) refuses to
+        // start with a `max_connections` below the primary's ("recovery
+        // aborted because of insufficient parameter settings").
+        std::fs::write(
+            &start,
+            format!(
+                "exec runuser -u postgres -- {} -D {} -l {}/server.log -w -t 120 -o '-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200' start\n",
+                pg_ctl.display(),
+                data.display(),
+                dir.path().display(),
+                server.port(),
+                server.socket_dir().display()
+            ),
+        )
+        .unwrap();
+        let cluster = Cluster {
+            server,
+            dir,
+            ws: Workspace::new(""),
+        };
+        cluster.pgbackrest(&["stanza-create"]);
+        cluster.pgbackrest(&["--type=full", "backup"]);
+        cluster.sql("postgres", "CREATE DATABASE app");
+        cluster.sql(
+            "app",
+            "CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 500) g;",
+        );
+        std::fs::create_dir(cluster.ws.path().join("migrations")).unwrap();
+        cluster.write_config(extra);
+        cluster
+    }
+
+    fn write_config(&self, extra: &str) {
+        let config = format!(
+            "database:\n  url: {url}\nstore:\n  url: file://./backups\nmigrations:\n  dir: migrations\nmaintenance:\n  - file: {{ path: maintenance.txt }}\nsnapshot:\n  provider: pgbackrest\n  pgbackrest:\n    stanza: main\n    config: {conf}\n    user: postgres\n    stop: sh {d}/stop.sh\n    start: sh {d}/start.sh\n{extra}",
+            url = self.server.url("app"),
+            conf = self.dir.path().join("pgbackrest.conf").display(),
+            d = self.dir.path().display(),
+        );
+        std::fs::write(self.ws.path().join("snapguard.yml"), config).unwrap();
+    }
+
+    fn pgbackrest(&self, args: &[&str]) -> String {
+        let conf = format!(
+            "--config={}",
+            self.dir.path().join("pgbackrest.conf").display()
+        );
+        run_ok(
+            Command::new("runuser")
+                .args(["-u", "postgres", "--", "pgbackrest", &conf, "--stanza=main"])
+                .args(args)
+                .current_dir(self.dir.path()),
+        )
+    }
+
+    fn sql(&self, db: &str, sql: &str) -> String {
+        self.server
+            .psql(db, &["-c", sql])
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    fn migration(&self, file: &str, sql: &str) {
+        std::fs::write(self.ws.path().join("migrations").join(file), sql).unwrap();
+    }
+
+    fn deploy(&self) -> Run {
+        Run(self
+            .ws
+            .snapguard()
+            .args(["deploy", "--release", "v1", "--report", "report.json"])
+            .output()
+            .unwrap())
+    }
+
+    /// What the database holds, to compare before and after: its tables
+    /// and their rows, and the history's versions.
+    fn state(&self) -> String {
+        self.sql(
+            "app",
+            "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname = 'public'",
+        ) + "|"
+            + &self.sql("app", "SELECT count(*) || ' ' || coalesce(sum(id), 0) FROM items")
+    }
+
+    /// The log of the server as the start command started it.
+    fn server_log(&self) -> String {
+        let path = self.dir.path().join("server.log");
+        std::fs::read_to_string(&path).unwrap_or_else(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn maintenance_on(&self) -> bool {
+        self.ws.path().join("maintenance.txt").exists()
+    }
+
+    fn report(&self) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(self.ws.path().join("report.json")).unwrap())
+            .unwrap()
+    }
+}
+
+#[test]
+fn a_success_records_the_restore_point_and_leaves_the_cluster_running() {
+    let c = Cluster::new("");
+    c.migration("1_add.sql", "CREATE TABLE added (id int);\n");
+    let run = c.deploy();
+    run.expect_code(0);
+    let report = c.report();
+    let id = report["snapshot"]["id"].as_str().unwrap();
+    assert!(id.starts_with("snapguard-"), "{report}");
+    assert!(
+        report["snapshot"]["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("pgbackrest:main/"),
+        "{report}"
+    );
+    assert!(run.stderr().contains("WHOLE cluster"), "{}", run.stderr());
+    assert_eq!(c.sql("app", "SELECT to_regclass('added') IS NOT NULL"), "t");
+    assert!(!c.maintenance_on());
+}
+
+#[test]
+fn a_failed_migration_is_rolled_back_by_a_point_in_time_restore() {
+    let c = Cluster::new("");
+    let before = c.state();
+    c.migration(
+        "1_add.sql",
+        "CREATE TABLE added (id int);\nINSERT INTO items VALUES (1000, 'new');\n",
+    );
+    c.migration("2_bad.sql", "SELECT 1/0;\n");
+    let run = c.deploy();
+    assert_eq!(run.code(), 4, "{}\n{}", run.stderr(), c.server_log());
+    assert_eq!(
+        c.state(),
+        before,
+        "the cluster is back at the restore point"
+    );
+    assert_eq!(c.sql("app", "SELECT to_regclass('added') IS NULL"), "t");
+    let report = c.report();
+    let database = report["rollback"]["database"].as_str().unwrap();
+    assert!(
+        database.starts_with("point-in-time restore of the whole cluster"),
+        "{report}"
+    );
+    assert!(!c.maintenance_on(), "maintenance is off again");
+    // The server is a primary again, and takes the next deploy.
+    assert_eq!(c.sql("app", "SELECT pg_is_in_recovery()"), "f");
+    std::fs::remove_file(c.ws.path().join("migrations/2_bad.sql")).unwrap();
+    c.deploy().expect_code(0);
+}
+
+#[test]
+fn broken_archiving_stops_preflight_with_exit_3_and_changes_nothing() {
+    let c = Cluster::new("");
+    c.sql("postgres", "ALTER SYSTEM SET archive_command = 'false'");
+    c.sql("postgres", "SELECT pg_reload_conf()");
+    c.sql("postgres", "SELECT pg_switch_wal()");
+    c.sql(
+        "app",
+        "CREATE TABLE churn AS SELECT g FROM generate_series(1, 1000) g",
+    );
+    c.sql("postgres", "SELECT pg_switch_wal()");
+    wait_until("an archive failure", Duration::from_secs(60), || {
+        c.sql("postgres", "SELECT failed_count > 0 FROM pg_stat_archiver") == "t"
+    });
+    c.migration("1_add.sql", "CREATE TABLE added (id int);\n");
+    let run = c.deploy();
+    run.expect_code(3);
+    run.expect_stderr("archiving is failing");
+    assert!(!c.maintenance_on());
+    assert_eq!(c.sql("app", "SELECT to_regclass('added') IS NULL"), "t");
+}
+
+#[test]
+fn archiving_off_is_named_at_preflight() {
+    let c = Cluster::new("");
+    c.sql("postgres", "ALTER SYSTEM SET archive_command = ''");
+    c.sql("postgres", "SELECT pg_reload_conf()");
+    c.migration("1_add.sql", "CREATE TABLE added (id int);\n");
+    let run = c.deploy();
+    run.expect_code(3);
+    run.expect_stderr("`archive_command` is empty");
+    assert!(!c.maintenance_on());
+}
+
+impl Cluster {
+    /// A deploy whose second migration sleeps, started in the background
+    /// and waited on until it is in that migration.
+    fn deploy_in_slow_migration(&self) -> std::process::Child {
+        self.migration("1_add.sql", "CREATE TABLE added (id int);\n");
+        self.migration("2_slow.sql", "SELECT pg_sleep(60);\n");
+        let child = self
+            .ws
+            .snapguard()
+            .args(["deploy", "--release", "v1"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until("the slow migration", Duration::from_secs(120), || {
+            self.sql(
+                "postgres",
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'",
+            ) == "1"
+        });
+        child
+    }
+
+    fn recover(&self) -> Run {
+        Run(self.ws.snapguard().arg("recover").output().unwrap())
+    }
+}
+
+#[test]
+fn kill_9_mid_migration_then_recover_restores_the_restore_point() {
+    let c = Cluster::new("");
+    let before = c.state();
+    let child = c.deploy_in_slow_migration();
+    kill9(child);
+    assert!(c.maintenance_on());
+    let run = c.recover();
+    assert_eq!(run.code(), 4, "{}\n{}", run.stderr(), c.server_log());
+    assert_eq!(c.state(), before);
+    assert_eq!(c.sql("app", "SELECT to_regclass('added') IS NULL"), "t");
+    assert!(!c.maintenance_on(), "{}", run.stderr());
+}
+
+#[test]
+fn a_write_after_the_restore_point_makes_recover_refuse_with_exit_5() {
+    let c = Cluster::new("");
+    let child = c.deploy_in_slow_migration();
+    // Someone else writes while the deploy runs: a restore would lose it.
+    c.sql(
+        "app",
+        "INSERT INTO items VALUES (9999, 'written after the snapshot')",
+    );
+    kill9(child);
+    let run = c.recover();
+    run.expect_code(5);
+    run.expect_stderr("after the snapshot");
+    assert_eq!(
+        c.sql("app", "SELECT count(*) FROM items WHERE id = 9999"),
+        "1"
+    );
+    assert!(
+        c.maintenance_on(),
+        "maintenance stays on until a human decides"
+    );
+}
