@@ -168,6 +168,29 @@ fn schema_keys(node: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
     }
 }
 
+/// `snapshot.provider: pgbackrest` and the keys it needs.
+const PGBACKREST: &[(&str, &str)] = &[
+    ("snapshot.provider", "pgbackrest"),
+    ("snapshot.pgbackrest.stanza", "main"),
+    ("snapshot.pgbackrest.stop", "stop"),
+    ("snapshot.pgbackrest.start", "start"),
+];
+const PGBACKREST_BUT_STANZA: &[(&str, &str)] = &[
+    ("snapshot.provider", "pgbackrest"),
+    ("snapshot.pgbackrest.stop", "stop"),
+    ("snapshot.pgbackrest.start", "start"),
+];
+const PGBACKREST_BUT_STOP: &[(&str, &str)] = &[
+    ("snapshot.provider", "pgbackrest"),
+    ("snapshot.pgbackrest.stanza", "main"),
+    ("snapshot.pgbackrest.start", "start"),
+];
+const PGBACKREST_BUT_START: &[(&str, &str)] = &[
+    ("snapshot.provider", "pgbackrest"),
+    ("snapshot.pgbackrest.stanza", "main"),
+    ("snapshot.pgbackrest.stop", "stop"),
+];
+
 /// For `key`, a value snapguard takes and one it refuses (YAML), and the
 /// other keys the valid one needs beside it.
 fn samples(
@@ -224,6 +247,13 @@ fn samples(
             "5 seconds",
             &[("release.health.url", "http://app.internal/health")],
         ),
+        "snapshot.provider" => ("pgbackrest", "rds", &PGBACKREST[1..]),
+        "snapshot.pgbackrest.stanza" => ("main", "[x]", PGBACKREST_BUT_STANZA),
+        "snapshot.pgbackrest.config" | "snapshot.pgbackrest.user" | "snapshot.pgbackrest.exec" => {
+            ("x", "[x]", PGBACKREST)
+        }
+        "snapshot.pgbackrest.stop" => ("x", "[x]", PGBACKREST_BUT_STOP),
+        "snapshot.pgbackrest.start" => ("x", "[x]", PGBACKREST_BUT_START),
         other => panic!("no sample values for `{other}`: add them here"),
     }
 }

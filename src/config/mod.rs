@@ -825,11 +825,20 @@ impl Resolver<'_> {
             Ok(self.string(key)?.filter(|v| !v.trim().is_empty()))
         };
         if kind == ProviderKind::PgDump {
-            if set("snapshot.pgbackrest.stanza")?.is_some() {
-                return Err(self.invalid(
-                    "snapshot.pgbackrest.stanza",
-                    "needs `snapshot.provider: pgbackrest`".into(),
-                ));
+            // A pgBackRest section the provider would ignore is a mistake
+            // to say, not to pass over: the rollback would not be the one
+            // its author expects.
+            for key in [
+                "snapshot.pgbackrest.stanza",
+                "snapshot.pgbackrest.config",
+                "snapshot.pgbackrest.user",
+                "snapshot.pgbackrest.exec",
+                "snapshot.pgbackrest.stop",
+                "snapshot.pgbackrest.start",
+            ] {
+                if set(key)?.is_some() {
+                    return Err(self.invalid(key, "needs `snapshot.provider: pgbackrest`".into()));
+                }
             }
             return Ok(Provider::PgDump);
         }
@@ -970,6 +979,41 @@ mod tests {
         let path = dir.path().join("snapguard.yml");
         std::fs::write(&path, text).unwrap();
         Config::load_with_env(Some(&path), &overrides, &env_of(pairs))
+    }
+
+    #[test]
+    fn the_pgbackrest_provider_needs_its_section_and_its_section_needs_it() {
+        let base =
+            "database:\n  url: postgres://app@db/shop\nstore:\n  url: file:///tmp/s\nsnapshot:\n";
+        let full = "  provider: pgbackrest\n  pgbackrest:\n    stanza: main\n    user: postgres\n    exec: ssh postgres@db1\n    stop: pg_ctlcluster 15 main stop\n    start: pg_ctlcluster 15 main start\n";
+        let config = load(&format!("{base}{full}"), &[], Overrides::default()).unwrap();
+        let Provider::Pgbackrest(p) = &config.snapshot.provider else {
+            panic!("{:?}", config.snapshot.provider);
+        };
+        assert_eq!(p.stanza, "main");
+        assert_eq!(p.exec.as_deref(), Some("ssh postgres@db1"));
+        assert_eq!(p.config, None);
+        let defaulted = load(base, &[], Overrides::default()).unwrap();
+        assert_eq!(defaulted.snapshot.provider, Provider::PgDump);
+        let refused = |text: &str| {
+            load(&format!("{base}{text}"), &[], Overrides::default())
+                .unwrap_err()
+                .to_string()
+        };
+        let missing =
+            refused("  provider: pgbackrest\n  pgbackrest:\n    stanza: main\n    stop: x\n");
+        assert!(missing.contains("`snapshot.pgbackrest.start`"), "{missing}");
+        let orphan = refused("  pgbackrest:\n    user: postgres\n");
+        assert!(
+            orphan.contains("`snapshot.pgbackrest.user`")
+                && orphan.contains("provider: pgbackrest"),
+            "{orphan}"
+        );
+        let unbuilt = refused("  provider: rds\n");
+        assert!(
+            unbuilt.contains("expected `pg_dump` or `pgbackrest`"),
+            "{unbuilt}"
+        );
     }
 
     #[test]

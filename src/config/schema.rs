@@ -46,6 +46,9 @@ pub fn schema() -> Value {
         );
     }
     constrain(section_mut(&mut root, "snapshot"), compression_levels());
+    for condition in provider_sections() {
+        constrain(section_mut(&mut root, "snapshot"), condition);
+    }
     let properties = root["properties"].as_object_mut().expect("the root");
     properties.insert("checks".into(), nullable(checks()));
     properties.insert("maintenance".into(), nullable(maintenance()));
@@ -95,6 +98,42 @@ fn constrain(node: &mut Value, condition: Value) {
         .entry("allOf")
         .or_insert_with(|| json!([]));
     all.as_array_mut().expect("a list").push(condition);
+}
+
+/// `snapshot.provider: pgbackrest` needs its section's `stanza`, `stop`
+/// and `start`; a section with any key set needs that provider.
+fn provider_sections() -> [Value; 2] {
+    let set = json!({ "not": { "enum": [null, ""] } });
+    let any_set: Vec<Value> = ["stanza", "config", "user", "exec", "stop", "start"]
+        .iter()
+        .map(|k| json!({ "required": [k], "properties": { *k: set } }))
+        .collect();
+    [
+        json!({
+            "if": { "required": ["provider"], "properties": { "provider": { "const": "pgbackrest" } } },
+            "then": {
+                "required": ["pgbackrest"],
+                "properties": { "pgbackrest": {
+                    "type": "object",
+                    "required": ["stanza", "stop", "start"],
+                    "properties": { "stanza": set, "stop": set, "start": set }
+                } }
+            }
+        }),
+        json!({
+            "if": {
+                "required": ["pgbackrest"],
+                "properties": { "pgbackrest": {
+                    "type": "object",
+                    "anyOf": any_set
+                } }
+            },
+            "then": {
+                "required": ["provider"],
+                "properties": { "provider": { "const": "pgbackrest" } }
+            }
+        }),
+    ]
 }
 
 /// `snapshot.compression_level`'s range for each `snapshot.compression`

@@ -678,18 +678,7 @@ mod tests {
         journal.snapshot = Some(SnapshotRecord {
             id: id.map(str::to_owned),
             clone: clone.map(str::to_owned),
-            guard: guard::Baseline {
-                at,
-                wal_lsn: None,
-                server_sessions: None,
-                counting_since: None,
-                abandoned_sessions: None,
-                activity: None,
-                own_sessions: 0,
-                catalogue: None,
-                registered_before: None,
-                connected: Vec::new(),
-            },
+            guard: guard::Baseline::seen_nothing(at),
             offsite: None,
             restore_point: None,
         });

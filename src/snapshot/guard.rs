@@ -687,6 +687,25 @@ pub async fn writes_after(
 }
 
 #[cfg(test)]
+impl Baseline {
+    /// A baseline at `at` that saw nothing: tests set what they need.
+    pub(crate) fn seen_nothing(at: DateTime<Utc>) -> Baseline {
+        Baseline {
+            at,
+            wal_lsn: None,
+            server_sessions: None,
+            counting_since: None,
+            abandoned_sessions: None,
+            activity: None,
+            own_sessions: 0,
+            catalogue: None,
+            registered_before: None,
+            connected: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -765,16 +784,8 @@ mod tests {
     #[test]
     fn a_session_from_the_snapshot_that_left_unseen_is_a_reason() {
         let base = Baseline {
-            at: Utc::now(),
-            wal_lsn: None,
-            server_sessions: None,
-            counting_since: None,
-            abandoned_sessions: None,
-            activity: None,
-            own_sessions: 0,
-            catalogue: None,
-            registered_before: None,
             connected: vec![session(10, "t1"), session(11, "t1"), session(12, "t1")],
+            ..Baseline::seen_nothing(Utc::now())
         };
         // 10 is still there (reported as connected now), 11 left, and 12's
         // pid now belongs to a later session: 11 and 12 left.
