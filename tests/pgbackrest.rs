@@ -97,12 +97,16 @@ impl Cluster {
         let pg_ctl = server_bin.join("pg_ctl");
         let stop = dir.path().join("stop.sh");
         let start = dir.path().join("start.sh");
+        // With the file `kill-runner`, the stop command then SIGKILLs the
+        // snapguard that ran it (found up its parents by name): a runner
+        // dead in the middle of the point-in-time restore.
         std::fs::write(
             &stop,
             format!(
-                "exec runuser -u postgres -- {} -D {} -m fast -w stop\n",
+                "runuser -u postgres -- {} -D {} -m fast -w stop || exit $?\nif [ -e {d}/kill-runner ]; then\n  p=$PPID\n  while [ \"$p\" -gt 1 ] && [ \"$(cat /proc/$p/comm)\" != snapguard ]; do p=$(awk '{{print $4}}' /proc/$p/stat); done\n  kill -9 \"$p\"\nfi\n",
                 pg_ctl.display(),
-                data.display()
+                data.display(),
+                d = dir.path().display(),
             ),
         )
         .unwrap();
@@ -210,6 +214,15 @@ impl Cluster {
 fn a_success_records_the_restore_point_and_leaves_the_cluster_running() {
     let c = Cluster::new("");
     c.migration("1_add.sql", "CREATE TABLE added (id int);\n");
+    let plan = Run(c.ws.snapguard().arg("plan").output().unwrap());
+    plan.expect_code(0);
+    assert!(
+        plan.stdout()
+            .contains("2. pgBackRest restore point in stanza `main`")
+            && plan.stdout().contains("for the WHOLE cluster: app, postgres, template1"),
+        "{}",
+        plan.stdout()
+    );
     let run = c.deploy();
     run.expect_code(0);
     let report = c.report();
@@ -225,6 +238,20 @@ fn a_success_records_the_restore_point_and_leaves_the_cluster_running() {
     assert!(run.stderr().contains("WHOLE cluster"), "{}", run.stderr());
     assert_eq!(c.sql("app", "SELECT to_regclass('added') IS NOT NULL"), "t");
     assert!(!c.maintenance_on());
+    // `snapshots list` shows the restore point beside the store's (none).
+    let listed = Run(c.ws.snapguard().args(["snapshots", "list"]).output().unwrap());
+    listed.expect_code(0);
+    let row = listed
+        .stdout()
+        .lines()
+        .find(|l| l.starts_with(id))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("{}", listed.stdout()));
+    assert!(row.contains(" app ") && row.contains(" main "), "{row}");
+    let json = Run(c.ws.snapguard().args(["snapshots", "list", "--json"]).output().unwrap());
+    let rows: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
+    assert_eq!(rows[0]["restore_point"]["name"], id);
+    assert_eq!(rows[0]["restore_point"]["deploy_id"], report["deploy_id"]);
 }
 
 #[test]
@@ -354,4 +381,38 @@ fn a_write_after_the_restore_point_makes_recover_refuse_with_exit_5() {
         c.maintenance_on(),
         "maintenance stays on until a human decides"
     );
+}
+
+#[test]
+fn a_runner_killed_during_the_restore_leaves_recover_saying_how_to_finish_it() {
+    let c = Cluster::new("");
+    let before = c.state();
+    std::fs::write(c.dir.path().join("kill-runner"), "").unwrap();
+    c.migration("1_add.sql", "CREATE TABLE added (id int);\n");
+    c.migration("2_bad.sql", "SELECT 1/0;\n");
+    let run = c.deploy();
+    assert_eq!(run.0.status.code(), None, "killed: {}", run.stderr());
+    std::fs::remove_file(c.dir.path().join("kill-runner")).unwrap();
+    // The server is stopped: recover cannot take its lock, and says why
+    // and what to run.
+    let recover = c.recover();
+    recover.expect_code(5);
+    recover.expect_stderr("was restoring the whole cluster to pgBackRest restore point");
+    let stderr = recover.stderr();
+    let printed: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.contains("pgbackrest ") || l.ends_with("start.sh"))
+        .collect();
+    assert_eq!(printed.len(), 2, "{stderr}");
+    for line in &printed {
+        run_ok(Command::new("sh").arg("-c").arg(line));
+    }
+    assert!(stderr.contains("snapguard recover"), "{stderr}");
+    // Finished by hand, the cluster is at the restore point; `recover`
+    // sees nothing left to restore and closes the deploy.
+    let again = c.recover();
+    assert_eq!(again.code(), 4, "{}\n{}", again.stderr(), c.server_log());
+    assert_eq!(c.state(), before);
+    assert!(!c.maintenance_on());
 }

@@ -19,6 +19,7 @@ use crate::cli::{Cli, Command, ConfigCommand, RestoreArgs, SnapshotArgs, Snapsho
 use crate::config::{Config, Overrides};
 use crate::error::Error;
 use crate::progress::format_bytes;
+use crate::snapshot::pgbackrest::RestorePointRecord;
 use crate::snapshot::restore::{self, RestoreFailure, RestoreOptions};
 use crate::snapshot::take::{SnapshotRequest, Snapshotter};
 use crate::snapshot::{self, Manifest};
@@ -206,16 +207,22 @@ async fn list(config: &Config, all: bool, json: bool) -> Result<(), Error> {
     let listed = snapshot::list(&store)
         .await
         .map_err(|e| Error::failed("snapshots list", e))?;
+    let points = RestorePointRecord::list(&store)
+        .await
+        .map_err(|e| Error::failed("snapshots list", e))?;
     let incomplete = listed.iter().filter(|l| l.manifest.is_none()).count();
     let shown: Vec<_> = listed
         .into_iter()
         .filter(|l| all || l.manifest.is_some())
         .collect();
     if json {
-        let rows: Vec<_> = shown
+        let mut rows: Vec<_> = shown
             .iter()
             .map(|l| serde_json::json!({ "id": l.id, "complete": l.manifest.is_some(), "manifest": l.manifest }))
             .collect();
+        rows.extend(points.iter().map(|r| {
+            serde_json::json!({ "id": r.point.name, "complete": true, "manifest": null, "restore_point": r })
+        }));
         print_json(&rows);
         return Ok(());
     }
@@ -259,7 +266,41 @@ async fn list(config: &Config, all: bool, json: bool) -> Result<(), Error> {
     if incomplete > 0 && !all {
         tracing::info!("{incomplete} incomplete snapshot(s) not shown; `--all` lists them");
     }
+    print_restore_points(&points);
     Ok(())
+}
+
+/// `snapshot.provider: pgbackrest`'s restore points, after the store
+/// snapshots: a rollback restores the whole cluster to one; pgBackRest's
+/// retention, not `prune`, decides how long its backup and WAL stay.
+fn print_restore_points(points: &[RestorePointRecord]) {
+    if points.is_empty() {
+        return;
+    }
+    let name_width = points
+        .iter()
+        .map(|r| r.point.name.len())
+        .max()
+        .unwrap_or(0);
+    crate::outln!();
+    crate::outln!("pgBackRest restore points (kept by pgBackRest's retention, not `prune`):");
+    crate::outln!(
+        "{:<name_width$} {:<19} {:<10} {:<12}  BACKUP",
+        "NAME",
+        "CREATED (UTC)",
+        "DATABASE",
+        "STANZA"
+    );
+    for r in points {
+        crate::outln!(
+            "{:<name_width$} {:<19} {:<10} {:<12}  {}",
+            r.point.name,
+            r.created_at.format("%Y-%m-%d %H:%M:%S"),
+            r.database,
+            r.point.stanza,
+            r.point.backup
+        );
+    }
 }
 
 async fn show(config: &Config, which: &str, json: bool) -> Result<(), Error> {

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::journal::Step;
-use crate::error::{BoxError, chain};
+use crate::error::{BoxError, Error, chain};
 use crate::maintenance::MaintenanceError;
 use crate::migrate::apply::ApplyError;
 use crate::migrate::migrator::MigrateError;
@@ -194,6 +194,31 @@ pub struct WritesAfterSnapshot {
 pub struct ProviderChanged {
     /// The restore point.
     pub point: String,
+}
+
+/// The database server does not answer, and the deploy's rollback was
+/// restoring the cluster to its pgBackRest restore point when its runner
+/// stopped: the restore is finished by hand, then `recover` runs again.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the database server does not answer, and deploy {deploy_id} was restoring the whole cluster to pgBackRest restore point `{point}` when its runner stopped. Finish that restore by hand, then recover again:\n  # if the server still runs, stop it:\n  {stop}\n  {restore}\n  {start}\n  {recover}"
+)]
+pub struct PitrInterrupted {
+    /// The deploy.
+    pub deploy_id: String,
+    /// The restore point.
+    pub point: String,
+    /// The stop command.
+    pub stop: String,
+    /// The `pgbackrest restore` command.
+    pub restore: String,
+    /// The start command.
+    pub start: String,
+    /// `snapguard recover`, as invoked.
+    pub recover: String,
+    /// Why the server does not answer.
+    #[source]
+    pub source: Error,
 }
 
 /// The database may have changed and the journal holds no snapshot to

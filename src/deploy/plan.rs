@@ -60,9 +60,10 @@ pub fn text(found: &Found, config: &Config, store: &Store, database: &str) -> St
     }
     line(match (&config.snapshot.provider, &found.provider) {
         (Provider::Pgbackrest(p), Some(ready)) => format!(
-            "  2. pgBackRest restore point in stanza `{}` (backup {} to start from); a rollback restores the WHOLE cluster to it: {}",
+            "  2. pgBackRest restore point in stanza `{}` (about a second: the point, a WAL switch, `pgbackrest check`); a rollback restores backup {} (finished {} ago) and replays the WAL since, for the WHOLE cluster: {}",
             p.stanza,
             ready.backup,
+            age(ready.backup_stopped),
             ready.databases.join(", ")
         ),
         _ => match offsite(found, config) {
@@ -175,8 +176,19 @@ fn provider_json(found: &Found, config: &Config) -> serde_json::Value {
             "kind": "pgbackrest",
             "stanza": p.stanza,
             "backup": ready.backup,
+            "backup_stopped": ready.backup_stopped,
             "cluster_databases": ready.databases,
         }),
         _ => serde_json::json!({ "kind": "pg_dump" }),
+    }
+}
+
+/// How long ago `unix_seconds` was, roughly: `3h 20m`, `12m`, `40s`.
+fn age(unix_seconds: i64) -> String {
+    let secs = (chrono::Utc::now().timestamp() - unix_seconds).max(0);
+    match secs {
+        s if s >= 3600 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
     }
 }

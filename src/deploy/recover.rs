@@ -23,8 +23,8 @@ use chrono::Utc;
 use tokio_postgres::Client;
 
 use super::failure::{
-    IncompleteRollback, MaintenanceStillOn, NoCopyBefore, NotOurHistory, RecoveredByRollback,
-    RolledBackByRunner,
+    IncompleteRollback, MaintenanceStillOn, NoCopyBefore, NotOurHistory, PitrInterrupted,
+    RecoveredByRollback, RolledBackByRunner,
 };
 use super::journal::{self, Journal, State, Step};
 use super::offsite::BeforeCopy;
@@ -32,6 +32,7 @@ use super::rollback::Rollback;
 use super::watch::{OwnFrom, Watch};
 use super::{Deployer, marker, recording_children};
 use crate::cancel::Cancel;
+use crate::config::Provider;
 use crate::config::invocation::Invocation;
 use crate::db::{self, admin};
 use crate::error::{Error, chain};
@@ -39,6 +40,7 @@ use crate::maintenance;
 use crate::process::group;
 use crate::report::{Outcome, Report};
 use crate::snapshot::guard;
+use crate::snapshot::pgbackrest::Pgbackrest;
 use crate::store::ObjectStore;
 
 /// How long a dead runner's child gets after SIGTERM before SIGKILL.
@@ -62,7 +64,10 @@ impl Deployer<'_> {
         options: &RecoverOptions,
         cancel: &Cancel,
     ) -> Result<Option<(Report, Result<(), Error>)>, Error> {
-        let mut admin = self.lock("recover").await?;
+        let mut admin = match self.lock("recover").await {
+            Ok(admin) => admin,
+            Err(e) => return Err(self.interrupted_restore(e).await),
+        };
         // Before this process opens any session to the database: the
         // sessions that began before it are the dead runner's.
         let began = admin::server_time(&admin)
@@ -119,6 +124,42 @@ impl Deployer<'_> {
         report.outcome = Outcome::of(&result, report.outcome);
         report.finished_at = Utc::now();
         Ok(Some((report, result)))
+    }
+
+    /// The database cannot be reached (`cause`): when the oldest unfinished
+    /// deploy was in the middle of a point-in-time restore, which stops the
+    /// server, that is likely why; the error then says how to finish the
+    /// restore by hand. Otherwise `cause` as it is.
+    async fn interrupted_restore(&self, cause: Error) -> Error {
+        let Provider::Pgbackrest(config) = &self.config.snapshot.provider else {
+            return cause;
+        };
+        let Ok(ids) = journal::unfinished(self.store).await else {
+            return cause;
+        };
+        let Some(id) = ids.first() else {
+            return cause;
+        };
+        let Ok(journal) = Journal::read(self.store, id).await else {
+            return cause;
+        };
+        let point = journal.snapshot.as_ref().and_then(|s| s.restore_point.clone());
+        let restoring = journal.step == Step::RestoreDatabase
+            && !journal.database_restored
+            && journal.guard_refusal.is_empty();
+        let (Some(point), true) = (point, restoring) else {
+            return cause;
+        };
+        let [stop, restore, start] = Pgbackrest::new(config).restore_by_hand(&point);
+        Error::RollbackIncomplete(Box::new(PitrInterrupted {
+            deploy_id: journal.deploy_id.clone(),
+            point: point.name,
+            stop,
+            restore,
+            start,
+            recover: self.config.invocation.command("recover"),
+            source: cause,
+        }))
     }
 
     /// Ends the process groups the dead runner recorded, so nothing it

@@ -25,7 +25,7 @@ use crate::migrate::migrator::{Migrator, RunOptions};
 use crate::release;
 use crate::report::{Report, SnapshotSummary};
 use crate::snapshot::clone::CloneMethod;
-use crate::snapshot::pgbackrest::Pgbackrest;
+use crate::snapshot::pgbackrest::{Pgbackrest, RestorePointRecord};
 use crate::snapshot::take::SnapshotError;
 use crate::snapshot::{SnapshotId, clone, guard};
 use crate::store::ObjectStore;
@@ -210,6 +210,17 @@ impl Deployer<'_> {
             .restore_point(&p.admin, &name)
             .await
             .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
+        // For `snapshots list`; the journal (saved next) is what the
+        // rollback reads.
+        RestorePointRecord {
+            point: point.clone(),
+            database: self.db.dbname().to_owned(),
+            deploy_id: p.journal.deploy_id.clone(),
+            created_at: chrono::Utc::now(),
+        }
+        .save(self.store)
+        .await
+        .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
         let seconds = started.elapsed().as_secs_f64();
         let detail = format!(
             "restore point `{}` at {} (stanza `{}`, from backup {}) archived in {seconds:.1}s",

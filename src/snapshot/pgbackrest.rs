@@ -27,6 +27,7 @@ use crate::config::invocation::quote;
 use crate::db::{self, ConnInfo, DbError};
 use crate::process::group::GroupGuard;
 use crate::shell::{Shell, ShellError};
+use crate::store::{ObjectStore, StoreError};
 
 /// What the rollback returns to: journaled before the migrations.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -40,6 +41,51 @@ pub struct RestorePoint {
     /// The backup the restore starts from (`--set`): the newest when the
     /// point was made.
     pub backup: String,
+}
+
+/// A restore point as the store keeps it (`restore-points/<name>.json`),
+/// for `snapshots list`: the point, whose database and deploy, and when.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RestorePointRecord {
+    /// The point.
+    #[serde(flatten)]
+    pub point: RestorePoint,
+    /// The application database whose deploy made it.
+    pub database: String,
+    /// The deploy.
+    pub deploy_id: String,
+    /// When it was made.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The store's prefix for restore point records.
+const RECORDS: &str = "restore-points/";
+
+impl RestorePointRecord {
+    /// Writes the record to the store.
+    pub async fn save(&self, store: &impl ObjectStore) -> Result<(), StoreError> {
+        let body = serde_json::to_vec_pretty(self).expect("serializable");
+        store
+            .put(&format!("{RECORDS}{}.json", self.point.name), body.into())
+            .await
+    }
+
+    /// Every record in the store, oldest first; one that does not read is
+    /// left out with a warning.
+    pub async fn list(store: &impl ObjectStore) -> Result<Vec<RestorePointRecord>, StoreError> {
+        let mut out = Vec::new();
+        for object in store.list(RECORDS).await? {
+            let text = store.get(&object.key).await?;
+            match serde_json::from_slice::<RestorePointRecord>(&text) {
+                Ok(record) => out.push(record),
+                Err(e) => {
+                    tracing::warn!(key = %object.key, error = %e, "a restore point record that does not read; left out")
+                }
+            }
+        }
+        out.sort_by_key(|r| r.created_at);
+        Ok(out)
+    }
 }
 
 /// What preflight found.
@@ -166,9 +212,10 @@ impl<'a> Pgbackrest<'a> {
         &self.config.stanza
     }
 
-    /// Proves, changing nothing, that a restore point made now could be
-    /// restored: archiving on and succeeding, the role allowed to make the
-    /// point, and a backup of the stanza to start from.
+    /// Proves that a restore point made now could be restored: archiving
+    /// on and succeeding (`pgbackrest check` archives a segment now: the one
+    /// change it makes), the role allowed to make the point, and a backup of
+    /// the stanza to start from.
     pub async fn preflight(&self, admin: &Client) -> Result<Ready, PgbackrestError> {
         let mode = show(admin, "archive_mode").await?;
         if mode != "on" && mode != "always" {
@@ -209,6 +256,9 @@ impl<'a> Pgbackrest<'a> {
             });
         }
         let (backup, backup_stopped) = self.latest_backup().await?;
+        // A segment archived now, not only none failing since the last:
+        // `check` switches the WAL and waits for it in the repository.
+        self.run(&["check"]).await?;
         let databases = admin
             .query(
                 "SELECT datname::text FROM pg_database WHERE datallowconn ORDER BY datname",
@@ -264,18 +314,22 @@ impl<'a> Pgbackrest<'a> {
     ) -> Result<(), PgbackrestError> {
         self.hook("snapshot.pgbackrest.stop", &self.config.stop)
             .await?;
-        self.run(&[
-            "--type=name",
-            &format!("--target={}", point.name),
-            &format!("--set={}", point.backup),
-            "--delta",
-            "--target-action=promote",
-            "restore",
-        ])
-        .await?;
+        let args = restore_args(point);
+        self.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .await?;
         self.hook("snapshot.pgbackrest.start", &self.config.start)
             .await?;
         wait_until_back(app, BACK_WITHIN).await
+    }
+
+    /// The shell lines that restore `point` by hand, as [`Self::restore`]
+    /// does: stop (when the server still runs), restore, start.
+    pub fn restore_by_hand(&self, point: &RestorePoint) -> [String; 3] {
+        [
+            self.on_host(&self.config.stop, false),
+            self.command(&restore_args(point).iter().map(String::as_str).collect::<Vec<_>>()),
+            self.on_host(&self.config.start, false),
+        ]
     }
 
     /// The newest backup of the stanza: its label and when it stopped.
@@ -368,6 +422,19 @@ impl<'a> Pgbackrest<'a> {
             })
         }
     }
+}
+
+/// `pgbackrest restore`'s arguments for `point`: to the named point from
+/// its backup, only what differs rewritten, promoted once there.
+fn restore_args(point: &RestorePoint) -> Vec<String> {
+    vec![
+        "--type=name".into(),
+        format!("--target={}", point.name),
+        format!("--set={}", point.backup),
+        "--delta".into(),
+        "--target-action=promote".into(),
+        "restore".into(),
+    ]
 }
 
 /// The newest backup of `stanza` in `pgbackrest info --output=json`.
