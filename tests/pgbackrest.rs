@@ -219,7 +219,9 @@ fn a_success_records_the_restore_point_and_leaves_the_cluster_running() {
     assert!(
         plan.stdout()
             .contains("2. pgBackRest restore point in stanza `main`")
-            && plan.stdout().contains("for the WHOLE cluster: app, postgres, template1"),
+            && plan
+                .stdout()
+                .contains("for the WHOLE cluster: app, postgres, template1"),
         "{}",
         plan.stdout()
     );
@@ -239,7 +241,12 @@ fn a_success_records_the_restore_point_and_leaves_the_cluster_running() {
     assert_eq!(c.sql("app", "SELECT to_regclass('added') IS NOT NULL"), "t");
     assert!(!c.maintenance_on());
     // `snapshots list` shows the restore point beside the store's (none).
-    let listed = Run(c.ws.snapguard().args(["snapshots", "list"]).output().unwrap());
+    let listed = Run(c
+        .ws
+        .snapguard()
+        .args(["snapshots", "list"])
+        .output()
+        .unwrap());
     listed.expect_code(0);
     let row = listed
         .stdout()
@@ -248,7 +255,12 @@ fn a_success_records_the_restore_point_and_leaves_the_cluster_running() {
         .map(str::to_owned)
         .unwrap_or_else(|| panic!("{}", listed.stdout()));
     assert!(row.contains(" app ") && row.contains(" main "), "{row}");
-    let json = Run(c.ws.snapguard().args(["snapshots", "list", "--json"]).output().unwrap());
+    let json = Run(c
+        .ws
+        .snapguard()
+        .args(["snapshots", "list", "--json"])
+        .output()
+        .unwrap());
     let rows: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
     assert_eq!(rows[0]["restore_point"]["name"], id);
     assert_eq!(rows[0]["restore_point"]["deploy_id"], report["deploy_id"]);
@@ -408,11 +420,16 @@ fn a_runner_killed_during_the_restore_leaves_recover_saying_how_to_finish_it() {
     for line in &printed {
         run_ok(Command::new("sh").arg("-c").arg(line));
     }
-    assert!(stderr.contains("snapguard recover"), "{stderr}");
-    // Finished by hand, the cluster is at the restore point; `recover`
-    // sees nothing left to restore and closes the deploy.
-    let again = c.recover();
-    assert_eq!(again.code(), 4, "{}\n{}", again.stderr(), c.server_log());
+    // The last printed line closes the deploy keeping the restored cluster
+    // (run as printed; it waits for the server to be promoted first).
+    let close = stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("snapguard "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(close, "snapguard recover --accept-current");
+    let closed = c.ws.run_printed(close);
+    assert_eq!(closed.code(), 0, "{}\n{}", closed.stderr(), c.server_log());
     assert_eq!(c.state(), before);
     assert!(!c.maintenance_on());
 }

@@ -277,11 +277,7 @@ fn print_restore_points(points: &[RestorePointRecord]) {
     if points.is_empty() {
         return;
     }
-    let name_width = points
-        .iter()
-        .map(|r| r.point.name.len())
-        .max()
-        .unwrap_or(0);
+    let name_width = points.iter().map(|r| r.point.name.len()).max().unwrap_or(0);
     crate::outln!();
     crate::outln!("pgBackRest restore points (kept by pgBackRest's retention, not `prune`):");
     crate::outln!(

@@ -198,10 +198,12 @@ pub struct ProviderChanged {
 
 /// The database server does not answer, and the deploy's rollback was
 /// restoring the cluster to its pgBackRest restore point when its runner
-/// stopped: the restore is finished by hand, then `recover` runs again.
+/// stopped: the restore is finished by hand, and the deploy closed keeping
+/// the database it leaves (`recover --accept-current`).
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the database server does not answer, and deploy {deploy_id} was restoring the whole cluster to pgBackRest restore point `{point}` when its runner stopped. Finish that restore by hand, then recover again:\n  # if the server still runs, stop it:\n  {stop}\n  {restore}\n  {start}\n  {recover}"
+    "the database server does not answer, and deploy {deploy_id} was restoring the whole cluster to pgBackRest restore point `{point}` when its runner stopped. Finish that restore by hand; the cluster is then as it was before the deploy{}:\n  # if the server still runs, stop it:\n  {stop}\n  {restore}\n  {start}\n  # then close the deploy, keeping the restored database (maintenance goes off):\n  {accept_current}",
+    if *.released { ", but its release ran and was not rolled back: put the previous release back by hand (`release.rollback`) before closing" } else { "" }
 )]
 pub struct PitrInterrupted {
     /// The deploy.
@@ -214,8 +216,10 @@ pub struct PitrInterrupted {
     pub restore: String,
     /// The start command.
     pub start: String,
-    /// `snapguard recover`, as invoked.
-    pub recover: String,
+    /// `snapguard recover --accept-current`, as invoked.
+    pub accept_current: String,
+    /// The deploy's release ran and was not rolled back.
+    pub released: bool,
     /// Why the server does not answer.
     #[source]
     pub source: Error,

@@ -40,7 +40,7 @@ use crate::maintenance;
 use crate::process::group;
 use crate::report::{Outcome, Report};
 use crate::snapshot::guard;
-use crate::snapshot::pgbackrest::Pgbackrest;
+use crate::snapshot::pgbackrest::{self, Pgbackrest};
 use crate::store::ObjectStore;
 
 /// How long a dead runner's child gets after SIGTERM before SIGKILL.
@@ -64,6 +64,9 @@ impl Deployer<'_> {
         options: &RecoverOptions,
         cancel: &Cancel,
     ) -> Result<Option<(Report, Result<(), Error>)>, Error> {
+        if let Provider::Pgbackrest(_) = &self.config.snapshot.provider {
+            wait_out_recovery(self.db).await;
+        }
         let mut admin = match self.lock("recover").await {
             Ok(admin) => admin,
             Err(e) => return Err(self.interrupted_restore(e).await),
@@ -143,7 +146,10 @@ impl Deployer<'_> {
         let Ok(journal) = Journal::read(self.store, id).await else {
             return cause;
         };
-        let point = journal.snapshot.as_ref().and_then(|s| s.restore_point.clone());
+        let point = journal
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.restore_point.clone());
         let restoring = journal.step == Step::RestoreDatabase
             && !journal.database_restored
             && journal.guard_refusal.is_empty();
@@ -157,7 +163,8 @@ impl Deployer<'_> {
             stop,
             restore,
             start,
-            recover: self.config.invocation.command("recover"),
+            accept_current: self.config.invocation.command("recover --accept-current"),
+            released: journal.released && !journal.release_rolled_back,
             source: cause,
         }))
     }
@@ -661,6 +668,29 @@ impl Deployer<'_> {
                 .map_err(|e| Error::failed("recover", e))?
                 .is_empty(),
         )
+    }
+}
+
+/// A server replaying WAL after a point-in-time restore (started by hand,
+/// or by a runner that died before it was promoted) takes no writes:
+/// `recover` waits for the promotion. A server that does not answer, or is
+/// a standby for good, is left to the lock to report.
+async fn wait_out_recovery(app: &crate::db::ConnInfo) {
+    let Ok(client) = db::connect(app).await else {
+        return;
+    };
+    let in_recovery = client
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .await
+        .is_ok_and(|row| row.get::<_, bool>(0));
+    drop(client);
+    if in_recovery {
+        tracing::info!(
+            "the server is replaying WAL (a point-in-time restore); waiting until it is promoted"
+        );
+        if let Err(e) = pgbackrest::wait_until_back(app, pgbackrest::BACK_WITHIN).await {
+            tracing::warn!(error = %chain(&e), "the server is still in recovery");
+        }
     }
 }
 

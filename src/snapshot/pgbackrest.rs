@@ -327,7 +327,12 @@ impl<'a> Pgbackrest<'a> {
     pub fn restore_by_hand(&self, point: &RestorePoint) -> [String; 3] {
         [
             self.on_host(&self.config.stop, false),
-            self.command(&restore_args(point).iter().map(String::as_str).collect::<Vec<_>>()),
+            self.command(
+                &restore_args(point)
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>(),
+            ),
             self.on_host(&self.config.start, false),
         ]
     }
@@ -493,7 +498,7 @@ async fn show(admin: &Client, name: &str) -> Result<String, DbError> {
 }
 
 /// Polls until `app` takes a connection and the server is out of recovery.
-async fn wait_until_back(app: &ConnInfo, within: Duration) -> Result<(), PgbackrestError> {
+pub async fn wait_until_back(app: &ConnInfo, within: Duration) -> Result<(), PgbackrestError> {
     let started = std::time::Instant::now();
     let mut last = String::from("not tried");
     while started.elapsed() < within {
