@@ -433,3 +433,33 @@ fn a_runner_killed_during_the_restore_leaves_recover_saying_how_to_finish_it() {
     assert_eq!(c.state(), before);
     assert!(!c.maintenance_on());
 }
+
+#[test]
+fn a_role_without_superuser_passes_preflight_with_the_grants_it_names() {
+    let c = Cluster::new("");
+    c.sql(
+        "postgres",
+        "CREATE ROLE deployer LOGIN PASSWORD 'deployer-pw'; ALTER DATABASE app OWNER TO deployer",
+    );
+    c.sql("app", "ALTER TABLE items OWNER TO deployer");
+    c.migration("1_add.sql", "CREATE TABLE added (id int);\n");
+    let as_deployer = format!(
+        "postgres://deployer:deployer-pw@127.0.0.1:{}/app?sslmode=disable",
+        c.server.port()
+    );
+    let config = c.ws.path().join("snapguard.yml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace(&c.server.url("app"), &as_deployer)).unwrap();
+    let plan = || Run(c.ws.snapguard().arg("plan").output().unwrap());
+    // Without the grants: refused, naming them.
+    let refused = plan();
+    refused.expect_code(3);
+    refused.expect_stderr("GRANT EXECUTE ON FUNCTION pg_create_restore_point(text), pg_switch_wal() TO deployer");
+    c.sql(
+        "postgres",
+        "GRANT EXECUTE ON FUNCTION pg_create_restore_point(text), pg_switch_wal() TO deployer",
+    );
+    let planned = plan();
+    assert_eq!(planned.code(), 0, "{}", planned.stderr());
+    assert!(planned.stdout().contains("pgBackRest restore point"), "{}", planned.stdout());
+}

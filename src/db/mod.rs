@@ -53,6 +53,25 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// The server itself is not there to answer: no connection could be
+    /// opened at all (refused, unreachable), or it is starting up or
+    /// shutting down. Not a refused login or a failed statement.
+    pub fn server_down(&self) -> bool {
+        use tokio_postgres::error::SqlState;
+        match self {
+            DbError::Connect { source, .. } => match source.code() {
+                None => true,
+                Some(code) => [
+                    SqlState::CANNOT_CONNECT_NOW,
+                    SqlState::ADMIN_SHUTDOWN,
+                    SqlState::CRASH_SHUTDOWN,
+                ]
+                .contains(code),
+            },
+            DbError::Tls { .. } | DbError::Query { .. } => false,
+        }
+    }
+
     pub(crate) fn query(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> DbError {
         let what = what.into();
         move |source| DbError::Query { what, source }

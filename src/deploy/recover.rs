@@ -129,14 +129,26 @@ impl Deployer<'_> {
         Ok(Some((report, result)))
     }
 
-    /// The database cannot be reached (`cause`): when the oldest unfinished
-    /// deploy was in the middle of a point-in-time restore, which stops the
-    /// server, that is likely why; the error then says how to finish the
-    /// restore by hand. Otherwise `cause` as it is.
+    /// The database server is not there (`cause`): when the oldest
+    /// unfinished deploy was in the middle of a point-in-time restore, which
+    /// stops the server, that is likely why; the error then says how to
+    /// finish the restore by hand. Otherwise `cause` as it is.
     async fn interrupted_restore(&self, cause: Error) -> Error {
         let Provider::Pgbackrest(config) = &self.config.snapshot.provider else {
             return cause;
         };
+        // Only a server that is not there: a lock held by another process
+        // (a `recover` restoring right now) or a refused login is not a
+        // restore to finish by hand.
+        let down = match &cause {
+            Error::NothingChanged { source, .. } => source
+                .downcast_ref::<db::DbError>()
+                .is_some_and(db::DbError::server_down),
+            _ => false,
+        };
+        if !down {
+            return cause;
+        }
         let Ok(ids) = journal::unfinished(self.store).await else {
             return cause;
         };

@@ -217,11 +217,16 @@ impl<'a> Pgbackrest<'a> {
     /// change it makes), the role allowed to make the point, and a backup of
     /// the stanza to start from.
     pub async fn preflight(&self, admin: &Client) -> Result<Ready, PgbackrestError> {
-        let mode = show(admin, "archive_mode").await?;
+        let mode = setting(admin, "archive_mode").await?.unwrap_or_default();
         if mode != "on" && mode != "always" {
             return Err(PgbackrestError::ArchiveModeOff(mode));
         }
-        if show(admin, "archive_command").await?.trim().is_empty() {
+        // A role without `pg_read_all_settings` may not see it (`None`):
+        // `pgbackrest check` below proves archiving either way.
+        if setting(admin, "archive_command")
+            .await?
+            .is_some_and(|c| c.trim().is_empty())
+        {
             return Err(PgbackrestError::NoArchiveCommand);
         }
         let archiver = admin
@@ -488,13 +493,14 @@ fn latest_of(json: &str, stanza: &str) -> Result<(String, i64), PgbackrestError>
         .ok_or_else(no_backup)
 }
 
-/// `SHOW name`.
-async fn show(admin: &Client, name: &str) -> Result<String, DbError> {
+/// A setting as `pg_settings` shows it to this role: `None` when the role
+/// may not see it (no error, unlike `SHOW`).
+async fn setting(admin: &Client, name: &str) -> Result<Option<String>, DbError> {
     Ok(admin
-        .query_one("SELECT current_setting($1)", &[&name])
+        .query_opt("SELECT setting FROM pg_settings WHERE name = $1", &[&name])
         .await
         .map_err(DbError::query("reading the archiving settings"))?
-        .get(0))
+        .map(|row| row.get(0)))
 }
 
 /// Polls until `app` takes a connection and the server is out of recovery.
