@@ -454,12 +454,18 @@ fn a_role_without_superuser_passes_preflight_with_the_grants_it_names() {
     // Without the grants: refused, naming them.
     let refused = plan();
     refused.expect_code(3);
-    refused.expect_stderr("GRANT EXECUTE ON FUNCTION pg_create_restore_point(text), pg_switch_wal() TO deployer");
+    refused.expect_stderr(
+        "GRANT EXECUTE ON FUNCTION pg_create_restore_point(text), pg_switch_wal() TO deployer",
+    );
     c.sql(
         "postgres",
         "GRANT EXECUTE ON FUNCTION pg_create_restore_point(text), pg_switch_wal() TO deployer",
     );
     let planned = plan();
     assert_eq!(planned.code(), 0, "{}", planned.stderr());
-    assert!(planned.stdout().contains("pgBackRest restore point"), "{}", planned.stdout());
+    assert!(
+        planned.stdout().contains("pgBackRest restore point"),
+        "{}",
+        planned.stdout()
+    );
 }
