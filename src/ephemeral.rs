@@ -7,7 +7,6 @@
 //! removes the directory if this process dies without dropping it.
 
 use std::net::TcpListener;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -98,7 +97,7 @@ impl EphemeralServer {
             .client_dir
             .clone()
             .unwrap_or_else(|| bin_dir.clone());
-        let run_as = is_root().then(|| "postgres".to_owned());
+        let run_as = crate::process::is_root().then(|| "postgres".to_owned());
         let owner = match &run_as {
             Some(user) => Some(user_ids(user).ok_or(EphemeralError::NoPostgresUser)?),
             None => None,
@@ -432,12 +431,6 @@ fn installed_major(dir: &Path) -> Option<u32> {
     let text = String::from_utf8_lossy(&out.stdout);
     let version = text.split(')').nth(1)?.trim();
     crate::pgtools::parse_major(version)
-}
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false)
 }
 
 /// The uid and gid of `user`, from `/etc/passwd`.

@@ -198,46 +198,28 @@ impl<'a> Deployer<'a> {
         let role = Capabilities::read(&admin, self.db.dbname(), snapshotter.server().major())
             .await
             .map_err(|e| refuse(e.into()))?;
-        let provider = match &self.config.snapshot.provider {
-            Provider::PgDump => None,
+        // How this deploy would roll back, decided once: a point-in-time
+        // restore needs archiving proven; a clone swap or store restore
+        // needs the grants, the clone decided, and room for the archive.
+        let (provider, local_clone) = match &self.config.snapshot.provider {
             Provider::Pgbackrest(config) => {
                 let ready = Pgbackrest::new(config)
                     .preflight(&admin)
                     .await
                     .map_err(|e| refuse(e.into()))?;
                 tracing::warn!(stanza = %config.stanza, databases = %ready.databases.join(", "), "snapshot.provider: pgbackrest: a rollback is a point-in-time restore of the WHOLE cluster, every database on this server, to the restore point made before the migrations");
-                Some(ready)
+                let no_clone =
+                    "`snapshot.provider: pgbackrest` rolls back by a point-in-time restore";
+                (Some(ready), Err(no_clone.to_owned()))
+            }
+            Provider::PgDump => {
+                let local_clone = self
+                    .pg_dump_rollback(&admin, &role, database_bytes)
+                    .await
+                    .map_err(refuse)?;
+                (None, local_clone)
             }
         };
-        if provider.is_none() && self.rollback_replaces_database() {
-            let missing = role.missing_for_swap(self.db.dbname());
-            if !missing.is_empty() {
-                return Err(refuse(Box::new(CannotRollBack {
-                    role: role.role.clone(),
-                    database: self.db.dbname().to_owned(),
-                    missing,
-                })));
-            }
-        }
-        let local_clone = match &provider {
-            Some(_) => Err(
-                "`snapshot.provider: pgbackrest` rolls back by a point-in-time restore".to_owned(),
-            ),
-            None => clone::decide(
-                &admin,
-                &role,
-                self.db.dbname(),
-                database_bytes,
-                &self.config.snapshot,
-            )
-            .await
-            .map_err(|e| refuse(e.into()))?,
-        };
-        if provider.is_none() {
-            self.check_restore_room(&local_clone, database_bytes)
-                .await
-                .map_err(refuse)?;
-        }
         for (i, switch) in self.config.maintenance.iter().enumerate() {
             switch
                 .preflight(i, &admin)
@@ -371,6 +353,38 @@ impl<'a> Deployer<'a> {
             config.database.pg_bin_dir.as_deref(),
         )
         .await
+    }
+
+    /// `snapshot.provider: pg_dump`: whether the role may swap databases
+    /// (when a rollback replaces the database), the local clone decision,
+    /// and room for a store restore when no clone will be made.
+    async fn pg_dump_rollback(
+        &self,
+        admin: &Client,
+        role: &Capabilities,
+        database_bytes: u64,
+    ) -> Result<Result<CloneMethod, String>, BoxError> {
+        if self.rollback_replaces_database() {
+            let missing = role.missing_for_swap(self.db.dbname());
+            if !missing.is_empty() {
+                return Err(Box::new(CannotRollBack {
+                    role: role.role.clone(),
+                    database: self.db.dbname().to_owned(),
+                    missing,
+                }));
+            }
+        }
+        let local_clone = clone::decide(
+            admin,
+            role,
+            self.db.dbname(),
+            database_bytes,
+            &self.config.snapshot,
+        )
+        .await?;
+        self.check_restore_room(&local_clone, database_bytes)
+            .await?;
+        Ok(local_clone)
     }
 
     /// Whether a rollback would replace the database (clone swap or store

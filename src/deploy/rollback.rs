@@ -77,21 +77,19 @@ impl Rollback<'_, '_> {
         } else {
             save(self.deployer, self.watch, journal, Step::RestoreDatabase).await;
             match self.restore_database(journal, &mut r).await {
-                Ok(()) => journal.database_restored = true,
-                Err(e) => errors.extend(e),
-            }
-            // A point-in-time restore restarted the server: the deploy
-            // lock went with this process's session; the rest of the
-            // rollback runs under it again.
-            let restarted = journal
-                .snapshot
-                .as_ref()
-                .is_some_and(|s| s.restore_point.is_some());
-            if restarted && journal.database_restored {
-                match self.deployer.lock("rollback").await {
-                    Ok(admin) => *self.admin = admin,
-                    Err(e) => errors.push(Box::new(e)),
+                Ok(restored) => {
+                    journal.database_restored = true;
+                    // A point-in-time restore restarted the server: the
+                    // deploy lock went with this process's session; the
+                    // rest of the rollback runs under it again.
+                    if restored == Restored::ServerRestarted {
+                        match self.deployer.lock("rollback").await {
+                            Ok(admin) => *self.admin = admin,
+                            Err(e) => errors.push(Box::new(e)),
+                        }
+                    }
                 }
+                Err(e) => errors.extend(e),
             }
         }
         r.restore_seconds = started.elapsed().as_secs_f64();
@@ -196,13 +194,14 @@ impl Rollback<'_, '_> {
         }
     }
 
-    /// Makes sure nobody else wrote since the snapshot, then swaps the
-    /// clone in, else restores the store snapshot.
+    /// Makes sure nobody else wrote since the snapshot, then restores the
+    /// restore point, else swaps the clone in, else restores the store
+    /// snapshot.
     async fn restore_database(
         &self,
         journal: &mut Journal,
         r: &mut RollbackReport,
-    ) -> Result<(), Vec<BoxError>> {
+    ) -> Result<Restored, Vec<BoxError>> {
         let deployer = self.deployer;
         let database = deployer.db.dbname();
         let Some(snapshot) = journal.snapshot.clone() else {
@@ -282,7 +281,11 @@ impl Rollback<'_, '_> {
             tracing::warn!(reasons = %reasons.join("; "), "--force: restoring although writes after the snapshot are possible");
         }
         if let Some(point) = &snapshot.restore_point {
-            return self.point_in_time(point, r).await.map_err(|e| vec![e]);
+            return self
+                .point_in_time(point, r)
+                .await
+                .map(|()| Restored::ServerRestarted)
+                .map_err(|e| vec![e]);
         }
         let mut errors: Vec<BoxError> = Vec::new();
         if let Some(clone) = snapshot
@@ -294,7 +297,7 @@ impl Rollback<'_, '_> {
                 Ok(kept) => {
                     r.database = format!("clone swap from `{clone}`");
                     r.failed_database_kept_as = Some(kept);
-                    return Ok(());
+                    return Ok(Restored::InPlace);
                 }
                 Err(e) => {
                     tracing::error!(error = %chain(&e), "the clone swap failed; restoring from the store");
@@ -347,7 +350,7 @@ impl Rollback<'_, '_> {
             Ok(done) => {
                 r.database = format!("store restore of {id}");
                 r.failed_database_kept_as = done.replaced_as;
-                Ok(())
+                Ok(Restored::InPlace)
             }
             Err(RestoreFailure::Verify(e) | RestoreFailure::Restore(e)) => {
                 errors.push(during(e));
@@ -445,6 +448,16 @@ impl Rollback<'_, '_> {
         );
         Ok(failed)
     }
+}
+
+/// How the database was restored, for what the rollback does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Restored {
+    /// The server kept running (clone swap, store restore).
+    InPlace,
+    /// The server was stopped and started (point-in-time restore): every
+    /// session to it ended.
+    ServerRestarted,
 }
 
 /// Why the local clone could not take the database's place (the rollback

@@ -7,7 +7,7 @@ pub mod group;
 use std::collections::VecDeque;
 use std::process::ExitStatus;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt};
 
 /// A child process failed.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +110,37 @@ pub async fn run_with_lines(
     env: Vec<(&'static str, String)>,
     on_line: impl FnMut(&str),
 ) -> Result<(), ProcessError> {
+    run_child(program, args, env, Stdout::Closed, on_line)
+        .await
+        .map(drop)
+}
+
+/// [`run`], keeping what the program writes to stdout (a report it prints,
+/// such as `pgbackrest info --output=json`).
+pub async fn output(
+    program: &std::path::Path,
+    args: &[String],
+    env: Vec<(&'static str, String)>,
+) -> Result<String, ProcessError> {
+    run_child(program, args, env, Stdout::Kept, |_| {}).await
+}
+
+/// What becomes of a child's standard output.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stdout {
+    Closed,
+    Kept,
+}
+
+/// Runs `program` as the leader of its own process group to its end; its
+/// stdout when `stdout` keeps it (else empty).
+async fn run_child(
+    program: &std::path::Path,
+    args: &[String],
+    env: Vec<(&'static str, String)>,
+    stdout: Stdout,
+    on_line: impl FnMut(&str),
+) -> Result<String, ProcessError> {
     let command = describe(program, args);
     let spawn_failed = |source| ProcessError::Spawn {
         command: command.clone(),
@@ -119,7 +150,10 @@ pub async fn run_with_lines(
         .args(args)
         .envs(env)
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
+        .stdout(match stdout {
+            Stdout::Closed => std::process::Stdio::null(),
+            Stdout::Kept => std::process::Stdio::piped(),
+        })
         .stderr(std::process::Stdio::piped())
         .process_group(0)
         .kill_on_drop(true)
@@ -131,12 +165,20 @@ pub async fn run_with_lines(
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("child process");
-    let (status, stderr_tail) =
-        tokio::join!(child.wait(), collect_stderr_lines(stderr, name, on_line));
-    let status = status.map_err(spawn_failed)?;
+    let read_stdout = async {
+        let mut out = String::new();
+        if let Some(mut pipe) = child.stdout.take() {
+            // A read error ends the output early; the exit status says
+            // whether the program succeeded.
+            let _ = pipe.read_to_string(&mut out).await;
+        }
+        out
+    };
+    let (out, stderr_tail) = tokio::join!(read_stdout, collect_stderr_lines(stderr, name, on_line));
+    let status = child.wait().await.map_err(spawn_failed)?;
     group.release();
     if status.success() {
-        Ok(())
+        Ok(out)
     } else {
         Err(ProcessError::Exited {
             command,
@@ -144,4 +186,10 @@ pub async fn run_with_lines(
             stderr_tail,
         })
     }
+}
+
+/// Whether this process runs as root (the server and `initdb` refuse it;
+/// commands are then run as another user).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
 }

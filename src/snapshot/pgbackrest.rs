@@ -16,16 +16,14 @@
 //! must run on the database host, and `user` runs them as the server's OS
 //! user.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
 use tokio_postgres::Client;
 
 use crate::config::PgbackrestConfig;
 use crate::config::invocation::quote;
 use crate::db::{self, ConnInfo, DbError};
-use crate::process::group::GroupGuard;
+use crate::process::{self, ProcessError};
 use crate::shell::{Shell, ShellError};
 use crate::store::{ObjectStore, StoreError};
 
@@ -156,25 +154,9 @@ pub enum PgbackrestError {
         /// pgBackRest's words.
         message: String,
     },
-    /// A pgBackRest command could not start.
-    #[error("cannot start `{command}`")]
-    Spawn {
-        /// The command.
-        command: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A pgBackRest command failed.
-    #[error("`{command}` failed ({status}): {stderr}")]
-    Command {
-        /// The command.
-        command: String,
-        /// How it ended.
-        status: std::process::ExitStatus,
-        /// The tail of what it said.
-        stderr: String,
-    },
+    /// A pgBackRest command could not start, or failed.
+    #[error(transparent)]
+    Command(#[from] ProcessError),
     /// `pgbackrest info --output=json` was not what it documents.
     #[error("cannot read `pgbackrest info --output=json`")]
     Info(#[source] serde_json::Error),
@@ -205,11 +187,6 @@ impl<'a> Pgbackrest<'a> {
     /// Drives pgBackRest as `config` says.
     pub fn new(config: &'a PgbackrestConfig) -> Self {
         Pgbackrest { config }
-    }
-
-    /// The stanza.
-    pub fn stanza(&self) -> &str {
-        &self.config.stanza
     }
 
     /// Proves that a restore point made now could be restored: archiving
@@ -319,9 +296,7 @@ impl<'a> Pgbackrest<'a> {
     ) -> Result<(), PgbackrestError> {
         self.hook("snapshot.pgbackrest.stop", &self.config.stop)
             .await?;
-        let args = restore_args(point);
-        self.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
-            .await?;
+        self.run(&restore_args(point)).await?;
         self.hook("snapshot.pgbackrest.start", &self.config.start)
             .await?;
         wait_until_back(app, BACK_WITHIN).await
@@ -332,12 +307,7 @@ impl<'a> Pgbackrest<'a> {
     pub fn restore_by_hand(&self, point: &RestorePoint) -> [String; 3] {
         [
             self.on_host(&self.config.stop, false),
-            self.command(
-                &restore_args(point)
-                    .iter()
-                    .map(String::as_str)
-                    .collect::<Vec<_>>(),
-            ),
+            self.command(&restore_args(point)),
             self.on_host(&self.config.start, false),
         ]
     }
@@ -363,13 +333,13 @@ impl<'a> Pgbackrest<'a> {
     }
 
     /// The shell line for `pgbackrest <args>`.
-    fn command(&self, args: &[&str]) -> String {
+    fn command(&self, args: &[impl AsRef<str>]) -> String {
         let mut words = vec!["pgbackrest".to_owned()];
         if let Some(config) = &self.config.config {
             words.push(format!("--config={config}"));
         }
         words.push(format!("--stanza={}", self.config.stanza));
-        words.extend(args.iter().map(|a| (*a).to_owned()));
+        words.extend(args.iter().map(|a| a.as_ref().to_owned()));
         let line: Vec<String> = words.iter().map(|w| quote(w)).collect();
         self.on_host(&line.join(" "), true)
     }
@@ -379,7 +349,7 @@ impl<'a> Pgbackrest<'a> {
     /// behind `exec`.
     fn on_host(&self, line: &str, as_user: bool) -> String {
         let line = match (&self.config.user, as_user) {
-            (Some(user), true) if self.config.exec.is_none() && is_root() => {
+            (Some(user), true) if self.config.exec.is_none() && process::is_root() => {
                 format!("runuser -u {} -- {line}", quote(user))
             }
             (Some(user), true) => format!("sudo -n -u {} -- {line}", quote(user)),
@@ -392,45 +362,16 @@ impl<'a> Pgbackrest<'a> {
     }
 
     /// Runs `pgbackrest <args>` to its end; its standard output.
-    async fn run(&self, args: &[&str]) -> Result<String, PgbackrestError> {
+    async fn run(&self, args: &[impl AsRef<str>]) -> Result<String, PgbackrestError> {
         let command = self.command(args);
         tracing::info!(command = %command, "running pgBackRest");
-        let mut child = tokio::process::Command::new("sh")
-            .arg("-c")
-            .arg(&command)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| PgbackrestError::Spawn {
-                command: command.clone(),
-                source,
-            })?;
-        let group = GroupGuard::track(child.id(), &command);
-        let mut stdout = child.stdout.take().expect("piped");
-        let stderr = child.stderr.take().expect("piped");
-        let mut out = String::new();
-        let (status, _, stderr) = tokio::join!(
-            child.wait(),
-            stdout.read_to_string(&mut out),
-            crate::process::collect_stderr(stderr, "pgbackrest"),
-        );
-        let status = status.map_err(|source| PgbackrestError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-        group.release();
-        if status.success() {
-            Ok(out)
-        } else {
-            Err(PgbackrestError::Command {
-                command,
-                status,
-                stderr,
-            })
-        }
+        let out = process::output(
+            std::path::Path::new("sh"),
+            &["-c".to_owned(), command],
+            Vec::new(),
+        )
+        .await?;
+        Ok(out)
     }
 }
 
@@ -519,10 +460,6 @@ pub async fn wait_until_back(app: &ConnInfo, within: Duration) -> Result<(), Pgb
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     Err(PgbackrestError::NotBack { within, last })
-}
-
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
 }
 
 #[cfg(test)]
