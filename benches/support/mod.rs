@@ -4,7 +4,6 @@ use std::process::Command;
 
 use snapguard::ephemeral::EphemeralServer;
 
-use super::common;
 
 /// The benchmark's command line: `[--scales N,N…] [--runs N] [--jobs N]`.
 pub struct Args {
@@ -61,8 +60,12 @@ pub fn spread(v: &[f64]) -> String {
 /// Builds database `bench`: `pgbench -i -s <scale>` plus `1.5 M × scale / 40`
 /// JSONB rows with a GIN index (scale 40 ≈ 1 GB, as DESIGN section 9).
 pub fn build_database(pg: &EphemeralServer, scale: u32) {
-    common::psql("postgres", "DROP DATABASE IF EXISTS bench");
-    common::psql("postgres", "CREATE DATABASE bench");
+    let psql = |db: &str, sql: &str| {
+        pg.psql(db, &["-c", sql])
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    };
+    psql("postgres", "DROP DATABASE IF EXISTS bench");
+    psql("postgres", "CREATE DATABASE bench");
     let out = Command::new(pg.bin_dir().join("pgbench"))
         .args(["-i", "-q", "-s", &scale.to_string(), &pg.url("bench")])
         .output()
@@ -73,7 +76,7 @@ pub fn build_database(pg: &EphemeralServer, scale: u32) {
         String::from_utf8_lossy(&out.stderr)
     );
     let rows = 1_500_000u64 * scale as u64 / 40;
-    common::psql(
+    psql(
         "bench",
         &format!(
             "CREATE TABLE docs (id bigserial PRIMARY KEY, body jsonb NOT NULL);
@@ -86,5 +89,5 @@ pub fn build_database(pg: &EphemeralServer, scale: u32) {
              CREATE INDEX docs_body_gin ON docs USING gin (body);"
         ),
     );
-    common::psql("bench", "VACUUM ANALYZE");
+    psql("bench", "VACUUM ANALYZE");
 }

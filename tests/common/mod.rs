@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use snapguard::ephemeral::{EphemeralOptions, EphemeralServer};
 
 pub mod app;
+pub mod pgbackrest;
 
 /// The PostgreSQL server shared by every test in this binary.
 pub fn pg() -> &'static EphemeralServer {
