@@ -110,7 +110,9 @@ fn main() {
             for k in 0..PROVIDERS.len() {
                 let i = (run + k) % PROVIDERS.len();
                 let ok = deploy(PROVIDERS[i], false);
-                figures[i].window.push(ok["downtime_seconds"].as_f64().unwrap());
+                figures[i]
+                    .window
+                    .push(ok["downtime_seconds"].as_f64().unwrap());
                 figures[i]
                     .snapshot
                     .push(step_seconds(&ok, "snapshot").unwrap());

@@ -191,6 +191,12 @@ const PGBACKREST_BUT_START: &[(&str, &str)] = &[
     ("snapshot.pgbackrest.stop", "stop"),
 ];
 
+/// `snapshot.provider: rds` and the key it needs.
+const RDS: &[(&str, &str)] = &[
+    ("snapshot.provider", "rds"),
+    ("snapshot.rds.instance", "prod-db"),
+];
+
 /// For `key`, a value snapguard takes and one it refuses (YAML), and the
 /// other keys the valid one needs beside it.
 fn samples(
@@ -247,7 +253,10 @@ fn samples(
             "5 seconds",
             &[("release.health.url", "http://app.internal/health")],
         ),
-        "snapshot.provider" => ("pgbackrest", "rds", &PGBACKREST[1..]),
+        "snapshot.provider" => ("pgbackrest", "aurora-clone", &PGBACKREST[1..]),
+        "snapshot.rds.instance" => ("prod-db", "[x]", &[("snapshot.provider", "rds")]),
+        "snapshot.rds.region" | "snapshot.rds.endpoint" => ("x", "[x]", RDS),
+        "snapshot.rds.wait" => ("30m", "30 minutes", RDS),
         "snapshot.pgbackrest.stanza" => ("main", "[x]", PGBACKREST_BUT_STANZA),
         "snapshot.pgbackrest.config" | "snapshot.pgbackrest.user" | "snapshot.pgbackrest.exec" => {
             ("x", "[x]", PGBACKREST)

@@ -4,7 +4,6 @@ use std::process::Command;
 
 use snapguard::ephemeral::EphemeralServer;
 
-
 /// The benchmark's command line: `[--scales N,N…] [--runs N] [--jobs N]`.
 pub struct Args {
     /// `pgbench` scales of the benchmark database (40 ≈ 1.4 GB here).

@@ -85,11 +85,12 @@ impl Choice for Offsite {
     ];
 }
 
-/// `snapshot.provider`. (`rds` and `aurora-clone` are not built yet.)
+/// `snapshot.provider`. (`aurora-clone` is not built yet.)
 impl Choice for ProviderKind {
     const CHOICES: &'static [(&'static str, Self)] = &[
         ("pg_dump", ProviderKind::PgDump),
         ("pgbackrest", ProviderKind::Pgbackrest),
+        ("rds", ProviderKind::Rds),
     ];
 }
 

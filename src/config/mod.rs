@@ -254,6 +254,9 @@ pub enum Provider {
     /// A pgBackRest restore point; the rollback is a point-in-time restore
     /// of the whole cluster to it.
     Pgbackrest(PgbackrestConfig),
+    /// An RDS snapshot of the whole instance; the rollback renames the
+    /// instance aside and restores the snapshot under its name.
+    Rds(RdsConfig),
 }
 
 /// `snapshot.provider` as a word (its settings are read beside it).
@@ -263,6 +266,8 @@ pub enum ProviderKind {
     PgDump,
     /// `pgbackrest`.
     Pgbackrest,
+    /// `rds`.
+    Rds,
 }
 
 /// `snapshot.pgbackrest`: how snapguard drives pgBackRest.
@@ -282,6 +287,59 @@ pub struct PgbackrestConfig {
     pub stop: String,
     /// `start`: starts it again.
     pub start: String,
+}
+
+/// The keys of `snapshot.pgbackrest`.
+const PGBACKREST_KEYS: [&str; 6] = [
+    "snapshot.pgbackrest.stanza",
+    "snapshot.pgbackrest.config",
+    "snapshot.pgbackrest.user",
+    "snapshot.pgbackrest.exec",
+    "snapshot.pgbackrest.stop",
+    "snapshot.pgbackrest.start",
+];
+
+/// The keys of `snapshot.rds`.
+const RDS_KEYS: [&str; 4] = [
+    "snapshot.rds.instance",
+    "snapshot.rds.region",
+    "snapshot.rds.endpoint",
+    "snapshot.rds.wait",
+];
+
+/// An RDS `DBInstanceIdentifier`: 1 to 63 letters, digits or hyphens,
+/// starting with a letter, no two hyphens in a row, none at the end. The
+/// rollback renames the instance to `<instance>-failed-<deploy>` (29
+/// characters more): 34 at most leaves room.
+fn parse_rds_identifier(v: &str) -> Result<String, String> {
+    let ok_chars = v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let starts = v.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+    if !ok_chars || !starts || v.contains("--") || v.ends_with('-') {
+        return Err(format!(
+            "`{v}` is not an RDS instance identifier (letters, digits and single hyphens, starting with a letter)"
+        ));
+    }
+    if v.len() > 34 {
+        return Err(format!(
+            "`{v}` is {} characters long; the rollback renames the instance to `<instance>-failed-<deploy>` (29 characters more) and RDS allows 63: at most 34",
+            v.len()
+        ));
+    }
+    Ok(v.to_ascii_lowercase())
+}
+
+/// `snapshot.rds`: the RDS instance snapguard snapshots and restores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RdsConfig {
+    /// `instance`: the `DBInstanceIdentifier`.
+    pub instance: String,
+    /// `region`: the AWS region, when not the environment's.
+    pub region: Option<String>,
+    /// `endpoint`: the RDS API's URL, when not AWS's (tests, a proxy).
+    pub endpoint: Option<String>,
+    /// `wait`: how long each wait on RDS (the snapshot, the rename, the
+    /// restore) may take.
+    pub wait: Duration,
 }
 
 /// `snapshot.local_clone`: a `CREATE DATABASE … TEMPLATE` copy made at
@@ -824,40 +882,60 @@ impl Resolver<'_> {
         let set = |key: &'static str| -> Result<Option<String>, ConfigError> {
             Ok(self.string(key)?.filter(|v| !v.trim().is_empty()))
         };
-        if kind == ProviderKind::PgDump {
-            // A pgBackRest section the provider would ignore is a mistake
-            // to say, not to pass over: the rollback would not be the one
-            // its author expects.
-            for key in [
-                "snapshot.pgbackrest.stanza",
-                "snapshot.pgbackrest.config",
-                "snapshot.pgbackrest.user",
-                "snapshot.pgbackrest.exec",
-                "snapshot.pgbackrest.stop",
-                "snapshot.pgbackrest.start",
-            ] {
+        // A provider's section that the chosen provider would ignore is a
+        // mistake to say, not to pass over: the rollback would not be the
+        // one its author expects.
+        for (section, keys) in [
+            (ProviderKind::Pgbackrest, &PGBACKREST_KEYS[..]),
+            (ProviderKind::Rds, &RDS_KEYS[..]),
+        ] {
+            if kind == section {
+                continue;
+            }
+            for key in keys {
                 if set(key)?.is_some() {
-                    return Err(self.invalid(key, "needs `snapshot.provider: pgbackrest`".into()));
+                    return Err(self.invalid(
+                        key,
+                        format!("needs `snapshot.provider: {}`", section.word()),
+                    ));
                 }
             }
-            return Ok(Provider::PgDump);
         }
         let required = |key: &'static str| -> Result<String, ConfigError> {
             set(key)?.ok_or_else(|| {
                 self.invalid(
                     key,
-                    "`snapshot.provider: pgbackrest` needs it (see docs/configuration.md)".into(),
+                    format!(
+                        "`snapshot.provider: {}` needs it (see docs/configuration.md)",
+                        kind.word()
+                    ),
                 )
             })
         };
-        Ok(Provider::Pgbackrest(PgbackrestConfig {
-            stanza: required("snapshot.pgbackrest.stanza")?,
-            config: set("snapshot.pgbackrest.config")?,
-            user: set("snapshot.pgbackrest.user")?,
-            exec: set("snapshot.pgbackrest.exec")?,
-            stop: required("snapshot.pgbackrest.stop")?,
-            start: required("snapshot.pgbackrest.start")?,
-        }))
+        Ok(match kind {
+            ProviderKind::PgDump => Provider::PgDump,
+            ProviderKind::Pgbackrest => Provider::Pgbackrest(PgbackrestConfig {
+                stanza: required("snapshot.pgbackrest.stanza")?,
+                config: set("snapshot.pgbackrest.config")?,
+                user: set("snapshot.pgbackrest.user")?,
+                exec: set("snapshot.pgbackrest.exec")?,
+                stop: required("snapshot.pgbackrest.stop")?,
+                start: required("snapshot.pgbackrest.start")?,
+            }),
+            ProviderKind::Rds => Provider::Rds(RdsConfig {
+                instance: self
+                    .parse("snapshot.rds.instance", parse_rds_identifier)?
+                    .ok_or_else(|| {
+                        self.invalid(
+                            "snapshot.rds.instance",
+                            "`snapshot.provider: rds` needs it (see docs/configuration.md)".into(),
+                        )
+                    })?,
+                region: set("snapshot.rds.region")?,
+                endpoint: set("snapshot.rds.endpoint")?,
+                wait: self.defaulted("snapshot.rds.wait", parse_duration)?,
+            }),
+        })
     }
 
     fn lint(&self) -> Result<LintConfig, ConfigError> {
@@ -1009,10 +1087,58 @@ mod tests {
                 && orphan.contains("provider: pgbackrest"),
             "{orphan}"
         );
-        let unbuilt = refused("  provider: rds\n");
+        let unbuilt = refused("  provider: aurora-clone\n");
         assert!(
-            unbuilt.contains("expected `pg_dump` or `pgbackrest`"),
+            unbuilt.contains("expected `pg_dump`, `pgbackrest` or `rds`"),
             "{unbuilt}"
+        );
+    }
+
+    #[test]
+    fn the_rds_provider_needs_an_instance_that_rds_would_take() {
+        let base =
+            "database:\n  url: postgres://app@db/shop\nstore:\n  url: file:///tmp/s\nsnapshot:\n";
+        let config = load(
+            &format!("{base}  provider: rds\n  rds:\n    instance: Prod-DB\n    region: eu-west-1\n    wait: 90m\n"),
+            &[],
+            Overrides::default(),
+        )
+        .unwrap();
+        let Provider::Rds(r) = &config.snapshot.provider else {
+            panic!("{:?}", config.snapshot.provider);
+        };
+        // RDS identifiers are not case-sensitive; it stores them lower-case.
+        assert_eq!(r.instance, "prod-db");
+        assert_eq!(r.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(r.wait, Duration::from_secs(90 * 60));
+        let refused = |text: &str| {
+            load(&format!("{base}{text}"), &[], Overrides::default())
+                .unwrap_err()
+                .to_string()
+        };
+        let missing = refused("  provider: rds\n");
+        assert!(missing.contains("`snapshot.rds.instance`"), "{missing}");
+        for bad in ["1prod", "prod--db", "prod-", "prod_db"] {
+            let e = refused(&format!("  provider: rds\n  rds:\n    instance: {bad}\n"));
+            assert!(e.contains("not an RDS instance identifier"), "{bad}: {e}");
+        }
+        let long = refused(&format!(
+            "  provider: rds\n  rds:\n    instance: {}\n",
+            "a".repeat(35)
+        ));
+        assert!(long.contains("at most 34"), "{long}");
+        let orphan = refused("  rds:\n    instance: prod\n");
+        assert!(
+            orphan.contains("`snapshot.rds.instance`") && orphan.contains("provider: rds"),
+            "{orphan}"
+        );
+        let crossed = refused(
+            "  provider: rds\n  rds:\n    instance: prod\n  pgbackrest:\n    stanza: main\n",
+        );
+        assert!(
+            crossed.contains("`snapshot.pgbackrest.stanza`")
+                && crossed.contains("provider: pgbackrest"),
+            "{crossed}"
         );
     }
 

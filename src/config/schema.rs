@@ -100,40 +100,59 @@ fn constrain(node: &mut Value, condition: Value) {
     all.as_array_mut().expect("a list").push(condition);
 }
 
-/// `snapshot.provider: pgbackrest` needs its section's `stanza`, `stop`
-/// and `start`; a section with any key set needs that provider.
-fn provider_sections() -> [Value; 2] {
+/// Each provider's section: `snapshot.provider: pgbackrest` needs its
+/// section's `stanza`, `stop` and `start`, `rds` its `instance`; a section
+/// with any key set needs its provider.
+fn provider_sections() -> Vec<Value> {
     let set = json!({ "not": { "enum": [null, ""] } });
-    let any_set: Vec<Value> = ["stanza", "config", "user", "exec", "stop", "start"]
-        .iter()
-        .map(|k| json!({ "required": [k], "properties": { *k: set } }))
-        .collect();
-    [
-        json!({
-            "if": { "required": ["provider"], "properties": { "provider": { "const": "pgbackrest" } } },
+    let sections: [(&str, &[&str], &[&str]); 2] = [
+        (
+            "pgbackrest",
+            &["stanza", "stop", "start"],
+            &["stanza", "config", "user", "exec", "stop", "start"],
+        ),
+        (
+            "rds",
+            &["instance"],
+            &["instance", "region", "endpoint", "wait"],
+        ),
+    ];
+    let mut conditions = Vec::new();
+    for (provider, required, keys) in sections {
+        let needed: serde_json::Map<String, Value> = required
+            .iter()
+            .map(|k| ((*k).to_owned(), set.clone()))
+            .collect();
+        let any_set: Vec<Value> = keys
+            .iter()
+            .map(|k| json!({ "required": [k], "properties": { *k: set } }))
+            .collect();
+        conditions.push(json!({
+            "if": { "required": ["provider"], "properties": { "provider": { "const": provider } } },
             "then": {
-                "required": ["pgbackrest"],
-                "properties": { "pgbackrest": {
+                "required": [provider],
+                "properties": { provider: {
                     "type": "object",
-                    "required": ["stanza", "stop", "start"],
-                    "properties": { "stanza": set, "stop": set, "start": set }
+                    "required": required,
+                    "properties": needed
                 } }
             }
-        }),
-        json!({
+        }));
+        conditions.push(json!({
             "if": {
-                "required": ["pgbackrest"],
-                "properties": { "pgbackrest": {
+                "required": [provider],
+                "properties": { provider: {
                     "type": "object",
                     "anyOf": any_set
                 } }
             },
             "then": {
                 "required": ["provider"],
-                "properties": { "provider": { "const": "pgbackrest" } }
+                "properties": { "provider": { "const": provider } }
             }
-        }),
-    ]
+        }));
+    }
+    conditions
 }
 
 /// `snapshot.compression_level`'s range for each `snapshot.compression`

@@ -189,11 +189,13 @@ pub struct WritesAfterSnapshot {
 /// no longer says how to drive pgBackRest.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the deploy's snapshot is pgBackRest restore point `{point}`, but `snapshot.provider` is no longer `pgbackrest`: put its `snapshot.pgbackrest` section back and run `recover` again"
+    "the deploy's snapshot is {snapshot}, but `snapshot.provider` is no longer `{provider}`: put its `snapshot.{provider}` section back and run `recover` again"
 )]
 pub struct ProviderChanged {
-    /// The restore point.
-    pub point: String,
+    /// The snapshot, as the error names it.
+    pub snapshot: String,
+    /// The provider that took it.
+    pub provider: &'static str,
 }
 
 /// The database server does not answer, and the deploy's rollback was

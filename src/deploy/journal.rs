@@ -52,6 +52,10 @@ pub struct SnapshotRecord {
     /// migrations, which the rollback restores the cluster to.
     #[serde(default)]
     pub restore_point: Option<crate::snapshot::pgbackrest::RestorePoint>,
+    /// `snapshot.provider: rds`: the instance's snapshot, recorded before
+    /// it is requested, and how far the rollback's swap got.
+    #[serde(default)]
+    pub rds: Option<crate::snapshot::rds::RdsSnapshot>,
 }
 
 impl SnapshotRecord {

@@ -2,6 +2,7 @@
 //! steps `deploy` would run, as text or JSON.
 
 use super::Found;
+use super::preflight::ProviderReady;
 use crate::config::{Config, Offsite, Provider};
 use crate::progress::format_bytes;
 use crate::store::{ObjectStore, Store};
@@ -59,7 +60,14 @@ pub fn text(found: &Found, config: &Config, store: &Store, database: &str) -> St
         }
     }
     line(match (&config.snapshot.provider, &found.provider) {
-        (Provider::Pgbackrest(p), Some(ready)) => format!(
+        (Provider::Rds(r), Some(ProviderReady::Rds(instance))) => format!(
+            "  2. RDS snapshot of instance `{}` ({}, {}; minutes on AWS, more for a large or busy instance, waited on up to {:?}); a rollback renames the WHOLE instance aside and restores the snapshot under its name",
+            instance.id,
+            instance.engine,
+            instance.class.as_deref().unwrap_or("unknown class"),
+            r.wait
+        ),
+        (Provider::Pgbackrest(p), Some(ProviderReady::Pgbackrest(ready))) => format!(
             "  2. pgBackRest restore point in stanza `{}` (about a second: the point, a WAL switch, `pgbackrest check`); a rollback restores backup {} (finished {} ago) and replays the WAL since, for the WHOLE cluster: {}",
             p.stanza,
             ready.backup,
@@ -172,7 +180,13 @@ fn local_clone(found: &Found) -> String {
 /// `snapshot.provider` and what preflight found of it.
 fn provider_json(found: &Found, config: &Config) -> serde_json::Value {
     match (&config.snapshot.provider, &found.provider) {
-        (Provider::Pgbackrest(p), Some(ready)) => serde_json::json!({
+        (Provider::Rds(r), Some(ProviderReady::Rds(instance))) => serde_json::json!({
+            "kind": "rds",
+            "instance": instance,
+            "region": r.region,
+            "wait_seconds": r.wait.as_secs(),
+        }),
+        (Provider::Pgbackrest(p), Some(ProviderReady::Pgbackrest(ready))) => serde_json::json!({
             "kind": "pgbackrest",
             "stanza": p.stanza,
             "backup": ready.backup,

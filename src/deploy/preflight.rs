@@ -26,6 +26,7 @@ use crate::report::Report;
 use crate::snapshot::SnapshotId;
 use crate::snapshot::clone::{self, CloneMethod};
 use crate::snapshot::pgbackrest::Pgbackrest;
+use crate::snapshot::rds::Rds;
 use crate::snapshot::take::{SnapshotError, Snapshotter};
 use crate::store::Store;
 
@@ -64,9 +65,8 @@ pub struct Found {
     pub external_pending: Option<bool>,
     /// Whether a local clone would be made (`Err`: why not).
     pub local_clone: Result<CloneMethod, String>,
-    /// What `snapshot.provider: pgbackrest` found ready; `None` for
-    /// `pg_dump`.
-    pub provider: Option<crate::snapshot::pgbackrest::Ready>,
+    /// What `snapshot.provider` found ready; `None` for `pg_dump`.
+    pub provider: Option<ProviderReady>,
     /// The client programs chosen, with versions and paths.
     pub tools: Vec<String>,
     /// The release this deploy would ship.
@@ -80,6 +80,16 @@ pub struct Found {
     /// `pending_command` says it has nothing to apply), no release command:
     /// the deploy would end here without maintenance.
     pub nothing_to_deploy: bool,
+}
+
+/// What preflight found of the snapshot provider.
+#[derive(Debug, Clone)]
+pub enum ProviderReady {
+    /// `pgbackrest`: the backup a rollback starts from, the databases it
+    /// restores.
+    Pgbackrest(crate::snapshot::pgbackrest::Ready),
+    /// `rds`: the instance.
+    Rds(crate::snapshot::rds::Instance),
 }
 
 impl Found {
@@ -210,7 +220,20 @@ impl<'a> Deployer<'a> {
                 tracing::warn!(stanza = %config.stanza, databases = %ready.databases.join(", "), "snapshot.provider: pgbackrest: a rollback is a point-in-time restore of the WHOLE cluster, every database on this server, to the restore point made before the migrations");
                 let no_clone =
                     "`snapshot.provider: pgbackrest` rolls back by a point-in-time restore";
-                (Some(ready), Err(no_clone.to_owned()))
+                (
+                    Some(ProviderReady::Pgbackrest(ready)),
+                    Err(no_clone.to_owned()),
+                )
+            }
+            Provider::Rds(config) => {
+                let instance = Rds::new(config)
+                    .await
+                    .preflight(self.db)
+                    .await
+                    .map_err(|e| refuse(e.into()))?;
+                tracing::warn!(instance = %instance.id, "snapshot.provider: rds: a rollback renames the WHOLE instance aside and restores the snapshot taken before the migrations under its name (typically 10 minutes or more on AWS); every database on it goes back");
+                let no_clone = "`snapshot.provider: rds` rolls back by restoring the instance";
+                (Some(ProviderReady::Rds(instance)), Err(no_clone.to_owned()))
             }
             Provider::PgDump => {
                 let local_clone = self

@@ -28,7 +28,7 @@ use super::failure::{
 };
 use super::journal::{self, Journal, State, Step};
 use super::offsite::BeforeCopy;
-use super::rollback::Rollback;
+use super::rollback::{self, Rollback};
 use super::watch::{OwnFrom, Watch};
 use super::{Deployer, marker, recording_children};
 use crate::cancel::Cancel;
@@ -69,6 +69,9 @@ impl Deployer<'_> {
         }
         let mut admin = match self.lock("recover").await {
             Ok(admin) => admin,
+            Err(e) if self.server_down(&e) && self.resume_rds_swap().await? => {
+                self.lock("recover").await?
+            }
             Err(e) => return Err(self.interrupted_restore(e).await),
         };
         // Before this process opens any session to the database: the
@@ -140,13 +143,7 @@ impl Deployer<'_> {
         // Only a server that is not there: a lock held by another process
         // (a `recover` restoring right now) or a refused login is not a
         // restore to finish by hand.
-        let down = match &cause {
-            Error::NothingChanged { source, .. } => source
-                .downcast_ref::<db::DbError>()
-                .is_some_and(db::DbError::server_down),
-            _ => false,
-        };
-        if !down {
+        if !self.server_down(&cause) {
             return cause;
         }
         let Ok(ids) = journal::unfinished(self.store).await else {
@@ -179,6 +176,52 @@ impl Deployer<'_> {
             released: journal.released && !journal.release_rolled_back,
             source: cause,
         }))
+    }
+
+    /// Whether `cause`, the deploy lock not taken, is the server not there
+    /// (no connection at all, or starting up or shutting down).
+    fn server_down(&self, cause: &Error) -> bool {
+        match cause {
+            Error::NothingChanged { source, .. } => source
+                .downcast_ref::<db::DbError>()
+                .is_some_and(db::DbError::server_down),
+            _ => false,
+        }
+    }
+
+    /// `snapshot.provider: rds`: when the oldest unfinished deploy's
+    /// rollback had begun its instance swap (the write guard passed), the
+    /// database is not there to lock while the instance is renamed aside:
+    /// the swap is finished first, without the lock, from what RDS shows
+    /// and the journal says. `Ok(true)` when it was.
+    async fn resume_rds_swap(&self) -> Result<bool, Error> {
+        if !matches!(self.config.snapshot.provider, Provider::Rds(_)) {
+            return Ok(false);
+        }
+        let fail = Error::RollbackIncomplete;
+        let ids = journal::unfinished(self.store)
+            .await
+            .map_err(|e| fail(e.into()))?;
+        let Some(id) = ids.first() else {
+            return Ok(false);
+        };
+        let mut journal = Journal::read(self.store, id)
+            .await
+            .map_err(|e| fail(e.into()))?;
+        let swapping = journal
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.rds.as_ref())
+            .is_some_and(|r| r.swap.is_some());
+        if !swapping || journal.database_restored {
+            return Ok(false);
+        }
+        tracing::info!(deploy = %journal.deploy_id, "the database does not answer and this deploy's rollback was swapping the RDS instance: finishing the swap");
+        let done = rollback::swap_rds(self, &mut journal).await.map_err(fail)?;
+        tracing::info!("{done}");
+        journal.database_restored = true;
+        journal.save(self.store).await.map_err(|e| fail(e.into()))?;
+        Ok(true)
     }
 
     /// Ends the process groups the dead runner recorded, so nothing it
@@ -700,7 +743,7 @@ async fn wait_out_recovery(app: &crate::db::ConnInfo) {
         tracing::info!(
             "the server is replaying WAL (a point-in-time restore); waiting until it is promoted"
         );
-        if let Err(e) = pgbackrest::wait_until_back(app, pgbackrest::BACK_WITHIN).await {
+        if let Err(e) = db::wait_until_primary(app, pgbackrest::BACK_WITHIN).await {
             tracing::warn!(error = %chain(&e), "the server is still in recovery");
         }
     }

@@ -24,6 +24,7 @@ use crate::maintenance;
 use crate::release;
 use crate::report::{Outcome, Report, RollbackReport};
 use crate::snapshot::pgbackrest::{Pgbackrest, RestorePoint};
+use crate::snapshot::rds::{Rds, RdsSnapshot, SwapPhase};
 use crate::snapshot::restore::{self, RestoreFailure, RestoreOptions, derived_name};
 use crate::snapshot::{SnapshotId, guard};
 
@@ -207,6 +208,13 @@ impl Rollback<'_, '_> {
         let Some(snapshot) = journal.snapshot.clone() else {
             return Err(vec![Box::new(NoSnapshotRecorded)]);
         };
+        if snapshot.rds.as_ref().is_some_and(|rds| rds.swap.is_some()) {
+            // The write guard let this swap start in an earlier run: the
+            // instance may be renamed aside by now, not there to ask.
+            r.write_guard =
+                Some("no write after the snapshot (checked before the swap began)".into());
+            return self.rds_swap(journal, r).await.map_err(|e| vec![e]);
+        }
         let fence: Vec<_> = journal
             .maintenance
             .iter()
@@ -279,6 +287,9 @@ impl Rollback<'_, '_> {
                 })]);
             }
             tracing::warn!(reasons = %reasons.join("; "), "--force: restoring although writes after the snapshot are possible");
+        }
+        if snapshot.rds.is_some() {
+            return self.rds_swap(journal, r).await.map_err(|e| vec![e]);
         }
         if let Some(point) = &snapshot.restore_point {
             return self
@@ -369,7 +380,8 @@ impl Rollback<'_, '_> {
     ) -> Result<(), BoxError> {
         let Provider::Pgbackrest(config) = &self.deployer.config.snapshot.provider else {
             return Err(Box::new(ProviderChanged {
-                point: point.name.clone(),
+                snapshot: format!("pgBackRest restore point `{}`", point.name),
+                provider: "pgbackrest",
             }));
         };
         Pgbackrest::new(config)
@@ -384,6 +396,16 @@ impl Rollback<'_, '_> {
             point.name, point.stanza, point.backup
         );
         Ok(())
+    }
+
+    /// `snapshot.provider: rds`: [`swap_rds`].
+    async fn rds_swap(
+        &self,
+        journal: &mut Journal,
+        r: &mut RollbackReport,
+    ) -> Result<Restored, BoxError> {
+        r.database = swap_rds(self.deployer, journal).await?;
+        Ok(Restored::ServerRestarted)
     }
 
     /// Whether the database changed although the failed step says it did
@@ -450,13 +472,89 @@ impl Rollback<'_, '_> {
     }
 }
 
+/// `snapshot.provider: rds`: the instance renamed aside and the deploy's
+/// snapshot restored under its name, each call journaled before it is
+/// made; then a wait until the database takes connections at the endpoint
+/// the application uses. What was done, for the report.
+///
+/// Run by the rollback once the write guard let it, and by `recover`
+/// without the deploy lock when the swap had begun and the database is
+/// not there to lock (renamed aside).
+pub(super) async fn swap_rds(
+    deployer: &Deployer<'_>,
+    journal: &mut Journal,
+) -> Result<String, BoxError> {
+    let mut record = journal
+        .snapshot
+        .as_ref()
+        .and_then(|s| s.rds.clone())
+        .expect("an RDS snapshot is recorded");
+    let Provider::Rds(config) = &deployer.config.snapshot.provider else {
+        return Err(Box::new(ProviderChanged {
+            snapshot: format!("RDS snapshot `{}`", record.snapshot),
+            provider: "rds",
+        }));
+    };
+    let during = |e: BoxError| -> BoxError {
+        Box::new(During {
+            what: format!(
+                "restoring RDS instance `{}` from snapshot `{}`",
+                record.instance, record.snapshot
+            ),
+            source: e,
+        })
+    };
+    let rds = Rds::new(config).await;
+    if record.swap.is_none() {
+        rds.check_restorable(&record)
+            .await
+            .map_err(|e| during(e.into()))?;
+        // Journaled before the instance is touched: unsaved, the swap does
+        // not start (a `recover` could not tell it had).
+        record.swap = Some(SwapPhase::Renaming);
+        set_rds(journal, &record);
+        journal
+            .save(deployer.store)
+            .await
+            .map_err(|e| during(e.into()))?;
+    }
+    if record.swap == Some(SwapPhase::Renaming) {
+        rds.rename_aside(&record)
+            .await
+            .map_err(|e| during(e.into()))?;
+        record.swap = Some(SwapPhase::Restoring);
+        set_rds(journal, &record);
+        // The restore is decided from what RDS shows, so a lost write here
+        // only costs a `recover` a look.
+        if let Err(e) = journal.save(deployer.store).await {
+            tracing::warn!(error = %chain(&e), "cannot journal that the instance is renamed aside; going on");
+        }
+    }
+    rds.restore(&record).await.map_err(|e| during(e.into()))?;
+    crate::db::wait_until_primary(deployer.db, config.wait)
+        .await
+        .map_err(|e| during(e.into()))?;
+    tracing::warn!(instance = %record.aside, "the failed RDS instance is kept under this name (and billed): delete it once it is no longer needed");
+    Ok(format!(
+        "RDS instance `{}` restored from snapshot `{}`; the failed instance is kept as `{}`",
+        record.instance, record.snapshot, record.aside
+    ))
+}
+
+/// Journals `record` as the deploy's RDS snapshot.
+fn set_rds(journal: &mut Journal, record: &RdsSnapshot) {
+    if let Some(snapshot) = journal.snapshot.as_mut() {
+        snapshot.rds = Some(record.clone());
+    }
+}
+
 /// How the database was restored, for what the rollback does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Restored {
     /// The server kept running (clone swap, store restore).
     InPlace,
-    /// The server was stopped and started (point-in-time restore): every
-    /// session to it ended.
+    /// The server was stopped and started (point-in-time restore), or
+    /// replaced (an RDS instance restored): every session to it ended.
     ServerRestarted,
 }
 
@@ -694,6 +792,7 @@ mod tests {
             guard: guard::Baseline::seen_nothing(at),
             offsite: None,
             restore_point: None,
+            rds: None,
         });
         journal
     }

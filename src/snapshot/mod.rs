@@ -15,6 +15,7 @@ pub mod guard;
 mod id;
 mod manifest;
 pub mod pgbackrest;
+pub mod rds;
 pub mod restore;
 pub mod take;
 pub(crate) mod transfer;

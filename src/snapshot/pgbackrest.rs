@@ -163,16 +163,9 @@ pub enum PgbackrestError {
     /// The stop or start command failed.
     #[error(transparent)]
     Hook(#[from] ShellError),
-    /// The server did not accept connections, out of recovery, in time.
-    #[error(
-        "the server did not come back within {within:?} after the restore (last: {last}); it may still be replaying WAL: see its log"
-    )]
-    NotBack {
-        /// How long was waited.
-        within: Duration,
-        /// The last thing seen.
-        last: String,
-    },
+    /// The server did not come back after the restore.
+    #[error(transparent)]
+    NotBack(#[from] db::NotBack),
     /// The database.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -299,7 +292,7 @@ impl<'a> Pgbackrest<'a> {
         self.run(&restore_args(point)).await?;
         self.hook("snapshot.pgbackrest.start", &self.config.start)
             .await?;
-        wait_until_back(app, BACK_WITHIN).await
+        Ok(db::wait_until_primary(app, BACK_WITHIN).await?)
     }
 
     /// The shell lines that restore `point` by hand, as [`Self::restore`]
@@ -442,24 +435,6 @@ async fn setting(admin: &Client, name: &str) -> Result<Option<String>, DbError> 
         .await
         .map_err(DbError::query("reading the archiving settings"))?
         .map(|row| row.get(0)))
-}
-
-/// Polls until `app` takes a connection and the server is out of recovery.
-pub async fn wait_until_back(app: &ConnInfo, within: Duration) -> Result<(), PgbackrestError> {
-    let started = std::time::Instant::now();
-    let mut last = String::from("not tried");
-    while started.elapsed() < within {
-        match db::connect(app).await {
-            Ok(client) => match client.query_one("SELECT pg_is_in_recovery()", &[]).await {
-                Ok(row) if !row.get::<_, bool>(0) => return Ok(()),
-                Ok(_) => last = "in recovery".into(),
-                Err(e) => last = crate::error::chain(&e),
-            },
-            Err(e) => last = crate::error::chain(&e),
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    Err(PgbackrestError::NotBack { within, last })
 }
 
 #[cfg(test)]

@@ -281,6 +281,11 @@ impl ConnInfo {
         &self.dbname
     }
 
+    /// The host names (or socket directories) tried, in order.
+    pub fn hosts(&self) -> &[String] {
+        &self.hosts
+    }
+
     /// The role snapguard connects as.
     pub fn user(&self) -> &str {
         &self.user

@@ -1,0 +1,532 @@
+//! `snapshot.provider: rds`: the deploy's snapshot is an RDS snapshot of
+//! the whole instance, and the rollback puts an instance restored from it
+//! under the instance's name.
+//!
+//! Before the migrations: `CreateDBSnapshot`, waited on until RDS says
+//! `available`. The rollback renames the instance aside (`ModifyDBInstance`
+//! with `NewDBInstanceIdentifier`, applied at once) and restores the
+//! snapshot under the original identifier (`RestoreDBInstanceFromDBSnapshot`
+//! with the renamed instance's class, network and parameter group), so the
+//! endpoint the application connects to, which RDS derives from the
+//! identifier, leads to the restored instance. The renamed instance is
+//! kept: deleting it is the operator's decision.
+//!
+//! Every call that changes something is journaled before it is made
+//! ([`SwapPhase`]), and each step of the swap is decided from what RDS
+//! reports, so `recover` resumes a swap a killed runner left half-done
+//! without repeating a call.
+
+use std::time::{Duration, Instant};
+
+use aws_config::BehaviorVersion;
+use aws_config::meta::region::RegionProviderChain;
+use aws_sdk_rds::Client;
+use aws_sdk_rds::config::Region;
+use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
+
+use crate::config::RdsConfig;
+use crate::db::ConnInfo;
+
+/// How often RDS is asked whether a wait is over.
+const POLL: Duration = Duration::from_secs(5);
+
+/// The deploy's RDS snapshot and how far the rollback's swap got:
+/// journaled before the snapshot is requested.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RdsSnapshot {
+    /// The instance (`DBInstanceIdentifier`).
+    pub instance: String,
+    /// The snapshot (`DBSnapshotIdentifier`).
+    pub snapshot: String,
+    /// The name the rollback renames the failed instance to.
+    pub aside: String,
+    /// How far the rollback's swap got; `None` until the write guard let
+    /// it start.
+    #[serde(default)]
+    pub swap: Option<SwapPhase>,
+}
+
+impl RdsSnapshot {
+    /// The names for deploy `short` (its id's short form) of `instance`.
+    pub fn named(instance: &str, short: &str) -> RdsSnapshot {
+        // RDS identifiers take letters, digits and hyphens.
+        let short = short.replace('_', "-");
+        RdsSnapshot {
+            instance: instance.to_owned(),
+            snapshot: format!("snapguard-{instance}-{short}"),
+            aside: format!("{instance}-failed-{short}"),
+            swap: None,
+        }
+    }
+}
+
+/// The rollback's swap, journaled before each call that changes RDS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SwapPhase {
+    /// The write guard passed; the instance is (being) renamed aside.
+    Renaming,
+    /// The instance is aside; the snapshot is (being) restored under its
+    /// name.
+    Restoring,
+}
+
+/// What `DescribeDBInstances` says of one instance.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Instance {
+    /// `DBInstanceIdentifier`.
+    pub id: String,
+    /// `DBInstanceStatus`: `available`, `renaming`, `creating`, ….
+    pub status: String,
+    /// `Engine`.
+    pub engine: String,
+    /// `Endpoint.Address`, once it has one.
+    pub address: Option<String>,
+    /// `DBInstanceClass`.
+    pub class: Option<String>,
+    /// `DBClusterIdentifier`: an Aurora instance.
+    pub cluster: Option<String>,
+    #[serde(skip)]
+    subnet_group: Option<String>,
+    #[serde(skip)]
+    security_groups: Vec<String>,
+    #[serde(skip)]
+    parameter_group: Option<String>,
+    #[serde(skip)]
+    multi_az: Option<bool>,
+    #[serde(skip)]
+    publicly_accessible: Option<bool>,
+    #[serde(skip)]
+    port: Option<i32>,
+}
+
+/// Something RDS refused or reported.
+#[derive(Debug, thiserror::Error)]
+pub enum RdsError {
+    /// No such instance.
+    #[error(
+        "RDS instance `{instance}` does not exist in this account and region (`snapshot.rds.instance`, `snapshot.rds.region`)"
+    )]
+    NoInstance {
+        /// The identifier.
+        instance: String,
+    },
+    /// The instance is busy.
+    #[error(
+        "RDS instance `{instance}` is `{status}`, not `available`: a snapshot or a restore would wait on it; deploy once it is available"
+    )]
+    NotAvailable {
+        /// The identifier.
+        instance: String,
+        /// Its status.
+        status: String,
+    },
+    /// An Aurora cluster member.
+    #[error(
+        "RDS instance `{instance}` belongs to Aurora cluster `{cluster}`: its storage is the cluster's, and `snapshot.provider: rds` restores instances; Aurora (`aurora-clone`) is not supported yet"
+    )]
+    InCluster {
+        /// The identifier.
+        instance: String,
+        /// The cluster.
+        cluster: String,
+    },
+    /// Not PostgreSQL.
+    #[error("RDS instance `{instance}` runs `{engine}`, not PostgreSQL")]
+    NotPostgres {
+        /// The identifier.
+        instance: String,
+        /// Its engine.
+        engine: String,
+    },
+    /// The deploy's snapshot is not there to restore.
+    #[error(
+        "RDS snapshot `{snapshot}` is {state}: the instance is left as it is (not renamed aside)"
+    )]
+    SnapshotNotReady {
+        /// The snapshot.
+        snapshot: String,
+        /// What RDS says of it.
+        state: String,
+    },
+    /// Neither the instance nor its renamed copy exists.
+    #[error(
+        "neither RDS instance `{instance}` nor `{aside}` exists: the swap cannot go on; see the RDS console's events for both"
+    )]
+    Lost {
+        /// The instance.
+        instance: String,
+        /// Where it was being renamed to.
+        aside: String,
+    },
+    /// A wait ran out.
+    #[error(
+        "waited {within:?} (`snapshot.rds.wait`) for {what}; it was `{last}`: RDS may still be working on it, see the RDS console"
+    )]
+    Timeout {
+        /// What was waited for.
+        what: String,
+        /// How long.
+        within: Duration,
+        /// The last status seen.
+        last: String,
+    },
+    /// A call failed.
+    #[error("RDS {op} failed{}", .code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Call {
+        /// The operation.
+        op: &'static str,
+        /// RDS's error code, when it gave one.
+        code: Option<String>,
+        /// The SDK's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl RdsError {
+    fn call<E>(op: &'static str) -> impl FnOnce(SdkError<E>) -> RdsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        move |e| RdsError::Call {
+            op,
+            code: e.code().map(str::to_owned),
+            source: Box::new(e),
+        }
+    }
+
+    fn code(&self) -> Option<&str> {
+        match self {
+            RdsError::Call { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// RDS as configured.
+pub struct Rds<'a> {
+    client: Client,
+    config: &'a RdsConfig,
+}
+
+impl<'a> Rds<'a> {
+    /// A client with the standard credential chain, `region` and
+    /// `endpoint` as configured.
+    pub async fn new(config: &'a RdsConfig) -> Rds<'a> {
+        let region = RegionProviderChain::first_try(config.region.clone().map(Region::new))
+            .or_default_provider()
+            .or_else(Region::new("us-east-1"));
+        let shared = aws_config::defaults(BehaviorVersion::latest())
+            .region(region)
+            .load()
+            .await;
+        let mut builder = aws_sdk_rds::config::Builder::from(&shared);
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        Rds {
+            client: Client::from_conf(builder.build()),
+            config,
+        }
+    }
+
+    /// Proves the instance can be snapshotted now and restored later: it
+    /// exists, is available, is a PostgreSQL instance of its own (not an
+    /// Aurora cluster's). Warns when `database.url` does not name its
+    /// endpoint: the rollback restores the instance, whatever the
+    /// application connects to.
+    pub async fn preflight(&self, app: &ConnInfo) -> Result<Instance, RdsError> {
+        let instance = &self.config.instance;
+        let found = self
+            .describe(instance)
+            .await?
+            .ok_or_else(|| RdsError::NoInstance {
+                instance: instance.clone(),
+            })?;
+        if let Some(cluster) = &found.cluster {
+            return Err(RdsError::InCluster {
+                instance: instance.clone(),
+                cluster: cluster.clone(),
+            });
+        }
+        if !found.engine.starts_with("postgres") {
+            return Err(RdsError::NotPostgres {
+                instance: instance.clone(),
+                engine: found.engine.clone(),
+            });
+        }
+        if found.status != "available" {
+            return Err(RdsError::NotAvailable {
+                instance: instance.clone(),
+                status: found.status.clone(),
+            });
+        }
+        if let Some(address) = &found.address
+            && !app.hosts().iter().any(|h| h.eq_ignore_ascii_case(address))
+        {
+            tracing::warn!(instance = %instance, endpoint = %address, hosts = %app.hosts().join(","), "`database.url` does not name the instance's endpoint (a proxy or a DNS alias may be in between): make sure it is the database on this instance, which a rollback replaces");
+        }
+        Ok(found)
+    }
+
+    /// Takes `record.snapshot` of the instance and waits until it is
+    /// available.
+    pub async fn snapshot(&self, record: &RdsSnapshot) -> Result<(), RdsError> {
+        self.client
+            .create_db_snapshot()
+            .db_instance_identifier(&record.instance)
+            .db_snapshot_identifier(&record.snapshot)
+            .send()
+            .await
+            .map_err(RdsError::call("CreateDBSnapshot"))?;
+        self.wait_snapshot(&record.snapshot).await
+    }
+
+    /// Waits until snapshot `name` is available, logging its progress.
+    async fn wait_snapshot(&self, name: &str) -> Result<(), RdsError> {
+        let within = self.config.wait;
+        let started = Instant::now();
+        loop {
+            let (status, progress) = self.snapshot_status(name).await?;
+            if status == "available" {
+                return Ok(());
+            }
+            if matches!(status.as_str(), "failed" | "deleted" | "missing") {
+                return Err(RdsError::SnapshotNotReady {
+                    snapshot: name.to_owned(),
+                    state: status,
+                });
+            }
+            if started.elapsed() >= within {
+                return Err(RdsError::Timeout {
+                    what: format!("snapshot `{name}`"),
+                    within,
+                    last: status,
+                });
+            }
+            tracing::info!(snapshot = %name, status = %status, percent = progress.unwrap_or(0), "waiting for the RDS snapshot");
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// A snapshot's status and percent done; `missing` when RDS has none
+    /// by that name.
+    async fn snapshot_status(&self, name: &str) -> Result<(String, Option<i32>), RdsError> {
+        match self
+            .client
+            .describe_db_snapshots()
+            .db_snapshot_identifier(name)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out
+                .db_snapshots()
+                .first()
+                .map(|s| {
+                    (
+                        s.status().unwrap_or("unknown").to_owned(),
+                        s.percent_progress(),
+                    )
+                })
+                .unwrap_or(("missing".into(), None))),
+            Err(e) => {
+                let e = RdsError::call("DescribeDBSnapshots")(e);
+                if e.code() == Some("DBSnapshotNotFound") {
+                    Ok(("missing".into(), None))
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Before the swap: the snapshot must be there to restore, or the
+    /// instance is not touched.
+    pub async fn check_restorable(&self, record: &RdsSnapshot) -> Result<(), RdsError> {
+        let (status, _) = self.snapshot_status(&record.snapshot).await?;
+        if status == "available" {
+            Ok(())
+        } else {
+            Err(RdsError::SnapshotNotReady {
+                snapshot: record.snapshot.clone(),
+                state: status,
+            })
+        }
+    }
+
+    /// Renames the instance aside, unless RDS shows it done or under way,
+    /// and waits until the name is free.
+    pub async fn rename_aside(&self, record: &RdsSnapshot) -> Result<(), RdsError> {
+        let original = self.describe(&record.instance).await?;
+        let aside = self.describe(&record.aside).await?;
+        match (&original, &aside) {
+            (None, None) => {
+                return Err(RdsError::Lost {
+                    instance: record.instance.clone(),
+                    aside: record.aside.clone(),
+                });
+            }
+            // Renamed, or being renamed: wait below.
+            (_, Some(_)) => {}
+            (Some(o), None) if o.status == "renaming" => {}
+            (Some(_), None) => {
+                tracing::info!(instance = %record.instance, aside = %record.aside, "renaming the RDS instance aside");
+                self.client
+                    .modify_db_instance()
+                    .db_instance_identifier(&record.instance)
+                    .new_db_instance_identifier(&record.aside)
+                    .apply_immediately(true)
+                    .send()
+                    .await
+                    .map_err(RdsError::call("ModifyDBInstance"))?;
+            }
+        }
+        self.wait(
+            &format!("`{}` renamed to `{}`", record.instance, record.aside),
+            || async {
+                let original = self.describe(&record.instance).await?;
+                let aside = self.describe(&record.aside).await?;
+                Ok(match (original, aside) {
+                    (None, Some(a)) if a.status == "available" => None,
+                    (None, Some(a)) => Some(a.status),
+                    (Some(o), _) => Some(o.status),
+                    (None, None) => Some("not found under either name".into()),
+                })
+            },
+        )
+        .await
+    }
+
+    /// Restores the snapshot under the instance's name (unless RDS shows
+    /// it requested already), with the renamed instance's class, network
+    /// and parameter group, and waits until it is available.
+    pub async fn restore(&self, record: &RdsSnapshot) -> Result<(), RdsError> {
+        if self.describe(&record.instance).await?.is_none() {
+            let like = self
+                .describe(&record.aside)
+                .await?
+                .ok_or_else(|| RdsError::Lost {
+                    instance: record.instance.clone(),
+                    aside: record.aside.clone(),
+                })?;
+            tracing::info!(instance = %record.instance, snapshot = %record.snapshot, "restoring the RDS snapshot under the instance's name");
+            let request = self
+                .client
+                .restore_db_instance_from_db_snapshot()
+                .db_instance_identifier(&record.instance)
+                .db_snapshot_identifier(&record.snapshot)
+                .set_db_instance_class(like.class.clone())
+                .set_db_subnet_group_name(like.subnet_group.clone())
+                .set_vpc_security_group_ids(
+                    (!like.security_groups.is_empty()).then(|| like.security_groups.clone()),
+                )
+                .set_db_parameter_group_name(like.parameter_group.clone())
+                .set_multi_az(like.multi_az)
+                .set_publicly_accessible(like.publicly_accessible)
+                .set_port(like.port);
+            match request.send().await {
+                Ok(_) => {}
+                // Another `recover` got there first.
+                Err(e) if e.code() == Some("DBInstanceAlreadyExists") => {}
+                Err(e) => return Err(RdsError::call("RestoreDBInstanceFromDBSnapshot")(e)),
+            }
+        }
+        self.wait(
+            &format!("`{}` restored from `{}`", record.instance, record.snapshot),
+            || async {
+                Ok(match self.describe(&record.instance).await? {
+                    Some(i) if i.status == "available" => None,
+                    Some(i) => Some(i.status),
+                    None => Some("not found".into()),
+                })
+            },
+        )
+        .await
+    }
+
+    /// Polls `status` (`None`: done; `Some(status)`: not yet) until done
+    /// or `snapshot.rds.wait` ran out.
+    async fn wait<F, Fut>(&self, what: &str, status: F) -> Result<(), RdsError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<String>, RdsError>>,
+    {
+        let within = self.config.wait;
+        let started = Instant::now();
+        loop {
+            let Some(last) = status().await? else {
+                return Ok(());
+            };
+            if started.elapsed() >= within {
+                return Err(RdsError::Timeout {
+                    what: what.to_owned(),
+                    within,
+                    last,
+                });
+            }
+            tracing::info!(status = %last, "waiting for {what}");
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The instance named `id`, if RDS has one.
+    async fn describe(&self, id: &str) -> Result<Option<Instance>, RdsError> {
+        let out = match self
+            .client
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.code() == Some("DBInstanceNotFound") => return Ok(None),
+            Err(e) => return Err(RdsError::call("DescribeDBInstances")(e)),
+        };
+        Ok(out.db_instances().first().map(|i| Instance {
+            id: i.db_instance_identifier().unwrap_or(id).to_owned(),
+            status: i.db_instance_status().unwrap_or("unknown").to_owned(),
+            engine: i.engine().unwrap_or_default().to_owned(),
+            address: i.endpoint().and_then(|e| e.address()).map(str::to_owned),
+            class: i.db_instance_class().map(str::to_owned),
+            cluster: i.db_cluster_identifier().map(str::to_owned),
+            subnet_group: i
+                .db_subnet_group()
+                .and_then(|g| g.db_subnet_group_name())
+                .map(str::to_owned),
+            security_groups: i
+                .vpc_security_groups()
+                .iter()
+                .filter_map(|g| g.vpc_security_group_id().map(str::to_owned))
+                .collect(),
+            parameter_group: i
+                .db_parameter_groups()
+                .first()
+                .and_then(|g| g.db_parameter_group_name())
+                .map(str::to_owned),
+            multi_az: i.multi_az(),
+            publicly_accessible: i.publicly_accessible(),
+            port: i.endpoint().and_then(|e| e.port()),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_rds_identifiers_unique_to_the_deploy() {
+        let r = RdsSnapshot::named("prod-db", "20261203t140342z_3fa9");
+        assert_eq!(r.snapshot, "snapguard-prod-db-20261203t140342z-3fa9");
+        assert_eq!(r.aside, "prod-db-failed-20261203t140342z-3fa9");
+        // The longest instance the config takes still fits RDS's 63.
+        let longest = "a".repeat(34);
+        assert!(
+            RdsSnapshot::named(&longest, "20261203t140342z_3fa9")
+                .aside
+                .len()
+                <= 63
+        );
+    }
+}
