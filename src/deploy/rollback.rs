@@ -80,10 +80,18 @@ impl Rollback<'_, '_> {
             match self.restore_database(journal, &mut r).await {
                 Ok(restored) => {
                     journal.database_restored = true;
-                    // A point-in-time restore restarted the server: the
-                    // deploy lock went with this process's session; the
-                    // rest of the rollback runs under it again.
+                    // A point-in-time restore restarted the server, an
+                    // RDS restore replaced it: the deploy lock went with
+                    // this process's session, or is held on the server
+                    // renamed aside; the rest of the rollback runs under
+                    // the lock taken again. A session that still answers
+                    // lets its lock go first (where the same server still
+                    // answers, it would otherwise refuse its own taker).
                     if restored == Restored::ServerRestarted {
+                        let _ = self
+                            .admin
+                            .execute("SELECT pg_advisory_unlock_all()", &[])
+                            .await;
                         match self.deployer.lock("rollback").await {
                             Ok(admin) => *self.admin = admin,
                             Err(e) => errors.push(Box::new(e)),

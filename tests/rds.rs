@@ -1,0 +1,353 @@
+//! `snapshot.provider: rds` against moto's RDS, reached through a proxy of
+//! the test's own that records each call (`Action`) and can SIGKILL the
+//! runner once a given call was answered.
+//!
+//! moto answers every call at once (each snapshot and instance is
+//! `available` straight away) and runs no database: these tests check the
+//! calls snapguard makes, in which order, what RDS is left with, and the
+//! deploy's exit codes, journal and maintenance. The deploy's database is
+//! the tests' local PostgreSQL, which moto's "restore" does not touch.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+
+use common::*;
+
+/// What the proxy saw, and whom it kills after which call.
+#[derive(Default)]
+struct Seen {
+    actions: Vec<String>,
+    kill_after: Option<(String, u32)>,
+}
+
+/// moto with an RDS for PostgreSQL instance `prod`, behind the proxy.
+struct Rds {
+    moto: MotoServer,
+    endpoint: String,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl Rds {
+    fn start() -> Rds {
+        let moto = MotoServer::start();
+        // Made under another name and renamed: moto names the automated
+        // snapshot it takes of a new instance `rds:<id>-<minute>`, and a
+        // restore under the same name within that minute would collide
+        // with it (real RDS has no such clash).
+        moto.rds("Action=CreateDBInstance&DBInstanceIdentifier=setup&DBInstanceClass=db.t3.micro&Engine=postgres&MasterUsername=app&MasterUserPassword=passwordpassword&AllocatedStorage=20");
+        moto.rds("Action=ModifyDBInstance&DBInstanceIdentifier=setup&NewDBInstanceIdentifier=prod&ApplyImmediately=true");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let upstream = moto.endpoint.trim_start_matches("http://").to_owned();
+        let shared = seen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let (shared, upstream) = (shared.clone(), upstream.clone());
+                std::thread::spawn(move || relay(client, &upstream, &shared));
+            }
+        });
+        Rds {
+            moto,
+            endpoint,
+            seen,
+        }
+    }
+
+    /// Every call so far, in order.
+    fn actions(&self) -> Vec<String> {
+        self.seen.lock().unwrap().actions.clone()
+    }
+
+    /// How many times `action` was called.
+    fn count(&self, action: &str) -> usize {
+        self.actions().iter().filter(|a| *a == action).count()
+    }
+
+    /// SIGKILLs `child` once a call of `action` was answered.
+    fn kill_after(&self, action: &str, child: &Child) {
+        self.seen.lock().unwrap().kill_after = Some((action.to_owned(), child.id()));
+    }
+
+    /// The instances moto has, by identifier.
+    fn instances(&self) -> Vec<String> {
+        tags(
+            &self.moto.rds("Action=DescribeDBInstances"),
+            "DBInstanceIdentifier",
+        )
+    }
+
+    /// The manual snapshots moto has, by identifier.
+    fn snapshots(&self) -> Vec<String> {
+        tags(
+            &self
+                .moto
+                .rds("Action=DescribeDBSnapshots&SnapshotType=manual"),
+            "DBSnapshotIdentifier",
+        )
+    }
+
+    /// A workspace deploying a fresh database `db` (one table, three rows)
+    /// on the tests' server, whose snapshot provider is RDS instance
+    /// `instance` here.
+    fn workspace(&self, db: &str, instance: &str, extra: &str) -> Workspace {
+        create_db(db);
+        psql(
+            db,
+            "CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1), (2), (3);",
+        );
+        Workspace::for_db(
+            db,
+            &format!(
+                "store:\n  url: file://./backups\nmaintenance:\n  - file: {{ path: maintenance.txt }}\nsnapshot:\n  provider: rds\n  rds:\n    instance: {instance}\n    region: us-east-1\n    endpoint: {}\n    wait: 2m\n{extra}",
+                self.endpoint
+            ),
+        )
+    }
+}
+
+/// The text of every `<tag>` in `xml`, in order.
+fn tags(xml: &str, tag: &str) -> Vec<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|s| s.split_once(close.as_str()).map(|(v, _)| v.to_owned()))
+        .collect()
+}
+
+/// Relays each request of `client` to moto at `upstream`, recording its
+/// `Action`, and kills who is to be killed once that call was answered.
+fn relay(client: TcpStream, upstream: &str, seen: &Mutex<Seen>) {
+    let mut reader = BufReader::new(client.try_clone().unwrap());
+    let mut client = client;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut headers = Vec::new();
+        let mut length = 0usize;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = header.trim_end().to_owned();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = h.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                if name.eq_ignore_ascii_case("connection") {
+                    continue;
+                }
+            }
+            headers.push(h);
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let action = String::from_utf8_lossy(&body)
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("Action=").map(str::to_owned))
+            .unwrap_or_default();
+        seen.lock().unwrap().actions.push(action.clone());
+        let mut moto = TcpStream::connect(upstream).unwrap();
+        let mut request = request_line.clone();
+        for h in &headers {
+            request.push_str(h);
+            request.push_str("\r\n");
+        }
+        request.push_str("Connection: close\r\n\r\n");
+        moto.write_all(request.as_bytes()).unwrap();
+        moto.write_all(&body).unwrap();
+        let mut response = Vec::new();
+        moto.read_to_end(&mut response).unwrap();
+        if client.write_all(&response).is_err() {
+            return;
+        }
+        let kill = {
+            let mut seen = seen.lock().unwrap();
+            match &seen.kill_after {
+                Some((after, pid)) if *after == action => {
+                    let pid = *pid;
+                    seen.kill_after = None;
+                    Some(pid)
+                }
+                _ => None,
+            }
+        };
+        if let Some(pid) = kill {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// The position of the first call of `action` in `actions`.
+fn position(actions: &[String], action: &str) -> usize {
+    actions
+        .iter()
+        .position(|a| a == action)
+        .unwrap_or_else(|| panic!("no {action} in {actions:?}"))
+}
+
+#[test]
+fn a_success_snapshots_the_instance_and_a_failure_restores_it_under_its_name() {
+    let rds = Rds::start();
+    let ws = rds.workspace("rds_swap", "prod", "");
+    ws.migrations(&[("1_add.sql", "CREATE TABLE added (id int);\n")]);
+    let plan = ws.run(&["plan"]);
+    plan.expect_code(0);
+    assert!(
+        plan.stdout()
+            .contains("2. RDS snapshot of instance `prod` (postgres, db.t3.micro;"),
+        "{}",
+        plan.stdout()
+    );
+    assert_eq!(rds.count("CreateDBSnapshot"), 0, "plan changes nothing");
+
+    let ok = ws.run(&["deploy", "--release", "v1", "--report", "ok.json"]);
+    ok.expect_code(0);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.path().join("ok.json")).unwrap())
+            .unwrap();
+    let snapshot = report["snapshot"]["id"].as_str().unwrap().to_owned();
+    assert!(snapshot.starts_with("snapguard-prod-"), "{report}");
+    assert_eq!(rds.snapshots(), vec![snapshot.clone()]);
+    assert_eq!(rds.count("ModifyDBInstance"), 0);
+    assert!(ok.stderr().contains("WHOLE instance"), "{}", ok.stderr());
+
+    ws.migrations(&[
+        ("2_more.sql", "CREATE TABLE more (id int);\n"),
+        ("3_bad.sql", "SELECT 1 / 0;\n"),
+    ]);
+    let failed = ws.run(&["deploy", "--release", "v2", "--report", "failed.json"]);
+    assert_eq!(failed.code(), 4, "{}", failed.stderr());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.path().join("failed.json")).unwrap())
+            .unwrap();
+    let second = report["snapshot"]["id"].as_str().unwrap().to_owned();
+    let aside = second.replacen("snapguard-prod-", "prod-failed-", 1);
+    let database = report["rollback"]["database"].as_str().unwrap();
+    assert!(
+        database.starts_with(&format!(
+            "RDS instance `prod` restored from snapshot `{second}`; the failed instance is kept as `{aside}`"
+        )),
+        "{report}"
+    );
+    // The calls, in order: the snapshot taken and waited on; at the
+    // rollback, the snapshot checked, the instance renamed aside, the
+    // snapshot restored under its name.
+    let actions = rds.actions();
+    let create = actions
+        .iter()
+        .rposition(|a| a == "CreateDBSnapshot")
+        .unwrap();
+    let rename = position(&actions, "ModifyDBInstance");
+    let restore = position(&actions, "RestoreDBInstanceFromDBSnapshot");
+    assert!(
+        actions[create..rename]
+            .iter()
+            .any(|a| a == "DescribeDBSnapshots")
+            && create < rename
+            && rename < restore,
+        "{actions:?}"
+    );
+    assert_eq!(rds.count("ModifyDBInstance"), 1, "{actions:?}");
+    assert_eq!(rds.count("RestoreDBInstanceFromDBSnapshot"), 1, "{actions:?}");
+    let mut instances = rds.instances();
+    instances.sort();
+    assert_eq!(instances, vec!["prod".to_owned(), aside]);
+    assert!(!ws.path().join("maintenance.txt").exists());
+}
+
+#[test]
+fn recover_finishes_a_swap_whose_runner_was_killed_between_rename_and_restore() {
+    let rds = Rds::start();
+    let ws = rds.workspace("rds_killed", "prod", "");
+    ws.migrations(&[
+        ("1_add.sql", "CREATE TABLE added (id int);\n"),
+        ("2_bad.sql", "SELECT 1 / 0;\n"),
+    ]);
+    let mut child = ws
+        .snapguard()
+        .args(["deploy", "--release", "v1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    rds.kill_after("ModifyDBInstance", &child);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), None, "killed by the proxy: {status:?}");
+    assert_eq!(rds.count("ModifyDBInstance"), 1);
+    assert_eq!(rds.count("RestoreDBInstanceFromDBSnapshot"), 0);
+    assert!(!rds.instances().contains(&"prod".to_owned()));
+    assert!(ws.path().join("maintenance.txt").exists());
+
+    let recover = ws.run(&["recover", "--report", "recover.json"]);
+    assert_eq!(recover.code(), 4, "{}", recover.stderr());
+    // Not renamed twice; restored once.
+    assert_eq!(rds.count("ModifyDBInstance"), 1, "{:?}", rds.actions());
+    assert_eq!(rds.count("RestoreDBInstanceFromDBSnapshot"), 1);
+    assert!(rds.instances().contains(&"prod".to_owned()));
+    assert!(!ws.path().join("maintenance.txt").exists());
+    // The deploy is closed: the next one runs.
+    std::fs::remove_file(ws.path().join("migrations/2_bad.sql")).unwrap();
+    ws.run(&["plan"]).expect_code(0);
+}
+
+#[test]
+fn an_instance_rds_does_not_have_stops_preflight_with_exit_3_and_changes_nothing() {
+    let rds = Rds::start();
+    let ws = rds.workspace("rds_unknown", "nope", "");
+    ws.migrations(&[("1_add.sql", "CREATE TABLE added (id int);\n")]);
+    let run = ws.run(&["deploy"]);
+    run.expect_code(3)
+        .expect_stderr("RDS instance `nope` does not exist");
+    assert_eq!(rds.count("CreateDBSnapshot"), 0);
+    assert!(!ws.path().join("maintenance.txt").exists());
+    assert_eq!(psql("rds_unknown", "SELECT to_regclass('added') IS NULL"), "t");
+}
+
+#[test]
+fn a_snapshot_gone_before_the_rollback_leaves_the_instance_where_it_is() {
+    let rds = Rds::start();
+    // The release deletes every manual snapshot, then fails: the rollback
+    // finds nothing to restore and must not rename the instance aside.
+    let ws = rds.workspace(
+        "rds_gone",
+        "prod",
+        "release:\n  command: python3 drop_snapshots.py; exit 1\n",
+    );
+    std::fs::write(
+        ws.path().join("drop_snapshots.py"),
+        format!(
+            "import boto3\nc = boto3.client('rds', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='a', aws_secret_access_key='b')\nfor s in c.describe_db_snapshots(SnapshotType='manual')['DBSnapshots']:\n    c.delete_db_snapshot(DBSnapshotIdentifier=s['DBSnapshotIdentifier'])\n",
+            rds.moto.endpoint
+        ),
+    )
+    .unwrap();
+    ws.migrations(&[("1_add.sql", "CREATE TABLE added (id int);\n")]);
+    let run = ws.run(&["deploy", "--release", "v1"]);
+    assert_eq!(run.code(), 5, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("is missing: the instance is left as it is"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(rds.count("ModifyDBInstance"), 0, "{:?}", rds.actions());
+    assert_eq!(rds.instances(), vec!["prod".to_owned()]);
+    // The database is not known good: maintenance stays on.
+    assert!(ws.path().join("maintenance.txt").exists());
+}
