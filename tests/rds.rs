@@ -220,13 +220,22 @@ fn a_success_snapshots_the_instance_and_a_failure_restores_it_under_its_name() {
     let ok = ws.run(&["deploy", "--release", "v1", "--report", "ok.json"]);
     ok.expect_code(0);
     let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(ws.path().join("ok.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(ws.path().join("ok.json")).unwrap()).unwrap();
     let snapshot = report["snapshot"]["id"].as_str().unwrap().to_owned();
     assert!(snapshot.starts_with("snapguard-prod-"), "{report}");
     assert_eq!(rds.snapshots(), vec![snapshot.clone()]);
     assert_eq!(rds.count("ModifyDBInstance"), 0);
     assert!(ok.stderr().contains("WHOLE instance"), "{}", ok.stderr());
+    let listed = ws.run(&["snapshots", "list"]);
+    listed.expect_code(0);
+    assert!(
+        listed
+            .stdout()
+            .lines()
+            .any(|l| l.starts_with(&snapshot) && l.contains(" available ") && l.ends_with("prod")),
+        "{}",
+        listed.stdout()
+    );
 
     ws.migrations(&[
         ("2_more.sql", "CREATE TABLE more (id int);\n"),
@@ -265,7 +274,11 @@ fn a_success_snapshots_the_instance_and_a_failure_restores_it_under_its_name() {
         "{actions:?}"
     );
     assert_eq!(rds.count("ModifyDBInstance"), 1, "{actions:?}");
-    assert_eq!(rds.count("RestoreDBInstanceFromDBSnapshot"), 1, "{actions:?}");
+    assert_eq!(
+        rds.count("RestoreDBInstanceFromDBSnapshot"),
+        1,
+        "{actions:?}"
+    );
     let mut instances = rds.instances();
     instances.sort();
     assert_eq!(instances, vec!["prod".to_owned(), aside]);
@@ -317,7 +330,10 @@ fn an_instance_rds_does_not_have_stops_preflight_with_exit_3_and_changes_nothing
         .expect_stderr("RDS instance `nope` does not exist");
     assert_eq!(rds.count("CreateDBSnapshot"), 0);
     assert!(!ws.path().join("maintenance.txt").exists());
-    assert_eq!(psql("rds_unknown", "SELECT to_regclass('added') IS NULL"), "t");
+    assert_eq!(
+        psql("rds_unknown", "SELECT to_regclass('added') IS NULL"),
+        "t"
+    );
 }
 
 #[test]
@@ -342,7 +358,8 @@ fn a_snapshot_gone_before_the_rollback_leaves_the_instance_where_it_is() {
     let run = ws.run(&["deploy", "--release", "v1"]);
     assert_eq!(run.code(), 5, "{}", run.stderr());
     assert!(
-        run.stderr().contains("is missing: the instance is left as it is"),
+        run.stderr()
+            .contains("is missing: the instance is left as it is"),
         "{}",
         run.stderr()
     );

@@ -16,7 +16,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use crate::cancel::Cancel;
 use crate::cli::{Cli, Command, ConfigCommand, RestoreArgs, SnapshotArgs, SnapshotsCommand};
-use crate::config::{Config, Overrides};
+use crate::config::{Config, Overrides, Provider};
 use crate::error::Error;
 use crate::progress::format_bytes;
 use crate::snapshot::pgbackrest::RestorePointRecord;
@@ -210,6 +210,14 @@ async fn list(config: &Config, all: bool, json: bool) -> Result<(), Error> {
     let points = RestorePointRecord::list(&store)
         .await
         .map_err(|e| Error::failed("snapshots list", e))?;
+    let rds = match &config.snapshot.provider {
+        Provider::Rds(rds) => crate::snapshot::rds::Rds::new(rds)
+            .await
+            .list()
+            .await
+            .map_err(|e| Error::failed("snapshots list", e))?,
+        _ => Vec::new(),
+    };
     let incomplete = listed.iter().filter(|l| l.manifest.is_none()).count();
     let shown: Vec<_> = listed
         .into_iter()
@@ -222,6 +230,9 @@ async fn list(config: &Config, all: bool, json: bool) -> Result<(), Error> {
             .collect();
         rows.extend(points.iter().map(|r| {
             serde_json::json!({ "id": r.point.name, "complete": true, "manifest": null, "restore_point": r })
+        }));
+        rows.extend(rds.iter().map(|s| {
+            serde_json::json!({ "id": s.id, "complete": s.status == "available", "manifest": null, "rds_snapshot": s })
         }));
         print_json(&rows);
         return Ok(());
@@ -267,7 +278,41 @@ async fn list(config: &Config, all: bool, json: bool) -> Result<(), Error> {
         tracing::info!("{incomplete} incomplete snapshot(s) not shown; `--all` lists them");
     }
     print_restore_points(&points);
+    print_rds_snapshots(&rds);
     Ok(())
+}
+
+/// `snapshot.provider: rds`'s snapshots of the instance, as RDS lists them:
+/// RDS keeps manual snapshots until they are deleted, and `prune` leaves
+/// them.
+fn print_rds_snapshots(snapshots: &[crate::snapshot::rds::Listed]) {
+    if snapshots.is_empty() {
+        return;
+    }
+    let id_width = snapshots.iter().map(|s| s.id.len()).max().unwrap_or(0);
+    crate::outln!();
+    crate::outln!(
+        "RDS snapshots (kept until deleted: RDS does not expire manual snapshots, and `prune` leaves them):"
+    );
+    crate::outln!(
+        "{:<id_width$} {:<20} {:<10} {:>8}  INSTANCE",
+        "ID",
+        "CREATED (UTC)",
+        "STATUS",
+        "STORAGE"
+    );
+    for s in snapshots {
+        crate::outln!(
+            "{:<id_width$} {:<20} {:<10} {:>8}  {}",
+            s.id,
+            s.created.as_deref().unwrap_or("-"),
+            s.status,
+            s.allocated_gib
+                .map(|g| format!("{g} GiB"))
+                .unwrap_or_else(|| "-".into()),
+            s.instance
+        );
+    }
 }
 
 /// `snapshot.provider: pgbackrest`'s restore points, after the store

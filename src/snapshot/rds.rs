@@ -100,6 +100,21 @@ pub struct Instance {
     port: Option<i32>,
 }
 
+/// A snapshot snapguard took of the instance, as RDS lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Listed {
+    /// `DBSnapshotIdentifier`.
+    pub id: String,
+    /// The instance it was taken of.
+    pub instance: String,
+    /// `Status`.
+    pub status: String,
+    /// `SnapshotCreateTime`, RFC 3339.
+    pub created: Option<String>,
+    /// `AllocatedStorage`, GiB.
+    pub allocated_gib: Option<i32>,
+}
+
 /// Something RDS refused or reported.
 #[derive(Debug, thiserror::Error)]
 pub enum RdsError {
@@ -339,6 +354,50 @@ impl<'a> Rds<'a> {
                 }
             }
         }
+    }
+
+    /// The manual snapshots of the instance whose names snapguard gives
+    /// (`snapguard-<instance>-…`), oldest first.
+    pub async fn list(&self) -> Result<Vec<Listed>, RdsError> {
+        let prefix = format!("snapguard-{}-", self.config.instance);
+        let mut out = Vec::new();
+        let mut marker = None;
+        loop {
+            let page = self
+                .client
+                .describe_db_snapshots()
+                .db_instance_identifier(&self.config.instance)
+                .snapshot_type("manual")
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(RdsError::call("DescribeDBSnapshots"))?;
+            for s in page.db_snapshots() {
+                let Some(id) = s
+                    .db_snapshot_identifier()
+                    .filter(|id| id.starts_with(&prefix))
+                else {
+                    continue;
+                };
+                out.push(Listed {
+                    id: id.to_owned(),
+                    instance: self.config.instance.clone(),
+                    status: s.status().unwrap_or("unknown").to_owned(),
+                    created: s.snapshot_create_time().and_then(|t| {
+                        t.fmt(aws_sdk_rds::primitives::DateTimeFormat::DateTime)
+                            .ok()
+                    }),
+                    allocated_gib: s.allocated_storage(),
+                });
+            }
+            marker = page.marker().map(str::to_owned);
+            if marker.is_none() {
+                break;
+            }
+        }
+        // The names carry the deploy's time stamp.
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
     }
 
     /// Before the swap: the snapshot must be there to restore, or the

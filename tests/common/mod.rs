@@ -845,7 +845,10 @@ impl MotoServer {
         .unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
-        assert!(response.starts_with("HTTP/1.1 2") || response.starts_with("HTTP/1.0 2"), "{form}: {response}");
+        assert!(
+            response.starts_with("HTTP/1.1 2") || response.starts_with("HTTP/1.0 2"),
+            "{form}: {response}"
+        );
         response
     }
 
