@@ -81,8 +81,11 @@ impl Cluster {
     }
 
     fn report(&self) -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(self.ws.path().join("report.json")).unwrap())
-            .unwrap()
+        self.report_at("report.json")
+    }
+
+    fn report_at(&self, file: &str) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(self.ws.path().join(file)).unwrap()).unwrap()
     }
 }
 
@@ -246,6 +249,64 @@ fn kill_9_mid_migration_then_recover_restores_the_restore_point() {
     assert_eq!(c.state(), before);
     assert_eq!(c.sql("app", "SELECT to_regclass('added') IS NULL"), "t");
     assert!(!c.maintenance_on(), "{}", run.stderr());
+}
+
+#[test]
+fn the_store_copy_beside_the_restore_point_is_what_recover_snapshot_restores() {
+    let c = Cluster::new("  offsite: before-migrate\n");
+    let before = c.state();
+    c.migration("1_add.sql", "CREATE TABLE added (id int);\n");
+    let plan = Run(c.ws.snapguard().arg("plan").output().unwrap());
+    plan.expect_code(0);
+    assert!(
+        plan.stdout().contains("then a pg_dump copy to"),
+        "{}",
+        plan.stdout()
+    );
+    let started = c.sql("postgres", "SELECT pg_postmaster_start_time()");
+    let child = c.deploy_in_slow_migration();
+    kill9(child);
+    let listed = Run(c
+        .ws
+        .snapguard()
+        .args(["snapshots", "list", "--json"])
+        .output()
+        .unwrap());
+    let rows: serde_json::Value = serde_json::from_str(&listed.stdout()).unwrap();
+    let copy = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["manifest"]["database"] == "app")
+        .unwrap_or_else(|| panic!("no store copy of app: {rows}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["restore_point"].is_object()),
+        "{rows}"
+    );
+    // The store copy instead of the point-in-time restore: the app
+    // database alone, the server not restarted.
+    let run = Run(c
+        .ws
+        .snapguard()
+        .args(["recover", "--snapshot", &copy, "--report", "recover.json"])
+        .output()
+        .unwrap());
+    assert_eq!(run.code(), 4, "{}", run.stderr());
+    let report = c.report_at("recover.json");
+    let database = report["rollback"]["database"].as_str().unwrap();
+    assert!(database.starts_with("store restore of"), "{report}");
+    assert_eq!(c.state(), before);
+    assert_eq!(
+        c.sql("postgres", "SELECT pg_postmaster_start_time()"),
+        started
+    );
+    assert!(!c.maintenance_on());
 }
 
 #[test]

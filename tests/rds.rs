@@ -3,7 +3,9 @@
 //! runner once a given call was answered.
 //!
 //! moto answers every call at once (each snapshot and instance is
-//! `available` straight away) and runs no database: these tests check the
+//! `available` straight away), so the proxy can answer a status as RDS
+//! would while it works (`creating`, `modifying`) a given number of times,
+//! for the waits. moto runs no database: these tests check the
 //! calls snapguard makes, in which order, what RDS is left with, and the
 //! deploy's exit codes, journal and maintenance. The deploy's database is
 //! the tests' local PostgreSQL, which moto's "restore" does not touch.
@@ -17,11 +19,23 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 
-/// What the proxy saw, and whom it kills after which call.
+/// What the proxy saw, whom it kills after which call, and which answers
+/// it makes look busy.
 #[derive(Default)]
 struct Seen {
     actions: Vec<String>,
     kill_after: Option<(String, u32)>,
+    busy: Vec<Busy>,
+}
+
+/// `times` answers to `action`, once `after` was called, with `from`
+/// replaced by `to`: RDS still working.
+struct Busy {
+    after: &'static str,
+    action: &'static str,
+    from: &'static str,
+    to: &'static str,
+    times: usize,
 }
 
 /// moto with an RDS for PostgreSQL instance `prod`, behind the proxy.
@@ -72,6 +86,25 @@ impl Rds {
     /// SIGKILLs `child` once a call of `action` was answered.
     fn kill_after(&self, action: &str, child: &Child) {
         self.seen.lock().unwrap().kill_after = Some((action.to_owned(), child.id()));
+    }
+
+    /// Makes the next `times` answers to `action` after a call of `after`
+    /// say `to` where moto says `from`.
+    fn busy(
+        &self,
+        after: &'static str,
+        action: &'static str,
+        from: &'static str,
+        to: &'static str,
+        times: usize,
+    ) {
+        self.seen.lock().unwrap().busy.push(Busy {
+            after,
+            action,
+            from,
+            to,
+            times,
+        });
     }
 
     /// The instances moto has, by identifier.
@@ -172,6 +205,7 @@ fn relay(client: TcpStream, upstream: &str, seen: &Mutex<Seen>) {
         moto.write_all(&body).unwrap();
         let mut response = Vec::new();
         moto.read_to_end(&mut response).unwrap();
+        let response = made_busy(response, &action, &mut seen.lock().unwrap());
         if client.write_all(&response).is_err() {
             return;
         }
@@ -194,6 +228,37 @@ fn relay(client: TcpStream, upstream: &str, seen: &Mutex<Seen>) {
     }
 }
 
+/// `response` to `action`, with the first matching [`Busy`] rule applied
+/// (and its content length set again).
+fn made_busy(response: Vec<u8>, action: &str, seen: &mut Seen) -> Vec<u8> {
+    let called = seen.actions.clone();
+    let Some(rule) = seen
+        .busy
+        .iter_mut()
+        .find(|b| b.action == action && b.times > 0 && called.iter().any(|a| a == b.after))
+    else {
+        return response;
+    };
+    let text = String::from_utf8(response).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    if !body.contains(rule.from) {
+        return text.into_bytes();
+    }
+    rule.times -= 1;
+    let body = body.replace(rule.from, rule.to);
+    let head: Vec<String> = head
+        .lines()
+        .map(|l| {
+            if l.to_ascii_lowercase().starts_with("content-length:") {
+                format!("Content-Length: {}", body.len())
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    format!("{}\r\n\r\n{body}", head.join("\r\n")).into_bytes()
+}
+
 /// The position of the first call of `action` in `actions`.
 fn position(actions: &[String], action: &str) -> usize {
     actions
@@ -205,7 +270,8 @@ fn position(actions: &[String], action: &str) -> usize {
 #[test]
 fn a_success_snapshots_the_instance_and_a_failure_restores_it_under_its_name() {
     let rds = Rds::start();
-    let ws = rds.workspace("rds_swap", "prod", "");
+    // With a pg_dump copy to the store beside the RDS snapshot.
+    let ws = rds.workspace("rds_swap", "prod", "  offsite: before-migrate\n");
     ws.migrations(&[("1_add.sql", "CREATE TABLE added (id int);\n")]);
     let plan = ws.run(&["plan"]);
     plan.expect_code(0);
@@ -234,6 +300,14 @@ fn a_success_snapshots_the_instance_and_a_failure_restores_it_under_its_name() {
             .lines()
             .any(|l| l.starts_with(&snapshot) && l.contains(" available ") && l.ends_with("prod")),
         "{}",
+        listed.stdout()
+    );
+    assert!(
+        listed
+            .stdout()
+            .lines()
+            .any(|l| l.contains("-rds_swap-") && l.contains(" rds_swap ")),
+        "the store copy: {}",
         listed.stdout()
     );
 
@@ -367,4 +441,79 @@ fn a_snapshot_gone_before_the_rollback_leaves_the_instance_where_it_is() {
     assert_eq!(rds.instances(), vec!["prod".to_owned()]);
     // The database is not known good: maintenance stays on.
     assert!(ws.path().join("maintenance.txt").exists());
+}
+
+#[test]
+fn the_deploy_waits_while_rds_takes_the_snapshot_and_restores_it() {
+    let rds = Rds::start();
+    let ws = rds.workspace("rds_waits", "prod", "");
+    ws.migrations(&[
+        ("1_add.sql", "CREATE TABLE added (id int);\n"),
+        ("2_bad.sql", "SELECT 1 / 0;\n"),
+    ]);
+    // The snapshot still `creating` once, the restored instance still
+    // `creating` once: each waited out, not taken for done.
+    rds.busy(
+        "CreateDBSnapshot",
+        "DescribeDBSnapshots",
+        "<Status>available</Status>",
+        "<Status>creating</Status><PercentProgress>40</PercentProgress>",
+        1,
+    );
+    rds.busy(
+        "RestoreDBInstanceFromDBSnapshot",
+        "DescribeDBInstances",
+        "<DBInstanceStatus>available</DBInstanceStatus>",
+        "<DBInstanceStatus>creating</DBInstanceStatus>",
+        1,
+    );
+    let run = ws.run(&["deploy", "--release", "v1"]);
+    assert_eq!(run.code(), 4, "{}", run.stderr());
+    let log = without_masks(&run.stderr());
+    assert!(
+        log.contains("waiting for the RDS snapshot") && log.contains("percent=40"),
+        "{log}"
+    );
+    assert!(log.contains("status=creating"), "{log}");
+    let actions = rds.actions();
+    let restore = position(&actions, "RestoreDBInstanceFromDBSnapshot");
+    assert!(
+        actions[restore..]
+            .iter()
+            .filter(|a| *a == "DescribeDBInstances")
+            .count()
+            >= 2,
+        "the restored instance was asked again: {actions:?}"
+    );
+}
+
+#[test]
+fn a_snapshot_not_available_within_the_wait_fails_the_deploy_before_any_migration() {
+    let rds = Rds::start();
+    let ws = rds.workspace("rds_slow", "prod", "");
+    let config = std::fs::read_to_string(ws.path().join("snapguard.yml")).unwrap();
+    std::fs::write(
+        ws.path().join("snapguard.yml"),
+        config.replace("    wait: 2m\n", "    wait: 1s\n"),
+    )
+    .unwrap();
+    ws.migrations(&[("1_add.sql", "CREATE TABLE added (id int);\n")]);
+    rds.busy(
+        "CreateDBSnapshot",
+        "DescribeDBSnapshots",
+        "<Status>available</Status>",
+        "<Status>creating</Status>",
+        usize::MAX,
+    );
+    let run = ws.run(&["deploy", "--release", "v1"]);
+    assert_eq!(run.code(), 4, "{}", run.stderr());
+    assert!(
+        run.stderr()
+            .contains("waited 1s (`snapshot.rds.wait`) for snapshot `snapguard-prod-"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(psql("rds_slow", "SELECT to_regclass('added') IS NULL"), "t");
+    assert_eq!(rds.count("ModifyDBInstance"), 0);
+    assert!(!ws.path().join("maintenance.txt").exists());
 }

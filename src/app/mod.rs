@@ -295,7 +295,7 @@ fn print_rds_snapshots(snapshots: &[crate::snapshot::rds::Listed]) {
         "RDS snapshots (kept until deleted: RDS does not expire manual snapshots, and `prune` leaves them):"
     );
     crate::outln!(
-        "{:<id_width$} {:<20} {:<10} {:>8}  INSTANCE",
+        "{:<id_width$} {:<19} {:<10} {:>8}  INSTANCE",
         "ID",
         "CREATED (UTC)",
         "STATUS",
@@ -303,9 +303,11 @@ fn print_rds_snapshots(snapshots: &[crate::snapshot::rds::Listed]) {
     );
     for s in snapshots {
         crate::outln!(
-            "{:<id_width$} {:<20} {:<10} {:>8}  {}",
+            "{:<id_width$} {:<19} {:<10} {:>8}  {}",
             s.id,
-            s.created.as_deref().unwrap_or("-"),
+            s.created
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_else(|| "-".into()),
             s.status,
             s.allocated_gib
                 .map(|g| format!("{g} GiB"))

@@ -239,6 +239,12 @@ pub struct SnapshotConfig {
     /// `snapshot.offsite`: when maintenance may come off relative to the
     /// store snapshot's commit.
     pub offsite: Offsite,
+    /// With a provider other than `pg_dump`: whether a `pg_dump` snapshot
+    /// goes to the store too, in the window before the migrations (a
+    /// portable copy, and what `recover --snapshot` can restore when the
+    /// provider cannot). Set by `snapshot.offsite: before-migrate`;
+    /// always true for `pg_dump`.
+    pub store_copy: bool,
     /// `snapshot.retention`: what `prune` keeps.
     pub retention: Retention,
     /// `snapshot.provider`: what takes the snapshot a rollback returns to.
@@ -780,6 +786,7 @@ impl Resolver<'_> {
             clone_limit: self.parse("snapshot.clone_limit", parse_size)?,
             clone_method: self.choice("snapshot.clone_method")?,
             offsite: self.choice("snapshot.offsite")?,
+            store_copy: self.store_copy()?,
             provider: self.provider()?,
             retention: Retention {
                 keep_last: self.defaulted("snapshot.retention.keep_last", |v| {
@@ -877,6 +884,29 @@ impl Resolver<'_> {
     }
 
     /// `snapshot.provider` and its section.
+    /// [`SnapshotConfig::store_copy`]: with a provider, `snapshot.offsite`
+    /// asks for the store copy, before the migrations (no clone is made
+    /// to stream it from later).
+    fn store_copy(&self) -> Result<bool, ConfigError> {
+        let kind: ProviderKind = self.choice("snapshot.provider")?;
+        if kind == ProviderKind::PgDump {
+            return Ok(true);
+        }
+        let Some(policy) = self.parse("snapshot.offsite", Offsite::from_word)? else {
+            return Ok(false);
+        };
+        if policy != Offsite::BeforeMigrate {
+            return Err(self.invalid(
+                "snapshot.offsite",
+                format!(
+                    "with `snapshot.provider: {}` the store copy is taken before the migrations (no local clone to stream it from later): set `before-migrate`, or leave `snapshot.offsite` out for none",
+                    kind.word()
+                ),
+            ));
+        }
+        Ok(true)
+    }
+
     fn provider(&self) -> Result<Provider, ConfigError> {
         let kind: ProviderKind = self.choice("snapshot.provider")?;
         let set = |key: &'static str| -> Result<Option<String>, ConfigError> {
@@ -1132,6 +1162,23 @@ mod tests {
             orphan.contains("`snapshot.rds.instance`") && orphan.contains("provider: rds"),
             "{orphan}"
         );
+        let later = refused("  provider: rds\n  offsite: after\n  rds:\n    instance: prod\n");
+        assert!(
+            later.contains("`snapshot.offsite`") && later.contains("set `before-migrate`"),
+            "{later}"
+        );
+        let copy = |offsite: &str| {
+            load(
+                &format!("{base}  provider: rds\n{offsite}  rds:\n    instance: prod\n"),
+                &[],
+                Overrides::default(),
+            )
+            .unwrap()
+            .snapshot
+            .store_copy
+        };
+        assert!(!copy(""), "no store copy unless asked");
+        assert!(copy("  offsite: before-migrate\n"));
         let crossed = refused(
             "  provider: rds\n  rds:\n    instance: prod\n  pgbackrest:\n    stanza: main\n",
         );

@@ -92,6 +92,12 @@ pub fn text(found: &Found, config: &Config, store: &Store, database: &str) -> St
             ),
         },
     });
+    if !matches!(config.snapshot.provider, Provider::PgDump) && config.snapshot.store_copy {
+        line(format!(
+            "     then a pg_dump copy to {} (snapshot.offsite: before-migrate; in the window)",
+            store.uri("snapshots/")
+        ));
+    }
     match &found.external_command {
         Some(c) => line(format!(
             "  3. migrate with the external migrator `{c}`{}",

@@ -296,10 +296,13 @@ impl Rollback<'_, '_> {
             }
             tracing::warn!(reasons = %reasons.join("; "), "--force: restoring although writes after the snapshot are possible");
         }
-        if snapshot.rds.is_some() {
+        // `recover --snapshot ID` restores that store snapshot instead of
+        // the provider's (a copy taken beside it, when the provider cannot).
+        let by_provider = self.snapshot_override.is_none();
+        if snapshot.rds.is_some() && by_provider {
             return self.rds_swap(journal, r).await.map_err(|e| vec![e]);
         }
-        if let Some(point) = &snapshot.restore_point {
+        if let Some(point) = snapshot.restore_point.as_ref().filter(|_| by_provider) {
             return self
                 .point_in_time(point, r)
                 .await

@@ -133,6 +133,17 @@ impl Deployer<'_> {
             Provider::PgDump => self.store_snapshot(p, report, cancel, upload).await,
         }
         .map_err(|e| e.recorded(&self.events, report, started))?;
+        let detail = match &self.config.snapshot.provider {
+            Provider::PgDump => detail,
+            _ if !self.config.snapshot.store_copy => detail,
+            _ => {
+                let copy = self
+                    .store_copy(p, report, cancel)
+                    .await
+                    .map_err(|e| e.recorded(&self.events, report, started))?;
+                format!("{detail}; {copy}")
+            }
+        };
         p.journal
             .save(store)
             .await
@@ -246,6 +257,22 @@ impl Deployer<'_> {
             .expect("set by the step")
             .restore_point = Some(point);
         Ok(detail)
+    }
+
+    /// A provider's snapshot taken, the `pg_dump` copy to the store beside
+    /// it (`snapshot.offsite: before-migrate`): portable, and what `recover
+    /// --snapshot` restores when the provider cannot. The report's
+    /// snapshot stays the provider's, which the rollback returns to.
+    async fn store_copy(
+        &self,
+        p: &mut Prepared<'_>,
+        report: &mut Report,
+        cancel: &Cancel,
+    ) -> Result<String, StepFailure> {
+        let provider = report.snapshot.take();
+        let taken = self.dump_first(p, report, cancel, None).await;
+        report.snapshot = provider;
+        Ok(format!("store copy {}", taken?))
     }
 
     /// `snapshot.provider: rds`: a snapshot of the instance, journaled

@@ -109,8 +109,8 @@ pub struct Listed {
     pub instance: String,
     /// `Status`.
     pub status: String,
-    /// `SnapshotCreateTime`, RFC 3339.
-    pub created: Option<String>,
+    /// `SnapshotCreateTime`.
+    pub created: Option<chrono::DateTime<chrono::Utc>>,
     /// `AllocatedStorage`, GiB.
     pub allocated_gib: Option<i32>,
 }
@@ -383,10 +383,9 @@ impl<'a> Rds<'a> {
                     id: id.to_owned(),
                     instance: self.config.instance.clone(),
                     status: s.status().unwrap_or("unknown").to_owned(),
-                    created: s.snapshot_create_time().and_then(|t| {
-                        t.fmt(aws_sdk_rds::primitives::DateTimeFormat::DateTime)
-                            .ok()
-                    }),
+                    created: s
+                        .snapshot_create_time()
+                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0)),
                     allocated_gib: s.allocated_storage(),
                 });
             }
