@@ -111,6 +111,11 @@ pub enum Command {
         /// List what would be deleted; delete nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Also apply `snapshot.retention` to the RDS instance's snapguard
+        /// snapshots (`snapshot.provider: rds`): RDS keeps manual snapshots
+        /// until they are deleted.
+        #[arg(long)]
+        rds: bool,
         /// Print what was (or would be) deleted as JSON.
         #[arg(long)]
         json: bool,

@@ -46,6 +46,46 @@ pub enum PruneError {
     Db(#[from] DbError),
 }
 
+/// `prune --rds`: the RDS instance's snapguard snapshots (`listed`,
+/// oldest first) that `retention` does not keep, with the reason; and how
+/// many are kept. The same rule as the store's: kept when among the newest
+/// `keep_last` or younger than `keep_days` (or of unknown age), and always
+/// when an unfinished deploy's rollback needs it (`protected`). One RDS is
+/// still taking is kept.
+pub fn rds_plan(
+    listed: &[crate::snapshot::rds::Listed],
+    retention: Retention,
+    protected: &[String],
+    now: DateTime<Utc>,
+) -> (Vec<(String, String)>, usize) {
+    let cutoff = now - chrono::Duration::days(i64::from(retention.keep_days));
+    let newest: Vec<&str> = listed
+        .iter()
+        .rev()
+        .filter(|s| s.status == "available")
+        .take(retention.keep_last)
+        .map(|s| s.id.as_str())
+        .collect();
+    let mut delete = Vec::new();
+    let mut kept = 0;
+    for s in listed {
+        let young = s.created.is_none_or(|t| t >= cutoff);
+        let busy = s.status == "creating";
+        if protected.contains(&s.id) || newest.contains(&s.id.as_str()) || young || busy {
+            kept += 1;
+        } else {
+            delete.push((
+                s.id.clone(),
+                format!(
+                    "older than {} days and not among the newest {}",
+                    retention.keep_days, retention.keep_last
+                ),
+            ));
+        }
+    }
+    (delete, kept)
+}
+
 /// Works out what to delete; changes nothing. `protected` are snapshot
 /// ids and clone names unfinished deploys still need.
 pub async fn plan(
@@ -200,6 +240,43 @@ fn leftover<'a>(database: &str, name: &'a str) -> Option<(&'a str, DateTime<Utc>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rds_snapshots_follow_the_store_retention_and_unfinished_deploys_keep_theirs() {
+        let now = Utc::now();
+        let at = |days: i64| Some(now - chrono::Duration::days(days));
+        let snap = |id: &str, days: i64, status: &str| crate::snapshot::rds::Listed {
+            id: id.into(),
+            instance: "prod".into(),
+            status: status.into(),
+            created: at(days),
+            allocated_gib: Some(20),
+        };
+        let listed = [
+            snap("snapguard-prod-a", 90, "available"),
+            snap("snapguard-prod-b", 80, "available"),
+            snap("snapguard-prod-c", 70, "creating"),
+            snap("snapguard-prod-d", 60, "available"),
+            snap("snapguard-prod-e", 5, "available"),
+        ];
+        let retention = Retention {
+            keep_last: 1,
+            keep_days: 30,
+        };
+        let (delete, kept) = rds_plan(&listed, retention, &["snapguard-prod-b".into()], now);
+        let ids: Vec<&str> = delete.iter().map(|(id, _)| id.as_str()).collect();
+        // a and d: old, not the newest; b: an unfinished deploy's; c: still
+        // being taken; e: young (and the newest).
+        assert_eq!(ids, ["snapguard-prod-a", "snapguard-prod-d"]);
+        assert_eq!(kept, 3);
+        let none_young = Retention {
+            keep_last: 2,
+            keep_days: 0,
+        };
+        let (delete, _) = rds_plan(&listed, none_young, &[], now);
+        let ids: Vec<&str> = delete.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["snapguard-prod-a", "snapguard-prod-b"]);
+    }
 
     #[test]
     fn leftover_databases_are_recognised_by_name() {

@@ -517,3 +517,46 @@ fn a_snapshot_not_available_within_the_wait_fails_the_deploy_before_any_migratio
     assert_eq!(rds.count("ModifyDBInstance"), 0);
     assert!(!ws.path().join("maintenance.txt").exists());
 }
+
+#[test]
+fn prune_deletes_rds_snapshots_beyond_the_retention_only_when_told() {
+    let rds = Rds::start();
+    let ws = rds.workspace(
+        "rds_prune",
+        "prod",
+        "  retention: { keep_last: 1, keep_days: 0 }\n",
+    );
+    for (n, release) in [(1, "v1"), (2, "v2")] {
+        ws.migrations(&[(
+            format!("{n}_add.sql").as_str(),
+            format!("CREATE TABLE t{n} (id int);\n").as_str(),
+        )]);
+        ws.run(&["deploy", "--release", release]).expect_code(0);
+    }
+    let mut taken = rds.snapshots();
+    taken.sort();
+    assert_eq!(taken.len(), 2, "{taken:?}");
+    let (older, newer) = (taken[0].clone(), taken[1].clone());
+    // Left to RDS unless told: said, not done.
+    let plain = ws.run(&["prune"]);
+    plain.expect_code(0);
+    assert!(
+        plain
+            .stdout()
+            .contains("1 RDS snapshot(s) are beyond snapshot.retention"),
+        "{}",
+        plain.stdout()
+    );
+    let dry = ws.run(&["prune", "--rds", "--dry-run"]);
+    dry.expect_code(0);
+    assert!(
+        dry.stdout()
+            .contains(&format!("would delete RDS snapshot {older}")),
+        "{}",
+        dry.stdout()
+    );
+    assert_eq!(rds.count("DeleteDBSnapshot"), 0);
+    ws.run(&["prune", "--rds"]).expect_code(0);
+    assert_eq!(rds.count("DeleteDBSnapshot"), 1);
+    assert_eq!(rds.snapshots(), vec![newer]);
+}

@@ -102,7 +102,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Maintenance { command, json } => {
             maintenance::maintenance(&config, command, json).await
         }
-        Command::Prune { dry_run, json } => prune::prune(&config, dry_run, json).await,
+        Command::Prune { dry_run, rds, json } => prune::prune(&config, dry_run, rds, json).await,
         Command::Snapshot(args) => snapshot(&config, args).await,
         Command::Snapshots {
             command: SnapshotsCommand::List { all, json },

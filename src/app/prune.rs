@@ -2,13 +2,14 @@
 //! to delete, printed, then deleted unless `--dry-run`.
 
 use super::open_store;
-use crate::config::Config;
+use crate::config::{Config, Provider};
 use crate::db;
 use crate::error::Error;
 use crate::prune;
+use crate::snapshot::rds::Rds;
 
-/// `snapguard prune`.
-pub async fn prune(config: &Config, dry_run: bool, json: bool) -> Result<(), Error> {
+/// `snapguard prune` (`rds`: `--rds`).
+pub async fn prune(config: &Config, dry_run: bool, rds: bool, json: bool) -> Result<(), Error> {
     let info = config.database_url()?;
     let store = open_store(config).await?;
     let admin = db::connect(&info.with_dbname(&config.database.maintenance_db))
@@ -27,13 +28,23 @@ pub async fn prune(config: &Config, dry_run: bool, json: bool) -> Result<(), Err
     )
     .await
     .map_err(|e| Error::nothing_changed("prune", e))?;
+    let rds_plan = rds_plan(config, rds, &protected).await?;
     if !json {
         print_plan(&plan, config, dry_run);
+        print_rds_plan(&rds_plan, rds, dry_run);
     }
     if !dry_run {
         prune::execute(&store, &admin, &plan)
             .await
             .map_err(|e| Error::failed("prune", e))?;
+        if let (true, Some((client, delete, _))) = (rds, &rds_plan) {
+            for (id, _) in delete {
+                client
+                    .delete_snapshot(id)
+                    .await
+                    .map_err(|e| Error::failed("prune", e))?;
+            }
+        }
     }
     // The JSON comes once the deletions are done (or, with `--dry-run`,
     // says what they would be), so it never claims what did not happen.
@@ -44,10 +55,71 @@ pub async fn prune(config: &Config, dry_run: bool, json: bool) -> Result<(), Err
             "uploads": plan.uploads.iter().map(|(u, why)| serde_json::json!({ "key": u.key, "why": why })).collect::<Vec<_>>(),
             "databases": plan.databases.iter().map(|(name, why)| serde_json::json!({ "name": name, "why": why })).collect::<Vec<_>>(),
             "kept": plan.kept,
+            "rds_snapshots": rds_plan.as_ref().filter(|_| rds).map(|(_, delete, kept)| serde_json::json!({
+                "deleted": delete.iter().map(|(id, why)| serde_json::json!({ "id": id, "why": why })).collect::<Vec<_>>(),
+                "kept": kept,
+            })),
             "retention": { "keep_last": config.snapshot.retention.keep_last, "keep_days": config.snapshot.retention.keep_days },
         }));
     }
     Ok(())
+}
+
+/// With `snapshot.provider: rds`: the client, the instance's snapguard
+/// snapshots the retention does not keep, and how many it keeps. `--rds`
+/// without that provider is refused.
+async fn rds_plan(
+    config: &Config,
+    asked: bool,
+    protected: &[String],
+) -> Result<Option<(Rds<'_>, Vec<(String, String)>, usize)>, Error> {
+    let Provider::Rds(rds) = &config.snapshot.provider else {
+        if asked {
+            return Err(Error::Usage(
+                "`prune --rds` needs `snapshot.provider: rds`".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let client = Rds::new(rds).await;
+    let listed = client
+        .list()
+        .await
+        .map_err(|e| Error::nothing_changed("prune", e))?;
+    let (delete, kept) = prune::rds_plan(
+        &listed,
+        config.snapshot.retention,
+        protected,
+        chrono::Utc::now(),
+    );
+    Ok(Some((client, delete, kept)))
+}
+
+/// The RDS snapshots `--rds` deletes; without it, how many it would.
+fn print_rds_plan(
+    plan: &Option<(Rds<'_>, Vec<(String, String)>, usize)>,
+    asked: bool,
+    dry_run: bool,
+) {
+    let Some((_, delete, kept)) = plan else {
+        return;
+    };
+    if !asked {
+        if !delete.is_empty() {
+            crate::outln!(
+                "{} RDS snapshot(s) are beyond snapshot.retention and kept (RDS keeps manual snapshots until deleted): `prune --rds` deletes them",
+                delete.len()
+            );
+        }
+        return;
+    }
+    for (id, why) in delete {
+        crate::outln!(
+            "{} RDS snapshot {id}: {why}",
+            if dry_run { "would delete" } else { "delete" }
+        );
+    }
+    crate::outln!("{kept} RDS snapshot(s) kept");
 }
 
 /// What the plan deletes, a line each, before it is done.

@@ -387,6 +387,7 @@ pub async fn protected(store: &impl ObjectStore) -> Result<Vec<String>, JournalE
         {
             protected.extend(s.id);
             protected.extend(s.clone);
+            protected.extend(s.rds.map(|r| r.snapshot));
         }
     }
     Ok(protected)

@@ -399,6 +399,17 @@ impl<'a> Rds<'a> {
         Ok(out)
     }
 
+    /// Deletes snapshot `id` (`prune --rds`).
+    pub async fn delete_snapshot(&self, id: &str) -> Result<(), RdsError> {
+        self.client
+            .delete_db_snapshot()
+            .db_snapshot_identifier(id)
+            .send()
+            .await
+            .map_err(RdsError::call("DeleteDBSnapshot"))?;
+        Ok(())
+    }
+
     /// Before the swap: the snapshot must be there to restore, or the
     /// instance is not touched.
     pub async fn check_restorable(&self, record: &RdsSnapshot) -> Result<(), RdsError> {
