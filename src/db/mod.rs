@@ -256,13 +256,25 @@ pub async fn wait_until_primary(
             Ok(client) => match client.query_one("SELECT pg_is_in_recovery()", &[]).await {
                 Ok(row) if !row.get::<_, bool>(0) => return Ok(()),
                 Ok(_) => last = "in recovery".into(),
-                Err(e) => last = crate::error::chain(&e),
+                Err(e) => last = with_sources(&e),
             },
-            Err(e) => last = crate::error::chain(&e),
+            Err(e) => last = with_sources(&e),
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
     Err(NotBack { within, last })
+}
+
+/// `e` and each of its sources, joined: what the wait last saw.
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(source) = next {
+        text.push_str(": ");
+        text.push_str(&source.to_string());
+        next = source.source();
+    }
+    text
 }
 
 #[cfg(test)]
