@@ -230,53 +230,6 @@ pub async fn relation_exists(
         .get(0))
 }
 
-/// The server did not accept connections, out of recovery, in time.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "the server did not come back within {within:?} after the restore (last: {last}); it may still be replaying WAL or starting: see its log"
-)]
-pub struct NotBack {
-    /// How long was waited.
-    pub within: std::time::Duration,
-    /// The last thing seen.
-    pub last: String,
-}
-
-/// Polls until `app` takes a connection and the server is out of recovery
-/// (a restore finished: a point-in-time restore promoted, an instance
-/// restored under the name the application connects to).
-pub async fn wait_until_primary(
-    app: &ConnInfo,
-    within: std::time::Duration,
-) -> Result<(), NotBack> {
-    let started = std::time::Instant::now();
-    let mut last = String::from("not tried");
-    while started.elapsed() < within {
-        match connect(app).await {
-            Ok(client) => match client.query_one("SELECT pg_is_in_recovery()", &[]).await {
-                Ok(row) if !row.get::<_, bool>(0) => return Ok(()),
-                Ok(_) => last = "in recovery".into(),
-                Err(e) => last = with_sources(&e),
-            },
-            Err(e) => last = with_sources(&e),
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
-    Err(NotBack { within, last })
-}
-
-/// `e` and each of its sources, joined: what the wait last saw.
-fn with_sources(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(source) = next {
-        text.push_str(": ");
-        text.push_str(&source.to_string());
-        next = source.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod version_tests {
     use super::ServerVersion;

@@ -743,7 +743,7 @@ async fn wait_out_recovery(app: &crate::db::ConnInfo) {
         tracing::info!(
             "the server is replaying WAL (a point-in-time restore); waiting until it is promoted"
         );
-        if let Err(e) = db::wait_until_primary(app, pgbackrest::BACK_WITHIN).await {
+        if let Err(e) = crate::snapshot::wait_until_primary(app, pgbackrest::BACK_WITHIN).await {
             tracing::warn!(error = %chain(&e), "the server is still in recovery");
         }
     }

@@ -542,7 +542,7 @@ pub(super) async fn swap_rds(
         }
     }
     rds.restore(&record).await.map_err(|e| during(e.into()))?;
-    crate::db::wait_until_primary(deployer.db, config.wait)
+    crate::snapshot::wait_until_primary(deployer.db, config.wait)
         .await
         .map_err(|e| during(e.into()))?;
     tracing::warn!(instance = %record.aside, "the failed RDS instance is kept under this name (and billed): delete it once it is no longer needed");

@@ -165,3 +165,38 @@ pub fn upload_started(
         .and_then(|id| id.created_at())
         .or(upload.initiated)
 }
+
+/// The server did not accept connections, out of recovery, in time.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the server did not come back within {within:?} after the restore (last: {last}); it may still be replaying WAL or starting: see its log"
+)]
+pub struct NotBack {
+    /// How long was waited.
+    pub within: std::time::Duration,
+    /// The last thing seen.
+    pub last: String,
+}
+
+/// Polls until `app` takes a connection and the server is out of recovery
+/// (a restore finished: a point-in-time restore promoted, an instance
+/// restored under the name the application connects to).
+pub async fn wait_until_primary(
+    app: &crate::db::ConnInfo,
+    within: std::time::Duration,
+) -> Result<(), NotBack> {
+    let started = std::time::Instant::now();
+    let mut last = String::from("not tried");
+    while started.elapsed() < within {
+        match crate::db::connect(app).await {
+            Ok(client) => match client.query_one("SELECT pg_is_in_recovery()", &[]).await {
+                Ok(row) if !row.get::<_, bool>(0) => return Ok(()),
+                Ok(_) => last = "in recovery".into(),
+                Err(e) => last = crate::error::chain(&e),
+            },
+            Err(e) => last = crate::error::chain(&e),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    Err(NotBack { within, last })
+}

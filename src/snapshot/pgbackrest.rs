@@ -165,7 +165,7 @@ pub enum PgbackrestError {
     Hook(#[from] ShellError),
     /// The server did not come back after the restore.
     #[error(transparent)]
-    NotBack(#[from] db::NotBack),
+    NotBack(#[from] super::NotBack),
     /// The database.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -292,7 +292,7 @@ impl<'a> Pgbackrest<'a> {
         self.run(&restore_args(point)).await?;
         self.hook("snapshot.pgbackrest.start", &self.config.start)
             .await?;
-        Ok(db::wait_until_primary(app, BACK_WITHIN).await?)
+        Ok(super::wait_until_primary(app, BACK_WITHIN).await?)
     }
 
     /// The shell lines that restore `point` by hand, as [`Self::restore`]
