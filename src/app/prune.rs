@@ -31,15 +31,15 @@ pub async fn prune(config: &Config, dry_run: bool, rds: bool, json: bool) -> Res
     let rds_plan = rds_plan(config, rds, &protected).await?;
     if !json {
         print_plan(&plan, config, dry_run);
-        print_rds_plan(&rds_plan, rds, dry_run);
+        print_rds_plan(rds_plan.as_ref(), rds, dry_run);
     }
     if !dry_run {
         prune::execute(&store, &admin, &plan)
             .await
             .map_err(|e| Error::failed("prune", e))?;
-        if let (true, Some((client, delete, _))) = (rds, &rds_plan) {
-            for (id, _) in delete {
-                client
+        if let (true, Some(plan)) = (rds, &rds_plan) {
+            for (id, _) in &plan.delete {
+                plan.client
                     .delete_snapshot(id)
                     .await
                     .map_err(|e| Error::failed("prune", e))?;
@@ -55,9 +55,9 @@ pub async fn prune(config: &Config, dry_run: bool, rds: bool, json: bool) -> Res
             "uploads": plan.uploads.iter().map(|(u, why)| serde_json::json!({ "key": u.key, "why": why })).collect::<Vec<_>>(),
             "databases": plan.databases.iter().map(|(name, why)| serde_json::json!({ "name": name, "why": why })).collect::<Vec<_>>(),
             "kept": plan.kept,
-            "rds_snapshots": rds_plan.as_ref().filter(|_| rds).map(|(_, delete, kept)| serde_json::json!({
-                "deleted": delete.iter().map(|(id, why)| serde_json::json!({ "id": id, "why": why })).collect::<Vec<_>>(),
-                "kept": kept,
+            "rds_snapshots": rds_plan.as_ref().filter(|_| rds).map(|plan| serde_json::json!({
+                "deleted": plan.delete.iter().map(|(id, why)| serde_json::json!({ "id": id, "why": why })).collect::<Vec<_>>(),
+                "kept": plan.kept,
             })),
             "retention": { "keep_last": config.snapshot.retention.keep_last, "keep_days": config.snapshot.retention.keep_days },
         }));
@@ -65,14 +65,23 @@ pub async fn prune(config: &Config, dry_run: bool, rds: bool, json: bool) -> Res
     Ok(())
 }
 
-/// With `snapshot.provider: rds`: the client, the instance's snapguard
-/// snapshots the retention does not keep, and how many it keeps. `--rds`
-/// without that provider is refused.
-async fn rds_plan(
-    config: &Config,
+/// What `snapshot.retention` would delete of the RDS instance's snapguard
+/// snapshots.
+struct RdsPrune<'c> {
+    client: Rds<'c>,
+    /// The snapshots to delete, with why.
+    delete: Vec<(String, String)>,
+    /// How many are kept.
+    kept: usize,
+}
+
+/// With `snapshot.provider: rds`, [`RdsPrune`]. `--rds` without that
+/// provider is refused.
+async fn rds_plan<'c>(
+    config: &'c Config,
     asked: bool,
     protected: &[String],
-) -> Result<Option<(Rds<'_>, Vec<(String, String)>, usize)>, Error> {
+) -> Result<Option<RdsPrune<'c>>, Error> {
     let Provider::Rds(rds) = &config.snapshot.provider else {
         if asked {
             return Err(Error::Usage(
@@ -92,16 +101,16 @@ async fn rds_plan(
         protected,
         chrono::Utc::now(),
     );
-    Ok(Some((client, delete, kept)))
+    Ok(Some(RdsPrune {
+        client,
+        delete,
+        kept,
+    }))
 }
 
 /// The RDS snapshots `--rds` deletes; without it, how many it would.
-fn print_rds_plan(
-    plan: &Option<(Rds<'_>, Vec<(String, String)>, usize)>,
-    asked: bool,
-    dry_run: bool,
-) {
-    let Some((_, delete, kept)) = plan else {
+fn print_rds_plan(plan: Option<&RdsPrune<'_>>, asked: bool, dry_run: bool) {
+    let Some(RdsPrune { delete, kept, .. }) = plan else {
         return;
     };
     if !asked {

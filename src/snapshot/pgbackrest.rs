@@ -22,7 +22,7 @@ use tokio_postgres::Client;
 
 use crate::config::PgbackrestConfig;
 use crate::config::invocation::quote;
-use crate::db::{self, ConnInfo, DbError};
+use crate::db::{ConnInfo, DbError};
 use crate::process::{self, ProcessError};
 use crate::shell::{Shell, ShellError};
 use crate::store::{ObjectStore, StoreError};
