@@ -319,6 +319,14 @@ impl Journal {
         }
     }
 
+    /// The deploy id's short form, for the names derived from it (the
+    /// clone, the restore point, the RDS snapshot, the failed copy).
+    pub fn short_id(&self) -> String {
+        crate::snapshot::SnapshotId::parse(&self.deploy_id)
+            .map(|id| id.short())
+            .unwrap_or_default()
+    }
+
     /// What the deploy's snapshot manifest records of it: the release
     /// running before it, and the deploy.
     pub fn snapshot_request(&self) -> crate::snapshot::take::SnapshotRequest {

@@ -26,7 +26,7 @@ use crate::report::{Outcome, Report, RollbackReport};
 use crate::snapshot::pgbackrest::{Pgbackrest, RestorePoint};
 use crate::snapshot::rds::{Rds, RdsSnapshot, SwapPhase};
 use crate::snapshot::restore::{self, RestoreFailure, RestoreOptions, derived_name};
-use crate::snapshot::{SnapshotId, guard};
+use crate::snapshot::guard;
 
 /// One rollback.
 pub struct Rollback<'a, 'b> {
@@ -465,10 +465,8 @@ impl Rollback<'_, '_> {
         {
             return Err(SwapError::Missing(clone.to_owned()));
         }
-        let short = SnapshotId::parse(&journal.deploy_id)
-            .map(|id| id.short())
-            .unwrap_or_default();
-        let failed = derived_name(database, "failed", &short).map_err(SwapError::Swap)?;
+        let failed =
+            derived_name(database, "failed", &journal.short_id()).map_err(SwapError::Swap)?;
         let started = Instant::now();
         crate::snapshot::clone::swap_in(&self.deployer.admin_info, database, clone, &failed)
             .await

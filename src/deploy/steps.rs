@@ -28,7 +28,7 @@ use crate::snapshot::clone::CloneMethod;
 use crate::snapshot::pgbackrest::{Pgbackrest, RestorePointRecord};
 use crate::snapshot::rds::{Rds, RdsSnapshot};
 use crate::snapshot::take::SnapshotError;
-use crate::snapshot::{SnapshotId, clone, guard};
+use crate::snapshot::{clone, guard};
 use crate::store::ObjectStore;
 
 impl Deployer<'_> {
@@ -178,9 +178,7 @@ impl Deployer<'_> {
         let clone_name = crate::snapshot::restore::derived_name(
             database,
             "sg",
-            &SnapshotId::parse(&p.journal.deploy_id)
-                .map(|id| id.short())
-                .unwrap_or_default(),
+            &p.journal.short_id(),
         )
         .map_err(|e| e.to_string());
         let clone = p
@@ -216,10 +214,7 @@ impl Deployer<'_> {
         config: &PgbackrestConfig,
     ) -> Result<String, StepFailure> {
         let started = Instant::now();
-        let short = SnapshotId::parse(&p.journal.deploy_id)
-            .map(|id| id.short())
-            .unwrap_or_default();
-        let name = format!("snapguard-{short}");
+        let name = format!("snapguard-{}", p.journal.short_id());
         let point = Pgbackrest::new(config)
             .restore_point(&p.admin, &name)
             .await
@@ -286,10 +281,7 @@ impl Deployer<'_> {
         config: &RdsConfig,
     ) -> Result<String, StepFailure> {
         let started = Instant::now();
-        let short = SnapshotId::parse(&p.journal.deploy_id)
-            .map(|id| id.short())
-            .unwrap_or_default();
-        let record = RdsSnapshot::named(&config.instance, &short);
+        let record = RdsSnapshot::named(&config.instance, &p.journal.short_id());
         p.journal.snapshot.as_mut().expect("set by the step").rds = Some(record.clone());
         p.journal
             .save(self.store)

@@ -18,10 +18,7 @@
 
 use std::time::{Duration, Instant};
 
-use aws_config::BehaviorVersion;
-use aws_config::meta::region::RegionProviderChain;
 use aws_sdk_rds::Client;
-use aws_sdk_rds::config::Region;
 use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
 
 use crate::config::RdsConfig;
@@ -229,13 +226,7 @@ impl<'a> Rds<'a> {
     /// A client with the standard credential chain, `region` and
     /// `endpoint` as configured.
     pub async fn new(config: &'a RdsConfig) -> Rds<'a> {
-        let region = RegionProviderChain::first_try(config.region.clone().map(Region::new))
-            .or_default_provider()
-            .or_else(Region::new("us-east-1"));
-        let shared = aws_config::defaults(BehaviorVersion::latest())
-            .region(region)
-            .load()
-            .await;
+        let shared = crate::store::s3::aws_shared_config(config.region.clone()).await;
         let mut builder = aws_sdk_rds::config::Builder::from(&shared);
         if let Some(endpoint) = &config.endpoint {
             builder = builder.endpoint_url(endpoint);

@@ -44,13 +44,7 @@ pub struct S3Store {
 impl S3Store {
     /// Builds a client with the standard credential chain.
     pub async fn new(bucket: &str, prefix: &str, config: &S3Options) -> Self {
-        let region = RegionProviderChain::first_try(config.region.clone().map(Region::new))
-            .or_default_provider()
-            .or_else(Region::new("us-east-1"));
-        let shared = aws_config::defaults(BehaviorVersion::latest())
-            .region(region)
-            .load()
-            .await;
+        let shared = aws_shared_config(config.region.clone()).await;
         let mut builder = aws_sdk_s3::config::Builder::from(&shared)
             .retry_config(RetryConfig::standard().with_max_attempts(5))
             .timeout_config(
@@ -79,7 +73,21 @@ impl S3Store {
         }
     }
 
-    fn classify<E>(
+    /// The AWS SDKs' shared configuration: the standard credential chain,
+/// and `region` if given, else the environment's (`AWS_REGION`, the
+/// profile), else `us-east-1`. The store's client and `snapshot.provider:
+/// rds`'s are built from it.
+pub async fn aws_shared_config(region: Option<String>) -> aws_config::SdkConfig {
+    let region = RegionProviderChain::first_try(region.map(Region::new))
+        .or_default_provider()
+        .or_else(Region::new("us-east-1"));
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(region)
+        .load()
+        .await
+}
+
+fn classify<E>(
         &self,
         op: &'static str,
         key: &str,
