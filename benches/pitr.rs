@@ -16,7 +16,7 @@
 //! Run it with `scripts/bench pitr [--scales 30,140] [--runs 5]` (scale 30
 //! is about 1 GB, 140 about 5 GB).
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 #[path = "../tests/common/mod.rs"]
@@ -27,7 +27,7 @@ mod support;
 
 use common::pgbackrest::Archived;
 use deploys::step_seconds;
-use support::{Args, build_database, median, parse_args, spread};
+use support::{Args, build_database, dump_floor, median, parse_args, spread};
 
 const PROVIDERS: [&str; 2] = ["pg_dump", "pgbackrest"];
 
@@ -106,7 +106,7 @@ fn main() {
         let mut figures = [Figures::default(), Figures::default()];
         for run in 0..runs {
             eprintln!("scale {scale}, run {}/{runs}…", run + 1);
-            floor.push(dump_floor(&cluster));
+            floor.push(dump_floor(&cluster.server));
             for k in 0..PROVIDERS.len() {
                 let i = (run + k) % PROVIDERS.len();
                 let ok = deploy(PROVIDERS[i], false);
@@ -159,18 +159,4 @@ fn main() {
     for line in out {
         println!("{line}");
     }
-}
-
-/// `pg_dump -Fc -Z0 bench > /dev/null`, timed after a `sync`.
-fn dump_floor(cluster: &Archived) -> f64 {
-    let pg = &cluster.server;
-    let _ = Command::new("sync").status();
-    let started = Instant::now();
-    let status = Command::new(pg.bin_dir().join("pg_dump"))
-        .args(["-Fc", "-Z0", &pg.url("bench")])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    started.elapsed().as_secs_f64()
 }

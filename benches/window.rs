@@ -10,7 +10,7 @@
 //!
 //! Run it with `scripts/bench window [--scales 10,40] [--runs 5]`.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 #[path = "../tests/common/mod.rs"]
@@ -20,7 +20,7 @@ mod deploys;
 mod support;
 
 use deploys::step_seconds;
-use support::{Args, build_database, median, parse_args, spread};
+use support::{Args, build_database, dump_floor, median, parse_args, spread};
 
 const POLICIES: [&str; 3] = ["before-migrate", "before-maintenance-off", "after"];
 
@@ -67,7 +67,7 @@ fn main() {
         let mut upload = vec![];
         for run in 0..runs {
             eprintln!("scale {scale}, run {}/{runs}…", run + 1);
-            floor.push(dump_floor());
+            floor.push(dump_floor(common::pg()));
             parallel.push(parallel_dump(dir));
             single_local.push(timed_shell(
                 dir,
@@ -143,20 +143,6 @@ fn main() {
     for line in out {
         println!("{line}");
     }
-}
-
-/// `pg_dump -Fc -Z0 bench > /dev/null`, timed after a `sync`.
-fn dump_floor() -> f64 {
-    let pg = common::pg();
-    let _ = Command::new("sync").status();
-    let started = Instant::now();
-    let status = Command::new(pg.bin_dir().join("pg_dump"))
-        .args(["-Fc", "-Z0", &pg.url("bench")])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    started.elapsed().as_secs_f64()
 }
 
 /// `pg_dump -Fd -Z0 -j 2` into a directory (one file per table, as a

@@ -90,3 +90,19 @@ pub fn build_database(pg: &EphemeralServer, scale: u32) {
     );
     psql("bench", "VACUUM ANALYZE");
 }
+
+/// `pg_dump -Fc -Z0 bench > /dev/null` on `pg`, timed after a `sync`: the
+/// dump floor the windows are compared with. Declared by the benches that
+/// measure it.
+#[allow(dead_code)]
+pub fn dump_floor(pg: &EphemeralServer) -> f64 {
+    let _ = Command::new("sync").status();
+    let started = std::time::Instant::now();
+    let status = Command::new(pg.bin_dir().join("pg_dump"))
+        .args(["-Fc", "-Z0", &pg.url("bench")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    started.elapsed().as_secs_f64()
+}
