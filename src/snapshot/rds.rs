@@ -184,12 +184,22 @@ pub enum RdsError {
         last: String,
     },
     /// A call failed.
-    #[error("RDS {op} failed{}", .code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    #[error(
+        "RDS {op} failed{}",
+        match (.code, .message) {
+            (Some(c), Some(m)) => format!(" ({c}: {m})"),
+            (Some(c), None) => format!(" ({c})"),
+            _ => String::new(),
+        }
+    )]
     Call {
         /// The operation.
         op: &'static str,
         /// RDS's error code, when it gave one.
         code: Option<String>,
+        /// RDS's message, when it gave one (the SDK's error says only
+        /// "service error").
+        message: Option<String>,
         /// The SDK's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
@@ -204,6 +214,7 @@ impl RdsError {
         move |e| RdsError::Call {
             op,
             code: e.code().map(str::to_owned),
+            message: e.message().map(str::to_owned),
             source: Box::new(e),
         }
     }
