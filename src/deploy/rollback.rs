@@ -23,10 +23,10 @@ use crate::error::{BoxError, chain};
 use crate::maintenance;
 use crate::release;
 use crate::report::{Outcome, Report, RollbackReport};
+use crate::snapshot::guard;
 use crate::snapshot::pgbackrest::{Pgbackrest, RestorePoint};
 use crate::snapshot::rds::{Rds, RdsSnapshot, SwapPhase};
 use crate::snapshot::restore::{self, RestoreFailure, RestoreOptions, derived_name};
-use crate::snapshot::guard;
 
 /// One rollback.
 pub struct Rollback<'a, 'b> {

@@ -175,12 +175,9 @@ impl Deployer<'_> {
         upload: &mut Upload<'_>,
     ) -> Result<String, StepFailure> {
         let database = self.db.dbname();
-        let clone_name = crate::snapshot::restore::derived_name(
-            database,
-            "sg",
-            &p.journal.short_id(),
-        )
-        .map_err(|e| e.to_string());
+        let clone_name =
+            crate::snapshot::restore::derived_name(database, "sg", &p.journal.short_id())
+                .map_err(|e| e.to_string());
         let clone = p
             .local_clone
             .clone()

@@ -31,6 +31,20 @@ use super::{S3Options, Sse};
 /// buffers to about 40 MiB.
 const MAX_IN_FLIGHT: usize = 4;
 
+/// The AWS SDKs' shared configuration: the standard credential chain,
+/// and `region` if given, else the environment's (`AWS_REGION`, the
+/// profile), else `us-east-1`. The store's client and `snapshot.provider:
+/// rds`'s are built from it.
+pub async fn aws_shared_config(region: Option<String>) -> aws_config::SdkConfig {
+    let region = RegionProviderChain::first_try(region.map(Region::new))
+        .or_default_provider()
+        .or_else(Region::new("us-east-1"));
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(region)
+        .load()
+        .await
+}
+
 /// A bucket and prefix on S3 or an S3-compatible server.
 #[derive(Clone)]
 pub struct S3Store {
@@ -73,21 +87,7 @@ impl S3Store {
         }
     }
 
-    /// The AWS SDKs' shared configuration: the standard credential chain,
-/// and `region` if given, else the environment's (`AWS_REGION`, the
-/// profile), else `us-east-1`. The store's client and `snapshot.provider:
-/// rds`'s are built from it.
-pub async fn aws_shared_config(region: Option<String>) -> aws_config::SdkConfig {
-    let region = RegionProviderChain::first_try(region.map(Region::new))
-        .or_default_provider()
-        .or_else(Region::new("us-east-1"));
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(region)
-        .load()
-        .await
-}
-
-fn classify<E>(
+    fn classify<E>(
         &self,
         op: &'static str,
         key: &str,
