@@ -103,6 +103,15 @@ fn the_schema_refuses_what_snapguard_refuses() {
             "maintenance:\n  - { file: { path: /tmp/m }, command: { on: a, off: b } }\n",
             "maintenance/0",
         ),
+        // `snapshot.rds` is read by two providers, each with its own key.
+        (
+            "snapshot:\n  provider: aurora-clone\n  rds:\n    instance: prod\n",
+            "snapshot/rds: 'cluster' is a required property",
+        ),
+        (
+            "snapshot:\n  rds:\n    region: eu-west-1\n",
+            "snapshot: 'provider' is a required property",
+        ),
     ] {
         let found = complaints(&schema, text);
         assert!(found.contains(complaint), "{text}: {found}");
@@ -253,8 +262,9 @@ fn samples(
             "5 seconds",
             &[("release.health.url", "http://app.internal/health")],
         ),
-        "snapshot.provider" => ("pgbackrest", "aurora-clone", &PGBACKREST[1..]),
+        "snapshot.provider" => ("pgbackrest", "aurora", &PGBACKREST[1..]),
         "snapshot.rds.instance" => ("prod-db", "[x]", &[("snapshot.provider", "rds")]),
+        "snapshot.rds.cluster" => ("prod-db", "[x]", &[("snapshot.provider", "aurora-clone")]),
         "snapshot.rds.region" | "snapshot.rds.endpoint" => ("x", "[x]", RDS),
         "snapshot.rds.wait" => ("30m", "30 minutes", RDS),
         "snapshot.pgbackrest.stanza" => ("main", "[x]", PGBACKREST_BUT_STANZA),

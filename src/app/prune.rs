@@ -91,10 +91,16 @@ async fn rds_plan<'c>(
         return Ok(None);
     };
     let client = Rds::new(rds).await;
-    let listed = client
-        .list()
-        .await
-        .map_err(|e| Error::nothing_changed("prune", e))?;
+    let listed = match client.list().await {
+        Ok(listed) => listed,
+        Err(e) if asked => return Err(Error::nothing_changed("prune", e)),
+        // Plain `prune` only counts RDS's snapshots: RDS out of reach must
+        // not keep it from pruning the store.
+        Err(e) => {
+            tracing::warn!(error = %crate::error::chain(&e), "cannot list the RDS snapshots; pruning the store only");
+            return Ok(None);
+        }
+    };
     let (delete, kept) = prune::rds_plan(
         &listed,
         config.snapshot.retention,

@@ -85,12 +85,13 @@ impl Choice for Offsite {
     ];
 }
 
-/// `snapshot.provider`. (`aurora-clone` is not built yet.)
+/// `snapshot.provider`.
 impl Choice for ProviderKind {
     const CHOICES: &'static [(&'static str, Self)] = &[
         ("pg_dump", ProviderKind::PgDump),
         ("pgbackrest", ProviderKind::Pgbackrest),
         ("rds", ProviderKind::Rds),
+        ("aurora-clone", ProviderKind::AuroraClone),
     ];
 }
 

@@ -112,6 +112,7 @@ pub(super) const KEYS: &[Key] = &[
     command("snapshot.pgbackrest.stop"),
     command("snapshot.pgbackrest.start"),
     key("snapshot.rds.instance", Text),
+    key("snapshot.rds.cluster", Text),
     key("snapshot.rds.region", Text),
     key("snapshot.rds.endpoint", Text),
     key("snapshot.rds.wait", Duration).or("60m"),

@@ -260,8 +260,10 @@ pub enum Provider {
     /// A pgBackRest restore point; the rollback is a point-in-time restore
     /// of the whole cluster to it.
     Pgbackrest(PgbackrestConfig),
-    /// An RDS snapshot of the whole instance; the rollback renames the
-    /// instance aside and restores the snapshot under its name.
+    /// RDS: a snapshot of the whole instance, the rollback renaming the
+    /// instance aside and restoring the snapshot under its name (`rds`);
+    /// or of an Aurora cluster, the rollback cloning the cluster as it was
+    /// and swapping the clone in under its name (`aurora-clone`).
     Rds(RdsConfig),
 }
 
@@ -274,6 +276,8 @@ pub enum ProviderKind {
     Pgbackrest,
     /// `rds`.
     Rds,
+    /// `aurora-clone`.
+    AuroraClone,
 }
 
 /// `snapshot.pgbackrest`: how snapguard drives pgBackRest.
@@ -305,40 +309,65 @@ const PGBACKREST_KEYS: [&str; 6] = [
     "snapshot.pgbackrest.start",
 ];
 
-/// The keys of `snapshot.rds`.
-const RDS_KEYS: [&str; 4] = [
-    "snapshot.rds.instance",
-    "snapshot.rds.region",
-    "snapshot.rds.endpoint",
-    "snapshot.rds.wait",
+/// The keys of `snapshot.rds`, each with the providers it is read by.
+const RDS_KEYS: [(&str, &[ProviderKind]); 5] = [
+    ("snapshot.rds.instance", &[ProviderKind::Rds]),
+    ("snapshot.rds.cluster", &[ProviderKind::AuroraClone]),
+    ("snapshot.rds.region", RDS_PROVIDERS),
+    ("snapshot.rds.endpoint", RDS_PROVIDERS),
+    ("snapshot.rds.wait", RDS_PROVIDERS),
 ];
 
-/// An RDS `DBInstanceIdentifier`: 1 to 63 letters, digits or hyphens,
-/// starting with a letter, no two hyphens in a row, none at the end. The
-/// rollback renames the instance to `<instance>-failed-<deploy>` (29
-/// characters more): 34 at most leaves room.
+/// The providers `snapshot.rds` configures.
+const RDS_PROVIDERS: &[ProviderKind] = &[ProviderKind::Rds, ProviderKind::AuroraClone];
+
+/// An RDS identifier (`DBInstanceIdentifier`, `DBClusterIdentifier`): 1
+/// to 63 letters, digits or hyphens, starting with a letter, no two
+/// hyphens in a row, none at the end. The rollback renames the instance
+/// or cluster to `<id>-failed-<deploy>` (29 characters more): 34 at most
+/// leaves room.
 fn parse_rds_identifier(v: &str) -> Result<String, String> {
     let ok_chars = v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
     let starts = v.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
     if !ok_chars || !starts || v.contains("--") || v.ends_with('-') {
         return Err(format!(
-            "`{v}` is not an RDS instance identifier (letters, digits and single hyphens, starting with a letter)"
+            "`{v}` is not an RDS identifier (letters, digits and single hyphens, starting with a letter)"
         ));
     }
     if v.len() > 34 {
         return Err(format!(
-            "`{v}` is {} characters long; the rollback renames the instance to `<instance>-failed-<deploy>` (29 characters more) and RDS allows 63: at most 34",
+            "`{v}` is {} characters long; the rollback renames it to `<id>-failed-<deploy>` (29 characters more) and RDS allows 63: at most 34",
             v.len()
         ));
     }
     Ok(v.to_ascii_lowercase())
 }
 
-/// `snapshot.rds`: the RDS instance snapguard snapshots and restores.
+/// What `snapshot.rds` snapshots and restores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RdsTarget {
+    /// `instance`: a `DBInstanceIdentifier` (`provider: rds`).
+    Instance(String),
+    /// `cluster`: an Aurora `DBClusterIdentifier` (`provider:
+    /// aurora-clone`).
+    Cluster(String),
+}
+
+impl RdsTarget {
+    /// The identifier.
+    pub fn id(&self) -> &str {
+        match self {
+            RdsTarget::Instance(id) | RdsTarget::Cluster(id) => id,
+        }
+    }
+}
+
+/// `snapshot.rds`: the RDS instance or Aurora cluster snapguard snapshots
+/// and restores.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RdsConfig {
-    /// `instance`: the `DBInstanceIdentifier`.
-    pub instance: String,
+    /// `instance` or `cluster`.
+    pub target: RdsTarget,
     /// `region`: the AWS region, when not the environment's.
     pub region: Option<String>,
     /// `endpoint`: the RDS API's URL, when not AWS's (tests, a proxy).
@@ -915,20 +944,17 @@ impl Resolver<'_> {
         // A provider's section that the chosen provider would ignore is a
         // mistake to say, not to pass over: the rollback would not be the
         // one its author expects.
-        for (section, keys) in [
-            (ProviderKind::Pgbackrest, &PGBACKREST_KEYS[..]),
-            (ProviderKind::Rds, &RDS_KEYS[..]),
-        ] {
-            if kind == section {
-                continue;
-            }
-            for key in keys {
-                if set(key)?.is_some() {
-                    return Err(self.invalid(
-                        key,
-                        format!("needs `snapshot.provider: {}`", section.word()),
-                    ));
-                }
+        let sections = PGBACKREST_KEYS
+            .iter()
+            .map(|key| (*key, &[ProviderKind::Pgbackrest][..]))
+            .chain(RDS_KEYS);
+        for (key, read_by) in sections {
+            if !read_by.contains(&kind) && set(key)?.is_some() {
+                let words: Vec<String> = read_by
+                    .iter()
+                    .map(|p| format!("`snapshot.provider: {}`", p.word()))
+                    .collect();
+                return Err(self.invalid(key, format!("needs {}", words.join(" or "))));
             }
         }
         let required = |key: &'static str| -> Result<String, ConfigError> {
@@ -952,15 +978,23 @@ impl Resolver<'_> {
                 stop: required("snapshot.pgbackrest.stop")?,
                 start: required("snapshot.pgbackrest.start")?,
             }),
-            ProviderKind::Rds => Provider::Rds(RdsConfig {
-                instance: self
-                    .parse("snapshot.rds.instance", parse_rds_identifier)?
-                    .ok_or_else(|| {
+            ProviderKind::Rds | ProviderKind::AuroraClone => Provider::Rds(RdsConfig {
+                target: {
+                    let (key, target): (_, fn(String) -> RdsTarget) = match kind {
+                        ProviderKind::Rds => ("snapshot.rds.instance", RdsTarget::Instance),
+                        _ => ("snapshot.rds.cluster", RdsTarget::Cluster),
+                    };
+                    let id = self.parse(key, parse_rds_identifier)?.ok_or_else(|| {
                         self.invalid(
-                            "snapshot.rds.instance",
-                            "`snapshot.provider: rds` needs it (see docs/configuration.md)".into(),
+                            key,
+                            format!(
+                                "`snapshot.provider: {}` needs it (see docs/configuration.md)",
+                                kind.word()
+                            ),
                         )
-                    })?,
+                    })?;
+                    target(id)
+                },
                 region: set("snapshot.rds.region")?,
                 endpoint: set("snapshot.rds.endpoint")?,
                 wait: self.defaulted("snapshot.rds.wait", parse_duration)?,
@@ -1117,10 +1151,10 @@ mod tests {
                 && orphan.contains("provider: pgbackrest"),
             "{orphan}"
         );
-        let unbuilt = refused("  provider: aurora-clone\n");
+        let unknown = refused("  provider: barman\n");
         assert!(
-            unbuilt.contains("expected `pg_dump`, `pgbackrest` or `rds`"),
-            "{unbuilt}"
+            unknown.contains("expected `pg_dump`, `pgbackrest`, `rds` or `aurora-clone`"),
+            "{unknown}"
         );
     }
 
@@ -1138,7 +1172,7 @@ mod tests {
             panic!("{:?}", config.snapshot.provider);
         };
         // RDS identifiers are not case-sensitive; it stores them lower-case.
-        assert_eq!(r.instance, "prod-db");
+        assert_eq!(r.target, RdsTarget::Instance("prod-db".into()));
         assert_eq!(r.region.as_deref(), Some("eu-west-1"));
         assert_eq!(r.wait, Duration::from_secs(90 * 60));
         let refused = |text: &str| {
@@ -1150,7 +1184,7 @@ mod tests {
         assert!(missing.contains("`snapshot.rds.instance`"), "{missing}");
         for bad in ["1prod", "prod--db", "prod-", "prod_db"] {
             let e = refused(&format!("  provider: rds\n  rds:\n    instance: {bad}\n"));
-            assert!(e.contains("not an RDS instance identifier"), "{bad}: {e}");
+            assert!(e.contains("not an RDS identifier"), "{bad}: {e}");
         }
         let long = refused(&format!(
             "  provider: rds\n  rds:\n    instance: {}\n",
@@ -1161,6 +1195,30 @@ mod tests {
         assert!(
             orphan.contains("`snapshot.rds.instance`") && orphan.contains("provider: rds"),
             "{orphan}"
+        );
+        // `aurora-clone` reads the same section, with `cluster`.
+        let aurora = load(
+            &format!("{base}  provider: aurora-clone\n  rds:\n    cluster: Prod\n"),
+            &[],
+            Overrides::default(),
+        )
+        .unwrap();
+        let Provider::Rds(a) = &aurora.snapshot.provider else {
+            panic!("{:?}", aurora.snapshot.provider);
+        };
+        assert_eq!(a.target, RdsTarget::Cluster("prod".into()));
+        let no_cluster = refused("  provider: aurora-clone\n  rds:\n    instance: prod\n");
+        assert!(
+            no_cluster.contains("`snapshot.rds.instance`")
+                && no_cluster.contains("needs `snapshot.provider: rds`"),
+            "{no_cluster}"
+        );
+        let missing = refused("  provider: aurora-clone\n");
+        assert!(missing.contains("`snapshot.rds.cluster`"), "{missing}");
+        let shared = refused("  rds:\n    region: eu-west-1\n");
+        assert!(
+            shared.contains("`snapshot.provider: rds` or `snapshot.provider: aurora-clone`"),
+            "{shared}"
         );
         let later = refused("  provider: rds\n  offsite: after\n  rds:\n    instance: prod\n");
         assert!(

@@ -101,54 +101,66 @@ fn constrain(node: &mut Value, condition: Value) {
 }
 
 /// Each provider's section: `snapshot.provider: pgbackrest` needs its
-/// section's `stanza`, `stop` and `start`, `rds` its `instance`; a section
-/// with any key set needs its provider.
+/// section's `stanza`, `stop` and `start`, `rds` `snapshot.rds.instance`,
+/// `aurora-clone` `snapshot.rds.cluster`; a section's key set needs a
+/// provider that reads it.
 fn provider_sections() -> Vec<Value> {
     let set = json!({ "not": { "enum": [null, ""] } });
-    let sections: [(&str, &[&str], &[&str]); 2] = [
+    // (provider, its section, the keys it needs there)
+    let needs: [(&str, &str, &[&str]); 3] = [
+        ("pgbackrest", "pgbackrest", &["stanza", "stop", "start"]),
+        ("rds", "rds", &["instance"]),
+        ("aurora-clone", "rds", &["cluster"]),
+    ];
+    // (section, keys, the providers that read them)
+    let read_by: [(&str, &[&str], &[&str]); 4] = [
         (
             "pgbackrest",
-            &["stanza", "stop", "start"],
             &["stanza", "config", "user", "exec", "stop", "start"],
+            &["pgbackrest"],
         ),
+        ("rds", &["instance"], &["rds"]),
+        ("rds", &["cluster"], &["aurora-clone"]),
         (
             "rds",
-            &["instance"],
-            &["instance", "region", "endpoint", "wait"],
+            &["region", "endpoint", "wait"],
+            &["rds", "aurora-clone"],
         ),
     ];
     let mut conditions = Vec::new();
-    for (provider, required, keys) in sections {
+    for (provider, section, required) in needs {
         let needed: serde_json::Map<String, Value> = required
             .iter()
             .map(|k| ((*k).to_owned(), set.clone()))
             .collect();
-        let any_set: Vec<Value> = keys
-            .iter()
-            .map(|k| json!({ "required": [k], "properties": { *k: set } }))
-            .collect();
         conditions.push(json!({
             "if": { "required": ["provider"], "properties": { "provider": { "const": provider } } },
             "then": {
-                "required": [provider],
-                "properties": { provider: {
+                "required": [section],
+                "properties": { section: {
                     "type": "object",
                     "required": required,
                     "properties": needed
                 } }
             }
         }));
+    }
+    for (section, keys, providers) in read_by {
+        let any_set: Vec<Value> = keys
+            .iter()
+            .map(|k| json!({ "required": [k], "properties": { *k: set } }))
+            .collect();
         conditions.push(json!({
             "if": {
-                "required": [provider],
-                "properties": { provider: {
+                "required": [section],
+                "properties": { section: {
                     "type": "object",
                     "anyOf": any_set
                 } }
             },
             "then": {
                 "required": ["provider"],
-                "properties": { "provider": { "const": provider } }
+                "properties": { "provider": { "enum": providers } }
             }
         }));
     }

@@ -56,9 +56,21 @@ pub struct SnapshotRecord {
     /// it is requested, and how far the rollback's swap got.
     #[serde(default)]
     pub rds: Option<crate::snapshot::rds::RdsSnapshot>,
+    /// `snapshot.provider: aurora-clone`: the cluster's snapshot and the
+    /// time the rollback clones it at, recorded before it is requested,
+    /// and how far the rollback's swap got.
+    #[serde(default)]
+    pub aurora: Option<crate::snapshot::aurora::AuroraClone>,
 }
 
 impl SnapshotRecord {
+    /// Whether the rollback's RDS or Aurora swap began (the write guard
+    /// let it): it goes on from what RDS shows, without asking again.
+    pub fn swap_begun(&self) -> bool {
+        self.rds.as_ref().is_some_and(|r| r.swap.is_some())
+            || self.aurora.as_ref().is_some_and(|a| a.swap.is_some())
+    }
+
     /// The clone's upload committed snapshot `id`: the rollback's store
     /// snapshot from now on.
     pub fn upload_committed(&mut self, id: String) {
@@ -396,6 +408,7 @@ pub async fn protected(store: &impl ObjectStore) -> Result<Vec<String>, JournalE
             protected.extend(s.id);
             protected.extend(s.clone);
             protected.extend(s.rds.map(|r| r.snapshot));
+            protected.extend(s.aurora.map(|a| a.snapshot));
         }
     }
     Ok(protected)

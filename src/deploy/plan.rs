@@ -67,6 +67,14 @@ pub fn text(found: &Found, config: &Config, store: &Store, database: &str) -> St
             instance.class.as_deref().unwrap_or("unknown class"),
             r.wait
         ),
+        (Provider::Rds(r), Some(ProviderReady::Aurora(cluster))) => format!(
+            "  2. Aurora snapshot of cluster `{}` ({} {}, {} instance(s); minutes on AWS, waited on up to {:?}); a rollback clones the WHOLE cluster as it was (copy-on-write) and swaps the clone in under its name",
+            cluster.id,
+            cluster.engine,
+            cluster.version.as_deref().unwrap_or(""),
+            cluster.members.len(),
+            r.wait
+        ),
         (Provider::Pgbackrest(p), Some(ProviderReady::Pgbackrest(ready))) => format!(
             "  2. pgBackRest restore point in stanza `{}` (about a second: the point, a WAL switch, `pgbackrest check`); a rollback restores backup {} (finished {} ago) and replays the WAL since, for the WHOLE cluster: {}",
             p.stanza,
@@ -189,6 +197,12 @@ fn provider_json(found: &Found, config: &Config) -> serde_json::Value {
         (Provider::Rds(r), Some(ProviderReady::Rds(instance))) => serde_json::json!({
             "kind": "rds",
             "instance": instance,
+            "region": r.region,
+            "wait_seconds": r.wait.as_secs(),
+        }),
+        (Provider::Rds(r), Some(ProviderReady::Aurora(cluster))) => serde_json::json!({
+            "kind": "aurora-clone",
+            "cluster": cluster,
             "region": r.region,
             "wait_seconds": r.wait.as_secs(),
         }),

@@ -13,7 +13,7 @@ use super::{DeployOptions, Deployer, lock, marker};
 use crate::cancel::Cancel;
 use crate::checks::{BeforeState, Verifier};
 use crate::ci;
-use crate::config::{Config, Provider};
+use crate::config::{Config, Provider, RdsTarget};
 use crate::db;
 use crate::db::privileges::{self, Capabilities};
 use crate::error::{BoxError, Error};
@@ -90,6 +90,8 @@ pub enum ProviderReady {
     Pgbackrest(crate::snapshot::pgbackrest::Ready),
     /// `rds`: the instance.
     Rds(crate::snapshot::rds::Instance),
+    /// `aurora-clone`: the cluster.
+    Aurora(crate::snapshot::aurora::Cluster),
 }
 
 impl Found {
@@ -222,6 +224,20 @@ impl<'a> Deployer<'a> {
                     "`snapshot.provider: pgbackrest` rolls back by a point-in-time restore";
                 (
                     Some(ProviderReady::Pgbackrest(ready)),
+                    Err(no_clone.to_owned()),
+                )
+            }
+            Provider::Rds(config) if matches!(config.target, RdsTarget::Cluster(_)) => {
+                let cluster = Rds::new(config)
+                    .await
+                    .preflight_cluster(self.db)
+                    .await
+                    .map_err(|e| refuse(e.into()))?;
+                tracing::warn!(cluster = %cluster.id, "snapshot.provider: aurora-clone: a rollback clones the WHOLE cluster as it was before the migrations and swaps the clone in under its name (typically 10 minutes or more on AWS); every database on it goes back");
+                let no_clone =
+                    "`snapshot.provider: aurora-clone` rolls back by cloning the cluster";
+                (
+                    Some(ProviderReady::Aurora(cluster)),
                     Err(no_clone.to_owned()),
                 )
             }

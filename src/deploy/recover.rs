@@ -189,9 +189,10 @@ impl Deployer<'_> {
         }
     }
 
-    /// `snapshot.provider: rds`: when the oldest unfinished deploy's
-    /// rollback had begun its instance swap (the write guard passed), the
-    /// database is not there to lock while the instance is renamed aside:
+    /// `snapshot.provider: rds` or `aurora-clone`: when the oldest
+    /// unfinished deploy's rollback had begun its swap (the write guard
+    /// passed), the database is not there to lock while the instance or
+    /// cluster is renamed aside:
     /// the swap is finished first, without the lock, from what RDS shows
     /// and the journal says. `Ok(true)` when it was.
     async fn resume_rds_swap(&self) -> Result<bool, Error> {
@@ -208,16 +209,12 @@ impl Deployer<'_> {
         let mut journal = Journal::read(self.store, id)
             .await
             .map_err(|e| fail(e.into()))?;
-        let swapping = journal
-            .snapshot
-            .as_ref()
-            .and_then(|s| s.rds.as_ref())
-            .is_some_and(|r| r.swap.is_some());
+        let swapping = journal.snapshot.as_ref().is_some_and(|s| s.swap_begun());
         if !swapping || journal.database_restored {
             return Ok(false);
         }
-        tracing::info!(deploy = %journal.deploy_id, "the database does not answer and this deploy's rollback was swapping the RDS instance: finishing the swap");
-        let done = rollback::swap_rds(self, &mut journal).await.map_err(fail)?;
+        tracing::info!(deploy = %journal.deploy_id, "the database does not answer and this deploy's rollback was swapping the RDS instance or Aurora cluster: finishing the swap");
+        let done = rollback::swap(self, &mut journal).await.map_err(fail)?;
         tracing::info!("{done}");
         journal.database_restored = true;
         journal.save(self.store).await.map_err(|e| fail(e.into()))?;

@@ -16,13 +16,14 @@ use super::journal::{Journal, State, Step};
 use super::watch::Watch;
 use super::{Deployer, hook_env};
 use crate::cancel::Cancel;
-use crate::config::Provider;
 use crate::config::invocation::{Invocation, quote};
+use crate::config::{Provider, RdsTarget};
 use crate::db::{admin, quote_ident};
 use crate::error::{BoxError, chain};
 use crate::maintenance;
 use crate::release;
 use crate::report::{Outcome, Report, RollbackReport};
+use crate::snapshot::aurora::{AuroraClone, ClonePhase};
 use crate::snapshot::guard;
 use crate::snapshot::pgbackrest::{Pgbackrest, RestorePoint};
 use crate::snapshot::rds::{Rds, RdsSnapshot, SwapPhase};
@@ -216,9 +217,10 @@ impl Rollback<'_, '_> {
         let Some(snapshot) = journal.snapshot.clone() else {
             return Err(vec![Box::new(NoSnapshotRecorded)]);
         };
-        if snapshot.rds.as_ref().is_some_and(|rds| rds.swap.is_some()) {
+        if snapshot.swap_begun() {
             // The write guard let this swap start in an earlier run: the
-            // instance may be renamed aside by now, not there to ask.
+            // instance or cluster may be renamed aside by now, not there
+            // to ask.
             r.write_guard =
                 Some("no write after the snapshot (checked before the swap began)".into());
             return self.rds_swap(journal, r).await.map_err(|e| vec![e]);
@@ -299,7 +301,7 @@ impl Rollback<'_, '_> {
         // `recover --snapshot ID` restores that store snapshot instead of
         // the provider's (a copy taken beside it, when the provider cannot).
         let by_provider = self.snapshot_override.is_none();
-        if snapshot.rds.is_some() && by_provider {
+        if (snapshot.rds.is_some() || snapshot.aurora.is_some()) && by_provider {
             return self.rds_swap(journal, r).await.map_err(|e| vec![e]);
         }
         if let Some(point) = snapshot.restore_point.as_ref().filter(|_| by_provider) {
@@ -409,13 +411,14 @@ impl Rollback<'_, '_> {
         Ok(())
     }
 
-    /// `snapshot.provider: rds`: [`swap_rds`].
+    /// `snapshot.provider: rds` or `aurora-clone`: [`swap_rds`] or
+    /// [`swap_aurora`].
     async fn rds_swap(
         &self,
         journal: &mut Journal,
         r: &mut RollbackReport,
     ) -> Result<Restored, BoxError> {
-        r.database = swap_rds(self.deployer, journal).await?;
+        r.database = swap(self.deployer, journal).await?;
         Ok(Restored::ServerRestarted)
     }
 
@@ -547,6 +550,107 @@ pub(super) async fn swap_rds(
     Ok(format!(
         "RDS instance `{}` restored from snapshot `{}`; the failed instance is kept as `{}`",
         record.instance, record.snapshot, record.aside
+    ))
+}
+
+/// The RDS swap the journal's snapshot asks for: an instance's
+/// ([`swap_rds`]) or an Aurora cluster's ([`swap_aurora`]).
+pub(super) async fn swap(
+    deployer: &Deployer<'_>,
+    journal: &mut Journal,
+) -> Result<String, BoxError> {
+    let aurora = journal
+        .snapshot
+        .as_ref()
+        .is_some_and(|s| s.aurora.is_some());
+    if aurora {
+        swap_aurora(deployer, journal).await
+    } else {
+        swap_rds(deployer, journal).await
+    }
+}
+
+/// `snapshot.provider: aurora-clone`: a copy-on-write clone of the cluster
+/// as it was at the deploy's snapshot, made while the failed cluster still
+/// serves, then the failed cluster renamed aside and the clone renamed to
+/// its name; each phase journaled before its first call. Then a wait until
+/// the database takes connections at the endpoint the application uses.
+/// What was done, for the report.
+async fn swap_aurora(deployer: &Deployer<'_>, journal: &mut Journal) -> Result<String, BoxError> {
+    let mut record = journal
+        .snapshot
+        .as_ref()
+        .and_then(|s| s.aurora.clone())
+        .expect("an Aurora snapshot is recorded");
+    let config = match &deployer.config.snapshot.provider {
+        Provider::Rds(config) if config.target == RdsTarget::Cluster(record.cluster.clone()) => {
+            config
+        }
+        _ => {
+            return Err(Box::new(ProviderChanged {
+                snapshot: format!("Aurora cluster snapshot `{}`", record.snapshot),
+                provider: "aurora-clone",
+            }));
+        }
+    };
+    let what = format!(
+        "cloning Aurora cluster `{}` as at snapshot `{}`",
+        record.cluster, record.snapshot
+    );
+    let during = |e: BoxError| -> BoxError {
+        Box::new(During {
+            what: what.clone(),
+            source: e,
+        })
+    };
+    let rds = Rds::new(config).await;
+    // Each phase is journaled before its first call, and a phase is only
+    // entered once the one before it is done: what RDS shows then tells
+    // `recover` which calls of the phase were made.
+    let mut enter = async |record: &mut AuroraClone, phase: ClonePhase| {
+        record.swap = Some(phase);
+        if let Some(snapshot) = journal.snapshot.as_mut() {
+            snapshot.aurora = Some(record.clone());
+        }
+        journal
+            .save(deployer.store)
+            .await
+            .map_err(|e| during(e.into()))
+    };
+    if record.swap.is_none() {
+        rds.check_clonable(&record)
+            .await
+            .map_err(|e| during(e.into()))?;
+        enter(&mut record, ClonePhase::Cloning).await?;
+    }
+    if record.swap == Some(ClonePhase::Cloning) {
+        rds.clone_cluster(&record)
+            .await
+            .map_err(|e| during(e.into()))?;
+        enter(&mut record, ClonePhase::Renaming).await?;
+    }
+    if record.swap == Some(ClonePhase::Renaming) {
+        rds.rename_cluster_aside(&record)
+            .await
+            .map_err(|e| during(e.into()))?;
+        enter(&mut record, ClonePhase::Promoting).await?;
+    }
+    rds.promote_clone(&record)
+        .await
+        .map_err(|e| during(e.into()))?;
+    crate::snapshot::wait_until_primary(deployer.db, config.wait)
+        .await
+        .map_err(|e| during(e.into()))?;
+    tracing::warn!(cluster = %record.aside, "the failed Aurora cluster and its instances are kept under this name (and billed): delete them once no longer needed");
+    Ok(format!(
+        "Aurora cluster `{}` replaced by a copy-on-write clone of itself as at {} (snapshot `{}`); the failed cluster is kept as `{}`",
+        record.cluster,
+        record
+            .restore_to
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default(),
+        record.snapshot,
+        record.aside
     ))
 }
 
@@ -802,6 +906,7 @@ mod tests {
             offsite: None,
             restore_point: None,
             rds: None,
+            aurora: None,
         });
         journal
     }

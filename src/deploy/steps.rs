@@ -17,13 +17,14 @@ use super::{Deployer, hook_env, marker};
 use crate::cancel::Cancel;
 use crate::checks::Verifier;
 use crate::config::Offsite;
-use crate::config::{HealthConfig, PgbackrestConfig, Provider, RdsConfig};
+use crate::config::{HealthConfig, PgbackrestConfig, Provider, RdsConfig, RdsTarget};
 use crate::db;
 use crate::error::{BoxError, chain};
 use crate::migrate::apply::TransactionMode;
 use crate::migrate::migrator::{Migrator, RunOptions};
 use crate::release;
 use crate::report::{Report, SnapshotSummary};
+use crate::snapshot::aurora::AuroraClone;
 use crate::snapshot::clone::CloneMethod;
 use crate::snapshot::pgbackrest::{Pgbackrest, RestorePointRecord};
 use crate::snapshot::rds::{Rds, RdsSnapshot};
@@ -123,13 +124,17 @@ impl Deployer<'_> {
             offsite: None,
             restore_point: None,
             rds: None,
+            aurora: None,
         });
         self.begin(&mut p.watch, &mut p.journal, Step::Snapshot)
             .await
             .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
         let detail = match &self.config.snapshot.provider {
             Provider::Pgbackrest(config) => self.restore_point(p, report, config).await,
-            Provider::Rds(config) => self.rds_snapshot(p, report, config).await,
+            Provider::Rds(config) => match config.target {
+                RdsTarget::Instance(_) => self.rds_snapshot(p, report, config).await,
+                RdsTarget::Cluster(_) => self.aurora_snapshot(p, report, config).await,
+            },
             Provider::PgDump => self.store_snapshot(p, report, cancel, upload).await,
         }
         .map_err(|e| e.recorded(&self.events, report, started))?;
@@ -232,17 +237,11 @@ impl Deployer<'_> {
             "restore point `{}` at {} (stanza `{}`, from backup {}) archived in {seconds:.1}s",
             point.name, point.lsn, point.stanza, point.backup
         );
-        report.snapshot = Some(SnapshotSummary {
-            id: point.name.clone(),
-            uri: format!("pgbackrest:{}/{}", point.stanza, point.backup),
-            size_bytes: 0,
-            clone: None,
+        report.snapshot = Some(SnapshotSummary::of_provider(
+            point.name.clone(),
+            format!("pgbackrest:{}/{}", point.stanza, point.backup),
             seconds,
-            clone_seconds: None,
-            clone_method: None,
-            offsite: Offsite::BeforeMigrate,
-            committed: true,
-        });
+        ));
         p.journal
             .snapshot
             .as_mut()
@@ -278,7 +277,7 @@ impl Deployer<'_> {
         config: &RdsConfig,
     ) -> Result<String, StepFailure> {
         let started = Instant::now();
-        let record = RdsSnapshot::named(&config.instance, &p.journal.short_id());
+        let record = RdsSnapshot::named(config.target.id(), &p.journal.short_id());
         p.journal.snapshot.as_mut().expect("set by the step").rds = Some(record.clone());
         p.journal
             .save(self.store)
@@ -290,20 +289,56 @@ impl Deployer<'_> {
             .await
             .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
         let seconds = started.elapsed().as_secs_f64();
-        report.snapshot = Some(SnapshotSummary {
-            id: record.snapshot.clone(),
-            uri: format!("rds:{}/{}", record.instance, record.snapshot),
-            size_bytes: 0,
-            clone: None,
+        report.snapshot = Some(SnapshotSummary::of_provider(
+            record.snapshot.clone(),
+            format!("rds:{}/{}", record.instance, record.snapshot),
             seconds,
-            clone_seconds: None,
-            clone_method: None,
-            offsite: Offsite::BeforeMigrate,
-            committed: true,
-        });
+        ));
         Ok(format!(
             "RDS snapshot `{}` of instance `{}` available in {seconds:.1}s",
             record.snapshot, record.instance
+        ))
+    }
+
+    /// `snapshot.provider: aurora-clone`: a snapshot of the cluster,
+    /// journaled before it is requested and waited on until RDS says it
+    /// is available; its time, journaled, is what the rollback clones the
+    /// cluster at.
+    async fn aurora_snapshot(
+        &self,
+        p: &mut Prepared<'_>,
+        report: &mut Report,
+        config: &RdsConfig,
+    ) -> Result<String, StepFailure> {
+        let started = Instant::now();
+        let mut record = AuroraClone::named(config.target.id(), &p.journal.short_id());
+        p.journal.snapshot.as_mut().expect("set by the step").aurora = Some(record.clone());
+        p.journal
+            .save(self.store)
+            .await
+            .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
+        let at = Rds::new(config)
+            .await
+            .cluster_snapshot(&record)
+            .await
+            .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
+        record.restore_to = Some(at);
+        p.journal.snapshot.as_mut().expect("set by the step").aurora = Some(record.clone());
+        // Without the time journaled, the rollback would have nothing to
+        // clone at: the step fails before any migration.
+        p.journal
+            .save(self.store)
+            .await
+            .map_err(|e| StepFailure::unchanged(Step::Snapshot, e))?;
+        let seconds = started.elapsed().as_secs_f64();
+        report.snapshot = Some(SnapshotSummary::of_provider(
+            record.snapshot.clone(),
+            format!("aurora:{}/{}", record.cluster, record.snapshot),
+            seconds,
+        ));
+        Ok(format!(
+            "Aurora cluster snapshot `{}` of `{}` available in {seconds:.1}s; a rollback clones the cluster as at {at}",
+            record.snapshot, record.cluster
         ))
     }
 

@@ -53,6 +53,24 @@ pub struct SnapshotSummary {
     pub committed: bool,
 }
 
+impl SnapshotSummary {
+    /// A provider's snapshot (a restore point, an RDS snapshot): taken
+    /// before the migrations, restorable once taken, no clone of ours.
+    pub fn of_provider(id: String, uri: String, seconds: f64) -> SnapshotSummary {
+        SnapshotSummary {
+            id,
+            uri,
+            size_bytes: 0,
+            clone: None,
+            seconds,
+            clone_seconds: None,
+            clone_method: None,
+            offsite: crate::config::Offsite::BeforeMigrate,
+            committed: true,
+        }
+    }
+}
+
 /// What failed, and where in the code or migrations.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FailureReport {

@@ -10,6 +10,7 @@
 //! A snapshot without a manifest is incomplete: it is listed as such and is
 //! never offered for restore.
 
+pub mod aurora;
 pub mod clone;
 pub mod guard;
 mod id;

@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 use aws_sdk_rds::Client;
 use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
 
-use crate::config::RdsConfig;
+use crate::config::{RdsConfig, RdsTarget};
 use crate::db::ConnInfo;
 
 /// How often RDS is asked whether a wait is over.
-const POLL: Duration = Duration::from_secs(5);
+pub(super) const POLL: Duration = Duration::from_secs(5);
 
 /// The deploy's RDS snapshot and how far the rollback's swap got:
 /// journaled before the snapshot is requested.
@@ -88,7 +88,7 @@ pub struct Instance {
     #[serde(skip)]
     security_groups: Vec<String>,
     #[serde(skip)]
-    parameter_group: Option<String>,
+    pub(super) parameter_group: Option<String>,
     #[serde(skip)]
     multi_az: Option<bool>,
     #[serde(skip)]
@@ -102,7 +102,7 @@ pub struct Instance {
 pub struct Listed {
     /// `DBSnapshotIdentifier`.
     pub id: String,
-    /// The instance it was taken of.
+    /// The instance (or Aurora cluster) it was taken of.
     pub instance: String,
     /// `Status`.
     pub status: String,
@@ -123,6 +123,56 @@ pub enum RdsError {
         /// The identifier.
         instance: String,
     },
+    /// No such Aurora cluster.
+    #[error(
+        "Aurora cluster `{cluster}` does not exist in this account and region (`snapshot.rds.cluster`, `snapshot.rds.region`)"
+    )]
+    NoCluster {
+        /// The identifier.
+        cluster: String,
+    },
+    /// The cluster is busy.
+    #[error(
+        "Aurora cluster `{cluster}` is `{status}`, not `available`: a snapshot or a clone would wait on it; deploy once it is available"
+    )]
+    ClusterNotAvailable {
+        /// The identifier.
+        cluster: String,
+        /// Its status.
+        status: String,
+    },
+    /// A cluster with no writer instance.
+    #[error("Aurora cluster `{cluster}` has no writer instance: there is no database to deploy to")]
+    NoWriter {
+        /// The identifier.
+        cluster: String,
+    },
+    /// The snapshot's time is out of the cluster's backup retention.
+    #[error(
+        "Aurora cluster `{cluster}` cannot be cloned at {at} (its earliest restorable time is {earliest}): the cluster is left as it is; cluster snapshot `{snapshot}` is the way back (`RestoreDBClusterFromSnapshot`)"
+    )]
+    NotRestorable {
+        /// The cluster.
+        cluster: String,
+        /// The snapshot's time.
+        at: chrono::DateTime<chrono::Utc>,
+        /// `EarliestRestorableTime`.
+        earliest: chrono::DateTime<chrono::Utc>,
+        /// The deploy's cluster snapshot.
+        snapshot: String,
+    },
+    /// None of the swap's clusters exists.
+    #[error(
+        "none of Aurora clusters `{cluster}`, `{aside}` and `{clone}` exists where the swap needs one: it cannot go on; see the RDS console's events for them"
+    )]
+    ClusterLost {
+        /// The cluster.
+        cluster: String,
+        /// Where it was being renamed to.
+        aside: String,
+        /// The clone.
+        clone: String,
+    },
     /// The instance is busy.
     #[error(
         "RDS instance `{instance}` is `{status}`, not `available`: a snapshot or a restore would wait on it; deploy once it is available"
@@ -135,7 +185,7 @@ pub enum RdsError {
     },
     /// An Aurora cluster member.
     #[error(
-        "RDS instance `{instance}` belongs to Aurora cluster `{cluster}`: its storage is the cluster's, and `snapshot.provider: rds` restores instances; Aurora (`aurora-clone`) is not supported yet"
+        "RDS instance `{instance}` belongs to Aurora cluster `{cluster}`: its storage is the cluster's, and `snapshot.provider: rds` restores instances; use `snapshot.provider: aurora-clone` with `snapshot.rds.cluster: {cluster}`"
     )]
     InCluster {
         /// The identifier.
@@ -144,10 +194,14 @@ pub enum RdsError {
         cluster: String,
     },
     /// Not PostgreSQL.
-    #[error("RDS instance `{instance}` runs `{engine}`, not PostgreSQL")]
+    #[error("RDS {kind} `{id}` runs `{engine}`, not {expected}")]
     NotPostgres {
+        /// `instance` or `cluster`.
+        kind: &'static str,
         /// The identifier.
-        instance: String,
+        id: String,
+        /// What it must run.
+        expected: &'static str,
         /// Its engine.
         engine: String,
     },
@@ -207,7 +261,7 @@ pub enum RdsError {
 }
 
 impl RdsError {
-    fn call<E>(op: &'static str) -> impl FnOnce(SdkError<E>) -> RdsError
+    pub(super) fn call<E>(op: &'static str) -> impl FnOnce(SdkError<E>) -> RdsError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -219,7 +273,7 @@ impl RdsError {
         }
     }
 
-    fn code(&self) -> Option<&str> {
+    pub(super) fn code(&self) -> Option<&str> {
         match self {
             RdsError::Call { code, .. } => code.as_deref(),
             _ => None,
@@ -229,8 +283,8 @@ impl RdsError {
 
 /// RDS as configured.
 pub struct Rds<'a> {
-    client: Client,
-    config: &'a RdsConfig,
+    pub(super) client: Client,
+    pub(super) config: &'a RdsConfig,
 }
 
 impl<'a> Rds<'a> {
@@ -254,28 +308,30 @@ impl<'a> Rds<'a> {
     /// endpoint: the rollback restores the instance, whatever the
     /// application connects to.
     pub async fn preflight(&self, app: &ConnInfo) -> Result<Instance, RdsError> {
-        let instance = &self.config.instance;
+        let instance = self.config.target.id();
         let found = self
             .describe(instance)
             .await?
             .ok_or_else(|| RdsError::NoInstance {
-                instance: instance.clone(),
+                instance: instance.to_owned(),
             })?;
         if let Some(cluster) = &found.cluster {
             return Err(RdsError::InCluster {
-                instance: instance.clone(),
+                instance: instance.to_owned(),
                 cluster: cluster.clone(),
             });
         }
         if !found.engine.starts_with("postgres") {
             return Err(RdsError::NotPostgres {
-                instance: instance.clone(),
+                kind: "instance",
+                id: instance.to_owned(),
+                expected: "PostgreSQL",
                 engine: found.engine.clone(),
             });
         }
         if found.status != "available" {
             return Err(RdsError::NotAvailable {
-                instance: instance.clone(),
+                instance: instance.to_owned(),
                 status: found.status.clone(),
             });
         }
@@ -302,10 +358,25 @@ impl<'a> Rds<'a> {
 
     /// Waits until snapshot `name` is available, logging its progress.
     async fn wait_snapshot(&self, name: &str) -> Result<(), RdsError> {
+        self.wait_snapshot_with(name, || self.snapshot_status(name))
+            .await
+    }
+
+    /// Waits until `status` (status, percent done) says snapshot `name`
+    /// is available, logging its progress: an instance's or a cluster's.
+    pub(super) async fn wait_snapshot_with<F, Fut>(
+        &self,
+        name: &str,
+        status: F,
+    ) -> Result<(), RdsError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<(String, Option<i32>), RdsError>>,
+    {
         let within = self.config.wait;
         let started = Instant::now();
         loop {
-            let (status, progress) = self.snapshot_status(name).await?;
+            let (status, progress) = status().await?;
             if status == "available" {
                 return Ok(());
             }
@@ -358,17 +429,20 @@ impl<'a> Rds<'a> {
         }
     }
 
-    /// The manual snapshots of the instance whose names snapguard gives
-    /// (`snapguard-<instance>-…`), oldest first.
+    /// The manual snapshots of the instance (or the Aurora cluster) whose
+    /// names snapguard gives (`snapguard-<id>-…`), oldest first.
     pub async fn list(&self) -> Result<Vec<Listed>, RdsError> {
-        let prefix = format!("snapguard-{}-", self.config.instance);
+        let RdsTarget::Instance(instance) = &self.config.target else {
+            return self.list_cluster_snapshots().await;
+        };
+        let prefix = format!("snapguard-{instance}-");
         let mut out = Vec::new();
         let mut marker = None;
         loop {
             let page = self
                 .client
                 .describe_db_snapshots()
-                .db_instance_identifier(&self.config.instance)
+                .db_instance_identifier(instance)
                 .snapshot_type("manual")
                 .set_marker(marker)
                 .send()
@@ -383,7 +457,7 @@ impl<'a> Rds<'a> {
                 };
                 out.push(Listed {
                     id: id.to_owned(),
-                    instance: self.config.instance.clone(),
+                    instance: instance.clone(),
                     status: s.status().unwrap_or("unknown").to_owned(),
                     created: s
                         .snapshot_create_time()
@@ -403,6 +477,9 @@ impl<'a> Rds<'a> {
 
     /// Deletes snapshot `id` (`prune --rds`).
     pub async fn delete_snapshot(&self, id: &str) -> Result<(), RdsError> {
+        if let RdsTarget::Cluster(_) = &self.config.target {
+            return self.delete_cluster_snapshot(id).await;
+        }
         self.client
             .delete_db_snapshot()
             .db_snapshot_identifier(id)
@@ -518,7 +595,7 @@ impl<'a> Rds<'a> {
 
     /// Polls `status` (`None`: done; `Some(status)`: not yet) until done
     /// or `snapshot.rds.wait` ran out.
-    async fn wait<F, Fut>(&self, what: &str, status: F) -> Result<(), RdsError>
+    pub(super) async fn wait<F, Fut>(&self, what: &str, status: F) -> Result<(), RdsError>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<Option<String>, RdsError>>,
@@ -542,7 +619,7 @@ impl<'a> Rds<'a> {
     }
 
     /// The instance named `id`, if RDS has one.
-    async fn describe(&self, id: &str) -> Result<Option<Instance>, RdsError> {
+    pub(super) async fn describe(&self, id: &str) -> Result<Option<Instance>, RdsError> {
         let out = match self
             .client
             .describe_db_instances()

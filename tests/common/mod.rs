@@ -15,6 +15,7 @@ use snapguard::ephemeral::{EphemeralOptions, EphemeralServer};
 
 pub mod app;
 pub mod pgbackrest;
+pub mod rds;
 
 /// The PostgreSQL server shared by every test in this binary.
 pub fn pg() -> &'static EphemeralServer {
