@@ -295,7 +295,7 @@ fn print_rds_snapshots(snapshots: &[crate::snapshot::rds::Listed]) {
         "RDS snapshots (kept until deleted: RDS does not expire manual snapshots, and `prune` leaves them):"
     );
     crate::outln!(
-        "{:<id_width$} {:<19} {:<10} {:>8}  INSTANCE",
+        "{:<id_width$} {:<19} {:<10} {:>8}  SOURCE",
         "ID",
         "CREATED (UTC)",
         "STATUS",

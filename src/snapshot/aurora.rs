@@ -7,7 +7,8 @@
 //! back to. The rollback first makes a copy-on-write clone of the cluster
 //! at that time (`RestoreDBClusterToPointInTime`, `RestoreType:
 //! copy-on-write`: minutes whatever the size, sharing the cluster's
-//! storage) with the cluster's network and parameter group, and an
+//! storage) with the cluster's network, parameter group, port, deletion
+//! protection, IAM authentication and Serverless v2 capacity, and an
 //! instance for each of the cluster's (same class, writer first), while
 //! the failed cluster still serves; then renames the cluster aside and the
 //! clone to the cluster's name (`ModifyDBCluster` with
@@ -23,6 +24,7 @@
 
 use aws_sdk_rds::error::ProvideErrorMetadata;
 use aws_sdk_rds::primitives::DateTime as AwsTime;
+use aws_sdk_rds::types::ServerlessV2ScalingConfiguration;
 use chrono::{DateTime, Utc};
 
 use super::rds::{Listed, Rds, RdsError};
@@ -113,6 +115,14 @@ pub struct Cluster {
     parameter_group: Option<String>,
     #[serde(skip)]
     port: Option<i32>,
+    #[serde(skip)]
+    deletion_protection: Option<bool>,
+    #[serde(skip)]
+    iam_auth: Option<bool>,
+    /// Serverless v2's capacity range (ACUs), which its `db.serverless`
+    /// instances need on the clone too.
+    #[serde(skip)]
+    serverless_v2: Option<(Option<f64>, Option<f64>)>,
     #[serde(skip)]
     earliest_restorable: Option<DateTime<Utc>>,
     #[serde(skip)]
@@ -353,6 +363,14 @@ impl Rds<'_> {
                 )
                 .set_db_cluster_parameter_group_name(source.parameter_group.clone())
                 .set_port(source.port)
+                .set_deletion_protection(source.deletion_protection)
+                .set_enable_iam_database_authentication(source.iam_auth)
+                .set_serverless_v2_scaling_configuration(source.serverless_v2.map(|(min, max)| {
+                    ServerlessV2ScalingConfiguration::builder()
+                        .set_min_capacity(min)
+                        .set_max_capacity(max)
+                        .build()
+                }))
                 .send()
                 .await
                 .map_err(RdsError::call("RestoreDBClusterToPointInTime"))?;
@@ -375,7 +393,8 @@ impl Rds<'_> {
                     .set_db_parameter_group_name(
                         like.as_ref().and_then(|i| i.parameter_group.clone()),
                     )
-                    .set_promotion_tier(member.promotion_tier);
+                    .set_promotion_tier(member.promotion_tier)
+                    .set_publicly_accessible(like.as_ref().and_then(|i| i.publicly_accessible));
                 match request.send().await {
                     Ok(_) => {}
                     // Another `recover` got there first.
@@ -513,6 +532,11 @@ impl Rds<'_> {
                     .collect(),
                 parameter_group: c.db_cluster_parameter_group().map(str::to_owned),
                 port: c.port(),
+                deletion_protection: c.deletion_protection(),
+                iam_auth: c.iam_database_authentication_enabled(),
+                serverless_v2: c
+                    .serverless_v2_scaling_configuration()
+                    .map(|s| (s.min_capacity(), s.max_capacity())),
                 earliest_restorable: c.earliest_restorable_time().and_then(utc),
                 latest_restorable: c.latest_restorable_time().and_then(utc),
             }

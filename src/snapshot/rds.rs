@@ -92,7 +92,7 @@ pub struct Instance {
     #[serde(skip)]
     multi_az: Option<bool>,
     #[serde(skip)]
-    publicly_accessible: Option<bool>,
+    pub(super) publicly_accessible: Option<bool>,
     #[serde(skip)]
     port: Option<i32>,
 }
