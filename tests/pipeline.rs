@@ -1066,11 +1066,6 @@ fn the_action_accepts_exactly_the_commands_snapguard_has() {
 }
 
 /// A port nothing listens on: connecting is refused at once.
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 #[test]
 fn a_network_failure_is_not_reported_as_a_missing_release() {
     let releases = tempfile::tempdir().unwrap();

@@ -299,4 +299,23 @@ fn prune_deletes_rds_snapshots_beyond_the_retention_only_when_told() {
     ws.run(&["prune", "--rds"]).expect_code(0);
     assert_eq!(rds.count("DeleteDBSnapshot"), 1);
     assert_eq!(rds.snapshots(), vec![newer]);
+
+    // RDS out of reach: plain `prune` still prunes the store, saying so;
+    // `--rds` cannot do what it was asked.
+    let config = std::fs::read_to_string(ws.path().join("snapguard.yml")).unwrap();
+    std::fs::write(
+        ws.path().join("snapguard.yml"),
+        config.replace(&rds.endpoint, &format!("http://127.0.0.1:{}", closed_port())),
+    )
+    .unwrap();
+    let unreachable = ws.run(&["prune"]);
+    unreachable.expect_code(0);
+    assert!(
+        unreachable
+            .stderr()
+            .contains("cannot list the RDS snapshots; pruning the store only"),
+        "{}",
+        unreachable.stderr()
+    );
+    ws.run(&["prune", "--rds"]).expect_code(3);
 }

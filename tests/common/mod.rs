@@ -17,6 +17,13 @@ pub mod app;
 pub mod pgbackrest;
 pub mod rds;
 
+/// A loopback port nothing listens on (bound, then let go): a server out
+/// of reach.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
 /// The PostgreSQL server shared by every test in this binary.
 pub fn pg() -> &'static EphemeralServer {
     static SERVER: OnceLock<EphemeralServer> = OnceLock::new();
