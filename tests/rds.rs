@@ -305,7 +305,10 @@ fn prune_deletes_rds_snapshots_beyond_the_retention_only_when_told() {
     let config = std::fs::read_to_string(ws.path().join("snapguard.yml")).unwrap();
     std::fs::write(
         ws.path().join("snapguard.yml"),
-        config.replace(&rds.endpoint, &format!("http://127.0.0.1:{}", closed_port())),
+        config.replace(
+            &rds.endpoint,
+            &format!("http://127.0.0.1:{}", closed_port()),
+        ),
     )
     .unwrap();
     let unreachable = ws.run(&["prune"]);
@@ -318,4 +321,41 @@ fn prune_deletes_rds_snapshots_beyond_the_retention_only_when_told() {
         unreachable.stderr()
     );
     ws.run(&["prune", "--rds"]).expect_code(3);
+}
+
+/// A rehearsal's deploy runs on a copy: with `provider: rds` it must not
+/// snapshot production's instance, nor, when the rehearsed migration
+/// fails, rename it aside. It snapshots the copy with pg_dump instead.
+#[test]
+fn a_rehearsal_never_calls_rds() {
+    let rds = Rds::start();
+    let ws = rds.workspace("rds_rehearsed", "prod", "");
+    ws.migrations(&[
+        ("1_add.sql", "CREATE TABLE added (id int);\n"),
+        ("2_bad.sql", "SELECT 1 / 0;\n"),
+    ]);
+    let run = ws
+        .snapguard()
+        .args(["rehearse", "--report", "report.json"])
+        .env("SNAPGUARD_FROM_URL", pg().url("rds_rehearsed"))
+        .output()
+        .unwrap();
+    let run = Run(run);
+    run.expect_code(8).expect_stderr("2_bad.sql:1");
+    assert!(
+        run.stderr()
+            .contains("the rehearsal snapshots the copy with pg_dump"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(rds.actions(), Vec::<String>::new());
+    // The rehearsed deploy's rollback was the copy's own.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["failure"]["step"], "migrate", "{report}");
+    assert_eq!(
+        psql("rds_rehearsed", "SELECT to_regclass('added') IS NULL"),
+        "t"
+    );
 }

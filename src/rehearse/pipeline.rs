@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::cancel::Cancel;
-use crate::config::{Config, LocalClone, ReleaseConfig};
+use crate::config::{Config, LocalClone, Provider, ReleaseConfig};
 use crate::deploy::journal::{Journal, Step};
 use crate::deploy::observe::MigrateObserver;
 use crate::deploy::{DeployOptions, Deployer};
@@ -53,7 +53,8 @@ impl Run {
 impl<'a> Target<'a> {
     /// Production's configuration with the copy as its database, `store`
     /// (a local directory) as its store, and nothing outside the database:
-    /// no maintenance switch, no release command, rollback or health check.
+    /// no maintenance switch, no release command, rollback or health
+    /// check, no snapshot provider.
     pub fn new(production: &'a Config, scratch: &Scratch, store: &Path) -> Target<'a> {
         let mut config = production.clone();
         config.database.url = Some(scratch.info.clone());
@@ -63,6 +64,17 @@ impl<'a> Target<'a> {
         }
         config.maintenance = Vec::new();
         config.release = ReleaseConfig::default();
+        // The copy is snapshotted as `pg_dump` would: a provider's
+        // snapshot and rollback act on production's server, instance or
+        // cluster (a restore point in its repository, an RDS snapshot of
+        // it, its instance renamed aside), never on the copy.
+        if config.snapshot.provider != Provider::PgDump {
+            tracing::info!(
+                "the rehearsal snapshots the copy with pg_dump: `snapshot.provider` acts on production, which a rehearsal never touches"
+            );
+            config.snapshot.provider = Provider::PgDump;
+            config.snapshot.store_copy = true;
+        }
         Target {
             config,
             store: Store::Fs(FsStore::new(store.to_path_buf())),
