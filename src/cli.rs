@@ -329,6 +329,12 @@ pub struct RehearseArgs {
         hide_env_values = true
     )]
     pub from_url: Option<String>,
+    /// Rehearse on the newest pgBackRest backup of
+    /// `snapshot.pgbackrest.stanza`, restored into a throwaway server here
+    /// with its archive replayed to the end (pgBackRest and the backup's
+    /// PostgreSQL server binaries must be installed here).
+    #[arg(long, conflicts_with_all = ["snapshot", "dump", "from_url", "target_url"])]
+    pub pgbackrest: bool,
     /// Run on this server instead of a throwaway local one; the URL's
     /// database is created for the rehearsal and must not exist.
     #[arg(

@@ -65,6 +65,25 @@ pub struct EphemeralOptions {
     /// Lines added to `postgresql.conf` before the first start (`archive_mode
     /// = on`): settings a restart keeps, unlike the command line's.
     pub settings: Vec<String>,
+    /// Fills the data directory instead of `initdb` (a backup restored
+    /// into it); `None`: `initdb`.
+    pub populate: Option<Populate>,
+}
+
+/// A command that fills the data directory with a cluster (`pgbackrest
+/// restore`), run as the server's user instead of `initdb`. The server
+/// then runs on it with a configuration of ours (the cluster's own
+/// `postgresql.conf` and `pg_hba.conf` are ignored: they name production's
+/// ports, archive command, libraries and clients) and archiving off, and
+/// the superuser `postgres`, which the cluster must have, gets the
+/// server's random password.
+#[derive(Debug, Clone)]
+pub struct Populate {
+    /// The program and its arguments; `{data}` stands for the data
+    /// directory and `{dir}` for the server's directory around it.
+    pub argv: Vec<String>,
+    /// How long the server may take to start: it replays WAL first.
+    pub start_within: std::time::Duration,
 }
 
 /// A running throwaway server.
@@ -147,6 +166,11 @@ impl EphemeralServer {
         };
         server.watchdog = server.spawn_watchdog().ok();
         let data = server.data_dir();
+        if let Some(populate) = &options.populate {
+            server.populate(populate, owner)?;
+            let options = populate_options(&server.dir);
+            return server.start_server(&options, populate.start_within);
+        }
         server.run(
             "initdb",
             &[
@@ -172,16 +196,27 @@ impl EphemeralServer {
             }
             std::fs::write(&conf, text).map_err(io("writing", &conf))?;
         }
+        server.start_server("", std::time::Duration::from_secs(60))
+    }
+
+    /// Starts the server on a free port (three tries: a port free a
+    /// moment ago may be taken), with `extra` server options.
+    fn start_server(
+        mut self,
+        extra: &str,
+        within: std::time::Duration,
+    ) -> Result<Self, EphemeralError> {
+        let data = self.data_dir();
         let mut last_error = None;
         for _ in 0..3 {
-            server.port = free_port();
+            self.port = free_port();
             let opts = format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
-                server.port,
-                server.dir.display()
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 {extra}",
+                self.port,
+                self.dir.display()
             );
-            let log = server.dir.join("server.log");
-            match server.run(
+            let log = self.dir.join("server.log");
+            match self.run(
                 "pg_ctl",
                 &[
                     "-D",
@@ -190,17 +225,157 @@ impl EphemeralServer {
                     &log.display().to_string(),
                     "-w",
                     "-t",
-                    "60",
+                    &within.as_secs().max(1).to_string(),
                     "-o",
                     &opts,
                     "start",
                 ],
             ) {
-                Ok(()) => return Ok(server),
+                Ok(()) => break,
                 Err(e) => last_error = Some(e),
             }
         }
-        Err(last_error.expect("three attempts were made"))
+        if let Some(e) = last_error.filter(|_| !self.running()) {
+            self.port = 0;
+            return Err(e);
+        }
+        if extra.is_empty() {
+            return Ok(self);
+        }
+        // `pg_ctl -w` returns once the server runs, recovering or not;
+        // with hot standby off it takes connections only once the WAL is
+        // replayed and it is promoted. Then a populated cluster's superuser,
+        // which has production's password (or none), gets ours, over the
+        // socket only this machine's root and the server's user reach: a
+        // write, so it also proves recovery over.
+        let sql = format!("ALTER ROLE postgres PASSWORD '{}'", self.password);
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            match self.socket_psql(&sql) {
+                Ok(()) => break,
+                Err(e) if std::time::Instant::now() < deadline && still_recovering(&e) => {
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(self)
+    }
+
+    /// Runs `sql` through `psql` over the server's socket, as `postgres`;
+    /// on standard input, which `ps` does not show (it holds a password).
+    fn socket_psql(&self, sql: &str) -> Result<(), ProcessError> {
+        use std::io::Write;
+        let psql = self.client_dir.join("psql");
+        let (dir, port) = (self.dir.display().to_string(), self.port.to_string());
+        let command = "psql -h <socket> -U postgres -f -".to_owned();
+        let spawned = |source| ProcessError::Spawn {
+            command: command.clone(),
+            source,
+        };
+        let mut child = Command::new(&psql)
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", &dir, "-p", &port])
+            .args(["-U", "postgres", "-d", "postgres", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(spawned)?;
+        // A write error means psql ended first; its status says why.
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(sql.as_bytes());
+        }
+        let out = child.wait_with_output().map_err(spawned)?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(ProcessError::Exited {
+            command,
+            status: out.status,
+            stderr_tail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
+    }
+
+    /// Whether the server answers `pg_ctl status`.
+    fn running(&self) -> bool {
+        self.port != 0
+            && self
+                .run(
+                    "pg_ctl",
+                    &["-D", &self.data_dir().display().to_string(), "status"],
+                )
+                .is_ok()
+    }
+
+    /// Runs `populate` into the (new, empty) data directory, as the
+    /// server's user, and writes the configuration the server runs with.
+    fn populate(
+        &self,
+        populate: &Populate,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(), EphemeralError> {
+        let io = |what, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| EphemeralError::Io { what, path, source }
+        };
+        let data = self.data_dir();
+        std::fs::create_dir(&data).map_err(io("creating", &data))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
+            .map_err(io("setting the mode of", &data))?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&data, Some(uid), Some(gid))
+                .map_err(io("changing the owner of", &data))?;
+        }
+        let argv: Vec<String> = populate
+            .argv
+            .iter()
+            .map(|a| {
+                a.replace("{data}", &data.display().to_string())
+                    .replace("{dir}", &self.dir.display().to_string())
+            })
+            .collect();
+        let (program, args) = argv.split_first().expect("a command to run");
+        let mut cmd = match &self.run_as {
+            Some(user) => {
+                let mut c = Command::new(&self.runuser);
+                c.args(["-u", user, "--", program]);
+                c
+            }
+            None => Command::new(program),
+        };
+        cmd.args(args).stdin(Stdio::null()).current_dir(&self.dir);
+        let described = argv.join(" ");
+        let out = cmd.output().map_err(|source| ProcessError::Spawn {
+            command: described.clone(),
+            source,
+        })?;
+        if !out.status.success() {
+            return Err(ProcessError::Exited {
+                command: described,
+                status: out.status,
+                stderr_tail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            }
+            .into());
+        }
+        for (name, text) in [
+            (
+                "postgresql.conf",
+                "# snapguard: a restored copy, run on loopback\n",
+            ),
+            (
+                "pg_hba.conf",
+                "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n",
+            ),
+        ] {
+            let path = self.dir.join(name);
+            std::fs::write(&path, text).map_err(io("writing", &path))?;
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                    .map_err(io("changing the owner of", &path))?;
+            }
+        }
+        Ok(())
     }
 
     /// The port the server listens on.
@@ -404,6 +579,12 @@ fn find_runuser() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// Whether the server binaries of `major` are installed (under
+/// `/usr/lib/postgresql`).
+pub fn has_server(major: u32) -> bool {
+    server_binaries(Some(major)).is_some_and(|(found, _)| found == major)
+}
+
 /// Picks the requested major version's binaries, else the newest installed.
 fn server_binaries(major: Option<u32>) -> Option<(u32, PathBuf)> {
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
@@ -445,6 +626,31 @@ fn user_ids(user: &str) -> Option<(u32, u32)> {
         let gid = fields.next()?.parse().ok()?;
         Some((uid, gid))
     })
+}
+
+/// The server options for a populated cluster in `dir`: our configuration
+/// and client rules, no archiving (its WAL must never reach production's
+/// repository), no hot standby while it recovers (so `pg_ctl -w` waits
+/// for the end of recovery, and production's `max_connections` need not
+/// be matched), no preloaded libraries (production's may not be installed
+/// here).
+fn populate_options(dir: &Path) -> String {
+    format!(
+        "-c config_file={d}/postgresql.conf -c hba_file={d}/pg_hba.conf -c archive_mode=off -c hot_standby=off -c shared_preload_libraries=''",
+        d = dir.display()
+    )
+}
+
+/// Whether `e`, from `psql`, is a server still replaying WAL (or starting
+/// up), which refuses connections with hot standby off.
+fn still_recovering(e: &ProcessError) -> bool {
+    match e {
+        ProcessError::Exited { stderr_tail, .. } => {
+            stderr_tail.contains("not accepting connections")
+                || stderr_tail.contains("is starting up")
+        }
+        _ => false,
+    }
 }
 
 /// A port that was free a moment ago; the caller retries if it is taken.

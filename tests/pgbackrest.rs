@@ -406,3 +406,64 @@ fn a_role_without_superuser_passes_preflight_with_the_grants_it_names() {
         planned.stdout()
     );
 }
+
+/// `rehearse --pgbackrest`: the stanza's newest backup restored into a
+/// throwaway server here, the archive replayed to its end (the database
+/// was created after the backup: only the WAL has it), the deploy
+/// rehearsed on it; production's server, database and repository are left
+/// as they were, and the copy's WAL never reaches the repository.
+#[test]
+fn a_rehearsal_restores_the_newest_backup_here_and_replays_the_archive() {
+    let cluster = Cluster::new("");
+    cluster.sql("app", "SELECT pg_switch_wal()");
+    cluster.pgbackrest(&["check"]);
+    let before = cluster.state();
+    cluster.migration(
+        "1_note.sql",
+        "DO $$ BEGIN IF (SELECT count(*) FROM items) <> 500 THEN RAISE EXCEPTION 'the copy lacks the rows'; END IF; END $$;\nALTER TABLE items ADD COLUMN note text;\n",
+    );
+    let run = Run(cluster
+        .ws
+        .snapguard()
+        .args(["rehearse", "--pgbackrest", "--report", "rehearsal.json"])
+        .output()
+        .unwrap());
+    run.expect_code(0);
+    let report = cluster.report_at("rehearsal.json");
+    let source = report["source"].as_str().unwrap();
+    assert!(
+        source.starts_with("PostgreSQL 15 restored here from pgBackRest backup ")
+            && source.ends_with("of stanza `main`, its archive replayed to the end"),
+        "{report}"
+    );
+    assert_eq!(report["database"], "app", "{report}");
+    let migrated = report["migrations"].as_array().unwrap();
+    assert_eq!(migrated.len(), 1, "{report}");
+    // Production: as it was, and still archiving.
+    assert_eq!(cluster.state(), before);
+    assert_eq!(
+        cluster.sql(
+            "app",
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'note'"
+        ),
+        "0"
+    );
+    cluster.pgbackrest(&["check"]);
+    // The copy promoted to a timeline of its own, with archiving off: no
+    // history or segment of it in the repository.
+    let archive = cluster.dir.path().join("repo/archive/main");
+    let listed = run_ok(
+        Command::new("find")
+            .arg(&archive)
+            .args(["-name", "00000002*"]),
+    );
+    assert_eq!(listed.trim(), "", "the copy archived into the repository");
+}
+
+#[test]
+fn rehearse_pgbackrest_needs_the_pgbackrest_provider() {
+    let ws = Workspace::new("database:\n  url: postgres://app@127.0.0.1:1/app\n");
+    ws.run(&["rehearse", "--pgbackrest"])
+        .expect_code(2)
+        .expect_stderr("it needs `snapshot.provider: pgbackrest`");
+}

@@ -6,7 +6,7 @@ use super::{open_store, restore_jobs};
 use crate::cancel::Cancel;
 use crate::ci::GitHub;
 use crate::cli::RehearseArgs;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Provider};
 use crate::db::ConnInfo;
 use crate::error::Error;
 use crate::rehearse::source::Source;
@@ -28,6 +28,14 @@ pub async fn run(config: &Config, args: RehearseArgs) -> Result<(), Error> {
         .map(|v| url("--target-url", v))
         .transpose()?;
     let source = match (args.snapshot, args.dump, from_url.clone()) {
+        _ if args.pgbackrest => match &config.snapshot.provider {
+            Provider::Pgbackrest(p) => Source::Pgbackrest(Box::new(p.clone())),
+            _ => {
+                return Err(Error::Usage(
+                    "`rehearse --pgbackrest` restores a backup of `snapshot.pgbackrest.stanza`: it needs `snapshot.provider: pgbackrest`".into(),
+                ));
+            }
+        },
         (_, Some(path), _) => Source::Dump(path),
         (_, _, Some(info)) => Source::Url(Box::new(info)),
         (which, None, None) => Source::Snapshot(which.unwrap_or_else(|| "latest".into())),

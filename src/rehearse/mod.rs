@@ -119,6 +119,31 @@ impl Rehearsal<'_> {
             .tempdir()
             .map_err(|e| Error::failed("rehearse", e))?;
 
+        if let Source::Pgbackrest(config) = &self.options.source {
+            let started = Instant::now();
+            let scratch = Scratch::restored(
+                config,
+                &self.scratch_name(None),
+                self.config.database.pg_bin_dir.as_deref(),
+            )
+            .await
+            .map_err(|e| broken("source", report, started, e.into()))?;
+            report.source = scratch.described.clone();
+            report.source_version = Some(scratch.version.clone());
+            report.database = scratch.name().to_owned();
+            report.target = scratch.described.clone();
+            report.step(
+                "source",
+                true,
+                started.elapsed().as_secs_f64(),
+                scratch.described.clone(),
+            );
+            let result = self
+                .on_scratch(&scratch, None, workdir.path(), report)
+                .await;
+            report.kept = scratch.finish(self.options.keep).await;
+            return result;
+        }
         let started = Instant::now();
         let local = source::fetch(
             &self.options.source,
@@ -152,7 +177,7 @@ impl Rehearsal<'_> {
             None => {
                 Scratch::throwaway(
                     &local,
-                    &self.scratch_name(&local),
+                    &self.scratch_name(Some(&local)),
                     self.config.database.pg_bin_dir.as_deref(),
                 )
                 .await
@@ -163,7 +188,7 @@ impl Rehearsal<'_> {
         report.target = scratch.described.clone();
 
         let result = self
-            .on_scratch(&scratch, &local, workdir.path(), report)
+            .on_scratch(&scratch, Some(&local), workdir.path(), report)
             .await;
         report.kept = scratch.finish(self.options.keep).await;
         result
@@ -171,10 +196,9 @@ impl Rehearsal<'_> {
 
     /// The copy's name on a throwaway server: production's own, so
     /// migrations that name their database behave as they will there.
-    fn scratch_name(&self, local: &Local) -> String {
+    fn scratch_name(&self, local: Option<&Local>) -> String {
         local
-            .database
-            .clone()
+            .and_then(|l| l.database.clone())
             .or_else(|| {
                 self.config
                     .database
@@ -185,25 +209,31 @@ impl Rehearsal<'_> {
             .unwrap_or_else(|| "rehearsal".into())
     }
 
+    /// The rehearsal on the scratch copy: `local` loaded into it first,
+    /// when the copy is made from a dump (a restored cluster holds its
+    /// database already).
     async fn on_scratch(
         &self,
         scratch: &Scratch,
-        local: &Local,
+        local: Option<&Local>,
         workdir: &Path,
         report: &mut RehearsalReport,
     ) -> Result<(), Error> {
         let started = Instant::now();
-        let roles = source::roles(local, scratch.bin_dir.as_deref())
-            .await
-            .map_err(|e| broken("restore", report, started, e.into()))?;
-        report.roles_created = scratch
-            .create_roles(&roles)
-            .await
-            .map_err(|e| broken("restore", report, started, e.into()))?;
-        let seconds = scratch
-            .load(local, self.options.jobs)
-            .await
-            .map_err(|e| broken("restore", report, started, e.into()))?;
+        let mut seconds = 0.0;
+        if let Some(local) = local {
+            let roles = source::roles(local, scratch.bin_dir.as_deref())
+                .await
+                .map_err(|e| broken("restore", report, started, e.into()))?;
+            report.roles_created = scratch
+                .create_roles(&roles)
+                .await
+                .map_err(|e| broken("restore", report, started, e.into()))?;
+            seconds = scratch
+                .load(local, self.options.jobs)
+                .await
+                .map_err(|e| broken("restore", report, started, e.into()))?;
+        }
         // A snapshot a deploy took holds that deploy's open row in
         // `snapguard.deploys`: on the copy it is no deploy at all, and left
         // open it would stop the rehearsed deploy's preflight.
@@ -227,7 +257,13 @@ impl Rehearsal<'_> {
             "restore",
             true,
             seconds,
-            format!("into `{}`, with ANALYZE", scratch.name()),
+            match local {
+                Some(_) => format!("into `{}`, with ANALYZE", scratch.name()),
+                None => format!(
+                    "`{}` as restored, with production's own planner statistics",
+                    scratch.name()
+                ),
+            },
         );
         self.check_cancel()?;
 
@@ -237,7 +273,7 @@ impl Rehearsal<'_> {
         let caught_up = catch_up::run(
             self.config,
             self.store,
-            local.manifest.as_ref(),
+            local.and_then(|l| l.manifest.as_ref()),
             &scratch.info,
             self.cancel,
         )
@@ -281,8 +317,10 @@ impl Rehearsal<'_> {
                 &crate::lint::Settings::of(&self.config.lint),
             )
         });
-        report.window.snapshot_seconds = local.dump_seconds.unwrap_or_default();
-        report.window.snapshot_basis = match (&local.manifest, local.dump_seconds) {
+        let dump_seconds = local.and_then(|l| l.dump_seconds);
+        report.window.snapshot_seconds = dump_seconds.unwrap_or_default();
+        report.window.snapshot_basis = match (local.and_then(|l| l.manifest.as_ref()), dump_seconds)
+        {
             (Some(m), _) => format!("production's snapshot {} took this long", m.id),
             (None, Some(_)) => "the read-only dump of the live database just taken".into(),
             (None, None) => "the rehearsed deploy's snapshot of the copy".into(),

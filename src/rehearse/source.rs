@@ -27,11 +27,18 @@ pub enum Source {
     Dump(PathBuf),
     /// A live database, dumped read-only with `pg_dump`.
     Url(Box<ConnInfo>),
+    /// The newest pgBackRest backup of the stanza, restored into the
+    /// throwaway server with the archive's WAL replayed (not a file: see
+    /// [`super::target::Scratch::restored`]).
+    Pgbackrest(Box<crate::config::PgbackrestConfig>),
 }
 
 /// The source could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// A pgBackRest backup is restored by the scratch server itself.
+    #[error("a pgBackRest backup is restored into the throwaway server, not read as a dump")]
+    Physical,
     /// `--snapshot` needs a store.
     #[error("no store is configured to read the snapshot from (`store.url` or `--store`)")]
     NoStore,
@@ -138,6 +145,7 @@ pub async fn fetch(
         }
         Source::Dump(path) => from_file(path, workdir, bin_dir).await,
         Source::Url(info) => from_url(info, workdir, bin_dir, lock_wait).await,
+        Source::Pgbackrest(_) => Err(SourceError::Physical),
     }
 }
 

@@ -8,11 +8,13 @@ use std::process::Stdio;
 use std::time::Instant;
 
 use super::source::{self, Format, Local, SourceError};
+use crate::config::PgbackrestConfig;
 use crate::db::admin::{self, quote_ident};
 use crate::db::{self, ConnInfo, DbError};
-use crate::ephemeral::{EphemeralError, EphemeralOptions, EphemeralServer};
+use crate::ephemeral::{EphemeralError, EphemeralOptions, EphemeralServer, Populate};
 use crate::pgtools::{self, Program, ToolError};
 use crate::process::ProcessError;
+use crate::snapshot::pgbackrest::{Pgbackrest, PgbackrestError};
 use crate::snapshot::restore::{self, RestoreError};
 
 /// The scratch database could not be set up or loaded.
@@ -46,6 +48,34 @@ pub enum TargetError {
     /// Reading the dump failed.
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// pgBackRest could not say which backup to restore.
+    #[error(transparent)]
+    Pgbackrest(#[from] PgbackrestError),
+    /// The backup's PostgreSQL cannot run here.
+    #[error(
+        "the newest backup of stanza `{stanza}` is of PostgreSQL {major}, whose server binaries are not installed here (a data directory runs only on its own major version)"
+    )]
+    NoServerFor {
+        /// The stanza.
+        stanza: String,
+        /// The backup's major.
+        major: u32,
+    },
+    /// pgBackRest does not say the backup's version.
+    #[error(
+        "`pgbackrest info` does not say which PostgreSQL the newest backup of stanza `{0}` is of"
+    )]
+    UnknownMajor(String),
+    /// The restored cluster lacks the application database.
+    #[error(
+        "the cluster restored from stanza `{stanza}` has no database `{database}` (`database.url` names the one to rehearse on)"
+    )]
+    NotInCluster {
+        /// The stanza.
+        stanza: String,
+        /// The database.
+        database: String,
+    },
 }
 
 /// A server with the rehearsal's scratch database on it.
@@ -110,6 +140,71 @@ impl Scratch {
             version,
             bin_dir,
             described,
+        })
+    }
+
+    /// Restores the newest pgBackRest backup of `config`'s stanza into a
+    /// throwaway server of its major here, replays the archive's WAL to its
+    /// end, and takes database `name` in it as the scratch database: a copy
+    /// of the cluster as of its last archived segment, production's own
+    /// statistics included. pgBackRest runs here as the server's user,
+    /// whatever `user` and `exec` say of production's host.
+    pub async fn restored(
+        config: &PgbackrestConfig,
+        name: &str,
+        bin_dir: Option<&Path>,
+    ) -> Result<Scratch, TargetError> {
+        if config.exec.is_some() {
+            tracing::info!(
+                "`rehearse --pgbackrest` restores here, not behind `snapshot.pgbackrest.exec`: this machine needs pgBackRest, its configuration and the repository"
+            );
+        }
+        let user = crate::process::is_root().then(|| "postgres".to_owned());
+        let here = Pgbackrest::here(config, user);
+        let pgbackrest = Pgbackrest::new(&here);
+        let newest = pgbackrest.latest_backup().await?;
+        let major = newest
+            .major
+            .ok_or_else(|| TargetError::UnknownMajor(config.stanza.clone()))?;
+        if !crate::ephemeral::has_server(major) {
+            return Err(TargetError::NoServerFor {
+                stanza: config.stanza.clone(),
+                major,
+            });
+        }
+        tracing::info!(stanza = %config.stanza, backup = %newest.label, "restoring the newest pgBackRest backup here and replaying the archive to its end");
+        let populate = Populate {
+            argv: pgbackrest.restore_copy(&newest.label),
+            start_within: crate::snapshot::pgbackrest::BACK_WITHIN,
+        };
+        let server = tokio::task::spawn_blocking(move || {
+            EphemeralServer::start(&EphemeralOptions {
+                major: Some(major),
+                populate: Some(populate),
+                ..EphemeralOptions::default()
+            })
+        })
+        .await
+        .expect("starting the server does not panic")?;
+        let admin = server.conn_info("postgres");
+        let client = db::connect(&admin).await?;
+        if !admin::exists(&client, name).await? {
+            return Err(TargetError::NotInCluster {
+                stanza: config.stanza.clone(),
+                database: name.to_owned(),
+            });
+        }
+        let version = db::server_version(&client).await?.to_string();
+        Ok(Scratch {
+            info: server.conn_info(name),
+            admin,
+            described: format!(
+                "PostgreSQL {major} restored here from pgBackRest backup {} of stanza `{}`, its archive replayed to the end",
+                newest.label, config.stanza
+            ),
+            server: Some(server),
+            version,
+            bin_dir: bin_dir.map(Path::to_path_buf),
         })
     }
 

@@ -230,7 +230,11 @@ impl<'a> Pgbackrest<'a> {
                 role: allowed.get(0),
             });
         }
-        let (backup, backup_stopped) = self.latest_backup().await?;
+        let Newest {
+            label: backup,
+            stopped: backup_stopped,
+            ..
+        } = self.latest_backup().await?;
         // A segment archived now, not only none failing since the last:
         // `check` switches the WAL and waits for it in the repository.
         self.run(&["check"]).await?;
@@ -268,7 +272,7 @@ impl<'a> Pgbackrest<'a> {
             .await
             .map_err(DbError::query("switching the WAL segment"))?;
         self.run(&["check"]).await?;
-        let (backup, _) = self.latest_backup().await?;
+        let backup = self.latest_backup().await?.label;
         Ok(RestorePoint {
             stanza: self.config.stanza.clone(),
             name: name.to_owned(),
@@ -305,10 +309,46 @@ impl<'a> Pgbackrest<'a> {
         ]
     }
 
-    /// The newest backup of the stanza: its label and when it stopped.
-    async fn latest_backup(&self) -> Result<(String, i64), PgbackrestError> {
+    /// The newest backup of the stanza.
+    pub async fn latest_backup(&self) -> Result<Newest, PgbackrestError> {
         let out = self.run(&["--output=json", "info"]).await?;
         latest_of(&out, &self.config.stanza)
+    }
+
+    /// pgBackRest run on this machine, as `user` (the server's user:
+    /// what owns the directory it restores into), whatever `user` and
+    /// `exec` say of production's host: `rehearse --pgbackrest` restores a
+    /// copy here.
+    pub fn here(config: &PgbackrestConfig, user: Option<String>) -> PgbackrestConfig {
+        PgbackrestConfig {
+            user,
+            exec: None,
+            ..config.clone()
+        }
+    }
+
+    /// The command that restores `backup` into an empty directory (`{data}`,
+    /// as [`crate::ephemeral::Populate`] fills it in) and replays the WAL
+    /// in the repository to its end: a copy of the cluster as of the last
+    /// archived segment. Archiving is off on the copy (its WAL must never
+    /// reach this repository); tablespaces go under `{dir}` instead of
+    /// their original paths (production's, on a database host); symlinks
+    /// (a `pg_wal` elsewhere) are restored as directories, pgBackRest's
+    /// default.
+    pub fn restore_copy(&self, backup: &str) -> Vec<String> {
+        let mut argv = vec!["pgbackrest".to_owned()];
+        if let Some(config) = &self.config.config {
+            argv.push(format!("--config={config}"));
+        }
+        argv.extend([
+            format!("--stanza={}", self.config.stanza),
+            "--pg1-path={data}".to_owned(),
+            format!("--set={backup}"),
+            "--archive-mode=off".to_owned(),
+            "--tablespace-map-all={dir}/tablespaces".to_owned(),
+            "restore".to_owned(),
+        ]);
+        argv
     }
 
     async fn hook(&self, key: &'static str, command: &str) -> Result<(), PgbackrestError> {
@@ -381,19 +421,43 @@ fn restore_args(point: &RestorePoint) -> Vec<String> {
     ]
 }
 
+/// A stanza's newest backup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Newest {
+    /// Its label.
+    pub label: String,
+    /// When it finished (Unix seconds).
+    pub stopped: i64,
+    /// The PostgreSQL major it is of, when pgBackRest says.
+    pub major: Option<u32>,
+}
+
 /// The newest backup of `stanza` in `pgbackrest info --output=json`.
-fn latest_of(json: &str, stanza: &str) -> Result<(String, i64), PgbackrestError> {
+fn latest_of(json: &str, stanza: &str) -> Result<Newest, PgbackrestError> {
     #[derive(serde::Deserialize)]
     struct Stanza {
         name: String,
         #[serde(default)]
         backup: Vec<Backup>,
+        #[serde(default)]
+        db: Vec<Db>,
         status: Status,
     }
     #[derive(serde::Deserialize)]
     struct Backup {
         label: String,
         timestamp: Timestamp,
+        #[serde(default)]
+        database: Option<DbRef>,
+    }
+    #[derive(serde::Deserialize)]
+    struct DbRef {
+        id: i64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Db {
+        id: i64,
+        version: String,
     }
     #[derive(serde::Deserialize)]
     struct Timestamp {
@@ -419,12 +483,20 @@ fn latest_of(json: &str, stanza: &str) -> Result<(String, i64), PgbackrestError>
             message: found.status.message,
         });
     }
-    found
+    let newest = found
         .backup
         .into_iter()
         .max_by_key(|b| b.timestamp.stop)
-        .map(|b| (b.label, b.timestamp.stop))
-        .ok_or_else(no_backup)
+        .ok_or_else(no_backup)?;
+    let major = newest
+        .database
+        .and_then(|d| found.db.iter().find(|db| db.id == d.id))
+        .and_then(|db| crate::pgtools::parse_major(&db.version));
+    Ok(Newest {
+        label: newest.label,
+        stopped: newest.timestamp.stop,
+        major,
+    })
 }
 
 /// A setting as `pg_settings` shows it to this role: `None` when the role
@@ -477,12 +549,19 @@ mod tests {
     fn the_newest_backup_of_the_stanza_is_the_one_restored_from() {
         let info = r#"[{"name":"other","backup":[{"label":"X","timestamp":{"start":1,"stop":9}}],"status":{"code":0,"message":"ok"}},
             {"name":"main","backup":[
-                {"label":"20261203-100000F","timestamp":{"start":100,"stop":110},"type":"full"},
-                {"label":"20261203-100000F_20261203-110000I","timestamp":{"start":200,"stop":210},"type":"incr"}
-            ],"status":{"code":0,"message":"ok"}}]"#;
+                {"label":"20261203-100000F","timestamp":{"start":100,"stop":110},"type":"full","database":{"id":1,"repo-key":1}},
+                {"label":"20261203-100000F_20261203-110000I","timestamp":{"start":200,"stop":210},"type":"incr","database":{"id":2,"repo-key":1}}
+            ],"db":[{"id":1,"repo-key":1,"system-id":1,"version":"14"},{"id":2,"repo-key":1,"system-id":2,"version":"15"}],
+            "status":{"code":0,"message":"ok"}}]"#;
         assert_eq!(
             latest_of(info, "main").unwrap(),
-            ("20261203-100000F_20261203-110000I".into(), 210)
+            Newest {
+                label: "20261203-100000F_20261203-110000I".into(),
+                stopped: 210,
+                // The backup's own cluster's version (after an upgrade the
+                // stanza lists both).
+                major: Some(15),
+            }
         );
         let empty =
             r#"[{"name":"main","backup":[],"status":{"code":2,"message":"no valid backups"}}]"#;

@@ -84,6 +84,7 @@ pub fn server_options() -> EphemeralOptions {
         // system it mounted.
         parent_dir: std::env::var_os("SNAPGUARD_TEST_PG_PARENT").map(PathBuf::from),
         settings: Vec::new(),
+        populate: None,
     }
 }
 

@@ -67,6 +67,7 @@ impl Archived {
             bin_dir: Some(server_bin.clone()),
             client_dir: Some(client_bin),
             parent_dir: None,
+            populate: None,
             settings: vec![
                 "wal_level = replica".into(),
                 "archive_mode = on".into(),
