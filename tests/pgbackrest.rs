@@ -467,3 +467,50 @@ fn rehearse_pgbackrest_needs_the_pgbackrest_provider() {
         .expect_code(2)
         .expect_stderr("it needs `snapshot.provider: pgbackrest`");
 }
+
+/// `verify: true`: the rollback first restores the restore point into a
+/// throwaway server here and compares its catalogue with the snapshot's;
+/// then restores the cluster as without it.
+#[test]
+fn a_verified_rollback_proves_the_point_in_a_throwaway_server_first() {
+    let c = Cluster::new("    verify: true\n");
+    let before = c.state();
+    c.migration("1_add.sql", "CREATE TABLE added (id int);\n");
+    c.migration("2_bad.sql", "SELECT 1/0;\n");
+    let run = c.deploy();
+    assert_eq!(run.code(), 4, "{}\n{}", run.stderr(), c.server_log());
+    assert!(
+        run.stderr()
+            .contains("verified: the restore point restores the database as at the snapshot"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(c.state(), before);
+    assert!(!c.maintenance_on());
+}
+
+/// `verify: true` with the repository's WAL gone before the rollback: the
+/// point cannot come back, which the throwaway server shows while the
+/// cluster still runs. The cluster is not stopped: exit 5, the migrated
+/// state kept, maintenance on.
+#[test]
+fn a_restore_point_that_cannot_come_back_is_found_before_the_cluster_is_stopped() {
+    let c = Cluster::new("");
+    c.write_config(&format!(
+        "    verify: true\nrelease:\n  command: find {} -type f -name '0000*' -delete; exit 1\n",
+        c.dir.path().join("repo/archive").display()
+    ));
+    c.migration("1_add.sql", "CREATE TABLE added (id int);\n");
+    let started = c.sql("app", "SELECT pg_postmaster_start_time()");
+    let run = c.deploy();
+    assert_eq!(run.code(), 5, "{}", run.stderr());
+    assert!(
+        run.stderr()
+            .contains("could not be restored into a throwaway server here: the cluster is left as it is (not stopped)"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(c.sql("app", "SELECT pg_postmaster_start_time()"), started);
+    assert_eq!(c.sql("app", "SELECT to_regclass('added') IS NOT NULL"), "t");
+    assert!(c.maintenance_on());
+}

@@ -271,6 +271,7 @@ fn samples(
         "snapshot.pgbackrest.config" | "snapshot.pgbackrest.user" | "snapshot.pgbackrest.exec" => {
             ("x", "[x]", PGBACKREST)
         }
+        "snapshot.pgbackrest.verify" => ("true", "maybe", PGBACKREST),
         "snapshot.pgbackrest.stop" => ("x", "[x]", PGBACKREST_BUT_STOP),
         "snapshot.pgbackrest.start" => ("x", "[x]", PGBACKREST_BUT_START),
         other => panic!("no sample values for `{other}`: add them here"),

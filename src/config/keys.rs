@@ -111,6 +111,7 @@ pub(super) const KEYS: &[Key] = &[
     command("snapshot.pgbackrest.exec"),
     command("snapshot.pgbackrest.stop"),
     command("snapshot.pgbackrest.start"),
+    key("snapshot.pgbackrest.verify", Bool).or("false"),
     key("snapshot.rds.instance", Text),
     key("snapshot.rds.cluster", Text),
     key("snapshot.rds.region", Text),

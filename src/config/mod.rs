@@ -297,16 +297,21 @@ pub struct PgbackrestConfig {
     pub stop: String,
     /// `start`: starts it again.
     pub start: String,
+    /// `verify`: before the rollback stops the server, restore the point
+    /// into a throwaway server here and prove it holds the database as at
+    /// the snapshot.
+    pub verify: bool,
 }
 
 /// The keys of `snapshot.pgbackrest`.
-const PGBACKREST_KEYS: [&str; 6] = [
+const PGBACKREST_KEYS: [&str; 7] = [
     "snapshot.pgbackrest.stanza",
     "snapshot.pgbackrest.config",
     "snapshot.pgbackrest.user",
     "snapshot.pgbackrest.exec",
     "snapshot.pgbackrest.stop",
     "snapshot.pgbackrest.start",
+    "snapshot.pgbackrest.verify",
 ];
 
 /// The keys of `snapshot.rds`, each with the providers it is read by.
@@ -977,6 +982,7 @@ impl Resolver<'_> {
                 exec: set("snapshot.pgbackrest.exec")?,
                 stop: required("snapshot.pgbackrest.stop")?,
                 start: required("snapshot.pgbackrest.start")?,
+                verify: self.defaulted("snapshot.pgbackrest.verify", parse_bool)?,
             }),
             ProviderKind::Rds | ProviderKind::AuroraClone => Provider::Rds(RdsConfig {
                 target: {

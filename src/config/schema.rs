@@ -116,7 +116,9 @@ fn provider_sections() -> Vec<Value> {
     let read_by: [(&str, &[&str], &[&str]); 4] = [
         (
             "pgbackrest",
-            &["stanza", "config", "user", "exec", "stop", "start"],
+            &[
+                "stanza", "config", "user", "exec", "stop", "start", "verify",
+            ],
             &["pgbackrest"],
         ),
         ("rds", &["instance"], &["rds"]),

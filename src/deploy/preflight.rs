@@ -215,10 +215,17 @@ impl<'a> Deployer<'a> {
         // needs the grants, the clone decided, and room for the archive.
         let (provider, local_clone) = match &self.config.snapshot.provider {
             Provider::Pgbackrest(config) => {
-                let ready = Pgbackrest::new(config)
+                let pgbackrest = Pgbackrest::new(config);
+                let ready = pgbackrest
                     .preflight(&admin)
                     .await
                     .map_err(|e| refuse(e.into()))?;
+                if config.verify {
+                    pgbackrest
+                        .preflight_verify(snapshotter.server().major())
+                        .await
+                        .map_err(|e| refuse(e.into()))?;
+                }
                 tracing::warn!(stanza = %config.stanza, databases = %ready.databases.join(", "), "snapshot.provider: pgbackrest: a rollback is a point-in-time restore of the WHOLE cluster, every database on this server, to the restore point made before the migrations");
                 let no_clone =
                     "`snapshot.provider: pgbackrest` rolls back by a point-in-time restore";

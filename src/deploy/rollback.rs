@@ -306,7 +306,7 @@ impl Rollback<'_, '_> {
         }
         if let Some(point) = snapshot.restore_point.as_ref().filter(|_| by_provider) {
             return self
-                .point_in_time(point, r)
+                .point_in_time(point, snapshot.guard.catalogue.as_deref(), r)
                 .await
                 .map(|()| Restored::ServerRestarted)
                 .map_err(|e| vec![e]);
@@ -386,9 +386,15 @@ impl Rollback<'_, '_> {
     /// `snapshot.provider: pgbackrest`: the whole cluster back to the
     /// deploy's restore point. The server restarts, so every session to it
     /// ends, this process's lock among them (taken again by the caller).
+    ///
+    /// With `verify`, the point is first restored into a throwaway server
+    /// here and its copy of the database compared with `catalogue`, the
+    /// snapshot's fingerprint: a point that cannot come back is found while
+    /// the cluster still runs.
     async fn point_in_time(
         &self,
         point: &RestorePoint,
+        catalogue: Option<&str>,
         r: &mut RollbackReport,
     ) -> Result<(), BoxError> {
         let Provider::Pgbackrest(config) = &self.deployer.config.snapshot.provider else {
@@ -397,13 +403,27 @@ impl Rollback<'_, '_> {
                 provider: "pgbackrest",
             }));
         };
-        Pgbackrest::new(config)
+        let during = |e: BoxError| During {
+            what: format!("point-in-time restore to `{}`", point.name),
+            source: e,
+        };
+        let pgbackrest = Pgbackrest::new(config);
+        if config.verify {
+            let started = Instant::now();
+            let major = crate::db::server_version(self.admin)
+                .await
+                .map_err(|e| during(e.into()))?
+                .major();
+            pgbackrest
+                .verify(point, major, self.deployer.db.dbname(), catalogue)
+                .await
+                .map_err(|e| during(e.into()))?;
+            tracing::info!(point = %point.name, seconds = format!("{:.1}", started.elapsed().as_secs_f64()), "verified: the restore point restores the database as at the snapshot");
+        }
+        pgbackrest
             .restore(point, self.deployer.db)
             .await
-            .map_err(|e| During {
-                what: format!("point-in-time restore to `{}`", point.name),
-                source: e.into(),
-            })?;
+            .map_err(|e| during(e.into()))?;
         r.database = format!(
             "point-in-time restore of the whole cluster to restore point `{}` (pgBackRest stanza `{}`, from backup {})",
             point.name, point.stanza, point.backup

@@ -174,7 +174,7 @@ impl Scratch {
         }
         tracing::info!(stanza = %config.stanza, backup = %newest.label, "restoring the newest pgBackRest backup here and replaying the archive to its end");
         let populate = Populate {
-            argv: pgbackrest.restore_copy(&newest.label),
+            argv: pgbackrest.restore_copy(&newest.label, None),
             start_within: crate::snapshot::pgbackrest::BACK_WITHIN,
         };
         let server = tokio::task::spawn_blocking(move || {

@@ -166,6 +166,37 @@ pub enum PgbackrestError {
     /// The server did not come back after the restore.
     #[error(transparent)]
     NotBack(#[from] super::NotBack),
+    /// `verify`: pgBackRest cannot restore here, or the backup's server
+    /// cannot run here.
+    #[error(
+        "`snapshot.pgbackrest.verify` restores the restore point into a throwaway server on this machine before a rollback stops production, and this machine cannot: {why}"
+    )]
+    CannotVerifyHere {
+        /// What is missing.
+        why: String,
+    },
+    /// `verify`: the restore point did not come back in a throwaway
+    /// server (WAL missing from the repository, a damaged backup).
+    #[error(
+        "restore point `{point}` could not be restored into a throwaway server here: the cluster is left as it is (not stopped); see the error below"
+    )]
+    NotVerified {
+        /// The point.
+        point: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// `verify`: the restored copy is not the database as at the snapshot.
+    #[error(
+        "restore point `{point}` restored into a throwaway server holds `{database}` with a catalogue other than at the snapshot (or none): the cluster is left as it is (not stopped)"
+    )]
+    VerifiedOther {
+        /// The point.
+        point: String,
+        /// The database.
+        database: String,
+    },
     /// The database.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -335,7 +366,10 @@ impl<'a> Pgbackrest<'a> {
     /// their original paths (production's, on a database host); symlinks
     /// (a `pg_wal` elsewhere) are restored as directories, pgBackRest's
     /// default.
-    pub fn restore_copy(&self, backup: &str) -> Vec<String> {
+    ///
+    /// With `point`, the WAL is replayed up to that restore point instead,
+    /// and the copy promoted there.
+    pub fn restore_copy(&self, backup: &str, point: Option<&str>) -> Vec<String> {
         let mut argv = vec!["pgbackrest".to_owned()];
         if let Some(config) = &self.config.config {
             argv.push(format!("--config={config}"));
@@ -346,9 +380,91 @@ impl<'a> Pgbackrest<'a> {
             format!("--set={backup}"),
             "--archive-mode=off".to_owned(),
             "--tablespace-map-all={dir}/tablespaces".to_owned(),
-            "restore".to_owned(),
         ]);
+        if let Some(point) = point {
+            argv.extend([
+                "--type=name".to_owned(),
+                format!("--target={point}"),
+                "--target-action=promote".to_owned(),
+            ]);
+        }
+        argv.push("restore".to_owned());
         argv
+    }
+
+    /// `verify`, at preflight: pgBackRest answers here (as the user a
+    /// throwaway server runs as) and PostgreSQL `major`'s server is
+    /// installed, so the rollback can prove its restore point first.
+    pub async fn preflight_verify(&self, major: u32) -> Result<(), PgbackrestError> {
+        let cannot = |why: String| PgbackrestError::CannotVerifyHere { why };
+        if !crate::ephemeral::has_server(major) {
+            return Err(cannot(format!(
+                "PostgreSQL {major}'s server binaries are not installed (`/usr/lib/postgresql/{major}/bin`)"
+            )));
+        }
+        let config = Pgbackrest::here(self.config, process::is_root().then(|| "postgres".into()));
+        Pgbackrest::new(&config)
+            .latest_backup()
+            .await
+            .map_err(|e| {
+                cannot(format!(
+                    "`pgbackrest info` failed here: {}",
+                    crate::error::chain(&e)
+                ))
+            })?;
+        Ok(())
+    }
+
+    /// `verify`, before the rollback stops the server: restores `point`
+    /// into a throwaway server of PostgreSQL `major` here and proves that
+    /// `database` there has the catalogue the snapshot recorded
+    /// (`expected`, [`super::guard::catalogue_fingerprint`]; a physical
+    /// copy keeps every OID). The throwaway server is removed after.
+    pub async fn verify(
+        &self,
+        point: &RestorePoint,
+        major: u32,
+        database: &str,
+        expected: Option<&str>,
+    ) -> Result<(), PgbackrestError> {
+        let not_verified =
+            |e: Box<dyn std::error::Error + Send + Sync>| PgbackrestError::NotVerified {
+                point: point.name.clone(),
+                source: e,
+            };
+        let config = Pgbackrest::here(self.config, process::is_root().then(|| "postgres".into()));
+        let populate = crate::ephemeral::Populate {
+            argv: Pgbackrest::new(&config).restore_copy(&point.backup, Some(&point.name)),
+            start_within: BACK_WITHIN,
+        };
+        tracing::info!(point = %point.name, backup = %point.backup, "verifying the restore point in a throwaway server here before the cluster is stopped");
+        let server = tokio::task::spawn_blocking(move || {
+            crate::ephemeral::EphemeralServer::start(&crate::ephemeral::EphemeralOptions {
+                major: Some(major),
+                populate: Some(populate),
+                ..Default::default()
+            })
+        })
+        .await
+        .expect("starting the server does not panic")
+        .map_err(|e| not_verified(e.into()))?;
+        let found = async {
+            let client = crate::db::connect(&server.conn_info(database)).await?;
+            super::guard::catalogue_fingerprint(&client).await
+        }
+        .await;
+        drop(server);
+        match (found, expected) {
+            (Ok(found), Some(expected)) if found == expected => Ok(()),
+            // No fingerprint at the snapshot: the database being there
+            // is what can be proven.
+            (Ok(_), None) => Ok(()),
+            (Ok(_), Some(_)) => Err(PgbackrestError::VerifiedOther {
+                point: point.name.clone(),
+                database: database.to_owned(),
+            }),
+            (Err(e), _) => Err(not_verified(e.into())),
+        }
     }
 
     async fn hook(&self, key: &'static str, command: &str) -> Result<(), PgbackrestError> {
@@ -521,6 +637,7 @@ mod tests {
             exec: exec.map(str::to_owned),
             stop: "pg_ctlcluster 16 main stop -m fast".into(),
             start: "pg_ctlcluster 16 main start".into(),
+            verify: false,
         }
     }
 
