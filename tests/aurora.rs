@@ -290,3 +290,70 @@ fn prune_deletes_cluster_snapshots_beyond_the_retention_only_when_told() {
     assert_eq!(rds.count("DeleteDBClusterSnapshot"), 1);
     assert_eq!(rds.cluster_snapshots(), vec![taken[1].clone()]);
 }
+
+/// After the swap the cluster endpoint's DNS may still lead to the failed
+/// cluster for a while: the rollback waits until `database.url` is served
+/// by one of the clone's instances (`aurora_db_instance_identifier()`,
+/// stood in for here by a function of the test's: the failed writer's
+/// name on its first call, then what the test writes once the clone's
+/// instances exist), and fails, maintenance on, if it never is.
+#[test]
+fn the_rollback_waits_until_the_database_is_served_by_the_clone() {
+    for (n, served_by_clone) in [(0, true), (1, false)] {
+        let rds = Rds::aurora();
+        let db = format!("aurora_dns_{n}");
+        let ws = rds.aurora_workspace(&db, "prod", "");
+        if !served_by_clone {
+            let config = std::fs::read_to_string(ws.path().join("snapguard.yml")).unwrap();
+            std::fs::write(
+                ws.path().join("snapguard.yml"),
+                config.replace("    wait: 2m\n", "    wait: 3s\n"),
+            )
+            .unwrap();
+        }
+        psql(
+            &db,
+            "CREATE TABLE aurora_serving (id text); INSERT INTO aurora_serving VALUES ('prod-1'); CREATE SEQUENCE aurora_asked; \
+             CREATE FUNCTION aurora_db_instance_identifier() RETURNS text LANGUAGE sql AS $$ SELECT CASE WHEN nextval('aurora_asked') = 1 THEN 'prod-1' ELSE (SELECT id FROM aurora_serving) END $$;",
+        );
+        ws.migrations(&[("1_bad.sql", "SELECT 1 / 0;\n")]);
+        let child = ws
+            .snapguard()
+            .args(["deploy", "--release", "v1"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        if served_by_clone {
+            // Once the clone has its instances, the endpoint "leads" there.
+            while rds.count("ModifyDBCluster") < 2 {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let form = &rds.forms("CreateDBInstance")[0];
+            let instance = form
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("DBInstanceIdentifier="))
+                .unwrap()
+                .to_owned();
+            psql(&db, &format!("UPDATE aurora_serving SET id = '{instance}'"));
+        }
+        let run = Run(child.wait_with_output().unwrap());
+        let log = without_masks(&run.stderr());
+        assert!(
+            log.contains("served by instance `prod-1`, not the clone's"),
+            "{log}"
+        );
+        if served_by_clone {
+            assert_eq!(run.code(), 4, "{log}");
+            assert!(!ws.path().join("maintenance.txt").exists());
+        } else {
+            assert_eq!(run.code(), 5, "{log}");
+            assert!(
+                log.contains("waited 3s (`snapshot.rds.wait`) for `database.url` served by clone"),
+                "{log}"
+            );
+            assert!(ws.path().join("maintenance.txt").exists());
+        }
+        assert_eq!(rds.count("ModifyDBCluster"), 2);
+    }
+}

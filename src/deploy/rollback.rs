@@ -661,6 +661,9 @@ async fn swap_aurora(deployer: &Deployer<'_>, journal: &mut Journal) -> Result<S
     crate::snapshot::wait_until_primary(deployer.db, config.wait)
         .await
         .map_err(|e| during(e.into()))?;
+    rds.wait_served_by_clone(deployer.db, &record)
+        .await
+        .map_err(|e| during(e.into()))?;
     tracing::warn!(cluster = %record.aside, "the failed Aurora cluster and its instances are kept under this name (and billed): delete them once no longer needed");
     Ok(format!(
         "Aurora cluster `{}` replaced by a copy-on-write clone of itself as at {} (snapshot `{}`); the failed cluster is kept as `{}`",

@@ -477,6 +477,50 @@ impl Rds<'_> {
         .await
     }
 
+    /// After the swap: waits until `database.url` is served by one of the
+    /// clone's instances (`aurora_db_instance_identifier()`), not by the
+    /// failed cluster's, which the cluster endpoint's DNS may still lead
+    /// to for a while after the rename. A server without that function is
+    /// not Aurora (a proxy, or the tests' PostgreSQL): nothing to tell by,
+    /// said and passed.
+    pub async fn wait_served_by_clone(
+        &self,
+        app: &ConnInfo,
+        record: &AuroraClone,
+    ) -> Result<(), RdsError> {
+        let (prefix, suffix) = (format!("{}-", record.cluster), format!("-{}", record.short));
+        self.wait(
+            &format!("`database.url` served by clone `{}`'s instances", record.cluster),
+            || async {
+                let client = match crate::db::connect(app).await {
+                    Ok(client) => client,
+                    Err(e) => return Ok(Some(format!("not answering: {}", crate::error::chain(&e)))),
+                };
+                let aurora = client
+                    .query_one("SELECT to_regproc('aurora_db_instance_identifier') IS NOT NULL", &[])
+                    .await
+                    .map(|row| row.get::<_, bool>(0));
+                match aurora {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!("`database.url` has no aurora_db_instance_identifier(): it is not Aurora PostgreSQL itself (a proxy?), so whether it leads to the clone cannot be checked");
+                        return Ok(None);
+                    }
+                    Err(e) => return Ok(Some(format!("cannot ask: {e}"))),
+                }
+                Ok(match client.query_one("SELECT aurora_db_instance_identifier()::text", &[]).await {
+                    Ok(row) => {
+                        let id: String = row.get(0);
+                        (!(id.starts_with(&prefix) && id.ends_with(&suffix)))
+                            .then(|| format!("served by instance `{id}`, not the clone's"))
+                    }
+                    Err(e) => Some(format!("cannot ask: {e}")),
+                })
+            },
+        )
+        .await
+    }
+
     /// Waits until cluster `id` is available.
     async fn wait_cluster(&self, id: &str, what: &str) -> Result<(), RdsError> {
         self.wait(what, || async {
