@@ -215,14 +215,7 @@ impl Cluster {
     fn deploy_in_slow_migration(&self) -> std::process::Child {
         self.migration("1_add.sql", "CREATE TABLE added (id int);\n");
         self.migration("2_slow.sql", "SELECT pg_sleep(60);\n");
-        let child = self
-            .ws
-            .snapguard()
-            .args(["deploy", "--release", "v1"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = self.ws.spawn_quiet(&["deploy", "--release", "v1"]);
         wait_until("the slow migration", Duration::from_secs(120), || {
             self.sql(
                 "postgres",

@@ -107,13 +107,7 @@ fn recover_finishes_a_swap_whose_runner_was_killed_between_rename_and_restore() 
         ("1_add.sql", "CREATE TABLE added (id int);\n"),
         ("2_bad.sql", "SELECT 1 / 0;\n"),
     ]);
-    let mut child = ws
-        .snapguard()
-        .args(["deploy", "--release", "v1"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = ws.spawn_quiet(&["deploy", "--release", "v1"]);
     rds.kill_after("ModifyDBInstance", &child);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), None, "killed by the proxy: {status:?}");
@@ -266,13 +260,7 @@ fn prune_deletes_rds_snapshots_beyond_the_retention_only_when_told() {
         "prod",
         "  retention: { keep_last: 1, keep_days: 0 }\n",
     );
-    for (n, release) in [(1, "v1"), (2, "v2")] {
-        ws.migrations(&[(
-            format!("{n}_add.sql").as_str(),
-            format!("CREATE TABLE t{n} (id int);\n").as_str(),
-        )]);
-        ws.run(&["deploy", "--release", release]).expect_code(0);
-    }
+    deploy_twice(&ws);
     let mut taken = rds.snapshots();
     taken.sort();
     assert_eq!(taken.len(), 2, "{taken:?}");

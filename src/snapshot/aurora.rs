@@ -27,7 +27,7 @@ use aws_sdk_rds::primitives::DateTime as AwsTime;
 use aws_sdk_rds::types::ServerlessV2ScalingConfiguration;
 use chrono::{DateTime, Utc};
 
-use super::rds::{Listed, Rds, RdsError};
+use super::rds::{Listed, Rds, RdsError, not_yet_available};
 use crate::db::ConnInfo;
 
 /// The deploy's cluster snapshot and how far the rollback's swap got:
@@ -406,11 +406,9 @@ impl Rds<'_> {
         }
         for name in &instances {
             self.wait(&format!("instance `{name}` of the clone"), || async {
-                Ok(match self.describe(name).await? {
-                    Some(i) if i.status == "available" => None,
-                    Some(i) => Some(i.status),
-                    None => Some("not found".into()),
-                })
+                Ok(not_yet_available(
+                    self.describe(name).await?.map(|i| i.status),
+                ))
             })
             .await?;
         }
@@ -431,50 +429,36 @@ impl Rds<'_> {
             .await
     }
 
-    /// `from` renamed to `to` (`ModifyDBCluster`), decided from what RDS
-    /// shows; waits until `from` is gone and `to` available.
+    /// `from` renamed to `to` (`ModifyDBCluster`), as [`Rds::rename`]
+    /// decides.
     async fn rename_cluster(
         &self,
         from: &str,
         to: &str,
         record: &AuroraClone,
     ) -> Result<(), RdsError> {
-        let source = self.describe_cluster(from).await?;
-        let target = self.describe_cluster(to).await?;
-        match (&source, &target) {
-            (None, None) => {
-                return Err(RdsError::ClusterLost {
-                    cluster: record.cluster.clone(),
-                    aside: record.aside.clone(),
-                    clone: record.clone.clone(),
-                });
-            }
-            // Renamed, or being renamed: wait below.
-            (_, Some(_)) => {}
-            (Some(s), None) if s.status == "renaming" => {}
-            (Some(_), None) => {
-                tracing::info!(from, to, "renaming the Aurora cluster");
-                self.client
-                    .modify_db_cluster()
-                    .db_cluster_identifier(from)
-                    .new_db_cluster_identifier(to)
-                    .apply_immediately(true)
-                    .send()
-                    .await
-                    .map_err(RdsError::call("ModifyDBCluster"))?;
-            }
-        }
-        self.wait(&format!("`{from}` renamed to `{to}`"), || async {
-            let source = self.describe_cluster(from).await?;
-            let target = self.describe_cluster(to).await?;
-            Ok(match (source, target) {
-                (None, Some(t)) if t.status == "available" => None,
-                (None, Some(t)) => Some(t.status),
-                (Some(s), _) => Some(s.status),
-                (None, None) => Some("not found under either name".into()),
-            })
-        })
-        .await
+        let lost = || RdsError::ClusterLost {
+            cluster: record.cluster.clone(),
+            aside: record.aside.clone(),
+            clone: record.clone.clone(),
+        };
+        let status = |id: &str| {
+            let id = id.to_owned();
+            async move { Ok(self.describe_cluster(&id).await?.map(|c| c.status)) }
+        };
+        let modify = || async {
+            tracing::info!(from, to, "renaming the Aurora cluster");
+            self.client
+                .modify_db_cluster()
+                .db_cluster_identifier(from)
+                .new_db_cluster_identifier(to)
+                .apply_immediately(true)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(RdsError::call("ModifyDBCluster"))
+        };
+        self.rename(from, to, status, modify, lost).await
     }
 
     /// After the swap: waits until `database.url` is served by one of the
@@ -524,11 +508,9 @@ impl Rds<'_> {
     /// Waits until cluster `id` is available.
     async fn wait_cluster(&self, id: &str, what: &str) -> Result<(), RdsError> {
         self.wait(what, || async {
-            Ok(match self.describe_cluster(id).await? {
-                Some(c) if c.status == "available" => None,
-                Some(c) => Some(c.status),
-                None => Some("not found".into()),
-            })
+            Ok(not_yet_available(
+                self.describe_cluster(id).await?.map(|c| c.status),
+            ))
         })
         .await
     }

@@ -506,43 +506,65 @@ impl<'a> Rds<'a> {
     /// Renames the instance aside, unless RDS shows it done or under way,
     /// and waits until the name is free.
     pub async fn rename_aside(&self, record: &RdsSnapshot) -> Result<(), RdsError> {
-        let original = self.describe(&record.instance).await?;
-        let aside = self.describe(&record.aside).await?;
-        match (&original, &aside) {
-            (None, None) => {
-                return Err(RdsError::Lost {
-                    instance: record.instance.clone(),
-                    aside: record.aside.clone(),
-                });
-            }
+        let lost = || RdsError::Lost {
+            instance: record.instance.clone(),
+            aside: record.aside.clone(),
+        };
+        let status = |id: &str| {
+            let id = id.to_owned();
+            async move { Ok(self.describe(&id).await?.map(|i| i.status)) }
+        };
+        let modify = || async {
+            tracing::info!(instance = %record.instance, aside = %record.aside, "renaming the RDS instance aside");
+            self.client
+                .modify_db_instance()
+                .db_instance_identifier(&record.instance)
+                .new_db_instance_identifier(&record.aside)
+                .apply_immediately(true)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(RdsError::call("ModifyDBInstance"))
+        };
+        self.rename(&record.instance, &record.aside, status, modify, lost)
+            .await
+    }
+
+    /// `from` renamed to `to` (an instance's or a cluster's: `status`
+    /// says what RDS has by a name, `modify` asks for the rename), decided
+    /// from what RDS shows: asked for unless `to` exists or `from` is
+    /// `renaming` already (a `recover` after a killed runner), then waited
+    /// on until `from` is gone and `to` available. `lost` when RDS has
+    /// neither.
+    pub(super) async fn rename<S, SFut, M, MFut>(
+        &self,
+        from: &str,
+        to: &str,
+        status: S,
+        modify: M,
+        lost: impl Fn() -> RdsError,
+    ) -> Result<(), RdsError>
+    where
+        S: Fn(&str) -> SFut,
+        SFut: std::future::Future<Output = Result<Option<String>, RdsError>>,
+        M: FnOnce() -> MFut,
+        MFut: std::future::Future<Output = Result<(), RdsError>>,
+    {
+        match (status(from).await?, status(to).await?) {
+            (None, None) => return Err(lost()),
             // Renamed, or being renamed: wait below.
             (_, Some(_)) => {}
-            (Some(o), None) if o.status == "renaming" => {}
-            (Some(_), None) => {
-                tracing::info!(instance = %record.instance, aside = %record.aside, "renaming the RDS instance aside");
-                self.client
-                    .modify_db_instance()
-                    .db_instance_identifier(&record.instance)
-                    .new_db_instance_identifier(&record.aside)
-                    .apply_immediately(true)
-                    .send()
-                    .await
-                    .map_err(RdsError::call("ModifyDBInstance"))?;
-            }
+            (Some(s), None) if s == "renaming" => {}
+            (Some(_), None) => modify().await?,
         }
-        self.wait(
-            &format!("`{}` renamed to `{}`", record.instance, record.aside),
-            || async {
-                let original = self.describe(&record.instance).await?;
-                let aside = self.describe(&record.aside).await?;
-                Ok(match (original, aside) {
-                    (None, Some(a)) if a.status == "available" => None,
-                    (None, Some(a)) => Some(a.status),
-                    (Some(o), _) => Some(o.status),
-                    (None, None) => Some("not found under either name".into()),
-                })
-            },
-        )
+        self.wait(&format!("`{from}` renamed to `{to}`"), || async {
+            Ok(match (status(from).await?, status(to).await?) {
+                (None, Some(t)) if t == "available" => None,
+                (None, Some(t)) => Some(t),
+                (Some(s), _) => Some(s),
+                (None, None) => Some("not found under either name".into()),
+            })
+        })
         .await
     }
 
@@ -583,11 +605,9 @@ impl<'a> Rds<'a> {
         self.wait(
             &format!("`{}` restored from `{}`", record.instance, record.snapshot),
             || async {
-                Ok(match self.describe(&record.instance).await? {
-                    Some(i) if i.status == "available" => None,
-                    Some(i) => Some(i.status),
-                    None => Some("not found".into()),
-                })
+                Ok(not_yet_available(
+                    self.describe(&record.instance).await?.map(|i| i.status),
+                ))
             },
         )
         .await
@@ -656,6 +676,16 @@ impl<'a> Rds<'a> {
             publicly_accessible: i.publicly_accessible(),
             port: i.endpoint().and_then(|e| e.port()),
         }))
+    }
+}
+
+/// For [`Rds::wait`]: `None` once `status` (what RDS says of an instance
+/// or cluster, `None` when it has none by that name) is `available`.
+pub(super) fn not_yet_available(status: Option<String>) -> Option<String> {
+    match status {
+        Some(s) if s == "available" => None,
+        Some(s) => Some(s),
+        None => Some("not found".into()),
     }
 }
 

@@ -547,6 +547,17 @@ impl Workspace {
         }
     }
 
+    /// Starts the binary with `args` in the background, its output
+    /// dropped: a runner to kill.
+    pub fn spawn_quiet(&self, args: &[&str]) -> Child {
+        self.snapguard()
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start snapguard")
+    }
+
     /// Runs the binary with `args` and returns its output.
     pub fn run(&self, args: &[&str]) -> Run {
         Run(self.snapguard().args(args).output().expect("run snapguard"))

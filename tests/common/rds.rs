@@ -201,6 +201,18 @@ impl Rds {
     }
 }
 
+/// Two deploys that succeed (`v1`, `v2`), each adding a table: two
+/// provider snapshots, for `prune`.
+pub fn deploy_twice(ws: &Workspace) {
+    for (n, release) in [(1, "v1"), (2, "v2")] {
+        ws.migrations(&[(
+            format!("{n}_add.sql").as_str(),
+            format!("CREATE TABLE t{n} (id int);\n").as_str(),
+        )]);
+        ws.run(&["deploy", "--release", release]).expect_code(0);
+    }
+}
+
 /// The text of every `<tag>` in `xml`, in order.
 pub fn tags(xml: &str, tag: &str) -> Vec<String> {
     let open = format!("<{tag}>");
