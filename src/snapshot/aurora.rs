@@ -27,7 +27,7 @@ use aws_sdk_rds::primitives::DateTime as AwsTime;
 use aws_sdk_rds::types::ServerlessV2ScalingConfiguration;
 use chrono::{DateTime, Utc};
 
-use super::rds::{Listed, Rds, RdsError, not_yet_available};
+use super::rds::{Listed, Rds, RdsError, not_yet_available, snapguard_snapshots};
 use crate::db::ConnInfo;
 
 /// The deploy's cluster snapshot and how far the rollback's swap got:
@@ -245,10 +245,7 @@ impl Rds<'_> {
     /// first.
     pub(super) async fn list_cluster_snapshots(&self) -> Result<Vec<Listed>, RdsError> {
         let cluster = self.cluster_id();
-        let prefix = format!("snapguard-{cluster}-");
-        let mut out = Vec::new();
-        let mut marker = None;
-        loop {
+        snapguard_snapshots(cluster, |marker| async move {
             let page = self
                 .client
                 .describe_db_cluster_snapshots()
@@ -258,29 +255,22 @@ impl Rds<'_> {
                 .send()
                 .await
                 .map_err(RdsError::call("DescribeDBClusterSnapshots"))?;
-            for s in page.db_cluster_snapshots() {
-                let Some(id) = s
-                    .db_cluster_snapshot_identifier()
-                    .filter(|id| id.starts_with(&prefix))
-                else {
-                    continue;
-                };
-                out.push(Listed {
-                    id: id.to_owned(),
-                    instance: cluster.to_owned(),
-                    status: s.status().unwrap_or("unknown").to_owned(),
-                    created: s.snapshot_create_time().and_then(utc),
-                    allocated_gib: s.allocated_storage(),
-                });
-            }
-            marker = page.marker().map(str::to_owned);
-            if marker.is_none() {
-                break;
-            }
-        }
-        // The names carry the deploy's time stamp.
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
+            let listed = page
+                .db_cluster_snapshots()
+                .iter()
+                .filter_map(|s| {
+                    Some(Listed {
+                        id: s.db_cluster_snapshot_identifier()?.to_owned(),
+                        instance: cluster.to_owned(),
+                        status: s.status().unwrap_or("unknown").to_owned(),
+                        created: s.snapshot_create_time().and_then(utc),
+                        allocated_gib: s.allocated_storage(),
+                    })
+                })
+                .collect();
+            Ok((listed, page.marker().map(str::to_owned)))
+        })
+        .await
     }
 
     /// Deletes cluster snapshot `id` (`prune --rds`).

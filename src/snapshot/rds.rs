@@ -435,10 +435,7 @@ impl<'a> Rds<'a> {
         let RdsTarget::Instance(instance) = &self.config.target else {
             return self.list_cluster_snapshots().await;
         };
-        let prefix = format!("snapguard-{instance}-");
-        let mut out = Vec::new();
-        let mut marker = None;
-        loop {
+        snapguard_snapshots(instance, |marker| async move {
             let page = self
                 .client
                 .describe_db_snapshots()
@@ -448,31 +445,24 @@ impl<'a> Rds<'a> {
                 .send()
                 .await
                 .map_err(RdsError::call("DescribeDBSnapshots"))?;
-            for s in page.db_snapshots() {
-                let Some(id) = s
-                    .db_snapshot_identifier()
-                    .filter(|id| id.starts_with(&prefix))
-                else {
-                    continue;
-                };
-                out.push(Listed {
-                    id: id.to_owned(),
-                    instance: instance.clone(),
-                    status: s.status().unwrap_or("unknown").to_owned(),
-                    created: s
-                        .snapshot_create_time()
-                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0)),
-                    allocated_gib: s.allocated_storage(),
-                });
-            }
-            marker = page.marker().map(str::to_owned);
-            if marker.is_none() {
-                break;
-            }
-        }
-        // The names carry the deploy's time stamp.
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
+            let listed = page
+                .db_snapshots()
+                .iter()
+                .filter_map(|s| {
+                    Some(Listed {
+                        id: s.db_snapshot_identifier()?.to_owned(),
+                        instance: instance.clone(),
+                        status: s.status().unwrap_or("unknown").to_owned(),
+                        created: s
+                            .snapshot_create_time()
+                            .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0)),
+                        allocated_gib: s.allocated_storage(),
+                    })
+                })
+                .collect();
+            Ok((listed, page.marker().map(str::to_owned)))
+        })
+        .await
     }
 
     /// Deletes snapshot `id` (`prune --rds`).
@@ -677,6 +667,31 @@ impl<'a> Rds<'a> {
             port: i.endpoint().and_then(|e| e.port()),
         }))
     }
+}
+
+/// The snapshots of instance or cluster `id` whose names snapguard gives
+/// (`snapguard-<id>-…`), oldest first, from every page of a
+/// `Describe…Snapshots` listing: `page(marker)` gives one page's
+/// snapshots and the next page's marker.
+pub(super) async fn snapguard_snapshots<F, Fut>(id: &str, page: F) -> Result<Vec<Listed>, RdsError>
+where
+    F: Fn(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<Listed>, Option<String>), RdsError>>,
+{
+    let prefix = format!("snapguard-{id}-");
+    let mut out = Vec::new();
+    let mut marker = None;
+    loop {
+        let (listed, next) = page(marker).await?;
+        out.extend(listed.into_iter().filter(|l| l.id.starts_with(&prefix)));
+        marker = next;
+        if marker.is_none() {
+            break;
+        }
+    }
+    // The names carry the deploy's time stamp.
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
 }
 
 /// For [`Rds::wait`]: `None` once `status` (what RDS says of an instance
